@@ -1,0 +1,263 @@
+//! Owned packet buffers.
+//!
+//! `Mbuf` owns one `rte_mbuf` and frees it on drop. `MbufBurst` owns up to
+//! `MAX_BURST` of them for the burst-oriented fast path: a transmit hands the
+//! sent mbufs to the driver and *forgets* them (the driver frees them after
+//! transmission), so an mbuf can never be freed twice, and whatever was not
+//! sent stays owned by the burst until it is dropped or freed explicitly.
+
+use std::ptr::NonNull;
+
+use dpdk_sys as sys;
+
+use super::error::{DpdkError, Result};
+use super::mempool::Mempool;
+use super::port::PortId;
+
+/// Largest burst the fast path moves at once.
+pub const MAX_BURST: usize = 64;
+
+/// One owned packet buffer (single segment).
+#[repr(transparent)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an mbuf has exactly one owner at a time; moving it between threads
+// is how DPDK is used.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes a fresh mbuf from `pool`.
+    pub fn alloc(pool: &Mempool) -> Result<Mbuf> {
+        // SAFETY: the pool pointer is valid.
+        let raw = unsafe { sys::shim_pktmbuf_alloc(pool.as_ptr()) };
+        NonNull::new(raw).map(Mbuf).ok_or_else(|| {
+            DpdkError::new("rte_pktmbuf_alloc", pool.name().to_owned(), libc::ENOBUFS)
+        })
+    }
+
+    /// A new mbuf holding a copy of `bytes`.
+    pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Result<Mbuf> {
+        let mut m = Mbuf::alloc(pool)?;
+        m.append(bytes)?;
+        Ok(m)
+    }
+
+    /// Appends `bytes` to the packet's tail; fails (EMSGSIZE) if they do
+    /// not fit in the buffer's tailroom.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        let len = u16::try_from(bytes.len())
+            .map_err(|_| DpdkError::new("rte_pktmbuf_append", "frame", libc::EMSGSIZE))?;
+        // SAFETY: single-segment mbuf we own exclusively.
+        let dst = unsafe { sys::shim_pktmbuf_append(self.0.as_ptr(), len) };
+        if dst.is_null() {
+            return Err(DpdkError::new(
+                "rte_pktmbuf_append",
+                "frame",
+                libc::EMSGSIZE,
+            ));
+        }
+        // SAFETY: append returned `len` writable bytes inside our buffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+        Ok(())
+    }
+
+    /// Total packet length over all segments.
+    #[inline]
+    pub fn pkt_len(&self) -> u32 {
+        // SAFETY: valid mbuf owned by self.
+        unsafe { (*self.0.as_ptr()).pkt_len }
+    }
+
+    /// Bytes of the first segment.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: buf_addr + data_off points at data_len initialised bytes
+        // inside the buffer, which lives as long as self.
+        unsafe {
+            let m = self.0.as_ptr();
+            let start = ((*m).buf_addr as *const u8).add((*m).data_off as usize);
+            std::slice::from_raw_parts(start, (*m).data_len as usize)
+        }
+    }
+
+    /// Mutable bytes of the first segment.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and we own the mbuf exclusively.
+        unsafe {
+            let m = self.0.as_ptr();
+            let start = ((*m).buf_addr as *mut u8).add((*m).data_off as usize);
+            std::slice::from_raw_parts_mut(start, (*m).data_len as usize)
+        }
+    }
+
+    /// Hints the CPU to pull the packet's first cache line in.
+    #[inline]
+    pub fn prefetch_data(&self) {
+        // SAFETY: prefetch of a valid address; never faults.
+        unsafe {
+            let m = self.0.as_ptr();
+            sys::shim_prefetch0(
+                ((*m).buf_addr as *const u8).add((*m).data_off as usize) as *const _
+            );
+        }
+    }
+
+    /// The port that received this mbuf.
+    #[inline]
+    pub fn rx_port(&self) -> PortId {
+        // SAFETY: valid mbuf.
+        PortId(unsafe { (*self.0.as_ptr()).port })
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nobody else references it.
+        unsafe { sys::shim_pktmbuf_free(self.0.as_ptr()) };
+    }
+}
+
+/// Up to `MAX_BURST` owned mbufs, filled by `rx_burst`, emptied by
+/// `tx_burst`. Lives on the worker's stack; never allocates.
+pub struct MbufBurst {
+    slots: [*mut sys::rte_mbuf; MAX_BURST],
+    len: usize,
+}
+
+// SAFETY: owns its mbufs exclusively, like Vec<Mbuf>.
+unsafe impl Send for MbufBurst {}
+
+impl Default for MbufBurst {
+    fn default() -> Self {
+        MbufBurst::new()
+    }
+}
+
+impl MbufBurst {
+    pub const fn new() -> Self {
+        MbufBurst {
+            slots: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The owned mbufs, as `Mbuf`s.
+    #[inline]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, and the
+        // first `len` slots are non-null mbufs owned by this burst.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr() as *const Mbuf, self.len) }
+    }
+
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: as in `as_slice`, with exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.slots.as_mut_ptr() as *mut Mbuf, self.len) }
+    }
+
+    /// Appends an owned mbuf; gives it back if the burst is full.
+    pub fn push(&mut self, m: Mbuf) -> std::result::Result<(), Mbuf> {
+        if self.len == MAX_BURST {
+            return Err(m);
+        }
+        self.slots[self.len] = m.0.as_ptr();
+        std::mem::forget(m);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Fills the burst up to `n` mbufs with fresh, empty buffers from `pool`
+    /// in one bulk call; all or nothing.
+    pub fn alloc_from(&mut self, pool: &Mempool, n: usize) -> Result<()> {
+        let n = n.min(MAX_BURST - self.len);
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: the free slots after `len` receive `n` mbufs we then own.
+        let rc = unsafe {
+            sys::shim_pktmbuf_alloc_bulk(
+                pool.as_ptr(),
+                self.slots.as_mut_ptr().add(self.len),
+                n as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(DpdkError::new(
+                "rte_pktmbuf_alloc_bulk",
+                pool.name().to_owned(),
+                rc,
+            ));
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// Receives up to `max` (capped at the free space) packets from a queue.
+    /// Returns how many arrived.
+    #[inline]
+    pub fn rx_burst(&mut self, port: PortId, queue: u16, max: usize) -> usize {
+        let room = max.min(MAX_BURST - self.len);
+        // SAFETY: the slots after `len` are free for the driver to fill with
+        // up to `room` mbufs, which we then own.
+        let n = unsafe {
+            sys::shim_rx_burst(
+                port.0,
+                queue,
+                self.slots.as_mut_ptr().add(self.len),
+                room as u16,
+            )
+        } as usize;
+        self.len += n;
+        n
+    }
+
+    /// Hands every packet to a TX queue. Sent mbufs now belong to the driver
+    /// and are forgotten here; unsent ones stay, moved to the front, for the
+    /// caller to retry or drop. Returns how many were sent.
+    #[inline]
+    pub fn tx_burst(&mut self, port: PortId, queue: u16) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        // SAFETY: the first `len` slots are owned mbufs; the driver takes
+        // ownership of the first `sent` of them.
+        let sent =
+            unsafe { sys::shim_tx_burst(port.0, queue, self.slots.as_mut_ptr(), self.len as u16) }
+                as usize;
+        if sent < self.len {
+            self.slots.copy_within(sent..self.len, 0);
+        }
+        self.len -= sent;
+        sent
+    }
+
+    /// Frees every mbuf still owned (one bulk call). Returns how many.
+    #[inline]
+    pub fn free_all(&mut self) -> usize {
+        let n = self.len;
+        if n > 0 {
+            // SAFETY: the first `n` slots are owned mbufs; after this they are
+            // forgotten.
+            unsafe { sys::rte_pktmbuf_free_bulk(self.slots.as_mut_ptr(), n as u32) };
+            self.len = 0;
+        }
+        n
+    }
+}
+
+impl Drop for MbufBurst {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}

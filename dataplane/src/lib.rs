@@ -1,0 +1,13 @@
+//! IntelliNode's data plane: the DPDK runtime (EAL, mempools, ports, lcores),
+//! per-lcore counters and the packet pipelines that run on worker lcores.
+//!
+//! Only [`dpdk`] contains `unsafe`; everything else is safe Rust over it.
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod config;
+pub mod dpdk;
+pub mod pipeline;
+pub mod preflight;
+pub mod report;
+pub mod runtime;
+pub mod stats;

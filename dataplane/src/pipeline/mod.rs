@@ -1,0 +1,34 @@
+//! Packet pipelines: what a worker lcore does with each burst.
+//!
+//! Like DPDK's l3fwd, each worker gets one [`WorkerConf`] naming exactly the
+//! RX queues it polls and where their packets go, so workers share nothing
+//! on the fast path but read-only configuration.
+
+pub mod forward;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::dpdk::{LcoreId, PortId};
+use crate::stats::LcoreCounters;
+
+/// One RX queue a worker polls and the TX queue its packets leave by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueRoute {
+    pub rx_port: PortId,
+    pub tx_port: PortId,
+    /// The worker's queue index, used on both ports: queue `q` of every port
+    /// belongs to worker `q`, so no two workers share a queue.
+    pub queue: u16,
+}
+
+/// Everything a worker lcore needs, built before launch.
+pub struct WorkerConf {
+    pub lcore: LcoreId,
+    pub routes: Vec<QueueRoute>,
+    pub burst_size: usize,
+    /// Sleep after an idle pass; zero means poll without pause.
+    pub idle_sleep: std::time::Duration,
+    pub counters: Arc<LcoreCounters>,
+    pub stop: Arc<AtomicBool>,
+}

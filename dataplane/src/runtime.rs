@@ -1,0 +1,314 @@
+//! `intellinode run`: bring up EAL, ports and workers, report while running,
+//! and shut down cleanly.
+//!
+//! Threads: the main lcore (this thread) owns setup, the live statistics and
+//! shutdown; one worker lcore per queue runs the pipeline. Shutdown is
+//! cooperative: SIGINT/SIGTERM or the end of `--duration` sets a flag, the
+//! main lcore tells the workers to stop, waits for them, reads the final
+//! counters, then stops the ports (which flushes pcap output) before EAL is
+//! cleaned up.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::config::{Config, PipelineKind};
+use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
+use crate::pipeline::{forward, QueueRoute, WorkerConf};
+use crate::preflight;
+use crate::report::{self, Live};
+use crate::stats::{LcoreCounters, Snapshot, StatsReport};
+
+/// What `intellinode run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub duration: Option<Duration>,
+    pub stats_interval: Duration,
+    pub stats_json: Option<PathBuf>,
+    pub eal_args: Vec<String>,
+}
+
+/// Per-lcore mbuf cache: big enough to amortise the shared ring, small enough
+/// not to strand buffers on idle lcores.
+const MEMPOOL_CACHE: u32 = 256;
+
+pub fn run(opts: &RunOptions) -> Result<StatsReport> {
+    // Everything that can be checked without DPDK is checked first, so a typo
+    // costs no EAL start-up and gets a precise message.
+    let config = Config::load(&opts.config)?;
+    preflight::check_vdevs(&opts.eal_args).map_err(|e| anyhow!(e))?;
+
+    let stop_requested = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop_requested))
+            .context("cannot install signal handler")?;
+    }
+
+    let eal = Eal::init(&eal_argv(&opts.eal_args)).map_err(|e| {
+        anyhow!("EAL initialisation failed: {} (check the EAL arguments after `--`; DPDK's log above has details)", e.reason())
+    })?;
+
+    let workers = eal.worker_lcores();
+    if workers.is_empty() {
+        bail!("no worker lcore: give EAL at least two lcores (e.g. `-l 0,1`); the first one runs statistics and control");
+    }
+    let nb_ports = eal.port_count();
+    let infos = (0..nb_ports)
+        .map(|p| PortInfo::query(PortId(p)))
+        .collect::<dpdk::Result<Vec<_>>>()?;
+    let used = config.ports_used();
+    if let Some(&missing) = used.iter().find(|&&p| p >= nb_ports) {
+        let found: Vec<String> = infos
+            .iter()
+            .map(|i| format!("{} {}", i.id, i.name))
+            .collect();
+        bail!(
+            "config pairs port{missing}, but EAL created {nb_ports} port(s){}{}",
+            if found.is_empty() { "" } else { ": " },
+            found.join(", ")
+        );
+    }
+
+    let queues = u16::try_from(workers.len()).context("too many worker lcores")?;
+    for &p in &used {
+        let info = &infos[usize::from(p)];
+        if info.max_rx_queues < queues || info.max_tx_queues < queues {
+            bail!(
+                "{} ({}) cannot start: it has {} RX / {} TX queue(s), but {} worker lcore(s) need one each; use fewer lcores or a device with more queues",
+                info.id, info.name, info.max_rx_queues, info.max_tx_queues, queues
+            );
+        }
+    }
+
+    let setup = PortSetup {
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_descriptors: config.ports.rx_descriptors,
+        tx_descriptors: config.ports.tx_descriptors,
+    };
+    let mbufs = if config.ports.mbufs > 0 {
+        config.ports.mbufs
+    } else {
+        pool_size(used.len(), &setup, workers.len(), config.burst_size)
+    };
+    let socket = infos
+        .get(usize::from(used[0]))
+        .map_or(0, |i| i.socket.max(0));
+    let pool = Mempool::new(
+        "intellinode_pkts",
+        mbufs,
+        MEMPOOL_CACHE.min(mbufs / 2),
+        socket,
+    )
+    .map_err(|e| anyhow!("cannot create the packet pool of {mbufs} mbufs: {e}"))?;
+
+    let mut ports = Vec::with_capacity(used.len());
+    for &p in &used {
+        let info = infos[usize::from(p)].clone();
+        let label = format!("{} ({})", info.id, info.name);
+        ports.push(
+            Port::start(info, setup, &pool).map_err(|e| anyhow!("{label} cannot start: {e}"))?,
+        );
+    }
+
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let counters: Vec<Arc<LcoreCounters>> = workers
+        .iter()
+        .map(|l| Arc::new(LcoreCounters::new(l.0, usize::from(nb_ports))))
+        .collect();
+    for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
+        let conf = WorkerConf {
+            lcore,
+            routes: routes_for_queue(&config, q as u16),
+            burst_size: usize::from(config.burst_size),
+            idle_sleep: Duration::from_micros(u64::from(config.idle_sleep_us)),
+            counters: Arc::clone(c),
+            stop: Arc::clone(&worker_stop),
+        };
+        let pipeline = config.pipeline;
+        let launched = dpdk::launch(lcore, move || {
+            match pipeline {
+                PipelineKind::Forward => forward::run(&conf),
+            }
+            0
+        });
+        if let Err(e) = launched {
+            worker_stop.store(true, Ordering::Relaxed);
+            eal.wait_all_workers();
+            bail!("cannot start the worker on {lcore}: {e}");
+        }
+    }
+
+    let tsc_hz = eal.tsc_hz();
+    let mut live = Live::new(&config, &ports, &workers, tsc_hz);
+    live.print_header(opts.duration);
+    let started = Instant::now();
+    let mut next_report = started + opts.stats_interval;
+    let mut last = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
+    loop {
+        if stop_requested.load(Ordering::Relaxed) {
+            live.note("signal received, stopping");
+            break;
+        }
+        let now = Instant::now();
+        if opts.duration.is_some_and(|d| now >= started + d) {
+            break;
+        }
+        if !opts.stats_interval.is_zero() && now >= next_report {
+            let snap = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
+            live.print_rates(started.elapsed(), &last, &snap);
+            last = snap;
+            next_report += opts.stats_interval;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    worker_stop.store(true, Ordering::Relaxed);
+    eal.wait_all_workers();
+    let final_snap = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
+    let duration_secs =
+        forwarding_secs(&counters, tsc_hz).unwrap_or_else(|| started.elapsed().as_secs_f64());
+    let nic: Vec<_> = ports.iter().map(|p| (p.id(), p.nic_stats())).collect();
+    let report = report::build(
+        &config,
+        &infos,
+        &used,
+        &final_snap,
+        &nic,
+        duration_secs,
+        tsc_hz,
+    );
+
+    // Stopping the ports closes pcap dumpers, so output files are complete
+    // before anyone reads them; then the pool, then EAL (declared first).
+    for port in &mut ports {
+        port.stop()
+            .map_err(|e| anyhow!("{} did not stop cleanly: {e}", port.id()))?;
+    }
+    drop(ports);
+    drop(pool);
+    live.print_summary(&report);
+    if let Some(path) = &opts.stats_json {
+        report::write_json(&report, path)?;
+    }
+    drop(eal);
+    Ok(report)
+}
+
+/// EAL's argv: a program name, quiet logging unless the user chose a level,
+/// then the user's arguments.
+fn eal_argv(user: &[String]) -> Vec<String> {
+    let mut argv = vec!["intellinode".to_owned()];
+    if !user.iter().any(|a| a.starts_with("--log-level")) {
+        // EAL's INFO lines (lcore detection, IOVA mode...) drown the live
+        // statistics; warnings and errors still show.
+        argv.push("--log-level=warning".to_owned());
+    }
+    if !user
+        .iter()
+        .any(|a| a == "--telemetry" || a == "--no-telemetry")
+    {
+        // The telemetry socket is opt-in: it litters /var/run/dpdk and prints
+        // a notice on every start.
+        argv.push("--no-telemetry".to_owned());
+    }
+    argv.extend(user.iter().cloned());
+    argv
+}
+
+/// Worker `queue` polls RX queue `queue` of every paired port and sends on
+/// TX queue `queue` of the peer.
+fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
+    config
+        .pairs
+        .iter()
+        .flat_map(|pair| {
+            let [a, b] = pair.ports;
+            [(a, b), (b, a)]
+        })
+        .map(|(rx, tx)| QueueRoute {
+            rx_port: PortId(rx),
+            tx_port: PortId(tx),
+            queue,
+        })
+        .collect()
+}
+
+/// Enough mbufs to fill every RX ring and TX ring, plus every lcore cache and
+/// one burst in flight per worker, rounded up to 2^n - 1 (the mempool's most
+/// memory-efficient size).
+fn pool_size(ports: usize, setup: &PortSetup, workers: usize, burst: u16) -> u32 {
+    let rings = ports
+        * usize::from(setup.rx_queues)
+        * (usize::from(setup.rx_descriptors) + usize::from(setup.tx_descriptors));
+    let caches = (workers + 1) * MEMPOOL_CACHE as usize;
+    let needed = (rings + caches + workers * usize::from(burst) * 2).max(4096);
+    (needed + 1)
+        .next_power_of_two()
+        .saturating_sub(1)
+        .min(u32::MAX as usize) as u32
+}
+
+/// Seconds between the first worker starting its loop and the last ending it.
+fn forwarding_secs(counters: &[Arc<LcoreCounters>], tsc_hz: u64) -> Option<f64> {
+    let start = counters
+        .iter()
+        .map(|c| c.loop_start_tsc.load(Ordering::Relaxed))
+        .filter(|&t| t != 0)
+        .min()?;
+    let end = counters
+        .iter()
+        .map(|c| c.loop_end_tsc.load(Ordering::Relaxed))
+        .max()?;
+    (end > start && tsc_hz > 0).then(|| (end - start) as f64 / tsc_hz as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_is_power_of_two_minus_one_and_covers_rings() {
+        let setup = PortSetup {
+            rx_queues: 2,
+            tx_queues: 2,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+        };
+        let n = pool_size(2, &setup, 2, 32);
+        assert!((n + 1).is_power_of_two());
+        assert!(n as usize >= 2 * 2 * 2048 + 3 * 256);
+    }
+
+    #[test]
+    fn each_queue_routes_both_directions_of_every_pair() {
+        let c = Config::parse(
+            "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\n[[pairs]]\nports = [3, 2]\n",
+        )
+        .unwrap();
+        let r = routes_for_queue(&c, 1);
+        let pairs: Vec<(u16, u16, u16)> = r
+            .iter()
+            .map(|q| (q.rx_port.0, q.tx_port.0, q.queue))
+            .collect();
+        assert_eq!(pairs, vec![(0, 1, 1), (1, 0, 1), (3, 2, 1), (2, 3, 1)]);
+    }
+
+    #[test]
+    fn eal_argv_defaults_log_level_only_when_unset() {
+        assert!(eal_argv(&["-l".into(), "0,1".into()]).contains(&"--log-level=warning".to_owned()));
+        let own = eal_argv(&["--log-level=debug".into(), "--telemetry".into()]);
+        assert_eq!(
+            own,
+            vec![
+                "intellinode".to_owned(),
+                "--log-level=debug".to_owned(),
+                "--telemetry".to_owned()
+            ]
+        );
+    }
+}
