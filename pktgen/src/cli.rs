@@ -1,0 +1,310 @@
+//! The `pktgen` command line.
+//!
+//! Subcommands are variants of [`Command`], each with its own `Args` struct
+//! and `run_*` function; [`run`] dispatches. The DPDK `send` subcommand is
+//! added the same way: a `Send(SendArgs)` variant and a match arm, without
+//! touching `write` or `inspect`.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::build::BuildError;
+use crate::pcap::{self, PcapError, PcapReader, TsResolution, LINKTYPE_ETHERNET};
+use crate::stats::Stats;
+use crate::workload::{self, WorkloadConfig, WorkloadKind};
+
+/// IntelliNode traffic generator.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pktgen",
+    version,
+    about = "IntelliNode traffic generator: reproducible pcap workloads and capture inspection",
+    long_about = "IntelliNode traffic generator.\n\n\
+        `write` generates a reproducible workload — AI-agent LLM requests, RoCEv2 \
+        training traffic, a mix of both with web-search flow sizes, or the \
+        edge-case conformance set — and writes it as a classic pcap file. \
+        `inspect` classifies every frame of a pcap with the appliance's own parser \
+        and prints per-class counts.",
+    after_help = "Examples:\n  \
+        pktgen write --workload mix --seed 1 --packets 100000 -o mix.pcap\n  \
+        pktgen write --workload edge-cases -o edge.pcap\n  \
+        pktgen inspect mix.pcap"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a workload and write it to a pcap file
+    Write(WriteArgs),
+    /// Classify every frame of a pcap file and print per-class counts
+    Inspect(InspectArgs),
+    /// DPDK mode: replay a workload on one port, receive on another, measure
+    #[command(
+        long_about = "DPDK mode. Loads a workload (a pcap, or one generated on the fly), transmits it in a \
+loop on --tx-port at full rate or --rate-pps, and receives on --rx-port. Every frame carries a \
+16-byte TSC stamp after its last byte (see docs/wire-format.md), so what comes back is matched \
+and timed: the report gives Mpps, Gbit/s, loss, reordering and latency percentiles. The \
+arguments after `--` go to DPDK's EAL; its first lcore waits, the second runs the generator.",
+        after_help = "Examples:\n  pktgen send --pcap mix.pcap --tx-port 0 --rx-port 1 --duration 5 -- \\\n      --no-huge -m 512 --no-pci -l 0,1 --file-prefix gen \\\n      --vdev net_af_packet0,iface=vethA --vdev net_af_packet1,iface=vethB"
+    )]
+    Send(SendArgs),
+}
+
+/// `pktgen send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Workload pcap to replay
+    #[arg(long, value_name = "FILE.pcap", conflicts_with = "workload")]
+    pub pcap: Option<PathBuf>,
+    /// Generate this workload instead of reading a pcap
+    #[arg(short, long, value_enum)]
+    pub workload: Option<WorkloadKind>,
+    /// Seed for --workload
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Packets to generate for --workload
+    #[arg(short = 'n', long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub packets: u64,
+    /// DPDK port to transmit on
+    #[arg(long, default_value_t = 0)]
+    pub tx_port: u16,
+    /// DPDK port to receive on (may equal --tx-port for a loopback device)
+    #[arg(long, default_value_t = 1)]
+    pub rx_port: u16,
+    /// Seconds to transmit
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Stop after this many packets
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Packets per second (default: as fast as the port accepts them)
+    #[arg(long)]
+    pub rate_pps: Option<f64>,
+    /// Packets per transmit burst (1 to 64)
+    #[arg(long, default_value_t = 32)]
+    pub burst: usize,
+    /// Milliseconds to keep receiving after the last transmit
+    #[arg(long, default_value_t = 300)]
+    pub drain_ms: u64,
+    /// Also write the report as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// DPDK EAL arguments
+    #[arg(last = true, value_name = "EAL_ARGS")]
+    pub eal_args: Vec<String>,
+}
+
+/// `pktgen write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Traffic to generate
+    #[arg(short, long, value_enum)]
+    pub workload: WorkloadKind,
+    /// Seed of the generator: the same seed gives a byte-identical file
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of packets to write [default: 10000; edge-cases is a fixed set]
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub packets: Option<u64>,
+    /// Cap on the bytes of any one flow or RDMA message, to keep files small
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_flow_bytes: u64,
+    /// Write nanosecond timestamps (default: microseconds, which every tool reads)
+    #[arg(long)]
+    pub nanosecond: bool,
+    /// Output pcap file
+    #[arg(short, long, value_name = "FILE.pcap")]
+    pub output: PathBuf,
+}
+
+/// `pktgen inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The pcap file to read
+    #[arg(value_name = "FILE.pcap")]
+    pub file: PathBuf,
+    /// Skip verifying UDP/TCP checksums and RoCEv2 ICRCs
+    #[arg(long)]
+    pub no_checksums: bool,
+}
+
+/// Why a subcommand failed; printed as one line after `pktgen: error: `.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading or writing a pcap file.
+    Pcap(PcapError),
+    /// A workload asked an emitter for something unrepresentable (a bug).
+    Build(BuildError),
+    /// The capture is not Ethernet.
+    NotEthernet {
+        /// The file.
+        file: String,
+        /// Its link type.
+        linktype: u32,
+    },
+    /// Writing the report to stdout.
+    Output(io::Error),
+    /// DPDK mode failed (EAL, ports, arguments).
+    Send(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Pcap(e) => e.fmt(f),
+            Error::Build(e) => write!(f, "internal: generating the workload failed while {e}"),
+            Error::NotEthernet { file, linktype } => write!(
+                f,
+                "pcap {file}: link type {linktype} is not Ethernet ({LINKTYPE_ETHERNET}); only Ethernet captures can be classified"
+            ),
+            Error::Output(e) => write!(f, "writing the report: {e}"),
+            Error::Send(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<PcapError> for Error {
+    fn from(e: PcapError) -> Self {
+        Error::Pcap(e)
+    }
+}
+
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Self {
+        Error::Build(e)
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Output(e)
+    }
+}
+
+/// Runs `command`, writing its report to `out`.
+pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Error> {
+    match command {
+        Command::Write(args) => run_write(&args, out),
+        Command::Inspect(args) => run_inspect(&args, out),
+        Command::Send(args) => run_send(&args, out),
+    }
+}
+
+/// `pktgen send`: load the workload, run the generator, print the report.
+pub fn run_send(args: &SendArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let frames: Vec<Vec<u8>> = match (&args.pcap, args.workload) {
+        (Some(path), _) => pcap::read_file(path)?.into_iter().map(|r| r.data).collect(),
+        (None, Some(kind)) => {
+            let cfg = WorkloadConfig {
+                seed: args.seed,
+                packets: usize::try_from(args.packets).unwrap_or(usize::MAX),
+                ..WorkloadConfig::default()
+            };
+            workload::generate(kind, &cfg)?
+                .into_iter()
+                .map(|p| p.data)
+                .collect()
+        }
+        (None, None) => {
+            return Err(Error::Send(
+                "give a workload: --pcap FILE or --workload KIND".into(),
+            ))
+        }
+    };
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        return Err(Error::Send(format!(
+            "--duration {} must be a positive number of seconds",
+            args.duration
+        )));
+    }
+    if args.rate_pps.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(Error::Send("--rate-pps must be a positive number".into()));
+    }
+    let opts = crate::send::SendOptions {
+        tx_port: args.tx_port,
+        rx_port: args.rx_port,
+        duration: std::time::Duration::from_secs_f64(args.duration),
+        count: args.count,
+        rate_pps: args.rate_pps,
+        burst: args.burst,
+        drain: std::time::Duration::from_millis(args.drain_ms),
+    };
+    let report = crate::send::run(frames, &opts, &args.eal_args)
+        .map_err(|e| Error::Send(format!("{e:#}")))?;
+    writeln!(out, "{}", report.render())?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Send(format!("encoding the report: {e}")))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Error::Send(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// `pktgen write`: generate, write the pcap, print a one-paragraph summary.
+pub fn run_write(args: &WriteArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let defaults = WorkloadConfig::default();
+    let cfg = WorkloadConfig {
+        seed: args.seed,
+        packets: args.packets.map_or(defaults.packets, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
+        max_flow_bytes: args.max_flow_bytes,
+    };
+    let packets = workload::generate(args.workload, &cfg)?;
+    let resolution = if args.nanosecond {
+        TsResolution::Nano
+    } else {
+        TsResolution::Micro
+    };
+    pcap::write_file(&args.output, resolution, &packets)?;
+
+    let mut stats = Stats::new(false);
+    for p in &packets {
+        stats.add(p.ts_ns, &p.data);
+    }
+    let mut summary = stats.summary(&args.output.display().to_string());
+    summary.push_str(&format!(" Workload {}, seed {}", args.workload, args.seed));
+    if args.workload == WorkloadKind::EdgeCases {
+        summary.push_str(" (a fixed set: --packets and --seed do not apply)");
+    }
+    summary.push('.');
+    writeln!(out, "{summary}")?;
+    Ok(())
+}
+
+/// `pktgen inspect`: classify every record and print the table. A corrupt
+/// file still gets the counts of what was read before the error.
+pub fn run_inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let name = args.file.display().to_string();
+    let reader = PcapReader::open(&args.file)?;
+    if reader.linktype() != LINKTYPE_ETHERNET {
+        return Err(Error::NotEthernet {
+            file: name,
+            linktype: reader.linktype(),
+        });
+    }
+    let mut stats = Stats::new(!args.no_checksums);
+    let mut failure = None;
+    for rec in reader {
+        match rec {
+            Ok(r) => stats.add(r.ts_ns, &r.data),
+            Err(e) => failure = Some(e),
+        }
+    }
+    write!(out, "{}", stats.table(&name))?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
