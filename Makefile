@@ -1,0 +1,78 @@
+# IntelliNode developer entry points. `make help` lists them.
+#
+# Recipes are quiet on purpose: each target prints one "==>" line saying what it
+# is doing, and the tools' own output only shows up when it matters (compiler
+# errors, test results).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+# rustup installs into ~/.cargo/bin, which non-login shells (CI) may not have.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO ?= cargo
+CC ?= cc
+CFWD := target/bench/cfwd
+# Same flags for every C file built against DPDK; pkg-config is evaluated by
+# the shell at recipe time, i.e. after `deps` has made sure libdpdk is there.
+CFWD_CFLAGS ?= -O3 -Wall -Wextra
+
+.PHONY: help deps build cfwd test bench demo clean fmt lint
+
+help:
+	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
+	@echo "make build  release build of the workspace binaries + the C baseline ($(CFWD))"
+	@echo "make test   build, then cargo test --release --workspace"
+	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
+	@echo "make demo   build, then scripts/demo.sh (pcap in -> intellinode -> pcap out, with a verdict)"
+	@echo "make fmt    cargo fmt --check      make lint   cargo clippy -D warnings"
+	@echo "make clean  remove build outputs"
+
+deps:
+	@echo "==> checking system dependencies"
+	@bash scripts/deps.sh
+
+build: deps
+	@echo "==> cargo build --release --workspace --bins"
+	@$(CARGO) build --release --workspace --bins
+	@$(MAKE) --no-print-directory cfwd
+
+# Phony wrapper so `build` compiles the baseline after `deps`, while the file
+# rule below still skips the compile when bench/cfwd.c has not changed.
+cfwd: $(CFWD)
+	@:
+
+$(CFWD): bench/cfwd.c
+	@echo "==> cc $< -> $@"
+	@mkdir -p $(@D)
+	@$(CC) $(CFWD_CFLAGS) $$(pkg-config --cflags libdpdk) $< -o $@ $$(pkg-config --libs libdpdk)
+
+# Release, because the integration tests drive the release binaries in
+# target/release/ and must test what `make build` produced.
+test: build
+	@echo "==> cargo test --release --workspace"
+	@$(CARGO) test --release --workspace --no-fail-fast
+
+bench: build
+	@echo "==> bench/run.sh"
+	@bash bench/run.sh
+
+demo: build
+	@echo "==> scripts/demo.sh"
+	@bash scripts/demo.sh
+
+fmt:
+	@echo "==> cargo fmt --check"
+	@$(CARGO) fmt --all -- --check
+
+# clippy compiles the ffi crate (bindgen + DPDK headers), hence deps.
+lint: deps
+	@echo "==> cargo clippy -D warnings"
+	@$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# Plain rm rather than `cargo clean`: it also works while the workspace does
+# not build, and target/ holds the bench and demo outputs too.
+clean:
+	@echo "==> removing target/"
+	@rm -rf target

@@ -1,0 +1,226 @@
+//! Every way an operator can get it wrong ends in one readable line and exit
+//! status 1: bad config, bad EAL arguments, unreadable pcaps, ports that
+//! cannot start, missing ports, and DPDK missing at build time.
+
+use std::process::Command;
+
+use intellinode_tests::*;
+
+fn run_args(config: &std::path::Path, eal: Vec<String>) -> Vec<String> {
+    let mut a = vec![
+        "run".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--duration".into(),
+        "0.2".into(),
+        "--".into(),
+    ];
+    a.extend(eal);
+    a
+}
+
+fn null_pair() -> Vec<String> {
+    vec!["net_null0".into(), "net_null1,no-rx=1".into()]
+}
+
+#[test]
+fn unknown_config_key_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\nburst = 8\n",
+    )
+    .unwrap();
+    let out = intellinode(&run_args(&cfg, eal_args("cfgkey", &null_pair())));
+    let line = assert_one_line_error(&out, "unknown field `burst`");
+    assert!(line.contains("line 4"), "{line}");
+}
+
+#[test]
+fn bad_config_value_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "pipeline = \"forward\"\nburst_size = 1000\n[[pairs]]\nports = [0, 1]\n",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &intellinode(&run_args(&cfg, eal_args("cfgval", &null_pair()))),
+        "burst_size = 1000",
+    );
+    std::fs::write(&cfg, "pipeline = \"route\"\n[[pairs]]\nports = [0, 1]\n").unwrap();
+    assert_one_line_error(
+        &intellinode(&run_args(&cfg, eal_args("cfgpipe", &null_pair()))),
+        "unknown variant `route`",
+    );
+}
+
+#[test]
+fn missing_config_file() {
+    let out = intellinode(&run_args(
+        std::path::Path::new("/nonexistent/x.toml"),
+        eal_args("nocfg", &null_pair()),
+    ));
+    assert_one_line_error(&out, "cannot read: No such file or directory");
+}
+
+#[test]
+fn bad_eal_argument() {
+    let _dpdk = dpdk_lock();
+    let mut eal = eal_args("badeal", &null_pair());
+    eal.push("--no-such-eal-flag".into());
+    let out = intellinode(&run_args(&forward_config(), eal));
+    assert_one_line_error(&out, "EAL initialisation failed");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--no-such-eal-flag"),
+        "DPDK's own line should name the argument"
+    );
+}
+
+#[test]
+fn unreadable_pcap_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pcap");
+    let out = intellinode(&run_args(
+        &forward_config(),
+        eal_args(
+            "nopcap",
+            &[
+                format!("net_pcap0,rx_pcap={}", missing.display()),
+                "net_null0".into(),
+            ],
+        ),
+    ));
+    assert_one_line_error(
+        &out,
+        &format!(
+            "pcap {} (--vdev net_pcap0): cannot read: No such file or directory",
+            missing.display()
+        ),
+    );
+
+    let garbage = dir.path().join("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture").unwrap();
+    let out = intellinode(&run_args(
+        &forward_config(),
+        eal_args(
+            "badpcap",
+            &[
+                format!("net_pcap0,rx_pcap={}", garbage.display()),
+                "net_null0".into(),
+            ],
+        ),
+    ));
+    assert_one_line_error(&out, "not a pcap or pcapng file");
+}
+
+#[test]
+fn port_that_cannot_start() {
+    // net_pcap with one rx_pcap has exactly one queue; two workers need two.
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    write_empty_pcap(&empty);
+    let mut eal = eal_args(
+        "nostart",
+        &[
+            format!("net_pcap0,rx_pcap={}", empty.display()),
+            "net_null0".into(),
+        ],
+    );
+    let l = eal.iter().position(|a| a == "-l").unwrap();
+    eal[l] = "--lcores".into();
+    eal[l + 1] = "0@0,1@1,2@1".into();
+    let out = intellinode(&run_args(&forward_config(), eal));
+    assert_one_line_error(&out, "port0 (net_pcap0) cannot start");
+}
+
+#[test]
+fn paired_port_that_does_not_exist() {
+    let _dpdk = dpdk_lock();
+    let out = intellinode(&run_args(
+        &forward_config(),
+        eal_args("oneport", &["net_null0".into()]),
+    ));
+    assert_one_line_error(
+        &out,
+        "config pairs port1, but EAL created 1 port(s): port0 net_null0",
+    );
+}
+
+#[test]
+fn no_worker_lcore() {
+    let _dpdk = dpdk_lock();
+    let mut eal = eal_args("nolcore", &null_pair());
+    let l = eal.iter().position(|a| a == "-l").unwrap();
+    eal[l + 1] = "0".into();
+    assert_one_line_error(
+        &intellinode(&run_args(&forward_config(), eal)),
+        "no worker lcore",
+    );
+}
+
+#[test]
+fn bad_duration_is_a_usage_error() {
+    let out = intellinode(&[
+        "run".into(),
+        "--config".into(),
+        "x.toml".into(),
+        "--duration".into(),
+        "soon".into(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`soon` is not a number of seconds"));
+}
+
+#[test]
+fn help_reads_like_a_real_tool() {
+    let out = intellinode(&["--help".into()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in ["Usage: intellinode", "run", "Examples:"] {
+        assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
+    }
+    let out = intellinode(&["run".into(), "--help".into()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--config <FILE>",
+        "--duration <SECS>",
+        "--stats-interval <SECS>",
+        "--stats-json <FILE>",
+        "EAL_ARGS",
+    ] {
+        assert!(
+            text.contains(needle),
+            "run --help lacks {needle:?}:\n{text}"
+        );
+    }
+}
+
+/// With pkg-config unable to find libdpdk, building `dpdk-sys` fails with a
+/// line that says what is missing and how to install it.
+#[test]
+fn dpdk_missing_at_build_time() {
+    let target = workspace_root().join("target/nodpdk-check");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(workspace_root())
+        .args(["check", "--quiet", "--offline", "-p", "dpdk-sys"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("PKG_CONFIG_LIBDIR", "/nonexistent")
+        .env("PKG_CONFIG_PATH", "/nonexistent")
+        .output()
+        .expect("spawn cargo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("DPDK >= 22.11 not found by pkg-config"))
+        .unwrap_or_else(|| panic!("no one-line DPDK error in:\n{stderr}"));
+    assert!(
+        line.contains("make deps") && line.contains("libdpdk-dev"),
+        "{line}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
