@@ -67,10 +67,7 @@ fn mixed_input(dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {
 fn assert_input_is_varied(frames: &[Vec<u8>]) {
     let parsed: Vec<_> = frames.iter().map(|f| classifier::parse(f)).collect();
     let ok = |pred: &dyn Fn(&classifier::ParsedPacket) -> bool| {
-        parsed
-            .iter()
-            .filter(|p| p.as_ref().is_ok_and(pred))
-            .count()
+        parsed.iter().filter(|p| p.as_ref().is_ok_and(pred)).count()
     };
     assert!(ok(&|p| !p.vlans.is_empty()) > 0, "no VLAN-tagged frame");
     assert!(ok(&|p| p.bth.is_some()) > 100, "too few RoCEv2 packets");
@@ -239,5 +236,39 @@ fn live_stats_are_printed_per_port() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
     assert!(stats["totals"]["rx_packets"].as_u64().unwrap() > 10_000);
     assert!(stats["totals"]["cycles_per_packet"].as_f64().unwrap() > 0.0);
+    assert_eq!(stats["totals"]["balanced"], true);
+}
+
+#[test]
+fn two_workers_each_own_a_queue_on_every_port() {
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // Three lcores on two CPUs: main on CPU 0, two workers sharing CPU 1.
+    let mut eal = eal_args("twoq", &["net_null0".into(), "net_null1,no-rx=1".into()]);
+    let l = eal.iter().position(|a| a == "-l").unwrap();
+    eal[l] = "--lcores".into();
+    eal[l + 1] = "0@0,1@1,2@1".into();
+    let (out, stats) = run_forward(&forward_config(), 1.5, &eal, &dir.path().join("s.json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 worker(s) [lcore1 lcore2]"), "{text}");
+    let stats = stats.unwrap();
+    let lcores = stats["lcores"].as_array().unwrap();
+    assert_eq!(lcores.len(), 2);
+    for l in lcores {
+        assert!(
+            l["rx_packets"].as_u64().unwrap() > 1000,
+            "every worker polls its own queue: {l}"
+        );
+    }
+    let per_lcore: u64 = lcores
+        .iter()
+        .map(|l| l["rx_packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_lcore, stats["totals"]["rx_packets"].as_u64().unwrap());
     assert_eq!(stats["totals"]["balanced"], true);
 }
