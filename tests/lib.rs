@@ -5,10 +5,12 @@
 //! The tests drive `target/release/intellinode` and `target/release/pktgen`,
 //! which `make test` builds first, so they test exactly what ships.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -143,4 +145,133 @@ pub fn write_empty_pcap(path: &Path) {
 /// The forward config shipped in `examples/`.
 pub fn forward_config() -> PathBuf {
     workspace_root().join("examples/forward.toml")
+}
+
+/// A private network namespace, removed on drop (even when a test fails).
+pub struct Netns(pub String);
+
+impl Netns {
+    /// A namespace with two veth pairs, gA<->dA and gB<->dB (generator side
+    /// and device side), IPv6 off (the kernel would otherwise send its own
+    /// ND/MLD frames into the path) and MTU 9000: pktgen's 16-byte stamp
+    /// makes a full 1514-byte frame 1530 bytes, which a 1500-byte MTU veth
+    /// would drop.
+    pub fn with_two_veth_pairs(name: &str) -> Netns {
+        let ns = Netns(name.to_owned());
+        ns.ip(&["netns", "add", name]);
+        for (g, d) in [("gA", "dA"), ("gB", "dB")] {
+            ns.exec(&["ip", "link", "add", g, "type", "veth", "peer", "name", d]);
+        }
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        for i in ["gA", "dA", "gB", "dB"] {
+            ns.exec(&["ip", "link", "set", i, "mtu", "9000", "up"]);
+        }
+        ns
+    }
+
+    pub fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("iproute2 `ip` is required (make deps installs it)");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn exec(&self, cmd: &[&str]) {
+        let mut args = vec!["netns", "exec", &self.0];
+        args.extend_from_slice(cmd);
+        self.ip(&args);
+    }
+
+    /// `ip netns exec NAME program`.
+    pub fn command(&self, program: &std::path::Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Writes a fresh control key as 64 hex characters with mode 0600.
+pub fn write_key(dir: &Path, name: &str) -> (PathBuf, control::Key) {
+    use std::os::unix::fs::PermissionsExt;
+    let key = control::Key::generate();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{}\n", key.to_hex())).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (path, key)
+}
+
+/// A loopback port nothing listens on right now (for UDP and TCP).
+pub fn free_port() -> u16 {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.local_addr().unwrap().port()
+}
+
+/// Starts `cmd` (an `intellinode run`) and returns once it prints that it is
+/// running; panics with its stderr if it exits first.
+pub fn spawn_until_running(mut cmd: Command) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn intellinode");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining stdout on a thread so the child never blocks on a full
+    // pipe; report the "running" line through the channel.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("running for") || line.contains("running until") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+            return child;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "intellinode exited before running:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "intellinode did not start within 20 s"
+        );
+    }
+}
+
+/// A config joining port 0 and 1 with a control plane on `control_port`
+/// (loopback) and metrics on `metrics_port`; `peers` is TOML for the
+/// `[[control.peers]]` tables.
+pub fn control_config(
+    dir: &Path,
+    control_port: u16,
+    metrics_port: u16,
+    max_state_age_ms: u64,
+    peers: &str,
+) -> PathBuf {
+    let text = format!(
+        "pipeline = \"forward\"\nidle_sleep_us = 20\n[[pairs]]\nports = [0, 1]\n\
+         [control]\nlisten = \"127.0.0.1:{control_port}\"\nmax_state_age_ms = {max_state_age_ms}\n{peers}\n\
+         [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    );
+    let path = dir.join("control.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

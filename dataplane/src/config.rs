@@ -6,7 +6,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -48,6 +49,77 @@ pub struct Config {
     pub ports: PortDefaults,
     /// Port pairs: what enters one leaves the other.
     pub pairs: Vec<PairConfig>,
+    /// The orchestration channel; absent means no control plane.
+    #[serde(default)]
+    pub control: Option<ControlConfig>,
+    /// Prometheus exposition; absent means no metrics endpoint.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[control]`: the authenticated, encrypted orchestration channel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// UDP address the control thread listens on.
+    #[serde(default = "default_control_listen")]
+    pub listen: SocketAddr,
+    /// Largest datagram accepted; bigger ones are dropped as `oversized`.
+    #[serde(default = "default_max_datagram")]
+    pub max_datagram: usize,
+    /// State older than this counts as unknown (milliseconds).
+    #[serde(default = "default_max_state_age_ms")]
+    pub max_state_age_ms: u64,
+    /// Messages whose origin time is older than this are `stale` (seconds).
+    #[serde(default = "default_max_message_age_s")]
+    pub max_message_age_s: u64,
+    /// Who may talk to the appliance, with which key and rights.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// `[[control.peers]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Key id carried in every datagram from this peer.
+    pub id: u32,
+    pub name: String,
+    /// File holding the peer's 32-byte key as 64 hex characters, mode 0600.
+    /// Relative paths are relative to the config file.
+    pub key_file: PathBuf,
+    /// Any of "state", "capability", "policy", "query".
+    pub roles: Vec<String>,
+    /// Node ids this peer may report or announce for; absent means any.
+    #[serde(default)]
+    pub nodes: Option<Vec<u16>>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// HTTP address for `GET /metrics`; loopback by default.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+/// Roles a peer may hold.
+pub const PEER_ROLES: [&str; 4] = ["state", "capability", "policy", "query"];
+
+fn default_control_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7470))
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9470))
+}
+fn default_max_datagram() -> usize {
+    4096
+}
+fn default_max_state_age_ms() -> u64 {
+    1000
+}
+fn default_max_message_age_s() -> u64 {
+    30
 }
 
 /// Settings applied to every port.
@@ -107,7 +179,10 @@ impl Config {
                 io_reason(&e)
             ))
         })?;
-        Config::parse(&text).map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))
+        let mut config = Config::parse(&text)
+            .map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
     }
 
     /// Parses and validates TOML text.
@@ -149,6 +224,9 @@ impl Config {
                 "no [[pairs]]: name at least one port pair, e.g. ports = [0, 1]".into(),
             ));
         }
+        if let Some(control) = &self.control {
+            control.validate()?;
+        }
         let mut seen = BTreeSet::new();
         for pair in &self.pairs {
             let [a, b] = pair.ports;
@@ -168,6 +246,17 @@ impl Config {
         Ok(())
     }
 
+    /// Resolves relative key paths against the config file's directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(control) = &mut self.control {
+            for peer in &mut control.peers {
+                if peer.key_file.is_relative() {
+                    peer.key_file = base.join(&peer.key_file);
+                }
+            }
+        }
+    }
+
     /// Every port a pair names, in ascending order.
     pub fn ports_used(&self) -> Vec<u16> {
         let set: BTreeSet<u16> = self.pairs.iter().flat_map(|p| p.ports).collect();
@@ -181,6 +270,55 @@ impl Config {
             [a, b] if b == port => Some(a),
             _ => None,
         })
+    }
+}
+
+impl ControlConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(64..=65000).contains(&self.max_datagram) {
+            return Err(ConfigError(format!(
+                "control.max_datagram = {} is out of range (64 to 65000)",
+                self.max_datagram
+            )));
+        }
+        if self.max_state_age_ms == 0 {
+            return Err(ConfigError(
+                "control.max_state_age_ms must be at least 1".into(),
+            ));
+        }
+        if self.peers.is_empty() {
+            return Err(ConfigError(
+                "[control] has no [[control.peers]]: nobody could talk to it".into(),
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        for peer in &self.peers {
+            if !ids.insert(peer.id) {
+                return Err(ConfigError(format!(
+                    "control peer id {} is used twice",
+                    peer.id
+                )));
+            }
+            if peer.roles.is_empty() {
+                return Err(ConfigError(format!(
+                    "control peer {} ({}) has no roles",
+                    peer.id, peer.name
+                )));
+            }
+            if let Some(bad) = peer
+                .roles
+                .iter()
+                .find(|r| !PEER_ROLES.contains(&r.as_str()))
+            {
+                return Err(ConfigError(format!(
+                    "control peer {} ({}): unknown role `{bad}`, expected one of {}",
+                    peer.id,
+                    peer.name,
+                    PEER_ROLES.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +422,39 @@ mod tests {
             assert!(e.0.contains(want), "{text:?}: got {e}, want {want}");
             assert!(!e.0.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn control_and_metrics_sections() {
+        let text = "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\n[control]\nlisten = \"127.0.0.1:7000\"\n\
+                    [[control.peers]]\nid = 7\nname = \"orch\"\nkey_file = \"k/orch.key\"\nroles = [\"state\", \"query\"]\n\
+                    [metrics]\n";
+        let c = Config::parse(text).unwrap();
+        let control = c.control.unwrap();
+        assert_eq!(control.listen.port(), 7000);
+        assert_eq!(control.max_state_age_ms, 1000);
+        assert_eq!(control.peers[0].roles, vec!["state", "query"]);
+        assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9470".parse().unwrap());
+
+        let bad_role = text.replace("\"query\"", "\"root\"");
+        assert!(Config::parse(&bad_role)
+            .unwrap_err()
+            .0
+            .contains("unknown role `root`"));
+        let no_peers = "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\n[control]\npeers = []\n";
+        assert!(Config::parse(no_peers)
+            .unwrap_err()
+            .0
+            .contains("no [[control.peers]]"));
+        let dup = format!("{text}[[control.peers]]\nid = 7\nname = \"x\"\nkey_file = \"y\"\nroles = [\"state\"]\n");
+        assert!(Config::parse(&dup.replace("[metrics]\n", ""))
+            .unwrap_err()
+            .0
+            .contains("used twice"));
+        assert!(Config::parse(&text.replace("key_file", "key"))
+            .unwrap_err()
+            .0
+            .contains("unknown field `key`"));
     }
 
     #[test]

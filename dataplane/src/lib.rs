@@ -5,9 +5,14 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod config;
+pub mod control_plane;
+pub mod ctl;
+pub mod ctl_messages;
 pub mod dpdk;
+pub mod metrics;
 pub mod pipeline;
 pub mod preflight;
 pub mod report;
 pub mod runtime;
 pub mod stats;
+pub mod telemetry;

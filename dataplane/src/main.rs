@@ -36,6 +36,15 @@ lcore runs statistics; every other lcore runs one worker.",
         after_help = "Exit status: 0 on a clean run, 1 on any error (printed as one line)."
     )]
     Run(RunArgs),
+    /// Talk to a running appliance: send state, capability and policy, query stats and state
+    #[command(
+        long_about = "The operator's and orchestrator's client. Every message is sealed with this peer's key \
+(XChaCha20-Poly1305, read from --key-file, never from the command line) and carries a fresh sequence \
+number and origin time, so the appliance can authenticate it, refuse replays and measure how fast the \
+update reaches its workers. Queries wait for the sealed reply and print it.",
+        after_help = "Examples:\n  intellinode ctl keygen orch.key\n  intellinode ctl --key-file orch.key --key-id 1 path-state --path 1 --latency-us 250 --jitter-us 20 --loss 0.001\n  intellinode ctl --key-file orch.key --key-id 1 policy --path 1,1,02:00:00:00:00:0a,edge --route 10.9.0.0/16=1,2\n  intellinode ctl --key-file orch.key --key-id 1 query stats --json"
+    )]
+    Ctl(dataplane::ctl::CtlArgs),
 }
 
 #[derive(clap::Args)]
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
             eal_args: a.eal_args,
         })
         .map(|_| ()),
+        Command::Ctl(a) => dataplane::ctl::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -152,6 +152,26 @@ impl Live {
             "  throughput: {:.3} Mpps average over the run; {:.1} busy cycles per packet ({:.2} Mpps per worker while busy)",
             t.mpps, t.cycles_per_packet, busy_mpps
         );
+        let steered: u64 = r.decisions.values().sum();
+        if steered > 0 {
+            let parts: Vec<String> = r
+                .decisions
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            println!("  decisions: {}", parts.join(", "));
+        }
+        if let Some(c) = r.control.as_object() {
+            println!(
+                "  control: {} accepted, {} rejected, {} views published; update-to-visible p50 {} us, p99 {} us",
+                c["accepted"].as_object().map_or(0, |a| a.values().filter_map(|v| v.as_u64()).sum::<u64>()),
+                c["rejected_total"],
+                c["views_published"],
+                c["visible_latency_us"]["p50"],
+                c["visible_latency_us"]["p99"]
+            );
+        }
         for l in &r.lcores {
             println!(
                 "  lcore{}: {} packets, {:.1} cycles/packet",
@@ -223,6 +243,8 @@ pub fn build(
                 cycles_per_packet: l.cycles_per_packet(),
             })
             .collect(),
+        decisions: Default::default(),
+        control: serde_json::Value::Null,
         totals: TotalsReport {
             rx_packets: rx,
             tx_packets: tx,

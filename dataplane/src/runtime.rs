@@ -15,12 +15,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use std::sync::OnceLock;
+
 use crate::config::{Config, PipelineKind};
+use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
 use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
+use crate::metrics::MetricsServer;
 use crate::pipeline::{forward, QueueRoute, WorkerConf};
 use crate::preflight;
 use crate::report::{self, Live};
 use crate::stats::{LcoreCounters, Snapshot, StatsReport};
+use crate::telemetry::{ControlHandles, Telemetry};
 
 /// What `intellinode run` was asked to do.
 #[derive(Debug, Clone)]
@@ -41,6 +46,10 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     // costs no EAL start-up and gets a precise message.
     let config = Config::load(&opts.config)?;
     preflight::check_vdevs(&opts.eal_args).map_err(|e| anyhow!(e))?;
+    let control_peers = match &config.control {
+        Some(c) => Some(control_plane::load_peers(c)?),
+        None => None,
+    };
 
     let stop_requested = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -120,6 +129,51 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         .iter()
         .map(|l| Arc::new(LcoreCounters::new(l.0, usize::from(nb_ports))))
         .collect();
+    let clock = MonoClock::new();
+    let mut telemetry = Telemetry {
+        ports: ports
+            .iter()
+            .map(|p| (p.id().0, p.info().name.clone()))
+            .collect(),
+        nb_ports: usize::from(nb_ports),
+        lcores: counters.clone(),
+        control: None,
+    };
+    // The control thread answers stats queries with telemetry that includes
+    // its own counters, which exist only once it has started.
+    let telemetry_cell: Arc<OnceLock<Telemetry>> = Arc::new(OnceLock::new());
+    let control = match (&config.control, control_peers) {
+        (Some(c), Some(peers)) => {
+            let cell = Arc::clone(&telemetry_cell);
+            let stats: StatsFn = Arc::new(move || {
+                cell.get()
+                    .map_or(serde_json::Value::Null, |t| t.stats_json())
+            });
+            let plane = ControlPlane::start(c, peers, clock, stats)?;
+            telemetry.control = Some(ControlHandles {
+                counters: Arc::clone(&plane.counters),
+                state: Arc::clone(&plane.state),
+                clock,
+            });
+            Some(plane)
+        }
+        _ => None,
+    };
+    let _ = telemetry_cell.set(telemetry.clone());
+    let metrics = match &config.metrics {
+        Some(m) => {
+            let t = telemetry.clone();
+            Some(
+                MetricsServer::spawn(m.listen, Arc::new(move || t.render()))
+                    .map_err(|e| anyhow!("metrics: cannot listen on http://{}: {e}", m.listen))?,
+            )
+        }
+        None => None,
+    };
+    let mut started_ports = vec![false; usize::from(nb_ports)];
+    for &p in &used {
+        started_ports[usize::from(p)] = true;
+    }
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
         let conf = WorkerConf {
             lcore,
@@ -128,6 +182,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             idle_sleep: Duration::from_micros(u64::from(config.idle_sleep_us)),
             counters: Arc::clone(c),
             stop: Arc::clone(&worker_stop),
+            control: control.as_ref().map(|p| Arc::clone(&p.view)),
+            clock,
+            started_ports: started_ports.clone(),
         };
         let pipeline = config.pipeline;
         let launched = dpdk::launch(lcore, move || {
@@ -173,7 +230,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let duration_secs =
         forwarding_secs(&counters, tsc_hz).unwrap_or_else(|| started.elapsed().as_secs_f64());
     let nic: Vec<_> = ports.iter().map(|p| (p.id(), p.nic_stats())).collect();
-    let report = report::build(
+    let mut report = report::build(
         &config,
         &infos,
         &used,
@@ -182,6 +239,11 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         duration_secs,
         tsc_hz,
     );
+    report.decisions = telemetry.decisions();
+    report.control = telemetry.control_json();
+    // The control thread and the metrics endpoint stop before the ports.
+    drop(metrics);
+    drop(control);
 
     // Stopping the ports closes pcap dumpers, so output files are complete
     // before anyone reads them; then the pool, then EAL (declared first).

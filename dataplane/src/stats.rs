@@ -10,7 +10,7 @@
 //! A drop is charged to the port the packet *entered* on, so for every port
 //! `rx = tx(peer) + drops`, and in total `rx = tx + drops`.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
@@ -32,6 +32,158 @@ impl DropReason {
             DropReason::TxQueueFull => "tx_queue_full",
         }
     }
+}
+
+/// What the policy stage decided for a packet. Packets are never dropped
+/// for a decision; these count how each was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Decision {
+    /// A forwarding entry matched and a fresh path was chosen.
+    Steered,
+    /// An entry matched but no candidate path had fresh state: sent on the
+    /// entry's first path, as configured.
+    StaleFallback,
+    /// No forwarding entry matched: forwarded to the pair's peer unchanged.
+    NoEntry,
+    /// Not a parseable IP packet: forwarded to the pair's peer unchanged.
+    Unparsed,
+    /// The chosen path's egress port is not one this appliance runs: sent to
+    /// the pair's peer instead.
+    BadEgress,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 5] = [
+        Decision::Steered,
+        Decision::StaleFallback,
+        Decision::NoEntry,
+        Decision::Unparsed,
+        Decision::BadEgress,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Steered => "steered",
+            Decision::StaleFallback => "stale_fallback",
+            Decision::NoEntry => "no_entry",
+            Decision::Unparsed => "unparsed",
+            Decision::BadEgress => "bad_egress",
+        }
+    }
+}
+
+/// The most recent latency samples (microseconds) written by one lcore:
+/// a fixed ring, so recording never allocates. Readers take whatever is
+/// there; an occasional torn read of a sample being overwritten is harmless
+/// for percentiles.
+pub struct SampleRing {
+    samples: Box<[AtomicU32]>,
+    written: AtomicU64,
+}
+
+impl SampleRing {
+    pub const CAPACITY: usize = 4096;
+
+    pub fn new() -> Self {
+        SampleRing {
+            samples: (0..Self::CAPACITY).map(|_| AtomicU32::new(0)).collect(),
+            written: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one sample; single writer.
+    #[inline]
+    pub fn record(&self, micros: u32) {
+        let n = self.written.load(Relaxed);
+        if let Some(slot) = self.samples.get((n % Self::CAPACITY as u64) as usize) {
+            slot.store(micros, Relaxed);
+        }
+        self.written.store(n + 1, Relaxed);
+    }
+
+    /// Samples recorded since start.
+    pub fn count(&self) -> u64 {
+        self.written.load(Relaxed)
+    }
+
+    /// The samples currently held (the last `CAPACITY` at most).
+    pub fn snapshot(&self) -> Vec<u32> {
+        let n = self.written.load(Relaxed).min(Self::CAPACITY as u64) as usize;
+        self.samples[..n].iter().map(|s| s.load(Relaxed)).collect()
+    }
+}
+
+impl Default for SampleRing {
+    fn default() -> Self {
+        SampleRing::new()
+    }
+}
+
+/// A latency histogram with fixed bucket bounds, monotonic counters and a
+/// single writer: what Prometheus expects of a histogram, without
+/// allocation or locks on the recording side.
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+/// Upper bounds (µs, inclusive) of the histogram buckets; above the last
+/// counts only in `+Inf` (the total).
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000, 1_000_000,
+];
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        LatencyHistogram {
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub fn record(&self, micros: u64) {
+        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|&b| micros <= b) {
+            bump(&self.buckets[i], 1);
+        }
+        bump(&self.count, 1);
+        bump(&self.sum_us, micros);
+    }
+
+    /// Cumulative bucket counts (as exposed), total count and sum in µs.
+    pub fn read(&self) -> ([u64; LATENCY_BUCKETS_US.len()], u64, u64) {
+        let mut cumulative = [0u64; LATENCY_BUCKETS_US.len()];
+        let mut running = 0;
+        for (c, b) in cumulative.iter_mut().zip(&self.buckets) {
+            running += b.load(Relaxed);
+            *c = running;
+        }
+        (
+            cumulative,
+            self.count.load(Relaxed),
+            self.sum_us.load(Relaxed),
+        )
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram::new()
+    }
+}
+
+/// The value at quantile `q` (0..=1) of `samples`, sorting them.
+pub fn quantile(samples: &mut [u32], q: f64) -> Option<u32> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let idx = ((samples.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    samples.get(idx).copied()
 }
 
 /// One port's counters as seen by one lcore.
@@ -57,6 +209,15 @@ pub struct LcoreCounters {
     /// TSC when the worker loop started and ended (0 while not yet).
     pub loop_start_tsc: AtomicU64,
     pub loop_end_tsc: AtomicU64,
+    /// Policy decisions, by kind.
+    pub decisions: [AtomicU64; Decision::COUNT],
+    /// Control-state version this worker last used.
+    pub seen_version: AtomicU64,
+    /// Update-to-visible latency: from a control message's origin time to
+    /// the first burst that used the state it produced (µs).
+    pub visible_us: SampleRing,
+    /// The same latency, as a monotonic histogram for metrics.
+    pub visible_hist: LatencyHistogram,
 }
 
 /// Adds to a counter that only the calling lcore writes.
@@ -74,6 +235,10 @@ impl LcoreCounters {
             busy_packets: AtomicU64::new(0),
             loop_start_tsc: AtomicU64::new(0),
             loop_end_tsc: AtomicU64::new(0),
+            decisions: Default::default(),
+            seen_version: AtomicU64::new(0),
+            visible_us: SampleRing::new(),
+            visible_hist: LatencyHistogram::new(),
         }
     }
 }
@@ -182,6 +347,12 @@ pub struct StatsReport {
     pub ports: Vec<PortReport>,
     pub lcores: Vec<LcoreReport>,
     pub totals: TotalsReport,
+    /// Policy decisions by outcome (all zero without forwarding entries).
+    pub decisions: std::collections::BTreeMap<&'static str, u64>,
+    /// Control-plane counters and update-to-visible latency; absent without
+    /// `[control]`.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub control: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,6 +425,37 @@ mod tests {
         assert_eq!(s.ports[0].drops_total(), 2);
         assert_eq!(s.lcores[0].rx_packets, 10);
         assert_eq!(s.lcores[1].cycles_per_packet(), 100.0);
+    }
+
+    #[test]
+    fn sample_ring_keeps_the_latest_and_quantiles() {
+        let r = SampleRing::new();
+        assert!(r.snapshot().is_empty());
+        for v in 0..(SampleRing::CAPACITY as u32 + 10) {
+            r.record(v);
+        }
+        assert_eq!(r.count(), SampleRing::CAPACITY as u64 + 10);
+        let mut s = r.snapshot();
+        assert_eq!(s.len(), SampleRing::CAPACITY);
+        assert!(s.contains(&(SampleRing::CAPACITY as u32 + 9)) && !s.contains(&5));
+        assert_eq!(quantile(&mut s, 1.0), Some(SampleRing::CAPACITY as u32 + 9));
+        assert_eq!(quantile(&mut [5, 1, 3], 0.5), Some(3));
+        assert_eq!(quantile(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = LatencyHistogram::new();
+        for us in [5, 10, 11, 700, 5_000_000] {
+            h.record(us);
+        }
+        let (b, count, sum) = h.read();
+        assert_eq!(count, 5);
+        assert_eq!(sum, 5 + 10 + 11 + 700 + 5_000_000);
+        assert_eq!(b[0], 2, "<= 10 us");
+        assert_eq!(b[1], 3, "<= 25 us");
+        assert_eq!(b[6], 4, "<= 1 ms");
+        assert_eq!(*b.last().unwrap(), 4, "5 s is only in +Inf");
     }
 
     #[test]

@@ -12,61 +12,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use intellinode_tests::*;
-
-struct Netns(String);
-
-impl Netns {
-    fn create(name: &str) -> Netns {
-        let ns = Netns(name.to_owned());
-        ns.ip(&["netns", "add", name]);
-        for (g, d) in [("gA", "dA"), ("gB", "dB")] {
-            ns.exec(&["ip", "link", "add", g, "type", "veth", "peer", "name", d]);
-        }
-        // No IPv6: the kernel would otherwise send its own ND/MLD frames
-        // into the path.
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-        // pktgen's 16-byte stamp makes a full 1514-byte frame 1530 bytes;
-        // a 1500-byte MTU veth would drop it.
-        for i in ["gA", "dA", "gB", "dB"] {
-            ns.exec(&["ip", "link", "set", i, "mtu", "9000", "up"]);
-        }
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .args(args)
-            .output()
-            .expect("iproute2 `ip` is required (make deps installs it)");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn exec(&self, cmd: &[&str]) {
-        let mut args = vec!["netns", "exec", &self.0];
-        args.extend_from_slice(cmd);
-        self.ip(&args);
-    }
-
-    fn command(&self, program: &std::path::Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 #[test]
 fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
@@ -90,7 +39,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
         .unwrap();
     assert!(st.success());
 
-    let ns = Netns::create(&format!("intn-{}", std::process::id()));
+    let ns = Netns::with_two_veth_pairs(&format!("intn-{}", std::process::id()));
     let inb_json = dir.path().join("inb.json");
     let mut inb = ns
         .command(&release_bin("intellinode"))

@@ -203,6 +203,22 @@ impl MbufBurst {
         Ok(())
     }
 
+    /// Moves every owned mbuf, in order, into `sink`; the burst is empty
+    /// afterwards.
+    #[inline]
+    pub fn drain_into(&mut self, mut sink: impl FnMut(Mbuf)) {
+        let n = self.len;
+        // Ownership moves out slot by slot; setting len first means a panic
+        // in `sink` (there is none on the fast path) would leak, never
+        // double-free.
+        self.len = 0;
+        for slot in &self.slots[..n] {
+            if let Some(raw) = NonNull::new(*slot) {
+                sink(Mbuf(raw));
+            }
+        }
+    }
+
     /// Receives up to `max` (capped at the free space) packets from a queue.
     /// Returns how many arrived.
     #[inline]

@@ -1,20 +1,34 @@
-//! The `forward` pipeline: a transparent bump-in-the-wire.
+//! The `forward` pipeline: a bump-in-the-wire between port pairs.
 //!
-//! Every frame that arrives on one port of a pair leaves the other port
-//! byte-for-byte unchanged, malformed ones included: a wire does not judge.
-//! The loop touches only mbuf metadata (lengths), never packet data, so it
-//! does not prefetch; pipelines that parse headers do.
+//! Without a control plane, or while the orchestrator has installed no
+//! forwarding entry, every frame that arrives on one port of a pair leaves
+//! the other port byte-for-byte unchanged, malformed ones included: a wire
+//! does not judge. That path touches only mbuf metadata, never packet data.
+//!
+//! Once forwarding entries exist, each burst is steered: IP packets whose
+//! destination matches an entry get the chosen path's next-hop MAC and leave
+//! by its egress port; everything else still goes to the pair's peer
+//! unchanged. The choice is made per packet from the control-plane view the
+//! worker loaded for this burst, so an update applies from the next burst.
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::WorkerConf;
-use crate::dpdk::{rdtsc, MbufBurst};
-use crate::stats::{bump, DropReason};
+use control::view::ChoiceReason;
 
-/// Runs until `conf.stop` is set. Never allocates, locks or panics.
+use super::{QueueRoute, WorkerConf};
+use crate::control_plane::PublishedView;
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST};
+use crate::stats::{bump, Decision, DropReason, LcoreCounters};
+
+/// Runs until `conf.stop` is set. Never allocates, locks or panics per
+/// packet (the per-port staging bursts are allocated once, here).
 pub fn run(conf: &WorkerConf) {
     let counters = &*conf.counters;
     let mut burst = MbufBurst::new();
+    let mut stages: Vec<MbufBurst> = (0..counters.ports.len())
+        .map(|_| MbufBurst::new())
+        .collect();
+    let mut last_version = 0u64;
     // One TSC read per poll: the time from one poll's start to the next
     // poll's start is that poll's cost (rx + work + tx + counters), and it
     // counts as busy only if the poll moved packets.
@@ -35,37 +49,19 @@ pub fn run(conf: &WorkerConf) {
                 continue;
             }
             moved_any = true;
-            let rx_bytes: u64 = burst
-                .as_slice()
-                .iter()
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
-            let sent = burst.tx_burst(route.tx_port, route.queue);
-            let mut dropped = 0;
-            let mut unsent_bytes = 0;
-            if !burst.is_empty() {
-                unsent_bytes = burst
-                    .as_slice()
-                    .iter()
-                    .map(|m| u64::from(m.pkt_len()))
-                    .sum();
-                dropped = burst.free_all() as u64;
-            }
+            bump(&counters.busy_packets, received as u64);
 
-            // Route ports were validated against the port count before
-            // launch; `get` keeps this panic-free regardless.
-            if let Some(rx) = counters.ports.get(usize::from(route.rx_port.0)) {
-                bump(&rx.rx_packets, received as u64);
-                bump(&rx.rx_bytes, rx_bytes);
-                if dropped > 0 {
-                    bump(&rx.drops[DropReason::TxQueueFull as usize], dropped);
+            let view = conf.control.as_ref().map(|c| c.load());
+            if let Some(v) = view.as_deref() {
+                if v.version != last_version {
+                    last_version = v.version;
+                    note_new_version(counters, v);
                 }
             }
-            if let Some(tx) = counters.ports.get(usize::from(route.tx_port.0)) {
-                bump(&tx.tx_packets, sent as u64);
-                bump(&tx.tx_bytes, rx_bytes - unsent_bytes);
+            match view.as_deref() {
+                Some(v) if v.has_forwarding => steer_burst(conf, route, &mut burst, &mut stages, v),
+                _ => forward_burst(counters, route, &mut burst),
             }
-            bump(&counters.busy_packets, received as u64);
         }
         if !moved_any && !conf.idle_sleep.is_zero() {
             // Only reached when every queue was empty: a syscall per idle
@@ -78,4 +74,186 @@ pub fn run(conf: &WorkerConf) {
         bump(&counters.busy_cycles, end.wrapping_sub(poll_started));
     }
     counters.loop_end_tsc.store(end, Relaxed);
+}
+
+/// The plain wire: the whole burst to the pair's peer.
+#[inline]
+fn forward_burst(counters: &LcoreCounters, route: &QueueRoute, burst: &mut MbufBurst) {
+    let received = burst.len() as u64;
+    let rx_bytes: u64 = burst
+        .as_slice()
+        .iter()
+        .map(|m| u64::from(m.pkt_len()))
+        .sum();
+    let (sent, sent_bytes, dropped) = transmit(burst, route.tx_port.0, route.queue);
+    // Route ports were validated against the port count before launch;
+    // `get` keeps this panic-free regardless.
+    if let Some(rx) = counters.ports.get(usize::from(route.rx_port.0)) {
+        bump(&rx.rx_packets, received);
+        bump(&rx.rx_bytes, rx_bytes);
+        if dropped > 0 {
+            bump(&rx.drops[DropReason::TxQueueFull as usize], dropped);
+        }
+    }
+    if let Some(tx) = counters.ports.get(usize::from(route.tx_port.0)) {
+        bump(&tx.tx_packets, sent);
+        bump(&tx.tx_bytes, sent_bytes);
+    }
+}
+
+/// Sends a whole burst; returns (sent, sent bytes, dropped). What the TX
+/// queue refused is freed here and reported as dropped.
+#[inline]
+fn transmit(burst: &mut MbufBurst, port: u16, queue: u16) -> (u64, u64, u64) {
+    let bytes: u64 = burst
+        .as_slice()
+        .iter()
+        .map(|m| u64::from(m.pkt_len()))
+        .sum();
+    let sent = burst.tx_burst(crate::dpdk::PortId(port), queue) as u64;
+    if burst.is_empty() {
+        return (sent, bytes, 0);
+    }
+    let unsent_bytes: u64 = burst
+        .as_slice()
+        .iter()
+        .map(|m| u64::from(m.pkt_len()))
+        .sum();
+    let dropped = burst.free_all() as u64;
+    (sent, bytes - unsent_bytes, dropped)
+}
+
+/// How many packets ahead to prefetch while deciding: far enough for the
+/// line to arrive, near enough to still be in L1 when used.
+const PREFETCH_AHEAD: usize = 3;
+
+/// Decides every packet of the burst, stages it on its egress port, then
+/// flushes each staged port once.
+fn steer_burst(
+    conf: &WorkerConf,
+    route: &QueueRoute,
+    burst: &mut MbufBurst,
+    stages: &mut [MbufBurst],
+    v: &PublishedView,
+) {
+    let counters = &*conf.counters;
+    let received = burst.len() as u64;
+    let rx_bytes: u64 = burst
+        .as_slice()
+        .iter()
+        .map(|m| u64::from(m.pkt_len()))
+        .sum();
+    let now_ns = conf.clock.now_ns();
+    let mut decisions = [0u64; Decision::COUNT];
+    let default_port = usize::from(route.tx_port.0);
+
+    let mut egress = [default_port; MAX_BURST];
+    let packets = burst.as_mut_slice();
+    for m in packets.iter().take(PREFETCH_AHEAD) {
+        m.prefetch_data();
+    }
+    for i in 0..packets.len() {
+        if let Some(ahead) = packets.get(i + PREFETCH_AHEAD) {
+            ahead.prefetch_data();
+        }
+        if let (Some(m), Some(out)) = (packets.get_mut(i), egress.get_mut(i)) {
+            let (decision, port) = decide(m, v, now_ns, &conf.started_ports, default_port);
+            decisions[decision as usize] += 1;
+            *out = port;
+        }
+    }
+
+    // Stages hold at most one RX burst (<= MAX_BURST), so a push cannot
+    // fail; if it ever did, the packet is freed and counted, not leaked.
+    let mut dropped = 0u64;
+    let mut i = 0usize;
+    burst.drain_into(|m| {
+        let port = egress.get(i).copied().unwrap_or(default_port);
+        i += 1;
+        match stages.get_mut(port).map(|stage| stage.push(m)) {
+            Some(Ok(())) => {}
+            Some(Err(m)) => {
+                drop(m);
+                dropped += 1;
+            }
+            None => dropped += 1,
+        }
+    });
+
+    for (port, stage) in stages.iter_mut().enumerate() {
+        if stage.is_empty() {
+            continue;
+        }
+        let (sent, sent_bytes, refused) = transmit(stage, port as u16, route.queue);
+        dropped += refused;
+        if let Some(tx) = counters.ports.get(port) {
+            bump(&tx.tx_packets, sent);
+            bump(&tx.tx_bytes, sent_bytes);
+        }
+    }
+    if let Some(rx) = counters.ports.get(usize::from(route.rx_port.0)) {
+        bump(&rx.rx_packets, received);
+        bump(&rx.rx_bytes, rx_bytes);
+        if dropped > 0 {
+            bump(&rx.drops[DropReason::TxQueueFull as usize], dropped);
+        }
+    }
+    for (c, n) in counters.decisions.iter().zip(decisions) {
+        if n > 0 {
+            bump(c, n);
+        }
+    }
+}
+
+/// One packet's decision: what happened and which port it leaves by.
+#[inline]
+fn decide(
+    m: &mut Mbuf,
+    v: &PublishedView,
+    now_ns: u64,
+    started: &[bool],
+    default_port: usize,
+) -> (Decision, usize) {
+    let dst = match classifier::parse(m.data()) {
+        Ok(p) => match p.flow {
+            Some(flow) => flow.dst_ip(),
+            None => return (Decision::Unparsed, default_port),
+        },
+        Err(_) => return (Decision::Unparsed, default_port),
+    };
+    let Some(choice) = v.view.choose_path(dst, now_ns) else {
+        return (Decision::NoEntry, default_port);
+    };
+    let egress = usize::from(choice.path.egress_port);
+    if !started.get(egress).copied().unwrap_or(false) {
+        return (Decision::BadEgress, default_port);
+    }
+    if let Some(dst_mac) = m.data_mut().get_mut(0..6) {
+        dst_mac.copy_from_slice(&choice.path.next_hop_mac);
+    }
+    let decision = if choice.reason == ChoiceReason::Fallback {
+        Decision::StaleFallback
+    } else {
+        Decision::Steered
+    };
+    (decision, egress)
+}
+
+/// Records when this worker first used a new control-state version.
+fn note_new_version(counters: &LcoreCounters, v: &PublishedView) {
+    counters.seen_version.store(v.version, Relaxed);
+    if v.origin_realtime_ns == 0 {
+        return;
+    }
+    // A clock read once per state version, not per packet.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    if now > v.origin_realtime_ns {
+        let micros = (now - v.origin_realtime_ns) / 1000;
+        counters
+            .visible_us
+            .record(micros.min(u64::from(u32::MAX)) as u32);
+        counters.visible_hist.record(micros);
+    }
 }

@@ -9,6 +9,7 @@ pub mod forward;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::control_plane::{MonoClock, SharedView};
 use crate::dpdk::{LcoreId, PortId};
 use crate::stats::LcoreCounters;
 
@@ -31,4 +32,10 @@ pub struct WorkerConf {
     pub idle_sleep: std::time::Duration,
     pub counters: Arc<LcoreCounters>,
     pub stop: Arc<AtomicBool>,
+    /// The control plane's view, when one runs.
+    pub control: Option<SharedView>,
+    /// Shared with the control thread, so state ages compare like with like.
+    pub clock: MonoClock,
+    /// `started_ports[p]`: this worker has a TX queue on port `p`.
+    pub started_ports: Vec<bool>,
 }

@@ -1,0 +1,370 @@
+//! `intellinode ctl`: the operator's and orchestrator's client.
+//!
+//! It builds control messages from flags, seals them with the peer's key
+//! (read from a file, never from the command line), sends them over UDP and,
+//! for queries, waits for the sealed reply and prints it, human-readable or
+//! as JSON.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use control::{Key, Message, Sender};
+
+use crate::control_plane::realtime_ns;
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// The appliance's control address
+    #[arg(long, default_value = "127.0.0.1:7470", value_name = "ADDR")]
+    pub server: SocketAddr,
+
+    /// File with this peer's key (64 hex characters, mode 0600); required
+    /// for everything but keygen
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// This peer's key id, as configured in the appliance's [[control.peers]]
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<u32>,
+
+    /// Print results as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// How long to wait for a query's reply
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub timeout_ms: u64,
+
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CtlCommand {
+    /// Report a network path's state (latency, jitter, bandwidth, loss)
+    PathState(PathStateArgs),
+    /// Report a compute node's state (GPU load, memory, queue, TTFT)
+    NodeState(NodeStateArgs),
+    /// Announce a compute node's capability (needs the `capability` role)
+    Capability(CapabilityArgs),
+    /// Install paths, forwarding entries, class weights and thresholds
+    Policy(PolicyArgs),
+    /// Ask the appliance for its stats, state or feedback
+    Query {
+        #[arg(value_enum)]
+        what: QueryWhat,
+    },
+    /// Send path-state updates at a fixed rate (benchmarks, soak tests)
+    Stream(StreamArgs),
+    /// Write a new random key to FILE (mode 0600) and print its hex
+    Keygen {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PathStateArgs {
+    #[arg(long)]
+    pub path: u16,
+    /// One-way latency in microseconds
+    #[arg(long)]
+    pub latency_us: Option<f64>,
+    /// Jitter in microseconds
+    #[arg(long)]
+    pub jitter_us: Option<f64>,
+    /// Available bandwidth in bits per second
+    #[arg(long)]
+    pub bandwidth_bps: Option<f64>,
+    /// Loss ratio, 0 to 1
+    #[arg(long)]
+    pub loss: Option<f64>,
+    /// How the values were obtained
+    #[arg(long, value_enum, default_value_t = Source::Measured)]
+    pub source: Source,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NodeStateArgs {
+    #[arg(long)]
+    pub node: u16,
+    /// GPU utilisation, 0 to 1
+    #[arg(long)]
+    pub gpu_util: Option<f64>,
+    /// GPU memory utilisation, 0 to 1
+    #[arg(long)]
+    pub mem_util: Option<f64>,
+    /// Requests waiting
+    #[arg(long)]
+    pub queue: Option<f64>,
+    /// Estimated time to first token, milliseconds
+    #[arg(long)]
+    pub ttft_ms: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Source::Measured)]
+    pub source: Source,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CapabilityArgs {
+    #[arg(long)]
+    pub node: u16,
+    /// Model name, e.g. llama-3-8b
+    #[arg(long)]
+    pub model: String,
+    /// Model class
+    #[arg(long, value_enum)]
+    pub class: ModelClass,
+    /// Accelerator kind, e.g. A100
+    #[arg(long)]
+    pub accelerator: String,
+    /// Task types served, comma-separated: immediate_control, chat, code_generation, summarisation, complex_reasoning
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Longest context, tokens
+    #[arg(long)]
+    pub max_context: u32,
+    /// Prefill rate, tokens per second
+    #[arg(long)]
+    pub prefill_tps: f64,
+    /// Decode rate, tokens per second
+    #[arg(long)]
+    pub decode_tps: f64,
+    /// Requests served concurrently
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Replace the whole policy instead of updating entries
+    #[arg(long)]
+    pub replace: bool,
+    /// A path: ID,EGRESS_PORT,NEXT_HOP_MAC[,NAME]
+    #[arg(long = "path", value_name = "ID,PORT,MAC[,NAME]")]
+    pub paths: Vec<String>,
+    /// A forwarding entry: PREFIX=PATH[,PATH...], candidates in preference order
+    #[arg(long = "route", value_name = "PREFIX=PATHS")]
+    pub routes: Vec<String>,
+    /// A class weight: CLASS=WEIGHT
+    #[arg(long = "class-weight", value_name = "CLASS=WEIGHT")]
+    pub class_weights: Vec<String>,
+    /// A threshold: NAME=VALUE (max_state_age_ms, max_path_loss_ratio, jitter_weight, short_task_tokens)
+    #[arg(long = "threshold", value_name = "NAME=VALUE")]
+    pub thresholds: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StreamArgs {
+    /// Messages per second
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
+    /// Seconds to stream
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Path ids to cycle through
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub paths: Vec<u16>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum Source {
+    Nominal,
+    Estimated,
+    Measured,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ModelClass {
+    Edge,
+    Centre,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum QueryWhat {
+    Stats,
+    State,
+    Feedback,
+}
+
+/// Runs a `ctl` command.
+pub fn run(args: &CtlArgs) -> Result<()> {
+    if let CtlCommand::Keygen { file } = &args.command {
+        return keygen(file);
+    }
+    let key_file = args
+        .key_file
+        .as_ref()
+        .ok_or_else(|| anyhow!("--key-file is required"))?;
+    let key_id = args.key_id.ok_or_else(|| anyhow!("--key-id is required"))?;
+    let key = Key::from_file(key_file).map_err(|e| anyhow!("{e}"))?;
+    // Sequence numbers start from the wall clock in microseconds, so every
+    // new `ctl` process starts above the appliance's replay window.
+    let mut sender = Sender::new(key_id, key, realtime_ns() / 1000);
+    let socket = UdpSocket::bind(if args.server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .context("ctl: cannot open a UDP socket")?;
+    socket
+        .connect(args.server)
+        .with_context(|| format!("ctl: cannot reach {}", args.server))?;
+
+    match &args.command {
+        CtlCommand::Query { what } => {
+            let message = crate::ctl_messages::query(*what);
+            let (seq, datagram) = seal(&mut sender, &message)?;
+            socket.send(&datagram).context("ctl: send")?;
+            let reply = wait_reply(
+                &socket,
+                &sender,
+                seq,
+                Duration::from_millis(args.timeout_ms),
+                args.server,
+            )?;
+            let value: serde_json::Value =
+                serde_json::from_str(&reply).context("ctl: the reply is not JSON")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or(reply));
+            } else {
+                print!("{}", crate::ctl_messages::render_reply(*what, &value));
+            }
+            Ok(())
+        }
+        CtlCommand::Stream(s) => stream(&socket, &mut sender, s, args.json),
+        other => {
+            let message = crate::ctl_messages::build(other)?;
+            let (seq, datagram) = seal(&mut sender, &message)?;
+            socket
+                .send(&datagram)
+                .with_context(|| format!("ctl: cannot send to {}", args.server))?;
+            let kind = message.kind().name();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"sent": kind, "seq": seq, "bytes": datagram.len()})
+                );
+            } else {
+                println!(
+                    "sent {kind} (seq {seq}, {} bytes) to {}",
+                    datagram.len(),
+                    args.server
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Seals `message` with the next sequence number; returns both.
+fn seal(sender: &mut Sender, message: &Message) -> Result<(u64, Vec<u8>)> {
+    let seq = sender
+        .next_seq()
+        .ok_or_else(|| anyhow!("ctl: sequence numbers exhausted"))?;
+    let datagram = sender
+        .seal(message, realtime_ns())
+        .map_err(|e| anyhow!("ctl: cannot seal the message: {e}"))?;
+    Ok((seq, datagram))
+}
+
+fn wait_reply(
+    socket: &UdpSocket,
+    sender: &Sender,
+    seq: u64,
+    timeout: Duration,
+    server: SocketAddr,
+) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("no reply from {server} within {} ms (is intellinode running with [control], and is this peer allowed to query?)", timeout.as_millis());
+        }
+        socket.set_read_timeout(Some(left)).context("ctl socket")?;
+        match socket.recv(&mut buf) {
+            // A datagram that does not open under our key, or answers
+            // another query, is not our reply: keep waiting.
+            Ok(n) => {
+                if let Ok(text) = sender.open_reply(&buf[..n], seq) {
+                    return Ok(text);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => bail!("no reply from {server}: {e}"),
+        }
+    }
+}
+
+fn stream(socket: &UdpSocket, sender: &mut Sender, s: &StreamArgs, json: bool) -> Result<()> {
+    if !(s.rate.is_finite() && s.rate > 0.0 && s.duration.is_finite() && s.duration > 0.0) {
+        bail!("--rate and --duration must be positive");
+    }
+    if s.paths.is_empty() {
+        bail!("--paths needs at least one path id");
+    }
+    let total = (s.rate * s.duration) as u64;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut errors = 0u64;
+    while sent < total {
+        // Send everything due by now, then sleep a little: pacing in 1 ms
+        // steps keeps the rate exact without a busy loop.
+        let due = ((start.elapsed().as_secs_f64() * s.rate) as u64).min(total);
+        while sent < due {
+            let path = s.paths[(sent % s.paths.len() as u64) as usize];
+            let latency = 100.0 + (sent % 1000) as f64;
+            let message = crate::ctl_messages::path_state_update(path, latency);
+            match seal(sender, &message) {
+                Ok((_, datagram)) if socket.send(&datagram).is_ok() => {}
+                _ => errors += 1,
+            }
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"sent": sent, "errors": errors, "secs": secs, "rate": sent as f64 / secs})
+        );
+    } else {
+        println!(
+            "streamed {sent} path-state updates in {secs:.2} s ({:.0}/s), {errors} send errors",
+            sent as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+fn keygen(file: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = Key::generate();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(|e| {
+            anyhow!(
+                "cannot create key file {}: {}",
+                file.display(),
+                crate::config::io_reason(&e)
+            )
+        })?;
+    writeln!(f, "{}", key.to_hex()).with_context(|| format!("cannot write {}", file.display()))?;
+    println!("wrote a new key to {} (mode 0600)", file.display());
+    Ok(())
+}

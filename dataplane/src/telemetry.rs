@@ -1,0 +1,347 @@
+//! Everything observable about a running appliance, read off the fast path:
+//! the Prometheus exposition and the JSON sections shared by the stats
+//! report and `ctl query stats`. It reads the same single-writer counters
+//! the live display reads; nothing here blocks a worker.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use control::ControlState;
+use serde_json::{json, Value};
+
+use crate::control_plane::{ControlCounters, MonoClock, KINDS};
+use crate::metrics::Exposition;
+use crate::stats::{quantile, Decision, DropReason, LcoreCounters, Snapshot, LATENCY_BUCKETS_US};
+
+/// Reads one counter of a port's totals.
+type PortField = fn(&crate::stats::PortTotals) -> u64;
+
+/// Handles to every counter and table worth exposing.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// (port id, device name) of every started port.
+    pub ports: Vec<(u16, String)>,
+    pub nb_ports: usize,
+    pub lcores: Vec<Arc<LcoreCounters>>,
+    pub control: Option<ControlHandles>,
+}
+
+#[derive(Clone)]
+pub struct ControlHandles {
+    pub counters: Arc<ControlCounters>,
+    pub state: Arc<Mutex<ControlState>>,
+    pub clock: MonoClock,
+}
+
+impl Telemetry {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::take(crate::dpdk::rdtsc(), self.nb_ports, &self.lcores)
+    }
+
+    /// Decisions summed over workers, by name.
+    pub fn decisions(&self) -> BTreeMap<&'static str, u64> {
+        Decision::ALL
+            .iter()
+            .map(|d| {
+                (
+                    d.name(),
+                    self.lcores
+                        .iter()
+                        .map(|l| {
+                            l.decisions[*d as usize].load(std::sync::atomic::Ordering::Relaxed)
+                        })
+                        .sum(),
+                )
+            })
+            .collect()
+    }
+
+    /// Update-to-visible latency samples (µs) from every worker.
+    pub fn visible_samples(&self) -> Vec<u32> {
+        self.lcores
+            .iter()
+            .flat_map(|l| l.visible_us.snapshot())
+            .collect()
+    }
+
+    /// The `control` section: accepted by kind, rejected by reason, views
+    /// published, update-to-visible latency.
+    pub fn control_json(&self) -> Value {
+        let Some(c) = &self.control else {
+            return Value::Null;
+        };
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let accepted: BTreeMap<&str, u64> = KINDS
+            .iter()
+            .zip(&c.counters.accepted)
+            .map(|(k, a)| (*k, load(a)))
+            .collect();
+        let rejected: BTreeMap<&str, u64> = control::RejectCode::ALL
+            .iter()
+            .map(|r| (r.as_str(), load(&c.counters.rejected[r.index()])))
+            .collect();
+        let mut samples = self.visible_samples();
+        let n = samples.len();
+        let p50 = quantile(&mut samples, 0.50);
+        let p99 = quantile(&mut samples, 0.99);
+        json!({
+            "accepted": accepted,
+            "rejected": rejected,
+            "rejected_total": rejected.values().sum::<u64>(),
+            "replies_sent": load(&c.counters.replies_sent),
+            "views_published": load(&c.counters.views_published),
+            "visible_latency_us": {"samples": n, "p50": p50, "p99": p99},
+        })
+    }
+
+    /// `ctl query stats`: ports, decisions and control, as JSON.
+    pub fn stats_json(&self) -> Value {
+        let snap = self.snapshot();
+        let ports: Vec<Value> = self
+            .ports
+            .iter()
+            .map(|(id, name)| {
+                let p = snap
+                    .ports
+                    .get(usize::from(*id))
+                    .cloned()
+                    .unwrap_or_default();
+                let drops: BTreeMap<&str, u64> = DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name(), p.drops[*r as usize]))
+                    .collect();
+                json!({
+                    "port": id, "name": name,
+                    "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes,
+                    "tx_packets": p.tx_packets, "tx_bytes": p.tx_bytes,
+                    "drops": drops, "drops_total": p.drops_total(),
+                })
+            })
+            .collect();
+        json!({"ports": ports, "decisions": self.decisions(), "control": self.control_json()})
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let snap = self.snapshot();
+        let mut e = Exposition::new();
+        let port_families: [(&str, &str, PortField); 4] = [
+            (
+                "intellinode_port_rx_packets_total",
+                "Packets received on a port.",
+                |p| p.rx_packets,
+            ),
+            (
+                "intellinode_port_rx_bytes_total",
+                "Bytes received on a port.",
+                |p| p.rx_bytes,
+            ),
+            (
+                "intellinode_port_tx_packets_total",
+                "Packets transmitted on a port.",
+                |p| p.tx_packets,
+            ),
+            (
+                "intellinode_port_tx_bytes_total",
+                "Bytes transmitted on a port.",
+                |p| p.tx_bytes,
+            ),
+        ];
+        for (name, help, get) in port_families {
+            e.family(name, "counter", help);
+            for (id, dev) in &self.ports {
+                let p = snap
+                    .ports
+                    .get(usize::from(*id))
+                    .cloned()
+                    .unwrap_or_default();
+                e.sample(
+                    name,
+                    &[("port", &id.to_string()), ("device", dev)],
+                    get(&p) as f64,
+                );
+            }
+        }
+        e.family(
+            "intellinode_drops_total",
+            "counter",
+            "Packets dropped, by ingress port and reason.",
+        );
+        for (id, dev) in &self.ports {
+            let p = snap
+                .ports
+                .get(usize::from(*id))
+                .cloned()
+                .unwrap_or_default();
+            for r in DropReason::ALL {
+                e.sample(
+                    "intellinode_drops_total",
+                    &[
+                        ("port", &id.to_string()),
+                        ("device", dev),
+                        ("reason", r.name()),
+                    ],
+                    p.drops[r as usize] as f64,
+                );
+            }
+        }
+        e.family(
+            "intellinode_decisions_total",
+            "counter",
+            "Policy decisions, by outcome.",
+        );
+        for (name, n) in self.decisions() {
+            e.sample(
+                "intellinode_decisions_total",
+                &[("decision", name)],
+                n as f64,
+            );
+        }
+        e.family(
+            "intellinode_lcore_busy_cycles_total",
+            "counter",
+            "TSC cycles a worker spent on polls that moved packets.",
+        );
+        for l in &snap.lcores {
+            e.sample(
+                "intellinode_lcore_busy_cycles_total",
+                &[("lcore", &l.lcore.to_string())],
+                l.busy_cycles as f64,
+            );
+        }
+        e.family(
+            "intellinode_lcore_busy_packets_total",
+            "counter",
+            "Packets those busy polls moved.",
+        );
+        for l in &snap.lcores {
+            e.sample(
+                "intellinode_lcore_busy_packets_total",
+                &[("lcore", &l.lcore.to_string())],
+                l.busy_packets as f64,
+            );
+        }
+        if let Some(c) = &self.control {
+            self.render_control(&mut e, c);
+        }
+        e.finish()
+    }
+
+    fn render_control(&self, e: &mut Exposition, c: &ControlHandles) {
+        let load =
+            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        e.family(
+            "intellinode_control_accepted_total",
+            "counter",
+            "Control messages accepted, by kind.",
+        );
+        for (k, a) in KINDS.iter().zip(&c.counters.accepted) {
+            e.sample(
+                "intellinode_control_accepted_total",
+                &[("kind", k)],
+                load(a),
+            );
+        }
+        e.family(
+            "intellinode_control_rejected_total",
+            "counter",
+            "Control datagrams rejected, by reason; none changed any state.",
+        );
+        for r in control::RejectCode::ALL {
+            e.sample(
+                "intellinode_control_rejected_total",
+                &[("reason", r.as_str())],
+                load(&c.counters.rejected[r.index()]),
+            );
+        }
+        e.family(
+            "intellinode_control_views_published_total",
+            "counter",
+            "Data-plane views published by the control thread.",
+        );
+        e.sample(
+            "intellinode_control_views_published_total",
+            &[],
+            load(&c.counters.views_published),
+        );
+
+        e.family(
+            "intellinode_control_visible_latency_seconds",
+            "histogram",
+            "From a control message's origin time to the first worker burst using its state.",
+        );
+        let mut cumulative = [0u64; LATENCY_BUCKETS_US.len()];
+        let (mut count, mut sum_us) = (0u64, 0u64);
+        for l in &self.lcores {
+            let (b, n, s) = l.visible_hist.read();
+            for (acc, v) in cumulative.iter_mut().zip(b) {
+                *acc += v;
+            }
+            count += n;
+            sum_us += s;
+        }
+        for (bound, n) in LATENCY_BUCKETS_US.iter().zip(cumulative) {
+            let le = format!("{}", *bound as f64 / 1e6);
+            e.sample(
+                "intellinode_control_visible_latency_seconds_bucket",
+                &[("le", &le)],
+                n as f64,
+            );
+        }
+        e.sample(
+            "intellinode_control_visible_latency_seconds_bucket",
+            &[("le", "+Inf")],
+            count as f64,
+        );
+        e.sample(
+            "intellinode_control_visible_latency_seconds_sum",
+            &[],
+            sum_us as f64 / 1e6,
+        );
+        e.sample(
+            "intellinode_control_visible_latency_seconds_count",
+            &[],
+            count as f64,
+        );
+
+        let now = c.clock.now_ns();
+        let Ok(state) = c.state.lock() else { return };
+        let max_age = state.thresholds().max_state_age_ns;
+        e.family(
+            "intellinode_state_age_seconds",
+            "gauge",
+            "Age of each state entry; past max_state_age it counts as unknown.",
+        );
+        let mut fresh = Vec::new();
+        for (id, t) in state.path_entries() {
+            let age = t.age(now);
+            e.sample(
+                "intellinode_state_age_seconds",
+                &[("kind", "path"), ("id", &id.0.to_string())],
+                age as f64 / 1e9,
+            );
+            fresh.push(("path", id.0, age <= max_age));
+        }
+        for (id, t) in state.node_entries() {
+            let age = t.age(now);
+            e.sample(
+                "intellinode_state_age_seconds",
+                &[("kind", "node"), ("id", &id.0.to_string())],
+                age as f64 / 1e9,
+            );
+            fresh.push(("node", id.0, age <= max_age));
+        }
+        e.family(
+            "intellinode_state_fresh",
+            "gauge",
+            "1 while a state entry is young enough to act on.",
+        );
+        for (kind, id, is_fresh) in fresh {
+            e.sample(
+                "intellinode_state_fresh",
+                &[("kind", kind), ("id", &id.to_string())],
+                if is_fresh { 1.0 } else { 0.0 },
+            );
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The control plane over real sockets: updates sent by `intellinode ctl`
+//! change where packets go, and every kind of bad datagram is rejected,
+//! counted under its own reason, and changes nothing.
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use control::{Message, Metric, MetricType, PathId, PathState, Unit};
+use intellinode_tests::*;
+
+fn realtime_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn path_latency(path: u16, us: f64) -> Message {
+    Message::PathState(PathState::new(
+        PathId(path),
+        vec![Metric::new(MetricType::PathLatency, Unit::Microseconds, us)],
+    ))
+}
+
+/// Runs `intellinode ctl` (inside `ns` if given) and returns its stdout.
+fn ctl(ns: Option<&Netns>, port: u16, key: &Path, key_id: u32, args: &[&str]) -> String {
+    let mut cmd = match ns {
+        Some(ns) => ns.command(&release_bin("intellinode")),
+        None => Command::new(release_bin("intellinode")),
+    };
+    let out = cmd
+        .args([
+            "ctl",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--key-file",
+        ])
+        .arg(key)
+        .args(["--key-id", &key_id.to_string()])
+        .args(args)
+        .output()
+        .expect("spawn ctl");
+    assert!(
+        out.status.success(),
+        "ctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ctl_json(port: u16, key: &Path, key_id: u32, what: &str) -> serde_json::Value {
+    serde_json::from_str(&ctl(None, port, key, key_id, &["--json", "query", what])).unwrap()
+}
+
+#[test]
+fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (orch_path, orch_key) = write_key(dir.path(), "orch.key");
+    let (probe_path, _) = write_key(dir.path(), "probe.key");
+    let peers = format!(
+        "[[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"policy\", \"capability\", \"query\"]\n\
+         [[control.peers]]\nid = 2\nname = \"node-agent\"\nkey_file = \"{}\"\nroles = [\"state\"]\nnodes = [5]\n",
+        orch_path.display(),
+        probe_path.display()
+    );
+    let (cport, mport) = (free_port(), free_port());
+    let cfg = control_config(dir.path(), cport, mport, 60_000, &peers);
+    let json = dir.path().join("stats.json");
+    let mut cmd = Command::new(release_bin("intellinode"));
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
+        .arg(&json)
+        .arg("--");
+    // Port 0 is a packet source, so workers run bursts and pick up each view.
+    cmd.args(eal_args(
+        "ctlsec",
+        &["net_null0".into(), "net_null1,no-rx=1".into()],
+    ));
+    let child = spawn_until_running(cmd);
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", cport)).unwrap();
+    let mut orch = control::Sender::new(1, orch_key.clone(), realtime_ns() / 1000);
+    let pause = || std::thread::sleep(Duration::from_millis(30));
+
+    // The genuine update, accepted.
+    let good = orch.seal(&path_latency(7, 100.0), realtime_ns()).unwrap();
+    sock.send(&good).unwrap();
+    pause();
+
+    // A forged copy of the next genuine datagram (one ciphertext byte
+    // flipped) goes first: rejected, and it must not burn the genuine
+    // datagram's sequence number.
+    let genuine = orch.seal(&path_latency(7, 150.0), realtime_ns()).unwrap();
+    let mut forged = genuine.clone();
+    forged[50] ^= 0x01;
+    sock.send(&forged).unwrap(); // auth_failed
+    pause();
+    sock.send(&genuine).unwrap(); // accepted: latency 150
+    pause();
+    sock.send(&good).unwrap(); // replayed
+    let old = orch
+        .seal(&path_latency(7, 555.0), realtime_ns() - 120_000_000_000)
+        .unwrap();
+    sock.send(&old).unwrap(); // stale
+    sock.send(&good[..40]).unwrap(); // truncated
+    let mut huge = good.clone();
+    huge.resize(5000, 0);
+    sock.send(&huge).unwrap(); // oversized
+    let mut stranger = control::Sender::new(99, control::Key::generate(), 1);
+    sock.send(&stranger.seal(&path_latency(7, 1.0), realtime_ns()).unwrap())
+        .unwrap(); // unknown_peer
+    pause();
+
+    // A node agent may report state for node 5 only, and may not announce
+    // capabilities at all.
+    ctl(
+        None,
+        cport,
+        &probe_path,
+        2,
+        &["node-state", "--node", "5", "--queue", "3"],
+    ); // accepted
+    ctl(
+        None,
+        cport,
+        &probe_path,
+        2,
+        &["node-state", "--node", "6", "--queue", "9"],
+    ); // unauthorised
+    ctl(
+        None,
+        cport,
+        &probe_path,
+        2,
+        &[
+            "capability",
+            "--node",
+            "5",
+            "--model",
+            "fake-70b",
+            "--class",
+            "centre",
+            "--accelerator",
+            "H100",
+            "--tasks",
+            "chat",
+            "--max-context",
+            "128000",
+            "--prefill-tps",
+            "1000000",
+            "--decode-tps",
+            "10000",
+        ],
+    ); // unauthorised
+    pause();
+
+    let stats = ctl_json(cport, &orch_path, 1, "stats");
+    let rejected = &stats["control"]["rejected"];
+    for (reason, n) in [
+        ("auth_failed", 1),
+        ("replayed", 1),
+        ("stale", 1),
+        ("truncated", 1),
+        ("oversized", 1),
+        ("unknown_peer", 1),
+        ("unauthorised", 2),
+        ("bad_magic", 0),
+        ("malformed_body", 0),
+    ] {
+        assert_eq!(rejected[reason], n, "rejected[{reason}] in {stats}");
+    }
+    assert_eq!(stats["control"]["accepted"]["path_state"], 2, "{stats}");
+    assert_eq!(stats["control"]["accepted"]["node_state"], 1, "{stats}");
+    assert_eq!(stats["control"]["accepted"]["capability"], 0, "{stats}");
+
+    // The state holds exactly the genuine updates.
+    let state = ctl_json(cport, &orch_path, 1, "state");
+    let paths = state["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 1, "{state}");
+    assert_eq!(paths[0]["id"], 7);
+    assert_eq!(
+        paths[0]["latency_us"], 150.0,
+        "the forged 999 or the stale 555 must not have landed"
+    );
+    let nodes = state["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{state}");
+    assert_eq!(nodes[0]["id"], 5);
+    assert!(
+        state["capabilities"].as_array().unwrap().is_empty(),
+        "{state}"
+    );
+
+    // The same numbers over HTTP, as a Prometheus scraper sees them.
+    let scrape = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{mport}/metrics")])
+        .output()
+        .expect("curl");
+    assert!(scrape.status.success(), "curl failed");
+    let text = String::from_utf8(scrape.stdout).unwrap();
+    let value = |needle: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} not in metrics:\n{text}"))
+    };
+    assert_eq!(
+        value("intellinode_control_rejected_total{reason=\"auth_failed\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("intellinode_control_rejected_total{reason=\"unauthorised\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("intellinode_control_accepted_total{kind=\"path_state\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("intellinode_state_fresh{kind=\"path\",id=\"7\"}"),
+        1.0
+    );
+    assert!(value("intellinode_state_age_seconds{kind=\"path\",id=\"7\"}") < 10.0);
+    assert!(
+        value("intellinode_control_visible_latency_seconds_count") >= 1.0,
+        "workers saw the update"
+    );
+    assert!(text.contains("# TYPE intellinode_port_rx_packets_total counter"));
+
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["control"]["rejected_total"], 8);
+}
+
+/// Counts the destination MACs of a capture, in order, as runs:
+/// `[(mac, how many in a row), ...]`.
+fn mac_runs(pcap: &Path) -> Vec<([u8; 6], usize)> {
+    let mut runs: Vec<([u8; 6], usize)> = Vec::new();
+    for r in pktgen::pcap::read_file(pcap).unwrap() {
+        let Some(mac) = r.data.get(..6).and_then(|m| <[u8; 6]>::try_from(m).ok()) else {
+            continue;
+        };
+        match runs.last_mut() {
+            Some((m, n)) if *m == mac => *n += 1,
+            _ => runs.push((mac, 1)),
+        }
+    }
+    runs
+}
+
+#[test]
+fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = write_key(dir.path(), "orch.key");
+    let peers = format!(
+        "[[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"policy\", \"query\"]\n",
+        key_path.display()
+    );
+    let (cport, mport) = (free_port(), free_port());
+    let cfg = control_config(dir.path(), cport, mport, 1_500, &peers);
+    let workload = dir.path().join("agent.pcap");
+    let st = Command::new(release_bin("pktgen"))
+        .args([
+            "write",
+            "--workload",
+            "agent",
+            "--seed",
+            "3",
+            "--packets",
+            "300",
+            "-o",
+        ])
+        .arg(&workload)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let ns = Netns::with_two_veth_pairs(&format!("intc-{}", std::process::id()));
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    let capture = dir.path().join("out.pcap");
+    let mut tcpdump = ns
+        .command(Path::new("tcpdump"))
+        .args(["-i", "gB", "-U", "-n", "-s", "0", "-w"])
+        .arg(&capture)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump is required (make deps installs it)");
+    // tcpdump says "listening on gB" once the capture is armed.
+    {
+        use std::io::BufRead;
+        let err = tcpdump.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(err).lines();
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
+            "tcpdump did not start"
+        );
+    }
+
+    let json = dir.path().join("stats.json");
+    let mut cmd = ns.command(&release_bin("intellinode"));
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--duration", "12", "--stats-interval", "0", "--stats-json"])
+        .arg(&json)
+        .arg("--");
+    cmd.args(eal_args(
+        "ctlpath",
+        &[
+            "net_af_packet0,iface=dA".into(),
+            "net_af_packet1,iface=dB".into(),
+        ],
+    ));
+    let appliance = spawn_until_running(cmd);
+
+    let send = |phase: &str| {
+        let mut gen_eal = eal_args(
+            &format!("ctlgen{phase}"),
+            &["net_af_packet0,iface=gA".into()],
+        );
+        gen_eal.extend(["--main-lcore".into(), "1".into()]);
+        let out = ns
+            .command(&release_bin("pktgen"))
+            .args(["send", "--pcap"])
+            .arg(&workload)
+            .args([
+                "--tx-port",
+                "0",
+                "--rx-port",
+                "0",
+                "--count",
+                "200",
+                "--rate-pps",
+                "4000",
+                "--duration",
+                "5",
+                "--drain-ms",
+                "200",
+                "--",
+            ])
+            .args(&gen_eal)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pktgen phase {phase}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let c = |args: &[&str]| ctl(Some(&ns), cport, &key_path, 1, args);
+
+    // Two paths out of port 1, told apart by next-hop MAC; the agents' VIP
+    // may use either, path 1 preferred on ties and as the fallback.
+    c(&[
+        "path-state",
+        "--path",
+        "1",
+        "--latency-us",
+        "200",
+        "--jitter-us",
+        "10",
+    ]);
+    c(&["path-state", "--path", "2", "--latency-us", "900"]);
+    c(&[
+        "policy",
+        "--path",
+        "1,1,02:00:00:00:00:0a,edge",
+        "--path",
+        "2,1,02:00:00:00:00:0b,centre",
+        "--route",
+        "10.0.100.1=1,2",
+    ]);
+    send("a"); // path 1 is faster
+    c(&["path-state", "--path", "1", "--latency-us", "5000"]);
+    c(&["path-state", "--path", "2", "--latency-us", "900"]);
+    send("b"); // now path 2 is
+    std::thread::sleep(Duration::from_millis(2_000)); // both go stale (1.5 s)
+    send("c"); // no fresh state: the entry's first path, counted as a fallback
+
+    let out = appliance.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &tcpdump.id().to_string()])
+        .status();
+    let _ = tcpdump.wait();
+
+    let edge = [2, 0, 0, 0, 0, 0x0a];
+    let centre = [2, 0, 0, 0, 0, 0x0b];
+    let runs = mac_runs(&capture);
+    assert_eq!(
+        runs,
+        vec![(edge, 200), (centre, 200), (edge, 200)],
+        "destination MACs per phase"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["decisions"]["steered"], 400,
+        "{}",
+        report["decisions"]
+    );
+    assert_eq!(
+        report["decisions"]["stale_fallback"], 200,
+        "{}",
+        report["decisions"]
+    );
+    assert_eq!(report["totals"]["balanced"], true);
+    // Rewritten frames are otherwise intact: every IPv4 header still checks.
+    for r in pktgen::pcap::read_file(&capture).unwrap() {
+        let p = classifier::parse(&r.data).expect("captured frame parses");
+        assert!(p.flow.is_some());
+    }
+}
