@@ -60,6 +60,7 @@ pub mod path_state;
 pub mod peer;
 pub mod policy;
 pub mod prefix;
+pub mod probe;
 pub mod query;
 pub mod receiver;
 pub mod record;

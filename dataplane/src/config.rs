@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -55,6 +55,103 @@ pub struct Config {
     /// Prometheus exposition; absent means no metrics endpoint.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// Active path measurement and reflection; absent means neither.
+    #[serde(default)]
+    pub probe: Option<ProbeConfig>,
+}
+
+/// `[probe]`: measure paths by probing a reflector, and/or be one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Probe every target this often.
+    #[serde(default = "default_probe_interval_ms")]
+    pub interval_ms: u64,
+    /// A probe unanswered this long counts as lost.
+    #[serde(default = "default_probe_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Probes the loss ratio is computed over.
+    #[serde(default = "default_probe_window")]
+    pub window: usize,
+    /// UDP port probes use (both ends).
+    #[serde(default = "default_probe_port")]
+    pub udp_port: u16,
+    /// Turn probes from other appliances around (reflector mode).
+    #[serde(default)]
+    pub reflect: bool,
+    /// Key that signs our probes (64 hex characters, mode 0600); only this
+    /// appliance needs it. Relative to the config file.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Source address of our probes.
+    #[serde(default)]
+    pub src_ip: Option<Ipv4Addr>,
+    /// Paths to measure.
+    #[serde(default)]
+    pub targets: Vec<ProbeTarget>,
+}
+
+/// `[[probe.targets]]`: a path (as defined by policy) and the reflector
+/// at its far end.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeTarget {
+    pub path: u16,
+    pub dst_ip: Ipv4Addr,
+}
+
+fn default_probe_interval_ms() -> u64 {
+    100
+}
+fn default_probe_timeout_ms() -> u64 {
+    500
+}
+fn default_probe_window() -> usize {
+    20
+}
+fn default_probe_port() -> u16 {
+    control::probe::DEFAULT_PROBE_PORT
+}
+
+impl ProbeConfig {
+    fn validate(&self, has_control: bool) -> Result<(), ConfigError> {
+        if !(1..=60_000).contains(&self.interval_ms) {
+            return Err(ConfigError(format!(
+                "probe.interval_ms = {} is out of range (1 to 60000)",
+                self.interval_ms
+            )));
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError("probe.timeout_ms must be at least 1".into()));
+        }
+        if !(1..=1000).contains(&self.window) {
+            return Err(ConfigError(format!(
+                "probe.window = {} is out of range (1 to 1000)",
+                self.window
+            )));
+        }
+        if self.targets.is_empty() && !self.reflect {
+            return Err(ConfigError(
+                "[probe] does nothing: add [[probe.targets]] or set reflect = true".into(),
+            ));
+        }
+        if !self.targets.is_empty() {
+            if self.key_file.is_none() {
+                return Err(ConfigError(
+                    "[probe] has targets but no key_file to sign probes with".into(),
+                ));
+            }
+            if self.src_ip.is_none() {
+                return Err(ConfigError("[probe] has targets but no src_ip".into()));
+            }
+            if !has_control {
+                return Err(ConfigError(
+                    "[probe] targets need [control]: measurements become control state".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[control]`: the authenticated, encrypted orchestration channel.
@@ -227,6 +324,9 @@ impl Config {
         if let Some(control) = &self.control {
             control.validate()?;
         }
+        if let Some(probe) = &self.probe {
+            probe.validate(self.control.is_some())?;
+        }
         let mut seen = BTreeSet::new();
         for pair in &self.pairs {
             let [a, b] = pair.ports;
@@ -248,6 +348,13 @@ impl Config {
 
     /// Resolves relative key paths against the config file's directory.
     fn resolve_paths(&mut self, base: &Path) {
+        if let Some(probe) = &mut self.probe {
+            if let Some(k) = &mut probe.key_file {
+                if k.is_relative() {
+                    *k = base.join(&*k);
+                }
+            }
+        }
         if let Some(control) = &mut self.control {
             for peer in &mut control.peers {
                 if peer.key_file.is_relative() {
@@ -455,6 +562,26 @@ mod tests {
             .unwrap_err()
             .0
             .contains("unknown field `key`"));
+    }
+
+    #[test]
+    fn probe_section() {
+        let base = "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\n";
+        let c = Config::parse(&format!("{base}[probe]\nreflect = true\n")).unwrap();
+        let p = c.probe.unwrap();
+        assert!(p.reflect && p.targets.is_empty());
+        assert_eq!((p.interval_ms, p.udp_port), (100, 7471));
+        for (extra, want) in [
+            ("[probe]\n", "does nothing"),
+            ("[probe]\n[[probe.targets]]\npath = 1\ndst_ip = \"192.0.2.2\"\n", "no key_file"),
+            ("[probe]\nkey_file = \"k\"\n[[probe.targets]]\npath = 1\ndst_ip = \"192.0.2.2\"\n", "no src_ip"),
+            ("[probe]\nkey_file = \"k\"\nsrc_ip = \"192.0.2.1\"\n[[probe.targets]]\npath = 1\ndst_ip = \"192.0.2.2\"\n", "need [control]"),
+            ("[probe]\nreflect = true\ninterval_ms = 0\n", "interval_ms = 0"),
+            ("[probe]\nreflect = true\ndst = 1\n", "unknown field `dst`"),
+        ] {
+            let e = Config::parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(e.0.contains(want), "{extra:?}: {e}");
+        }
     }
 
     #[test]

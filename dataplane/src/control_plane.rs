@@ -117,6 +117,49 @@ impl Default for ControlCounters {
     }
 }
 
+/// Applies state and publishes views; shared by the control thread and the
+/// probe thread. Building and storing happen under the state lock, so
+/// versions reach the workers in order.
+#[derive(Clone)]
+pub struct Publisher {
+    pub state: Arc<Mutex<ControlState>>,
+    pub view: SharedView,
+    version: Arc<AtomicU64>,
+    counters: Arc<ControlCounters>,
+    clock: MonoClock,
+}
+
+impl Publisher {
+    /// Publishes the current state as a new view.
+    pub fn publish_locked(&self, state: &ControlState, origin_realtime_ns: u64) {
+        let version = self.version.fetch_add(1, Relaxed) + 1;
+        let view = state.view(version, self.clock.now_ns());
+        self.view.store(Arc::new(PublishedView::new(
+            view,
+            version,
+            origin_realtime_ns,
+        )));
+        self.counters.views_published.fetch_add(1, Relaxed);
+    }
+
+    /// Applies messages the appliance produced itself (peer id 0, e.g.
+    /// probe measurements) and publishes once. Returns false if the state
+    /// was unavailable.
+    pub fn apply_local(&self, messages: &[Message], now_ns: u64) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        for m in messages {
+            state.apply(LOCAL_PEER, m, now_ns);
+        }
+        self.publish_locked(&state, realtime_ns());
+        true
+    }
+}
+
+/// The peer id under which the appliance's own measurements are recorded.
+pub const LOCAL_PEER: u32 = 0;
+
 /// Answers a stats query; supplied by the runtime, which owns the counters.
 pub type StatsFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
@@ -125,6 +168,7 @@ pub struct ControlPlane {
     pub view: SharedView,
     pub counters: Arc<ControlCounters>,
     pub state: Arc<Mutex<ControlState>>,
+    pub publisher: Publisher,
     pub local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -190,15 +234,21 @@ impl ControlPlane {
         let counters = Arc::new(ControlCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
 
+        let publisher = Publisher {
+            state: Arc::clone(&state),
+            view: Arc::clone(&view),
+            version: Arc::new(AtomicU64::new(0)),
+            counters: Arc::clone(&counters),
+            clock,
+        };
         let mut worker = ControlThread {
             socket,
             receiver,
             state: Arc::clone(&state),
-            view: Arc::clone(&view),
+            publisher: publisher.clone(),
             counters: Arc::clone(&counters),
             clock,
             stats,
-            version: 0,
         };
         let stop_flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -209,6 +259,7 @@ impl ControlPlane {
             view,
             counters,
             state,
+            publisher,
             local_addr,
             stop,
             thread: Some(thread),
@@ -229,11 +280,10 @@ struct ControlThread {
     socket: UdpSocket,
     receiver: Receiver,
     state: Arc<Mutex<ControlState>>,
-    view: SharedView,
+    publisher: Publisher,
     counters: Arc<ControlCounters>,
     clock: MonoClock,
     stats: StatsFn,
-    version: u64,
 }
 
 /// Datagrams handled per batch before publishing, so a flood cannot delay
@@ -322,15 +372,8 @@ impl ControlThread {
     }
 
     fn publish(&mut self, origin_realtime_ns: u64) {
-        let Ok(state) = self.state.lock() else { return };
-        self.version += 1;
-        let view = state.view(self.version, self.clock.now_ns());
-        drop(state);
-        self.view.store(Arc::new(PublishedView::new(
-            view,
-            self.version,
-            origin_realtime_ns,
-        )));
-        bump(&self.counters.views_published, 1);
+        if let Ok(state) = self.state.lock() {
+            self.publisher.publish_locked(&state, origin_realtime_ns);
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod dpdk;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;
+pub mod probe;
 pub mod report;
 pub mod runtime;
 pub mod stats;

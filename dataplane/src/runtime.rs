@@ -23,9 +23,11 @@ use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
 use crate::pipeline::{forward, QueueRoute, WorkerConf};
 use crate::preflight;
+use crate::probe::{self, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
 use crate::stats::{LcoreCounters, Snapshot, StatsReport};
 use crate::telemetry::{ControlHandles, Telemetry};
+use crossbeam_queue::ArrayQueue;
 
 /// What `intellinode run` was asked to do.
 #[derive(Debug, Clone)]
@@ -48,6 +50,10 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     preflight::check_vdevs(&opts.eal_args).map_err(|e| anyhow!(e))?;
     let control_peers = match &config.control {
         Some(c) => Some(control_plane::load_peers(c)?),
+        None => None,
+    };
+    let probe_key = match &config.probe {
+        Some(p) => probe::load_key(p)?,
         None => None,
     };
 
@@ -107,13 +113,15 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let socket = infos
         .get(usize::from(used[0]))
         .map_or(0, |i| i.socket.max(0));
-    let pool = Mempool::new(
-        "intellinode_pkts",
-        mbufs,
-        MEMPOOL_CACHE.min(mbufs / 2),
-        socket,
-    )
-    .map_err(|e| anyhow!("cannot create the packet pool of {mbufs} mbufs: {e}"))?;
+    let pool = Arc::new(
+        Mempool::new(
+            "intellinode_pkts",
+            mbufs,
+            MEMPOOL_CACHE.min(mbufs / 2),
+            socket,
+        )
+        .map_err(|e| anyhow!("cannot create the packet pool of {mbufs} mbufs: {e}"))?,
+    );
 
     let mut ports = Vec::with_capacity(used.len());
     for &p in &used {
@@ -138,6 +146,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         nb_ports: usize::from(nb_ports),
         lcores: counters.clone(),
         control: None,
+        probe: None,
     };
     // The control thread answers stats queries with telemetry that includes
     // its own counters, which exist only once it has started.
@@ -159,7 +168,6 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         _ => None,
     };
-    let _ = telemetry_cell.set(telemetry.clone());
     let metrics = match &config.metrics {
         Some(m) => {
             let t = telemetry.clone();
@@ -174,6 +182,42 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     for &p in &used {
         started_ports[usize::from(p)] = true;
     }
+    // Probing: a reply queue per worker, one outbound queue to worker 0,
+    // and the probe thread when there is something to measure.
+    let mut probe_workers: Vec<Option<ProbeWorker>> = vec![None; workers.len()];
+    let mut probe_thread = None;
+    if let Some(pc) = &config.probe {
+        let replies: Vec<Arc<ArrayQueue<ProbeReply>>> = workers
+            .iter()
+            .map(|_| Arc::new(ArrayQueue::new(1024)))
+            .collect();
+        let outbound = Arc::new(ArrayQueue::new(256));
+        for (i, slot) in probe_workers.iter_mut().enumerate() {
+            *slot = Some(ProbeWorker {
+                udp_port: pc.udp_port,
+                reflect: pc.reflect,
+                replies: Arc::clone(&replies[i]),
+                outbound: (i == 0).then(|| Arc::clone(&outbound)),
+            });
+        }
+        if let (Some(key), Some(plane)) = (probe_key, control.as_ref()) {
+            if !pc.targets.is_empty() {
+                probe_thread = Some(ProbeThread::start(ProbeSetup {
+                    config: pc.clone(),
+                    key,
+                    port_macs: infos.iter().map(|i| i.mac).collect(),
+                    pool: Arc::clone(&pool),
+                    clock,
+                    publisher: plane.publisher.clone(),
+                    outbound,
+                    replies,
+                    started_ports: started_ports.clone(),
+                })?);
+            }
+        }
+    }
+    telemetry.probe = probe_thread.as_ref().map(|t| Arc::clone(&t.counters));
+    let _ = telemetry_cell.set(telemetry.clone());
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
         let conf = WorkerConf {
             lcore,
@@ -185,6 +229,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             control: control.as_ref().map(|p| Arc::clone(&p.view)),
             clock,
             started_ports: started_ports.clone(),
+            probe: probe_workers[q].clone(),
         };
         let pipeline = config.pipeline;
         let launched = dpdk::launch(lcore, move || {
@@ -241,7 +286,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     );
     report.decisions = telemetry.decisions();
     report.control = telemetry.control_json();
-    // The control thread and the metrics endpoint stop before the ports.
+    // The probe thread, control thread and metrics endpoint stop before
+    // the ports (and the pool the probe thread allocates from).
+    drop(probe_thread);
     drop(metrics);
     drop(control);
 

@@ -21,15 +21,27 @@ use serde::Serialize;
 pub enum DropReason {
     /// The egress TX queue had no room for the packet.
     TxQueueFull,
+    /// A reply to one of our own probes: consumed by the appliance (handed
+    /// to the probe thread), not forwarded.
+    ProbeReplyConsumed,
+    /// A probe reply arrived while the hand-off queue to the probe thread
+    /// was full.
+    ProbeQueueFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 1] = [DropReason::TxQueueFull];
+    pub const ALL: [DropReason; 3] = [
+        DropReason::TxQueueFull,
+        DropReason::ProbeReplyConsumed,
+        DropReason::ProbeQueueFull,
+    ];
     pub const COUNT: usize = Self::ALL.len();
 
     pub fn name(self) -> &'static str {
         match self {
             DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::ProbeReplyConsumed => "probe_reply_consumed",
+            DropReason::ProbeQueueFull => "probe_queue_full",
         }
     }
 }
@@ -51,15 +63,18 @@ pub enum Decision {
     /// The chosen path's egress port is not one this appliance runs: sent to
     /// the pair's peer instead.
     BadEgress,
+    /// A probe request from another appliance, turned around (reflector).
+    ProbeReflected,
 }
 
 impl Decision {
-    pub const ALL: [Decision; 5] = [
+    pub const ALL: [Decision; 6] = [
         Decision::Steered,
         Decision::StaleFallback,
         Decision::NoEntry,
         Decision::Unparsed,
         Decision::BadEgress,
+        Decision::ProbeReflected,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -70,6 +85,7 @@ impl Decision {
             Decision::NoEntry => "no_entry",
             Decision::Unparsed => "unparsed",
             Decision::BadEgress => "bad_egress",
+            Decision::ProbeReflected => "probe_reflected",
         }
     }
 }

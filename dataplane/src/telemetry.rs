@@ -24,6 +24,8 @@ pub struct Telemetry {
     pub nb_ports: usize,
     pub lcores: Vec<Arc<LcoreCounters>>,
     pub control: Option<ControlHandles>,
+    /// The prober's counters, when it runs.
+    pub probe: Option<Arc<crate::probe::ProbeCounters>>,
 }
 
 #[derive(Clone)]
@@ -84,7 +86,15 @@ impl Telemetry {
         let n = samples.len();
         let p50 = quantile(&mut samples, 0.50);
         let p99 = quantile(&mut samples, 0.99);
+        let probe = self.probe.as_ref().map(|p| {
+            json!({
+                "sent": load(&p.sent), "replies": load(&p.replies), "bad_tag": load(&p.bad_tag),
+                "unexpected": load(&p.unexpected), "no_path": load(&p.no_path), "send_failed": load(&p.send_failed),
+                "measurements_published": load(&p.measurements_published),
+            })
+        });
         json!({
+            "probe": probe,
             "accepted": accepted,
             "rejected": rejected,
             "rejected_total": rejected.values().sum::<u64>(),

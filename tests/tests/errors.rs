@@ -233,19 +233,40 @@ fn control_key_file_problems() {
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = write_key(dir.path(), "orch.key");
     let peers = |path: &std::path::Path| {
-        format!("[[control.peers]]\nid = 1\nname = \"orch\"\nkey_file = \"{}\"\nroles = [\"state\"]\n", path.display())
+        format!(
+            "[[control.peers]]\nid = 1\nname = \"orch\"\nkey_file = \"{}\"\nroles = [\"state\"]\n",
+            path.display()
+        )
     };
 
-    let cfg = control_config(dir.path(), free_port(), free_port(), 1000, &peers(&dir.path().join("missing.key")));
-    let line = assert_one_line_error(&intellinode(&run_args(&cfg, eal_args("keymiss", &null_pair()))), "missing.key");
-    assert!(line.contains("control peer 1 (orch)") && line.contains("does not exist"), "{line}");
+    let cfg = control_config(
+        dir.path(),
+        free_port(),
+        free_port(),
+        1000,
+        &peers(&dir.path().join("missing.key")),
+    );
+    let line = assert_one_line_error(
+        &intellinode(&run_args(&cfg, eal_args("keymiss", &null_pair()))),
+        "missing.key",
+    );
+    assert!(
+        line.contains("control peer 1 (orch)") && line.contains("does not exist"),
+        "{line}"
+    );
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let cfg = control_config(dir.path(), free_port(), free_port(), 1000, &peers(&key));
-    let line = assert_one_line_error(&intellinode(&run_args(&cfg, eal_args("keymode", &null_pair()))), "orch.key");
+    let line = assert_one_line_error(
+        &intellinode(&run_args(&cfg, eal_args("keymode", &null_pair()))),
+        "orch.key",
+    );
     assert!(line.contains("chmod 600"), "{line}");
 
     std::fs::write(&key, "not hex at all\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_one_line_error(&intellinode(&run_args(&cfg, eal_args("keyhex", &null_pair()))), "orch.key");
+    assert_one_line_error(
+        &intellinode(&run_args(&cfg, eal_args("keyhex", &null_pair()))),
+        "orch.key",
+    );
 }

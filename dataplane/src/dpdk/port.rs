@@ -32,6 +32,8 @@ pub struct PortInfo {
     /// RSS hash functions the device supports (RTE_ETH_RSS_* bits).
     pub rss_offloads: u64,
     pub socket: i32,
+    /// The port's own MAC address (source of frames the appliance makes).
+    pub mac: [u8; 6],
 }
 
 /// How to bring a port up.
@@ -99,6 +101,9 @@ impl PortInfo {
         };
         // SAFETY: valid port id (info_get succeeded).
         let socket = unsafe { sys::rte_eth_dev_socket_id(id.0) };
+        let mut mac: sys::rte_ether_addr = Default::default();
+        // SAFETY: valid out-parameter; on failure the zero address stays.
+        let _ = unsafe { sys::rte_eth_macaddr_get(id.0, &mut mac) };
         Ok(PortInfo {
             id,
             name: c_name(&name),
@@ -107,6 +112,7 @@ impl PortInfo {
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
             socket,
+            mac: mac.addr_bytes,
         })
     }
 }

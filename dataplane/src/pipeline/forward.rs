@@ -15,9 +15,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use control::view::ChoiceReason;
 
+use crossbeam_queue::ArrayQueue;
+
 use super::{QueueRoute, WorkerConf};
 use crate::control_plane::PublishedView;
 use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST};
+use crate::probe::{ProbeKind, ProbeWorker};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 
 /// Runs until `conf.stop` is set. Never allocates, locks or panics per
@@ -59,8 +62,27 @@ pub fn run(conf: &WorkerConf) {
                 }
             }
             match view.as_deref() {
-                Some(v) if v.has_forwarding => steer_burst(conf, route, &mut burst, &mut stages, v),
+                Some(v) if v.has_forwarding => {
+                    steer_burst(conf, route, &mut burst, &mut stages, Some(&**v))
+                }
+                _ if conf.probe.is_some() => steer_burst(
+                    conf,
+                    route,
+                    &mut burst,
+                    &mut stages,
+                    view.as_deref().map(|v| &**v),
+                ),
                 _ => forward_burst(counters, route, &mut burst),
+            }
+        }
+        if let Some(out) = conf.probe.as_ref().and_then(|p| p.outbound.as_ref()) {
+            if !out.is_empty() {
+                moved_any |= send_probes(
+                    counters,
+                    out,
+                    &mut stages,
+                    conf.routes.first().map_or(0, |r| r.queue),
+                );
             }
         }
         if !moved_any && !conf.idle_sleep.is_zero() {
@@ -134,7 +156,7 @@ fn steer_burst(
     route: &QueueRoute,
     burst: &mut MbufBurst,
     stages: &mut [MbufBurst],
-    v: &PublishedView,
+    v: Option<&PublishedView>,
 ) {
     let counters = &*conf.counters;
     let received = burst.len() as u64;
@@ -145,7 +167,16 @@ fn steer_burst(
         .sum();
     let now_ns = conf.clock.now_ns();
     let mut decisions = [0u64; Decision::COUNT];
+    let mut consumed = [0u64; DropReason::COUNT];
     let default_port = usize::from(route.tx_port.0);
+    let ctx = DecideCtx {
+        view: v,
+        now_ns,
+        started: &conf.started_ports,
+        default_port,
+        rx_port: usize::from(route.rx_port.0),
+        probe: conf.probe.as_ref(),
+    };
 
     let mut egress = [default_port; MAX_BURST];
     let packets = burst.as_mut_slice();
@@ -157,9 +188,16 @@ fn steer_burst(
             ahead.prefetch_data();
         }
         if let (Some(m), Some(out)) = (packets.get_mut(i), egress.get_mut(i)) {
-            let (decision, port) = decide(m, v, now_ns, &conf.started_ports, default_port);
-            decisions[decision as usize] += 1;
-            *out = port;
+            *out = match decide(m, &ctx) {
+                Outcome::Send(decision, port) => {
+                    decisions[decision as usize] += 1;
+                    port
+                }
+                Outcome::Consumed(reason) => {
+                    consumed[reason as usize] += 1;
+                    CONSUMED
+                }
+            };
         }
     }
 
@@ -170,6 +208,11 @@ fn steer_burst(
     burst.drain_into(|m| {
         let port = egress.get(i).copied().unwrap_or(default_port);
         i += 1;
+        if port == CONSUMED {
+            // Its content was copied out; the buffer goes back to the pool.
+            drop(m);
+            return;
+        }
         match stages.get_mut(port).map(|stage| stage.push(m)) {
             Some(Ok(())) => {}
             Some(Err(m)) => {
@@ -197,6 +240,11 @@ fn steer_burst(
         if dropped > 0 {
             bump(&rx.drops[DropReason::TxQueueFull as usize], dropped);
         }
+        for (c, n) in rx.drops.iter().zip(consumed) {
+            if n > 0 {
+                bump(c, n);
+            }
+        }
     }
     for (c, n) in counters.decisions.iter().zip(decisions) {
         if n > 0 {
@@ -205,28 +253,72 @@ fn steer_burst(
     }
 }
 
-/// One packet's decision: what happened and which port it leaves by.
-#[inline]
-fn decide(
-    m: &mut Mbuf,
-    v: &PublishedView,
+/// Egress marker for a packet the appliance consumed.
+const CONSUMED: usize = usize::MAX;
+
+/// What `decide` needs besides the packet.
+struct DecideCtx<'a> {
+    view: Option<&'a PublishedView>,
     now_ns: u64,
-    started: &[bool],
+    started: &'a [bool],
     default_port: usize,
-) -> (Decision, usize) {
+    rx_port: usize,
+    probe: Option<&'a ProbeWorker>,
+}
+
+enum Outcome {
+    /// Leaves by this port.
+    Send(Decision, usize),
+    /// Kept by the appliance, counted under this reason.
+    Consumed(DropReason),
+}
+
+/// One packet's fate: probes first (they are ours), then the policy.
+#[inline]
+fn decide(m: &mut Mbuf, ctx: &DecideCtx<'_>) -> Outcome {
+    if let Some(probe) = ctx.probe {
+        match crate::probe::classify(m.data(), probe.udp_port) {
+            ProbeKind::Reply => {
+                let mut payload = [0u8; control::probe::PROBE_LEN];
+                if let Some(src) = m.data().get(
+                    crate::probe::PROBE_FRAME_LEN - control::probe::PROBE_LEN
+                        ..crate::probe::PROBE_FRAME_LEN,
+                ) {
+                    payload.copy_from_slice(src);
+                }
+                let reply = crate::probe::ProbeReply {
+                    payload,
+                    rx_ns: ctx.now_ns,
+                };
+                return Outcome::Consumed(match probe.replies.push(reply) {
+                    Ok(()) => DropReason::ProbeReplyConsumed,
+                    Err(_) => DropReason::ProbeQueueFull,
+                });
+            }
+            ProbeKind::Request
+                if probe.reflect && crate::probe::reflect_in_place(m.data_mut(), ctx.now_ns) =>
+            {
+                return Outcome::Send(Decision::ProbeReflected, ctx.rx_port);
+            }
+            _ => {}
+        }
+    }
+    let Some(v) = ctx.view.filter(|v| v.has_forwarding) else {
+        return Outcome::Send(Decision::NoEntry, ctx.default_port);
+    };
     let dst = match classifier::parse(m.data()) {
         Ok(p) => match p.flow {
             Some(flow) => flow.dst_ip(),
-            None => return (Decision::Unparsed, default_port),
+            None => return Outcome::Send(Decision::Unparsed, ctx.default_port),
         },
-        Err(_) => return (Decision::Unparsed, default_port),
+        Err(_) => return Outcome::Send(Decision::Unparsed, ctx.default_port),
     };
-    let Some(choice) = v.view.choose_path(dst, now_ns) else {
-        return (Decision::NoEntry, default_port);
+    let Some(choice) = v.view.choose_path(dst, ctx.now_ns) else {
+        return Outcome::Send(Decision::NoEntry, ctx.default_port);
     };
     let egress = usize::from(choice.path.egress_port);
-    if !started.get(egress).copied().unwrap_or(false) {
-        return (Decision::BadEgress, default_port);
+    if !ctx.started.get(egress).copied().unwrap_or(false) {
+        return Outcome::Send(Decision::BadEgress, ctx.default_port);
     }
     if let Some(dst_mac) = m.data_mut().get_mut(0..6) {
         dst_mac.copy_from_slice(&choice.path.next_hop_mac);
@@ -236,7 +328,34 @@ fn decide(
     } else {
         Decision::Steered
     };
-    (decision, egress)
+    Outcome::Send(decision, egress)
+}
+
+/// Transmits probes the probe thread queued (worker 0 only). They are the
+/// appliance's own frames, so they count in the probe thread's `sent`, not
+/// in any port's forwarded tx. Returns whether any were sent.
+fn send_probes(
+    counters: &LcoreCounters,
+    out: &ArrayQueue<(u16, Mbuf)>,
+    stages: &mut [MbufBurst],
+    queue: u16,
+) -> bool {
+    let mut any = false;
+    while let Some((port, m)) = out.pop() {
+        any = true;
+        if let Some(stage) = stages.get_mut(usize::from(port)) {
+            if let Err(m) = stage.push(m) {
+                drop(m);
+            }
+        }
+    }
+    for (port, stage) in stages.iter_mut().enumerate() {
+        if !stage.is_empty() {
+            let (_, _, refused) = transmit(stage, port as u16, queue);
+            let _ = (refused, counters);
+        }
+    }
+    any
 }
 
 /// Records when this worker first used a new control-state version.

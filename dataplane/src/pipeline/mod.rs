@@ -38,4 +38,6 @@ pub struct WorkerConf {
     pub clock: MonoClock,
     /// `started_ports[p]`: this worker has a TX queue on port `p`.
     pub started_ports: Vec<bool>,
+    /// Probe handling, when `[probe]` is configured.
+    pub probe: Option<crate::probe::ProbeWorker>,
 }

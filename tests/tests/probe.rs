@@ -1,0 +1,175 @@
+//! Active path measurement between two real appliances: one probes a path,
+//! the other reflects, over veths in a private namespace. What comes back
+//! becomes measured path state; when the reflector dies, the path's loss
+//! goes to 1 and its latency to unknown, so no decision can use it.
+
+use std::process::Command;
+use std::time::Duration;
+
+use intellinode_tests::*;
+
+fn query(ns: &Netns, port: u16, key: &std::path::Path, what: &str) -> serde_json::Value {
+    let out = ns
+        .command(&release_bin("intellinode"))
+        .args([
+            "ctl",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--key-file",
+        ])
+        .arg(key)
+        .args(["--key-id", "1", "--json", "query", what])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ctl query {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn path1(state: &serde_json::Value) -> serde_json::Value {
+    state["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == 1)
+        .cloned()
+        .unwrap_or_else(|| panic!("no path 1 in {state}"))
+}
+
+#[test]
+fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (orch_key, _) = write_key(dir.path(), "orch.key");
+    let (probe_key, _) = write_key(dir.path(), "probe.key");
+    let (cport, mport) = (free_port(), free_port());
+    let peers = format!(
+        "[[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"policy\", \"query\"]\n\
+         [probe]\ninterval_ms = 50\ntimeout_ms = 200\nwindow = 10\nkey_file = \"{}\"\nsrc_ip = \"192.0.2.1\"\n\
+         [[probe.targets]]\npath = 1\ndst_ip = \"192.0.2.2\"\n",
+        orch_key.display(),
+        probe_key.display()
+    );
+    let cfg = control_config(dir.path(), cport, mport, 2_000, &peers);
+    let reflector_cfg = dir.path().join("reflector.toml");
+    std::fs::write(&reflector_cfg, "pipeline = \"forward\"\nidle_sleep_us = 20\n[[pairs]]\nports = [0, 1]\n[probe]\nreflect = true\n").unwrap();
+
+    let ns = Netns::with_two_veth_pairs(&format!("intp-{}", std::process::id()));
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    let prober_json = dir.path().join("prober.json");
+    let mut cmd = ns.command(&release_bin("intellinode"));
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--duration", "8", "--stats-interval", "0", "--stats-json"])
+        .arg(&prober_json)
+        .arg("--");
+    cmd.args(eal_args(
+        "prober",
+        &[
+            "net_af_packet0,iface=dA".into(),
+            "net_af_packet1,iface=dB".into(),
+        ],
+    ));
+    let prober = spawn_until_running(cmd);
+
+    let reflector_json = dir.path().join("reflector.json");
+    let mut cmd = ns.command(&release_bin("intellinode"));
+    cmd.args(["run", "--config"])
+        .arg(&reflector_cfg)
+        .args(["--stats-interval", "0", "--stats-json"])
+        .arg(&reflector_json)
+        .arg("--");
+    let mut reflector_eal = eal_args(
+        "reflector",
+        &["net_af_packet0,iface=gB".into(), "net_null0,no-rx=1".into()],
+    );
+    reflector_eal.extend(["--main-lcore".into(), "1".into()]);
+    cmd.args(reflector_eal);
+    let reflector = spawn_until_running(cmd);
+
+    // The orchestrator defines path 1: out of port 1 towards the reflector.
+    let out = ns
+        .command(&release_bin("intellinode"))
+        .args([
+            "ctl",
+            "--server",
+            &format!("127.0.0.1:{cport}"),
+            "--key-file",
+        ])
+        .arg(&orch_key)
+        .args([
+            "--key-id",
+            "1",
+            "policy",
+            "--path",
+            "1,1,02:00:00:00:00:0b,to-reflector",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let p = path1(&query(&ns, cport, &orch_key, "state"));
+    assert_eq!(p["from_peer"], 0, "measured by the appliance itself: {p}");
+    assert_eq!(p["freshness"], "fresh", "{p}");
+    assert_eq!(p["loss_ratio"], 0.0, "{p}");
+    let latency = p["latency_us"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no latency measured: {p}"));
+    assert!(
+        latency > 0.0 && latency < 50_000.0,
+        "one-way latency {latency} us"
+    );
+    let stats = query(&ns, cport, &orch_key, "stats");
+    let probe = &stats["control"]["probe"];
+    assert!(probe["sent"].as_u64().unwrap() >= 15, "{probe}");
+    assert!(probe["replies"].as_u64().unwrap() >= 15, "{probe}");
+    assert_eq!(probe["bad_tag"], 0, "{probe}");
+
+    // The reflector goes away: probes go unanswered.
+    let _ = Command::new("kill")
+        .args(["-INT", &reflector.id().to_string()])
+        .status();
+    let r = reflector.wait_with_output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    std::thread::sleep(Duration::from_millis(1200));
+    let p = path1(&query(&ns, cport, &orch_key, "state"));
+    assert_eq!(p["loss_ratio"], 1.0, "{p}");
+    assert!(p["latency_us"].is_null(), "no latency without replies: {p}");
+
+    let out = prober.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prober_stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&prober_json).unwrap()).unwrap();
+    assert_eq!(prober_stats["totals"]["balanced"], true);
+    let consumed = prober_stats["ports"][1]["drops"]["probe_reply_consumed"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        consumed >= 15,
+        "replies are consumed, not forwarded: {}",
+        prober_stats["ports"][1]
+    );
+    let reflector_stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reflector_json).unwrap()).unwrap();
+    assert!(
+        reflector_stats["decisions"]["probe_reflected"]
+            .as_u64()
+            .unwrap()
+            >= 15,
+        "{}",
+        reflector_stats["decisions"]
+    );
+    assert_eq!(reflector_stats["totals"]["balanced"], true);
+}
