@@ -52,6 +52,17 @@ pub enum CtlCommand {
     Capability(CapabilityArgs),
     /// Install paths, forwarding entries, class weights and thresholds
     Policy(PolicyArgs),
+    /// Send every message described in a TOML file, in order
+    #[command(
+        long_about = "Send every message described in a TOML file, in file order: \
+[[path_state]], [[node_state]], [[capability]] and [[policy]] tables with the same keys as the \
+corresponding subcommands' flags (underscores for dashes). Unknown keys are errors; nothing is \
+sent unless the whole file is valid."
+    )]
+    Apply {
+        #[arg(value_name = "FILE.toml")]
+        file: PathBuf,
+    },
     /// Ask the appliance for its stats, state or feedback
     Query {
         #[arg(value_enum)]
@@ -66,7 +77,8 @@ pub enum CtlCommand {
     },
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PathStateArgs {
     #[arg(long)]
     pub path: u16,
@@ -84,10 +96,12 @@ pub struct PathStateArgs {
     pub loss: Option<f64>,
     /// How the values were obtained
     #[arg(long, value_enum, default_value_t = Source::Measured)]
+    #[serde(default)]
     pub source: Source,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NodeStateArgs {
     #[arg(long)]
     pub node: u16,
@@ -104,10 +118,12 @@ pub struct NodeStateArgs {
     #[arg(long)]
     pub ttft_ms: Option<f64>,
     #[arg(long, value_enum, default_value_t = Source::Measured)]
+    #[serde(default)]
     pub source: Source,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CapabilityArgs {
     #[arg(long)]
     pub node: u16,
@@ -137,23 +153,95 @@ pub struct CapabilityArgs {
     pub concurrency: Option<u32>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyArgs {
     /// Replace the whole policy instead of updating entries
     #[arg(long)]
+    #[serde(default)]
     pub replace: bool,
     /// A path: ID,EGRESS_PORT,NEXT_HOP_MAC[,NAME]
     #[arg(long = "path", value_name = "ID,PORT,MAC[,NAME]")]
+    #[serde(default)]
     pub paths: Vec<String>,
     /// A forwarding entry: PREFIX=PATH[,PATH...], candidates in preference order
     #[arg(long = "route", value_name = "PREFIX=PATHS")]
+    #[serde(default)]
     pub routes: Vec<String>,
     /// A class weight: CLASS=WEIGHT
     #[arg(long = "class-weight", value_name = "CLASS=WEIGHT")]
+    #[serde(default)]
     pub class_weights: Vec<String>,
     /// A threshold: NAME=VALUE (max_state_age_ms, max_path_loss_ratio, jitter_weight, short_task_tokens)
     #[arg(long = "threshold", value_name = "NAME=VALUE")]
+    #[serde(default)]
     pub thresholds: Vec<String>,
+}
+
+/// `ctl apply`'s file: tables of the subcommands' fields.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageFile {
+    #[serde(default)]
+    pub path_state: Vec<PathStateArgs>,
+    #[serde(default)]
+    pub node_state: Vec<NodeStateArgs>,
+    #[serde(default)]
+    pub capability: Vec<CapabilityArgs>,
+    #[serde(default)]
+    pub policy: Vec<PolicyArgs>,
+}
+
+impl MessageFile {
+    /// Every message the file describes, validated; one line per problem.
+    pub fn messages(path: &std::path::Path) -> Result<Vec<Message>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "{}: cannot read: {}",
+                path.display(),
+                crate::config::io_reason(&e)
+            )
+        })?;
+        let file: MessageFile = toml::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{}: {}",
+                path.display(),
+                e.message().trim().replace('\n', " ")
+            )
+        })?;
+        let mut out = Vec::new();
+        for a in file.path_state {
+            out.push(
+                crate::ctl_messages::build(&CtlCommand::PathState(a))
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?,
+            );
+        }
+        for a in file.node_state {
+            out.push(
+                crate::ctl_messages::build(&CtlCommand::NodeState(a))
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?,
+            );
+        }
+        for a in file.capability {
+            out.push(
+                crate::ctl_messages::build(&CtlCommand::Capability(a))
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?,
+            );
+        }
+        for a in file.policy {
+            out.push(
+                crate::ctl_messages::build(&CtlCommand::Policy(a))
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?,
+            );
+        }
+        if out.is_empty() {
+            bail!(
+                "{}: no [[path_state]], [[node_state]], [[capability]] or [[policy]] table",
+                path.display()
+            );
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -169,14 +257,17 @@ pub struct StreamArgs {
     pub paths: Vec<u16>,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy)]
+#[derive(ValueEnum, Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     Nominal,
     Estimated,
+    #[default]
     Measured,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy)]
+#[derive(ValueEnum, Debug, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelClass {
     Edge,
     Centre,
@@ -235,6 +326,27 @@ pub fn run(args: &CtlArgs) -> Result<()> {
             Ok(())
         }
         CtlCommand::Stream(s) => stream(&socket, &mut sender, s, args.json),
+        CtlCommand::Apply { file } => {
+            let messages = MessageFile::messages(file)?;
+            for message in &messages {
+                let (seq, datagram) = seal(&mut sender, message)?;
+                socket
+                    .send(&datagram)
+                    .with_context(|| format!("ctl: cannot send to {}", args.server))?;
+                if !args.json {
+                    println!(
+                        "sent {} (seq {seq}, {} bytes) to {}",
+                        message.kind().name(),
+                        datagram.len(),
+                        args.server
+                    );
+                }
+            }
+            if args.json {
+                println!("{}", serde_json::json!({"sent": messages.len()}));
+            }
+            Ok(())
+        }
         other => {
             let message = crate::ctl_messages::build(other)?;
             let (seq, datagram) = seal(&mut sender, &message)?;

@@ -191,7 +191,7 @@ pub fn build(command: &CtlCommand) -> Result<Message> {
             Message::Policy(p)
         }
         CtlCommand::Query { what } => query(*what),
-        CtlCommand::Stream(_) | CtlCommand::Keygen { .. } => {
+        CtlCommand::Stream(_) | CtlCommand::Keygen { .. } | CtlCommand::Apply { .. } => {
             bail!("internal: not a single message")
         }
     })
@@ -305,6 +305,37 @@ pub fn render_reply(what: QueryWhat, v: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "[[path_state]]\npath = 1\nlatency_us = 250.0\n[[node_state]]\nnode = 2\nqueue = 3.0\nsource = \"estimated\"\n\
+             [[policy]]\npaths = [\"1,1,02:00:00:00:00:0a\"]\nroutes = [\"10.0.0.0/8=1\"]\n",
+        )
+        .unwrap();
+        let m = crate::ctl::MessageFile::messages(&f).unwrap();
+        let kinds: Vec<&str> = m.iter().map(|m| m.kind().name()).collect();
+        assert_eq!(kinds, vec!["PATH_STATE", "NODE_STATE", "POLICY"]);
+
+        std::fs::write(&f, "[[path_state]]\npath = 1\nlatency = 3.0\n").unwrap();
+        let e = crate::ctl::MessageFile::messages(&f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `latency`"), "{e}");
+        std::fs::write(&f, "[[path_state]]\npath = 1\n").unwrap();
+        let e = crate::ctl::MessageFile::messages(&f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least one of"), "{e}");
+        std::fs::write(&f, "").unwrap();
+        assert!(crate::ctl::MessageFile::messages(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("no [[path_state]]"));
+    }
 
     #[test]
     fn parses_paths_routes_and_macs() {

@@ -364,25 +364,16 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
 
     // Two paths out of port 1, told apart by next-hop MAC; the agents' VIP
     // may use either, path 1 preferred on ties and as the fallback.
-    c(&[
-        "path-state",
-        "--path",
-        "1",
-        "--latency-us",
-        "200",
-        "--jitter-us",
-        "10",
-    ]);
-    c(&["path-state", "--path", "2", "--latency-us", "900"]);
-    c(&[
-        "policy",
-        "--path",
-        "1,1,02:00:00:00:00:0a,edge",
-        "--path",
-        "2,1,02:00:00:00:00:0b,centre",
-        "--route",
-        "10.0.100.1=1,2",
-    ]);
+    // Set up from a message file (ctl apply); later changes use flags.
+    let setup = dir.path().join("setup.toml");
+    std::fs::write(
+        &setup,
+        "[[path_state]]\npath = 1\nlatency_us = 200.0\njitter_us = 10.0\n\
+         [[path_state]]\npath = 2\nlatency_us = 900.0\n\
+         [[policy]]\npaths = [\"1,1,02:00:00:00:00:0a,edge\", \"2,1,02:00:00:00:00:0b,centre\"]\nroutes = [\"10.0.100.1=1,2\"]\n",
+    )
+    .unwrap();
+    c(&["apply", setup.to_str().unwrap()]);
     send("a"); // path 1 is faster
     c(&["path-state", "--path", "1", "--latency-us", "5000"]);
     c(&["path-state", "--path", "2", "--latency-us", "900"]);
