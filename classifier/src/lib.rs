@@ -31,6 +31,7 @@
 //! | network | [`ip`], [`ipv4`], [`ipv4_option`], [`ipv6`], [`ipv6_ext`], [`ipv6_frag`], [`ipv6_option`] |
 //! | transport | [`udp`], [`tcp`] |
 //! | RoCEv2 | [`bth`], [`bth_opcode`], [`reth`], [`aeth`], [`icrc`] |
+//! | token steering | [`token_feature`], [`token_feature_tlv`] |
 //! | helpers | [`checksum`], [`flow`], [`span`] |
 //! | fast path | [`mod@parse`] |
 //!
@@ -75,6 +76,8 @@ pub mod parse;
 pub mod reth;
 pub mod span;
 pub mod tcp;
+pub mod token_feature;
+pub mod token_feature_tlv;
 pub mod udp;
 pub mod vlan;
 
@@ -85,3 +88,7 @@ pub use flow::FlowKey;
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
 pub use span::Span;
+pub use token_feature::{FeatureError, TaskType, TokenFeatureId, TokenFeatures, Urgency};
+pub use token_feature_tlv::{
+    find_token_feature, TlvLookup, TlvMalformed, TokenFeatureTlv, TokenFeatureTlvRepr,
+};

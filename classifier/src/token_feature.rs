@@ -1,0 +1,511 @@
+//! The 64-bit **Token feature ID** of the token-aware traffic steering draft
+//! (§4.1, §5a): what an agent knows about an LLM request — how many prompt
+//! tokens, how many output tokens it expects, what kind of task it is and
+//! how urgent — packed into one word that a forwarding device can read with
+//! a single load and a few shifts.
+//!
+//! The draft leaves the content of the ID open ("64-bit group ID of token
+//! feature"); the layout below is IntelliNode's, version 1. It is carried
+//! big-endian (network order) in the TLV of [`crate::token_feature_tlv`].
+//!
+//! # Layout, version 1
+//!
+//! Bit 63 is the most significant bit, i.e. the first bit on the wire.
+//!
+//! ```text
+//!  63    60 59                48 47                36 35  32 31 30 29 28                     0
+//! +--------+--------------------+--------------------+------+-----+--+------------------------+
+//! |version |   prompt tokens    |   output tokens    | task | urg |X |   reserved, MUST be 0  |
+//! |  = 1   |   (12-bit code)    |   (12-bit code)    |      |     |  |       (29 bits)        |
+//! +--------+--------------------+--------------------+------+-----+--+------------------------+
+//! ```
+//!
+//! | bits | width | field | values |
+//! |---|---|---|---|
+//! | 63–60 | 4 | layout version | 1; anything else is rejected ([`FeatureError::UnknownVersion`]) |
+//! | 59–48 | 12 | estimated prompt tokens | token code, below |
+//! | 47–36 | 12 | expected output tokens | token code, below |
+//! | 35–32 | 4 | task type | [`TaskType`]: 0 immediate control, 1 chat, 2 code generation, 3 summarisation, 4 complex reasoning; 5–15 reserved (rejected) |
+//! | 31–30 | 2 | urgency | [`Urgency`]: 0 background, 1 normal, 2 interactive, 3 immediate |
+//! | 29 | 1 | explicit-urgency flag (X) | 1: the agent (user/application) set the urgency; 0: inferred from the task |
+//! | 28–0 | 29 | reserved | MUST be zero in version 1; nonzero is rejected ([`FeatureError::ReservedBits`]) |
+//!
+//! Putting the version first lets a receiver reject a layout it does not
+//! know by looking at the first nibble only; the reserved bits are strict
+//! (not "ignore on receipt") so that version 1 decoders never silently
+//! misread a future layout that forgot to bump the version.
+//!
+//! # Token code (12 bits)
+//!
+//! A tiny floating-point format, 4-bit exponent `e` and 8-bit mantissa `m`
+//! (`code = e << 8 | m`):
+//!
+//! * `e = 0`: value = `m` (0–255, exact);
+//! * `e ≥ 1`: value = `(256 + m) << (e − 1)` (256 … 8 372 224).
+//!
+//! So every count up to 511 is exact, and above that a count is rounded to
+//! the nearest representable value (ties up): the step in `[256·2^k, 512·2^k)`
+//! is `2^k`, so the relative error is at most `2^(k−1) / (256·2^k)` = 1/512
+//! ≈ **0.2 %**. One million tokens is code `0xCE8` (999 424, −0.06 %).
+//! Counts above 8 372 224 saturate at code `0xFFF`. Code 0 means "unknown /
+//! not estimated". The code is monotonic, so thresholds can be compared on
+//! codes as well as on decoded values.
+
+use core::fmt;
+
+/// The layout version this module encodes and accepts.
+pub const LAYOUT_VERSION: u8 = 1;
+
+/// Largest token count the 12-bit code represents (code `0xFFF`).
+pub const MAX_TOKENS: u32 = 511 << 14;
+
+const VERSION_SHIFT: u32 = 60;
+const PROMPT_SHIFT: u32 = 48;
+const OUTPUT_SHIFT: u32 = 36;
+const TASK_SHIFT: u32 = 32;
+const URGENCY_SHIFT: u32 = 30;
+const EXPLICIT_BIT: u64 = 1 << 29;
+const RESERVED_MASK: u64 = (1 << 29) - 1;
+const CODE_MASK: u64 = 0xfff;
+
+/// What kind of work the request asks for (draft §3, §5a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskType {
+    /// Short device/app commands: "turn on the light", "play music".
+    ImmediateControl = 0,
+    /// Ordinary conversation.
+    Chat = 1,
+    /// Writing or changing code.
+    CodeGeneration = 2,
+    /// Summarising a document.
+    Summarisation = 3,
+    /// Multi-step reasoning, proofs, long multi-part questions.
+    ComplexReasoning = 4,
+}
+
+impl TaskType {
+    /// All defined task types, in code order.
+    pub const ALL: [TaskType; 5] = [
+        TaskType::ImmediateControl,
+        TaskType::Chat,
+        TaskType::CodeGeneration,
+        TaskType::Summarisation,
+        TaskType::ComplexReasoning,
+    ];
+
+    /// The 4-bit wire code.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Decodes a wire code; `None` for the reserved codes 5–15.
+    pub const fn from_code(code: u8) -> Option<TaskType> {
+        match code {
+            0 => Some(TaskType::ImmediateControl),
+            1 => Some(TaskType::Chat),
+            2 => Some(TaskType::CodeGeneration),
+            3 => Some(TaskType::Summarisation),
+            4 => Some(TaskType::ComplexReasoning),
+            _ => None,
+        }
+    }
+
+    /// A stable lower-case name (`"immediate_control"`, `"chat"`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            TaskType::ImmediateControl => "immediate_control",
+            TaskType::Chat => "chat",
+            TaskType::CodeGeneration => "code_generation",
+            TaskType::Summarisation => "summarisation",
+            TaskType::ComplexReasoning => "complex_reasoning",
+        }
+    }
+}
+
+/// How soon the answer is needed. Higher is more urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Batch / background work.
+    Background = 0,
+    /// No particular hurry.
+    Normal = 1,
+    /// A person is waiting for a conversational answer.
+    Interactive = 2,
+    /// A person is waiting for an action to happen now.
+    Immediate = 3,
+}
+
+impl Urgency {
+    /// The 2-bit wire code.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Decodes the low two bits of `code`.
+    pub const fn from_code(code: u8) -> Urgency {
+        match code & 3 {
+            0 => Urgency::Background,
+            1 => Urgency::Normal,
+            2 => Urgency::Interactive,
+            _ => Urgency::Immediate,
+        }
+    }
+
+    /// A stable lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Urgency::Background => "background",
+            Urgency::Normal => "normal",
+            Urgency::Interactive => "interactive",
+            Urgency::Immediate => "immediate",
+        }
+    }
+}
+
+/// The decoded features. Token counts are plain numbers here; [`encode`]
+/// rounds them to the 12-bit code, so `decode(encode(f))` returns the
+/// rounded counts (see [`quantize_tokens`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenFeatures {
+    /// Estimated prompt tokens (0 = unknown).
+    pub prompt_tokens: u32,
+    /// Expected output tokens (0 = unknown).
+    pub output_tokens: u32,
+    /// Task type.
+    pub task: TaskType,
+    /// Urgency.
+    pub urgency: Urgency,
+    /// True when the agent set the urgency explicitly rather than it being
+    /// inferred from the task type.
+    pub explicit_urgency: bool,
+}
+
+impl TokenFeatures {
+    /// Estimated total tokens (prompt + output), saturating.
+    pub const fn total_tokens(&self) -> u32 {
+        self.prompt_tokens.saturating_add(self.output_tokens)
+    }
+
+    /// True when the estimated total (prompt + output) is at most
+    /// `threshold` tokens. Unknown counts (0) count as 0.
+    pub const fn is_short(&self, threshold: u32) -> bool {
+        self.total_tokens() <= threshold
+    }
+}
+
+/// Why a 64-bit word is not a valid version-1 token feature ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeatureError {
+    /// The layout version nibble is not [`LAYOUT_VERSION`].
+    UnknownVersion(u8),
+    /// The task type code is one of the reserved values 5–15.
+    ReservedTask(u8),
+    /// Reserved bits 28–0 are not zero (the value shown is those bits).
+    ReservedBits(u32),
+}
+
+impl FeatureError {
+    /// A stable identifier for counters.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            FeatureError::UnknownVersion(_) => "token_feature.unknown_version",
+            FeatureError::ReservedTask(_) => "token_feature.reserved_task",
+            FeatureError::ReservedBits(_) => "token_feature.reserved_bits",
+        }
+    }
+}
+
+impl fmt::Display for FeatureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            FeatureError::UnknownVersion(v) => {
+                write!(f, "token feature ID layout version {v} is not supported")
+            }
+            FeatureError::ReservedTask(t) => {
+                write!(f, "token feature ID task type {t} is reserved")
+            }
+            FeatureError::ReservedBits(b) => write!(
+                f,
+                "token feature ID reserved bits are 0x{b:08x}, must be zero"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FeatureError {}
+
+/// The 64-bit token feature ID, as carried on the wire (big-endian).
+///
+/// The accessors read fields without validating the whole word; use
+/// [`decode`] (or [`TokenFeatureId::validate`]) first when the word came
+/// from the network.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TokenFeatureId(pub u64);
+
+impl TokenFeatureId {
+    /// The layout version nibble.
+    pub const fn version(self) -> u8 {
+        (self.0 >> VERSION_SHIFT) as u8
+    }
+
+    /// The 12-bit prompt token code.
+    pub const fn prompt_code(self) -> u16 {
+        ((self.0 >> PROMPT_SHIFT) & CODE_MASK) as u16
+    }
+
+    /// The 12-bit output token code.
+    pub const fn output_code(self) -> u16 {
+        ((self.0 >> OUTPUT_SHIFT) & CODE_MASK) as u16
+    }
+
+    /// Estimated prompt tokens (decoded code; 0 = unknown).
+    pub const fn prompt_tokens(self) -> u32 {
+        tokens_from_code(self.prompt_code())
+    }
+
+    /// Expected output tokens (decoded code; 0 = unknown).
+    pub const fn output_tokens(self) -> u32 {
+        tokens_from_code(self.output_code())
+    }
+
+    /// The task type, or `None` for a reserved code.
+    pub const fn task(self) -> Option<TaskType> {
+        TaskType::from_code(((self.0 >> TASK_SHIFT) & 0xf) as u8)
+    }
+
+    /// The urgency.
+    pub const fn urgency(self) -> Urgency {
+        Urgency::from_code((self.0 >> URGENCY_SHIFT) as u8)
+    }
+
+    /// Whether the agent set the urgency explicitly.
+    pub const fn explicit_urgency(self) -> bool {
+        self.0 & EXPLICIT_BIT != 0
+    }
+
+    /// The reserved bits 28–0.
+    pub const fn reserved(self) -> u32 {
+        (self.0 & RESERVED_MASK) as u32
+    }
+
+    /// True when prompt + output tokens are at most `threshold`.
+    pub const fn is_short(self, threshold: u32) -> bool {
+        self.prompt_tokens().saturating_add(self.output_tokens()) <= threshold
+    }
+
+    /// Checks version, task code and reserved bits.
+    pub const fn validate(self) -> Result<(), FeatureError> {
+        if self.version() != LAYOUT_VERSION {
+            return Err(FeatureError::UnknownVersion(self.version()));
+        }
+        let task = ((self.0 >> TASK_SHIFT) & 0xf) as u8;
+        if TaskType::from_code(task).is_none() {
+            return Err(FeatureError::ReservedTask(task));
+        }
+        if self.reserved() != 0 {
+            return Err(FeatureError::ReservedBits(self.reserved()));
+        }
+        Ok(())
+    }
+
+    /// Network-order bytes.
+    pub const fn to_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+
+    /// From network-order bytes.
+    pub const fn from_bytes(b: [u8; 8]) -> TokenFeatureId {
+        TokenFeatureId(u64::from_be_bytes(b))
+    }
+}
+
+impl fmt::Debug for TokenFeatureId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenFeatureId({:#018x})", self.0)
+    }
+}
+
+impl fmt::LowerHex for TokenFeatureId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+/// Encodes a token count as its 12-bit code (round to nearest, ties up,
+/// saturating at `0xFFF`).
+pub const fn tokens_to_code(tokens: u32) -> u16 {
+    if tokens < 512 {
+        // e = 0 covers 0..=255, e = 1 covers 256..=511 with step 1: exact.
+        if tokens < 256 {
+            return tokens as u16;
+        }
+        return (1 << 8) | (tokens - 256) as u16;
+    }
+    // tokens >= 512: the leading one is at bit `top` >= 9, so the exponent
+    // k = top - 8 keeps 9 significant bits (the leading one + 8 mantissa).
+    let top = 31 - tokens.leading_zeros();
+    let k = top - 8;
+    let half = 1u64 << (k - 1);
+    let rounded = ((tokens as u64 + half) >> k) as u32; // 256..=512
+    let (k, mant) = if rounded == 512 {
+        (k + 1, 256)
+    } else {
+        (k, rounded)
+    };
+    let e = k + 1;
+    if e > 15 {
+        return 0xfff;
+    }
+    ((e << 8) | (mant - 256)) as u16
+}
+
+/// Decodes a 12-bit token code (only the low 12 bits of `code` are used).
+pub const fn tokens_from_code(code: u16) -> u32 {
+    let code = code & 0xfff;
+    let e = (code >> 8) as u32;
+    let m = (code & 0xff) as u32;
+    if e == 0 {
+        m
+    } else {
+        (256 + m) << (e - 1)
+    }
+}
+
+/// The count `tokens` becomes after a trip through the 12-bit code.
+pub const fn quantize_tokens(tokens: u32) -> u32 {
+    tokens_from_code(tokens_to_code(tokens))
+}
+
+/// Packs `f` into a version-1 ID. Token counts are rounded
+/// ([`tokens_to_code`]); reserved bits are zero.
+pub const fn encode(f: &TokenFeatures) -> TokenFeatureId {
+    TokenFeatureId(
+        ((LAYOUT_VERSION as u64) << VERSION_SHIFT)
+            | ((tokens_to_code(f.prompt_tokens) as u64) << PROMPT_SHIFT)
+            | ((tokens_to_code(f.output_tokens) as u64) << OUTPUT_SHIFT)
+            | ((f.task.code() as u64) << TASK_SHIFT)
+            | ((f.urgency.code() as u64) << URGENCY_SHIFT)
+            | if f.explicit_urgency { EXPLICIT_BIT } else { 0 },
+    )
+}
+
+/// Unpacks and validates an ID: unknown layout version, reserved task code
+/// or nonzero reserved bits are errors.
+pub const fn decode(id: TokenFeatureId) -> Result<TokenFeatures, FeatureError> {
+    if let Err(e) = id.validate() {
+        return Err(e);
+    }
+    let Some(task) = id.task() else {
+        // validate() already rejected reserved task codes.
+        return Err(FeatureError::ReservedTask(0xf));
+    };
+    Ok(TokenFeatures {
+        prompt_tokens: id.prompt_tokens(),
+        output_tokens: id.output_tokens(),
+        task,
+        urgency: id.urgency(),
+        explicit_urgency: id.explicit_urgency(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn light() -> TokenFeatures {
+        TokenFeatures {
+            prompt_tokens: 5,
+            output_tokens: 16,
+            task: TaskType::ImmediateControl,
+            urgency: Urgency::Immediate,
+            explicit_urgency: false,
+        }
+    }
+
+    #[test]
+    fn layout_is_as_documented() {
+        let id = encode(&light());
+        // version 1 | prompt 0x005 | output 0x010 | task 0 | urg 3, X 0 | 0
+        assert_eq!(id.0, 0x1005_0100_c000_0000);
+        assert_eq!(id.to_bytes(), [0x10, 0x05, 0x01, 0x00, 0xc0, 0, 0, 0]);
+        let mut f = light();
+        f.explicit_urgency = true;
+        f.task = TaskType::ComplexReasoning;
+        f.urgency = Urgency::Normal;
+        assert_eq!(encode(&f).0, 0x1005_0104_6000_0000);
+        assert_eq!(decode(id), Ok(light()));
+        assert!(id.is_short(32));
+        assert!(!id.is_short(20));
+    }
+
+    #[test]
+    fn token_code_examples() {
+        for t in 0..512 {
+            assert_eq!(quantize_tokens(t), t, "exact below 512");
+        }
+        assert_eq!(tokens_to_code(512), 0x200);
+        assert_eq!(tokens_from_code(0x200), 512);
+        assert_eq!(quantize_tokens(513), 514); // tie rounds up
+        assert_eq!(tokens_to_code(1_000_000), 0xce8);
+        assert_eq!(tokens_from_code(0xce8), 999_424);
+        assert_eq!(tokens_from_code(0xfff), MAX_TOKENS);
+        assert_eq!(tokens_to_code(MAX_TOKENS), 0xfff);
+        assert_eq!(tokens_to_code(u32::MAX), 0xfff);
+        // Rounding up across a power of two bumps the exponent.
+        assert_eq!(tokens_to_code(1023), 0x300);
+        assert_eq!(tokens_from_code(0x300), 1024);
+    }
+
+    #[test]
+    fn rejects_bad_words() {
+        let id = encode(&light());
+        let v2 = TokenFeatureId((id.0 & !(0xf << 60)) | (2 << 60));
+        assert_eq!(decode(v2), Err(FeatureError::UnknownVersion(2)));
+        assert_eq!(
+            decode(TokenFeatureId(0)),
+            Err(FeatureError::UnknownVersion(0))
+        );
+        let task5 = TokenFeatureId(id.0 | (5 << 32));
+        assert_eq!(decode(task5), Err(FeatureError::ReservedTask(5)));
+        let res = TokenFeatureId(id.0 | 1);
+        assert_eq!(decode(res), Err(FeatureError::ReservedBits(1)));
+        assert_eq!(
+            FeatureError::ReservedBits(1).code(),
+            "token_feature.reserved_bits"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn code_is_monotonic_and_within_bound(t in 0u32..=MAX_TOKENS) {
+            let q = quantize_tokens(t);
+            let err = (q as i64 - t as i64).unsigned_abs();
+            // |q - t| <= t / 512 (0.2 %), exact below 512.
+            prop_assert!(err * 512 <= t as u64, "t={t} q={q}");
+            prop_assert!(tokens_to_code(t) <= tokens_to_code(t.saturating_add(1)));
+        }
+
+        #[test]
+        fn encode_decode_roundtrip(p in any::<u32>(), o in any::<u32>(), t in 0usize..5,
+                                   u in 0u8..4, x in any::<bool>()) {
+            let f = TokenFeatures {
+                prompt_tokens: p, output_tokens: o, task: TaskType::ALL[t],
+                urgency: Urgency::from_code(u), explicit_urgency: x,
+            };
+            let d = decode(encode(&f)).unwrap();
+            prop_assert_eq!(d.prompt_tokens, quantize_tokens(p));
+            prop_assert_eq!(d.output_tokens, quantize_tokens(o));
+            prop_assert_eq!((d.task, d.urgency, d.explicit_urgency), (f.task, f.urgency, x));
+            prop_assert_eq!(encode(&d), encode(&f));
+        }
+
+        #[test]
+        fn decode_any_word_is_total(w in any::<u64>()) {
+            let id = TokenFeatureId(w);
+            if let Ok(f) = decode(id) {
+                prop_assert_eq!(encode(&f), id);
+            }
+        }
+    }
+}
