@@ -25,6 +25,7 @@ help:
 	@echo "make build  release build of the workspace binaries + the C baseline ($(CFWD))"
 	@echo "make test   build, then cargo test --release --workspace"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
+	@echo "            and bench/control.sh (forward under 10k control updates/s, update-to-visible latency; BENCH_ENFORCE=1)"
 	@echo "make demo   build, then scripts/demo.sh (pcap in -> intellinode -> pcap out, with a verdict)"
 	@echo "make fmt    cargo fmt --check      make lint   cargo clippy -D warnings"
 	@echo "make clean  remove build outputs"
@@ -57,6 +58,8 @@ test: build
 bench: build
 	@echo "==> bench/run.sh"
 	@bash bench/run.sh
+	@echo "==> bench/control.sh"
+	@bash bench/control.sh
 
 demo: build
 	@echo "==> scripts/demo.sh"

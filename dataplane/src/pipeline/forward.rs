@@ -12,6 +12,7 @@
 //! worker loaded for this burst, so an update applies from the next burst.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use control::view::ChoiceReason;
 
@@ -32,6 +33,13 @@ pub fn run(conf: &WorkerConf) {
         .map(|_| MbufBurst::new())
         .collect();
     let mut last_version = 0u64;
+    // arc_swap's Cache re-reads the shared pointer with a plain load and
+    // only takes the full-barrier path when it changed, so an unchanged
+    // view costs the burst almost nothing.
+    let mut view_cache = conf
+        .control
+        .as_ref()
+        .map(|c| arc_swap::Cache::new(Arc::clone(c)));
     // One TSC read per poll: the time from one poll's start to the next
     // poll's start is that poll's cost (rx + work + tx + counters), and it
     // counts as busy only if the poll moved packets.
@@ -54,8 +62,8 @@ pub fn run(conf: &WorkerConf) {
             moved_any = true;
             bump(&counters.busy_packets, received as u64);
 
-            let view = conf.control.as_ref().map(|c| c.load());
-            if let Some(v) = view.as_deref() {
+            let view: Option<&Arc<PublishedView>> = view_cache.as_mut().map(|c| c.load());
+            if let Some(v) = view {
                 if v.version != last_version {
                     last_version = v.version;
                     note_new_version(counters, v);
