@@ -69,17 +69,13 @@ pub fn run(conf: &WorkerConf) {
                     note_new_version(counters, v);
                 }
             }
-            match view.as_deref() {
+            match view {
                 Some(v) if v.has_forwarding => {
                     steer_burst(conf, route, &mut burst, &mut stages, Some(&**v))
                 }
-                _ if conf.probe.is_some() => steer_burst(
-                    conf,
-                    route,
-                    &mut burst,
-                    &mut stages,
-                    view.as_deref().map(|v| &**v),
-                ),
+                _ if conf.probe.is_some() => {
+                    steer_burst(conf, route, &mut burst, &mut stages, view.map(|v| &**v))
+                }
                 _ => forward_burst(counters, route, &mut burst),
             }
         }
