@@ -275,3 +275,41 @@ pub fn control_config(
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Writes a workload with the shipped `pktgen` binary (`packets` 0 for the
+/// fixed edge-case set, which takes no count).
+pub fn pktgen_write(workload: &str, seed: u64, packets: usize, out: &Path) {
+    let mut cmd = Command::new(release_bin("pktgen"));
+    cmd.args(["write", "--workload", workload, "--seed", &seed.to_string()]);
+    if packets > 0 {
+        cmd.args(["--packets", &packets.to_string()]);
+    }
+    let status = cmd
+        .arg("-o")
+        .arg(out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn pktgen");
+    assert!(
+        status.success(),
+        "pktgen write --workload {workload} failed"
+    );
+}
+
+/// Parses a JSON file the binaries wrote.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Waits for a run started with [`spawn_until_running`], asserts it exited
+/// cleanly and returns its `--stats-json` report.
+pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
+    let out = child.wait_with_output().expect("wait for intellinode");
+    assert!(
+        out.status.success(),
+        "intellinode failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_json(stats_json)
+}

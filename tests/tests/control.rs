@@ -232,14 +232,7 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
     );
     assert!(text.contains("# TYPE intellinode_port_rx_packets_total counter"));
 
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = finish_run(child, &json);
     assert_eq!(report["control"]["rejected_total"], 8);
 }
 
@@ -271,22 +264,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     let (cport, mport) = (free_port(), free_port());
     let cfg = control_config(dir.path(), cport, mport, 1_500, &peers);
     let workload = dir.path().join("agent.pcap");
-    let st = Command::new(release_bin("pktgen"))
-        .args([
-            "write",
-            "--workload",
-            "agent",
-            "--seed",
-            "3",
-            "--packets",
-            "300",
-            "-o",
-        ])
-        .arg(&workload)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    pktgen_write("agent", 3, 300, &workload);
 
     let ns = Netns::with_two_veth_pairs(&format!("intc-{}", std::process::id()));
     ns.exec(&["ip", "link", "set", "lo", "up"]);
@@ -401,8 +379,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
         "destination MACs per phase"
     );
 
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     assert_eq!(
         report["decisions"]["steered"], 400,
         "{}",

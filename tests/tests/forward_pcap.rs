@@ -5,30 +5,9 @@
 //! counters add up.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use intellinode_tests::*;
 use pktgen::pcap;
-
-/// Writes a workload with the shipped `pktgen` binary.
-fn pktgen_write(workload: &str, seed: u64, packets: usize, out: &Path) {
-    let mut cmd = Command::new(release_bin("pktgen"));
-    cmd.args(["write", "--workload", workload, "--seed", &seed.to_string()]);
-    // The edge cases are a fixed set; every other workload takes a count.
-    if packets > 0 {
-        cmd.args(["--packets", &packets.to_string()]);
-    }
-    let status = cmd
-        .arg("-o")
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("spawn pktgen");
-    assert!(
-        status.success(),
-        "pktgen write --workload {workload} failed"
-    );
-}
 
 /// The frames of a pcap, in order.
 fn frames(path: &Path) -> Vec<Vec<u8>> {
@@ -232,8 +211,7 @@ fn live_stats_are_printed_per_port() {
     );
     assert!(text.contains("[balanced]"), "{text}");
     // net_null is a packet source at full speed: real traffic was forwarded.
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    let stats = read_json(&dir.path().join("s.json"));
     assert!(stats["totals"]["rx_packets"].as_u64().unwrap() > 10_000);
     assert!(stats["totals"]["cycles_per_packet"].as_f64().unwrap() > 0.0);
     assert_eq!(stats["totals"]["balanced"], true);

@@ -11,7 +11,7 @@
 //! even on failure.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use std::time::{Duration, Instant};
 
@@ -22,22 +22,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
     let _dpdk = dpdk_lock();
     let dir = tempfile::tempdir().unwrap();
     let workload = dir.path().join("agent.pcap");
-    let st = Command::new(release_bin("pktgen"))
-        .args([
-            "write",
-            "--workload",
-            "agent",
-            "--seed",
-            "5",
-            "--packets",
-            "2000",
-            "-o",
-        ])
-        .arg(&workload)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    pktgen_write("agent", 5, 2000, &workload);
 
     let ns = Netns::with_two_veth_pairs(&format!("intn-{}", std::process::id()));
     let inb_json = dir.path().join("inb.json");
@@ -120,8 +105,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
         String::from_utf8_lossy(&inb_out.stderr)
     );
 
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&gen_json).unwrap()).unwrap();
+    let report = read_json(&gen_json);
     let tx = report["tx_packets"].as_u64().unwrap();
     let rx = report["rx_packets"].as_u64().unwrap();
     assert!(tx >= 20_000, "sent only {tx} packets in 2 s at 20 kpps");
@@ -135,8 +119,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
     assert!(p50 > 0.0 && p99 >= p50, "latency p50 {p50} p99 {p99}");
     assert_eq!(report["latency_us"]["samples"].as_u64().unwrap(), rx);
 
-    let stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&inb_json).unwrap()).unwrap();
+    let stats = read_json(&inb_json);
     assert_eq!(stats["totals"]["balanced"], true);
     assert!(
         stats["ports"][0]["rx_packets"].as_u64().unwrap() >= rx,

@@ -144,14 +144,7 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     assert_eq!(p["loss_ratio"], 1.0, "{p}");
     assert!(p["latency_us"].is_null(), "no latency without replies: {p}");
 
-    let out = prober.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let prober_stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&prober_json).unwrap()).unwrap();
+    let prober_stats = finish_run(prober, &prober_json);
     assert_eq!(prober_stats["totals"]["balanced"], true);
     let consumed = prober_stats["ports"][1]["drops"]["probe_reply_consumed"]
         .as_u64()
@@ -161,8 +154,7 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
         "replies are consumed, not forwarded: {}",
         prober_stats["ports"][1]
     );
-    let reflector_stats: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&reflector_json).unwrap()).unwrap();
+    let reflector_stats = read_json(&reflector_json);
     assert!(
         reflector_stats["decisions"]["probe_reflected"]
             .as_u64()
