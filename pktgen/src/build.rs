@@ -30,6 +30,7 @@ use classifier::ipv6_frag::{Ipv6FragError, Ipv6FragmentRepr};
 use classifier::ipv6_option::{Ipv6OptionEmitError, Ipv6OptionRepr};
 use classifier::reth::{RethError, RethRepr};
 use classifier::tcp::{TcpError, TcpPacket, TcpRepr};
+use classifier::token_feature_tlv::{self, TlvError, TokenFeatureTlvRepr, HBH_HEADER_LEN};
 use classifier::udp::{UdpError, UdpPacket, UdpRepr};
 use classifier::vlan::{VlanError, VlanRepr};
 use classifier::ROCEV2_UDP_PORT;
@@ -127,6 +128,9 @@ pub enum ExtSpec<'a> {
         /// Identification.
         ident: u32,
     },
+    /// A 16-byte Hop-by-Hop header carrying only the token feature option
+    /// (0x1E), laid out by [`token_feature_tlv::emit_hbh_header`].
+    TokenFeatureHbh(TokenFeatureTlvRepr),
     /// Authentication Header with a 12-byte ICV (HMAC-SHA1-96 sized).
     Ah {
         /// Security parameters index.
@@ -139,7 +143,7 @@ pub enum ExtSpec<'a> {
 impl ExtSpec<'_> {
     fn header_type(&self) -> IpProtocol {
         match self {
-            ExtSpec::HopByHop(_) => IpProtocol::HOP_BY_HOP,
+            ExtSpec::HopByHop(_) | ExtSpec::TokenFeatureHbh(_) => IpProtocol::HOP_BY_HOP,
             ExtSpec::DestOpts(_) => IpProtocol::IPV6_DEST_OPTS,
             ExtSpec::Routing { .. } => IpProtocol::IPV6_ROUTING,
             ExtSpec::Fragment { .. } => IpProtocol::IPV6_FRAGMENT,
@@ -273,6 +277,8 @@ pub enum BuildError {
     Arp(ArpError),
     /// ICRC computation.
     Icrc(IcrcError),
+    /// Token feature TLV.
+    TokenTlv(TlvError),
 }
 
 impl fmt::Display for BuildError {
@@ -293,6 +299,7 @@ impl fmt::Display for BuildError {
             BuildError::Aeth(e) => write!(f, "building AETH: {e}"),
             BuildError::Arp(e) => write!(f, "building ARP: {e}"),
             BuildError::Icrc(e) => write!(f, "computing ICRC: {e}"),
+            BuildError::TokenTlv(e) => write!(f, "building token feature TLV: {e}"),
         }
     }
 }
@@ -325,6 +332,7 @@ from_err!(
     AethError => Aeth,
     ArpError => Arp,
     IcrcError => Icrc,
+    TlvError => TokenTlv,
 );
 
 /// Appends `n` zero bytes to `buf` and returns the new tail to emit into.
@@ -436,6 +444,10 @@ fn emit_ext(e: &ExtSpec<'_>, next: IpProtocol, out: &mut Vec<u8>) -> Result<(), 
             let mut area = vec![0u8; Ipv6OptionRepr::padded_area_len(opts)];
             Ipv6OptionRepr::emit_padded_area(opts, &mut area)?;
             generic(&area, out)
+        }
+        ExtSpec::TokenFeatureHbh(repr) => {
+            token_feature_tlv::emit_hbh_header(&repr, next.0, grow(out, HBH_HEADER_LEN))?;
+            Ok(())
         }
         ExtSpec::Routing {
             routing_type,

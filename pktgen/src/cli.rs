@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::build::BuildError;
 use crate::pcap::{self, PcapError, PcapReader, TsResolution, LINKTYPE_ETHERNET};
 use crate::stats::Stats;
+use crate::workload::agent::{self, AgentOptions, TlvMode};
 use crate::workload::{self, WorkloadConfig, WorkloadKind};
 
 /// IntelliNode traffic generator.
@@ -73,6 +74,20 @@ pub struct SendArgs {
     /// Packets to generate for --workload
     #[arg(short = 'n', long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub packets: u64,
+    /// agent only: put the token feature TLV (token-aware steering draft
+    /// §5a) in every request packet — `ipv4`: IPv4 option 0x9E; `ipv6`:
+    /// requests over IPv6 (fd00::/8 addresses) with a Hop-by-Hop option
+    /// 0x1E; `mixed`: alternating per request. The ID is what `tokenfeat`
+    /// extracts from the prompt and max_tokens (long prompts also give the
+    /// agent's task as a hint)
+    #[arg(long, value_enum, default_value_t = TlvMode::None, value_name = "CARRIER")]
+    pub tlv: TlvMode,
+    /// agent only: also generate the server's answers (TCP: SYN-ACK, ACK,
+    /// the streamed response, FIN; UDP: response datagrams), the first after
+    /// a time to first token of 20 ms + prompt tokens / 5000 per second,
+    /// then one packet per 4 output tokens at 50 tokens per second
+    #[arg(long)]
+    pub responses: bool,
     /// DPDK port to transmit on
     #[arg(long, default_value_t = 0)]
     pub tx_port: u16,
@@ -120,6 +135,20 @@ pub struct WriteArgs {
     /// Write nanosecond timestamps (default: microseconds, which every tool reads)
     #[arg(long)]
     pub nanosecond: bool,
+    /// agent only: put the token feature TLV (token-aware steering draft
+    /// §5a) in every request packet — `ipv4`: IPv4 option 0x9E; `ipv6`:
+    /// requests over IPv6 (fd00::/8 addresses) with a Hop-by-Hop option
+    /// 0x1E; `mixed`: alternating per request. The ID is what `tokenfeat`
+    /// extracts from the prompt and max_tokens (long prompts also give the
+    /// agent's task as a hint)
+    #[arg(long, value_enum, default_value_t = TlvMode::None, value_name = "CARRIER")]
+    pub tlv: TlvMode,
+    /// agent only: also generate the server's answers (TCP: SYN-ACK, ACK,
+    /// the streamed response, FIN; UDP: response datagrams), the first after
+    /// a time to first token of 20 ms + prompt tokens / 5000 per second,
+    /// then one packet per 4 output tokens at 50 tokens per second
+    #[arg(long)]
+    pub responses: bool,
     /// Output pcap file
     #[arg(short, long, value_name = "FILE.pcap")]
     pub output: PathBuf,
@@ -154,6 +183,8 @@ pub enum Error {
     Output(io::Error),
     /// DPDK mode failed (EAL, ports, arguments).
     Send(String),
+    /// Options that do not go together.
+    Usage(String),
 }
 
 impl fmt::Display for Error {
@@ -166,7 +197,7 @@ impl fmt::Display for Error {
                 "pcap {file}: link type {linktype} is not Ethernet ({LINKTYPE_ETHERNET}); only Ethernet captures can be classified"
             ),
             Error::Output(e) => write!(f, "writing the report: {e}"),
-            Error::Send(e) => f.write_str(e),
+            Error::Send(e) | Error::Usage(e) => f.write_str(e),
         }
     }
 }
@@ -191,6 +222,24 @@ impl From<io::Error> for Error {
     }
 }
 
+/// Generates `kind` with the agent options `opts`, which only `agent`
+/// accepts.
+fn generate(
+    kind: WorkloadKind,
+    cfg: &WorkloadConfig,
+    opts: &AgentOptions,
+) -> Result<Vec<crate::Packet>, Error> {
+    if kind == WorkloadKind::Agent {
+        return Ok(agent::generate_with(cfg, opts)?);
+    }
+    if *opts != AgentOptions::default() {
+        return Err(Error::Usage(format!(
+            "--tlv and --responses apply to the agent workload only, not {kind}"
+        )));
+    }
+    Ok(workload::generate(kind, cfg)?)
+}
+
 /// Runs `command`, writing its report to `out`.
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Error> {
     match command {
@@ -210,7 +259,11 @@ pub fn run_send(args: &SendArgs, out: &mut dyn Write) -> Result<(), Error> {
                 packets: usize::try_from(args.packets).unwrap_or(usize::MAX),
                 ..WorkloadConfig::default()
             };
-            workload::generate(kind, &cfg)?
+            let opts = AgentOptions {
+                tlv: args.tlv,
+                responses: args.responses,
+            };
+            generate(kind, &cfg, &opts)?
                 .into_iter()
                 .map(|p| p.data)
                 .collect()
@@ -261,7 +314,11 @@ pub fn run_write(args: &WriteArgs, out: &mut dyn Write) -> Result<(), Error> {
         }),
         max_flow_bytes: args.max_flow_bytes,
     };
-    let packets = workload::generate(args.workload, &cfg)?;
+    let opts = AgentOptions {
+        tlv: args.tlv,
+        responses: args.responses,
+    };
+    let packets = generate(args.workload, &cfg, &opts)?;
     let resolution = if args.nanosecond {
         TsResolution::Nano
     } else {
@@ -275,6 +332,12 @@ pub fn run_write(args: &WriteArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     let mut summary = stats.summary(&args.output.display().to_string());
     summary.push_str(&format!(" Workload {}, seed {}", args.workload, args.seed));
+    if opts.tlv != TlvMode::None {
+        summary.push_str(&format!(", token feature TLV {}", opts.tlv));
+    }
+    if opts.responses {
+        summary.push_str(", with server responses");
+    }
     if args.workload == WorkloadKind::EdgeCases {
         summary.push_str(" (a fixed set: --packets and --seed do not apply)");
     }

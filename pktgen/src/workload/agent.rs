@@ -5,18 +5,83 @@
 //! process; each is either a short control command or a long generation
 //! prompt (code, reasoning or summarisation, 300–3000 words), and travels
 //! either over TCP (handshake, MSS-sized segments, FIN) or over UDP (one
-//! datagram when it fits, several otherwise). Only the client → server
-//! direction is generated: the appliance classifies requests, and responses
-//! are a different workload.
+//! datagram when it fits, several otherwise). By default only the client →
+//! server direction is generated: the appliance classifies requests.
+//!
+//! # Options (token-aware steering)
+//!
+//! Two opt-in [`AgentOptions`] (`pktgen write --workload agent --tlv …
+//! --responses`). With neither, [`generate_with`] is [`generate`], byte for
+//! byte. Whatever the options, the requests — hosts, start times, HTTP
+//! bytes, ISNs and (but see `--responses`) ports — are those of the default
+//! workload for the same seed: the options draw their randomness from a
+//! second ChaCha8 stream.
+//!
+//! **`--tlv ipv4|ipv6|mixed`** ([`TlvMode`]). Every client → server packet
+//! of a request (TCP SYN, handshake ACK, data segments, FIN; every UDP
+//! datagram) carries the token feature TLV of the draft's §5a
+//! (docs/wire-format.md §5), with the D flag clear. The ID is
+//! [`tokenfeat::extract`] of the request's prompt text with its
+//! `max_tokens` ([`request_features`]), so control commands get a few
+//! prompt tokens and mostly `immediate_control` (question-like ones such as
+//! "what time is it in Tokyo" are `chat`), long prompts hundreds to
+//! thousands of prompt tokens. For long prompts the agent also passes the
+//! task it asks for as a hint ([`task_hint`]: code → `code_generation`,
+//! reasoning → `complex_reasoning`, summarisation → `summarisation`); left
+//! to its keyword rules, tokenfeat would call every long prompt code
+//! generation, because the filler prose contains "function" and "compile". Carriers, built with
+//! `classifier::token_feature_tlv`'s emitters:
+//!
+//! * `ipv4`: IPv4 option 0x9E (12 bytes, IHL 8);
+//! * `ipv6`: the request goes over IPv6 between `fd00:0:0:1::<last octet>`
+//!   ([`agent_v6`]) and [`VIP_V6`] (`fd00:0:0:100::1`), with a 16-byte
+//!   Hop-by-Hop header carrying option 0x1E; the MACs, ports and HTTP bytes
+//!   (`Host:` included) stay as over IPv4;
+//! * `mixed`: requests alternate between the two, starting with one chosen
+//!   from the seed.
+//!
+//! TCP segments and UDP datagrams shrink to keep 1500-byte IP packets
+//! (1436 / 1412 bytes of TCP payload over IPv4 / IPv6 instead of 1448).
+//!
+//! **`--responses`**. The VIP answers every request with its 5-tuple
+//! reversed (IPv6 when the request was). TCP: a SYN-ACK half an RTT after
+//! the SYN, one ACK half an RTT after the client's FIN, then the response,
+//! then the server's FIN; UDP: the response as datagrams. The response is
+//! an HTTP/1.1 `text/event-stream` of chat-completion chunks, one packet
+//! per [`TOKENS_PER_PACKET`] (4) output tokens, as many tokens as the
+//! features' expected output tokens (the task default capped by
+//! `max_tokens`), ending with `data: [DONE]`. Timing models inference:
+//!
+//! * time to first token, from the last request data packet to the first
+//!   response packet: `ttft = 20 ms + prompt_tokens / 5000 tokens/s`
+//!   (prefill; [`ttft_ns`]), so 20 ms for a control command and up to about
+//!   0.9 s for a 3000-word prompt;
+//! * decode at 50 tokens/s per stream: one response packet every 80 ms
+//!   ([`RESPONSE_INTERVAL_NS`]).
+//!
+//! Responses carry no TLV and are not capped by `--max-flow-bytes`; the
+//! client does not acknowledge response data. Because connections now
+//! last seconds, an agent skips source ports still in use by one of its
+//! earlier exchanges (the only way requests differ from the default's). All packets of all flows are
+//! merged by timestamp, and generation runs until `--packets` packets
+//! precede the next request, so the capture has no gap where requests
+//! stopped but responses go on.
 
-use std::net::Ipv4Addr;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
+use classifier::token_feature_tlv::TokenFeatureTlvRepr;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use tokenfeat::{encode, Hints, TaskType, TokenFeatures};
 
-use super::flows::{tcp_request, udp_request, Host};
-use super::text::{chat_body, control_prompt, http_post, long_prompt, sized_request, LongTask};
+use super::flows::{tcp_exchange, udp_exchange, Carrier, Host, Response};
+use super::text::{
+    chat_body, control_prompt, http_post, long_prompt, sized_request, LongTask, WORDS,
+};
 use super::{exp_gap_ns, finish, seeded_rng, WorkloadConfig, EPOCH_NS};
 use crate::build::BuildError;
 use crate::Packet;
@@ -89,21 +154,223 @@ pub fn request(rng: &mut ChaCha8Rng, max_bytes: u64) -> (PromptKind, Vec<u8>) {
     }
 }
 
+/// Which token feature TLV carrier agents use (`--tlv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+pub enum TlvMode {
+    /// No TLV: plain IPv4, exactly the default workload.
+    #[default]
+    None,
+    /// Every request over IPv4 with the TLV as IPv4 option 0x9E.
+    Ipv4,
+    /// Every request over IPv6 with a Hop-by-Hop header carrying option 0x1E.
+    Ipv6,
+    /// Requests alternate between the IPv4 and IPv6 carriers.
+    Mixed,
+}
+
+impl fmt::Display for TlvMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlvMode::None => "none",
+            TlvMode::Ipv4 => "ipv4",
+            TlvMode::Ipv6 => "ipv6",
+            TlvMode::Mixed => "mixed",
+        })
+    }
+}
+
+/// The opt-in options of the agent workload. The default (no TLV, no
+/// responses) generates exactly what [`generate`] always has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct AgentOptions {
+    /// Token feature TLV carrier for request packets.
+    pub tlv: TlvMode,
+    /// Also generate the server's answers.
+    pub responses: bool,
+}
+
+/// The inference VIP's IPv6 address (ULA), used by IPv6 requests.
+pub const VIP_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0x100, 0, 0, 0, 1);
+
+/// The IPv6 address (ULA) of the agent whose IPv4 address is `v4`:
+/// `fd00:0:0:1::<last octet>`, e.g. 10.0.1.11 → `fd00:0:0:1::b`.
+pub fn agent_v6(v4: Ipv4Addr) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, u16::from(v4.octets()[3]))
+}
+
+/// Fixed part of the time to first token (queueing, scheduling, first
+/// decode step).
+pub const TTFT_BASE_NS: u64 = 20_000_000;
+/// Prefill throughput: prompt tokens processed per second.
+pub const PREFILL_TOKENS_PER_S: u64 = 5_000;
+/// Decode throughput of one stream: output tokens per second.
+pub const DECODE_TOKENS_PER_S: u64 = 50;
+/// Output tokens per response packet (the server flushes its event stream
+/// every this many tokens).
+pub const TOKENS_PER_PACKET: u32 = 4;
+
+/// Time to first token for a prompt of `prompt_tokens`:
+/// `20 ms + prompt_tokens / 5000 tokens/s`.
+pub fn ttft_ns(prompt_tokens: u32) -> u64 {
+    TTFT_BASE_NS + u64::from(prompt_tokens) * 1_000_000_000 / PREFILL_TOKENS_PER_S
+}
+
+/// Time between response packets: [`TOKENS_PER_PACKET`] tokens at
+/// [`DECODE_TOKENS_PER_S`] (80 ms).
+pub const RESPONSE_INTERVAL_NS: u64 =
+    TOKENS_PER_PACKET as u64 * 1_000_000_000 / DECODE_TOKENS_PER_S;
+
+/// The task an agent declares for what it asks: none for a control
+/// command (tokenfeat's rules recognise those), the generation task for a
+/// long prompt. The hint is needed because the filler prose of long
+/// prompts contains words such as "function" and "compile", which
+/// tokenfeat's keyword rules read as code generation whatever the task.
+pub fn task_hint(kind: PromptKind) -> Option<TaskType> {
+    match kind {
+        PromptKind::Control => None,
+        PromptKind::Long(LongTask::CodeGeneration) => Some(TaskType::CodeGeneration),
+        PromptKind::Long(LongTask::Reasoning) => Some(TaskType::ComplexReasoning),
+        PromptKind::Long(LongTask::Summarisation) => Some(TaskType::Summarisation),
+    }
+}
+
+/// The features an agent puts in the TLV for `http`:
+/// [`tokenfeat::extract`] of the request's prompt text with its
+/// `max_tokens` and the agent's `task` hint (see [`task_hint`]).
+pub fn request_features(http: &[u8], task: Option<TaskType>) -> TokenFeatures {
+    match tokenfeat::parse_openai_request(http) {
+        Some(req) => tokenfeat::extract(
+            &req.prompt_text,
+            &Hints {
+                max_tokens: req.max_tokens,
+                task,
+                ..Hints::default()
+            },
+        ),
+        None => tokenfeat::extract(
+            &String::from_utf8_lossy(http),
+            &Hints {
+                task,
+                ..Hints::default()
+            },
+        ),
+    }
+}
+
+/// The server's streamed chat-completion answer: `output_tokens` tokens of
+/// text as server-sent events, [`TOKENS_PER_PACKET`] per packet; the first
+/// packet also carries the HTTP response header and the last `data: [DONE]`.
+pub fn response(rng: &mut ChaCha8Rng, features: &TokenFeatures, id: u64) -> Response {
+    let tokens = features.output_tokens.max(1);
+    let n = tokens.div_ceil(TOKENS_PER_PACKET);
+    let mut payloads = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let k = (tokens - i * TOKENS_PER_PACKET).min(TOKENS_PER_PACKET);
+        let words: Vec<&str> = (0..k)
+            .map(|_| WORDS.choose(rng).copied().unwrap_or("the"))
+            .collect();
+        let chunk = serde_json::json!({
+            "id": format!("chatcmpl-{id:016x}"),
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"content": format!(" {}", words.join(" "))}}],
+        });
+        let mut p = Vec::new();
+        if i == 0 {
+            p.extend_from_slice(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                  Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
+            );
+        }
+        p.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+        if i + 1 == n {
+            p.extend_from_slice(b"data: [DONE]\n\n");
+        }
+        payloads.push(p);
+    }
+    Response {
+        first_after_ns: ttft_ns(features.prompt_tokens),
+        interval_ns: RESPONSE_INTERVAL_NS,
+        payloads,
+    }
+}
+
 /// Generates `cfg.packets` packets of agent traffic.
 pub fn generate(cfg: &WorkloadConfig) -> Result<Vec<Packet>, BuildError> {
+    generate_with(cfg, &AgentOptions::default())
+}
+
+/// [`generate`] with the opt-in options (see the module documentation).
+/// The requests themselves (hosts, times, bytes, and ports unless one is
+/// still busy with a response) are those of the default workload for the
+/// same seed: everything the options add draws from a second random stream.
+pub fn generate_with(cfg: &WorkloadConfig, opts: &AgentOptions) -> Result<Vec<Packet>, BuildError> {
     let mut rng = seeded_rng(cfg.seed, 1);
+    let mut aux = seeded_rng(cfg.seed, AUX_STREAM);
     let agents = agents();
     let server = Host::new(VIP);
     let mut out = Vec::with_capacity(cfg.packets + 32);
     let mut t = EPOCH_NS;
-    while out.len() < cfg.packets {
+    let mut v6_next = aux.gen_bool(0.5);
+    // With responses, a request's packets reach far into the future, so
+    // generation stops once `cfg.packets` packets are older than the next
+    // request (nothing generated later can precede them).
+    let mut pending: BinaryHeap<Reverse<u64>> = BinaryHeap::new();
+    let mut settled = 0usize;
+    let mut n_req = 0u64;
+    let mut busy: HashMap<(Ipv4Addr, u16), u64> = HashMap::new();
+    loop {
+        if !opts.responses && out.len() >= cfg.packets {
+            break;
+        }
         t += exp_gap_ns(&mut rng, MEAN_REQUEST_GAP_NS);
+        if opts.responses {
+            while pending.peek().is_some_and(|Reverse(ts)| *ts < t) {
+                pending.pop();
+                settled += 1;
+            }
+            if settled >= cfg.packets {
+                break;
+            }
+        }
         let agent = agents[rng.gen_range(0..agents.len())];
-        let (_, http) = request(&mut rng, cfg.max_flow_bytes);
-        let sport = rng.gen_range(32768..61000);
+        let (kind, http) = request(&mut rng, cfg.max_flow_bytes);
+        let mut sport = rng.gen_range(32768..61000);
+        if opts.responses {
+            // Connections now last seconds: like a real stack, never reuse
+            // a source port that is still in use.
+            while busy.get(&(agent.ip, sport)).is_some_and(|&end| end >= t) {
+                sport = if sport == 60999 { 32768 } else { sport + 1 };
+            }
+        }
+        let features = (opts.tlv != TlvMode::None || opts.responses)
+            .then(|| request_features(&http, task_hint(kind)));
+        let v6 = match opts.tlv {
+            TlvMode::None | TlvMode::Ipv4 => false,
+            TlvMode::Ipv6 => true,
+            TlvMode::Mixed => {
+                v6_next = !v6_next;
+                !v6_next
+            }
+        };
+        let carrier = Carrier {
+            ipv6: v6.then(|| (agent_v6(agent.ip), VIP_V6)),
+            tlv: match (opts.tlv, &features) {
+                (TlvMode::None, _) | (_, None) => None,
+                (_, Some(f)) => Some(TokenFeatureTlvRepr {
+                    directed: false,
+                    feature_id: encode(f),
+                }),
+            },
+        };
+        n_req += 1;
+        let resp = match (&features, opts.responses) {
+            (Some(f), true) => Some(response(&mut aux, f, cfg.seed << 32 ^ n_req)),
+            _ => None,
+        };
+        let before = out.len();
         if rng.gen_bool(0.6) {
             let rtt = rng.gen_range(50_000..300_000);
-            out.extend(tcp_request(
+            out.extend(tcp_exchange(
                 &mut rng,
                 agent,
                 server,
@@ -113,9 +380,11 @@ pub fn generate(cfg: &WorkloadConfig) -> Result<Vec<Packet>, BuildError> {
                 t,
                 rtt,
                 AGENT_GBPS,
+                &carrier,
+                resp.as_ref(),
             )?);
         } else {
-            out.extend(udp_request(
+            out.extend(udp_exchange(
                 &mut rng,
                 agent,
                 server,
@@ -124,11 +393,21 @@ pub fn generate(cfg: &WorkloadConfig) -> Result<Vec<Packet>, BuildError> {
                 &http,
                 t,
                 AGENT_GBPS,
+                &carrier,
+                resp.as_ref(),
             )?);
+        }
+        if opts.responses {
+            pending.extend(out[before..].iter().map(|p| Reverse(p.ts_ns)));
+            let end = out[before..].iter().map(|p| p.ts_ns).max().unwrap_or(t);
+            busy.insert((agent.ip, sport), end);
         }
     }
     Ok(finish(out, cfg.packets))
 }
+
+/// The random stream the options draw from (the requests use stream 1).
+const AUX_STREAM: u64 = 0x7463_6c76;
 
 #[cfg(test)]
 mod tests {
@@ -159,6 +438,28 @@ mod tests {
         // Both short single-datagram requests and multi-datagram ones.
         assert!(pkts.iter().any(|p| p.data.len() < 400));
         assert!(pkts.iter().any(|p| p.data.len() == 1514));
+    }
+
+    #[test]
+    fn inference_timing_model() {
+        assert_eq!(ttft_ns(0), 20_000_000);
+        assert_eq!(ttft_ns(5_000), 1_020_000_000);
+        assert_eq!(RESPONSE_INTERVAL_NS, 80_000_000);
+        let mut rng = seeded_rng(1, 9);
+        let f = request_features(
+            &http_post(
+                HOST_HEADER,
+                &chat_body(CONTROL_MODEL, "turn on the light", 64),
+            ),
+            None,
+        );
+        assert_eq!(f.task, TaskType::ImmediateControl);
+        let r = response(&mut rng, &f, 1);
+        // 16 output tokens, 4 per packet.
+        assert_eq!(r.payloads.len(), 4);
+        assert!(r.payloads[0].starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(r.payloads[3].ends_with(b"data: [DONE]\n\n"));
+        assert_eq!(r.first_after_ns, ttft_ns(f.prompt_tokens));
     }
 
     #[test]

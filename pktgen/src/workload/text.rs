@@ -70,7 +70,7 @@ const SUMMARY_OPENERS: &[&str] = &[
 
 /// Vocabulary for generated prose: infrastructure and ML terms, so the
 /// payloads read like what agents actually send.
-const WORDS: &[&str] = &[
+pub(crate) const WORDS: &[&str] = &[
     "the",
     "a",
     "of",
