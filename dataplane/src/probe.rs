@@ -47,6 +47,19 @@ pub struct ProbeReply {
     pub rx_ns: u64,
 }
 
+impl ProbeReply {
+    /// Copies the payload out of a frame [`classify`] called a reply (a
+    /// shorter frame leaves zeros, which then fail verification).
+    #[inline]
+    pub fn from_frame(frame: &[u8], rx_ns: u64) -> ProbeReply {
+        let mut payload = [0u8; PROBE_LEN];
+        if let Some(src) = frame.get(PAYLOAD_OFFSET..PROBE_FRAME_LEN) {
+            payload.copy_from_slice(src);
+        }
+        ProbeReply { payload, rx_ns }
+    }
+}
+
 /// What a worker needs to take part in probing.
 #[derive(Clone)]
 pub struct ProbeWorker {
@@ -56,6 +69,8 @@ pub struct ProbeWorker {
     pub replies: Arc<ArrayQueue<ProbeReply>>,
     /// Probes to transmit (egress port, frame); only worker 0 has one.
     pub outbound: Option<Arc<ArrayQueue<(u16, Mbuf)>>>,
+    /// Shared with the probe thread; a worker writes only `tx_refused`.
+    pub counters: Arc<ProbeCounters>,
 }
 
 /// How a worker treats a packet, by the fixed-offset check.
@@ -168,6 +183,9 @@ pub struct ProbeCounters {
     pub no_path: AtomicU64,
     /// Probes not sent: no mbuf, or the hand-off queue was full.
     pub send_failed: AtomicU64,
+    /// Probes worker 0 could not transmit (TX queue full or bad port);
+    /// worker 0 is this field's only writer.
+    pub tx_refused: AtomicU64,
     pub measurements_published: AtomicU64,
 }
 
@@ -187,6 +205,7 @@ pub struct ProbeThread {
 
 pub struct ProbeSetup {
     pub config: ProbeConfig,
+    pub counters: Arc<ProbeCounters>,
     pub key: Key,
     pub port_macs: Vec<[u8; 6]>,
     pub pool: Arc<Mempool>,
@@ -199,7 +218,7 @@ pub struct ProbeSetup {
 
 impl ProbeThread {
     pub fn start(setup: ProbeSetup) -> Result<ProbeThread> {
-        let counters = Arc::new(ProbeCounters::default());
+        let counters = Arc::clone(&setup.counters);
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (Arc::clone(&counters), Arc::clone(&stop));
         let thread = std::thread::Builder::new()

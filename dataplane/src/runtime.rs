@@ -23,7 +23,7 @@ use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
 use crate::pipeline::{forward, QueueRoute, WorkerConf};
 use crate::preflight;
-use crate::probe::{self, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
+use crate::probe::{self, ProbeCounters, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
 use crate::stats::{LcoreCounters, Snapshot, StatsReport};
 use crate::telemetry::{ControlHandles, Telemetry};
@@ -168,16 +168,6 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         _ => None,
     };
-    let metrics = match &config.metrics {
-        Some(m) => {
-            let t = telemetry.clone();
-            Some(
-                MetricsServer::spawn(m.listen, Arc::new(move || t.render()))
-                    .map_err(|e| anyhow!("metrics: cannot listen on http://{}: {e}", m.listen))?,
-            )
-        }
-        None => None,
-    };
     let mut started_ports = vec![false; usize::from(nb_ports)];
     for &p in &used {
         started_ports[usize::from(p)] = true;
@@ -192,18 +182,21 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             .map(|_| Arc::new(ArrayQueue::new(1024)))
             .collect();
         let outbound = Arc::new(ArrayQueue::new(256));
+        let probe_counters = Arc::new(ProbeCounters::default());
         for (i, slot) in probe_workers.iter_mut().enumerate() {
             *slot = Some(ProbeWorker {
                 udp_port: pc.udp_port,
                 reflect: pc.reflect,
                 replies: Arc::clone(&replies[i]),
                 outbound: (i == 0).then(|| Arc::clone(&outbound)),
+                counters: Arc::clone(&probe_counters),
             });
         }
         if let (Some(key), Some(plane)) = (probe_key, control.as_ref()) {
             if !pc.targets.is_empty() {
                 probe_thread = Some(ProbeThread::start(ProbeSetup {
                     config: pc.clone(),
+                    counters: probe_counters,
                     key,
                     port_macs: infos.iter().map(|i| i.mac).collect(),
                     pool: Arc::clone(&pool),
@@ -217,7 +210,18 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
     telemetry.probe = probe_thread.as_ref().map(|t| Arc::clone(&t.counters));
+    // Both readers of the telemetry start only now that it is complete.
     let _ = telemetry_cell.set(telemetry.clone());
+    let metrics = match &config.metrics {
+        Some(m) => {
+            let t = telemetry.clone();
+            Some(
+                MetricsServer::spawn(m.listen, Arc::new(move || t.render()))
+                    .map_err(|e| anyhow!("metrics: cannot listen on http://{}: {e}", m.listen))?,
+            )
+        }
+        None => None,
+    };
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
         let conf = WorkerConf {
             lcore,

@@ -89,7 +89,7 @@ impl Telemetry {
         let probe = self.probe.as_ref().map(|p| {
             json!({
                 "sent": load(&p.sent), "replies": load(&p.replies), "bad_tag": load(&p.bad_tag),
-                "unexpected": load(&p.unexpected), "no_path": load(&p.no_path), "send_failed": load(&p.send_failed),
+                "unexpected": load(&p.unexpected), "no_path": load(&p.no_path), "send_failed": load(&p.send_failed), "tx_refused": load(&p.tx_refused),
                 "measurements_published": load(&p.measurements_published),
             })
         });
@@ -263,6 +263,28 @@ impl Telemetry {
                 &[("reason", r.as_str())],
                 load(&c.counters.rejected[r.index()]),
             );
+        }
+        if let Some(p) = &self.probe {
+            e.family(
+                "intellinode_probe_total",
+                "counter",
+                "Path probes and their replies, by outcome.",
+            );
+            for (outcome, counter) in [
+                ("sent", &p.sent),
+                ("replied", &p.replies),
+                ("bad_tag", &p.bad_tag),
+                ("unexpected", &p.unexpected),
+                ("no_path", &p.no_path),
+                ("send_failed", &p.send_failed),
+                ("tx_refused", &p.tx_refused),
+            ] {
+                e.sample(
+                    "intellinode_probe_total",
+                    &[("outcome", outcome)],
+                    load(counter),
+                );
+            }
         }
         e.family(
             "intellinode_control_views_published_total",

@@ -132,6 +132,19 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     assert!(probe["sent"].as_u64().unwrap() >= 15, "{probe}");
     assert!(probe["replies"].as_u64().unwrap() >= 15, "{probe}");
     assert_eq!(probe["bad_tag"], 0, "{probe}");
+    // The same outcomes are exposed to Prometheus.
+    let scrape = ns
+        .command(std::path::Path::new("curl"))
+        .args(["-sf", &format!("http://127.0.0.1:{mport}/metrics")])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&scrape.stdout);
+    let replied = text
+        .lines()
+        .find_map(|l| l.strip_prefix("intellinode_probe_total{outcome=\"replied\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no probe outcomes in /metrics:\n{text}"));
+    assert!(replied >= 15.0, "replied {replied}");
 
     // The reflector goes away: probes go unanswered.
     let _ = Command::new("kill")

@@ -10,6 +10,9 @@ use dpdk_sys as sys;
 use super::error::{DpdkError, Result};
 use super::mempool::Mempool;
 
+/// Most ports DPDK can have (RTE_MAX_ETHPORTS): bounds per-port arrays.
+pub const MAX_PORTS: usize = sys::RTE_MAX_ETHPORTS as usize;
+
 /// A DPDK port, numbered in the order EAL created it. Prints as `port0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortId(pub u16);

@@ -19,8 +19,8 @@ use control::view::ChoiceReason;
 use crossbeam_queue::ArrayQueue;
 
 use super::{QueueRoute, WorkerConf};
-use crate::control_plane::PublishedView;
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST};
+use crate::control_plane::{realtime_ns, PublishedView};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
 use crate::probe::{ProbeKind, ProbeWorker};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 
@@ -79,10 +79,11 @@ pub fn run(conf: &WorkerConf) {
                 _ => forward_burst(counters, route, &mut burst),
             }
         }
-        if let Some(out) = conf.probe.as_ref().and_then(|p| p.outbound.as_ref()) {
-            if !out.is_empty() {
+        if let Some(probe) = conf.probe.as_ref() {
+            let out = probe.outbound.as_ref().filter(|out| !out.is_empty());
+            if let Some(out) = out {
                 moved_any |= send_probes(
-                    counters,
+                    probe,
                     out,
                     &mut stages,
                     conf.routes.first().map_or(0, |r| r.queue),
@@ -111,7 +112,7 @@ fn forward_burst(counters: &LcoreCounters, route: &QueueRoute, burst: &mut MbufB
         .iter()
         .map(|m| u64::from(m.pkt_len()))
         .sum();
-    let (sent, sent_bytes, dropped) = transmit(burst, route.tx_port.0, route.queue);
+    let (sent, sent_bytes, dropped) = transmit(burst, route.tx_port.0, route.queue, rx_bytes);
     // Route ports were validated against the port count before launch;
     // `get` keeps this panic-free regardless.
     if let Some(rx) = counters.ports.get(usize::from(route.rx_port.0)) {
@@ -127,15 +128,11 @@ fn forward_burst(counters: &LcoreCounters, route: &QueueRoute, burst: &mut MbufB
     }
 }
 
-/// Sends a whole burst; returns (sent, sent bytes, dropped). What the TX
-/// queue refused is freed here and reported as dropped.
+/// Sends a whole burst of `bytes` bytes; returns (sent, sent bytes,
+/// dropped). What the TX queue refused is freed here and reported as
+/// dropped; only then are lengths read again, for the refused packets.
 #[inline]
-fn transmit(burst: &mut MbufBurst, port: u16, queue: u16) -> (u64, u64, u64) {
-    let bytes: u64 = burst
-        .as_slice()
-        .iter()
-        .map(|m| u64::from(m.pkt_len()))
-        .sum();
+fn transmit(burst: &mut MbufBurst, port: u16, queue: u16, bytes: u64) -> (u64, u64, u64) {
     let sent = burst.tx_burst(crate::dpdk::PortId(port), queue) as u64;
     if burst.is_empty() {
         return (sent, bytes, 0);
@@ -146,7 +143,7 @@ fn transmit(burst: &mut MbufBurst, port: u16, queue: u16) -> (u64, u64, u64) {
         .map(|m| u64::from(m.pkt_len()))
         .sum();
     let dropped = burst.free_all() as u64;
-    (sent, bytes - unsent_bytes, dropped)
+    (sent, bytes.saturating_sub(unsent_bytes), dropped)
 }
 
 /// How many packets ahead to prefetch while deciding: far enough for the
@@ -164,11 +161,6 @@ fn steer_burst(
 ) {
     let counters = &*conf.counters;
     let received = burst.len() as u64;
-    let rx_bytes: u64 = burst
-        .as_slice()
-        .iter()
-        .map(|m| u64::from(m.pkt_len()))
-        .sum();
     let now_ns = conf.clock.now_ns();
     let mut decisions = [0u64; Decision::COUNT];
     let mut consumed = [0u64; DropReason::COUNT];
@@ -183,6 +175,7 @@ fn steer_burst(
     };
 
     let mut egress = [default_port; MAX_BURST];
+    let mut lengths = [0u64; MAX_BURST];
     let packets = burst.as_mut_slice();
     for m in packets.iter().take(PREFETCH_AHEAD) {
         m.prefetch_data();
@@ -191,7 +184,10 @@ fn steer_burst(
         if let Some(ahead) = packets.get(i + PREFETCH_AHEAD) {
             ahead.prefetch_data();
         }
-        if let (Some(m), Some(out)) = (packets.get_mut(i), egress.get_mut(i)) {
+        if let (Some(m), Some(out), Some(len)) =
+            (packets.get_mut(i), egress.get_mut(i), lengths.get_mut(i))
+        {
+            *len = u64::from(m.pkt_len());
             *out = match decide(m, &ctx) {
                 Outcome::Send(decision, port) => {
                     decisions[decision as usize] += 1;
@@ -205,12 +201,16 @@ fn steer_burst(
         }
     }
 
+    let rx_bytes: u64 = lengths.iter().sum();
+
     // Stages hold at most one RX burst (<= MAX_BURST), so a push cannot
     // fail; if it ever did, the packet is freed and counted, not leaked.
     let mut dropped = 0u64;
+    let mut stage_bytes = [0u64; MAX_PORTS];
     let mut i = 0usize;
     burst.drain_into(|m| {
         let port = egress.get(i).copied().unwrap_or(default_port);
+        let len = lengths.get(i).copied().unwrap_or(0);
         i += 1;
         if port == CONSUMED {
             // Its content was copied out; the buffer goes back to the pool.
@@ -218,7 +218,11 @@ fn steer_burst(
             return;
         }
         match stages.get_mut(port).map(|stage| stage.push(m)) {
-            Some(Ok(())) => {}
+            Some(Ok(())) => {
+                if let Some(b) = stage_bytes.get_mut(port) {
+                    *b += len;
+                }
+            }
             Some(Err(m)) => {
                 drop(m);
                 dropped += 1;
@@ -231,7 +235,8 @@ fn steer_burst(
         if stage.is_empty() {
             continue;
         }
-        let (sent, sent_bytes, refused) = transmit(stage, port as u16, route.queue);
+        let bytes = stage_bytes.get(port).copied().unwrap_or(0);
+        let (sent, sent_bytes, refused) = transmit(stage, port as u16, route.queue, bytes);
         dropped += refused;
         if let Some(tx) = counters.ports.get(port) {
             bump(&tx.tx_packets, sent);
@@ -283,17 +288,7 @@ fn decide(m: &mut Mbuf, ctx: &DecideCtx<'_>) -> Outcome {
     if let Some(probe) = ctx.probe {
         match crate::probe::classify(m.data(), probe.udp_port) {
             ProbeKind::Reply => {
-                let mut payload = [0u8; control::probe::PROBE_LEN];
-                if let Some(src) = m.data().get(
-                    crate::probe::PROBE_FRAME_LEN - control::probe::PROBE_LEN
-                        ..crate::probe::PROBE_FRAME_LEN,
-                ) {
-                    payload.copy_from_slice(src);
-                }
-                let reply = crate::probe::ProbeReply {
-                    payload,
-                    rx_ns: ctx.now_ns,
-                };
+                let reply = crate::probe::ProbeReply::from_frame(m.data(), ctx.now_ns);
                 return Outcome::Consumed(match probe.replies.push(reply) {
                     Ok(()) => DropReason::ProbeReplyConsumed,
                     Err(_) => DropReason::ProbeQueueFull,
@@ -336,28 +331,33 @@ fn decide(m: &mut Mbuf, ctx: &DecideCtx<'_>) -> Outcome {
 }
 
 /// Transmits probes the probe thread queued (worker 0 only). They are the
-/// appliance's own frames, so they count in the probe thread's `sent`, not
-/// in any port's forwarded tx. Returns whether any were sent.
+/// appliance's own frames, so they count in the probe counters (`sent` by
+/// the probe thread, `tx_refused` here), not in any port's forwarded tx.
+/// Returns whether there were any.
 fn send_probes(
-    counters: &LcoreCounters,
+    probe: &ProbeWorker,
     out: &ArrayQueue<(u16, Mbuf)>,
     stages: &mut [MbufBurst],
     queue: u16,
 ) -> bool {
     let mut any = false;
+    let mut refused = 0u64;
     while let Some((port, m)) = out.pop() {
         any = true;
-        if let Some(stage) = stages.get_mut(usize::from(port)) {
-            if let Err(m) = stage.push(m) {
-                drop(m);
-            }
+        match stages.get_mut(usize::from(port)).map(|stage| stage.push(m)) {
+            Some(Ok(())) => {}
+            // No such port, or a full stage: the frame is freed on drop.
+            _ => refused += 1,
         }
     }
     for (port, stage) in stages.iter_mut().enumerate() {
         if !stage.is_empty() {
-            let (_, _, refused) = transmit(stage, port as u16, queue);
-            let _ = (refused, counters);
+            stage.tx_burst(crate::dpdk::PortId(port as u16), queue);
+            refused += stage.free_all() as u64;
         }
+    }
+    if refused > 0 {
+        bump(&probe.counters.tx_refused, refused);
     }
     any
 }
@@ -369,9 +369,7 @@ fn note_new_version(counters: &LcoreCounters, v: &PublishedView) {
         return;
     }
     // A clock read once per state version, not per packet.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let now = realtime_ns();
     if now > v.origin_realtime_ns {
         let micros = (now - v.origin_realtime_ns) / 1000;
         counters
