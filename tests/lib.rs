@@ -313,3 +313,30 @@ pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
     );
     read_json(stats_json)
 }
+
+/// Runs `intellinode ctl` against `127.0.0.1:port` as peer `key_id`
+/// (inside `ns` if given), asserts it succeeded and returns its stdout.
+pub fn ctl(ns: Option<&Netns>, port: u16, key: &Path, key_id: u32, args: &[&str]) -> String {
+    let mut cmd = match ns {
+        Some(ns) => ns.command(&release_bin("intellinode")),
+        None => Command::new(release_bin("intellinode")),
+    };
+    let out = cmd
+        .args([
+            "ctl",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--key-file",
+        ])
+        .arg(key)
+        .args(["--key-id", &key_id.to_string()])
+        .args(args)
+        .output()
+        .expect("spawn ctl");
+    assert!(
+        out.status.success(),
+        "ctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("ctl prints UTF-8")
+}

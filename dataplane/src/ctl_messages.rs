@@ -7,8 +7,8 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 use control::thresholds::{Threshold, ThresholdId};
 use control::{
-    Capability, ClassWeight, FwdEntry, IpPrefix, Level, Message, Metric, MetricType, NodeId,
-    NodeState, PathDef, PathId, PathState, Policy, Query, Source, Statistic, Unit,
+    Capability, ClassWeight, FwdEntry, IpPrefix, Message, Metric, MetricType, NodeId, NodeState,
+    PathDef, PathId, PathState, Policy, Query, Source, Unit,
 };
 
 use crate::ctl::{CtlCommand, ModelClass, QueryWhat, Source as CliSource};
@@ -21,15 +21,10 @@ fn source(s: CliSource) -> Source {
     }
 }
 
+/// A raw, current metric from `source`: the control crate's constructor
+/// with the source the flag asked for.
 fn metric(metric_type: MetricType, unit: Unit, source: Source, value: f64) -> Metric {
-    Metric {
-        metric_type,
-        level: Level::L0Raw,
-        unit,
-        source,
-        statistic: Statistic::Current,
-        value,
-    }
+    Metric::new(metric_type, unit, value).with_source(source)
 }
 
 /// A path-state update with just a latency (used by `ctl stream`).
@@ -252,12 +247,7 @@ fn parse_route(s: &str) -> Result<FwdEntry> {
 }
 
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
+    classifier::MacAddr::from_str(s).ok().map(|m| m.0)
 }
 
 /// A query reply for people.

@@ -1,7 +1,6 @@
 //! What the operator sees: live per-port rates while running (in the spirit
 //! of testpmd's `show port stats`), a final summary, and the JSON file.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -10,9 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::config::{io_reason, Config};
 use crate::dpdk::{LcoreId, NicStats, Port, PortId, PortInfo};
-use crate::stats::{
-    DropReason, LcoreReport, NicReport, PortReport, Snapshot, StatsReport, TotalsReport,
-};
+use crate::stats::{LcoreReport, NicReport, PortReport, Snapshot, StatsReport, TotalsReport};
 
 /// Live statistics printer.
 pub struct Live {
@@ -201,10 +198,7 @@ pub fn build(
                 .find(|(id, _)| id.0 == p)
                 .map(|(_, s)| *s)
                 .unwrap_or_default();
-            let drops: BTreeMap<&'static str, u64> = DropReason::ALL
-                .iter()
-                .map(|r| (r.name(), c.drops[*r as usize]))
-                .collect();
+            let drops = c.drops_by_name();
             Some(PortReport {
                 port: p,
                 name: info.name.clone(),

@@ -273,6 +273,14 @@ impl PortTotals {
     pub fn drops_total(&self) -> u64 {
         self.drops.iter().sum()
     }
+
+    /// Drops keyed by reason name, as the report, queries and metrics show them.
+    pub fn drops_by_name(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.drops[*r as usize]))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -116,10 +116,7 @@ impl Telemetry {
                     .get(usize::from(*id))
                     .cloned()
                     .unwrap_or_default();
-                let drops: BTreeMap<&str, u64> = DropReason::ALL
-                    .iter()
-                    .map(|r| (r.name(), p.drops[*r as usize]))
-                    .collect();
+                let drops = p.drops_by_name();
                 json!({
                     "port": id, "name": name,
                     "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes,
@@ -344,35 +341,33 @@ impl Telemetry {
             "gauge",
             "Age of each state entry; past max_state_age it counts as unknown.",
         );
-        let mut fresh = Vec::new();
-        for (id, t) in state.path_entries() {
-            let age = t.age(now);
+        let ages: Vec<(&str, u16, u64)> = state
+            .path_entries()
+            .map(|(id, t)| ("path", id.0, t.age(now)))
+            .chain(
+                state
+                    .node_entries()
+                    .map(|(id, t)| ("node", id.0, t.age(now))),
+            )
+            .collect();
+        for (kind, id, age) in &ages {
             e.sample(
                 "intellinode_state_age_seconds",
-                &[("kind", "path"), ("id", &id.0.to_string())],
-                age as f64 / 1e9,
+                &[("kind", kind), ("id", &id.to_string())],
+                *age as f64 / 1e9,
             );
-            fresh.push(("path", id.0, age <= max_age));
-        }
-        for (id, t) in state.node_entries() {
-            let age = t.age(now);
-            e.sample(
-                "intellinode_state_age_seconds",
-                &[("kind", "node"), ("id", &id.0.to_string())],
-                age as f64 / 1e9,
-            );
-            fresh.push(("node", id.0, age <= max_age));
         }
         e.family(
             "intellinode_state_fresh",
             "gauge",
             "1 while a state entry is young enough to act on.",
         );
-        for (kind, id, is_fresh) in fresh {
+        for (kind, id, age) in &ages {
+            let fresh = if *age <= max_age { 1.0 } else { 0.0 };
             e.sample(
                 "intellinode_state_fresh",
                 &[("kind", kind), ("id", &id.to_string())],
-                if is_fresh { 1.0 } else { 0.0 },
+                fresh,
             );
         }
     }

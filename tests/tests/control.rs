@@ -24,32 +24,6 @@ fn path_latency(path: u16, us: f64) -> Message {
     ))
 }
 
-/// Runs `intellinode ctl` (inside `ns` if given) and returns its stdout.
-fn ctl(ns: Option<&Netns>, port: u16, key: &Path, key_id: u32, args: &[&str]) -> String {
-    let mut cmd = match ns {
-        Some(ns) => ns.command(&release_bin("intellinode")),
-        None => Command::new(release_bin("intellinode")),
-    };
-    let out = cmd
-        .args([
-            "ctl",
-            "--server",
-            &format!("127.0.0.1:{port}"),
-            "--key-file",
-        ])
-        .arg(key)
-        .args(["--key-id", &key_id.to_string()])
-        .args(args)
-        .output()
-        .expect("spawn ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn ctl_json(port: u16, key: &Path, key_id: u32, what: &str) -> serde_json::Value {
     serde_json::from_str(&ctl(None, port, key, key_id, &["--json", "query", what])).unwrap()
 }

@@ -9,24 +9,7 @@ use std::time::Duration;
 use intellinode_tests::*;
 
 fn query(ns: &Netns, port: u16, key: &std::path::Path, what: &str) -> serde_json::Value {
-    let out = ns
-        .command(&release_bin("intellinode"))
-        .args([
-            "ctl",
-            "--server",
-            &format!("127.0.0.1:{port}"),
-            "--key-file",
-        ])
-        .arg(key)
-        .args(["--key-id", "1", "--json", "query", what])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ctl query {what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&ctl(Some(ns), port, key, 1, &["--json", "query", what])).unwrap()
 }
 
 fn path1(state: &serde_json::Value) -> serde_json::Value {
@@ -91,28 +74,12 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     let reflector = spawn_until_running(cmd);
 
     // The orchestrator defines path 1: out of port 1 towards the reflector.
-    let out = ns
-        .command(&release_bin("intellinode"))
-        .args([
-            "ctl",
-            "--server",
-            &format!("127.0.0.1:{cport}"),
-            "--key-file",
-        ])
-        .arg(&orch_key)
-        .args([
-            "--key-id",
-            "1",
-            "policy",
-            "--path",
-            "1,1,02:00:00:00:00:0b,to-reflector",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ctl(
+        Some(&ns),
+        cport,
+        &orch_key,
+        1,
+        &["policy", "--path", "1,1,02:00:00:00:00:0b,to-reflector"],
     );
     std::thread::sleep(Duration::from_millis(1500));
 
