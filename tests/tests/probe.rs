@@ -62,7 +62,9 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     let mut cmd = ns.command(&release_bin("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&reflector_cfg)
-        .args(["--stats-interval", "0", "--stats-json"])
+        // The test stops it with SIGINT; the bound makes sure it stops by
+        // itself even if the test fails before that.
+        .args(["--duration", "30", "--stats-interval", "0", "--stats-json"])
         .arg(&reflector_json)
         .arg("--");
     let mut reflector_eal = eal_args(
