@@ -1,0 +1,1 @@
+//! Online prediction models (being written).

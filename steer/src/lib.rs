@@ -1,0 +1,4 @@
+//! Token-aware traffic steering (being written).
+
+pub mod infer;
+pub mod rewrite;

@@ -1,0 +1,1 @@
+//! NAT rewrites (being written).
