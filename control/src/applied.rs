@@ -40,9 +40,13 @@ pub struct PolicyChange {
 }
 
 impl Applied {
-    /// Does the data-plane view need rebuilding? Node load and capabilities
-    /// are not part of it (yet); path state and policy are.
+    /// Does the data-plane view need rebuilding? Everything the workers
+    /// decide on is in it: path state, node state and capabilities (token
+    /// steering weighs them per new flow), and policy.
     pub const fn affects_view(&self) -> bool {
-        matches!(self, Applied::Path(_) | Applied::Policy(_))
+        matches!(
+            self,
+            Applied::Path(_) | Applied::Node(_) | Applied::Capability { .. } | Applied::Policy(_)
+        )
     }
 }

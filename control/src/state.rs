@@ -208,5 +208,9 @@ impl ControlState {
             self.fwd.iter().map(|(p, ids)| (*p, ids.as_slice())),
             self.class_weights.iter().map(|(c, w)| (*c, *w)),
         )
+        .with_nodes(
+            self.nodes.iter().map(|(id, t)| (*id, t)),
+            self.capabilities.iter().map(|(id, t)| (*id, t)),
+        )
     }
 }

@@ -17,8 +17,12 @@
 use core::ops::BitAnd;
 use std::net::IpAddr;
 
-use crate::ids::PathId;
+use crate::capability::{Capability, ModelClass};
+use crate::ids::{NodeId, PathId};
+use crate::metric::MetricType;
+use crate::node_metrics::NodeMetrics;
 use crate::path_metrics::PathMetrics;
+use crate::task_types::TaskTypes;
 use crate::policy::{PathDef, MAX_CANDIDATES};
 use crate::prefix::IpPrefix;
 use crate::thresholds::Thresholds;
@@ -106,6 +110,49 @@ pub struct DataplaneView {
     routes_v6: Vec<Route<u128>>,
     /// 0 = no weight set for the class.
     class_weights: [u16; 256],
+    /// Latest NODE_STATE per node, sorted by node id.
+    nodes: Vec<(NodeId, Timed<NodeMetrics>)>,
+    /// Latest CAPABILITY per node, sorted by node id, reduced to the numbers
+    /// a decision reads (the model and accelerator names stay in the
+    /// control state, so the snapshot holds no strings).
+    capabilities: Vec<(NodeId, Timed<CapabilitySummary>)>,
+}
+
+/// What a steering decision needs from a node's CAPABILITY announcement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapabilitySummary {
+    /// Small edge model or large central one.
+    pub model_class: ModelClass,
+    /// Task types the model serves.
+    pub task_types: TaskTypes,
+    /// Longest context (prompt plus output tokens) the model accepts.
+    pub max_context_tokens: Option<f64>,
+    /// Prefill rate, tokens/s.
+    pub tokens_per_s_prefill: Option<f64>,
+    /// Decode rate per stream, tokens/s.
+    pub tokens_per_s_decode: Option<f64>,
+    /// Requests served concurrently (batch slots).
+    pub concurrency_limit: Option<f64>,
+}
+
+impl CapabilitySummary {
+    /// The decision-relevant part of an announcement.
+    pub fn of(c: &Capability) -> CapabilitySummary {
+        let metric = |t: MetricType| {
+            c.metrics
+                .iter()
+                .find(|m| m.metric_type == t)
+                .map(|m| m.normalised())
+        };
+        CapabilitySummary {
+            model_class: c.model_class,
+            task_types: c.task_types,
+            max_context_tokens: metric(MetricType::MaxContextTokens),
+            tokens_per_s_prefill: metric(MetricType::TokensPerSPrefill),
+            tokens_per_s_decode: metric(MetricType::TokensPerSDecode),
+            concurrency_limit: metric(MetricType::ConcurrencyLimit),
+        }
+    }
 }
 
 const _: () = {
@@ -124,6 +171,8 @@ impl Default for DataplaneView {
             routes_v4: Vec::new(),
             routes_v6: Vec::new(),
             class_weights: [0; 256],
+            nodes: Vec::new(),
+            capabilities: Vec::new(),
         }
     }
 }
@@ -191,6 +240,56 @@ impl DataplaneView {
             }
         }
         view
+    }
+
+    /// Adds node state and capabilities (builder step of
+    /// [`crate::ControlState::view`]).
+    pub(crate) fn with_nodes<'a>(
+        mut self,
+        nodes: impl Iterator<Item = (NodeId, &'a Timed<NodeMetrics>)>,
+        capabilities: impl Iterator<Item = (NodeId, &'a Timed<Capability>)>,
+    ) -> DataplaneView {
+        self.nodes = nodes.map(|(id, t)| (id, t.clone())).collect();
+        self.nodes.sort_by_key(|(id, _)| *id);
+        self.capabilities = capabilities
+            .map(|(id, t)| {
+                (
+                    id,
+                    Timed::new(CapabilitySummary::of(&t.value), t.updated_ns, t.from_peer),
+                )
+            })
+            .collect();
+        self.capabilities.sort_by_key(|(id, _)| *id);
+        self
+    }
+
+    /// A node's load report: `Fresh` if at most `max_state_age` old,
+    /// `Stale` if older (the node went quiet: treat it as failed), `Unknown`
+    /// if it never reported.
+    pub fn node_state(&self, id: NodeId, now_ns: u64) -> Freshness<'_, NodeMetrics> {
+        self.nodes
+            .binary_search_by_key(&id, |(n, _)| *n)
+            .ok()
+            .and_then(|i| self.nodes.get(i))
+            .map_or(Freshness::Unknown, |(_, t)| {
+                t.freshness(now_ns, self.thresholds.max_state_age_ns)
+            })
+    }
+
+    /// A node's announced capability, aged by `max_capability_age`.
+    pub fn capability(&self, id: NodeId, now_ns: u64) -> Freshness<'_, CapabilitySummary> {
+        self.capabilities
+            .binary_search_by_key(&id, |(n, _)| *n)
+            .ok()
+            .and_then(|i| self.capabilities.get(i))
+            .map_or(Freshness::Unknown, |(_, t)| {
+                t.freshness(now_ns, self.thresholds.max_capability_age_ns)
+            })
+    }
+
+    /// Number of nodes with a load report, and with a capability.
+    pub fn node_counts(&self) -> (usize, usize) {
+        (self.nodes.len(), self.capabilities.len())
     }
 
     fn index_of(&self, id: PathId) -> Option<u16> {

@@ -204,8 +204,9 @@ fn which_changes_need_a_new_view() {
     let mut s = ControlState::default();
     assert!(s.apply(PROBER, &path_state(1, 1.0), 0).affects_view());
     assert!(s.apply(ORCH, &policy(), 0).affects_view());
-    assert!(!s.apply(AGENT, &node_state(7), 0).affects_view());
-    assert!(!s.apply(AGENT, &capability(7), 0).affects_view());
+    // Token steering weighs node load and capabilities per new flow.
+    assert!(s.apply(AGENT, &node_state(7), 0).affects_view());
+    assert!(s.apply(AGENT, &capability(7), 0).affects_view());
     assert_eq!(
         s.apply(VIEWER, &query(QueryWhat::State), 0),
         Applied::Nothing
@@ -234,4 +235,25 @@ fn state_json_shows_freshness() {
     assert_eq!(j["policy"]["class_weights"]["3"], 10);
     assert_eq!(j["policy"]["thresholds"]["jitter_weight"], 1.5);
     assert_eq!(j["policy"]["thresholds"]["max_state_age_ms"], 1000.0);
+}
+
+#[test]
+fn view_carries_node_state_and_capabilities_with_their_age() {
+    use control::ids::NodeId;
+    let mut s = ControlState::default();
+    s.apply(AGENT, &node_state(7), 0);
+    s.apply(AGENT, &capability(7), 0);
+    let max_age = s.thresholds().max_state_age_ns;
+    let v = s.view(1, 0);
+    assert_eq!(v.node_counts(), (1, 1));
+    assert!(v.node_state(NodeId(7), max_age).fresh().is_some());
+    assert!(matches!(
+        v.node_state(NodeId(7), max_age + 1),
+        control::timed::Freshness::Stale { .. }
+    ));
+    assert_eq!(v.node_state(NodeId(8), 0), control::timed::Freshness::Unknown);
+    let cap = v.capability(NodeId(7), 0).fresh().copied().unwrap();
+    assert!(cap
+        .task_types
+        .contains(control::task_types::TaskTypes::COMPLEX_REASONING));
 }
