@@ -209,6 +209,7 @@ impl ControlState {
             self.class_weights.iter().map(|(c, w)| (*c, *w)),
         )
         .with_nodes(
+            self.paths.iter().map(|(id, t)| (*id, t)),
             self.nodes.iter().map(|(id, t)| (*id, t)),
             self.capabilities.iter().map(|(id, t)| (*id, t)),
         )

@@ -110,6 +110,9 @@ pub struct DataplaneView {
     routes_v6: Vec<Route<u128>>,
     /// 0 = no weight set for the class.
     class_weights: [u16; 256],
+    /// Latest PATH_STATE per path id, defined by policy or not (token
+    /// steering defines its paths in the appliance's config), sorted.
+    path_reports: Vec<(PathId, Timed<PathMetrics>)>,
     /// Latest NODE_STATE per node, sorted by node id.
     nodes: Vec<(NodeId, Timed<NodeMetrics>)>,
     /// Latest CAPABILITY per node, sorted by node id, reduced to the numbers
@@ -171,6 +174,7 @@ impl Default for DataplaneView {
             routes_v4: Vec::new(),
             routes_v6: Vec::new(),
             class_weights: [0; 256],
+            path_reports: Vec::new(),
             nodes: Vec::new(),
             capabilities: Vec::new(),
         }
@@ -246,9 +250,12 @@ impl DataplaneView {
     /// [`crate::ControlState::view`]).
     pub(crate) fn with_nodes<'a>(
         mut self,
+        path_reports: impl Iterator<Item = (PathId, &'a Timed<PathMetrics>)>,
         nodes: impl Iterator<Item = (NodeId, &'a Timed<NodeMetrics>)>,
         capabilities: impl Iterator<Item = (NodeId, &'a Timed<Capability>)>,
     ) -> DataplaneView {
+        self.path_reports = path_reports.map(|(id, t)| (id, t.clone())).collect();
+        self.path_reports.sort_by_key(|(id, _)| *id);
         self.nodes = nodes.map(|(id, t)| (id, t.clone())).collect();
         self.nodes.sort_by_key(|(id, _)| *id);
         self.capabilities = capabilities
@@ -261,6 +268,19 @@ impl DataplaneView {
             .collect();
         self.capabilities.sort_by_key(|(id, _)| *id);
         self
+    }
+
+    /// A path's latest PATH_STATE by id, whether or not a POLICY defined
+    /// the path: `Fresh`, `Stale` (measured once, then silent: failed) or
+    /// `Unknown`.
+    pub fn path_report(&self, id: PathId, now_ns: u64) -> Freshness<'_, PathMetrics> {
+        self.path_reports
+            .binary_search_by_key(&id, |(p, _)| *p)
+            .ok()
+            .and_then(|i| self.path_reports.get(i))
+            .map_or(Freshness::Unknown, |(_, t)| {
+                t.freshness(now_ns, self.thresholds.max_state_age_ns)
+            })
     }
 
     /// A node's load report: `Fresh` if at most `max_state_age` old,

@@ -1,4 +1,39 @@
-//! Token-aware traffic steering (being written).
+//! # steer — token-aware traffic steering, without I/O
+//!
+//! Agents' LLM requests carry token features (draft §5a: a TLV in the IP
+//! header, or inferred from the HTTP body). This crate turns those
+//! features, the configured services and the control plane's live state
+//! into decisions, the way `classifier` turns bytes into headers:
+//!
+//! * [`service`]: services (VIPs), their instances (models on compute
+//!   nodes) and the paths that reach them;
+//! * [`class`]: interactive versus bulk work, and the egress band;
+//! * [`decision`]: the joint instance-and-path choice for a new flow;
+//! * [`flow_table`]: per-flow affinity, so every packet of a flow follows
+//!   its first packet's choice and responses find their flow;
+//! * [`rewrite`]: the NAT that sends a request to the chosen instance and
+//!   makes its response look like it came from the VIP;
+//! * [`infer`]: bounded feature inference from an HTTP request;
+//! * [`feedback`]: passive TTFT and completion measurement that trains the
+//!   per-instance [`predictor::InstanceModel`].
+//!
+//! The data plane owns packets, clocks and threads; everything here takes
+//! byte slices, timestamps and state, and returns decisions. Nothing on the
+//! per-packet path allocates or panics.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod class;
+pub mod decision;
+pub mod feedback;
+pub mod flow_table;
 pub mod infer;
 pub mod rewrite;
+pub mod service;
+
+pub use class::TrafficClass;
+pub use decision::{Choice, Decider, ChoiceReason, NoChoice, Predicted, Rejections};
+pub use feedback::{Measured, RequestTiming};
+pub use flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
+pub use service::{ServiceTable, ServiceError};

@@ -1,0 +1,297 @@
+//! The joint decision against a control state built the way the appliance
+//! builds it: short work to the edge, long work to the centre, and shifts
+//! when the edge is overloaded, stale, incapable or unreachable.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use classifier::{TaskType, TokenFeatures, Urgency};
+use control::capability::{Capability, ModelClass};
+use control::ids::{NodeId, PathId};
+use control::message::Message;
+use control::metric::{Metric, MetricType, Unit};
+use control::node_state::NodeState;
+use control::path_state::PathState;
+use control::state::ControlState;
+use control::task_types::TaskTypes;
+use control::thresholds::Thresholds;
+use control::view::DataplaneView;
+use predictor::{InstanceModel, InstancePrior, ModelConfig};
+use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
+use steer::{ChoiceReason, Decider, NoChoice, Rejections, ServiceTable, TrafficClass};
+
+const EDGE: u8 = 0;
+const CENTRE: u8 = 1;
+const MS: u64 = 1_000_000;
+
+fn table() -> ServiceTable {
+    let path = |id: u16, name: &str, port: u16, lat: f64, jit: f64| PathSpec {
+        id: PathId(id),
+        name: name.into(),
+        egress_port: port,
+        next_hop_mac: [2, 0, 0, 0, 0, id as u8],
+        prior_latency_us: lat,
+        prior_jitter_us: jit,
+    };
+    let all = TaskTypes::from_bits(TaskTypes::DEFINED).unwrap();
+    let inst = |name: &str, node: u16, ip: [u8; 4], paths: Vec<u16>, cap| InstanceSpec {
+        name: name.into(),
+        node: NodeId(node),
+        ip: IpAddr::V4(Ipv4Addr::from(ip)),
+        mac: None,
+        paths: paths.into_iter().map(PathId).collect(),
+        capability: cap,
+    };
+    ServiceTable::build(
+        vec![
+            path(1, "low-delay", 1, 500.0, 50.0),
+            path(2, "internet", 2, 15_000.0, 3_000.0),
+        ],
+        vec![
+            inst(
+                "edge",
+                1,
+                [10, 0, 2, 2],
+                vec![1],
+                InstanceCapability {
+                    model_class: ModelClass::SmallEdge,
+                    task_types: all,
+                    max_context_tokens: 8192,
+                    prefill_tokens_per_s: 2_000.0,
+                    decode_tokens_per_s: 40.0,
+                    concurrency: 2,
+                    base_ttft_us: 3_000.0,
+                    max_queue: 8,
+                },
+            ),
+            inst(
+                "centre",
+                2,
+                [10, 0, 3, 2],
+                vec![2],
+                InstanceCapability {
+                    model_class: ModelClass::LargeCentre,
+                    task_types: all,
+                    max_context_tokens: 131_072,
+                    prefill_tokens_per_s: 20_000.0,
+                    decode_tokens_per_s: 100.0,
+                    concurrency: 32,
+                    base_ttft_us: 8_000.0,
+                    max_queue: 256,
+                },
+            ),
+        ],
+        vec![ServiceSpec {
+            name: "chat".into(),
+            vip: IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1)),
+            ports: vec![8000],
+            instances: vec!["edge".into(), "centre".into()],
+            overflow_instance: None,
+        }],
+    )
+    .unwrap()
+}
+
+fn models(t: &ServiceTable) -> Vec<InstanceModel> {
+    t.instances()
+        .iter()
+        .map(|i| {
+            let c = &i.spec.capability;
+            InstanceModel::new(
+                InstancePrior {
+                    base_ttft_us: c.base_ttft_us,
+                    prefill_tokens_per_s: c.prefill_tokens_per_s,
+                    per_queued_request_us: 20_000.0,
+                    decode_tokens_per_s: c.decode_tokens_per_s,
+                },
+                ModelConfig::default(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn features(prompt: u32, output: u32, task: TaskType) -> TokenFeatures {
+    TokenFeatures {
+        prompt_tokens: prompt,
+        output_tokens: output,
+        task,
+        urgency: tokenfeat_default_urgency(task),
+        explicit_urgency: false,
+    }
+}
+
+fn tokenfeat_default_urgency(task: TaskType) -> Urgency {
+    match task {
+        TaskType::ImmediateControl => Urgency::Immediate,
+        TaskType::Chat => Urgency::Interactive,
+        _ => Urgency::Normal,
+    }
+}
+
+fn short() -> TokenFeatures {
+    features(12, 16, TaskType::ImmediateControl)
+}
+
+fn long() -> TokenFeatures {
+    features(3_000, 800, TaskType::ComplexReasoning)
+}
+
+fn decide(
+    t: &ServiceTable,
+    view: &DataplaneView,
+    f: TokenFeatures,
+    now: u64,
+) -> (Result<steer::Choice, NoChoice>, Rejections) {
+    let m = models(t);
+    let class = TrafficClass::of(&f, view.thresholds().short_task_tokens);
+    let mut r = Rejections::default();
+    let d = Decider {
+        table: t,
+        view,
+        models: &m,
+        now_ns: now,
+    };
+    (d.decide(0, &f, class, &mut r), r)
+}
+
+fn node(id: u16, queue: f64) -> Message {
+    NodeState::new(
+        NodeId(id),
+        vec![Metric::new(MetricType::QueueLength, Unit::Count, queue)],
+    )
+    .into()
+}
+
+fn path(id: u16, latency_us: f64, loss_percent: f64) -> Message {
+    PathState::new(
+        PathId(id),
+        vec![
+            Metric::new(MetricType::PathLatency, Unit::Microseconds, latency_us),
+            Metric::new(MetricType::PathLoss, Unit::Percent, loss_percent),
+        ],
+    )
+    .into()
+}
+
+#[test]
+fn short_goes_to_the_edge_and_long_to_the_centre() {
+    let t = table();
+    let view = ControlState::new(Thresholds::default()).view(1, 0);
+    let (s, _) = decide(&t, &view, short(), 0);
+    let s = s.unwrap();
+    assert_eq!((s.instance, s.path), (EDGE, 0));
+    assert_eq!(s.reason, ChoiceReason::LowestTtft);
+    assert_eq!(s.scored, 2);
+    // 2 × (500 + jitter) + 3 ms + 12 tokens at 2000/s.
+    assert!(s.predicted.ttft_us > 4_000.0 && s.predicted.ttft_us < 12_000.0, "{s:?}");
+
+    let (l, _) = decide(&t, &view, long(), 0);
+    let l = l.unwrap();
+    assert_eq!((l.instance, l.path), (CENTRE, 1));
+    assert_eq!(l.reason, ChoiceReason::LowestCompletion);
+    assert!(l.predicted.completion_us > l.predicted.ttft_us);
+}
+
+#[test]
+fn an_overloaded_edge_sends_short_work_to_the_centre() {
+    let t = table();
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 8.0), 0);
+    let (c, r) = decide(&t, &state.view(1, 0), short(), 0);
+    assert_eq!(c.unwrap().instance, CENTRE);
+    assert_eq!(r.overloaded, 1);
+
+    // A queue below max_queue still counts, through the predicted wait:
+    // six queued requests at 20 ms each outweigh the centre's longer path.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 6.0), 0);
+    assert_eq!(decide(&t, &state.view(1, 0), short(), 0).0.unwrap().instance, CENTRE);
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 1.0), 0);
+    assert_eq!(decide(&t, &state.view(1, 0), short(), 0).0.unwrap().instance, EDGE);
+}
+
+#[test]
+fn a_stale_edge_is_never_chosen() {
+    let t = table();
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 0.0), 0);
+    let max_age = state.thresholds().max_state_age_ns;
+    let view = state.view(1, 0);
+    assert_eq!(decide(&t, &view, short(), max_age).0.unwrap().instance, EDGE);
+    let (c, r) = decide(&t, &view, short(), max_age + MS);
+    assert_eq!(c.unwrap().instance, CENTRE);
+    assert_eq!(r.stale_node, 1);
+}
+
+#[test]
+fn stale_or_lossy_paths_are_skipped_and_measured_latency_counts() {
+    let t = table();
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &path(1, 500.0, 90.0), 0);
+    let (c, r) = decide(&t, &state.view(1, 0), short(), 0);
+    assert_eq!(c.unwrap().instance, CENTRE);
+    assert_eq!(r.dead_path, 1);
+
+    // A measured 60 ms low-delay line is worse than the 15 ms internet.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &path(1, 60_000.0, 0.0), 0);
+    assert_eq!(decide(&t, &state.view(1, 0), short(), 0).0.unwrap().instance, CENTRE);
+}
+
+#[test]
+fn capability_is_a_hard_constraint() {
+    let t = table();
+    // The edge announces it serves control commands only.
+    let mut state = ControlState::new(Thresholds::default());
+    let cap = Capability::new(
+        NodeId(1),
+        "phi-3-mini",
+        ModelClass::SmallEdge,
+        "L4",
+        TaskTypes::IMMEDIATE_CONTROL,
+    );
+    state.apply(1, &cap.into(), 0);
+    let view = state.view(1, 0);
+    assert_eq!(decide(&t, &view, short(), 0).0.unwrap().instance, EDGE);
+    let chat = features(40, 60, TaskType::Chat);
+    let (c, r) = decide(&t, &view, chat, 0);
+    assert_eq!(c.unwrap().instance, CENTRE);
+    assert_eq!(r.capability, 1);
+
+    // Past every context limit: nobody can serve it.
+    let huge = features(200_000, 10, TaskType::Summarisation);
+    let (c, r) = decide(&t, &ControlState::default().view(1, 0), huge, 0);
+    assert_eq!(c, Err(NoChoice::NoCapableInstance));
+    assert_eq!(r.capability, 2);
+}
+
+#[test]
+fn when_everything_is_overloaded_the_least_loaded_is_taken() {
+    let t = table();
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 80.0), 0); // 10× max_queue
+    state.apply(1, &node(2, 300.0), 0); // 1.2× max_queue
+    let (c, _) = decide(&t, &state.view(1, 0), short(), 0);
+    let c = c.unwrap();
+    assert_eq!((c.instance, c.reason), (CENTRE, ChoiceReason::AllOverloaded));
+
+    // And when every node is stale there is no choice at all.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 0.0), 0);
+    state.apply(1, &node(2, 0.0), 0);
+    let late = state.thresholds().max_state_age_ns + 1;
+    let (c, r) = decide(&t, &state.view(1, 0), short(), late);
+    assert_eq!(c, Err(NoChoice::NoLiveInstance));
+    assert_eq!(r.stale_node, 2);
+}
+
+#[test]
+fn lookups_by_vip_and_by_instance_address() {
+    let t = table();
+    let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1));
+    assert_eq!(t.service_for(vip, 8000), Some(0));
+    assert_eq!(t.service_for(vip, 8001), None);
+    assert_eq!(t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 8000), Some(CENTRE));
+    assert_eq!(t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 22), None);
+}
