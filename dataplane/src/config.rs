@@ -20,17 +20,22 @@ pub enum PipelineKind {
     /// Transparent bump-in-the-wire: every frame entering one port of a pair
     /// leaves the other, unchanged.
     Forward,
+    /// Token-aware steering (`[steer]`): requests to a service VIP go to
+    /// the instance and path chosen for their token features and the live
+    /// state; everything else is forwarded as by `forward`.
+    Steer,
 }
 
 impl fmt::Display for PipelineKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PipelineKind::Forward => "forward",
+            PipelineKind::Steer => "steer",
         })
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub pipeline: PipelineKind,
@@ -58,6 +63,10 @@ pub struct Config {
     /// Active path measurement and reflection; absent means neither.
     #[serde(default)]
     pub probe: Option<ProbeConfig>,
+    /// Token-aware steering; required by, and only allowed with,
+    /// `pipeline = "steer"`.
+    #[serde(default)]
+    pub steer: Option<crate::steer_config::SteerConfig>,
 }
 
 /// `[probe]`: measure paths by probing a reflector, and/or be one.
@@ -327,6 +336,34 @@ impl Config {
         if let Some(probe) = &self.probe {
             probe.validate(self.control.is_some())?;
         }
+        match (self.pipeline, &self.steer) {
+            (PipelineKind::Steer, None) => {
+                return Err(ConfigError(
+                    "pipeline = \"steer\" needs a [steer] section (services, instances, paths)"
+                        .into(),
+                ))
+            }
+            (PipelineKind::Forward, Some(_)) => {
+                return Err(ConfigError(
+                    "[steer] is only used by pipeline = \"steer\"".into(),
+                ))
+            }
+            (PipelineKind::Steer, Some(steer)) => {
+                steer.build()?;
+                if self.probe.is_some() {
+                    return Err(ConfigError(
+                        "[probe] does not run with pipeline = \"steer\" yet: report path state over [control] (PATH_STATE)".into(),
+                    ));
+                }
+                if self.peer_of(steer.agent_port).is_none() {
+                    return Err(ConfigError(format!(
+                        "steer.agent_port = {p} must be in a [[pairs]] entry: its peer gets the agents' traffic that is not for a service",
+                        p = steer.agent_port
+                    )));
+                }
+            }
+            (PipelineKind::Forward, None) => {}
+        }
         let mut seen = BTreeSet::new();
         for pair in &self.pairs {
             let [a, b] = pair.ports;
@@ -364,9 +401,12 @@ impl Config {
         }
     }
 
-    /// Every port a pair names, in ascending order.
+    /// Every port a pair or a steering path names, in ascending order.
     pub fn ports_used(&self) -> Vec<u16> {
-        let set: BTreeSet<u16> = self.pairs.iter().flat_map(|p| p.ports).collect();
+        let mut set: BTreeSet<u16> = self.pairs.iter().flat_map(|p| p.ports).collect();
+        if let Some(steer) = &self.steer {
+            set.extend(steer.ports());
+        }
         set.into_iter().collect()
     }
 

@@ -16,4 +16,5 @@ pub mod probe;
 pub mod report;
 pub mod runtime;
 pub mod stats;
+pub mod steer_config;
 pub mod telemetry;

@@ -239,6 +239,7 @@ pub fn build(
             .collect(),
         decisions: Default::default(),
         control: serde_json::Value::Null,
+        steer: serde_json::Value::Null,
         totals: TotalsReport {
             rx_packets: rx,
             tx_packets: tx,

@@ -21,7 +21,9 @@ use crate::config::{Config, PipelineKind};
 use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
 use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
-use crate::pipeline::{forward, QueueRoute, WorkerConf};
+use crate::pipeline::steer::SteerShared;
+use crate::pipeline::steer_counters::SteerCounters;
+use crate::pipeline::{forward, steer, QueueRoute, WorkerConf};
 use crate::preflight;
 use crate::probe::{self, ProbeCounters, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
@@ -71,6 +73,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     if workers.is_empty() {
         bail!("no worker lcore: give EAL at least two lcores (e.g. `-l 0,1`); the first one runs statistics and control");
     }
+    if config.pipeline == PipelineKind::Steer && workers.len() > 1 {
+        bail!(
+            "pipeline = \"steer\" runs on one worker lcore (a flow's responses must meet its table), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
+            workers.len()
+        );
+    }
     let nb_ports = eal.port_count();
     let infos = (0..nb_ports)
         .map(|p| PortInfo::query(PortId(p)))
@@ -105,10 +113,19 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         rx_descriptors: config.ports.rx_descriptors,
         tx_descriptors: config.ports.tx_descriptors,
     };
+    // Steering's egress schedulers hold packets while a port is busy.
+    let scheduled = config.steer.as_ref().map_or(0, |s| {
+        used.len() * steer_counters_bands() * s.band_limit_packets as usize
+    });
     let mbufs = if config.ports.mbufs > 0 {
         config.ports.mbufs
     } else {
         pool_size(used.len(), &setup, workers.len(), config.burst_size)
+            .saturating_add(u32::try_from(scheduled).unwrap_or(u32::MAX))
+            .min(u32::MAX - 1)
+            .saturating_add(1)
+            .next_power_of_two()
+            .saturating_sub(1)
     };
     let socket = infos
         .get(usize::from(used[0]))
@@ -147,6 +164,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         lcores: counters.clone(),
         control: None,
         probe: None,
+        steer: None,
     };
     // The control thread answers stats queries with telemetry that includes
     // its own counters, which exist only once it has started.
@@ -210,6 +228,30 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
     telemetry.probe = probe_thread.as_ref().map(|t| Arc::clone(&t.counters));
+    let steer_shared = match &config.steer {
+        Some(sc) => {
+            let table = sc.build()?;
+            let counters = Arc::new(SteerCounters::new(
+                table.instances().len(),
+                usize::from(nb_ports),
+            ));
+            telemetry.steer = Some((
+                Arc::clone(&counters),
+                table
+                    .instances()
+                    .iter()
+                    .map(|i| i.spec.name.clone())
+                    .collect(),
+            ));
+            Some(Arc::new(SteerShared {
+                config: sc.clone(),
+                table,
+                counters,
+                tsc_hz: dpdk::tsc_hz(),
+            }))
+        }
+        None => None,
+    };
     // Both readers of the telemetry start only now that it is complete.
     let _ = telemetry_cell.set(telemetry.clone());
     let metrics = match &config.metrics {
@@ -234,11 +276,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             clock,
             started_ports: started_ports.clone(),
             probe: probe_workers[q].clone(),
+            steer: steer_shared.clone(),
         };
-        let pipeline = config.pipeline;
         let launched = dpdk::launch(lcore, move || {
-            match pipeline {
-                PipelineKind::Forward => forward::run(&conf),
+            match &conf.steer {
+                Some(shared) => steer::run(&conf, shared),
+                None => forward::run(&conf),
             }
             0
         });
@@ -290,6 +333,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     );
     report.decisions = telemetry.decisions();
     report.control = telemetry.control_json();
+    report.steer = telemetry.steer_json();
     // The probe thread, control thread and metrics endpoint stop before
     // the ports (and the pool the probe thread allocates from).
     drop(probe_thread);
@@ -334,8 +378,20 @@ fn eal_argv(user: &[String]) -> Vec<String> {
 }
 
 /// Worker `queue` polls RX queue `queue` of every paired port and sends on
-/// TX queue `queue` of the peer.
+/// TX queue `queue` of the peer. Steering adds its egress ports, whose
+/// default destination (for what is not a response) is the agent port.
 fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
+    if let Some(steer) = &config.steer {
+        return config
+            .ports_used()
+            .into_iter()
+            .map(|rx| QueueRoute {
+                rx_port: PortId(rx),
+                tx_port: PortId(config.peer_of(rx).unwrap_or(steer.agent_port)),
+                queue,
+            })
+            .collect();
+    }
     config
         .pairs
         .iter()
@@ -364,6 +420,11 @@ fn pool_size(ports: usize, setup: &PortSetup, workers: usize, burst: u16) -> u32
         .next_power_of_two()
         .saturating_sub(1)
         .min(u32::MAX as usize) as u32
+}
+
+/// Egress bands per port in the steering scheduler.
+fn steer_counters_bands() -> usize {
+    ::steer::TrafficClass::COUNT
 }
 
 /// Seconds between the first worker starting its loop and the last ending it.

@@ -27,13 +27,26 @@ pub enum DropReason {
     /// A probe reply arrived while the hand-off queue to the probe thread
     /// was full.
     ProbeQueueFull,
+    /// A request to a service that no live, capable instance can serve.
+    NoInstance,
+    /// The NAT rewrite was refused (address family mismatch, IPv6 routing
+    /// header, truncated frame).
+    RewriteFailed,
+    /// The egress scheduler's band for the packet's class was full.
+    SchedQueueFull,
+    /// Still queued for a busy egress port when the appliance stopped.
+    ShutdownBacklog,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 3] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::TxQueueFull,
         DropReason::ProbeReplyConsumed,
         DropReason::ProbeQueueFull,
+        DropReason::NoInstance,
+        DropReason::RewriteFailed,
+        DropReason::SchedQueueFull,
+        DropReason::ShutdownBacklog,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -42,6 +55,10 @@ impl DropReason {
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::ProbeReplyConsumed => "probe_reply_consumed",
             DropReason::ProbeQueueFull => "probe_queue_full",
+            DropReason::NoInstance => "no_instance",
+            DropReason::RewriteFailed => "rewrite_failed",
+            DropReason::SchedQueueFull => "sched_queue_full",
+            DropReason::ShutdownBacklog => "shutdown_backlog",
         }
     }
 }
@@ -377,6 +394,10 @@ pub struct StatsReport {
     /// `[control]`.
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub control: serde_json::Value,
+    /// Steering: feature sources, decisions, flows, predicted and observed
+    /// latency per class; absent without `pipeline = "steer"`.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub steer: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]

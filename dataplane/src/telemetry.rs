@@ -26,6 +26,8 @@ pub struct Telemetry {
     pub control: Option<ControlHandles>,
     /// The prober's counters, when it runs.
     pub probe: Option<Arc<crate::probe::ProbeCounters>>,
+    /// Steering counters and the instance names, for `pipeline = "steer"`.
+    pub steer: Option<(Arc<crate::pipeline::steer_counters::SteerCounters>, Vec<String>)>,
 }
 
 #[derive(Clone)]
@@ -125,7 +127,95 @@ impl Telemetry {
                 })
             })
             .collect();
-        json!({"ports": ports, "decisions": self.decisions(), "control": self.control_json()})
+        json!({
+            "ports": ports,
+            "decisions": self.decisions(),
+            "control": self.control_json(),
+            "steer": self.steer_json(),
+        })
+    }
+
+    /// The steering section of the stats (null without steering).
+    pub fn steer_json(&self) -> Value {
+        self.steer
+            .as_ref()
+            .map_or(Value::Null, |(c, names)| c.to_json(names))
+    }
+
+    fn render_steer(&self, e: &mut Exposition) {
+        use crate::pipeline::steer_counters::{FeatureSource, FlowEvent};
+        let Some((c, names)) = &self.steer else {
+            return;
+        };
+        let load =
+            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let f = |a: &std::sync::atomic::AtomicU64| {
+            f64::from_bits(a.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        e.family(
+            "intellinode_steer_features_total",
+            "counter",
+            "New steered flows by where their token features came from.",
+        );
+        for s in FeatureSource::ALL {
+            e.sample(
+                "intellinode_steer_features_total",
+                &[("source", s.name())],
+                load(&c.features[s as usize]),
+            );
+        }
+        e.family(
+            "intellinode_steer_flows_total",
+            "counter",
+            "Flow-table events.",
+        );
+        for ev in FlowEvent::ALL {
+            e.sample(
+                "intellinode_steer_flows_total",
+                &[("event", ev.name())],
+                load(&c.flows[ev as usize]),
+            );
+        }
+        e.family(
+            "intellinode_steer_chosen_total",
+            "counter",
+            "New flows steered to an instance, by traffic class.",
+        );
+        for (i, name) in names.iter().enumerate() {
+            for class in steer::TrafficClass::ALL {
+                if let Some(n) = c.chosen.get(i * steer::TrafficClass::COUNT + class as usize) {
+                    e.sample(
+                        "intellinode_steer_chosen_total",
+                        &[("instance", name), ("class", class.name())],
+                        load(n),
+                    );
+                }
+            }
+        }
+        e.family(
+            "intellinode_steer_ttft_mae_microseconds",
+            "gauge",
+            "Mean absolute error of the predicted compute TTFT, per instance.",
+        );
+        for (name, m) in names.iter().zip(&c.models) {
+            e.sample(
+                "intellinode_steer_ttft_mae_microseconds",
+                &[("instance", name)],
+                f(&m.ttft_mae_us),
+            );
+        }
+        e.family(
+            "intellinode_steer_observations_total",
+            "counter",
+            "Requests measured (TTFT and completion), per instance.",
+        );
+        for (name, m) in names.iter().zip(&c.models) {
+            e.sample(
+                "intellinode_steer_observations_total",
+                &[("instance", name)],
+                load(&m.observations),
+            );
+        }
     }
 
     /// The Prometheus text exposition.
@@ -231,6 +321,7 @@ impl Telemetry {
         if let Some(c) = &self.control {
             self.render_control(&mut e, c);
         }
+        self.render_steer(&mut e);
         e.finish()
     }
 

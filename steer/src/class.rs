@@ -52,8 +52,7 @@ impl TrafficClass {
     pub const fn of(f: &TokenFeatures, short_task_tokens: u32) -> TrafficClass {
         let urgent = matches!(f.urgency, Urgency::Immediate)
             || (f.explicit_urgency && matches!(f.urgency, Urgency::Interactive));
-        if urgent || f.is_short(short_task_tokens) || matches!(f.task, TaskType::ImmediateControl)
-        {
+        if urgent || f.is_short(short_task_tokens) || matches!(f.task, TaskType::ImmediateControl) {
             return TrafficClass::Interactive;
         }
         match f.task {
@@ -111,7 +110,10 @@ mod tests {
     #[test]
     fn short_urgent_or_control_is_interactive() {
         let c = |f| TrafficClass::of(&f, 256);
-        assert_eq!(c(features(20, 30, TaskType::Chat, Urgency::Normal)), TrafficClass::Interactive);
+        assert_eq!(
+            c(features(20, 30, TaskType::Chat, Urgency::Normal)),
+            TrafficClass::Interactive
+        );
         assert_eq!(
             c(features(2000, 400, TaskType::Chat, Urgency::Immediate)),
             TrafficClass::Interactive
@@ -124,15 +126,30 @@ mod tests {
         flagged.explicit_urgency = true;
         assert_eq!(c(flagged), TrafficClass::Interactive);
         assert_eq!(
-            c(features(900, 10, TaskType::ImmediateControl, Urgency::Background)),
+            c(features(
+                900,
+                10,
+                TaskType::ImmediateControl,
+                Urgency::Background
+            )),
             TrafficClass::Interactive
         );
         assert_eq!(
-            c(features(2000, 400, TaskType::ComplexReasoning, Urgency::Normal)),
+            c(features(
+                2000,
+                400,
+                TaskType::ComplexReasoning,
+                Urgency::Normal
+            )),
             TrafficClass::BulkReasoning
         );
         assert_eq!(
-            c(features(2000, 400, TaskType::Summarisation, Urgency::Background)),
+            c(features(
+                2000,
+                400,
+                TaskType::Summarisation,
+                Urgency::Background
+            )),
             TrafficClass::BulkSummarisation
         );
     }

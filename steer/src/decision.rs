@@ -213,7 +213,9 @@ fn decide(
         capable_seen = true;
         let (queue_len, est_ttft_us) = match view.node_state(inst.spec.node, now_ns) {
             Freshness::Fresh(m) => (
-                m.queue_len.filter(|q| q.is_finite() && *q >= 0.0).unwrap_or(0.0),
+                m.queue_len
+                    .filter(|q| q.is_finite() && *q >= 0.0)
+                    .unwrap_or(0.0),
                 m.est_ttft_us.filter(|e| e.is_finite() && *e >= 0.0),
             ),
             Freshness::Stale { .. } => {
@@ -278,14 +280,14 @@ fn decide(
                 // Least loaded first, then the better score.
                 let better = least_loaded
                     .as_ref()
-                    .is_none_or(|(f, c)| fill < *f || (fill == *f && score < score_of(class, c)));
+                    .map_or(true, |(f, c)| fill < *f || (fill == *f && score < score_of(class, c)));
                 if better {
                     least_loaded = Some((fill, choice));
                 }
                 continue;
             }
             // Strictly lower only: on a tie the earlier candidate stays.
-            if best.as_ref().is_none_or(|(s, _)| score < *s) {
+            if best.as_ref().map_or(true, |(s, _)| score < *s) {
                 best = Some((score, choice));
             }
         }

@@ -363,7 +363,16 @@ mod tests {
             urgency: classifier::Urgency::Normal,
             explicit_urgency: false,
         };
-        FlowEntry::new(key(port), 0, instance, 0, TrafficClass::Interactive, f, Predicted::default(), now)
+        FlowEntry::new(
+            key(port),
+            0,
+            instance,
+            0,
+            TrafficClass::Interactive,
+            f,
+            Predicted::default(),
+            now,
+        )
     }
 
     #[test]
@@ -407,7 +416,9 @@ mod tests {
                     }
                     (Err(InsertError::Exists), true, _) => {}
                     (Err(InsertError::Full), false, true) => {}
-                    (r, present, full) => panic!("step {step}: {r:?} present={present} full={full}"),
+                    (r, present, full) => {
+                        panic!("step {step}: {r:?} present={present} full={full}")
+                    }
                 }
             } else {
                 assert_eq!(t.remove(&key(p)).map(|e| e.instance), model.remove(&p));
@@ -423,7 +434,8 @@ mod tests {
     fn expire_is_incremental_and_reports() {
         let mut t = FlowTable::new(8);
         for p in 0..8 {
-            t.insert(entry(p, 0, if p < 4 { 0 } else { 1_000 })).unwrap();
+            t.insert(entry(p, 0, if p < 4 { 0 } else { 1_000 }))
+                .unwrap();
         }
         let mut seen = Vec::new();
         // Budget 3: the first pass visits entries 0..3 only.

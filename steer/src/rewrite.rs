@@ -1,1 +1,407 @@
-//! NAT rewrites (being written).
+//! NAT rewrites for steering: VIP → instance on the way in, instance → VIP
+//! on the way back.
+//!
+//! Clients address a *service VIP*. When the steering decision picks an
+//! instance, [`rewrite_destination`] points the request at it (Ethernet
+//! destination MAC and IP destination address); when the instance answers,
+//! [`rewrite_source`] puts the VIP back as the IP source (and optionally the
+//! appliance's MAC as the Ethernet source), so the client only ever sees
+//! the VIP.
+//!
+//! # Checksums
+//!
+//! Changing an IP address invalidates two checksums: the IPv4 header
+//! checksum (IPv6 has none) and the TCP/UDP/ICMPv6 checksum, whose
+//! *pseudo-header* includes both addresses. Both are patched with RFC 1624
+//! incremental updates ([`classifier::checksum::update_bytes`]): the cost is
+//! a few additions regardless of payload size, and the payload is never
+//! read. Because the pseudo-header change is independent of the payload,
+//! the same patch is right for the first fragment of a fragmented datagram,
+//! whose checksum covers bytes that are not in this frame.
+//!
+//! Special cases the patch must respect:
+//!
+//! * a **non-first fragment** carries no transport header
+//!   ([`ParsedPacket::l4_offset`] is `None`): only the IP header changes;
+//!   the checksum lives in the first fragment, which gets its own rewrite;
+//! * a **UDP checksum of 0** means "no checksum" (RFC 768; RFC 6935 allows
+//!   it over IPv6 for tunnels): it stays 0, since patching it would
+//!   fabricate a wrong checksum where there was none;
+//! * a UDP checksum that *computes* to 0 is sent as `0xFFFF` (RFC 768),
+//!   because 0 would read as "none";
+//! * other protocols are rewritten at the IP layer only. ICMPv4 and ESP do
+//!   not cover the addresses; DCCP and UDP-Lite do but are not expected on
+//!   an LLM front end, and AH-protected packets cannot be NATed at all.
+//!
+//! # IPv6 Routing headers
+//!
+//! With a Routing header, the IPv6 destination field holds the *next*
+//! waypoint, while the transport checksum is computed over the *final*
+//! destination, which sits inside the Routing header. Patching the checksum
+//! for a change of the destination field would then corrupt it, and
+//! steering a source-routed packet is meaningless anyway, so
+//! [`rewrite_destination`] refuses such packets
+//! ([`RewriteError::RoutingHeader`]). The classifier does not surface the
+//! Routing header in [`ParsedPacket`], so it is found by re-walking the
+//! extension chain with [`classifier::ipv6_ext::walk`] (at most eight steps,
+//! no allocation). The source side is unaffected: the pseudo-header source
+//! is always the source field, so [`rewrite_source`] accepts them.
+//!
+//! # All or nothing
+//!
+//! Each function first works out every byte it will write (reading the
+//! frame, checking every offset) and only then writes. An error therefore
+//! leaves the frame byte-for-byte untouched, and the caller can still
+//! forward or drop the original.
+//!
+//! Nothing here allocates, panics or loops over the payload; the functions
+//! are meant for the per-packet path.
+
+use core::fmt;
+use core::ops::Range;
+use std::net::IpAddr;
+
+use classifier::checksum::update_bytes;
+use classifier::ipv6_ext::{self, Ipv6ExtError};
+use classifier::{EtherType, IpProtocol, IpVersion, L3Kind, ParsedPacket};
+
+/// Why a rewrite was refused. The frame is unchanged in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteError {
+    /// The frame is not IPv4 or IPv6 (ARP or another EtherType).
+    NotIp {
+        /// The EtherType after any VLAN tags.
+        ethertype: EtherType,
+    },
+    /// The new address is of the other IP version than the packet.
+    FamilyMismatch {
+        /// The packet's IP version.
+        packet: IpVersion,
+        /// The new address's IP version.
+        address: IpVersion,
+    },
+    /// An IPv6 Routing header is present, so the transport checksum covers
+    /// the final destination inside it rather than the destination field.
+    RoutingHeader {
+        /// The header's Segments Left field.
+        segments_left: u8,
+    },
+    /// The frame ends before a header the parse result points at: the
+    /// frame is not the one that was parsed, or was truncated since.
+    FrameTooShort {
+        /// Bytes the rewrite needs.
+        needed: usize,
+        /// Bytes in the frame.
+        available: usize,
+    },
+    /// The bytes at the parse result's offsets are not the header it
+    /// describes (wrong IP version nibble, or an IPv6 extension chain that
+    /// no longer walks).
+    HeaderMismatch {
+        /// Frame offset of the network-layer header.
+        l3_offset: usize,
+    },
+}
+
+impl RewriteError {
+    /// A stable `rewrite.reason` key for counters.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            RewriteError::NotIp { .. } => "rewrite.not_ip",
+            RewriteError::FamilyMismatch { .. } => "rewrite.family_mismatch",
+            RewriteError::RoutingHeader { .. } => "rewrite.routing_header",
+            RewriteError::FrameTooShort { .. } => "rewrite.frame_too_short",
+            RewriteError::HeaderMismatch { .. } => "rewrite.header_mismatch",
+        }
+    }
+}
+
+const fn version_name(v: IpVersion) -> &'static str {
+    match v {
+        IpVersion::V4 => "IPv4",
+        IpVersion::V6 => "IPv6",
+    }
+}
+
+impl fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RewriteError::NotIp { ethertype } => write!(
+                f,
+                "cannot NAT a non-IP frame (EtherType {:#06x})",
+                ethertype.0
+            ),
+            RewriteError::FamilyMismatch { packet, address } => write!(
+                f,
+                "cannot write an {} address into an {} packet",
+                version_name(address),
+                version_name(packet)
+            ),
+            RewriteError::RoutingHeader { segments_left } => write!(
+                f,
+                "IPv6 packet has a Routing header (segments left {segments_left}); its checksum covers the final destination, refusing to rewrite the destination"
+            ),
+            RewriteError::FrameTooShort { needed, available } => write!(
+                f,
+                "rewrite needs {needed} bytes of frame but only {available} are present"
+            ),
+            RewriteError::HeaderMismatch { l3_offset } => write!(
+                f,
+                "frame does not hold the IP header the parse result describes at offset {l3_offset}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {}
+
+/// Which address the rewrite replaces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Destination,
+}
+
+const ETH_DST: Range<usize> = 0..6;
+const ETH_SRC: Range<usize> = 6..12;
+const IPV4_CHECKSUM: usize = 10;
+const IPV4_SRC: usize = 12;
+const IPV4_DST: usize = 16;
+const IPV6_NEXT_HEADER: usize = 6;
+const IPV6_SRC: usize = 8;
+const IPV6_DST: usize = 24;
+const IPV6_HEADER_LEN: usize = 40;
+const TCP_CHECKSUM: usize = 16;
+const UDP_CHECKSUM: usize = 6;
+const ICMPV6_CHECKSUM: usize = 2;
+
+/// Everything the write phase needs, computed without touching the frame.
+struct Plan {
+    mac: Option<(Range<usize>, [u8; 6])>,
+    addr_at: usize,
+    addr: [u8; 16],
+    addr_len: usize,
+    ip_checksum: Option<(usize, u16)>,
+    l4_checksum: Option<(usize, u16)>,
+}
+
+/// Points a request at the chosen instance: Ethernet destination `mac`, IP
+/// destination `ip`, checksums patched (see the module documentation).
+///
+/// `parsed` must be [`classifier::parse`]'s result for `frame`. On error the
+/// frame is unchanged.
+pub fn rewrite_destination(
+    frame: &mut [u8],
+    parsed: &ParsedPacket,
+    mac: [u8; 6],
+    ip: IpAddr,
+) -> Result<(), RewriteError> {
+    let plan = plan(frame, parsed, Side::Destination, Some(mac), ip)?;
+    apply(frame, &plan);
+    Ok(())
+}
+
+/// Translates a response back to the VIP: IP source `ip`, and the Ethernet
+/// source when `mac` is given, checksums patched.
+///
+/// `parsed` must be [`classifier::parse`]'s result for `frame`. On error the
+/// frame is unchanged.
+pub fn rewrite_source(
+    frame: &mut [u8],
+    parsed: &ParsedPacket,
+    mac: Option<[u8; 6]>,
+    ip: IpAddr,
+) -> Result<(), RewriteError> {
+    let plan = plan(frame, parsed, Side::Source, mac, ip)?;
+    apply(frame, &plan);
+    Ok(())
+}
+
+fn too_short(needed: usize, frame: &[u8]) -> RewriteError {
+    RewriteError::FrameTooShort {
+        needed,
+        available: frame.len(),
+    }
+}
+
+fn read16(frame: &[u8], at: usize) -> Result<u16, RewriteError> {
+    match frame.get(at..at.saturating_add(2)) {
+        Some(&[a, b]) => Ok(u16::from_be_bytes([a, b])),
+        _ => Err(too_short(at.saturating_add(2), frame)),
+    }
+}
+
+fn plan(
+    frame: &[u8],
+    parsed: &ParsedPacket,
+    side: Side,
+    mac: Option<[u8; 6]>,
+    ip: IpAddr,
+) -> Result<Plan, RewriteError> {
+    let version = match parsed.l3_kind {
+        L3Kind::Ipv4 => IpVersion::V4,
+        L3Kind::Ipv6 => IpVersion::V6,
+        L3Kind::Arp | L3Kind::Other => {
+            return Err(RewriteError::NotIp {
+                ethertype: parsed.ethertype,
+            })
+        }
+    };
+    let mut addr = [0u8; 16];
+    let addr_len = match (version, ip) {
+        (IpVersion::V4, IpAddr::V4(a)) => {
+            if let Some(dst) = addr.get_mut(..4) {
+                dst.copy_from_slice(&a.octets());
+            }
+            4
+        }
+        (IpVersion::V6, IpAddr::V6(a)) => {
+            addr = a.octets();
+            16
+        }
+        (packet, IpAddr::V4(_)) => {
+            return Err(RewriteError::FamilyMismatch {
+                packet,
+                address: IpVersion::V4,
+            })
+        }
+        (packet, IpAddr::V6(_)) => {
+            return Err(RewriteError::FamilyMismatch {
+                packet,
+                address: IpVersion::V6,
+            })
+        }
+    };
+    let new = addr.get(..addr_len).unwrap_or(&[]);
+
+    let l3 = usize::from(parsed.l3_offset);
+    let header_len = match version {
+        IpVersion::V4 => 20,
+        IpVersion::V6 => IPV6_HEADER_LEN,
+    };
+    if frame.len() < l3 + header_len {
+        return Err(too_short(l3 + header_len, frame));
+    }
+    let expected_nibble = match version {
+        IpVersion::V4 => 4,
+        IpVersion::V6 => 6,
+    };
+    if frame.get(l3).map(|b| b >> 4) != Some(expected_nibble) {
+        return Err(RewriteError::HeaderMismatch { l3_offset: l3 });
+    }
+
+    let addr_at = l3
+        + match (version, side) {
+            (IpVersion::V4, Side::Source) => IPV4_SRC,
+            (IpVersion::V4, Side::Destination) => IPV4_DST,
+            (IpVersion::V6, Side::Source) => IPV6_SRC,
+            (IpVersion::V6, Side::Destination) => IPV6_DST,
+        };
+    let old = frame
+        .get(addr_at..addr_at + addr_len)
+        .ok_or_else(|| too_short(addr_at + addr_len, frame))?;
+
+    if version == IpVersion::V6 && side == Side::Destination {
+        refuse_routing_header(frame, parsed)?;
+    }
+
+    // update_bytes only refuses unequal or odd lengths; both are 4 or 16.
+    let patch =
+        |c: u16| update_bytes(c, old, new).ok_or(RewriteError::HeaderMismatch { l3_offset: l3 });
+
+    let ip_checksum = match version {
+        IpVersion::V4 => {
+            let at = l3 + IPV4_CHECKSUM;
+            Some((at, patch(read16(frame, at)?)?))
+        }
+        IpVersion::V6 => None,
+    };
+
+    let l4_checksum = match (parsed.l4_offset, parsed.ip_protocol) {
+        (Some(l4), Some(proto)) => {
+            let l4 = usize::from(l4);
+            match proto {
+                IpProtocol::TCP => {
+                    let at = l4 + TCP_CHECKSUM;
+                    Some((at, patch(read16(frame, at)?)?))
+                }
+                IpProtocol::UDP => {
+                    let at = l4 + UDP_CHECKSUM;
+                    match read16(frame, at)? {
+                        0 => None,
+                        old_sum => match patch(old_sum)? {
+                            0 => Some((at, 0xffff)),
+                            c => Some((at, c)),
+                        },
+                    }
+                }
+                IpProtocol::ICMPV6 if version == IpVersion::V6 => {
+                    let at = l4 + ICMPV6_CHECKSUM;
+                    Some((at, patch(read16(frame, at)?)?))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+
+    let mac_range = match side {
+        Side::Source => ETH_SRC,
+        Side::Destination => ETH_DST,
+    };
+    if frame.len() < mac_range.end {
+        return Err(too_short(mac_range.end, frame));
+    }
+    Ok(Plan {
+        mac: mac.map(|m| (mac_range, m)),
+        addr_at,
+        addr,
+        addr_len,
+        ip_checksum,
+        l4_checksum,
+    })
+}
+
+/// Walks the IPv6 extension chain again (the parse result only keeps the
+/// Hop-by-Hop options and fragment info) looking for a Routing header.
+fn refuse_routing_header(frame: &[u8], parsed: &ParsedPacket) -> Result<(), RewriteError> {
+    let l3 = usize::from(parsed.l3_offset);
+    let mismatch = RewriteError::HeaderMismatch { l3_offset: l3 };
+    let first = IpProtocol(*frame.get(l3 + IPV6_NEXT_HEADER).ok_or(mismatch)?);
+    let payload_end = l3 + usize::from(parsed.l3_len);
+    let payload = frame
+        .get(l3 + IPV6_HEADER_LEN..payload_end)
+        .ok_or_else(|| too_short(payload_end, frame))?;
+    let chain = ipv6_ext::walk(first, payload).map_err(|_: Ipv6ExtError| mismatch)?;
+    for h in chain.headers() {
+        if h.header_type == IpProtocol::IPV6_ROUTING {
+            // Byte 3 of a Routing header is Segments Left; walk() proved
+            // the header's declared length (≥ 8 bytes) is present.
+            let segments_left = payload.get(usize::from(h.offset) + 3).copied().unwrap_or(0);
+            return Err(RewriteError::RoutingHeader { segments_left });
+        }
+    }
+    Ok(())
+}
+
+/// The write phase. Every range was checked against `frame` by [`plan`],
+/// so none of these `get_mut`s can miss; they are written this way so that
+/// even a logic error here cannot panic on the data path.
+fn apply(frame: &mut [u8], plan: &Plan) {
+    if let Some((range, mac)) = &plan.mac {
+        if let Some(dst) = frame.get_mut(range.clone()) {
+            dst.copy_from_slice(mac);
+        }
+    }
+    if let (Some(dst), Some(src)) = (
+        frame.get_mut(plan.addr_at..plan.addr_at + plan.addr_len),
+        plan.addr.get(..plan.addr_len),
+    ) {
+        dst.copy_from_slice(src);
+    }
+    for (at, value) in [plan.ip_checksum, plan.l4_checksum].into_iter().flatten() {
+        if let Some(dst) = frame.get_mut(at..at + 2) {
+            dst.copy_from_slice(&value.to_be_bytes());
+        }
+    }
+}

@@ -130,7 +130,9 @@ pub struct Instance {
 impl Instance {
     /// Indices into [`ServiceTable::paths`].
     pub fn path_indices(&self) -> &[u8] {
-        self.paths.get(..usize::from(self.path_count)).unwrap_or(&[])
+        self.paths
+            .get(..usize::from(self.path_count))
+            .unwrap_or(&[])
     }
 
     /// The MAC a request to this instance over `path` is sent to.
@@ -179,7 +181,10 @@ impl Service {
 
     /// Does the service listen on `port`?
     pub fn has_port(&self, port: u16) -> bool {
-        let ports = self.ports.get(..usize::from(self.port_count)).unwrap_or(&[]);
+        let ports = self
+            .ports
+            .get(..usize::from(self.port_count))
+            .unwrap_or(&[]);
         ports.is_empty() || ports.contains(&port)
     }
 }
@@ -218,10 +223,16 @@ impl ServiceTable {
         services: Vec<ServiceSpec>,
     ) -> Result<ServiceTable, ServiceError> {
         if services.len() > MAX_SERVICES {
-            return err(format!("{} services; at most {MAX_SERVICES}", services.len()));
+            return err(format!(
+                "{} services; at most {MAX_SERVICES}",
+                services.len()
+            ));
         }
         if instances.len() > MAX_INSTANCES {
-            return err(format!("{} instances; at most {MAX_INSTANCES}", instances.len()));
+            return err(format!(
+                "{} instances; at most {MAX_INSTANCES}",
+                instances.len()
+            ));
         }
         if paths.len() > usize::from(u8::MAX) {
             return err(format!("{} paths; at most 255", paths.len()));
@@ -231,9 +242,15 @@ impl ServiceTable {
             if table.paths.iter().any(|q| q.spec.id == p.id) {
                 return err(format!("path id {} is defined twice", p.id.0));
             }
-            for (what, v) in [("latency_us", p.prior_latency_us), ("jitter_us", p.prior_jitter_us)] {
+            for (what, v) in [
+                ("latency_us", p.prior_latency_us),
+                ("jitter_us", p.prior_jitter_us),
+            ] {
                 if !(v.is_finite() && v >= 0.0) {
-                    return err(format!("path {}: {what} = {v} must be a number >= 0", p.name));
+                    return err(format!(
+                        "path {}: {what} = {v} must be a number >= 0",
+                        p.name
+                    ));
                 }
             }
             table.paths.push(Path { spec: p });
@@ -270,7 +287,10 @@ impl ServiceTable {
             let mut idx = [0u8; MAX_PATHS_PER_INSTANCE];
             for (slot, id) in idx.iter_mut().zip(&spec.paths) {
                 let Some(i) = table.paths.iter().position(|p| p.spec.id == *id) else {
-                    return err(format!("instance {} names undefined path {}", spec.name, id.0));
+                    return err(format!(
+                        "instance {} names undefined path {}",
+                        spec.name, id.0
+                    ));
                 };
                 *slot = i as u8;
             }
@@ -292,11 +312,12 @@ impl ServiceTable {
                     spec.ports.len()
                 ));
             }
-            if table
-                .services
-                .iter()
-                .any(|s| s.spec.vip == spec.vip && (s.spec.ports.is_empty() || spec.ports.is_empty() || s.spec.ports.iter().any(|p| spec.ports.contains(p))))
-            {
+            if table.services.iter().any(|s| {
+                s.spec.vip == spec.vip
+                    && (s.spec.ports.is_empty()
+                        || spec.ports.is_empty()
+                        || s.spec.ports.iter().any(|p| spec.ports.contains(p)))
+            }) {
                 return err(format!(
                     "service {}: VIP {} and its ports overlap another service",
                     spec.name, spec.vip
@@ -312,7 +333,10 @@ impl ServiceTable {
             let mut idx = [0u8; MAX_INSTANCES_PER_SERVICE];
             for (slot, name) in idx.iter_mut().zip(&spec.instances) {
                 let Some(i) = table.instances.iter().position(|x| &x.spec.name == name) else {
-                    return err(format!("service {} names undefined instance {name}", spec.name));
+                    return err(format!(
+                        "service {} names undefined instance {name}",
+                        spec.name
+                    ));
                 };
                 let inst = &mut table.instances[i];
                 if inst.service != u8::MAX {
@@ -353,7 +377,10 @@ impl ServiceTable {
             });
         }
         if let Some(orphan) = table.instances.iter().find(|i| i.service == u8::MAX) {
-            return err(format!("instance {} belongs to no service", orphan.spec.name));
+            return err(format!(
+                "instance {} belongs to no service",
+                orphan.spec.name
+            ));
         }
         Ok(table)
     }

@@ -183,7 +183,10 @@ fn short_goes_to_the_edge_and_long_to_the_centre() {
     assert_eq!(s.reason, ChoiceReason::LowestTtft);
     assert_eq!(s.scored, 2);
     // 2 × (500 + jitter) + 3 ms + 12 tokens at 2000/s.
-    assert!(s.predicted.ttft_us > 4_000.0 && s.predicted.ttft_us < 12_000.0, "{s:?}");
+    assert!(
+        s.predicted.ttft_us > 4_000.0 && s.predicted.ttft_us < 12_000.0,
+        "{s:?}"
+    );
 
     let (l, _) = decide(&t, &view, long(), 0);
     let l = l.unwrap();
@@ -205,10 +208,22 @@ fn an_overloaded_edge_sends_short_work_to_the_centre() {
     // six queued requests at 20 ms each outweigh the centre's longer path.
     let mut state = ControlState::new(Thresholds::default());
     state.apply(1, &node(1, 6.0), 0);
-    assert_eq!(decide(&t, &state.view(1, 0), short(), 0).0.unwrap().instance, CENTRE);
+    assert_eq!(
+        decide(&t, &state.view(1, 0), short(), 0)
+            .0
+            .unwrap()
+            .instance,
+        CENTRE
+    );
     let mut state = ControlState::new(Thresholds::default());
     state.apply(1, &node(1, 1.0), 0);
-    assert_eq!(decide(&t, &state.view(1, 0), short(), 0).0.unwrap().instance, EDGE);
+    assert_eq!(
+        decide(&t, &state.view(1, 0), short(), 0)
+            .0
+            .unwrap()
+            .instance,
+        EDGE
+    );
 }
 
 #[test]
@@ -218,7 +233,10 @@ fn a_stale_edge_is_never_chosen() {
     state.apply(1, &node(1, 0.0), 0);
     let max_age = state.thresholds().max_state_age_ns;
     let view = state.view(1, 0);
-    assert_eq!(decide(&t, &view, short(), max_age).0.unwrap().instance, EDGE);
+    assert_eq!(
+        decide(&t, &view, short(), max_age).0.unwrap().instance,
+        EDGE
+    );
     let (c, r) = decide(&t, &view, short(), max_age + MS);
     assert_eq!(c.unwrap().instance, CENTRE);
     assert_eq!(r.stale_node, 1);
@@ -236,7 +254,13 @@ fn stale_or_lossy_paths_are_skipped_and_measured_latency_counts() {
     // A measured 60 ms low-delay line is worse than the 15 ms internet.
     let mut state = ControlState::new(Thresholds::default());
     state.apply(1, &path(1, 60_000.0, 0.0), 0);
-    assert_eq!(decide(&t, &state.view(1, 0), short(), 0).0.unwrap().instance, CENTRE);
+    assert_eq!(
+        decide(&t, &state.view(1, 0), short(), 0)
+            .0
+            .unwrap()
+            .instance,
+        CENTRE
+    );
 }
 
 #[test]
@@ -274,7 +298,10 @@ fn when_everything_is_overloaded_the_least_loaded_is_taken() {
     state.apply(1, &node(2, 300.0), 0); // 1.2× max_queue
     let (c, _) = decide(&t, &state.view(1, 0), short(), 0);
     let c = c.unwrap();
-    assert_eq!((c.instance, c.reason), (CENTRE, ChoiceReason::AllOverloaded));
+    assert_eq!(
+        (c.instance, c.reason),
+        (CENTRE, ChoiceReason::AllOverloaded)
+    );
 
     // And when every node is stale there is no choice at all.
     let mut state = ControlState::new(Thresholds::default());
@@ -292,6 +319,12 @@ fn lookups_by_vip_and_by_instance_address() {
     let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1));
     assert_eq!(t.service_for(vip, 8000), Some(0));
     assert_eq!(t.service_for(vip, 8001), None);
-    assert_eq!(t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 8000), Some(CENTRE));
-    assert_eq!(t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 22), None);
+    assert_eq!(
+        t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 8000),
+        Some(CENTRE)
+    );
+    assert_eq!(
+        t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 22),
+        None
+    );
 }

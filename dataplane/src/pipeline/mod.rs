@@ -5,6 +5,8 @@
 //! on the fast path but read-only configuration.
 
 pub mod forward;
+pub mod steer;
+pub mod steer_counters;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -40,4 +42,6 @@ pub struct WorkerConf {
     pub started_ports: Vec<bool>,
     /// Probe handling, when `[probe]` is configured.
     pub probe: Option<crate::probe::ProbeWorker>,
+    /// Services, instances and counters, for `pipeline = "steer"`.
+    pub steer: Option<Arc<steer::SteerShared>>,
 }

@@ -1,0 +1,857 @@
+//! The `steer` pipeline: token-aware steering of agents' LLM requests.
+//!
+//! Per packet, on the worker lcore:
+//!
+//! ```text
+//! agent port ──► parse ──► service VIP? ──no──► pair's peer (as `forward`)
+//!                            │yes
+//!                            ▼
+//!                 flow table hit? ──yes──► that flow's instance and path
+//!                            │no
+//!                            ▼
+//!        features: TLV │ HTTP inference │ unknown
+//!                            ▼
+//!        decide (steer::Decider) ──► remember the flow ──► DNAT to instance
+//!                            ▼
+//!        egress scheduler of the path's port (band = traffic class)
+//!
+//! compute port ──► from an instance? ──► SNAT back to the VIP, time the
+//!                                         answer, scheduler of the agent port
+//! ```
+//!
+//! Every egress port has a [`sched::Scheduler`]: the interactive class is a
+//! strict band served first, the bulk classes share by DRR with weights
+//! from the config or a POLICY's class weights. Packets wait there only
+//! when the port is busy (its TX ring refuses, or it is shaped to a line
+//! rate), which is exactly when short work must not queue behind long.
+//!
+//! The worker owns the flow table, the per-instance latency models and the
+//! schedulers, so none of them needs a lock; it is therefore the only
+//! worker (`pipeline = "steer"` runs on one worker lcore, so that a flow's
+//! responses, which RSS may hash to another queue, meet its table).
+//! Allocation happens once, in [`SteerWorker::new`]; per packet there is
+//! none, and nothing panics.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use classifier::{parse, IpProtocol, ParsedPacket, TlvLookup};
+use classifier::token_feature::decode as decode_feature_id;
+use classifier::{TaskType, TokenFeatures, Urgency};
+use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
+use sched::{SchedConfig, Scheduler};
+use steer::feedback::Measured;
+use steer::infer::{infer_http, Inference, InferLimits};
+use steer::rewrite::{rewrite_destination, rewrite_source};
+use steer::{ClientKey, Decider, FlowEntry, FlowTable, InsertError, Rejections, ServiceTable, TrafficClass};
+
+use super::steer_counters::{FeatureSource, FlowEvent, SteerCounters};
+use super::{QueueRoute, WorkerConf};
+use crate::control_plane::PublishedView;
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, PortId, MAX_BURST};
+use crate::stats::{bump, Decision, DropReason, LcoreCounters};
+use crate::steer_config::SteerConfig;
+
+/// What every steering worker shares (read-only) with the runtime.
+pub struct SteerShared {
+    pub config: SteerConfig,
+    pub table: ServiceTable,
+    pub counters: Arc<SteerCounters>,
+    pub tsc_hz: u64,
+}
+
+/// Flows the ageing sweep visits per poll.
+const EXPIRE_BUDGET: usize = 64;
+/// How many packets ahead to prefetch.
+const PREFETCH_AHEAD: usize = 3;
+/// Sent when no flow or class applies (non-service traffic, unknown
+/// responses).
+const OTHER_BAND: usize = TrafficClass::Other as usize;
+
+/// Where a packet goes.
+#[derive(Clone, Copy)]
+enum Fate {
+    Send { port: usize, band: usize },
+    Drop(DropReason),
+}
+
+/// A token bucket in bytes, refilled from the TSC.
+struct Shaper {
+    tokens: f64,
+    burst: f64,
+    bytes_per_cycle: f64,
+    last_tsc: u64,
+}
+
+impl Shaper {
+    fn new(rate_mbps: f64, tsc_hz: u64) -> Shaper {
+        let bytes_per_s = rate_mbps * 1e6 / 8.0;
+        // One millisecond of line rate, at least a few full frames.
+        let burst = (bytes_per_s / 1000.0).max(4.0 * 1518.0);
+        Shaper {
+            tokens: burst,
+            burst,
+            bytes_per_cycle: bytes_per_s / tsc_hz.max(1) as f64,
+            last_tsc: rdtsc(),
+        }
+    }
+
+    fn refill(&mut self, now: u64) {
+        let elapsed = now.wrapping_sub(self.last_tsc) as f64;
+        self.last_tsc = now;
+        self.tokens = (self.tokens + elapsed * self.bytes_per_cycle).min(self.burst);
+    }
+}
+
+/// One egress port's queueing.
+struct Egress {
+    sched: Scheduler<(Mbuf, u64)>,
+    /// Dequeued but refused by the TX ring: sent first next time, in order.
+    pending: MbufBurst,
+    shaper: Option<Shaper>,
+}
+
+/// The steering worker's private state.
+pub struct SteerWorker<'a> {
+    shared: &'a SteerShared,
+    counters: &'a SteerCounters,
+    lcore: &'a LcoreCounters,
+    flows: FlowTable,
+    models: Vec<InstanceModel>,
+    egress: Vec<Option<Egress>>,
+    infer_limits: InferLimits,
+    idle_ns: u64,
+    /// Control view version whose class weights the schedulers use.
+    weights_version: u64,
+    ns_per_cycle: f64,
+}
+
+/// Builds the model of each instance from its configured priors.
+pub fn instance_models(shared_config: &SteerConfig, table: &ServiceTable) -> Vec<InstanceModel> {
+    table
+        .instances()
+        .iter()
+        .map(|i| {
+            let c = &i.spec.capability;
+            let prior = InstancePrior {
+                base_ttft_us: c.base_ttft_us,
+                prefill_tokens_per_s: c.prefill_tokens_per_s,
+                per_queued_request_us: shared_config.queue_wait_us_per_request,
+                decode_tokens_per_s: c.decode_tokens_per_s,
+            };
+            // Priors were validated with the config; a model that still
+            // refuses them falls back to neutral numbers rather than
+            // leaving the instance unscorable.
+            InstanceModel::new(prior, ModelConfig::default()).unwrap_or_else(|_| {
+                InstanceModel::new(
+                    InstancePrior {
+                        base_ttft_us: 0.0,
+                        prefill_tokens_per_s: 1000.0,
+                        per_queued_request_us: 0.0,
+                        decode_tokens_per_s: 10.0,
+                    },
+                    ModelConfig::default(),
+                )
+                .expect("constant prior is valid")
+            })
+        })
+        .collect()
+}
+
+impl<'a> SteerWorker<'a> {
+    pub fn new(conf: &'a WorkerConf, shared: &'a SteerShared) -> SteerWorker<'a> {
+        let cfg = &shared.config;
+        let ports = conf.started_ports.len();
+        let egress = (0..ports)
+            .map(|p| {
+                if !conf.started_ports.get(p).copied().unwrap_or(false) {
+                    return None;
+                }
+                let sched_config = band_config(cfg);
+                let sched = Scheduler::new(&sched_config).ok()?;
+                let shaper = cfg
+                    .egress
+                    .iter()
+                    .find(|e| usize::from(e.port) == p)
+                    .map(|e| Shaper::new(e.rate_mbps, shared.tsc_hz));
+                Some(Egress {
+                    sched,
+                    pending: MbufBurst::new(),
+                    shaper,
+                })
+            })
+            .collect();
+        SteerWorker {
+            shared,
+            counters: &shared.counters,
+            lcore: &conf.counters,
+            flows: FlowTable::new(cfg.flow_table_size),
+            models: instance_models(cfg, &shared.table),
+            egress,
+            infer_limits: InferLimits {
+                max_scan_bytes: cfg.infer_max_scan_bytes,
+            },
+            idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
+            weights_version: u64::MAX,
+            ns_per_cycle: 1e9 / shared.tsc_hz.max(1) as f64,
+        }
+    }
+
+    /// Applies a POLICY's class weights to every port's DRR bands, once per
+    /// view version.
+    fn apply_class_weights(&mut self, v: &PublishedView) {
+        if v.version == self.weights_version || !self.shared.config.strict_priority {
+            return;
+        }
+        self.weights_version = v.version;
+        for class in TrafficClass::ALL.into_iter().filter(|c| !c.is_interactive()) {
+            let weight = v
+                .view
+                .class_weight(class as u8)
+                .unwrap_or_else(|| self.shared.config.class_weight(class));
+            for e in self.egress.iter_mut().flatten() {
+                let _ = e.sched.set_quantum(class.band(), quantum(weight));
+            }
+        }
+    }
+
+    /// Decides every packet of a burst and queues it on its egress port.
+    pub fn process_burst(
+        &mut self,
+        route: &QueueRoute,
+        burst: &mut MbufBurst,
+        view: Option<&PublishedView>,
+        now_ns: u64,
+    ) {
+        if let Some(v) = view {
+            self.apply_class_weights(v);
+        }
+        let empty = control::DataplaneView::default();
+        let dv = view.map_or(&empty, |v| &v.view);
+        let rx_port = usize::from(route.rx_port.0);
+        let default_port = usize::from(route.tx_port.0);
+        let from_agents = route.rx_port.0 == self.shared.config.agent_port;
+        let received = burst.len() as u64;
+        let mut fates = [Fate::Drop(DropReason::TxQueueFull); MAX_BURST];
+        let mut lengths = [0u32; MAX_BURST];
+        let mut decisions = [0u64; Decision::COUNT];
+        let packets = burst.as_mut_slice();
+        for m in packets.iter().take(PREFETCH_AHEAD) {
+            m.prefetch_data();
+        }
+        for i in 0..packets.len() {
+            if let Some(ahead) = packets.get(i + PREFETCH_AHEAD) {
+                ahead.prefetch_data();
+            }
+            let (Some(m), Some(fate), Some(len)) =
+                (packets.get_mut(i), fates.get_mut(i), lengths.get_mut(i))
+            else {
+                continue;
+            };
+            *len = m.pkt_len();
+            let (f, d) = if from_agents {
+                self.request(m, dv, now_ns, default_port)
+            } else {
+                self.response(m, now_ns, default_port)
+            };
+            *fate = f;
+            if let Some(d) = d {
+                decisions[d as usize] += 1;
+            }
+        }
+
+        let enqueue_tsc = rdtsc();
+        let mut dropped = [0u64; DropReason::COUNT];
+        let mut rx_bytes = 0u64;
+        let mut i = 0usize;
+        let egress = &mut self.egress;
+        let counters = self.counters;
+        burst.drain_into(|m| {
+            let fate = fates.get(i).copied().unwrap_or(Fate::Drop(DropReason::TxQueueFull));
+            let len = lengths.get(i).copied().unwrap_or(0);
+            i += 1;
+            rx_bytes += u64::from(len);
+            match fate {
+                Fate::Drop(reason) => {
+                    dropped[reason as usize] += 1;
+                    drop(m);
+                }
+                Fate::Send { port, band } => {
+                    match egress.get_mut(port).and_then(|e| e.as_mut()) {
+                        Some(e) => {
+                            if let Err(rejected) = e.sched.enqueue(band, (m, enqueue_tsc), len) {
+                                counters.band_drop(port, band);
+                                dropped[DropReason::SchedQueueFull as usize] += 1;
+                                drop(rejected.item);
+                            }
+                        }
+                        None => {
+                            dropped[DropReason::TxQueueFull as usize] += 1;
+                            drop(m);
+                        }
+                    }
+                }
+            }
+        });
+        if let Some(rx) = self.lcore.ports.get(rx_port) {
+            bump(&rx.rx_packets, received);
+            bump(&rx.rx_bytes, rx_bytes);
+            for (c, n) in rx.drops.iter().zip(dropped) {
+                if n > 0 {
+                    bump(c, n);
+                }
+            }
+        }
+        for (c, n) in self.lcore.decisions.iter().zip(decisions) {
+            if n > 0 {
+                bump(c, n);
+            }
+        }
+    }
+
+    /// A packet from the agents.
+    fn request(
+        &mut self,
+        m: &mut Mbuf,
+        view: &control::DataplaneView,
+        now_ns: u64,
+        default_port: usize,
+    ) -> (Fate, Option<Decision>) {
+        let pass = Fate::Send {
+            port: default_port,
+            band: OTHER_BAND,
+        };
+        let Ok(p) = parse(m.data()) else {
+            return (pass, Some(Decision::Unparsed));
+        };
+        let Some(flow) = p.flow.filter(|_| !p.is_fragment()) else {
+            return (pass, Some(Decision::Unparsed));
+        };
+        let table = &self.shared.table;
+        let Some(service) = table.service_for(flow.dst_ip(), flow.dst_port) else {
+            return (pass, Some(Decision::NoEntry));
+        };
+        let key = ClientKey {
+            addr: flow.src_addr,
+            port: flow.src_port,
+            service_port: flow.dst_port,
+            protocol: p.ip_protocol.map_or(0, |x| x.0),
+        };
+        let payload_len = p.payload.len;
+        let short_tokens = view.thresholds().short_task_tokens;
+        let (shared, counters, limits) = (self.shared, self.counters, &self.infer_limits);
+        let mut finished = None;
+        let hit = match self.flows.get_mut(&key) {
+            Some(entry) if entry.service == service => {
+                entry.last_seen_ns = now_ns;
+                if entry.class == TrafficClass::Other && payload_len > 0 {
+                    // A TLV-less TCP flow was decided at its SYN; its
+                    // first payload tells what it is, for the egress band
+                    // and the latency model (the instance is already set:
+                    // the connection is established with it).
+                    if let Some(f) = infer(shared, counters, limits, &p, m.data(), key.service_port) {
+                        entry.features = f;
+                        entry.class = TrafficClass::of(&f, short_tokens);
+                    }
+                }
+                if payload_len > 0 {
+                    if let Some(measured) = entry.timing.on_request_payload(now_ns) {
+                        finished = Some((*entry, measured));
+                    }
+                }
+                Some(Ok((entry.instance, entry.path, entry.class.band())))
+            }
+            Some(_) => Some(Err(())),
+            None => None,
+        };
+        if let Some((e, measured)) = finished {
+            self.learn(&e, &measured);
+        }
+        let (instance, path, band) = match hit {
+            Some(Ok(choice)) => choice,
+            Some(Err(())) => {
+                self.counters.flow(FlowEvent::KeyConflict);
+                match self.overflow_choice(service) {
+                    Some((i, p)) => (i, p, OTHER_BAND),
+                    None => return (Fate::Drop(DropReason::NoInstance), None),
+                }
+            }
+            None => match self.new_flow(&p, m.data(), key, service, view, now_ns) {
+                Ok(choice) => choice,
+                Err(reason) => return (Fate::Drop(reason), None),
+            },
+        };
+        let Some((mac, ip, port)) = self.target(instance, path) else {
+            return (Fate::Drop(DropReason::NoInstance), None);
+        };
+        if rewrite_destination(m.data_mut(), &p, mac, ip).is_err() {
+            return (Fate::Drop(DropReason::RewriteFailed), None);
+        }
+        (Fate::Send { port, band }, Some(Decision::Steered))
+    }
+
+    /// Features of a new flow, decision, and its table entry.
+    fn new_flow(
+        &mut self,
+        p: &ParsedPacket,
+        frame: &[u8],
+        key: ClientKey,
+        service: u8,
+        view: &control::DataplaneView,
+        now_ns: u64,
+    ) -> Result<(u8, u8, usize), DropReason> {
+        let short_tokens = view.thresholds().short_task_tokens;
+        let found = features(self.shared, self.counters, &self.infer_limits, p, frame, key.service_port);
+        let (features, class) = match found {
+            Some(f) => (f, TrafficClass::of(&f, short_tokens)),
+            None => (UNKNOWN_FEATURES, TrafficClass::Other),
+        };
+        let mut rejections = Rejections::default();
+        let started = rdtsc();
+        let decided = Decider {
+            table: &self.shared.table,
+            view,
+            models: &self.models,
+            now_ns,
+        }
+        .decide(service, &features, class, &mut rejections);
+        let cycles = rdtsc().wrapping_sub(started);
+        self.counters
+            .decision_ns
+            .record((cycles as f64 * self.ns_per_cycle).min(u32::MAX as f64) as u32);
+        self.counters.rejections(&rejections);
+        let choice = match decided {
+            Ok(c) => c,
+            Err(no) => {
+                self.counters.no_choice(no);
+                return Err(DropReason::NoInstance);
+            }
+        };
+        self.counters.reason(choice.reason);
+        let mut entry = FlowEntry::new(
+            key,
+            service,
+            choice.instance,
+            choice.path,
+            class,
+            features,
+            choice.predicted,
+            now_ns,
+        );
+        if p.payload.len > 0 {
+            entry.timing.on_request_payload(now_ns);
+        }
+        match self.flows.insert(entry) {
+            Ok(_) => {
+                self.counters.flow(FlowEvent::New);
+                self.counters.chosen(choice.instance, class);
+                Ok((choice.instance, choice.path, class.band()))
+            }
+            Err(InsertError::Full | InsertError::Exists) => {
+                // Stateless from here on: every packet of the flow takes
+                // the same overflow instance, so the connection still
+                // works; it is only neither steered nor measured.
+                self.counters.flow(FlowEvent::TableFull);
+                let (i, path) = self.overflow_choice(service).ok_or(DropReason::NoInstance)?;
+                self.counters.chosen(i, TrafficClass::Other);
+                Ok((i, path, OTHER_BAND))
+            }
+        }
+    }
+
+    /// The service's overflow instance and its first path.
+    fn overflow_choice(&self, service: u8) -> Option<(u8, u8)> {
+        let table = &self.shared.table;
+        let s = table.services().get(usize::from(service))?;
+        let inst = table.instances().get(usize::from(s.overflow))?;
+        Some((s.overflow, *inst.path_indices().first()?))
+    }
+
+    /// MAC, address and egress port for an instance over a path.
+    fn target(&self, instance: u8, path: u8) -> Option<([u8; 6], std::net::IpAddr, usize)> {
+        let table = &self.shared.table;
+        let inst = table.instances().get(usize::from(instance))?;
+        let path = table.paths().get(usize::from(path))?;
+        Some((
+            inst.next_hop_mac(path),
+            inst.spec.ip,
+            usize::from(path.spec.egress_port),
+        ))
+    }
+
+    /// A packet from the compute side.
+    fn response(&mut self, m: &mut Mbuf, now_ns: u64, default_port: usize) -> (Fate, Option<Decision>) {
+        let pass = Fate::Send {
+            port: default_port,
+            band: OTHER_BAND,
+        };
+        let Ok(p) = parse(m.data()) else {
+            return (pass, Some(Decision::Unparsed));
+        };
+        let Some(flow) = p.flow.filter(|_| !p.is_fragment()) else {
+            return (pass, Some(Decision::Unparsed));
+        };
+        let table = &self.shared.table;
+        let Some(instance) = table.instance_for(flow.src_ip(), flow.src_port) else {
+            return (pass, Some(Decision::NoEntry));
+        };
+        let Some(vip) = table
+            .instances()
+            .get(usize::from(instance))
+            .and_then(|i| table.services().get(usize::from(i.service)))
+            .map(|s| s.spec.vip)
+        else {
+            return (pass, Some(Decision::NoEntry));
+        };
+        if rewrite_source(m.data_mut(), &p, None, vip).is_err() {
+            return (Fate::Drop(DropReason::RewriteFailed), None);
+        }
+        self.counters.flow(FlowEvent::ResponseTranslated);
+        let key = ClientKey {
+            addr: flow.dst_addr,
+            port: flow.dst_port,
+            service_port: flow.src_port,
+            protocol: p.ip_protocol.map_or(0, |x| x.0),
+        };
+        let ends = tcp_ends(&p, m.data());
+        let mut finished = None;
+        let band = match self.flows.get_mut(&key) {
+            Some(entry) => {
+                entry.last_seen_ns = now_ns;
+                if p.payload.len > 0 {
+                    entry.timing.on_response_payload(now_ns);
+                }
+                if ends {
+                    if let Some(measured) = entry.timing.on_end() {
+                        finished = Some((*entry, measured));
+                    }
+                }
+                entry.class.band()
+            }
+            None => {
+                self.counters.flow(FlowEvent::ResponseWithoutFlow);
+                OTHER_BAND
+            }
+        };
+        if let Some((e, measured)) = finished {
+            self.learn(&e, &measured);
+        }
+        (Fate::Send { port: default_port, band }, Some(Decision::Steered))
+    }
+
+    /// Feeds one measured request to its instance's model and the class
+    /// statistics.
+    fn learn(&mut self, e: &FlowEntry, measured: &Measured) {
+        self.counters.flow(FlowEvent::Measured);
+        let net = e.predicted.net_us;
+        let obs = Observation {
+            prompt_tokens: e.features.prompt_tokens,
+            output_tokens: e.features.output_tokens,
+            queue_len: e.predicted.queue_len,
+            predicted_compute_ttft_us: e.predicted.compute_ttft_us,
+            observed_compute_ttft_us: (measured.ttft_us - net).max(0.0),
+            predicted_completion_us: Some((e.predicted.completion_us - net).max(0.0)),
+            observed_completion_us: Some((measured.completion_us - net).max(0.0)),
+        };
+        if let Some(model) = self.models.get_mut(usize::from(e.instance)) {
+            model.observe(&obs);
+            if let Some(g) = self.counters.models.get(usize::from(e.instance)) {
+                let t = model.ttft_error();
+                let c = model.completion_error();
+                g.observations.store(model.samples(), Relaxed);
+                g.ttft_mae_us.store(t.mae.to_bits(), Relaxed);
+                g.ttft_bias_us.store(t.bias.to_bits(), Relaxed);
+                g.completion_mae_us.store(c.mae.to_bits(), Relaxed);
+                for (slot, v) in g.coefficients.iter().zip(model.ttft_coefficients()) {
+                    slot.store(v.to_bits(), Relaxed);
+                }
+                g.decode_us_per_token
+                    .store(model.decode_us_per_token().to_bits(), Relaxed);
+            }
+        }
+        if let Some(l) = self.counters.class_latency.get(e.class as usize) {
+            let us = |v: f64| v.max(0.0).min(u64::MAX as f64 / 2.0) as u64;
+            bump(&l.measured, 1);
+            bump(&l.predicted_ttft_us, us(e.predicted.ttft_us));
+            bump(&l.observed_ttft_us, us(measured.ttft_us));
+            bump(&l.predicted_completion_us, us(e.predicted.completion_us));
+            bump(&l.observed_completion_us, us(measured.completion_us));
+            bump(&l.abs_error_ttft_us, us((e.predicted.ttft_us - measured.ttft_us).abs()));
+        }
+    }
+
+    /// Ages out idle flows (bounded work per call).
+    pub fn expire(&mut self, now_ns: u64) {
+        let mut finished: [Option<(FlowEntry, Measured)>; EXPIRE_BUDGET] = [None; EXPIRE_BUDGET];
+        let mut n = 0usize;
+        let mut unanswered = 0u64;
+        let removed = self.flows.expire(now_ns, self.idle_ns, EXPIRE_BUDGET, |e| {
+            let mut timing = e.timing;
+            match timing.on_end() {
+                Some(m) => {
+                    if let Some(slot) = finished.get_mut(n) {
+                        *slot = Some((*e, m));
+                        n += 1;
+                    }
+                }
+                None if timing.phase == steer::feedback::Phase::Requesting => unanswered += 1,
+                None => {}
+            }
+        });
+        for _ in 0..removed {
+            self.counters.flow(FlowEvent::Expired);
+        }
+        if unanswered > 0 {
+            bump(&self.counters.flows[FlowEvent::Unanswered as usize], unanswered);
+        }
+        for (e, m) in finished.iter().take(n).flatten() {
+            self.learn(e, m);
+        }
+    }
+
+    /// Sends what each egress port may send now: its refused packets first,
+    /// then its scheduler's order, within its shaper's budget. Returns
+    /// whether anything was sent.
+    pub fn transmit(&mut self, queue: u16, ignore_shaping: bool) -> bool {
+        let mut any = false;
+        let now = rdtsc();
+        let ns_per_cycle = self.ns_per_cycle;
+        for (port, slot) in self.egress.iter_mut().enumerate() {
+            let Some(e) = slot.as_mut() else { continue };
+            if e.pending.is_empty() && e.sched.is_empty() {
+                continue;
+            }
+            if e.pending.is_empty() {
+                if let Some(s) = e.shaper.as_mut() {
+                    s.refill(now);
+                }
+                while e.pending.len() < MAX_BURST {
+                    let budget_left = ignore_shaping
+                        || e.shaper.as_ref().map_or(true, |s| s.tokens > 0.0);
+                    if !budget_left {
+                        break;
+                    }
+                    let Some((band, (m, enqueued), len)) = e.sched.dequeue() else {
+                        break;
+                    };
+                    if let Some(s) = e.shaper.as_mut() {
+                        s.tokens -= f64::from(len);
+                    }
+                    let waited_us = now.wrapping_sub(enqueued) as f64 * ns_per_cycle / 1000.0;
+                    if let Some(ring) = self.counters.sojourn_us.get(band) {
+                        ring.record(waited_us.min(u32::MAX as f64) as u32);
+                    }
+                    if let Err(m) = e.pending.push(m) {
+                        drop(m); // cannot happen: bounded by MAX_BURST above
+                    }
+                }
+            }
+            if e.pending.is_empty() {
+                continue;
+            }
+            let bytes_before: u64 = e.pending.as_slice().iter().map(|m| u64::from(m.pkt_len())).sum();
+            let sent = e.pending.tx_burst(PortId(port as u16), queue) as u64;
+            if sent == 0 {
+                continue;
+            }
+            any = true;
+            let bytes_after: u64 = e.pending.as_slice().iter().map(|m| u64::from(m.pkt_len())).sum();
+            if let Some(tx) = self.lcore.ports.get(port) {
+                bump(&tx.tx_packets, sent);
+                bump(&tx.tx_bytes, bytes_before - bytes_after);
+            }
+        }
+        any
+    }
+
+    /// Packets still queued or pending.
+    pub fn backlog(&self) -> usize {
+        self.egress
+            .iter()
+            .flatten()
+            .map(|e| e.sched.len() + e.pending.len())
+            .sum()
+    }
+
+    /// At shutdown: whatever could not be sent is freed and counted as a
+    /// drop on the port it entered by, so rx = tx + drops still holds.
+    pub fn discard_backlog(&mut self) {
+        for e in self.egress.iter_mut().flatten() {
+            while let Some((_, (m, _), _)) = e.sched.dequeue() {
+                if let Err(m) = e.pending.push(m) {
+                    count_shutdown_drop(self.lcore, &m);
+                    drop(m);
+                }
+                if e.pending.len() == MAX_BURST {
+                    e.pending.drain_into(|m| {
+                        count_shutdown_drop(self.lcore, &m);
+                        drop(m);
+                    });
+                }
+            }
+            e.pending.drain_into(|m| {
+                count_shutdown_drop(self.lcore, &m);
+                drop(m);
+            });
+        }
+    }
+}
+
+fn count_shutdown_drop(lcore: &LcoreCounters, m: &Mbuf) {
+    if let Some(rx) = lcore.ports.get(usize::from(m.rx_port().0)) {
+        bump(&rx.drops[DropReason::ShutdownBacklog as usize], 1);
+    }
+}
+
+/// A new flow's features: a valid TLV, else inference where configured.
+fn features(
+    shared: &SteerShared,
+    counters: &SteerCounters,
+    limits: &InferLimits,
+    p: &ParsedPacket,
+    frame: &[u8],
+    service_port: u16,
+) -> Option<TokenFeatures> {
+    match classifier::find_token_feature(frame, p) {
+        TlvLookup::Present { id, .. } => match decode_feature_id(id) {
+            Ok(f) => {
+                counters.feature(FeatureSource::Tlv);
+                return Some(f);
+            }
+            Err(_) => counters.feature(FeatureSource::TlvMalformed),
+        },
+        TlvLookup::Malformed(_) => counters.feature(FeatureSource::TlvMalformed),
+        TlvLookup::Absent => {}
+    }
+    if p.payload.len == 0 {
+        // A TCP SYN: nothing to infer from yet.
+        counters.feature(FeatureSource::Unknown);
+        return None;
+    }
+    let inferred = infer(shared, counters, limits, p, frame, service_port);
+    if inferred.is_none() {
+        counters.feature(FeatureSource::Unknown);
+    }
+    inferred
+}
+
+/// Bounded inference from the first payload, on configured ports.
+fn infer(
+    shared: &SteerShared,
+    counters: &SteerCounters,
+    limits: &InferLimits,
+    p: &ParsedPacket,
+    frame: &[u8],
+    service_port: u16,
+) -> Option<TokenFeatures> {
+    if !shared.config.infer_http_ports.contains(&service_port) {
+        return None;
+    }
+    match infer_http(p.payload(frame), limits) {
+        Inference::Inferred(r) => {
+            counters.feature(FeatureSource::InferredHttp);
+            Some(r.features)
+        }
+        _ => {
+            counters.feature(FeatureSource::InferFailed);
+            None
+        }
+    }
+}
+
+/// Features assumed for a request nobody described.
+const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
+    prompt_tokens: 0,
+    output_tokens: 0,
+    task: TaskType::Chat,
+    urgency: Urgency::Normal,
+    explicit_urgency: false,
+};
+
+/// DRR quantum for a weight: one full frame per unit of weight.
+fn quantum(weight: u16) -> u32 {
+    1514 * u32::from(weight.max(1))
+}
+
+/// The egress scheduler's bands: interactive strict, then the bulk classes
+/// by DRR; or, with `strict_priority = false`, one FIFO.
+fn band_config(cfg: &SteerConfig) -> SchedConfig {
+    if cfg.strict_priority {
+        let quanta = TrafficClass::ALL
+            .into_iter()
+            .filter(|c| !c.is_interactive())
+            .map(|c| quantum(cfg.class_weight(c)))
+            .collect();
+        SchedConfig::uniform(1, quanta, cfg.band_limit_packets)
+    } else {
+        // Every class maps to a band of one shared FIFO: band numbers stay
+        // valid, order is arrival order.
+        SchedConfig::uniform(0, vec![1514; 1], cfg.band_limit_packets * TrafficClass::COUNT as u32)
+    }
+}
+
+/// Whether a TCP segment carries FIN or RST (the server ending the
+/// answer).
+fn tcp_ends(p: &ParsedPacket, frame: &[u8]) -> bool {
+    if p.ip_protocol != Some(IpProtocol::TCP) {
+        return false;
+    }
+    let Some(off) = p.l4_offset else { return false };
+    frame
+        .get(usize::from(off) + 13)
+        .is_some_and(|flags| flags & 0x05 != 0)
+}
+
+/// Runs the steering pipeline until `conf.stop` is set.
+pub fn run(conf: &WorkerConf, shared: &SteerShared) {
+    let counters = &*conf.counters;
+    let mut worker = SteerWorker::new(conf, shared);
+    let mut burst = MbufBurst::new();
+    let mut view_cache = conf
+        .control
+        .as_ref()
+        .map(|c| arc_swap::Cache::new(Arc::clone(c)));
+    let mut poll_started = rdtsc();
+    let mut poll_was_busy = false;
+    let queue = conf.routes.first().map_or(0, |r| r.queue);
+    counters.loop_start_tsc.store(poll_started, Relaxed);
+    while !conf.stop.load(Relaxed) {
+        let now = rdtsc();
+        if poll_was_busy {
+            bump(&counters.busy_cycles, now.wrapping_sub(poll_started));
+        }
+        poll_started = now;
+        let now_ns = conf.clock.now_ns();
+        let mut moved = 0usize;
+        for route in &conf.routes {
+            let received = burst.rx_burst(route.rx_port, route.queue, conf.burst_size);
+            if received == 0 {
+                continue;
+            }
+            moved += received;
+            let view = view_cache.as_mut().map(|c| &**c.load());
+            worker.process_burst(route, &mut burst, view, now_ns);
+        }
+        bump(&counters.busy_packets, moved as u64);
+        let sent = worker.transmit(queue, false);
+        worker.expire(now_ns);
+        poll_was_busy = moved > 0 || sent;
+        if moved == 0 && !sent && !conf.idle_sleep.is_zero() && worker.backlog() == 0 {
+            std::thread::sleep(conf.idle_sleep);
+        }
+    }
+    // Drain: keep sending (unshaped) while the ports take packets, then
+    // count what is left.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while worker.backlog() > 0 && std::time::Instant::now() < deadline {
+        if !worker.transmit(queue, true) {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+    worker.discard_backlog();
+    let end = rdtsc();
+    if poll_was_busy {
+        bump(&counters.busy_cycles, end.wrapping_sub(poll_started));
+    }
+    counters.loop_end_tsc.store(end, Relaxed);
+}

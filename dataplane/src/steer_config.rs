@@ -1,0 +1,330 @@
+//! `[steer]`: services, instances and paths for token-aware steering
+//! (`pipeline = "steer"`), and the egress scheduler's shape.
+//!
+//! ```toml
+//! [steer]
+//! agent_port = 0                 # agents are on this port
+//! infer_http_ports = [8000]      # infer features of TLV-less requests here
+//!
+//! [[steer.paths]]
+//! id = 1
+//! name = "low-delay line"
+//! egress_port = 1
+//! next_hop_mac = "02:00:00:00:02:02"
+//! latency_us = 500               # prior until PATH_STATE reports
+//! jitter_us = 50
+//!
+//! [[steer.instances]]
+//! name = "edge-small"
+//! node = 1
+//! ip = "10.0.2.2"
+//! paths = [1]
+//! model_class = "small_edge"
+//! task_types = ["immediate_control", "chat"]
+//! max_context_tokens = 8192
+//! prefill_tokens_per_s = 2000
+//! decode_tokens_per_s = 40
+//! concurrency = 2
+//!
+//! [[steer.services]]
+//! name = "chat"
+//! vip = "10.0.100.1"
+//! ports = [8000]
+//! instances = ["edge-small", "centre-large"]
+//! ```
+//!
+//! Everything is validated into a [`steer::ServiceTable`] before EAL
+//! starts, so a bad reference is a one-line error naming it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use control::capability::ModelClass;
+use control::ids::{NodeId, PathId};
+use control::task_types::TaskTypes;
+use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
+use steer::{ServiceTable, TrafficClass};
+
+use crate::config::ConfigError;
+use crate::ctl_messages::parse_mac;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteerConfig {
+    /// The port agents (clients) are on: requests enter here, responses
+    /// leave here.
+    pub agent_port: u16,
+    /// Flows the affinity table holds; new flows beyond it go to their
+    /// service's overflow instance, statelessly, and are counted.
+    #[serde(default = "default_flow_table_size")]
+    pub flow_table_size: usize,
+    /// A flow idle this long is forgotten (and its answer, if under way,
+    /// measured).
+    #[serde(default = "default_flow_idle_timeout_ms")]
+    pub flow_idle_timeout_ms: u64,
+    /// Service ports on which a request without a token-feature TLV has its
+    /// features inferred from the first payload (HTTP/1.1 POST, OpenAI
+    /// chat-completions JSON).
+    #[serde(default)]
+    pub infer_http_ports: Vec<u16>,
+    /// Bytes of that payload the inference may scan.
+    #[serde(default = "default_infer_max_scan_bytes")]
+    pub infer_max_scan_bytes: usize,
+    /// Serve the interactive class strictly first on every egress port.
+    /// `false` makes each port one FIFO (for comparison only).
+    #[serde(default = "default_true")]
+    pub strict_priority: bool,
+    /// Packets each egress band may hold before it drops (counted).
+    #[serde(default = "default_band_limit")]
+    pub band_limit_packets: u32,
+    /// DRR weight of each bulk class (`bulk_chat`, `bulk_code`,
+    /// `bulk_summarisation`, `bulk_reasoning`, `other`); 1 if unset. A
+    /// POLICY's class weight for the class id overrides it.
+    #[serde(default)]
+    pub class_weights: BTreeMap<String, u16>,
+    /// Shape egress ports to a rate (Mbit/s), e.g. the bandwidth of the
+    /// line behind them; unshaped ports send as fast as the NIC takes.
+    #[serde(default)]
+    pub egress: Vec<EgressConfig>,
+    /// Queue-wait prior per request a node reports queued, µs.
+    #[serde(default = "default_queue_wait_us")]
+    pub queue_wait_us_per_request: f64,
+    pub paths: Vec<PathConfig>,
+    pub instances: Vec<InstanceConfig>,
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    pub port: u16,
+    pub rate_mbps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathConfig {
+    pub id: u16,
+    pub name: String,
+    pub egress_port: u16,
+    pub next_hop_mac: String,
+    #[serde(default)]
+    pub latency_us: f64,
+    #[serde(default)]
+    pub jitter_us: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub node: u16,
+    pub ip: IpAddr,
+    /// The instance's own MAC, when it is directly attached to its path.
+    #[serde(default)]
+    pub mac: Option<String>,
+    pub paths: Vec<u16>,
+    pub model_class: String,
+    pub task_types: Vec<String>,
+    pub max_context_tokens: u32,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    #[serde(default = "default_base_ttft_us")]
+    pub base_ttft_us: f64,
+    /// Reported queue length at which the node takes no new flow; default
+    /// four times its concurrency.
+    #[serde(default)]
+    pub max_queue: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub vip: IpAddr,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    pub instances: Vec<String>,
+    #[serde(default)]
+    pub overflow_instance: Option<String>,
+}
+
+fn default_flow_table_size() -> usize {
+    65_536
+}
+fn default_flow_idle_timeout_ms() -> u64 {
+    30_000
+}
+fn default_infer_max_scan_bytes() -> usize {
+    2048
+}
+fn default_true() -> bool {
+    true
+}
+fn default_band_limit() -> u32 {
+    512
+}
+fn default_queue_wait_us() -> f64 {
+    20_000.0
+}
+fn default_concurrency() -> u32 {
+    1
+}
+fn default_base_ttft_us() -> f64 {
+    5_000.0
+}
+
+/// Largest flow table (entries).
+pub const MAX_FLOW_TABLE: usize = 1 << 24;
+
+impl SteerConfig {
+    /// Checks what serde cannot and builds the service table.
+    pub fn build(&self) -> Result<ServiceTable, ConfigError> {
+        let e = |m: String| ConfigError(format!("steer: {m}"));
+        if !(1..=MAX_FLOW_TABLE).contains(&self.flow_table_size) {
+            return Err(e(format!(
+                "flow_table_size = {} is out of range (1 to {MAX_FLOW_TABLE})",
+                self.flow_table_size
+            )));
+        }
+        if self.flow_idle_timeout_ms == 0 {
+            return Err(e("flow_idle_timeout_ms must be at least 1".into()));
+        }
+        if !(64..=65_536).contains(&self.infer_max_scan_bytes) {
+            return Err(e(format!(
+                "infer_max_scan_bytes = {} is out of range (64 to 65536)",
+                self.infer_max_scan_bytes
+            )));
+        }
+        if !(1..=sched::MAX_BAND_LIMIT).contains(&self.band_limit_packets) {
+            return Err(e(format!(
+                "band_limit_packets = {} is out of range (1 to {})",
+                self.band_limit_packets,
+                sched::MAX_BAND_LIMIT
+            )));
+        }
+        if !(self.queue_wait_us_per_request.is_finite() && self.queue_wait_us_per_request >= 0.0) {
+            return Err(e("queue_wait_us_per_request must be >= 0".into()));
+        }
+        for name in self.class_weights.keys() {
+            if bulk_class(name).is_none() {
+                return Err(e(format!(
+                    "class_weights: unknown class {name:?} (bulk_chat, bulk_code, bulk_summarisation, bulk_reasoning, other)"
+                )));
+            }
+        }
+        if let Some((name, _)) = self.class_weights.iter().find(|(_, w)| **w == 0) {
+            return Err(e(format!("class_weights.{name} must be at least 1")));
+        }
+        for eg in &self.egress {
+            if !(eg.rate_mbps.is_finite() && eg.rate_mbps > 0.0) {
+                return Err(e(format!(
+                    "egress port{}: rate_mbps = {} must be > 0",
+                    eg.port, eg.rate_mbps
+                )));
+            }
+        }
+        let mut paths = Vec::new();
+        for p in &self.paths {
+            let mac = parse_mac(&p.next_hop_mac).ok_or_else(|| {
+                e(format!(
+                    "path {}: next_hop_mac {:?} is not a MAC address",
+                    p.name, p.next_hop_mac
+                ))
+            })?;
+            paths.push(PathSpec {
+                id: PathId(p.id),
+                name: p.name.clone(),
+                egress_port: p.egress_port,
+                next_hop_mac: mac,
+                prior_latency_us: p.latency_us,
+                prior_jitter_us: p.jitter_us,
+            });
+        }
+        let mut instances = Vec::new();
+        for i in &self.instances {
+            let model_class: ModelClass = i.model_class.parse().map_err(|_| {
+                e(format!(
+                    "instance {}: model_class {:?} is not small_edge or large_centre",
+                    i.name, i.model_class
+                ))
+            })?;
+            let task_types: TaskTypes = i.task_types.join(",").parse().map_err(|x| {
+                e(format!("instance {}: task_types: {x}", i.name))
+            })?;
+            if task_types.bits() == 0 {
+                return Err(e(format!("instance {} serves no task type", i.name)));
+            }
+            let mac = match &i.mac {
+                None => None,
+                Some(m) => Some(parse_mac(m).ok_or_else(|| {
+                    e(format!("instance {}: mac {m:?} is not a MAC address", i.name))
+                })?),
+            };
+            instances.push(InstanceSpec {
+                name: i.name.clone(),
+                node: NodeId(i.node),
+                ip: i.ip,
+                mac,
+                paths: i.paths.iter().copied().map(PathId).collect(),
+                capability: InstanceCapability {
+                    model_class,
+                    task_types,
+                    max_context_tokens: i.max_context_tokens,
+                    prefill_tokens_per_s: i.prefill_tokens_per_s,
+                    decode_tokens_per_s: i.decode_tokens_per_s,
+                    concurrency: i.concurrency,
+                    base_ttft_us: i.base_ttft_us,
+                    max_queue: i.max_queue.unwrap_or(i.concurrency.saturating_mul(4)),
+                },
+            });
+        }
+        let services = self
+            .services
+            .iter()
+            .map(|s| ServiceSpec {
+                name: s.name.clone(),
+                vip: s.vip,
+                ports: s.ports.clone(),
+                instances: s.instances.clone(),
+                overflow_instance: s.overflow_instance.clone(),
+            })
+            .collect();
+        let table = ServiceTable::build(paths, instances, services).map_err(|x| e(x.0))?;
+        if table.paths().iter().any(|p| p.spec.egress_port == self.agent_port) {
+            return Err(e(format!(
+                "a path leaves by agent_port {}: requests would go back to the agents",
+                self.agent_port
+            )));
+        }
+        Ok(table)
+    }
+
+    /// DRR weight of a bulk class.
+    pub fn class_weight(&self, class: TrafficClass) -> u16 {
+        self.class_weights
+            .iter()
+            .find(|(n, _)| bulk_class(n) == Some(class))
+            .map_or(1, |(_, w)| *w)
+    }
+
+    /// Every port steering uses: the agent port and every egress port.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self.paths.iter().map(|p| p.egress_port).collect();
+        v.push(self.agent_port);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+fn bulk_class(name: &str) -> Option<TrafficClass> {
+    TrafficClass::ALL
+        .into_iter()
+        .filter(|c| !c.is_interactive())
+        .find(|c| c.name() == name)
+}
