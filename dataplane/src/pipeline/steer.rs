@@ -105,7 +105,9 @@ impl Shaper {
 
 /// One egress port's queueing.
 struct Egress {
-    sched: Scheduler<(Mbuf, u64)>,
+    /// Items: the packet, its enqueue TSC and its class (the band, except
+    /// in FIFO mode where every class shares band 0).
+    sched: Scheduler<(Mbuf, u64, u8)>,
     /// Dequeued but refused by the TX ring: sent first next time, in order.
     pending: MbufBurst,
     shaper: Option<Shaper>,
@@ -266,6 +268,8 @@ impl<'a> SteerWorker<'a> {
         let mut i = 0usize;
         let egress = &mut self.egress;
         let counters = self.counters;
+        // Without strict priority every class shares band 0, one FIFO.
+        let fifo = !self.shared.config.strict_priority;
         burst.drain_into(|m| {
             let fate = fates.get(i).copied().unwrap_or(Fate::Drop(DropReason::TxQueueFull));
             let len = lengths.get(i).copied().unwrap_or(0);
@@ -277,10 +281,12 @@ impl<'a> SteerWorker<'a> {
                     drop(m);
                 }
                 Fate::Send { port, band } => {
+                    let class = band as u8;
+                    let band = if fifo { 0 } else { band };
                     match egress.get_mut(port).and_then(|e| e.as_mut()) {
                         Some(e) => {
-                            if let Err(rejected) = e.sched.enqueue(band, (m, enqueue_tsc), len) {
-                                counters.band_drop(port, band);
+                            if let Err(rejected) = e.sched.enqueue(band, (m, enqueue_tsc, class), len) {
+                                counters.band_drop(port, usize::from(class));
                                 dropped[DropReason::SchedQueueFull as usize] += 1;
                                 drop(rejected.item);
                             }
@@ -631,14 +637,14 @@ impl<'a> SteerWorker<'a> {
                     if !budget_left {
                         break;
                     }
-                    let Some((band, (m, enqueued), len)) = e.sched.dequeue() else {
+                    let Some((_, (m, enqueued, class), len)) = e.sched.dequeue() else {
                         break;
                     };
                     if let Some(s) = e.shaper.as_mut() {
                         s.tokens -= f64::from(len);
                     }
                     let waited_us = now.wrapping_sub(enqueued) as f64 * ns_per_cycle / 1000.0;
-                    if let Some(ring) = self.counters.sojourn_us.get(band) {
+                    if let Some(ring) = self.counters.sojourn_us.get(usize::from(class)) {
                         ring.record(waited_us.min(u32::MAX as f64) as u32);
                     }
                     if let Err(m) = e.pending.push(m) {
@@ -677,7 +683,7 @@ impl<'a> SteerWorker<'a> {
     /// drop on the port it entered by, so rx = tx + drops still holds.
     pub fn discard_backlog(&mut self) {
         for e in self.egress.iter_mut().flatten() {
-            while let Some((_, (m, _), _)) = e.sched.dequeue() {
+            while let Some((_, (m, _, _), _)) = e.sched.dequeue() {
                 if let Err(m) = e.pending.push(m) {
                     count_shutdown_drop(self.lcore, &m);
                     drop(m);
