@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::build::BuildError;
+use crate::live::client::{self, AgentConfig, Arrivals, SocketTlv};
+use crate::live::serve::{self, ServeConfig};
 use crate::pcap::{self, PcapError, PcapReader, TsResolution, LINKTYPE_ETHERNET};
 use crate::stats::Stats;
 use crate::workload::agent::{self, AgentOptions, TlvMode};
@@ -57,6 +59,124 @@ arguments after `--` go to DPDK's EAL; its first lcore waits, the second runs th
         after_help = "Examples:\n  pktgen send --pcap mix.pcap --tx-port 0 --rx-port 1 --duration 5 -- \\\n      --no-huge -m 512 --no-pci -l 0,1 --file-prefix gen \\\n      --vdev net_af_packet0,iface=vethA --vdev net_af_packet1,iface=vethB"
     )]
     Send(SendArgs),
+    /// Emulate an inference node over real TCP (HTTP/1.1, streamed answers)
+    #[command(
+        long_about = "Inference-node emulator over kernel TCP sockets. Answers OpenAI chat-completions \
+POSTs (Content-Length bodies): after the path delay, a FIFO wait for one of --concurrency batch \
+slots, and --base-ttft-ms + prompt tokens / --prefill-tps of prefill, it streams a \
+text/event-stream of `data:` chunks (4 tokens each) at --decode-tps, max_tokens tokens (or \
+tokenfeat's default for the task), then `data: [DONE]`, and closes. `GET /state` returns \
+{name, queue_len, active, served, concurrency}. Prints `listening on ADDR` first.",
+        after_help = "Examples:\n  pktgen serve --listen 10.0.2.1:8000 --name edge --concurrency 4\n  \
+pktgen serve --listen 10.0.3.1:8000 --name centre --delay-ms 20 --jitter-ms 2 --stats-json centre.json"
+    )]
+    Serve(ServeArgs),
+    /// Open-loop load generator: AI-agent requests over TCP, TTFT per class
+    #[command(
+        long_about = "Open-loop client. Sends --requests chat-completion requests (short control \
+commands and long prompts from the agent workload) to --target at Poisson arrivals (--rate) or a \
+fixed --interval-ms, each on its own connection and thread, and measures TTFT (last request byte \
+written to the first `data:` byte) and completion (to `data: [DONE]`). With --tlv ipv4 every \
+packet of a request's connection carries the token feature TLV as IPv4 option 0x9E \
+(setsockopt IP_OPTIONS; needs root or CAP_NET_RAW).",
+        after_help = "Examples:\n  pktgen agent --target 10.0.100.1:8000 --requests 200 --rate 20 --tlv ipv4 --out run.json"
+    )]
+    Agent(AgentArgs),
+}
+
+/// `pktgen serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; see `listening on`)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8000")]
+    pub listen: std::net::SocketAddr,
+    /// Node name, reported by /state and in the stats
+    #[arg(long, default_value = "edge")]
+    pub name: String,
+    /// Prefill throughput, prompt tokens per second
+    #[arg(long, default_value_t = 5000.0, value_name = "TOKENS_PER_S")]
+    pub prefill_tps: f64,
+    /// Decode throughput of one stream, output tokens per second
+    #[arg(long, default_value_t = 50.0, value_name = "TOKENS_PER_S")]
+    pub decode_tps: f64,
+    /// Fixed part of the time to first token, milliseconds
+    #[arg(long, default_value_t = 5.0, value_name = "MS")]
+    pub base_ttft_ms: f64,
+    /// Batch slots; further requests wait in a FIFO queue
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+    /// Emulated one-way path delay, slept before handling the request and
+    /// again before the first response byte
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub delay_ms: f64,
+    /// Uniform jitter (±) on --delay-ms, drawn per request
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub jitter_ms: f64,
+    /// Exit after this many seconds (default: run until SIGINT/SIGTERM)
+    #[arg(long, value_name = "SECONDS")]
+    pub duration_s: Option<f64>,
+    /// Write the stats (served, max queue, per-request records) as JSON at exit
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+    /// Seed for the jitter and the response text
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Push NODE_STATE control messages (queue length, estimated TTFT) to
+    /// the appliance's control address
+    #[arg(long, value_name = "ADDR", requires_all = ["key_file", "key_id", "node"])]
+    pub report_to: Option<std::net::SocketAddr>,
+    /// --report-to: this peer's key file (as for `intellinode ctl`)
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// --report-to: this peer's key id
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<u32>,
+    /// --report-to: the node id to report as
+    #[arg(long, value_name = "N")]
+    pub node: Option<u16>,
+    /// --report-to: reporting period
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub interval_ms: u64,
+}
+
+/// `pktgen agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The service address (VIP) to send requests to
+    #[arg(long, value_name = "IP:PORT")]
+    pub target: std::net::SocketAddr,
+    /// Requests to send
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub requests: usize,
+    /// Poisson arrivals at this many requests per second [default: 10 when
+    /// --interval-ms is not given either]
+    #[arg(long, value_name = "R", conflicts_with = "interval_ms")]
+    pub rate: Option<f64>,
+    /// Fixed gap between requests instead of --rate
+    #[arg(long, value_name = "MS")]
+    pub interval_ms: Option<f64>,
+    /// Fraction of short control commands (the rest are long prompts)
+    #[arg(long, default_value_t = 0.7, value_name = "F")]
+    pub short_fraction: f64,
+    /// Seed: the same seed sends the same requests at the same times
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Token feature TLV on every packet of a request: `ipv4` sets IPv4
+    /// option 0x9E on the socket (needs root or CAP_NET_RAW)
+    #[arg(long, value_enum, default_value_t = SocketTlv::None, value_name = "CARRIER")]
+    pub tlv: SocketTlv,
+    /// Local address to send from
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<std::net::IpAddr>,
+    /// Write every request's record and per-class summaries as JSON
+    #[arg(long, value_name = "FILE.json")]
+    pub out: Option<PathBuf>,
+    /// Per-request timeout (connect and the whole exchange), seconds
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    pub timeout_s: f64,
+    /// Most requests in flight at once
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_inflight: usize,
 }
 
 /// `pktgen send`.
@@ -185,6 +305,8 @@ pub enum Error {
     Send(String),
     /// Options that do not go together.
     Usage(String),
+    /// `serve` or `agent` failed (sockets, files, every request failing).
+    Live(String),
 }
 
 impl fmt::Display for Error {
@@ -197,7 +319,7 @@ impl fmt::Display for Error {
                 "pcap {file}: link type {linktype} is not Ethernet ({LINKTYPE_ETHERNET}); only Ethernet captures can be classified"
             ),
             Error::Output(e) => write!(f, "writing the report: {e}"),
-            Error::Send(e) | Error::Usage(e) => f.write_str(e),
+            Error::Send(e) | Error::Usage(e) | Error::Live(e) => f.write_str(e),
         }
     }
 }
@@ -246,7 +368,140 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Error> {
         Command::Write(args) => run_write(&args, out),
         Command::Inspect(args) => run_inspect(&args, out),
         Command::Send(args) => run_send(&args, out),
+        Command::Serve(args) => run_serve(&args, out),
+        Command::Agent(args) => run_agent(&args, out),
     }
+}
+
+/// `pktgen serve`: listen, print `listening on ADDR`, serve until the
+/// duration ends or SIGINT/SIGTERM, print a one-line summary.
+pub fn run_serve(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let duration = match args.duration_s {
+        Some(d) if d.is_finite() && d > 0.0 => Some(std::time::Duration::from_secs_f64(d)),
+        Some(d) => {
+            return Err(Error::Usage(format!(
+                "--duration-s {d} must be a positive number of seconds"
+            )))
+        }
+        None => None,
+    };
+    let report = match (args.report_to, &args.key_file, args.key_id, args.node) {
+        (Some(to), Some(key_file), Some(key_id), Some(node)) => {
+            Some(crate::live::report::ReportConfig {
+                to,
+                key_file: key_file.clone(),
+                key_id,
+                node,
+                interval: std::time::Duration::from_millis(args.interval_ms.max(1)),
+            })
+        }
+        _ => None,
+    };
+    let cfg = ServeConfig {
+        listen: args.listen,
+        name: args.name.clone(),
+        prefill_tps: args.prefill_tps,
+        decode_tps: args.decode_tps,
+        base_ttft_ms: args.base_ttft_ms,
+        concurrency: args.concurrency,
+        delay_ms: args.delay_ms,
+        jitter_ms: args.jitter_ms,
+        duration,
+        stats_json: args.stats_json.clone(),
+        seed: args.seed,
+        report,
+    };
+    cfg.validate().map_err(Error::Usage)?;
+    let listener = serve::bind(&cfg)
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let addr = listener.local_addr()?;
+    writeln!(out, "listening on {addr}")?;
+    out.flush()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
+            .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
+    }
+    let stats =
+        serve::serve(cfg, listener, stop).map_err(|e| Error::Live(format!("serve: {e}")))?;
+    writeln!(
+        out,
+        "serve {} on {addr}: {} requests served, {} errors, max queue {}, {:.1} s",
+        stats.name, stats.served, stats.errors, stats.max_queue_len, stats.uptime_s
+    )?;
+    Ok(())
+}
+
+/// `pktgen agent`: send the load, print per-class summaries, write --out.
+pub fn run_agent(args: &AgentArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let arrivals = match (args.rate, args.interval_ms) {
+        (Some(r), _) if r.is_finite() && r > 0.0 => Arrivals::Poisson(r),
+        (Some(r), _) => {
+            return Err(Error::Usage(format!(
+                "--rate {r} must be a positive number"
+            )))
+        }
+        (None, Some(i)) if i.is_finite() && i >= 0.0 => {
+            Arrivals::Fixed(std::time::Duration::from_secs_f64(i / 1000.0))
+        }
+        (None, Some(i)) => {
+            return Err(Error::Usage(format!(
+                "--interval-ms {i} must be zero or more"
+            )))
+        }
+        (None, None) => Arrivals::Poisson(10.0),
+    };
+    if !(0.0..=1.0).contains(&args.short_fraction) {
+        return Err(Error::Usage(format!(
+            "--short-fraction {} must be between 0 and 1",
+            args.short_fraction
+        )));
+    }
+    if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
+        return Err(Error::Usage(format!(
+            "--timeout-s {} must be a positive number",
+            args.timeout_s
+        )));
+    }
+    if args.tlv == SocketTlv::Ipv4 {
+        if !args.target.is_ipv4() {
+            return Err(Error::Usage(format!(
+                "--tlv ipv4 needs an IPv4 --target, not {}",
+                args.target
+            )));
+        }
+        let probe = tokenfeat::extract("turn on the light", &tokenfeat::Hints::default());
+        client::check_ip_options(&probe).map_err(|e| Error::Usage(format!("--tlv ipv4: {e}")))?;
+    }
+    let cfg = AgentConfig {
+        target: args.target,
+        requests: args.requests,
+        arrivals,
+        short_fraction: args.short_fraction,
+        seed: args.seed,
+        tlv: args.tlv,
+        bind: args.bind,
+        timeout: std::time::Duration::from_secs_f64(args.timeout_s),
+        max_inflight: args.max_inflight.max(1),
+    };
+    let report = client::run(&cfg);
+    write!(out, "{}", report.render())?;
+    if let Some(path) = &args.out {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Usage(format!("encoding the report: {e}")))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Error::Live(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if !report.requests.is_empty() && report.requests.iter().all(|r| !r.ok()) {
+        let first = report.requests.iter().find_map(|r| r.error.clone());
+        return Err(Error::Live(format!(
+            "all {} requests to {} failed; the first: {}",
+            report.requests.len(),
+            args.target,
+            first.unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 /// `pktgen send`: load the workload, run the generator, print the report.

@@ -9,6 +9,8 @@
 //! * [`pcap`] — a classic-pcap writer and a reader that survives corrupt files;
 //! * [`verify`] and [`stats`] — the checks and per-class counts behind
 //!   `pktgen inspect`;
+//! * [`live`] — kernel-socket tools: `serve` (inference-node emulator) and
+//!   `agent` (load generator measuring TTFT);
 //! * [`cli`] — the `pktgen` command line.
 //!
 //! Integration tests and the end-to-end harness use the library directly:
@@ -22,11 +24,12 @@
 //! assert!(classifier::parse(&packets[0].data).unwrap().bth.is_some());
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod build;
 pub mod cli;
+pub mod live;
 mod packet;
 pub mod pcap;
 pub mod send;

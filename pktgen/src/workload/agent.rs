@@ -124,11 +124,23 @@ pub enum PromptKind {
 /// One HTTP request of the agent population, at most `max_bytes` long
 /// (long prompts are trimmed to fit).
 pub fn request(rng: &mut ChaCha8Rng, max_bytes: u64) -> (PromptKind, Vec<u8>) {
-    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     if rng.gen_bool(0.55) {
-        let body = chat_body(CONTROL_MODEL, control_prompt(rng), rng.gen_range(64..=256));
-        return (PromptKind::Control, http_post(HOST_HEADER, &body));
+        return control_request(rng, HOST_HEADER);
     }
+    long_request(rng, HOST_HEADER, max_bytes)
+}
+
+/// A short control-command request to `host` (a `host:port` for the
+/// `Host:` header). Draws exactly what [`request`] draws for one.
+pub fn control_request(rng: &mut ChaCha8Rng, host: &str) -> (PromptKind, Vec<u8>) {
+    let body = chat_body(CONTROL_MODEL, control_prompt(rng), rng.gen_range(64..=256));
+    (PromptKind::Control, http_post(host, &body))
+}
+
+/// A long generation request to `host`, at most `max_bytes` long (trimmed
+/// to fit). Draws exactly what [`request`] draws for one.
+pub fn long_request(rng: &mut ChaCha8Rng, host: &str, max_bytes: u64) -> (PromptKind, Vec<u8>) {
+    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     let task = *[
         LongTask::CodeGeneration,
         LongTask::Reasoning,
@@ -143,11 +155,11 @@ pub fn request(rng: &mut ChaCha8Rng, max_bytes: u64) -> (PromptKind, Vec<u8>) {
         &long_prompt(rng, task, words),
         rng.gen_range(1..=4) * 1024,
     );
-    let req = http_post(HOST_HEADER, &body);
+    let req = http_post(host, &body);
     if req.len() > max_bytes {
         (
             PromptKind::Long(task),
-            sized_request(rng, HOST_HEADER, model, max_bytes),
+            sized_request(rng, host, model, max_bytes),
         )
     } else {
         (PromptKind::Long(task), req)
