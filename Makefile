@@ -60,6 +60,8 @@ bench: build
 	@bash bench/run.sh
 	@echo "==> bench/control.sh"
 	@bash bench/control.sh
+	@echo "==> bench/steer.sh"
+	@CARGO="$(CARGO)" bash bench/steer.sh
 
 demo: build
 	@echo "==> scripts/demo.sh"
