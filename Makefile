@@ -18,7 +18,7 @@ CFWD := target/bench/cfwd
 # the shell at recipe time, i.e. after `deps` has made sure libdpdk is there.
 CFWD_CFLAGS ?= -O3 -Wall -Wextra
 
-.PHONY: help deps build cfwd test bench demo clean fmt lint
+.PHONY: help deps build cfwd test bench demo demo-forward clean fmt lint
 
 help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
@@ -26,7 +26,9 @@ help:
 	@echo "make test   build, then cargo test --release --workspace"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
 	@echo "            and bench/control.sh (forward under 10k control updates/s, update-to-visible latency; BENCH_ENFORCE=1)"
-	@echo "make demo   build, then scripts/demo.sh (pcap in -> intellinode -> pcap out, with a verdict)"
+	@echo "make demo   build, then scripts/demo.sh (as root: agents -> intellinode -> edge/centre model servers"
+	@echo "            in network namespaces; token-aware steering, edge overload, with a verdict)"
+	@echo "make demo-forward  build, then scripts/demo-forward.sh (pcap in -> intellinode -> pcap out, with a verdict)"
 	@echo "make fmt    cargo fmt --check      make lint   cargo clippy -D warnings"
 	@echo "make clean  remove build outputs"
 
@@ -66,6 +68,10 @@ bench: build
 demo: build
 	@echo "==> scripts/demo.sh"
 	@bash scripts/demo.sh
+
+demo-forward: build
+	@echo "==> scripts/demo-forward.sh"
+	@bash scripts/demo-forward.sh
 
 fmt:
 	@echo "==> cargo fmt --check"

@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# make demo: push a realistic traffic mix through IntelliNode and show, from
-# its own stats, that every packet is accounted for and comes out unchanged.
+# make demo: AI agents call one chat service (VIP 10.0.100.1:8000) through
+# IntelliNode, which steers every request, by its token features, to a small
+# model at the edge or a large one in the centre, rewrites the addresses both
+# ways (NAT), measures each answer and learns each instance's latency.
 #
-#   mix.pcap --rx--> port 0 (net_pcap0) ==intellinode==> port 1 (net_pcap1) --tx--> out.pcap
+#   NAME-agent            NAME (intellinode, net_af_packet)        NAME-edge
+#   pktgen agent ─veth─ port 0      port 1 ─veth─ pktgen serve 10.0.2.2  (small, near)
+#                                   port 2 ─veth─ pktgen serve 10.0.3.2  (large, 15 ms away)
+#                                                                  NAME-centre
 #
-# net_pcap needs an RX source on every port, so port 1 reads empty.pcap (a pcap
-# global header and no packets: it simply never receives). Port 0 also gets a
-# tx_pcap (reverse.pcap) so the reverse direction is visible rather than
-# silently dropped (net_pcap without tx_pcap accepts and discards TX); it must
-# stay empty.
+# Phase 1, normal load: a Poisson mix of short control commands and long
+# prompts. Interactive requests should go to the edge (lowest predicted time
+# to first token), bulk ones to the centre (lowest predicted completion).
+# Phase 2, the orchestrator reports the edge overloaded (`intellinode ctl
+# node-state`): new short requests should all go to the centre.
+#
+# Needs root (network namespaces) and jq, ip, ethtool. The topology is that
+# of scripts/steer-topology.sh, the config examples/steer.toml plus a
+# [control] section. Outputs go to target/demo/. The plain pcap forwarding
+# demo is `make demo-forward` (scripts/demo-forward.sh).
 #
 # Environment: INTELLINODE_BIN, PKTGEN_BIN override the binaries' paths.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PATH=$PATH:/usr/sbin:/sbin
 
 INB=${INTELLINODE_BIN:-target/release/intellinode}
 PKTGEN=${PKTGEN_BIN:-target/release/pktgen}
 OUT=target/demo
-PACKETS=200000
+NS="idemo$$"
 PREFIX="demo-$$"
+CTL_ADDR=127.0.0.1:7470 # inside $NS: its own loopback, no clash with others
+PHASE1_REQUESTS=40
+PHASE2_REQUESTS=10
 
 say() { printf 'demo: %s\n' "$*"; }
 die() {
@@ -26,73 +40,197 @@ die() {
 	exit 1
 }
 
+((EUID == 0)) || die "must run as root (it creates network namespaces): sudo make demo"
 for bin in "$INB" "$PKTGEN"; do
 	[[ -x $bin ]] || die "missing $bin (run 'make build' first)"
 done
-for tool in jq tcpdump sha256sum; do
+for tool in jq ip ethtool; do
 	command -v "$tool" >/dev/null || die "$tool is required (run 'make deps')"
 done
+INB=$(realpath "$INB")
+PKTGEN=$(realpath "$PKTGEN")
 
 mkdir -p "$OUT"
-rm -f "$OUT/out.pcap" "$OUT/reverse.pcap" "$OUT/stats.json"
+rm -f "$OUT"/{orch.key,steer.toml,stats.json,phase1.json,phase2.json,phase1-stats.json} \
+	"$OUT"/{edge,centre}.json "$OUT"/{intellinode,edge,centre}.log
 
-say "generating $OUT/mix.pcap ($PACKETS packets, workload mix, seed 42)"
-"$PKTGEN" write --workload mix --seed 42 --packets "$PACKETS" -o "$OUT/mix.pcap"
-echo
-"$PKTGEN" inspect "$OUT/mix.pcap"
-echo
+# --- set-up and a clean-up that always runs ---------------------------------
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -INT "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		# Give each a few seconds to exit on its own, then insist.
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+	bash scripts/steer-topology.sh down "$NS" || true
+	rm -rf "/var/run/dpdk/$PREFIX" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-# 24-byte pcap global header: magic (microsecond, little-endian), version 2.4,
-# thiszone 0, sigfigs 0, snaplen 65535, linktype 1 (Ethernet). No records.
-printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\x00\x01\x00\x00\x00' \
-	>"$OUT/empty.pcap"
+# wait_for FILE TEXT PID WHAT: until FILE contains TEXT (20 s at most).
+wait_for() {
+	for _ in $(seq 200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || die "$4 exited early: $(tail -n 3 "$1" 2>/dev/null | tr '\n' ' ')"
+		sleep 0.1
+	done
+	die "$4 did not start within 20 s (see $1)"
+}
+# Background processes are started with `ip netns exec` directly (not
+# through a function, which would fork a subshell) so that $! is their pid.
+in_ns() { # SIDE ('' for the appliance) COMMAND...
+	local ns=$NS${1:+-$1}
+	shift
+	ip netns exec "$ns" "$@"
+}
+ctl() { in_ns '' "$INB" ctl --server "$CTL_ADDR" --key-file "$OUT/orch.key" --key-id 1 "$@"; }
+agent() { # OUT.json ARGS...
+	local out=$1
+	shift
+	in_ns agent "$PKTGEN" agent --target 10.0.100.1:8000 --tlv ipv4 --timeout-s 20 --out "$out" "$@" \
+		>/dev/null || die "pktgen agent failed (see $out)"
+}
 
-say "running intellinode for 4 s (port 0 <- mix.pcap, port 1 -> out.pcap)"
-rc=0
-timeout --signal=INT --kill-after=10 60 \
-	"$INB" run --config examples/forward.toml --duration 4 --stats-interval 1 \
+say "building the topology (namespaces $NS, $NS-agent, $NS-edge, $NS-centre)"
+bash scripts/steer-topology.sh up "$NS" || die "could not build the topology"
+
+"$INB" ctl keygen "$OUT/orch.key" >/dev/null
+{
+	cat examples/steer.toml
+	# max_state_age_ms: the edge's overload report must stay fresh (not
+	# stale) for all of phase 2.
+	cat <<EOF
+
+[control]
+listen = "$CTL_ADDR"
+max_state_age_ms = 10000
+
+[[control.peers]]
+id = 1
+name = "orchestrator"
+key_file = "$(realpath "$OUT/orch.key")"
+roles = ["state", "query"]
+EOF
+} >"$OUT/steer.toml"
+
+say "starting the edge (small model, near) and centre (large model, 15±3 ms away) servers"
+ip netns exec "$NS-edge" "$PKTGEN" serve --listen 10.0.2.2:8000 --name edge --prefill-tps 2000 --decode-tps 200 \
+	--base-ttft-ms 3 --concurrency 16 --duration-s 120 --stats-json "$OUT/edge.json" \
+	>"$OUT/edge.log" 2>&1 &
+PIDS+=($!)
+wait_for "$OUT/edge.log" "listening on" "$!" "pktgen serve (edge)"
+ip netns exec "$NS-centre" "$PKTGEN" serve --listen 10.0.3.2:8000 --name centre --prefill-tps 20000 --decode-tps 2000 \
+	--base-ttft-ms 8 --concurrency 32 --delay-ms 15 --jitter-ms 3 --duration-s 120 \
+	--stats-json "$OUT/centre.json" >"$OUT/centre.log" 2>&1 &
+PIDS+=($!)
+wait_for "$OUT/centre.log" "listening on" "$!" "pktgen serve (centre)"
+
+say "starting intellinode (examples/steer.toml + [control], af_packet on dag/ded/dce)"
+ip netns exec "$NS" "$INB" run --config "$OUT/steer.toml" --duration 120 --stats-interval 0 \
 	--stats-json "$OUT/stats.json" -- \
-	--no-huge -m 512 --no-pci --file-prefix "$PREFIX" -l 0,1 \
-	--vdev "net_pcap0,rx_pcap=$OUT/mix.pcap,tx_pcap=$OUT/reverse.pcap" \
-	--vdev "net_pcap1,rx_pcap=$OUT/empty.pcap,tx_pcap=$OUT/out.pcap" || rc=$?
-# DPDK keeps a runtime directory per --file-prefix even with --no-huge.
-rm -rf "/var/run/dpdk/$PREFIX" 2>/dev/null || true
-((rc == 0)) || die "intellinode exited with status $rc"
-[[ -s $OUT/stats.json ]] || die "intellinode wrote no $OUT/stats.json"
-[[ -f $OUT/out.pcap ]] || die "no $OUT/out.pcap was written"
+	--no-huge -m 512 --no-pci -l 0,1 --file-prefix "$PREFIX" \
+	--vdev net_af_packet0,iface=dag --vdev net_af_packet1,iface=ded --vdev net_af_packet2,iface=dce \
+	>"$OUT/intellinode.log" 2>&1 &
+APP=$!
+PIDS+=("$APP")
+wait_for "$OUT/intellinode.log" "running \(for\|until\)" "$APP" "intellinode"
 
-# --- verdict, computed from the stats JSON and the pcaps -------------------
+# --- the two phases ----------------------------------------------------------
+say "phase 1, normal load: $PHASE1_REQUESTS requests, Poisson 15/s, 70% short control commands"
+agent "$OUT/phase1.json" --requests "$PHASE1_REQUESTS" --rate 15 --short-fraction 0.7 --seed 42
+ctl --timeout-ms 5000 --json query stats >"$OUT/phase1-stats.json" || die "intellinode ctl query stats failed"
+jq -e '.steer.chosen | type == "object"' "$OUT/phase1-stats.json" >/dev/null 2>&1 ||
+	die "$OUT/phase1-stats.json has no .steer.chosen"
+
+say "phase 2, the orchestrator reports the edge overloaded (node 1, queue 100)"
+ctl node-state --node 1 --queue 100 >/dev/null || die "intellinode ctl node-state failed"
+# The report is a datagram: give the appliance a moment to publish it to
+# its worker before the first request.
+sleep 0.2
+say "phase 2: $PHASE2_REQUESTS short requests"
+agent "$OUT/phase2.json" --requests "$PHASE2_REQUESTS" --interval-ms 50 --short-fraction 1 --seed 43
+
+say "stopping intellinode and the servers"
+kill -INT "$APP" 2>/dev/null || true
+rc=0
+wait "$APP" || rc=$?
+cleanup
+((rc == 0)) || die "intellinode exited with status $rc (see $OUT/intellinode.log)"
+[[ -s $OUT/stats.json ]] || die "intellinode wrote no $OUT/stats.json"
+
+# --- the result, from the appliance's stats and the agent's reports -----------
 S=$OUT/stats.json
-jq -e '[.totals.rx_packets, .totals.tx_packets, .totals.drops_total] | all(type == "number")' \
-	"$S" >/dev/null 2>&1 || die "$S lacks numeric .totals.rx_packets/tx_packets/drops_total"
+P1=$OUT/phase1-stats.json
+echo
+say "phase 1: where new flows went, per traffic class, and why"
+jq -r '.steer as $s
+	| ($s.chosen | to_entries | map(.key as $i | .value | to_entries[]
+		| select(.key != "total" and .value > 0) | {class: .key, inst: $i, n: .value})
+		| group_by(.class)[]
+		| "  \(.[0].class | . + " " * (20 - length)) "
+		  + (map("\(.inst) \(.n)") | join(", "))
+		  + (if .[0].class == "interactive" then "   (lowest predicted TTFT)"
+		     else "   (lowest predicted completion)" end)),
+	  "  reasons: " + ($s.reasons | to_entries | map("\(.key) \(.value)") | join(", "))' "$P1"
+
+echo
+say "latency, predicted by the appliance vs observed (mean ms, phases 1+2)"
+printf '  %-20s %9s %9s %12s %12s %9s\n' class "pred TTFT" "obs TTFT" "pred compl." "obs compl." measured
+jq -r '.steer.latency | to_entries[] | select(.value.measured > 0)
+	| [.key, .value.predicted_ttft_ms, .value.observed_ttft_ms, .value.predicted_completion_ms,
+	   .value.observed_completion_ms, .value.measured]
+	| @tsv' "$S" | while IFS=$'\t' read -r c pt ot pc oc n; do
+	printf '  %-20s %9.1f %9.1f %12.1f %12.1f %9s\n' "$c" "$pt" "$ot" "$pc" "$oc" "$n"
+done
+say "phase 1, as the agent measured it (ms)"
+printf '  %-20s %5s %9s %9s %12s %12s\n' "agent class" n "TTFT p50" "TTFT p99" "compl. p50" "compl. p99"
+jq -r '.classes | to_entries[] | select(.value.ok > 0)
+	| [.key, .value.ok, .value.ttft_ms.p50, .value.ttft_ms.p99, .value.completion_ms.p50, .value.completion_ms.p99]
+	| @tsv' "$OUT/phase1.json" | while IFS=$'\t' read -r c n a b d e; do
+	printf '  %-20s %5s %9.1f %9.1f %12.1f %12.1f\n' "$c" "$n" "$a" "$b" "$d" "$e"
+done
+
+# Phase 2: the difference in chosen totals between the end and phase 1.
+delta() { jq -n --slurpfile a "$P1" --slurpfile b "$S" \
+	"(\$b[0].steer.chosen[\"$1\"].total // 0) - (\$a[0].steer.chosen[\"$1\"].total // 0)"; }
+p2_centre=$(delta centre-large)
+p2_edge=$(delta edge-small)
+overloaded=$(jq '.steer.rejected_candidates.overloaded // 0' "$S")
+echo
+say "phase 2, edge overloaded: $PHASE2_REQUESTS short requests"
+printf '  centre-large %s, edge-small %s; the edge was rejected as overloaded %s times\n' \
+	"$p2_centre" "$p2_edge" "$overloaded"
+
+echo
+say "latency models learnt per instance"
+jq -r '.steer.models | to_entries[]
+	| "  \(.key | . + " " * (14 - length)) \(.value.observations) observations, TTFT MAE \((.value.ttft_mae_us // 0) / 1000 * 100 | round / 100) ms, bias \((.value.ttft_bias_us // 0) / 1000 * 100 | round / 100) ms"' "$S"
+jq -r '.steer.decision_ns | "  steering decision: p50 \(.p50) ns, p99 \(.p99) ns (\(.samples) decisions)"' "$S"
+
+# --- verdict -----------------------------------------------------------------
+requests=$((PHASE1_REQUESTS + PHASE2_REQUESTS))
+failed=$(jq -s '[.[].requests[] | select(.error != null)] | length' "$OUT/phase1.json" "$OUT/phase2.json")
+sent=$(jq -s '[.[].requests[]] | length' "$OUT/phase1.json" "$OUT/phase2.json")
+# Phase-1 flows that went the wrong way: interactive not on the edge, bulk
+# not on the centre (and how many of each class there were).
+read -r wrong interactive bulk < <(jq -r '.steer.chosen as $c
+	| [($c | to_entries[] | .key as $i | .value | to_entries[]
+		| select(.key != "total" and .value > 0)
+		| select((.key == "interactive") != ($i == "edge-small")) | .value)] | add // 0
+	| [., ($c["edge-small"].interactive // 0), ([$c["centre-large"] | to_entries[]
+		| select(.key | startswith("bulk_")) | .value] | add // 0)] | @tsv' "$P1")
+measured=$(jq '.steer.flows.measured' "$S")
 rx=$(jq '.totals.rx_packets' "$S")
 tx=$(jq '.totals.tx_packets' "$S")
 drops=$(jq '.totals.drops_total' "$S")
-# Drop reasons summed over ports, non-zero ones only, as "reason=N, ...".
-reasons=$(jq -r '[.ports[].drops | to_entries[]] | group_by(.key)
-	| map({k: .[0].key, v: (map(.value) | add)}) | map(select(.v > 0))
-	| if length == 0 then "none" else map("\(.k)=\(.v)") | join(", ") end' "$S")
-
-# A pcap tcpdump cannot read (e.g. truncated) must fail the checks, not
-# abort the script: count -1, digest of a marker.
-count_pkts() {
-	local n
-	if n=$(tcpdump -r "$1" -nn -q -t 2>/dev/null | wc -l); then echo "$n"; else echo -1; fi
-}
-# Timestamps differ between input and output, so compare what tcpdump prints
-# per packet without them: the decoded one-liner plus the full hex dump of
-# every captured byte (-xx includes the Ethernet header), in file order.
-digest() { { tcpdump -r "$1" -nn -q -t -xx 2>/dev/null || echo "unreadable"; } | sha256sum | cut -d' ' -f1; }
-
-out_pkts=$(count_pkts "$OUT/out.pcap")
-rev_pkts=$(count_pkts "$OUT/reverse.pcap")
-# Hash both files in parallel: ~2 s each for 200k packets.
-digest "$OUT/mix.pcap" >"$OUT/.in.sha" &
-in_pid=$!
-out_sha=$(digest "$OUT/out.pcap")
-wait "$in_pid"
-in_sha=$(cat "$OUT/.in.sha")
-rm -f "$OUT/.in.sha"
+balanced=$(jq -r '.totals.balanced' "$S")
 
 ok=1
 verdict() { # OK? LABEL DETAIL
@@ -101,21 +239,18 @@ verdict() { # OK? LABEL DETAIL
 		mark=FAIL
 		ok=0
 	fi
-	printf '  [%s] %-36s %s\n' "$mark" "$2" "$3"
+	printf '  [%s] %-44s %s\n' "$mark" "$2" "$3"
 }
-same=0
-[[ $in_sha == "$out_sha" ]] && same=1
-
 echo
 say "verdict"
-printf '  %-43s %s\n' "packets in (rx, all ports)" "$rx"
-printf '  %-43s %s\n' "packets out (tx, all ports)" "$tx"
-printf '  %-43s %s\n' "drops" "$drops ($reasons)"
-verdict $((rx == PACKETS)) "every pcap packet was received" "$rx of $PACKETS"
-verdict $((rx == tx + drops)) "rx = tx + drops" "$rx = $tx + $drops"
-verdict $((out_pkts == tx)) "out.pcap holds what was sent" "$out_pkts packets"
-verdict $((rev_pkts == 0)) "nothing flowed back to port 0" "$rev_pkts packets in reverse.pcap"
-verdict "$same" "out.pcap == mix.pcap (bytes, order)" "sha256 ${out_sha:0:16}..."
+verdict $((sent == requests && failed == 0)) "every agent request answered (NAT both ways)" \
+	"$((sent - failed)) of $requests"
+verdict $((wrong == 0 && interactive > 0 && bulk > 0)) "phase 1: interactive->edge, bulk->centre" \
+	"$interactive interactive on edge-small, $bulk bulk on centre-large, $wrong elsewhere"
+verdict $((p2_centre == PHASE2_REQUESTS && p2_edge == 0)) "phase 2: all went to centre-large" \
+	"$p2_centre of $PHASE2_REQUESTS (edge-small $p2_edge)"
+verdict $((measured == requests)) "every answer was measured" "$measured of $requests"
+verdict "$([[ $balanced == true ]] && echo 1 || echo 0)" "rx = tx + drops" "$rx = $tx + $drops"
 echo
-((ok)) || die "the demo's checks failed (stats: $S, output: $OUT/out.pcap)"
+((ok)) || die "the demo's checks failed (stats: $S, agent reports: $OUT/phase{1,2}.json)"
 say "all checks passed; output in $OUT/"
