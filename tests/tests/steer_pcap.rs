@@ -519,3 +519,65 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
         "long requests were delayed, not dropped"
     );
 }
+
+#[test]
+fn a_client_port_reused_after_close_is_a_new_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = agent_pcap(dir.path(), "agent.pcap", 26, 1500, "ipv4");
+    let sent = frames(&input);
+    // Group TCP packets by flow, keeping the class of each.
+    let mut flows: Vec<(Client, TrafficClass, Vec<Vec<u8>>)> = Vec::new();
+    for f in &sent {
+        let p = parse(f).unwrap();
+        if p.ip_protocol != Some(IpProtocol::TCP) {
+            continue;
+        }
+        let c = client(&p);
+        match flows.iter_mut().find(|(k, _, _)| *k == c) {
+            Some((_, _, v)) => v.push(f.clone()),
+            None => flows.push((c, tlv_class(f, &p).unwrap(), vec![f.clone()])),
+        }
+    }
+    let has_fin = |v: &Vec<Vec<u8>>| {
+        v.iter().any(|f| {
+            let p = parse(f).unwrap();
+            p.l4(f)[13] & 0x01 != 0
+        })
+    };
+    let (short_client, _, short) = flows
+        .iter()
+        .find(|(_, c, v)| c.is_interactive() && has_fin(v))
+        .expect("a complete short TCP request")
+        .clone();
+    let (_, _, long) = flows
+        .iter()
+        .find(|(_, c, _)| !c.is_interactive())
+        .expect("a long TCP request")
+        .clone();
+    // The long request again, from the short one's (now closed) port.
+    let reused: Vec<Vec<u8>> = long
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            let p = parse(&f).unwrap();
+            let l4 = usize::from(p.l4_offset.unwrap());
+            f[l4..l4 + 2].copy_from_slice(&short_client.1.to_be_bytes());
+            let IpAddr::V4(addr) = short_client.0 else { panic!("IPv4 workload") };
+            let l3 = usize::from(p.l3_offset);
+            f[l3 + 12..l3 + 16].copy_from_slice(&addr.octets());
+            let ihl = usize::from(f[l3] & 0x0f) * 4;
+            f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+            let sum = checksum(&f[l3..l3 + ihl]);
+            f[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+            f
+        })
+        .collect();
+    let mut trace = short.clone();
+    trace.extend(reused.iter().cloned());
+    let path = dir.path().join("reuse.pcap");
+    write_frames(&path, &trace);
+    let run = run_steer(dir.path(), &config(dir.path(), &Knobs::default()), &path, 2.0);
+    assert_eq!(run.edge.len(), short.len(), "the short request on the edge");
+    assert_eq!(run.centre.len(), reused.len(), "the reused port's long request decided anew");
+    assert_eq!(run.stats["steer"]["flows"]["new"], 2);
+}

@@ -35,7 +35,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use classifier::{parse, IpProtocol, ParsedPacket, TlvLookup};
+use classifier::ethernet::EthernetError;
+use classifier::{parse, IpProtocol, L3Kind, ParseError, ParsedPacket, TlvLookup};
 use classifier::token_feature::decode as decode_feature_id;
 use classifier::{TaskType, TokenFeatures, Urgency};
 use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
@@ -48,7 +49,7 @@ use steer::{ClientKey, Decider, FlowEntry, FlowTable, InsertError, Rejections, S
 use super::steer_counters::{FeatureSource, FlowEvent, SteerCounters};
 use super::{QueueRoute, WorkerConf};
 use crate::control_plane::PublishedView;
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, PortId, MAX_BURST};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, PortId, MAX_BURST, MAX_PORTS};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 use crate::steer_config::SteerConfig;
 
@@ -60,13 +61,26 @@ pub struct SteerShared {
     pub tsc_hz: u64,
 }
 
-/// Flows the ageing sweep visits per poll.
+/// Flows the ageing sweep visits per round.
 const EXPIRE_BUDGET: usize = 64;
+/// Time between ageing rounds: 64 entries every 100 µs sweeps a 64 Ki-flow
+/// table in about 0.1 s, far finer than any idle timeout, for a cost per
+/// packet that rounds to nothing at line rate.
+const EXPIRE_EVERY_NS: u64 = 100_000;
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
 /// Sent when no flow or class applies (non-service traffic, unknown
 /// responses).
 const OTHER_BAND: usize = TrafficClass::Other as usize;
+
+/// A packet's flow key, its hash, and the service (request) or instance
+/// (response) it belongs to.
+#[derive(Clone, Copy)]
+struct Keyed {
+    key: ClientKey,
+    hash: u32,
+    owner: u8,
+}
 
 /// Where a packet goes.
 #[derive(Clone, Copy)]
@@ -126,6 +140,8 @@ pub struct SteerWorker<'a> {
     /// Control view version whose class weights the schedulers use.
     weights_version: u64,
     ns_per_cycle: f64,
+    /// Parse results of the burst being processed.
+    parsed: Vec<Result<ParsedPacket, ParseError>>,
 }
 
 /// Builds the model of each instance from its configured priors.
@@ -196,6 +212,7 @@ impl<'a> SteerWorker<'a> {
             idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
             weights_version: u64::MAX,
             ns_per_cycle: 1e9 / shared.tsc_hz.max(1) as f64,
+            parsed: vec![Err(ParseError::Ethernet(EthernetError::Truncated { available: 0 })); MAX_BURST],
         }
     }
 
@@ -238,23 +255,47 @@ impl<'a> SteerWorker<'a> {
         let mut lengths = [0u32; MAX_BURST];
         let mut decisions = [0u64; Decision::COUNT];
         let packets = burst.as_mut_slice();
+        // Pass 1: parse every packet and hash its flow key; pass 2: touch
+        // the flow-table lines all those lookups will read, so their cache
+        // misses overlap instead of queueing one per packet; pass 3: decide.
+        // The worker's own array (taken and put back, no allocation): parse
+        // results are written straight into it, not built on the stack and
+        // copied, which cost more than the parse itself.
+        let mut parsed = std::mem::take(&mut self.parsed);
+        let mut keyed: [Option<Keyed>; MAX_BURST] = [None; MAX_BURST];
         for m in packets.iter().take(PREFETCH_AHEAD) {
             m.prefetch_data();
         }
-        for i in 0..packets.len() {
+        for (i, (slot, key)) in parsed.iter_mut().zip(keyed.iter_mut()).enumerate().take(packets.len()) {
             if let Some(ahead) = packets.get(i + PREFETCH_AHEAD) {
                 ahead.prefetch_data();
             }
+            let Some(m) = packets.get(i) else { continue };
+            *slot = parse(m.data());
+            if let Ok(p) = slot {
+                *key = self.key_of(p, m.data(), from_agents);
+            }
+        }
+        let mut warm = 0u32;
+        for k in keyed.iter().flatten() {
+            warm ^= self.flows.warm(k.hash);
+        }
+        core::hint::black_box(warm);
+        for i in 0..packets.len() {
             let (Some(m), Some(fate), Some(len)) =
                 (packets.get_mut(i), fates.get_mut(i), lengths.get_mut(i))
             else {
                 continue;
             };
             *len = m.pkt_len();
+            let pre = parsed
+                .get(i)
+                .and_then(|r| r.as_ref().ok())
+                .map(|p| (p, keyed.get(i).copied().flatten()));
             let (f, d) = if from_agents {
-                self.request(m, dv, now_ns, default_port)
+                self.request(m, pre, dv, now_ns, default_port)
             } else {
-                self.response(m, now_ns, default_port)
+                self.response(m, pre, now_ns, default_port)
             };
             *fate = f;
             if let Some(d) = d {
@@ -262,7 +303,18 @@ impl<'a> SteerWorker<'a> {
             }
         }
 
+        self.parsed = parsed;
         let enqueue_tsc = rdtsc();
+        // A port with nothing queued, nothing refused and no shaper is
+        // idle: its packets skip the scheduler and go straight to the TX
+        // burst, as a Linux qdisc bypasses an empty queue. Order among
+        // them cannot matter, since all of them leave now.
+        let mut idle = [false; MAX_PORTS];
+        for (flag, e) in idle.iter_mut().zip(&self.egress) {
+            *flag = e
+                .as_ref()
+                .is_some_and(|e| e.sched.is_empty() && e.pending.is_empty() && e.shaper.is_none());
+        }
         let mut dropped = [0u64; DropReason::COUNT];
         let mut rx_bytes = 0u64;
         let mut i = 0usize;
@@ -285,6 +337,14 @@ impl<'a> SteerWorker<'a> {
                     let band = if fifo { 0 } else { band };
                     match egress.get_mut(port).and_then(|e| e.as_mut()) {
                         Some(e) => {
+                            let m = if idle.get(port).copied().unwrap_or(false) {
+                                match e.pending.push(m) {
+                                    Ok(()) => return,
+                                    Err(m) => m,
+                                }
+                            } else {
+                                m
+                            };
                             if let Err(rejected) = e.sched.enqueue(band, (m, enqueue_tsc, class), len) {
                                 counters.band_drop(port, usize::from(class));
                                 dropped[DropReason::SchedQueueFull as usize] += 1;
@@ -316,9 +376,77 @@ impl<'a> SteerWorker<'a> {
     }
 
     /// A packet from the agents.
+    /// The flow key of a parsed packet, and for a request its service;
+    /// `None` for what steering does not handle. Addresses and ports are
+    /// read from the frame at the parsed offsets rather than from the
+    /// parse result's flow key: the frame is in L1, while the just-written
+    /// key would be read back through a store-forwarding stall.
+    fn key_of(&self, p: &ParsedPacket, frame: &[u8], from_agents: bool) -> Option<Keyed> {
+        if p.is_fragment() {
+            return None;
+        }
+        let protocol = p.ip_protocol?.0;
+        if protocol != IpProtocol::TCP.0 && protocol != IpProtocol::UDP.0 {
+            return None;
+        }
+        let l3 = usize::from(p.l3_offset);
+        let l4 = usize::from(p.l4_offset?);
+        let (src, dst) = match p.l3_kind {
+            L3Kind::Ipv4 => {
+                let a: [u8; 8] = frame.get(l3 + 12..l3 + 20)?.try_into().ok()?;
+                let v4 = |o: usize| {
+                    let mut m = [0u8; 16];
+                    m[10] = 0xff;
+                    m[11] = 0xff;
+                    m[12..].copy_from_slice(&a[o..o + 4]);
+                    m
+                };
+                (v4(0), v4(4))
+            }
+            L3Kind::Ipv6 => {
+                let a: [u8; 32] = frame.get(l3 + 8..l3 + 40)?.try_into().ok()?;
+                let mut s = [0u8; 16];
+                let mut d = [0u8; 16];
+                s.copy_from_slice(&a[..16]);
+                d.copy_from_slice(&a[16..]);
+                (s, d)
+            }
+            _ => return None,
+        };
+        let ports: [u8; 4] = frame.get(l4..l4 + 4)?.try_into().ok()?;
+        let sport = u16::from_be_bytes([ports[0], ports[1]]);
+        let dport = u16::from_be_bytes([ports[2], ports[3]]);
+        let table = &self.shared.table;
+        let (key, owner) = if from_agents {
+            let service = table.service_for(ip_of(&dst), dport)?;
+            let key = ClientKey {
+                addr: src,
+                port: sport,
+                service_port: dport,
+                protocol,
+            };
+            (key, service)
+        } else {
+            let instance = table.instance_for(ip_of(&src), sport)?;
+            let key = ClientKey {
+                addr: dst,
+                port: dport,
+                service_port: sport,
+                protocol,
+            };
+            (key, instance)
+        };
+        Some(Keyed {
+            key,
+            hash: key.hash32(),
+            owner,
+        })
+    }
+
     fn request(
         &mut self,
         m: &mut Mbuf,
+        pre: Option<(&ParsedPacket, Option<Keyed>)>,
         view: &control::DataplaneView,
         now_ns: u64,
         default_port: usize,
@@ -327,29 +455,36 @@ impl<'a> SteerWorker<'a> {
             port: default_port,
             band: OTHER_BAND,
         };
-        let Ok(p) = parse(m.data()) else {
+        let Some((p, keyed)) = pre else {
             return (pass, Some(Decision::Unparsed));
         };
-        let Some(flow) = p.flow.filter(|_| !p.is_fragment()) else {
+        if p.flow.is_none() || p.is_fragment() {
             return (pass, Some(Decision::Unparsed));
-        };
-        let table = &self.shared.table;
-        let Some(service) = table.service_for(flow.dst_ip(), flow.dst_port) else {
+        }
+        let Some(Keyed {
+            key,
+            hash,
+            owner: service,
+        }) = keyed
+        else {
             return (pass, Some(Decision::NoEntry));
-        };
-        let key = ClientKey {
-            addr: flow.src_addr,
-            port: flow.src_port,
-            service_port: flow.dst_port,
-            protocol: p.ip_protocol.map_or(0, |x| x.0),
         };
         let payload_len = p.payload.len;
         let short_tokens = view.thresholds().short_task_tokens;
+        let flags = tcp_flags(p, m.data());
+        if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 {
+            // A client port reused after its previous connection closed:
+            // a new flow, decided on today's state.
+            if self.flows.get(&key).is_some_and(|e| e.closed) {
+                self.flows.remove(&key);
+            }
+        }
         let (shared, counters, limits) = (self.shared, self.counters, &self.infer_limits);
         let mut finished = None;
-        let hit = match self.flows.get_mut(&key) {
+        let hit = match self.flows.get_mut_hashed(&key, hash) {
             Some(entry) if entry.service == service => {
                 entry.last_seen_ns = now_ns;
+                entry.closed |= flags & (TCP_FIN | TCP_RST) != 0;
                 if entry.class == TrafficClass::Other && payload_len > 0 {
                     // A TLV-less TCP flow was decided at its SYN; its
                     // first payload tells what it is, for the egress band
@@ -486,21 +621,32 @@ impl<'a> SteerWorker<'a> {
     }
 
     /// A packet from the compute side.
-    fn response(&mut self, m: &mut Mbuf, now_ns: u64, default_port: usize) -> (Fate, Option<Decision>) {
+    fn response(
+        &mut self,
+        m: &mut Mbuf,
+        pre: Option<(&ParsedPacket, Option<Keyed>)>,
+        now_ns: u64,
+        default_port: usize,
+    ) -> (Fate, Option<Decision>) {
         let pass = Fate::Send {
             port: default_port,
             band: OTHER_BAND,
         };
-        let Ok(p) = parse(m.data()) else {
+        let Some((p, keyed)) = pre else {
             return (pass, Some(Decision::Unparsed));
         };
-        let Some(flow) = p.flow.filter(|_| !p.is_fragment()) else {
+        if p.flow.is_none() || p.is_fragment() {
             return (pass, Some(Decision::Unparsed));
-        };
-        let table = &self.shared.table;
-        let Some(instance) = table.instance_for(flow.src_ip(), flow.src_port) else {
+        }
+        let Some(Keyed {
+            key,
+            hash,
+            owner: instance,
+        }) = keyed
+        else {
             return (pass, Some(Decision::NoEntry));
         };
+        let table = &self.shared.table;
         let Some(vip) = table
             .instances()
             .get(usize::from(instance))
@@ -513,20 +659,15 @@ impl<'a> SteerWorker<'a> {
             return (Fate::Drop(DropReason::RewriteFailed), None);
         }
         self.counters.flow(FlowEvent::ResponseTranslated);
-        let key = ClientKey {
-            addr: flow.dst_addr,
-            port: flow.dst_port,
-            service_port: flow.src_port,
-            protocol: p.ip_protocol.map_or(0, |x| x.0),
-        };
-        let ends = tcp_ends(&p, m.data());
+        let ends = tcp_flags(p, m.data()) & (TCP_FIN | TCP_RST) != 0;
         let mut finished = None;
-        let band = match self.flows.get_mut(&key) {
+        let band = match self.flows.get_mut_hashed(&key, hash) {
             Some(entry) => {
                 entry.last_seen_ns = now_ns;
                 if p.payload.len > 0 {
                     entry.timing.on_response_payload(now_ns);
                 }
+                entry.closed |= ends;
                 if ends {
                     if let Some(measured) = entry.timing.on_end() {
                         finished = Some((*entry, measured));
@@ -765,6 +906,15 @@ fn infer(
     }
 }
 
+/// An address in the flow key's form (IPv4 mapped into IPv6).
+fn ip_of(a: &[u8; 16]) -> std::net::IpAddr {
+    let v6 = std::net::Ipv6Addr::from(*a);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => std::net::IpAddr::V4(v4),
+        None => std::net::IpAddr::V6(v6),
+    }
+}
+
 /// Features assumed for a request nobody described.
 const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
     prompt_tokens: 0,
@@ -796,16 +946,20 @@ fn band_config(cfg: &SteerConfig) -> SchedConfig {
     }
 }
 
-/// Whether a TCP segment carries FIN or RST (the server ending the
-/// answer).
-fn tcp_ends(p: &ParsedPacket, frame: &[u8]) -> bool {
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// A TCP segment's flags (0 for anything else).
+fn tcp_flags(p: &ParsedPacket, frame: &[u8]) -> u8 {
     if p.ip_protocol != Some(IpProtocol::TCP) {
-        return false;
+        return 0;
     }
-    let Some(off) = p.l4_offset else { return false };
-    frame
-        .get(usize::from(off) + 13)
-        .is_some_and(|flags| flags & 0x05 != 0)
+    p.l4_offset
+        .and_then(|off| frame.get(usize::from(off) + 13))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Runs the steering pipeline until `conf.stop` is set.
@@ -820,6 +974,7 @@ pub fn run(conf: &WorkerConf, shared: &SteerShared) {
     let mut poll_started = rdtsc();
     let mut poll_was_busy = false;
     let queue = conf.routes.first().map_or(0, |r| r.queue);
+    let mut last_expire_ns = 0u64;
     counters.loop_start_tsc.store(poll_started, Relaxed);
     while !conf.stop.load(Relaxed) {
         let now = rdtsc();
@@ -840,7 +995,10 @@ pub fn run(conf: &WorkerConf, shared: &SteerShared) {
         }
         bump(&counters.busy_packets, moved as u64);
         let sent = worker.transmit(queue, false);
-        worker.expire(now_ns);
+        if now_ns.wrapping_sub(last_expire_ns) >= EXPIRE_EVERY_NS {
+            last_expire_ns = now_ns;
+            worker.expire(now_ns);
+        }
         poll_was_busy = moved > 0 || sent;
         if moved == 0 && !sent && !conf.idle_sleep.is_zero() && worker.backlog() == 0 {
             std::thread::sleep(conf.idle_sleep);
