@@ -22,9 +22,9 @@ use crate::ids::{NodeId, PathId};
 use crate::metric::MetricType;
 use crate::node_metrics::NodeMetrics;
 use crate::path_metrics::PathMetrics;
-use crate::task_types::TaskTypes;
 use crate::policy::{PathDef, MAX_CANDIDATES};
 use crate::prefix::IpPrefix;
+use crate::task_types::TaskTypes;
 use crate::thresholds::Thresholds;
 use crate::timed::{Freshness, Timed};
 

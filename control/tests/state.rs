@@ -251,7 +251,10 @@ fn view_carries_node_state_and_capabilities_with_their_age() {
         v.node_state(NodeId(7), max_age + 1),
         control::timed::Freshness::Stale { .. }
     ));
-    assert_eq!(v.node_state(NodeId(8), 0), control::timed::Freshness::Unknown);
+    assert_eq!(
+        v.node_state(NodeId(8), 0),
+        control::timed::Freshness::Unknown
+    );
     let cap = v.capability(NodeId(7), 0).fresh().copied().unwrap();
     assert!(cap
         .task_types

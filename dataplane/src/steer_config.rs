@@ -253,16 +253,21 @@ impl SteerConfig {
                     i.name, i.model_class
                 ))
             })?;
-            let task_types: TaskTypes = i.task_types.join(",").parse().map_err(|x| {
-                e(format!("instance {}: task_types: {x}", i.name))
-            })?;
+            let task_types: TaskTypes = i
+                .task_types
+                .join(",")
+                .parse()
+                .map_err(|x| e(format!("instance {}: task_types: {x}", i.name)))?;
             if task_types.bits() == 0 {
                 return Err(e(format!("instance {} serves no task type", i.name)));
             }
             let mac = match &i.mac {
                 None => None,
                 Some(m) => Some(parse_mac(m).ok_or_else(|| {
-                    e(format!("instance {}: mac {m:?} is not a MAC address", i.name))
+                    e(format!(
+                        "instance {}: mac {m:?} is not a MAC address",
+                        i.name
+                    ))
                 })?),
             };
             instances.push(InstanceSpec {
@@ -295,7 +300,11 @@ impl SteerConfig {
             })
             .collect();
         let table = ServiceTable::build(paths, instances, services).map_err(|x| e(x.0))?;
-        if table.paths().iter().any(|p| p.spec.egress_port == self.agent_port) {
+        if table
+            .paths()
+            .iter()
+            .any(|p| p.spec.egress_port == self.agent_port)
+        {
             return Err(e(format!(
                 "a path leaves by agent_port {}: requests would go back to the agents",
                 self.agent_port

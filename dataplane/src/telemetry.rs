@@ -27,7 +27,10 @@ pub struct Telemetry {
     /// The prober's counters, when it runs.
     pub probe: Option<Arc<crate::probe::ProbeCounters>>,
     /// Steering counters and the instance names, for `pipeline = "steer"`.
-    pub steer: Option<(Arc<crate::pipeline::steer_counters::SteerCounters>, Vec<String>)>,
+    pub steer: Option<(
+        Arc<crate::pipeline::steer_counters::SteerCounters>,
+        Vec<String>,
+    )>,
 }
 
 #[derive(Clone)]
@@ -183,7 +186,10 @@ impl Telemetry {
         );
         for (i, name) in names.iter().enumerate() {
             for class in steer::TrafficClass::ALL {
-                if let Some(n) = c.chosen.get(i * steer::TrafficClass::COUNT + class as usize) {
+                if let Some(n) = c
+                    .chosen
+                    .get(i * steer::TrafficClass::COUNT + class as usize)
+                {
                     e.sample(
                         "intellinode_steer_chosen_total",
                         &[("instance", name), ("class", class.name())],

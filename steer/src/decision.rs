@@ -278,9 +278,9 @@ fn decide(
                 rejections.overloaded = rejections.overloaded.saturating_add(1);
                 let fill = queue_len / f64::from(cap.max_queue);
                 // Least loaded first, then the better score.
-                let better = least_loaded
-                    .as_ref()
-                    .map_or(true, |(f, c)| fill < *f || (fill == *f && score < score_of(class, c)));
+                let better = least_loaded.as_ref().map_or(true, |(f, c)| {
+                    fill < *f || (fill == *f && score < score_of(class, c))
+                });
                 if better {
                     least_loaded = Some((fill, choice));
                 }

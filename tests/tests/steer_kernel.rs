@@ -26,13 +26,25 @@ struct Topology(String);
 impl Topology {
     fn up(name: &str) -> Topology {
         let script = workspace_root().join("scripts/steer-topology.sh");
-        let out = Command::new("bash").arg(&script).args(["up", name]).output().unwrap();
-        assert!(out.status.success(), "topology: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["up", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "topology: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Topology(name.to_owned())
     }
 
     fn command(&self, side: &str, program: &Path) -> Command {
-        let ns = if side.is_empty() { self.0.clone() } else { format!("{}-{side}", self.0) };
+        let ns = if side.is_empty() {
+            self.0.clone()
+        } else {
+            format!("{}-{side}", self.0)
+        };
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &ns]).arg(program);
         c
@@ -42,7 +54,10 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         let script = workspace_root().join("scripts/steer-topology.sh");
-        let _ = Command::new("bash").arg(script).args(["down", &self.0]).status();
+        let _ = Command::new("bash")
+            .arg(script)
+            .args(["down", &self.0])
+            .status();
     }
 }
 
@@ -73,12 +88,25 @@ fn agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> serde_json::Val
     let out_json = dir.join(format!("{name}.json"));
     let out = t
         .command("agent", &release_bin("pktgen"))
-        .args(["agent", "--target", "10.0.100.1:8000", "--tlv", "ipv4", "--timeout-s", "20", "--out"])
+        .args([
+            "agent",
+            "--target",
+            "10.0.100.1:8000",
+            "--tlv",
+            "ipv4",
+            "--timeout-s",
+            "20",
+            "--out",
+        ])
         .arg(&out_json)
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "agent {name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "agent {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     read_json(&out_json)
 }
 
@@ -86,7 +114,16 @@ fn spawn_agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> (Child, P
     let out_json = dir.join(format!("{name}.json"));
     let child = t
         .command("agent", &release_bin("pktgen"))
-        .args(["agent", "--target", "10.0.100.1:8000", "--tlv", "ipv4", "--timeout-s", "20", "--out"])
+        .args([
+            "agent",
+            "--target",
+            "10.0.100.1:8000",
+            "--tlv",
+            "ipv4",
+            "--timeout-s",
+            "20",
+            "--out",
+        ])
         .arg(&out_json)
         .args(args)
         .stdout(Stdio::null())
@@ -97,7 +134,10 @@ fn spawn_agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> (Child, P
 
 /// The class the request's token feature ID puts it in.
 fn class_of(request: &serde_json::Value) -> TrafficClass {
-    let hex = request["feature_id"].as_str().unwrap().trim_start_matches("0x");
+    let hex = request["feature_id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("0x");
     let id = classifier::TokenFeatureId(u64::from_str_radix(hex, 16).unwrap());
     TrafficClass::of(&classifier::token_feature::decode(id).unwrap(), 256)
 }
@@ -135,15 +175,43 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     let mut edge = serve(
         &t,
         "edge",
-        &["--listen", "10.0.2.2:8000", "--name", "edge", "--prefill-tps", "2000", "--decode-tps", "200",
-          "--base-ttft-ms", "3", "--concurrency", "16"],
+        &[
+            "--listen",
+            "10.0.2.2:8000",
+            "--name",
+            "edge",
+            "--prefill-tps",
+            "2000",
+            "--decode-tps",
+            "200",
+            "--base-ttft-ms",
+            "3",
+            "--concurrency",
+            "16",
+        ],
         &edge_json,
     );
     let mut centre = serve(
         &t,
         "centre",
-        &["--listen", "10.0.3.2:8000", "--name", "centre", "--prefill-tps", "20000", "--decode-tps", "2000",
-          "--base-ttft-ms", "8", "--concurrency", "32", "--delay-ms", "15", "--jitter-ms", "3"],
+        &[
+            "--listen",
+            "10.0.3.2:8000",
+            "--name",
+            "centre",
+            "--prefill-tps",
+            "20000",
+            "--decode-tps",
+            "2000",
+            "--base-ttft-ms",
+            "8",
+            "--concurrency",
+            "32",
+            "--delay-ms",
+            "15",
+            "--jitter-ms",
+            "3",
+        ],
         &centre_json,
     );
 
@@ -166,26 +234,77 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     let ctl = |args: &[&str]| {
         let mut c = t.command("", &release_bin("intellinode"));
         let out = c
-            .args(["ctl", "--server", &format!("127.0.0.1:{cport}"), "--key-file"])
+            .args([
+                "ctl",
+                "--server",
+                &format!("127.0.0.1:{cport}"),
+                "--key-file",
+            ])
             .arg(&key_path)
             .args(["--key-id", "1"])
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
 
     // Phase 1: a mix of short and long requests; no live state yet, so
     // the configured priors decide.
-    let mix = agent(&t, dir.path(), "mix", &["--requests", "24", "--interval-ms", "40", "--short-fraction", "0.6", "--seed", "5"]);
+    let mix = agent(
+        &t,
+        dir.path(),
+        "mix",
+        &[
+            "--requests",
+            "24",
+            "--interval-ms",
+            "40",
+            "--short-fraction",
+            "0.6",
+            "--seed",
+            "5",
+        ],
+    );
 
     // Phase 2: short requests start streaming from the edge; while they
     // stream, the orchestrator reports the edge overloaded; new requests
     // go to the centre, the running ones finish where they are.
-    let (running, running_json) = spawn_agent(&t, dir.path(), "running", &["--requests", "6", "--interval-ms", "10", "--short-fraction", "1", "--seed", "6"]);
+    let (running, running_json) = spawn_agent(
+        &t,
+        dir.path(),
+        "running",
+        &[
+            "--requests",
+            "6",
+            "--interval-ms",
+            "10",
+            "--short-fraction",
+            "1",
+            "--seed",
+            "6",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(250));
     ctl(&["node-state", "--node", "1", "--queue", "100"]);
-    let after_overload = agent(&t, dir.path(), "overloaded", &["--requests", "6", "--interval-ms", "10", "--short-fraction", "1", "--seed", "7"]);
+    let after_overload = agent(
+        &t,
+        dir.path(),
+        "overloaded",
+        &[
+            "--requests",
+            "6",
+            "--interval-ms",
+            "10",
+            "--short-fraction",
+            "1",
+            "--seed",
+            "7",
+        ],
+    );
     let running_out = running.wait_with_output().unwrap();
     assert!(running_out.status.success());
     let running = read_json(&running_json);
@@ -193,20 +312,61 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     // Phase 3: the edge reports healthy, then goes silent past
     // max_state_age (1 s): a failed node, never chosen.
     ctl(&["node-state", "--node", "1", "--queue", "0"]);
-    let healthy = agent(&t, dir.path(), "healthy", &["--requests", "3", "--interval-ms", "10", "--short-fraction", "1", "--seed", "8"]);
+    let healthy = agent(
+        &t,
+        dir.path(),
+        "healthy",
+        &[
+            "--requests",
+            "3",
+            "--interval-ms",
+            "10",
+            "--short-fraction",
+            "1",
+            "--seed",
+            "8",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(1_300));
-    let stale = agent(&t, dir.path(), "stale", &["--requests", "3", "--interval-ms", "10", "--short-fraction", "1", "--seed", "9"]);
+    let stale = agent(
+        &t,
+        dir.path(),
+        "stale",
+        &[
+            "--requests",
+            "3",
+            "--interval-ms",
+            "10",
+            "--short-fraction",
+            "1",
+            "--seed",
+            "9",
+        ],
+    );
 
-    let _ = Command::new("kill").args(["-INT", &appliance.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &appliance.id().to_string()])
+        .status();
     let report = finish_run(appliance, &json);
     for node in [&mut edge, &mut centre] {
-        let _ = Command::new("kill").args(["-INT", &node.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &node.id().to_string()])
+            .status();
         let _ = node.wait();
     }
-    let served = served_by(&[("edge", read_json(&edge_json)), ("centre", read_json(&centre_json))]);
+    let served = served_by(&[
+        ("edge", read_json(&edge_json)),
+        ("centre", read_json(&centre_json)),
+    ]);
 
     // Every request completed: the NAT works both ways.
-    for (phase, r) in [("mix", &mix), ("running", &running), ("overloaded", &after_overload), ("healthy", &healthy), ("stale", &stale)] {
+    for (phase, r) in [
+        ("mix", &mix),
+        ("running", &running),
+        ("overloaded", &after_overload),
+        ("healthy", &healthy),
+        ("stale", &stale),
+    ] {
         for req in r["requests"].as_array().unwrap() {
             assert!(req["error"].is_null(), "{phase}: request failed: {req}");
         }
@@ -228,7 +388,11 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
         assert_eq!(node_of(req), "edge", "a running flow stays: {req}");
     }
     for req in after_overload["requests"].as_array().unwrap() {
-        assert_eq!(node_of(req), "centre", "new flows avoid an overloaded edge: {req}");
+        assert_eq!(
+            node_of(req),
+            "centre",
+            "new flows avoid an overloaded edge: {req}"
+        );
     }
     // Phase 3.
     for req in healthy["requests"].as_array().unwrap() {
@@ -244,10 +408,19 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
         .map(|r| r["requests"].as_array().unwrap().len() as u64)
         .sum::<u64>();
     assert_eq!(s["flows"]["new"], total, "{s}");
-    assert!(s["flows"]["response_translated"].as_u64().unwrap() > total * 3, "{s}");
+    assert!(
+        s["flows"]["response_translated"].as_u64().unwrap() > total * 3,
+        "{s}"
+    );
     assert_eq!(s["flows"]["response_without_flow"], 0, "{s}");
-    assert!(s["rejected_candidates"]["overloaded"].as_u64().unwrap() >= 6, "{s}");
-    assert!(s["rejected_candidates"]["stale_node"].as_u64().unwrap() >= 3, "{s}");
+    assert!(
+        s["rejected_candidates"]["overloaded"].as_u64().unwrap() >= 6,
+        "{s}"
+    );
+    assert!(
+        s["rejected_candidates"]["stale_node"].as_u64().unwrap() >= 3,
+        "{s}"
+    );
     // Each answer was measured (server FIN) and trained its node's model.
     assert_eq!(s["flows"]["measured"], total, "{s}");
     let obs = |inst: &str| s["models"][inst]["observations"].as_u64().unwrap();
@@ -269,6 +442,9 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
         "appliance saw {seen} ms, the agent {agent_mean} ms"
     );
     assert!(interactive["predicted_ttft_ms"].as_f64().unwrap() > 0.0);
-    assert!(s["models"]["edge-small"]["ttft_mae_us"].as_f64().unwrap().is_finite());
+    assert!(s["models"]["edge-small"]["ttft_mae_us"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
     assert_eq!(report["totals"]["balanced"], true);
 }

@@ -36,15 +36,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use classifier::ethernet::EthernetError;
-use classifier::{parse, IpProtocol, L3Kind, ParseError, ParsedPacket, TlvLookup};
 use classifier::token_feature::decode as decode_feature_id;
+use classifier::{parse, IpProtocol, L3Kind, ParseError, ParsedPacket, TlvLookup};
 use classifier::{TaskType, TokenFeatures, Urgency};
 use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
 use sched::{SchedConfig, Scheduler};
 use steer::feedback::Measured;
-use steer::infer::{infer_http, Inference, InferLimits};
+use steer::infer::{infer_http, InferLimits, Inference};
 use steer::rewrite::{rewrite_destination, rewrite_source};
-use steer::{ClientKey, Decider, FlowEntry, FlowTable, InsertError, Rejections, ServiceTable, TrafficClass};
+use steer::{
+    ClientKey, Decider, FlowEntry, FlowTable, InsertError, Rejections, ServiceTable, TrafficClass,
+};
 
 use super::steer_counters::{FeatureSource, FlowEvent, SteerCounters};
 use super::{QueueRoute, WorkerConf};
@@ -212,7 +214,12 @@ impl<'a> SteerWorker<'a> {
             idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
             weights_version: u64::MAX,
             ns_per_cycle: 1e9 / shared.tsc_hz.max(1) as f64,
-            parsed: vec![Err(ParseError::Ethernet(EthernetError::Truncated { available: 0 })); MAX_BURST],
+            parsed: vec![
+                Err(ParseError::Ethernet(EthernetError::Truncated {
+                    available: 0
+                }));
+                MAX_BURST
+            ],
         }
     }
 
@@ -223,7 +230,10 @@ impl<'a> SteerWorker<'a> {
             return;
         }
         self.weights_version = v.version;
-        for class in TrafficClass::ALL.into_iter().filter(|c| !c.is_interactive()) {
+        for class in TrafficClass::ALL
+            .into_iter()
+            .filter(|c| !c.is_interactive())
+        {
             let weight = v
                 .view
                 .class_weight(class as u8)
@@ -266,7 +276,12 @@ impl<'a> SteerWorker<'a> {
         for m in packets.iter().take(PREFETCH_AHEAD) {
             m.prefetch_data();
         }
-        for (i, (slot, key)) in parsed.iter_mut().zip(keyed.iter_mut()).enumerate().take(packets.len()) {
+        for (i, (slot, key)) in parsed
+            .iter_mut()
+            .zip(keyed.iter_mut())
+            .enumerate()
+            .take(packets.len())
+        {
             if let Some(ahead) = packets.get(i + PREFETCH_AHEAD) {
                 ahead.prefetch_data();
             }
@@ -323,7 +338,10 @@ impl<'a> SteerWorker<'a> {
         // Without strict priority every class shares band 0, one FIFO.
         let fifo = !self.shared.config.strict_priority;
         burst.drain_into(|m| {
-            let fate = fates.get(i).copied().unwrap_or(Fate::Drop(DropReason::TxQueueFull));
+            let fate = fates
+                .get(i)
+                .copied()
+                .unwrap_or(Fate::Drop(DropReason::TxQueueFull));
             let len = lengths.get(i).copied().unwrap_or(0);
             i += 1;
             rx_bytes += u64::from(len);
@@ -345,7 +363,9 @@ impl<'a> SteerWorker<'a> {
                             } else {
                                 m
                             };
-                            if let Err(rejected) = e.sched.enqueue(band, (m, enqueue_tsc, class), len) {
+                            if let Err(rejected) =
+                                e.sched.enqueue(band, (m, enqueue_tsc, class), len)
+                            {
                                 counters.band_drop(port, usize::from(class));
                                 dropped[DropReason::SchedQueueFull as usize] += 1;
                                 drop(rejected.item);
@@ -490,7 +510,8 @@ impl<'a> SteerWorker<'a> {
                     // first payload tells what it is, for the egress band
                     // and the latency model (the instance is already set:
                     // the connection is established with it).
-                    if let Some(f) = infer(shared, counters, limits, &p, m.data(), key.service_port) {
+                    if let Some(f) = infer(shared, counters, limits, p, m.data(), key.service_port)
+                    {
                         entry.features = f;
                         entry.class = TrafficClass::of(&f, short_tokens);
                     }
@@ -517,7 +538,7 @@ impl<'a> SteerWorker<'a> {
                     None => return (Fate::Drop(DropReason::NoInstance), None),
                 }
             }
-            None => match self.new_flow(&p, m.data(), key, service, view, now_ns) {
+            None => match self.new_flow(p, m.data(), key, service, view, now_ns) {
                 Ok(choice) => choice,
                 Err(reason) => return (Fate::Drop(reason), None),
             },
@@ -525,7 +546,7 @@ impl<'a> SteerWorker<'a> {
         let Some((mac, ip, port)) = self.target(instance, path) else {
             return (Fate::Drop(DropReason::NoInstance), None);
         };
-        if rewrite_destination(m.data_mut(), &p, mac, ip).is_err() {
+        if rewrite_destination(m.data_mut(), p, mac, ip).is_err() {
             return (Fate::Drop(DropReason::RewriteFailed), None);
         }
         (Fate::Send { port, band }, Some(Decision::Steered))
@@ -542,7 +563,14 @@ impl<'a> SteerWorker<'a> {
         now_ns: u64,
     ) -> Result<(u8, u8, usize), DropReason> {
         let short_tokens = view.thresholds().short_task_tokens;
-        let found = features(self.shared, self.counters, &self.infer_limits, p, frame, key.service_port);
+        let found = features(
+            self.shared,
+            self.counters,
+            &self.infer_limits,
+            p,
+            frame,
+            key.service_port,
+        );
         let (features, class) = match found {
             Some(f) => (f, TrafficClass::of(&f, short_tokens)),
             None => (UNKNOWN_FEATURES, TrafficClass::Other),
@@ -593,7 +621,9 @@ impl<'a> SteerWorker<'a> {
                 // the same overflow instance, so the connection still
                 // works; it is only neither steered nor measured.
                 self.counters.flow(FlowEvent::TableFull);
-                let (i, path) = self.overflow_choice(service).ok_or(DropReason::NoInstance)?;
+                let (i, path) = self
+                    .overflow_choice(service)
+                    .ok_or(DropReason::NoInstance)?;
                 self.counters.chosen(i, TrafficClass::Other);
                 Ok((i, path, OTHER_BAND))
             }
@@ -655,7 +685,7 @@ impl<'a> SteerWorker<'a> {
         else {
             return (pass, Some(Decision::NoEntry));
         };
-        if rewrite_source(m.data_mut(), &p, None, vip).is_err() {
+        if rewrite_source(m.data_mut(), p, None, vip).is_err() {
             return (Fate::Drop(DropReason::RewriteFailed), None);
         }
         self.counters.flow(FlowEvent::ResponseTranslated);
@@ -683,7 +713,13 @@ impl<'a> SteerWorker<'a> {
         if let Some((e, measured)) = finished {
             self.learn(&e, &measured);
         }
-        (Fate::Send { port: default_port, band }, Some(Decision::Steered))
+        (
+            Fate::Send {
+                port: default_port,
+                band,
+            },
+            Some(Decision::Steered),
+        )
     }
 
     /// Feeds one measured request to its instance's model and the class
@@ -723,7 +759,10 @@ impl<'a> SteerWorker<'a> {
             bump(&l.observed_ttft_us, us(measured.ttft_us));
             bump(&l.predicted_completion_us, us(e.predicted.completion_us));
             bump(&l.observed_completion_us, us(measured.completion_us));
-            bump(&l.abs_error_ttft_us, us((e.predicted.ttft_us - measured.ttft_us).abs()));
+            bump(
+                &l.abs_error_ttft_us,
+                us((e.predicted.ttft_us - measured.ttft_us).abs()),
+            );
         }
     }
 
@@ -749,7 +788,10 @@ impl<'a> SteerWorker<'a> {
             self.counters.flow(FlowEvent::Expired);
         }
         if unanswered > 0 {
-            bump(&self.counters.flows[FlowEvent::Unanswered as usize], unanswered);
+            bump(
+                &self.counters.flows[FlowEvent::Unanswered as usize],
+                unanswered,
+            );
         }
         for (e, m) in finished.iter().take(n).flatten() {
             self.learn(e, m);
@@ -773,8 +815,8 @@ impl<'a> SteerWorker<'a> {
                     s.refill(now);
                 }
                 while e.pending.len() < MAX_BURST {
-                    let budget_left = ignore_shaping
-                        || e.shaper.as_ref().map_or(true, |s| s.tokens > 0.0);
+                    let budget_left =
+                        ignore_shaping || e.shaper.as_ref().map_or(true, |s| s.tokens > 0.0);
                     if !budget_left {
                         break;
                     }
@@ -796,13 +838,23 @@ impl<'a> SteerWorker<'a> {
             if e.pending.is_empty() {
                 continue;
             }
-            let bytes_before: u64 = e.pending.as_slice().iter().map(|m| u64::from(m.pkt_len())).sum();
+            let bytes_before: u64 = e
+                .pending
+                .as_slice()
+                .iter()
+                .map(|m| u64::from(m.pkt_len()))
+                .sum();
             let sent = e.pending.tx_burst(PortId(port as u16), queue) as u64;
             if sent == 0 {
                 continue;
             }
             any = true;
-            let bytes_after: u64 = e.pending.as_slice().iter().map(|m| u64::from(m.pkt_len())).sum();
+            let bytes_after: u64 = e
+                .pending
+                .as_slice()
+                .iter()
+                .map(|m| u64::from(m.pkt_len()))
+                .sum();
             if let Some(tx) = self.lcore.ports.get(port) {
                 bump(&tx.tx_packets, sent);
                 bump(&tx.tx_bytes, bytes_before - bytes_after);
@@ -942,7 +994,11 @@ fn band_config(cfg: &SteerConfig) -> SchedConfig {
     } else {
         // Every class maps to a band of one shared FIFO: band numbers stay
         // valid, order is arrival order.
-        SchedConfig::uniform(0, vec![1514; 1], cfg.band_limit_packets * TrafficClass::COUNT as u32)
+        SchedConfig::uniform(
+            0,
+            vec![1514; 1],
+            cfg.band_limit_packets * TrafficClass::COUNT as u32,
+        )
     }
 }
 

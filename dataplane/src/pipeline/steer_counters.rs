@@ -200,12 +200,11 @@ impl SteerCounters {
     }
 
     pub fn rejections(&self, r: &steer::Rejections) {
-        for (c, n) in self.rejections.iter().zip([
-            r.capability,
-            r.stale_node,
-            r.dead_path,
-            r.overloaded,
-        ]) {
+        for (c, n) in
+            self.rejections
+                .iter()
+                .zip([r.capability, r.stale_node, r.dead_path, r.overloaded])
+        {
             if n > 0 {
                 bump(c, u64::from(n));
             }
