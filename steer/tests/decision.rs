@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use classifier::{TaskType, TokenFeatures, Urgency};
+use classifier::{TaskType, TokenFeatures};
 use control::capability::{Capability, ModelClass};
 use control::ids::{NodeId, PathId};
 use control::message::Message;
@@ -15,126 +15,10 @@ use control::state::ControlState;
 use control::task_types::TaskTypes;
 use control::thresholds::Thresholds;
 use control::view::DataplaneView;
-use predictor::{InstanceModel, InstancePrior, ModelConfig};
-use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
 use steer::{ChoiceReason, Decider, NoChoice, Rejections, ServiceTable, TrafficClass};
 
-const EDGE: u8 = 0;
-const CENTRE: u8 = 1;
-const MS: u64 = 1_000_000;
-
-fn table() -> ServiceTable {
-    let path = |id: u16, name: &str, port: u16, lat: f64, jit: f64| PathSpec {
-        id: PathId(id),
-        name: name.into(),
-        egress_port: port,
-        next_hop_mac: [2, 0, 0, 0, 0, id as u8],
-        prior_latency_us: lat,
-        prior_jitter_us: jit,
-    };
-    let all = TaskTypes::from_bits(TaskTypes::DEFINED).unwrap();
-    let inst = |name: &str, node: u16, ip: [u8; 4], paths: Vec<u16>, cap| InstanceSpec {
-        name: name.into(),
-        node: NodeId(node),
-        ip: IpAddr::V4(Ipv4Addr::from(ip)),
-        mac: None,
-        paths: paths.into_iter().map(PathId).collect(),
-        capability: cap,
-    };
-    ServiceTable::build(
-        vec![
-            path(1, "low-delay", 1, 500.0, 50.0),
-            path(2, "internet", 2, 15_000.0, 3_000.0),
-        ],
-        vec![
-            inst(
-                "edge",
-                1,
-                [10, 0, 2, 2],
-                vec![1],
-                InstanceCapability {
-                    model_class: ModelClass::SmallEdge,
-                    task_types: all,
-                    max_context_tokens: 8192,
-                    prefill_tokens_per_s: 2_000.0,
-                    decode_tokens_per_s: 40.0,
-                    concurrency: 2,
-                    base_ttft_us: 3_000.0,
-                    max_queue: 8,
-                },
-            ),
-            inst(
-                "centre",
-                2,
-                [10, 0, 3, 2],
-                vec![2],
-                InstanceCapability {
-                    model_class: ModelClass::LargeCentre,
-                    task_types: all,
-                    max_context_tokens: 131_072,
-                    prefill_tokens_per_s: 20_000.0,
-                    decode_tokens_per_s: 100.0,
-                    concurrency: 32,
-                    base_ttft_us: 8_000.0,
-                    max_queue: 256,
-                },
-            ),
-        ],
-        vec![ServiceSpec {
-            name: "chat".into(),
-            vip: IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1)),
-            ports: vec![8000],
-            instances: vec!["edge".into(), "centre".into()],
-            overflow_instance: None,
-        }],
-    )
-    .unwrap()
-}
-
-fn models(t: &ServiceTable) -> Vec<InstanceModel> {
-    t.instances()
-        .iter()
-        .map(|i| {
-            let c = &i.spec.capability;
-            InstanceModel::new(
-                InstancePrior {
-                    base_ttft_us: c.base_ttft_us,
-                    prefill_tokens_per_s: c.prefill_tokens_per_s,
-                    per_queued_request_us: 20_000.0,
-                    decode_tokens_per_s: c.decode_tokens_per_s,
-                },
-                ModelConfig::default(),
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
-fn features(prompt: u32, output: u32, task: TaskType) -> TokenFeatures {
-    TokenFeatures {
-        prompt_tokens: prompt,
-        output_tokens: output,
-        task,
-        urgency: tokenfeat_default_urgency(task),
-        explicit_urgency: false,
-    }
-}
-
-fn tokenfeat_default_urgency(task: TaskType) -> Urgency {
-    match task {
-        TaskType::ImmediateControl => Urgency::Immediate,
-        TaskType::Chat => Urgency::Interactive,
-        _ => Urgency::Normal,
-    }
-}
-
-fn short() -> TokenFeatures {
-    features(12, 16, TaskType::ImmediateControl)
-}
-
-fn long() -> TokenFeatures {
-    features(3_000, 800, TaskType::ComplexReasoning)
-}
+mod common;
+use common::*;
 
 fn decide(
     t: &ServiceTable,

@@ -1,0 +1,151 @@
+//! Everything the data plane calls per packet or per new flow — the
+//! decision, flow-table lookups, inserts and ageing, the NAT rewrite, the
+//! HTTP inference and the passive timing — must not allocate. A counting
+//! global allocator (per thread, so the harness's other threads do not
+//! interfere) proves it.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr};
+
+use common::*;
+use control::ids::NodeId;
+use control::metric::{Metric, MetricType, Unit};
+use control::node_state::NodeState;
+use control::state::ControlState;
+use steer::infer::{infer_http, InferLimits};
+use steer::rewrite::{rewrite_destination, rewrite_source};
+use steer::{ClientKey, Decider, FlowEntry, FlowTable, Rejections, TrafficClass};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above, i.e. from `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: as for `dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.with(Cell::get);
+    f();
+    ALLOCS.with(Cell::get) - before
+}
+
+/// A TCP/IPv4 request to the VIP carrying an HTTP POST, built by hand.
+fn request_frame(body: &[u8]) -> Vec<u8> {
+    let http = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let payload = [http.as_bytes(), body].concat();
+    let mut f = vec![2, 0, 0, 0, 0, 0xfe, 2, 0, 0, 0, 1, 0x11, 0x08, 0x00];
+    let total = (20 + 20 + payload.len()) as u16;
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 11, 10, 0, 100, 1,
+    ];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    let c = classifier::checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut tcp = vec![
+        0xc3, 0x50, 0x1f, 0x40, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ];
+    let ph = classifier::checksum::PseudoHeader::V4 {
+        src: Ipv4Addr::new(10, 0, 1, 11),
+        dst: Ipv4Addr::new(10, 0, 100, 1),
+    };
+    let seg = [tcp.as_slice(), &payload].concat();
+    let c = ph.checksum(classifier::IpProtocol::TCP, &seg);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&tcp);
+    f.extend_from_slice(&payload);
+    f
+}
+
+#[test]
+fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
+    let table = table();
+    let models = models(&table);
+    let mut state = ControlState::default();
+    state.apply(
+        1,
+        &NodeState::new(
+            NodeId(1),
+            vec![Metric::new(MetricType::QueueLength, Unit::Count, 1.0)],
+        )
+        .into(),
+        0,
+    );
+    let view = state.view(1, 0);
+    let mut flows = FlowTable::new(1024);
+    let mut frame = request_frame(br#"{"model":"m","messages":[{"role":"user","content":"turn on the light"}],"max_tokens":20}"#);
+    let parsed = classifier::parse(&frame).unwrap();
+    let limits = InferLimits::default();
+
+    let n = allocations_during(|| {
+        for i in 0..2000u32 {
+            let f = if i % 2 == 0 { short() } else { long() };
+            let class = TrafficClass::of(&f, 256);
+            let mut r = Rejections::default();
+            let d = Decider {
+                table: &table,
+                view: &view,
+                models: &models,
+                now_ns: u64::from(i),
+            };
+            let choice = d.decide(0, &f, class, &mut r).unwrap();
+            let key = ClientKey {
+                addr: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 1, 11],
+                port: (i % 3000) as u16,
+                service_port: 8000,
+                protocol: 6,
+            };
+            let _ = flows.insert(FlowEntry::new(
+                key,
+                0,
+                choice.instance,
+                choice.path,
+                class,
+                f,
+                choice.predicted,
+                u64::from(i),
+            ));
+            if let Some(e) = flows.get_mut(&key) {
+                let _ = e.timing.on_request_payload(u64::from(i));
+                e.timing.on_response_payload(u64::from(i) + 5);
+                let _ = e.timing.on_end();
+            }
+            flows.expire(u64::from(i), 100, 64, |_| {});
+            let _ = infer_http(parsed.payload(&frame), &limits);
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2));
+            rewrite_destination(&mut frame, &parsed, [2, 0, 0, 0, 2, 2], ip).unwrap();
+            let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1));
+            rewrite_source(&mut frame, &parsed, None, vip).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "steering allocated {n} times");
+    // The counter itself works.
+    assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))) > 0);
+}
