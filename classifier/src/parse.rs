@@ -292,12 +292,6 @@ impl std::error::Error for ParseError {
 pub const MAX_FRAME_LEN: usize = u16::MAX as usize;
 
 /// Parses one Ethernet frame (without FCS). See the module documentation.
-///
-/// `#[inline]` so that a caller storing the result (the data plane keeps a
-/// burst's results in an array) gets it written in place: returned through
-/// memory, the ~150-byte result costs a copy and store-forwarding stalls
-/// on every packet, more than the parse itself.
-#[inline]
 pub fn parse(frame: &[u8]) -> Result<ParsedPacket, ParseError> {
     // Every offset below is stored as u16; refusing larger frames up front
     // is what makes those conversions lossless.
