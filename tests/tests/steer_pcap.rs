@@ -733,3 +733,135 @@ fn a_client_port_reused_after_close_is_a_new_flow() {
     );
     assert_eq!(run.stats["steer"]["flows"]["new"], 2);
 }
+
+/// Sets an IPv4 frame's source address and recomputes both checksums in
+/// full, as the instance's own stack would have.
+fn set_ipv4_source(frame: &mut [u8], src: std::net::Ipv4Addr) {
+    let p = parse(frame).unwrap();
+    let l3 = usize::from(p.l3_offset);
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    frame[l3 + 12..l3 + 16].copy_from_slice(&src.octets());
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let sum = checksum(&frame[l3..l3 + ihl]);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+    if p.is_fragment() {
+        return;
+    }
+    let proto = p.ip_protocol.unwrap();
+    let l4 = usize::from(p.l4_offset.unwrap());
+    let end = l3 + usize::from(p.l3_len);
+    let at = l4 + if proto == IpProtocol::TCP { 16 } else { 6 };
+    frame[at..at + 2].copy_from_slice(&[0, 0]);
+    let dst = std::net::Ipv4Addr::new(
+        frame[l3 + 16],
+        frame[l3 + 17],
+        frame[l3 + 18],
+        frame[l3 + 19],
+    );
+    let sum = PseudoHeader::V4 { src, dst }.checksum(proto, &frame[l4..end]);
+    let sum = if sum == 0 && proto == IpProtocol::UDP {
+        0xffff
+    } else {
+        sum
+    };
+    frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+#[test]
+fn responses_from_an_instance_are_translated_back_to_the_vip() {
+    let dir = tempfile::tempdir().unwrap();
+    // Requests and the VIP's answers; the answers are re-sourced from the
+    // edge instance, as they arrive once the request was steered there.
+    let out = dir.path().join("both.pcap");
+    let status = Command::new(release_bin("pktgen"))
+        .args([
+            "write",
+            "--workload",
+            "agent",
+            "--seed",
+            "27",
+            "--packets",
+            "1500",
+        ])
+        .args(["--tlv", "ipv4", "--responses", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let vip: std::net::Ipv4Addr = "10.0.100.1".parse().unwrap();
+    let edge: std::net::Ipv4Addr = "10.0.2.2".parse().unwrap();
+    let (mut requests, mut responses) = (Vec::new(), Vec::new());
+    for f in frames(&out) {
+        let p = parse(&f).unwrap();
+        if p.flow.unwrap().src_ip() == IpAddr::V4(vip) {
+            let mut f = f;
+            set_ipv4_source(&mut f, edge);
+            responses.push(f);
+        } else {
+            requests.push(f);
+        }
+    }
+    assert!(responses.len() > 100);
+    let (req_pcap, resp_pcap) = (dir.path().join("req.pcap"), dir.path().join("resp.pcap"));
+    write_frames(&req_pcap, &requests);
+    write_frames(&resp_pcap, &responses);
+
+    let _dpdk = dpdk_lock();
+    let back = dir.path().join("back.pcap");
+    let eal = eal_args(
+        "steerresp",
+        &[
+            format!(
+                "net_pcap0,rx_pcap={},tx_pcap={}",
+                req_pcap.display(),
+                back.display()
+            ),
+            format!(
+                "net_pcap1,rx_pcap={},tx_pcap={}",
+                resp_pcap.display(),
+                dir.path().join("edge.pcap").display()
+            ),
+            format!(
+                "net_pcap2,tx_pcap={}",
+                dir.path().join("centre.pcap").display()
+            ),
+        ],
+    );
+    let json = dir.path().join("stats.json");
+    let (run, stats) = run_forward(&config(dir.path(), &Knobs::default()), 2.0, &eal, &json);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stats = stats.unwrap();
+    assert_eq!(stats["totals"]["balanced"], true);
+
+    let translated = frames(&back);
+    assert_eq!(
+        translated.len(),
+        responses.len(),
+        "every answer goes back to the agents"
+    );
+    for (orig, f) in responses.iter().zip(&translated) {
+        let p = parse(f).expect("translated frames parse");
+        assert_eq!(
+            p.flow.unwrap().src_ip(),
+            IpAddr::V4(vip),
+            "source is the VIP again"
+        );
+        assert_checksums(f, &p);
+        assert_eq!(
+            p.payload(f),
+            parse(orig).unwrap().payload(orig),
+            "payload untouched"
+        );
+    }
+    assert_eq!(
+        stats["steer"]["flows"]["response_translated"],
+        responses.len(),
+        "{}",
+        stats["steer"]
+    );
+}
