@@ -75,6 +75,7 @@ pub mod ipv6_option;
 pub mod parse;
 pub mod reth;
 pub mod span;
+pub mod task_keywords;
 pub mod tcp;
 pub mod token_feature;
 pub mod token_feature_tlv;

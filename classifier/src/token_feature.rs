@@ -84,6 +84,39 @@ pub enum TaskType {
 }
 
 impl TaskType {
+    /// The output tokens to expect when the agent gave no `max_tokens`:
+    /// the rules `tokenfeat` encodes and the gateway's HTTP inference
+    /// assumes (one definition, so both sides agree).
+    pub const fn default_output_tokens(self, prompt_tokens: u32) -> u32 {
+        match self {
+            TaskType::ImmediateControl => 16,
+            TaskType::Chat => 256,
+            TaskType::CodeGeneration => 512,
+            TaskType::Summarisation => {
+                let quarter = prompt_tokens / 4;
+                if quarter < 64 {
+                    64
+                } else if quarter > 1024 {
+                    1024
+                } else {
+                    quarter
+                }
+            }
+            TaskType::ComplexReasoning => 1024,
+        }
+    }
+
+    /// The urgency a task implies when the agent sets none.
+    pub const fn default_urgency(self) -> Urgency {
+        match self {
+            TaskType::ImmediateControl => Urgency::Immediate,
+            TaskType::Chat => Urgency::Interactive,
+            TaskType::CodeGeneration | TaskType::Summarisation | TaskType::ComplexReasoning => {
+                Urgency::Normal
+            }
+        }
+    }
+
     /// All defined task types, in code order.
     pub const ALL: [TaskType; 5] = [
         TaskType::ImmediateControl,

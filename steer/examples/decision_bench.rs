@@ -19,11 +19,17 @@
 //! Prints one JSON line:
 //! `{"decisions":N,"p50_ns":..,"p99_ns":..,"p999_ns":..,"mean_ns":..,...}`.
 
+// The same service table and models as the decision tests: the topology
+// of `examples/steer.toml` with its priors.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use classifier::{TaskType, TokenFeatures, Urgency};
+use common::{models, table};
 use control::capability::{Capability, ModelClass};
 use control::ids::{NodeId, PathId};
 use control::message::Message;
@@ -35,110 +41,16 @@ use control::task_types::TaskTypes;
 use control::thresholds::Thresholds;
 use control::view::DataplaneView;
 use hdrhistogram::Histogram;
-use predictor::{InstanceModel, InstancePrior, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
-use steer::{Decider, Rejections, ServiceTable, TrafficClass};
+use steer::{Decider, Rejections, TrafficClass};
 
 const DEFAULT_DECISIONS: usize = 1_000_000;
 const WARMUP: usize = 200_000;
 const SEED: u64 = 7;
-/// `steer.queue_wait_us_per_request`'s default in the data plane.
-const QUEUE_WAIT_US: f64 = 20_000.0;
 /// Control-plane time of the view: the state was applied at 0, so every
 /// entry is fresh (well under `max_state_age`).
 const NOW_NS: u64 = 50_000_000;
-
-/// The service table of `examples/steer.toml`, built as the data plane
-/// builds it (max_queue defaults to 4 × concurrency).
-fn table() -> ServiceTable {
-    let path = |id: u16, name: &str, port: u16, lat: f64, jit: f64, mac_last: u8| PathSpec {
-        id: PathId(id),
-        name: name.into(),
-        egress_port: port,
-        next_hop_mac: [2, 0, 0, 0, id as u8, mac_last],
-        prior_latency_us: lat,
-        prior_jitter_us: jit,
-    };
-    let all = TaskTypes::from_bits(TaskTypes::DEFINED).expect("defined task types");
-    let inst = |name: &str, node: u16, ip: [u8; 4], paths: Vec<u16>, cap| InstanceSpec {
-        name: name.into(),
-        node: NodeId(node),
-        ip: IpAddr::V4(Ipv4Addr::from(ip)),
-        mac: None,
-        paths: paths.into_iter().map(PathId).collect(),
-        capability: cap,
-    };
-    ServiceTable::build(
-        vec![
-            path(1, "low-delay line", 1, 500.0, 50.0, 1),
-            path(2, "public internet", 2, 15_000.0, 3_000.0, 1),
-        ],
-        vec![
-            inst(
-                "edge-small",
-                1,
-                [10, 0, 2, 2],
-                vec![1],
-                InstanceCapability {
-                    model_class: ModelClass::SmallEdge,
-                    task_types: all,
-                    max_context_tokens: 8192,
-                    prefill_tokens_per_s: 2_000.0,
-                    decode_tokens_per_s: 40.0,
-                    concurrency: 2,
-                    base_ttft_us: 3_000.0,
-                    max_queue: 2 * 4,
-                },
-            ),
-            inst(
-                "centre-large",
-                2,
-                [10, 0, 3, 2],
-                vec![2],
-                InstanceCapability {
-                    model_class: ModelClass::LargeCentre,
-                    task_types: all,
-                    max_context_tokens: 131_072,
-                    prefill_tokens_per_s: 20_000.0,
-                    decode_tokens_per_s: 100.0,
-                    concurrency: 32,
-                    base_ttft_us: 8_000.0,
-                    max_queue: 32 * 4,
-                },
-            ),
-        ],
-        vec![ServiceSpec {
-            name: "chat".into(),
-            vip: IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1)),
-            ports: vec![8000],
-            instances: vec!["edge-small".into(), "centre-large".into()],
-            overflow_instance: None,
-        }],
-    )
-    .expect("the examples/steer.toml service table is valid")
-}
-
-/// The data plane's per-instance models, from the configured priors.
-fn models(t: &ServiceTable) -> Vec<InstanceModel> {
-    t.instances()
-        .iter()
-        .map(|i| {
-            let c = &i.spec.capability;
-            InstanceModel::new(
-                InstancePrior {
-                    base_ttft_us: c.base_ttft_us,
-                    prefill_tokens_per_s: c.prefill_tokens_per_s,
-                    per_queued_request_us: QUEUE_WAIT_US,
-                    decode_tokens_per_s: c.decode_tokens_per_s,
-                },
-                ModelConfig::default(),
-            )
-            .expect("valid prior")
-        })
-        .collect()
-}
 
 fn path_state(id: u16, latency_us: f64, jitter_us: f64, loss_percent: f64) -> Message {
     PathState::new(
@@ -196,14 +108,6 @@ fn view() -> DataplaneView {
     state.view(1, 0)
 }
 
-fn default_urgency(task: TaskType) -> Urgency {
-    match task {
-        TaskType::ImmediateControl => Urgency::Immediate,
-        TaskType::Chat => Urgency::Interactive,
-        _ => Urgency::Normal,
-    }
-}
-
 /// Seeded mix: every task type, about half short (≤ a few hundred tokens),
 /// the rest long (up to 16k prompt, so some exceed the edge's context), and
 /// one in ten with an explicit urgency.
@@ -234,7 +138,7 @@ fn workload(n: usize, short_task_tokens: u32) -> Vec<(TokenFeatures, TrafficClas
             let urgency = if explicit_urgency {
                 URGENCIES[rng.gen_range(0..URGENCIES.len())]
             } else {
-                default_urgency(task)
+                task.default_urgency()
             };
             let f = TokenFeatures {
                 prompt_tokens,

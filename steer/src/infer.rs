@@ -43,18 +43,19 @@
 //!   Non-ASCII letters count as word characters but are not lower-cased;
 //!   every keyword is ASCII, so only keywords written in non-ASCII
 //!   look-alikes are missed.
-//! * **Output tokens**: the task's default (`tokenfeat::default_output_tokens`)
+//! * **Output tokens**: the task's default ([`TaskType::default_output_tokens`], as `tokenfeat` uses)
 //!   capped by `"max_tokens"` / `"max_completion_tokens"` when that key
 //!   appears in the scanned bytes.
-//! * **Urgency**: the task's default (`tokenfeat::default_urgency`), with
+//! * **Urgency**: the task's default ([`TaskType::default_urgency`]), with
 //!   the explicit flag clear: nobody asked for it.
 //!
 //! Token counts are rounded through the 12-bit wire code
 //! ([`quantize_tokens`]) so the result encodes into a
 //! [`classifier::TokenFeatureId`] and decodes back unchanged.
 
+use classifier::task_keywords;
 use classifier::token_feature::quantize_tokens;
-use classifier::{TaskType, TokenFeatures, Urgency};
+use classifier::{TaskType, TokenFeatures};
 
 /// Default for [`InferLimits::max_scan_bytes`]: enough for typical request
 /// headers (300–600 bytes) plus the start of the JSON body.
@@ -134,7 +135,7 @@ pub fn infer_http(payload: &[u8], limits: &InferLimits) -> Inference {
     let prompt_tokens = u32::try_from(estimate).unwrap_or(u32::MAX);
 
     let task = classify_body(body, prompt_tokens);
-    let mut output_tokens = default_output_tokens(task, prompt_tokens);
+    let mut output_tokens = task.default_output_tokens(prompt_tokens);
     if let Some(cap) = max_tokens(body) {
         output_tokens = output_tokens.min(cap);
     }
@@ -143,34 +144,11 @@ pub fn infer_http(payload: &[u8], limits: &InferLimits) -> Inference {
             prompt_tokens: quantize_tokens(prompt_tokens),
             output_tokens: quantize_tokens(output_tokens),
             task,
-            urgency: default_urgency(task),
+            urgency: task.default_urgency(),
             explicit_urgency: false,
         },
         scanned_bytes: scanned,
     })
-}
-
-/// Expected output tokens for a task (mirrors
-/// `tokenfeat::default_output_tokens`).
-pub fn default_output_tokens(task: TaskType, prompt_tokens: u32) -> u32 {
-    match task {
-        TaskType::ImmediateControl => 16,
-        TaskType::Chat => 256,
-        TaskType::CodeGeneration => 512,
-        TaskType::Summarisation => (prompt_tokens / 4).clamp(64, 1024),
-        TaskType::ComplexReasoning => 1024,
-    }
-}
-
-/// Urgency implied by a task (mirrors `tokenfeat::default_urgency`).
-pub const fn default_urgency(task: TaskType) -> Urgency {
-    match task {
-        TaskType::ImmediateControl => Urgency::Immediate,
-        TaskType::Chat => Urgency::Interactive,
-        TaskType::CodeGeneration | TaskType::Summarisation | TaskType::ComplexReasoning => {
-            Urgency::Normal
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -453,64 +431,13 @@ const fn pats<const N: usize>(list: [&str; N]) -> [Pat; N] {
 
 // The lists below are tokenfeat's, verbatim; keep them in sync (the
 // cross-check test in tests/infer.rs compares classifications).
-const CONTROL_VERBS: [Pat; 26] = pats([
-    "turn", "switch", "play", "pause", "stop", "resume", "skip", "set", "open", "close", "lock",
-    "unlock", "dim", "brighten", "mute", "unmute", "call", "start", "increase", "decrease",
-    "raise", "lower", "remind", "cancel", "next", "volume",
-]);
-const CODE_PHRASES: [Pat; 10] = pats([
-    "```",
-    "write a function",
-    "write a program",
-    "write a class",
-    "implement",
-    "refactor",
-    "unit test",
-    "compile",
-    "stack trace",
-    "regex",
-]);
-const CODE_WORDS: [Pat; 5] = pats(["code", "script", "bug", "function", "api"]);
-const LANGUAGES: [Pat; 17] = pats([
-    "rust",
-    "python",
-    "javascript",
-    "typescript",
-    "java",
-    "c++",
-    "c#",
-    "golang",
-    "go",
-    "sql",
-    "bash",
-    "kotlin",
-    "swift",
-    "ruby",
-    "php",
-    "html",
-    "css",
-]);
-const CODE_VERBS: [Pat; 9] = pats([
-    "write", "fix", "debug", "generate", "create", "convert", "port", "optimize", "optimise",
-]);
-const SUMMARY_PHRASES: [Pat; 6] = pats([
-    "summarise",
-    "summarize",
-    "summary",
-    "tl;dr",
-    "tldr",
-    "key points",
-]);
-const REASONING_PHRASES: [Pat; 8] = pats([
-    "prove",
-    "proof",
-    "step by step",
-    "step-by-step",
-    "derive",
-    "reason through",
-    "trade-offs",
-    "tradeoffs",
-]);
+const CONTROL_VERBS: [Pat; 26] = pats(task_keywords::CONTROL_VERBS);
+const CODE_PHRASES: [Pat; 10] = pats(task_keywords::CODE_PHRASES);
+const CODE_WORDS: [Pat; 5] = pats(task_keywords::CODE_WORDS);
+const LANGUAGES: [Pat; 17] = pats(task_keywords::LANGUAGES);
+const CODE_VERBS: [Pat; 9] = pats(task_keywords::CODE_VERBS);
+const SUMMARY_PHRASES: [Pat; 6] = pats(task_keywords::SUMMARY_PHRASES);
+const REASONING_PHRASES: [Pat; 8] = pats(task_keywords::REASONING_PHRASES);
 
 fn any_suffix(reg: u128, set: &[Pat]) -> bool {
     set.iter().any(|p| reg & p.mask == p.value)

@@ -83,33 +83,8 @@ fn serve(t: &Topology, side: &str, args: &[&str], stats: &Path) -> Child {
     child
 }
 
-/// Runs `pktgen agent` in the agent namespace; returns its report.
-fn agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
-    let out_json = dir.join(format!("{name}.json"));
-    let out = t
-        .command("agent", &release_bin("pktgen"))
-        .args([
-            "agent",
-            "--target",
-            "10.0.100.1:8000",
-            "--tlv",
-            "ipv4",
-            "--timeout-s",
-            "20",
-            "--out",
-        ])
-        .arg(&out_json)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "agent {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    read_json(&out_json)
-}
-
+/// Starts `pktgen agent` in the agent namespace; its report goes to the
+/// returned path.
 fn spawn_agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> (Child, PathBuf) {
     let out_json = dir.join(format!("{name}.json"));
     let child = t
@@ -127,9 +102,26 @@ fn spawn_agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> (Child, P
         .arg(&out_json)
         .args(args)
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     (child, out_json)
+}
+
+/// Waits for an agent started with [`spawn_agent`]; returns its report.
+fn finish_agent(name: &str, (child, out_json): (Child, PathBuf)) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "agent {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_json(&out_json)
+}
+
+/// Runs `pktgen agent` to completion; returns its report.
+fn agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> serde_json::Value {
+    finish_agent(name, spawn_agent(t, dir, name, args))
 }
 
 /// The class the request's token feature ID puts it in.
@@ -273,7 +265,7 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     // Phase 2: short requests start streaming from the edge; while they
     // stream, the orchestrator reports the edge overloaded; new requests
     // go to the centre, the running ones finish where they are.
-    let (running, running_json) = spawn_agent(
+    let running = spawn_agent(
         &t,
         dir.path(),
         "running",
@@ -305,9 +297,7 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
             "7",
         ],
     );
-    let running_out = running.wait_with_output().unwrap();
-    assert!(running_out.status.success());
-    let running = read_json(&running_json);
+    let running = finish_agent("running", running);
 
     // Phase 3: the edge reports healthy, then goes silent past
     // max_state_age (1 s): a failed node, never chosen.

@@ -373,6 +373,15 @@ fn short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinit
     assert!(steer["decision_ns"]["samples"].as_u64().unwrap() >= flows);
 }
 
+/// Recomputes the IPv4 header checksum of the header at `l3`, as a host
+/// (or a forger) that changed the header would.
+fn fix_ipv4_header_checksum(frame: &mut [u8], l3: usize) {
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let sum = checksum(&frame[l3..l3 + ihl]);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+}
+
 /// Offsets of the IPv4 option carrying the TLV, if the frame has one.
 fn ipv4_tlv_offset(frame: &[u8]) -> Option<usize> {
     let p = parse(frame).ok()?;
@@ -405,11 +414,7 @@ fn malformed_or_forged_tlvs_count_as_none() {
             frame[at + 1] = 11; // option length that does not fit the TLV
         }
         // A forger fixes the header checksum, so the packet is valid IP.
-        let l3 = usize::from(p.l3_offset);
-        let ihl = usize::from(frame[l3] & 0x0f) * 4;
-        frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-        let sum = checksum(&frame[l3..l3 + ihl]);
-        frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+        fix_ipv4_header_checksum(frame, usize::from(p.l3_offset));
         n += 1;
     }
     let edited = dir.path().join("edited.pcap");
@@ -708,10 +713,7 @@ fn a_client_port_reused_after_close_is_a_new_flow() {
             };
             let l3 = usize::from(p.l3_offset);
             f[l3 + 12..l3 + 16].copy_from_slice(&addr.octets());
-            let ihl = usize::from(f[l3] & 0x0f) * 4;
-            f[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-            let sum = checksum(&f[l3..l3 + ihl]);
-            f[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+            fix_ipv4_header_checksum(&mut f, l3);
             f
         })
         .collect();
@@ -739,11 +741,8 @@ fn a_client_port_reused_after_close_is_a_new_flow() {
 fn set_ipv4_source(frame: &mut [u8], src: std::net::Ipv4Addr) {
     let p = parse(frame).unwrap();
     let l3 = usize::from(p.l3_offset);
-    let ihl = usize::from(frame[l3] & 0x0f) * 4;
     frame[l3 + 12..l3 + 16].copy_from_slice(&src.octets());
-    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-    let sum = checksum(&frame[l3..l3 + ihl]);
-    frame[l3 + 10..l3 + 12].copy_from_slice(&sum.to_be_bytes());
+    fix_ipv4_header_checksum(frame, l3);
     if p.is_fragment() {
         return;
     }

@@ -136,67 +136,13 @@ pub fn count_tokens(text: &str) -> u32 {
     }
 }
 
-const CONTROL_VERBS: &[&str] = &[
-    "turn", "switch", "play", "pause", "stop", "resume", "skip", "set", "open", "close", "lock",
-    "unlock", "dim", "brighten", "mute", "unmute", "call", "start", "increase", "decrease",
-    "raise", "lower", "remind", "cancel", "next", "volume",
-];
-const CODE_PHRASES: &[&str] = &[
-    "```",
-    "write a function",
-    "write a program",
-    "write a class",
-    "implement",
-    "refactor",
-    "unit test",
-    "compile",
-    "stack trace",
-    "regex",
-];
-const CODE_WORDS: &[&str] = &["code", "script", "bug", "function", "api"];
-const LANGUAGES: &[&str] = &[
-    "rust",
-    "python",
-    "javascript",
-    "typescript",
-    "java",
-    "c++",
-    "c#",
-    "golang",
-    "go",
-    "sql",
-    "bash",
-    "kotlin",
-    "swift",
-    "ruby",
-    "php",
-    "html",
-    "css",
-];
-const CODE_VERBS: &[&str] = &[
-    "write", "fix", "debug", "generate", "create", "convert", "port", "optimize", "optimise",
-];
-const SUMMARY_PHRASES: &[&str] = &[
-    "summarise",
-    "summarize",
-    "summary",
-    "tl;dr",
-    "tldr",
-    "key points",
-];
-const REASONING_PHRASES: &[&str] = &[
-    "prove",
-    "proof",
-    "step by step",
-    "step-by-step",
-    "derive",
-    "reason through",
-    "trade-offs",
-    "tradeoffs",
-];
-
 /// Lower-case words, split on anything that is not alphanumeric or one of
 /// `+#;`, so `c++`, `c#` and `tl;dr` survive.
+use classifier::task_keywords::{
+    CODE_PHRASES, CODE_VERBS, CODE_WORDS, CONTROL_VERBS, LANGUAGES, REASONING_PHRASES,
+    SUMMARY_PHRASES,
+};
+
 fn words(lower: &str) -> impl Iterator<Item = &str> {
     lower
         .split(|c: char| !(c.is_alphanumeric() || c == '+' || c == '#' || c == ';'))
@@ -239,43 +185,34 @@ pub fn classify(prompt: &str, tokens: u32) -> TaskType {
     if is_control(&lower, tokens) {
         return TaskType::ImmediateControl;
     }
-    if has_phrase(&lower, CODE_PHRASES)
-        || has_word(&lower, CODE_WORDS)
-        || (has_word(&lower, LANGUAGES) && has_word(&lower, CODE_VERBS))
+    if has_phrase(&lower, &CODE_PHRASES)
+        || has_word(&lower, &CODE_WORDS)
+        || (has_word(&lower, &LANGUAGES) && has_word(&lower, &CODE_VERBS))
     {
         return TaskType::CodeGeneration;
     }
-    if has_phrase(&lower, SUMMARY_PHRASES) {
+    if has_phrase(&lower, &SUMMARY_PHRASES) {
         return TaskType::Summarisation;
     }
     let questions = lower.matches('?').count();
-    if has_phrase(&lower, REASONING_PHRASES) || questions >= 3 || (tokens >= 200 && questions >= 2)
+    if has_phrase(&lower, &REASONING_PHRASES) || questions >= 3 || (tokens >= 200 && questions >= 2)
     {
         return TaskType::ComplexReasoning;
     }
     TaskType::Chat
 }
 
-/// The expected output tokens for a task (before the `max_tokens` cap).
+/// The expected output tokens for a task (before the `max_tokens` cap):
+/// [`TaskType::default_output_tokens`], shared with the gateway's
+/// inference.
 pub fn default_output_tokens(task: TaskType, prompt_tokens: u32) -> u32 {
-    match task {
-        TaskType::ImmediateControl => 16,
-        TaskType::Chat => 256,
-        TaskType::CodeGeneration => 512,
-        TaskType::Summarisation => (prompt_tokens / 4).clamp(64, 1024),
-        TaskType::ComplexReasoning => 1024,
-    }
+    task.default_output_tokens(prompt_tokens)
 }
 
-/// The urgency inferred from the task when none is given.
+/// The urgency inferred from the task when none is given:
+/// [`TaskType::default_urgency`].
 pub const fn default_urgency(task: TaskType) -> Urgency {
-    match task {
-        TaskType::ImmediateControl => Urgency::Immediate,
-        TaskType::Chat => Urgency::Interactive,
-        TaskType::CodeGeneration | TaskType::Summarisation | TaskType::ComplexReasoning => {
-            Urgency::Normal
-        }
-    }
+    task.default_urgency()
 }
 
 /// Features of `prompt`: tokens counted and task classified on the same text.

@@ -303,14 +303,25 @@ impl<'a> SteerWorker<'a> {
                 continue;
             };
             *len = m.pkt_len();
-            let pre = parsed
-                .get(i)
-                .and_then(|r| r.as_ref().ok())
-                .map(|p| (p, keyed.get(i).copied().flatten()));
-            let (f, d) = if from_agents {
-                self.request(m, pre, dv, now_ns, default_port)
-            } else {
-                self.response(m, pre, now_ns, default_port)
+            // What steering does not handle goes to the default port
+            // unchanged: unparsable frames, fragments, and anything not
+            // to a service (from the agents) or from an instance (towards
+            // them).
+            let pass = Fate::Send {
+                port: default_port,
+                band: OTHER_BAND,
+            };
+            let (f, d) = match (
+                parsed.get(i).and_then(|r| r.as_ref().ok()),
+                keyed.get(i).copied().flatten(),
+            ) {
+                (None, _) => (pass, Some(Decision::Unparsed)),
+                (Some(p), _) if p.flow.is_none() || p.is_fragment() => {
+                    (pass, Some(Decision::Unparsed))
+                }
+                (Some(_), None) => (pass, Some(Decision::NoEntry)),
+                (Some(p), Some(k)) if from_agents => self.request(m, p, k, dv, now_ns),
+                (Some(p), Some(k)) => self.response(m, p, k, now_ns, default_port),
             };
             *fate = f;
             if let Some(d) = d {
@@ -466,29 +477,16 @@ impl<'a> SteerWorker<'a> {
     fn request(
         &mut self,
         m: &mut Mbuf,
-        pre: Option<(&ParsedPacket, Option<Keyed>)>,
+        p: &ParsedPacket,
+        keyed: Keyed,
         view: &control::DataplaneView,
         now_ns: u64,
-        default_port: usize,
     ) -> (Fate, Option<Decision>) {
-        let pass = Fate::Send {
-            port: default_port,
-            band: OTHER_BAND,
-        };
-        let Some((p, keyed)) = pre else {
-            return (pass, Some(Decision::Unparsed));
-        };
-        if p.flow.is_none() || p.is_fragment() {
-            return (pass, Some(Decision::Unparsed));
-        }
-        let Some(Keyed {
+        let Keyed {
             key,
             hash,
             owner: service,
-        }) = keyed
-        else {
-            return (pass, Some(Decision::NoEntry));
-        };
+        } = keyed;
         let payload_len = p.payload.len;
         let short_tokens = view.thresholds().short_task_tokens;
         let flags = tcp_flags(p, m.data());
@@ -654,28 +652,16 @@ impl<'a> SteerWorker<'a> {
     fn response(
         &mut self,
         m: &mut Mbuf,
-        pre: Option<(&ParsedPacket, Option<Keyed>)>,
+        p: &ParsedPacket,
+        keyed: Keyed,
         now_ns: u64,
         default_port: usize,
     ) -> (Fate, Option<Decision>) {
-        let pass = Fate::Send {
-            port: default_port,
-            band: OTHER_BAND,
-        };
-        let Some((p, keyed)) = pre else {
-            return (pass, Some(Decision::Unparsed));
-        };
-        if p.flow.is_none() || p.is_fragment() {
-            return (pass, Some(Decision::Unparsed));
-        }
-        let Some(Keyed {
+        let Keyed {
             key,
             hash,
             owner: instance,
-        }) = keyed
-        else {
-            return (pass, Some(Decision::NoEntry));
-        };
+        } = keyed;
         let table = &self.shared.table;
         let Some(vip) = table
             .instances()
@@ -683,6 +669,10 @@ impl<'a> SteerWorker<'a> {
             .and_then(|i| table.services().get(usize::from(i.service)))
             .map(|s| s.spec.vip)
         else {
+            let pass = Fate::Send {
+                port: default_port,
+                band: OTHER_BAND,
+            };
             return (pass, Some(Decision::NoEntry));
         };
         if rewrite_source(m.data_mut(), p, None, vip).is_err() {

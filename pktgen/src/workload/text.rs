@@ -49,20 +49,23 @@ pub enum LongTask {
     Summarisation,
 }
 
-const CODE_OPENERS: &[&str] = &[
+/// How long code-generation prompts start.
+pub const CODE_OPENERS: &[&str] = &[
     "Write a Rust function that",
     "Implement a Python class that",
     "Refactor the following Go service so that it",
     "Write a SQL query and the accompanying TypeScript handler that",
 ];
 
-const REASONING_OPENERS: &[&str] = &[
+/// How long reasoning prompts start.
+pub const REASONING_OPENERS: &[&str] = &[
     "Think step by step and explain why",
     "Reason carefully about the trade-offs when",
     "Work through the following planning problem, where",
 ];
 
-const SUMMARY_OPENERS: &[&str] = &[
+/// How long summarisation prompts start.
+pub const SUMMARY_OPENERS: &[&str] = &[
     "Summarise the following incident report in five bullet points:",
     "Give a one-paragraph executive summary of this design document:",
     "Extract the action items from these meeting notes:",
@@ -70,7 +73,7 @@ const SUMMARY_OPENERS: &[&str] = &[
 
 /// Vocabulary for generated prose: infrastructure and ML terms, so the
 /// payloads read like what agents actually send.
-pub(crate) const WORDS: &[&str] = &[
+pub const WORDS: &[&str] = &[
     "the",
     "a",
     "of",
@@ -249,6 +252,17 @@ pub fn control_prompt(rng: &mut ChaCha8Rng) -> &'static str {
 
 /// A long prompt of about `words` words (at least one sentence).
 pub fn long_prompt(rng: &mut ChaCha8Rng, task: LongTask, words: usize) -> String {
+    long_prompt_from(rng, task, WORDS, words)
+}
+
+/// [`long_prompt`] with its filler drawn from `vocab` instead of
+/// [`WORDS`] (e.g. without the words a classifier reads as code).
+pub fn long_prompt_from(
+    rng: &mut ChaCha8Rng,
+    task: LongTask,
+    vocab: &[&str],
+    words: usize,
+) -> String {
     let openers = match task {
         LongTask::CodeGeneration => CODE_OPENERS,
         LongTask::Reasoning => REASONING_OPENERS,
@@ -260,7 +274,7 @@ pub fn long_prompt(rng: &mut ChaCha8Rng, task: LongTask, words: usize) -> String
     while count < words {
         let sentence = rng.gen_range(6..18);
         for i in 0..sentence {
-            let w = WORDS.choose(rng).copied().unwrap_or("the");
+            let w = vocab.choose(rng).copied().unwrap_or("the");
             s.push(' ');
             if i == 0 {
                 let mut cs = w.chars();

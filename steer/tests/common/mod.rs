@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use classifier::{TaskType, TokenFeatures, Urgency};
+use classifier::{TaskType, TokenFeatures};
 use control::capability::ModelClass;
 use control::ids::{NodeId, PathId};
 use control::task_types::TaskTypes;
@@ -108,16 +108,8 @@ pub fn features(prompt: u32, output: u32, task: TaskType) -> TokenFeatures {
         prompt_tokens: prompt,
         output_tokens: output,
         task,
-        urgency: tokenfeat_default_urgency(task),
+        urgency: task.default_urgency(),
         explicit_urgency: false,
-    }
-}
-
-pub fn tokenfeat_default_urgency(task: TaskType) -> Urgency {
-    match task {
-        TaskType::ImmediateControl => Urgency::Immediate,
-        TaskType::Chat => Urgency::Interactive,
-        _ => Urgency::Normal,
     }
 }
 
