@@ -212,7 +212,7 @@ echo
 say "latency models learnt per instance"
 jq -r '.steer.models | to_entries[]
 	| "  \(.key | . + " " * (14 - length)) \(.value.observations) observations, TTFT MAE \((.value.ttft_mae_us // 0) / 1000 * 100 | round / 100) ms, bias \((.value.ttft_bias_us // 0) / 1000 * 100 | round / 100) ms"' "$S"
-jq -r '.steer.decision_ns | "  steering decision: p50 \(.p50) ns, p99 \(.p99) ns (\(.samples) decisions)"' "$S"
+jq -r '.steer.decision_ns | "  steering decision: p50 \(.p50) ns, p99 \(.p99) ns (\(.samples) decisions, each with cold caches on a core shared with the kernel; make bench measures the warm cost)"' "$S"
 
 # --- verdict -----------------------------------------------------------------
 requests=$((PHASE1_REQUESTS + PHASE2_REQUESTS))
