@@ -128,6 +128,10 @@ pub struct ParsedPacket {
     pub ipv4_options: Option<Span>,
     /// IPv6 Hop-by-Hop option area (after its 2-byte prefix), when present.
     pub ipv6_hbh_options: Option<Span>,
+    /// The IPv6 Routing header, when the extension chain has one (its
+    /// final destination is what upper-layer checksums cover, so a NAT
+    /// must know). The span covers the whole header, from the frame's start.
+    pub ipv6_routing: Option<Span>,
     /// Fragment position, when the packet carries IPv4 fragmentation flags or
     /// an IPv6 Fragment header.
     pub fragment: Option<FragmentInfo>,
@@ -159,6 +163,7 @@ impl ParsedPacket {
             ttl: 0,
             ipv4_options: None,
             ipv6_hbh_options: None,
+            ipv6_routing: None,
             fragment: None,
             ip_protocol: None,
             l4_offset: None,
@@ -355,6 +360,11 @@ fn parse_ipv6(l3: &[u8], l3_offset: usize, out: &mut ParsedPacket) -> Result<(),
     let chain = ipv6_ext::walk(ip.next_header(), payload).map_err(ParseError::Ipv6Ext)?;
     let payload_offset = l3_offset + Ipv6Packet::<&[u8]>::HEADER_LEN;
     out.ipv6_hbh_options = chain.hop_by_hop_options.map(|s| s.shifted(payload_offset));
+    out.ipv6_routing = chain
+        .headers()
+        .iter()
+        .find(|h| h.header_type == IpProtocol::IPV6_ROUTING)
+        .map(|h| Span::new(payload_offset + usize::from(h.offset), usize::from(h.len)));
     out.fragment = chain.fragment;
     let key = FlowKey::v6(ip.src_addr(), ip.dst_addr(), chain.upper_protocol, 0, 0);
     let upper = payload.get(chain.upper_offset..).unwrap_or(&[]);

@@ -243,11 +243,13 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                     .map(|i| i.spec.name.clone())
                     .collect(),
             ));
+            let models = steer::instance_models(sc, &table).map_err(|e| anyhow!(e))?;
             Some(Arc::new(SteerShared {
                 config: sc.clone(),
                 table,
                 counters,
                 tsc_hz: dpdk::tsc_hz(),
+                models,
             }))
         }
         None => None,

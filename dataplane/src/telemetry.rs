@@ -155,30 +155,24 @@ impl Telemetry {
         let f = |a: &std::sync::atomic::AtomicU64| {
             f64::from_bits(a.load(std::sync::atomic::Ordering::Relaxed))
         };
-        e.family(
-            "intellinode_steer_features_total",
-            "counter",
+        one_label_family(
+            e,
+            ("intellinode_steer_features_total", "counter"),
             "New steered flows by where their token features came from.",
+            "source",
+            FeatureSource::ALL
+                .iter()
+                .map(|s| (s.name(), load(&c.features[*s as usize]))),
         );
-        for s in FeatureSource::ALL {
-            e.sample(
-                "intellinode_steer_features_total",
-                &[("source", s.name())],
-                load(&c.features[s as usize]),
-            );
-        }
-        e.family(
-            "intellinode_steer_flows_total",
-            "counter",
+        one_label_family(
+            e,
+            ("intellinode_steer_flows_total", "counter"),
             "Flow-table events.",
+            "event",
+            FlowEvent::ALL
+                .iter()
+                .map(|ev| (ev.name(), load(&c.flows[*ev as usize]))),
         );
-        for ev in FlowEvent::ALL {
-            e.sample(
-                "intellinode_steer_flows_total",
-                &[("event", ev.name())],
-                load(&c.flows[ev as usize]),
-            );
-        }
         e.family(
             "intellinode_steer_chosen_total",
             "counter",
@@ -198,30 +192,26 @@ impl Telemetry {
                 }
             }
         }
-        e.family(
-            "intellinode_steer_ttft_mae_microseconds",
-            "gauge",
+        one_label_family(
+            e,
+            ("intellinode_steer_ttft_mae_microseconds", "gauge"),
             "Mean absolute error of the predicted compute TTFT, per instance.",
+            "instance",
+            names
+                .iter()
+                .zip(&c.models)
+                .map(|(n, m)| (n.as_str(), f(&m.ttft_mae_us))),
         );
-        for (name, m) in names.iter().zip(&c.models) {
-            e.sample(
-                "intellinode_steer_ttft_mae_microseconds",
-                &[("instance", name)],
-                f(&m.ttft_mae_us),
-            );
-        }
-        e.family(
-            "intellinode_steer_observations_total",
-            "counter",
+        one_label_family(
+            e,
+            ("intellinode_steer_observations_total", "counter"),
             "Requests measured (TTFT and completion), per instance.",
+            "instance",
+            names
+                .iter()
+                .zip(&c.models)
+                .map(|(n, m)| (n.as_str(), load(&m.observations))),
         );
-        for (name, m) in names.iter().zip(&c.models) {
-            e.sample(
-                "intellinode_steer_observations_total",
-                &[("instance", name)],
-                load(&m.observations),
-            );
-        }
     }
 
     /// The Prometheus text exposition.
@@ -467,5 +457,20 @@ impl Telemetry {
                 fresh,
             );
         }
+    }
+}
+
+/// A metric family whose samples differ by one label: `(name, kind)`, its
+/// help text, the label's name and `(label value, sample)` pairs.
+fn one_label_family<'a>(
+    e: &mut Exposition,
+    (name, kind): (&str, &str),
+    help: &str,
+    label: &str,
+    samples: impl Iterator<Item = (&'a str, f64)>,
+) {
+    e.family(name, kind, help);
+    for (value, v) in samples {
+        e.sample(name, &[(label, value)], v);
     }
 }

@@ -41,10 +41,9 @@
 //! for a change of the destination field would then corrupt it, and
 //! steering a source-routed packet is meaningless anyway, so
 //! [`rewrite_destination`] refuses such packets
-//! ([`RewriteError::RoutingHeader`]). The classifier does not surface the
-//! Routing header in [`ParsedPacket`], so it is found by re-walking the
-//! extension chain with [`classifier::ipv6_ext::walk`] (at most eight steps,
-//! no allocation). The source side is unaffected: the pseudo-header source
+//! ([`RewriteError::RoutingHeader`]), found by the parser while it walked
+//! the extension chain ([`ParsedPacket::ipv6_routing`]), so no second
+//! walk. The source side is unaffected: the pseudo-header source
 //! is always the source field, so [`rewrite_source`] accepts them.
 //!
 //! # All or nothing
@@ -62,7 +61,6 @@ use core::ops::Range;
 use std::net::IpAddr;
 
 use classifier::checksum::update_bytes;
-use classifier::ipv6_ext::{self, Ipv6ExtError};
 use classifier::{EtherType, IpProtocol, IpVersion, L3Kind, ParsedPacket};
 
 /// Why a rewrite was refused. The frame is unchanged in every case.
@@ -167,7 +165,6 @@ const ETH_SRC: Range<usize> = 6..12;
 const IPV4_CHECKSUM: usize = 10;
 const IPV4_SRC: usize = 12;
 const IPV4_DST: usize = 16;
-const IPV6_NEXT_HEADER: usize = 6;
 const IPV6_SRC: usize = 8;
 const IPV6_DST: usize = 24;
 const IPV6_HEADER_LEN: usize = 40;
@@ -366,26 +363,16 @@ fn plan(
     })
 }
 
-/// Walks the IPv6 extension chain again (the parse result only keeps the
-/// Hop-by-Hop options and fragment info) looking for a Routing header.
+/// Refuses a destination rewrite of a packet with an IPv6 Routing header.
 fn refuse_routing_header(frame: &[u8], parsed: &ParsedPacket) -> Result<(), RewriteError> {
-    let l3 = usize::from(parsed.l3_offset);
-    let mismatch = RewriteError::HeaderMismatch { l3_offset: l3 };
-    let first = IpProtocol(*frame.get(l3 + IPV6_NEXT_HEADER).ok_or(mismatch)?);
-    let payload_end = l3 + usize::from(parsed.l3_len);
-    let payload = frame
-        .get(l3 + IPV6_HEADER_LEN..payload_end)
-        .ok_or_else(|| too_short(payload_end, frame))?;
-    let chain = ipv6_ext::walk(first, payload).map_err(|_: Ipv6ExtError| mismatch)?;
-    for h in chain.headers() {
-        if h.header_type == IpProtocol::IPV6_ROUTING {
-            // Byte 3 of a Routing header is Segments Left; walk() proved
-            // the header's declared length (≥ 8 bytes) is present.
-            let segments_left = payload.get(usize::from(h.offset) + 3).copied().unwrap_or(0);
-            return Err(RewriteError::RoutingHeader { segments_left });
-        }
+    // The parser located the Routing header while walking the chain; its
+    // byte 3 is Segments Left.
+    match parsed.ipv6_routing {
+        Some(span) => Err(RewriteError::RoutingHeader {
+            segments_left: span.slice(frame).get(3).copied().unwrap_or(0),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The write phase. Every range was checked against `frame` by [`plan`],

@@ -36,8 +36,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use classifier::ethernet::EthernetError;
+use classifier::tcp::{TcpFlags, TcpPacket};
 use classifier::token_feature::decode as decode_feature_id;
-use classifier::{parse, IpProtocol, L3Kind, ParseError, ParsedPacket, TlvLookup};
+use classifier::{parse, IpProtocol, ParseError, ParsedPacket, TlvLookup};
 use classifier::{TaskType, TokenFeatures, Urgency};
 use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
 use sched::{SchedConfig, Scheduler};
@@ -61,6 +62,9 @@ pub struct SteerShared {
     pub table: ServiceTable,
     pub counters: Arc<SteerCounters>,
     pub tsc_hz: u64,
+    /// Each instance's latency model as configured; the worker learns on
+    /// its own copy.
+    pub models: Vec<InstanceModel>,
 }
 
 /// Flows the ageing sweep visits per round.
@@ -146,8 +150,12 @@ pub struct SteerWorker<'a> {
     parsed: Vec<Result<ParsedPacket, ParseError>>,
 }
 
-/// Builds the model of each instance from its configured priors.
-pub fn instance_models(shared_config: &SteerConfig, table: &ServiceTable) -> Vec<InstanceModel> {
+/// Builds the model of each instance from its configured priors; a prior
+/// the model refuses is a configuration error, reported before launch.
+pub fn instance_models(
+    config: &SteerConfig,
+    table: &ServiceTable,
+) -> Result<Vec<InstanceModel>, String> {
     table
         .instances()
         .iter()
@@ -156,24 +164,11 @@ pub fn instance_models(shared_config: &SteerConfig, table: &ServiceTable) -> Vec
             let prior = InstancePrior {
                 base_ttft_us: c.base_ttft_us,
                 prefill_tokens_per_s: c.prefill_tokens_per_s,
-                per_queued_request_us: shared_config.queue_wait_us_per_request,
+                per_queued_request_us: config.queue_wait_us_per_request,
                 decode_tokens_per_s: c.decode_tokens_per_s,
             };
-            // Priors were validated with the config; a model that still
-            // refuses them falls back to neutral numbers rather than
-            // leaving the instance unscorable.
-            InstanceModel::new(prior, ModelConfig::default()).unwrap_or_else(|_| {
-                InstanceModel::new(
-                    InstancePrior {
-                        base_ttft_us: 0.0,
-                        prefill_tokens_per_s: 1000.0,
-                        per_queued_request_us: 0.0,
-                        decode_tokens_per_s: 10.0,
-                    },
-                    ModelConfig::default(),
-                )
-                .expect("constant prior is valid")
-            })
+            InstanceModel::new(prior, ModelConfig::default())
+                .map_err(|e| format!("steer: instance {}: latency model: {e}", i.spec.name))
         })
         .collect()
 }
@@ -206,7 +201,7 @@ impl<'a> SteerWorker<'a> {
             counters: &shared.counters,
             lcore: &conf.counters,
             flows: FlowTable::new(cfg.flow_table_size),
-            models: instance_models(cfg, &shared.table),
+            models: shared.models.clone(),
             egress,
             infer_limits: InferLimits {
                 max_scan_bytes: cfg.infer_max_scan_bytes,
@@ -288,7 +283,7 @@ impl<'a> SteerWorker<'a> {
             let Some(m) = packets.get(i) else { continue };
             *slot = parse(m.data());
             if let Ok(p) = slot {
-                *key = self.key_of(p, m.data(), from_agents);
+                *key = self.key_of(p, from_agents);
             }
         }
         let mut warm = 0u32;
@@ -346,8 +341,7 @@ impl<'a> SteerWorker<'a> {
         let mut i = 0usize;
         let egress = &mut self.egress;
         let counters = self.counters;
-        // Without strict priority every class shares band 0, one FIFO.
-        let fifo = !self.shared.config.strict_priority;
+        let strict = self.shared.config.strict_priority;
         burst.drain_into(|m| {
             let fate = fates
                 .get(i)
@@ -363,7 +357,7 @@ impl<'a> SteerWorker<'a> {
                 }
                 Fate::Send { port, band } => {
                     let class = band as u8;
-                    let band = if fifo { 0 } else { band };
+                    let band = scheduler_band(strict, band);
                     match egress.get_mut(port).and_then(|e| e.as_mut()) {
                         Some(e) => {
                             let m = if idle.get(port).copied().unwrap_or(false) {
@@ -406,64 +400,31 @@ impl<'a> SteerWorker<'a> {
         }
     }
 
-    /// A packet from the agents.
     /// The flow key of a parsed packet, and for a request its service;
-    /// `None` for what steering does not handle. Addresses and ports are
-    /// read from the frame at the parsed offsets rather than from the
-    /// parse result's flow key: the frame is in L1, while the just-written
-    /// key would be read back through a store-forwarding stall.
-    fn key_of(&self, p: &ParsedPacket, frame: &[u8], from_agents: bool) -> Option<Keyed> {
-        if p.is_fragment() {
+    /// `None` for what steering does not handle (fragments, anything but
+    /// TCP and UDP, and what is not to a service or from an instance).
+    fn key_of(&self, p: &ParsedPacket, from_agents: bool) -> Option<Keyed> {
+        let flow = p.flow.filter(|_| !p.is_fragment())?;
+        if flow.protocol != IpProtocol::TCP && flow.protocol != IpProtocol::UDP {
             return None;
         }
-        let protocol = p.ip_protocol?.0;
-        if protocol != IpProtocol::TCP.0 && protocol != IpProtocol::UDP.0 {
-            return None;
-        }
-        let l3 = usize::from(p.l3_offset);
-        let l4 = usize::from(p.l4_offset?);
-        let (src, dst) = match p.l3_kind {
-            L3Kind::Ipv4 => {
-                let a: [u8; 8] = frame.get(l3 + 12..l3 + 20)?.try_into().ok()?;
-                let v4 = |o: usize| {
-                    let mut m = [0u8; 16];
-                    m[10] = 0xff;
-                    m[11] = 0xff;
-                    m[12..].copy_from_slice(&a[o..o + 4]);
-                    m
-                };
-                (v4(0), v4(4))
-            }
-            L3Kind::Ipv6 => {
-                let a: [u8; 32] = frame.get(l3 + 8..l3 + 40)?.try_into().ok()?;
-                let mut s = [0u8; 16];
-                let mut d = [0u8; 16];
-                s.copy_from_slice(&a[..16]);
-                d.copy_from_slice(&a[16..]);
-                (s, d)
-            }
-            _ => return None,
-        };
-        let ports: [u8; 4] = frame.get(l4..l4 + 4)?.try_into().ok()?;
-        let sport = u16::from_be_bytes([ports[0], ports[1]]);
-        let dport = u16::from_be_bytes([ports[2], ports[3]]);
         let table = &self.shared.table;
         let (key, owner) = if from_agents {
-            let service = table.service_for(ip_of(&dst), dport)?;
+            let service = table.service_for(flow.dst_ip(), flow.dst_port)?;
             let key = ClientKey {
-                addr: src,
-                port: sport,
-                service_port: dport,
-                protocol,
+                addr: flow.src_addr,
+                port: flow.src_port,
+                service_port: flow.dst_port,
+                protocol: flow.protocol.0,
             };
             (key, service)
         } else {
-            let instance = table.instance_for(ip_of(&src), sport)?;
+            let instance = table.instance_for(flow.src_ip(), flow.src_port)?;
             let key = ClientKey {
-                addr: dst,
-                port: dport,
-                service_port: sport,
-                protocol,
+                addr: flow.dst_addr,
+                port: flow.dst_port,
+                service_port: flow.src_port,
+                protocol: flow.protocol.0,
             };
             (key, instance)
         };
@@ -474,6 +435,7 @@ impl<'a> SteerWorker<'a> {
         })
     }
 
+    /// A packet from the agents.
     fn request(
         &mut self,
         m: &mut Mbuf,
@@ -490,10 +452,15 @@ impl<'a> SteerWorker<'a> {
         let payload_len = p.payload.len;
         let short_tokens = view.thresholds().short_task_tokens;
         let flags = tcp_flags(p, m.data());
-        if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 {
+        let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
             // A client port reused after its previous connection closed:
             // a new flow, decided on today's state.
-            if self.flows.get(&key).is_some_and(|e| e.closed) {
+            if self
+                .flows
+                .get_mut_hashed(&key, hash)
+                .is_some_and(|e| e.closed)
+            {
                 self.flows.remove(&key);
             }
         }
@@ -502,7 +469,7 @@ impl<'a> SteerWorker<'a> {
         let hit = match self.flows.get_mut_hashed(&key, hash) {
             Some(entry) if entry.service == service => {
                 entry.last_seen_ns = now_ns;
-                entry.closed |= flags & (TCP_FIN | TCP_RST) != 0;
+                entry.closed |= ends;
                 if entry.class == TrafficClass::Other && payload_len > 0 {
                     // A TLV-less TCP flow was decided at its SYN; its
                     // first payload tells what it is, for the egress band
@@ -679,7 +646,8 @@ impl<'a> SteerWorker<'a> {
             return (Fate::Drop(DropReason::RewriteFailed), None);
         }
         self.counters.flow(FlowEvent::ResponseTranslated);
-        let ends = tcp_flags(p, m.data()) & (TCP_FIN | TCP_RST) != 0;
+        let flags = tcp_flags(p, m.data());
+        let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let mut finished = None;
         let band = match self.flows.get_mut_hashed(&key, hash) {
             Some(entry) => {
@@ -948,15 +916,6 @@ fn infer(
     }
 }
 
-/// An address in the flow key's form (IPv4 mapped into IPv6).
-fn ip_of(a: &[u8; 16]) -> std::net::IpAddr {
-    let v6 = std::net::Ipv6Addr::from(*a);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => std::net::IpAddr::V4(v4),
-        None => std::net::IpAddr::V6(v6),
-    }
-}
-
 /// Features assumed for a request nobody described.
 const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
     prompt_tokens: 0,
@@ -982,8 +941,7 @@ fn band_config(cfg: &SteerConfig) -> SchedConfig {
             .collect();
         SchedConfig::uniform(1, quanta, cfg.band_limit_packets)
     } else {
-        // Every class maps to a band of one shared FIFO: band numbers stay
-        // valid, order is arrival order.
+        // One band for every class (see `scheduler_band`): arrival order.
         SchedConfig::uniform(
             0,
             vec![1514; 1],
@@ -992,20 +950,22 @@ fn band_config(cfg: &SteerConfig) -> SchedConfig {
     }
 }
 
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
-
-/// A TCP segment's flags (0 for anything else).
-fn tcp_flags(p: &ParsedPacket, frame: &[u8]) -> u8 {
-    if p.ip_protocol != Some(IpProtocol::TCP) {
-        return 0;
+/// The scheduler band of a class's packets under [`band_config`]: the
+/// class's own band, or the single FIFO band.
+fn scheduler_band(strict_priority: bool, class_band: usize) -> usize {
+    if strict_priority {
+        class_band
+    } else {
+        0
     }
-    p.l4_offset
-        .and_then(|off| frame.get(usize::from(off) + 13))
-        .copied()
-        .unwrap_or(0)
+}
+
+/// A TCP segment's flags (none for anything else).
+fn tcp_flags(p: &ParsedPacket, frame: &[u8]) -> TcpFlags {
+    if p.ip_protocol != Some(IpProtocol::TCP) {
+        return TcpFlags::default();
+    }
+    TcpPacket::new_checked(p.l4(frame)).map_or(TcpFlags::default(), |t| t.flags())
 }
 
 /// Runs the steering pipeline until `conf.stop` is set.
