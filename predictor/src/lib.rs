@@ -36,6 +36,7 @@ mod error;
 mod ewma;
 mod instance;
 mod param_error;
+pub mod period;
 mod rls;
 
 pub use error::{ErrorSummary, ErrorTracker};
