@@ -43,4 +43,5 @@ pub use error::{ErrorSummary, ErrorTracker};
 pub use ewma::{Ewma, EwmaVar};
 pub use instance::{InstanceModel, InstancePrior, ModelConfig, Observation, Prediction};
 pub use param_error::ParamError;
+pub use period::{HistoryError, PeriodDetector};
 pub use rls::{Rls, DEFAULT_TRACE_FACTOR};
