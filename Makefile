@@ -64,6 +64,8 @@ bench: build
 	@bash bench/control.sh
 	@echo "==> bench/steer.sh"
 	@CARGO="$(CARGO)" bash bench/steer.sh
+	@echo "==> bench/tensor.sh"
+	@CARGO="$(CARGO)" bash bench/tensor.sh
 
 demo: build
 	@echo "==> scripts/demo.sh"

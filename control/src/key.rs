@@ -115,6 +115,21 @@ impl Key {
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
+    /// A key for another purpose derived from this one:
+    /// HMAC-SHA256(key, context). Holders of the same control key agree on
+    /// it without a second secret, and learning it reveals nothing of the
+    /// control key (the data plane's metadata MAC uses this).
+    pub fn derive(&self, context: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut out = [0u8; 32];
+        // HMAC accepts keys of every length, so this cannot fail.
+        if let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0) {
+            mac.update(context);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
 }
 
 impl Drop for Key {

@@ -24,6 +24,11 @@ pub enum PipelineKind {
     /// the instance and path chosen for their token features and the live
     /// state; everything else is forwarded as by `forward`.
     Steer,
+    /// Tensor-aware scheduling of RoCEv2 traffic (`[tensor]`): QP states,
+    /// strict bands for small flows, WDRR by compute power for large ones,
+    /// and, with overlay paths, slicing over several paths to a peer
+    /// appliance that restores the order.
+    Tensor,
 }
 
 impl fmt::Display for PipelineKind {
@@ -31,6 +36,7 @@ impl fmt::Display for PipelineKind {
         f.write_str(match self {
             PipelineKind::Forward => "forward",
             PipelineKind::Steer => "steer",
+            PipelineKind::Tensor => "tensor",
         })
     }
 }
@@ -67,6 +73,10 @@ pub struct Config {
     /// `pipeline = "steer"`.
     #[serde(default)]
     pub steer: Option<crate::steer_config::SteerConfig>,
+    /// Tensor-aware scheduling; required by, and only allowed with,
+    /// `pipeline = "tensor"`.
+    #[serde(default)]
+    pub tensor: Option<crate::tensor_config::TensorConfig>,
 }
 
 /// `[probe]`: measure paths by probing a reflector, and/or be one.
@@ -362,7 +372,39 @@ impl Config {
                     )));
                 }
             }
-            (PipelineKind::Forward, None) => {}
+            (PipelineKind::Forward, None) | (PipelineKind::Tensor, _) => {}
+        }
+        match (self.pipeline, &self.tensor) {
+            (PipelineKind::Tensor, None) => {
+                return Err(ConfigError(
+                    "pipeline = \"tensor\" needs a [tensor] section (at least host_port)".into(),
+                ))
+            }
+            (PipelineKind::Tensor, Some(t)) => {
+                t.validate()?;
+                if self.steer.is_some() {
+                    return Err(ConfigError(
+                        "[steer] is only used by pipeline = \"steer\"".into(),
+                    ));
+                }
+                if self.probe.is_some() {
+                    return Err(ConfigError(
+                        "[probe] does not run with pipeline = \"tensor\" yet".into(),
+                    ));
+                }
+                if self.peer_of(t.host_port).is_none() {
+                    return Err(ConfigError(format!(
+                        "tensor.host_port = {p} must be in a [[pairs]] entry: its peer gets the hosts' traffic that is not RoCEv2 (and all of it in route mode)",
+                        p = t.host_port
+                    )));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(ConfigError(
+                    "[tensor] is only used by pipeline = \"tensor\"".into(),
+                ))
+            }
+            (_, None) => {}
         }
         let mut seen = BTreeSet::new();
         for pair in &self.pairs {
@@ -392,6 +434,11 @@ impl Config {
                 }
             }
         }
+        if let Some(k) = self.tensor.as_mut().and_then(|t| t.key_file.as_mut()) {
+            if k.is_relative() {
+                *k = base.join(&*k);
+            }
+        }
         if let Some(control) = &mut self.control {
             for peer in &mut control.peers {
                 if peer.key_file.is_relative() {
@@ -406,6 +453,9 @@ impl Config {
         let mut set: BTreeSet<u16> = self.pairs.iter().flat_map(|p| p.ports).collect();
         if let Some(steer) = &self.steer {
             set.extend(steer.ports());
+        }
+        if let Some(tensor) = &self.tensor {
+            set.extend(tensor.ports());
         }
         set.into_iter().collect()
     }

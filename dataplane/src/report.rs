@@ -240,6 +240,7 @@ pub fn build(
         decisions: Default::default(),
         control: serde_json::Value::Null,
         steer: serde_json::Value::Null,
+        tensor: serde_json::Value::Null,
         totals: TotalsReport {
             rx_packets: rx,
             tx_packets: tx,

@@ -23,7 +23,8 @@ use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
 use crate::pipeline::steer::SteerShared;
 use crate::pipeline::steer_counters::SteerCounters;
-use crate::pipeline::{forward, steer, QueueRoute, WorkerConf};
+use crate::pipeline::{forward, steer, tensor, QueueRoute, WorkerConf};
+use crate::predictor_core::PredictorThread;
 use crate::preflight;
 use crate::probe::{self, ProbeCounters, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
@@ -44,6 +45,8 @@ pub struct RunOptions {
 /// Per-lcore mbuf cache: big enough to amortise the shared ring, small enough
 /// not to strand buffers on idle lcores.
 const MEMPOOL_CACHE: u32 = 256;
+/// Most mbufs the tensor pipeline's queues and reorder buffer are given.
+const TENSOR_MAX_QUEUED_MBUFS: usize = 1 << 15;
 
 pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     // Everything that can be checked without DPDK is checked first, so a typo
@@ -72,6 +75,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let workers = eal.worker_lcores();
     if workers.is_empty() {
         bail!("no worker lcore: give EAL at least two lcores (e.g. `-l 0,1`); the first one runs statistics and control");
+    }
+    if config.pipeline == PipelineKind::Tensor && workers.len() > 1 {
+        bail!(
+            "pipeline = \"tensor\" runs on one worker lcore (it owns the QP table, reorder buffer and schedulers), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
+            workers.len()
+        );
     }
     if config.pipeline == PipelineKind::Steer && workers.len() > 1 {
         bail!(
@@ -116,6 +125,18 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     // Steering's egress schedulers hold packets while a port is busy.
     let scheduled = config.steer.as_ref().map_or(0, |s| {
         used.len() * steer_counters_bands() * s.band_limit_packets as usize
+    }) + config.tensor.as_ref().map_or(0, |t| {
+        // Three strict bands and the WDRR stage per port, and the reorder
+        // buffer, up to what -m 512 can hold: beyond that an RX ring
+        // simply finds no buffer (counted by the NIC as missed), which is
+        // what a full buffer does in a switch too.
+        (used.len() * 4 * t.band_limit_packets as usize
+            + if t.paths.is_empty() {
+                0
+            } else {
+                t.reorder_streams * t.reorder_window
+            })
+        .min(TENSOR_MAX_QUEUED_MBUFS)
     });
     let mbufs = if config.ports.mbufs > 0 {
         config.ports.mbufs
@@ -165,6 +186,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         control: None,
         probe: None,
         steer: None,
+        tensor: None,
     };
     // The control thread answers stats queries with telemetry that includes
     // its own counters, which exist only once it has started.
@@ -254,6 +276,26 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         None => None,
     };
+    let mut predictor_thread = None;
+    let tensor_shared = match &config.tensor {
+        Some(tc) => {
+            let (shared, predictor_cfg) = tensor::build_shared(tc, usize::from(nb_ports))?;
+            telemetry.tensor = Some((
+                Arc::clone(&shared.counters),
+                shared.paths.iter().map(|p| p.id).collect(),
+            ));
+            predictor_thread = Some(PredictorThread::start(
+                predictor_cfg,
+                tc.predictor_cpu,
+                vec![Arc::clone(&shared.fifo)],
+                Arc::clone(&shared.predictions),
+                Arc::clone(&shared.counters),
+                clock,
+            )?);
+            Some(Arc::new(shared))
+        }
+        None => None,
+    };
     // Both readers of the telemetry start only now that it is complete.
     let _ = telemetry_cell.set(telemetry.clone());
     let metrics = match &config.metrics {
@@ -280,10 +322,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             probe: probe_workers[q].clone(),
             steer: steer_shared.clone(),
         };
+        let tensor_for_worker = tensor_shared.clone();
         let launched = dpdk::launch(lcore, move || {
-            match &conf.steer {
-                Some(shared) => steer::run(&conf, shared),
-                None => forward::run(&conf),
+            match (&conf.steer, &tensor_for_worker) {
+                (Some(shared), _) => steer::run(&conf, shared),
+                (None, Some(shared)) => tensor::run(&conf, shared),
+                (None, None) => forward::run(&conf),
             }
             0
         });
@@ -336,6 +380,8 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     report.decisions = telemetry.decisions();
     report.control = telemetry.control_json();
     report.steer = telemetry.steer_json();
+    report.tensor = telemetry.tensor_json();
+    drop(predictor_thread);
     // The probe thread, control thread and metrics endpoint stop before
     // the ports (and the pool the probe thread allocates from).
     drop(probe_thread);
@@ -383,6 +429,17 @@ fn eal_argv(user: &[String]) -> Vec<String> {
 /// TX queue `queue` of the peer. Steering adds its egress ports, whose
 /// default destination (for what is not a response) is the agent port.
 fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
+    if let Some(t) = &config.tensor {
+        return config
+            .ports_used()
+            .into_iter()
+            .map(|rx| QueueRoute {
+                rx_port: PortId(rx),
+                tx_port: PortId(config.peer_of(rx).unwrap_or(t.host_port)),
+                queue,
+            })
+            .collect();
+    }
     if let Some(steer) = &config.steer {
         return config
             .ports_used()

@@ -36,10 +36,31 @@ pub enum DropReason {
     SchedQueueFull,
     /// Still queued for a busy egress port when the appliance stopped.
     ShutdownBacklog,
+    /// A RoCEv2 packet whose ICRC does not match its contents.
+    IcrcBad,
+    /// A RoCEv2 packet too short or too odd to check its ICRC.
+    IcrcUnreadable,
+    /// Its TTL (hop limit) would reach 0 at this hop (router mode).
+    TtlExpired,
+    /// An overlay (Geneve) frame with a malformed outer header.
+    OverlayMalformed,
+    /// An overlay frame whose inner frame does not parse.
+    InnerUnparsable,
+    /// No usable overlay path for the packet.
+    NoPath,
+    /// The encapsulation did not fit the packet's headroom.
+    EncapNoRoom,
+    /// A sliced packet behind its stream's delivery point (already skipped
+    /// as lost, or a replay).
+    ReorderLate,
+    /// A sliced packet the reorder buffer already holds.
+    ReorderDuplicate,
+    /// No reorder stream was free for a new stream.
+    ReorderNoStream,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::TxQueueFull,
         DropReason::ProbeReplyConsumed,
         DropReason::ProbeQueueFull,
@@ -47,6 +68,16 @@ impl DropReason {
         DropReason::RewriteFailed,
         DropReason::SchedQueueFull,
         DropReason::ShutdownBacklog,
+        DropReason::IcrcBad,
+        DropReason::IcrcUnreadable,
+        DropReason::TtlExpired,
+        DropReason::OverlayMalformed,
+        DropReason::InnerUnparsable,
+        DropReason::NoPath,
+        DropReason::EncapNoRoom,
+        DropReason::ReorderLate,
+        DropReason::ReorderDuplicate,
+        DropReason::ReorderNoStream,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -59,6 +90,16 @@ impl DropReason {
             DropReason::RewriteFailed => "rewrite_failed",
             DropReason::SchedQueueFull => "sched_queue_full",
             DropReason::ShutdownBacklog => "shutdown_backlog",
+            DropReason::IcrcBad => "icrc_bad",
+            DropReason::IcrcUnreadable => "icrc_unreadable",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::OverlayMalformed => "overlay_malformed",
+            DropReason::InnerUnparsable => "inner_unparsable",
+            DropReason::NoPath => "no_path",
+            DropReason::EncapNoRoom => "encap_no_room",
+            DropReason::ReorderLate => "reorder_late",
+            DropReason::ReorderDuplicate => "reorder_duplicate",
+            DropReason::ReorderNoStream => "reorder_no_stream",
         }
     }
 }
@@ -398,6 +439,9 @@ pub struct StatsReport {
     /// latency per class; absent without `pipeline = "steer"`.
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub steer: serde_json::Value,
+    /// The tensor pipeline's counters (null without it).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub tensor: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]

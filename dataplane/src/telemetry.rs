@@ -31,6 +31,11 @@ pub struct Telemetry {
         Arc<crate::pipeline::steer_counters::SteerCounters>,
         Vec<String>,
     )>,
+    /// Tensor-pipeline counters and the path ids, for `pipeline = "tensor"`.
+    pub tensor: Option<(
+        Arc<crate::pipeline::tensor_counters::TensorCounters>,
+        Vec<u8>,
+    )>,
 }
 
 #[derive(Clone)]
@@ -135,7 +140,15 @@ impl Telemetry {
             "decisions": self.decisions(),
             "control": self.control_json(),
             "steer": self.steer_json(),
+            "tensor": self.tensor_json(),
         })
+    }
+
+    /// The tensor section of the stats (null without the tensor pipeline).
+    pub fn tensor_json(&self) -> Value {
+        self.tensor
+            .as_ref()
+            .map_or(Value::Null, |(c, paths)| c.to_json(paths))
     }
 
     /// The steering section of the stats (null without steering).

@@ -28,6 +28,8 @@ uint16_t shim_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, ui
 struct rte_mbuf *shim_pktmbuf_alloc(struct rte_mempool *mp);
 int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned int n);
 void shim_pktmbuf_free(struct rte_mbuf *m);
+char *shim_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
+char *shim_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 char *shim_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 void shim_pktmbuf_reset(struct rte_mbuf *m);
 void shim_prefetch0(const volatile void *p);

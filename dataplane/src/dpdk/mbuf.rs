@@ -61,6 +61,31 @@ impl Mbuf {
         Ok(())
     }
 
+    /// Grows the packet at its head by `len` bytes (taken from the
+    /// headroom, 128 bytes in a fresh mbuf) and returns them for the
+    /// caller to fill; `None`, with the packet unchanged, if they do not
+    /// fit. This is how an encapsulation is pushed without copying the
+    /// frame.
+    #[inline]
+    pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: single-segment mbuf we own exclusively.
+        let dst = unsafe { sys::shim_pktmbuf_prepend(self.0.as_ptr(), len) };
+        if dst.is_null() {
+            return None;
+        }
+        // SAFETY: prepend returned `len` writable bytes inside our buffer,
+        // now the start of the packet.
+        Some(unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, usize::from(len)) })
+    }
+
+    /// Removes `len` bytes from the packet's head (a decapsulation);
+    /// returns false, with the packet unchanged, if it is shorter.
+    #[inline]
+    pub fn adj(&mut self, len: u16) -> bool {
+        // SAFETY: single-segment mbuf we own exclusively.
+        !unsafe { sys::shim_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+    }
+
     /// Total packet length over all segments.
     #[inline]
     pub fn pkt_len(&self) -> u32 {

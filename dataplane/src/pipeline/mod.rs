@@ -5,8 +5,11 @@
 //! on the fast path but read-only configuration.
 
 pub mod forward;
+pub mod shaper;
 pub mod steer;
 pub mod steer_counters;
+pub mod tensor;
+pub mod tensor_counters;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# make bench, after bench/steer.sh: tensor-aware scheduling (issue 5).
+#
+# Two questions:
+#  1. How well does the predictor core forecast? tensor/examples/
+#     predictor_accuracy.rs replays generated training traces (iteration
+#     bursts with jitter, background traffic, period changes) through
+#     tensor::predict::PredictorCore and compares its 1 ms and 5 ms load
+#     forecasts with the last-value baseline.
+#       predictor_mae_1ms, predictor_mae_1ms_last_value   (model must be >= 30% better)
+#  2. What does the tensor pipeline cost the worker against plain forwarding?
+#     `intellinode run` with pipeline = "tensor" in route mode (ICRC check,
+#     QP table and state machine, semantic heuristics, feature FIFO to the
+#     pinned predictor thread, strict bands + WDRR egress) on pktgen's roce
+#     training workload, replayed forever into port 0, out of port 1 (a
+#     net_null sink); alternated with forward on the same pcap.
+#       tensor_mpps, tensor_vs_forward_ratio  (target ratio >= 0.6)
+#       feature_fifo_drop_rate                (FIFO records refused / offered, at that load)
+#     The overlay's cost (Geneve + TLVs + AES-CMAC per packet, two paths)
+#     is measured the same way and recorded as tensor_overlay_mpps.
+#
+# Environment knobs:
+#   BENCH_SECS, BENCH_ROUNDS        as bench/steer.sh (defaults 5 and 3)
+#   BENCH_TENSOR_PACKETS            packets in the roce pcap (default 20000)
+#   BENCH_ENFORCE                   1: fail if a target is missed (default 0)
+#   INTELLINODE_BIN, PKTGEN_BIN, CARGO
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
+SECS=${BENCH_SECS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+PACKETS=${BENCH_TENSOR_PACKETS:-20000}
+ENFORCE=${BENCH_ENFORCE:-0}
+MIN_RATIO=0.6
+INB=${INTELLINODE_BIN:-target/release/intellinode}
+PKTGEN=${PKTGEN_BIN:-target/release/pktgen}
+CARGO=${CARGO:-cargo}
+DIR=$BENCH_OUT/tensor
+PCAP=$DIR/roce.pcap
+
+[[ $SECS =~ ^[1-9][0-9]*$ ]] || bench_die "BENCH_SECS must be a positive integer, got '$SECS'"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || bench_die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
+[[ $PACKETS =~ ^[1-9][0-9]*$ ]] && ((PACKETS <= 50000)) || bench_die "BENCH_TENSOR_PACKETS must be 1..50000, got '$PACKETS'"
+for bin in "$INB" "$PKTGEN"; do
+	[[ -x $bin ]] || bench_die "missing $bin (run 'make build' first)"
+done
+command -v jq >/dev/null || bench_die "jq is required (run 'make deps')"
+mkdir -p "$DIR"
+
+# ---------------------------------------------------------------------------
+# 1. Predictor accuracy, off the data plane.
+# ---------------------------------------------------------------------------
+plog=$DIR/predictor_accuracy.log
+pjson=$DIR/predictor_accuracy.json
+bench_say "predictor accuracy: generated training traces, model vs last value"
+"$CARGO" run --release --quiet -p tensor --example predictor_accuracy >"$pjson" 2>"$plog" ||
+	{ tail -n 20 "$plog" >&2; bench_die "predictor_accuracy failed (log: $plog)"; }
+pline=$(tail -n 1 "$pjson")
+jq -e '(.predictor_mae_1ms | type == "number") and (.predictor_mae_1ms_last_value | type == "number")' <<<"$pline" >/dev/null ||
+	bench_die "predictor_accuracy printed no usable JSON (got '$pline')"
+cat "$plog" >&2
+
+# ---------------------------------------------------------------------------
+# 2. The tensor pipeline against forward, on the same roce pcap.
+# ---------------------------------------------------------------------------
+bench_say "generating workload: pktgen roce, seed 7, $PACKETS packets -> $PCAP"
+"$PKTGEN" write --workload roce --seed 7 --packets "$PACKETS" -o "$PCAP" >"$DIR/pktgen.log" 2>&1 ||
+	bench_die "pktgen write failed (see $DIR/pktgen.log)"
+need=$((PACKETS + 3 * 2048 + 2 * 256 + 2 * 64 + 1024))
+MBUFS=1
+while ((MBUFS < need)); do MBUFS=$((MBUFS * 2 + 1)); done
+KEY=$DIR/overlay.key
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY" && echo >>"$KEY")
+
+common="burst_size = 32
+idle_sleep_us = 0
+[ports]
+mbufs = $MBUFS
+[[pairs]]
+ports = [0, 1]"
+cat >"$DIR/forward.toml" <<EOF
+pipeline = "forward"
+$common
+EOF
+cat >"$DIR/tensor.toml" <<EOF
+pipeline = "tensor"
+$common
+[tensor]
+host_port = 0
+EOF
+cat >"$DIR/overlay.toml" <<EOF
+pipeline = "tensor"
+$common
+[tensor]
+host_port = 0
+local_ip = "192.0.2.1"
+key_file = "overlay.key"
+[[tensor.paths]]
+id = 1
+port = 1
+next_hop_mac = "02:00:00:00:01:01"
+remote_ip = "192.0.2.2"
+capacity_mbps = 100000
+[[tensor.paths]]
+id = 2
+port = 2
+next_hop_mac = "02:00:00:00:02:01"
+remote_ip = "192.0.2.2"
+capacity_mbps = 100000
+EOF
+
+TIMEOUT=(timeout --signal=INT --kill-after=10 $((SECS + 60)))
+run_pipeline() { # ROUND forward|tensor|overlay
+	local i=$1 mode=$2 prefix="tensor-$$-$2-$1" json="$DIR/$2-$1.json" log="$DIR/$2-$1.log" rc=0
+	local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix" -l 0,1
+		--vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1" --vdev "net_null1,no-rx=1")
+	[[ $mode == overlay ]] && eal+=(--vdev "net_null2,no-rx=1")
+	rm -f "$json"
+	"${TIMEOUT[@]}" "$INB" run --config "$DIR/$mode.toml" --duration "$SECS" \
+		--stats-interval 0 --stats-json "$json" -- "${eal[@]}" >"$log" 2>&1 || rc=$?
+	bench_eal_cleanup "$prefix"
+	if ((rc != 0)); then
+		tail -n 15 "$log" >&2 || true
+		bench_die "intellinode $mode run $i failed with exit status $rc (log: $log)"
+	fi
+	jq -e '.totals.mpps > 0' "$json" >/dev/null || bench_die "intellinode $mode run $i moved nothing (see $json)"
+	if [[ $mode == forward ]]; then
+		jq -r '"\(.totals.mpps) \(.totals.cycles_per_packet) 0"' "$json"
+	else
+		jq -e '.tensor.events.qp_new > 0 and .tensor.events.icrc_checked > 0' "$json" >/dev/null ||
+			bench_die "intellinode $mode run $i classified no QP (see $json)"
+		jq -r '"\(.totals.mpps) \(.totals.cycles_per_packet) \(.tensor.feature_fifo_drop_rate)"' "$json"
+	fi
+}
+
+t_mpps=() f_mpps=() o_mpps=() drops=()
+for ((i = 1; i <= ROUNDS; i++)); do
+	out=$(run_pipeline "$i" tensor)
+	read -r m cpp d <<<"$out"
+	bench_say "round $i/$ROUNDS: tensor   $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt), feature FIFO drop rate $d"
+	t_mpps+=("$m") drops+=("$d")
+	out=$(run_pipeline "$i" overlay)
+	read -r m cpp d <<<"$out"
+	bench_say "round $i/$ROUNDS: overlay  $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt)"
+	o_mpps+=("$m")
+	out=$(run_pipeline "$i" forward)
+	read -r m cpp d <<<"$out"
+	bench_say "round $i/$ROUNDS: forward  $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt)"
+	f_mpps+=("$m")
+done
+median() { printf '%s\n' "$@" | bench_median; }
+t_med=$(median "${t_mpps[@]}")
+o_med=$(median "${o_mpps[@]}")
+f_med=$(median "${f_mpps[@]}")
+d_med=$(median "${drops[@]}")
+ratio=$(jq -n --argjson t "$t_med" --argjson f "$f_med" '$t / $f')
+read -r mae1 mae1lv mae5 mae5lv < <(jq -r '"\(.predictor_mae_1ms) \(.predictor_mae_1ms_last_value) \(.predictor_mae_5ms) \(.predictor_mae_5ms_last_value)"' <<<"$pline")
+gain=$(jq -n --argjson m "$mae1" --argjson l "$mae1lv" '1 - $m / $l')
+
+echo
+printf '  %-44s %14s\n' "tensor scheduling (median of $ROUNDS)" "value"
+printf '  %-44s %14.3f\n' "tensor Mpps (route mode)" "$t_med"
+printf '  %-44s %14.3f\n' "tensor Mpps (overlay, 2 paths, CMAC)" "$o_med"
+printf '  %-44s %14.3f\n' "forward Mpps (same pcap)" "$f_med"
+printf '  %-44s %14.3f  (target >= %s)\n' "ratio tensor / forward" "$ratio" "$MIN_RATIO"
+printf '  %-44s %14s\n' "feature FIFO drop rate" "$d_med"
+printf '  %-44s %14.0f\n' "predictor MAE 1 ms (bit/s)" "$mae1"
+printf '  %-44s %14.0f\n' "last-value MAE 1 ms (bit/s)" "$mae1lv"
+printf '  %-44s %14.3f  (target >= 0.30)\n' "improvement over last value at 1 ms" "$gain"
+printf '  %-44s %14s\n' "predictor / last value MAE 5 ms" "$mae5 / $mae5lv"
+echo
+
+summary_set tensor_mpps "$t_med"
+summary_set tensor_overlay_mpps "$o_med"
+summary_set tensor_vs_forward_ratio "$ratio"
+summary_set feature_fifo_drop_rate "$d_med"
+summary_set predictor_mae_1ms "$mae1"
+summary_set predictor_mae_1ms_last_value "$mae1lv"
+summary_set predictor_mae_5ms "$mae5"
+summary_set predictor_mae_5ms_last_value "$mae5lv"
+bench_say "results merged into $BENCH_SUMMARY"
+
+if ((ENFORCE)); then
+	fails=()
+	jq -e -n --argjson r "$ratio" --argjson m "$MIN_RATIO" '$r < $m' >/dev/null &&
+		fails+=("tensor/forward ratio $(printf '%.3f' "$ratio") is below $MIN_RATIO")
+	jq -e -n --argjson g "$gain" '$g < 0.3' >/dev/null &&
+		fails+=("predictor beats last value by only $(printf '%.3f' "$gain")")
+	if ((${#fails[@]})); then
+		msg=$(printf '%s; ' "${fails[@]}")
+		bench_die "${msg%; } (BENCH_ENFORCE=1)"
+	fi
+fi

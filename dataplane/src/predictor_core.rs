@@ -1,0 +1,151 @@
+//! The predictor core (draft §3.2): an OS thread pinned to one CPU with
+//! `core_affinity`, fed by the workers' feature FIFOs, running
+//! `tensor::predict::PredictorCore` and publishing each new snapshot of
+//! predictions through an `ArcSwap` that workers read once per burst.
+//!
+//! The thread is the FIFOs' only consumer and the snapshot's only writer,
+//! so neither needs a lock. A worker never waits for it: a full FIFO drops
+//! the record on the worker side (counted), and a slow predictor only makes
+//! the snapshot older.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use tensor::predict::{PredictorConfig, PredictorCore};
+use tensor::prediction::{MAX_PREDICTED_NODES, MAX_PREDICTED_PATHS, MAX_PREDICTED_PORTS};
+use tensor::{FeatureRecord, Predictions};
+
+use crate::control_plane::MonoClock;
+use crate::pipeline::tensor_counters::TensorCounters;
+use crate::tensor_config::{TensorConfig, TensorPath};
+
+/// Records taken from a FIFO before the clock is looked at again.
+const DRAIN_BATCH: usize = 4096;
+/// Sleep when every FIFO was empty: well under one prediction bin.
+const IDLE_SLEEP: Duration = Duration::from_micros(20);
+
+pub struct PredictorThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// The predictor's configuration from `[tensor]`: port capacities from the
+/// shaped rates (or the paths' capacities), paths, and node capacities.
+pub fn predictor_config(cfg: &TensorConfig, paths: &[TensorPath]) -> Result<PredictorConfig> {
+    let mut p = PredictorConfig::default();
+    for (i, cap) in p
+        .port_capacity_bps
+        .iter_mut()
+        .enumerate()
+        .take(MAX_PREDICTED_PORTS)
+    {
+        let port = i as u16;
+        if let Some(r) = cfg.rate_mbps(port) {
+            *cap = r * 1e6;
+        } else if let Some(path) = paths.iter().find(|q| q.port == port) {
+            *cap = path.capacity_bps;
+        }
+    }
+    for (i, path) in paths.iter().enumerate().take(MAX_PREDICTED_PATHS) {
+        if let Some(slot) = p.path_port.get_mut(i) {
+            *slot = u8::try_from(path.port).ok();
+        }
+        if let Some(slot) = p.path_capacity_bps.get_mut(i) {
+            *slot = path.capacity_bps;
+        }
+    }
+    for (i, n) in cfg.nodes.iter().enumerate().take(MAX_PREDICTED_NODES) {
+        if let Some(slot) = p.node_capacity_bps.get_mut(i) {
+            *slot = n.capacity_mbps * 1e6;
+        }
+    }
+    p.queue_mark_packets = f64::from(cfg.ecn_mark_packets.max(1));
+    // Fail here, before EAL, with the predictor's own words.
+    PredictorCore::new(p).map_err(|e| anyhow!("tensor: predictor: {e}"))?;
+    Ok(p)
+}
+
+impl PredictorThread {
+    pub fn start(
+        config: PredictorConfig,
+        cpu: Option<usize>,
+        fifos: Vec<Arc<ArrayQueue<FeatureRecord>>>,
+        snapshot: Arc<ArcSwap<Predictions>>,
+        counters: Arc<TensorCounters>,
+        clock: MonoClock,
+    ) -> Result<PredictorThread> {
+        let mut core = PredictorCore::new(config).map_err(|e| anyhow!("tensor: predictor: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_thread = Arc::clone(&stop);
+        let target =
+            cpu.or_else(|| core_affinity::get_core_ids().and_then(|ids| ids.last().map(|c| c.id)));
+        let handle = std::thread::Builder::new()
+            .name("predictor".into())
+            .spawn(move || {
+                if let Some(id) = target {
+                    // Pinning can fail in a restricted cpuset; the predictor
+                    // then still runs, only not isolated.
+                    let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                let p = &counters.predictor;
+                let publish = |pred: Predictions, core: &PredictorCore| {
+                    snapshot.store(Arc::new(pred));
+                    p.snapshots.fetch_add(1, Relaxed);
+                    p.period_ns.store(pred.bursts.period_ns, Relaxed);
+                    p.next_burst_ns.store(pred.bursts.next_burst_ns, Relaxed);
+                    let a = core.accuracy();
+                    let [m1, .., m5] = a.model;
+                    let [l1, .., l5] = a.last_value;
+                    p.mae_1ms_bps.store(m1.mae as u64, Relaxed);
+                    p.mae_1ms_last_value_bps.store(l1.mae as u64, Relaxed);
+                    p.mae_5ms_bps.store(m5.mae as u64, Relaxed);
+                    p.mae_5ms_last_value_bps.store(l5.mae as u64, Relaxed);
+                };
+                while !stop_thread.load(Relaxed) {
+                    let mut took = 0u64;
+                    for fifo in &fifos {
+                        for _ in 0..DRAIN_BATCH {
+                            let Some(r) = fifo.pop() else { break };
+                            // Close the bins this record is past, so it
+                            // lands in its own bin, then count it.
+                            if core.next_close_ns().is_some_and(|c| r.t_ns >= c) {
+                                if let Some(pred) = core.tick(r.t_ns) {
+                                    publish(pred, &core);
+                                }
+                            }
+                            core.observe(&r);
+                            took += 1;
+                        }
+                    }
+                    if took > 0 {
+                        p.records.fetch_add(took, Relaxed);
+                    }
+                    if let Some(pred) = core.tick(clock.now_ns()) {
+                        publish(pred, &core);
+                    }
+                    if took == 0 {
+                        std::thread::sleep(IDLE_SLEEP);
+                    }
+                }
+            })
+            .map_err(|e| anyhow!("cannot start the predictor thread: {e}"))?;
+        Ok(PredictorThread {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for PredictorThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,701 @@
+//! Tensor-aware scheduling through `intellinode run`, on pcaps: generated
+//! RoCEv2 traffic enters the host port (port 0) and the tests read what
+//! left, from the packets themselves and the stats JSON.
+//!
+//! * route mode (no overlay): QP state transitions of generated flows, the
+//!   ICRC (checked by an independent bitwise implementation) and the IPv4
+//!   checksum after TTL and ECN rewrites, WDRR shares against compute
+//!   weights, and SMALL flows never waiting behind LARGE ones;
+//! * overlay mode, two appliance processes: the ingress appliance slices
+//!   large messages over two paths in Geneve, the paths' outputs are
+//!   merged with a delay skew, and the egress appliance restores every
+//!   QP's original packets byte for byte, in order; tampered metadata TLVs
+//!   are caught and buy nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use classifier::{parse, FlowKey, ParsedPacket};
+use intellinode_tests::*;
+use pktgen::pcap;
+use pktgen::workload::flows::{Host, RcConnection};
+use pktgen::Packet;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// A GPU host at 10.10.0.`i`.
+fn host(i: u8) -> Host {
+    Host::new(Ipv4Addr::new(10, 10, 0, i))
+}
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn frames(path: &Path) -> Vec<Vec<u8>> {
+    match pcap::read_file(path) {
+        Ok(records) => records.into_iter().map(|r| r.data).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn write_packets(path: &Path, packets: &[Packet]) {
+    let renumbered: Vec<Packet> = packets
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Packet::new(1_000_000 + i as u64 * 100, p.data.clone()))
+        .collect();
+    pcap::write_file(path, pcap::TsResolution::Micro, &renumbered).unwrap();
+}
+
+fn write_frames(path: &Path, frames: &[Vec<u8>]) {
+    let packets: Vec<Packet> = frames.iter().map(|f| Packet::new(0, f.clone())).collect();
+    write_packets(path, &packets);
+}
+
+/// Interleaves several packet lists round robin (one packet of each in
+/// turn), as concurrent senders would.
+fn interleave(lists: Vec<Vec<Packet>>) -> Vec<Packet> {
+    let mut iters: Vec<_> = lists.into_iter().map(|l| l.into_iter()).collect();
+    let mut out = Vec::new();
+    loop {
+        let mut any = false;
+        for it in iters.iter_mut() {
+            if let Some(p) = it.next() {
+                out.push(p);
+                any = true;
+            }
+        }
+        if !any {
+            return out;
+        }
+    }
+}
+
+fn key_of(frame: &[u8]) -> FlowKey {
+    parse(frame).unwrap().flow.unwrap()
+}
+
+/// The ICRC by the book (IBA vol. 1 Annex A17.3.3), written independently
+/// of `classifier::icrc`: a bitwise reflected CRC-32 over 8 bytes of ones,
+/// the IPv4 header with TOS, TTL and checksum set to ones, the UDP header
+/// with its checksum set to ones, the BTH with its FECN/BECN byte set to
+/// ones, and the payload; stored least significant byte first.
+fn icrc_by_the_book(frame: &[u8], p: &ParsedPacket) -> (u32, u32) {
+    let l3 = usize::from(p.l3_offset);
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]]));
+    let mut bytes = vec![0xffu8; 8];
+    let mut ip = frame[l3..l3 + ihl].to_vec();
+    ip[1] = 0xff; // TOS
+    ip[8] = 0xff; // TTL
+    ip[10] = 0xff; // checksum
+    ip[11] = 0xff;
+    bytes.extend_from_slice(&ip);
+    let mut udp = frame[l3 + ihl..l3 + ihl + 8].to_vec();
+    udp[6] = 0xff;
+    udp[7] = 0xff;
+    bytes.extend_from_slice(&udp);
+    let mut rest = frame[l3 + ihl + 8..l3 + total - 4].to_vec();
+    rest[4] = 0xff; // BTH FECN/BECN/reserved
+    bytes.extend_from_slice(&rest);
+    let mut crc = 0xffff_ffffu32;
+    for b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let stored = u32::from_le_bytes(frame[l3 + total - 4..l3 + total].try_into().unwrap());
+    (!crc, stored)
+}
+
+/// The IPv4 header checksum recomputed from scratch is zero.
+fn ipv4_checksum_ok(frame: &[u8], p: &ParsedPacket) -> bool {
+    let l3 = usize::from(p.l3_offset);
+    let ihl = usize::from(frame[l3] & 0x0f) * 4;
+    classifier::checksum::checksum(&frame[l3..l3 + ihl]) == 0
+}
+
+/// Route-mode config: hosts on port 0, everything to port 1.
+struct RouteKnobs {
+    rate_mbps: Option<f64>,
+    decrement_ttl: bool,
+    ecn_mark: u32,
+    band_limit: u32,
+    nodes: Vec<(u8, u16)>,
+}
+
+impl Default for RouteKnobs {
+    fn default() -> Self {
+        RouteKnobs {
+            rate_mbps: None,
+            decrement_ttl: false,
+            ecn_mark: 0,
+            band_limit: 4096,
+            nodes: Vec::new(),
+        }
+    }
+}
+
+/// Rate thresholds are out of reach on purpose: a pcap replays at full
+/// speed, so only bytes, opcodes and idleness drive the states here (the
+/// rate rules are unit-tested in `tensor`).
+fn route_config(dir: &Path, k: &RouteKnobs) -> PathBuf {
+    let mut text = format!(
+        "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\n\
+         decrement_ttl = {}\necn_mark_packets = {}\nband_limit_packets = {}\n\
+         [tensor.qp]\nlarge_rate_mbps = 1e12\nidle_timeout_ms = 20\n",
+        k.decrement_ttl, k.ecn_mark, k.band_limit
+    );
+    if let Some(r) = k.rate_mbps {
+        text += &format!("[[tensor.egress]]\nport = 1\nrate_mbps = {r}\n");
+    }
+    for (i, w) in &k.nodes {
+        text += &format!(
+            "[[tensor.nodes]]\nname = \"gpu{i}\"\nip = \"10.10.0.{i}\"\nweight = {w}\nid = {i}\n"
+        );
+    }
+    let path = dir.join("tensor.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Run {
+    out: Vec<Vec<u8>>,
+    back: Vec<Vec<u8>>,
+    stats: serde_json::Value,
+}
+
+/// One appliance: `input` into port 0 (and `network` into port 1 if
+/// given); returns what left port 1 (or, with paths, ports 1 and 2) and
+/// port 0.
+fn run_appliance(
+    dir: &Path,
+    tag: &str,
+    config: &Path,
+    input: Option<&Path>,
+    network: Option<&Path>,
+    ports: usize,
+    secs: f64,
+) -> (Vec<Vec<Vec<u8>>>, serde_json::Value) {
+    let _dpdk = dpdk_lock();
+    let mut vdevs = Vec::new();
+    let mut outs = Vec::new();
+    for port in 0..ports {
+        let out = dir.join(format!("{tag}-out{port}.pcap"));
+        let rx = match (port, input, network) {
+            (0, Some(i), _) => format!("rx_pcap={},", i.display()),
+            (1, _, Some(n)) => format!("rx_pcap={},", n.display()),
+            _ => String::new(),
+        };
+        vdevs.push(format!("net_pcap{port},{rx}tx_pcap={}", out.display()));
+        outs.push(out);
+    }
+    let eal = eal_args(tag, &vdevs);
+    let json = dir.join(format!("{tag}-stats.json"));
+    let (out, stats) = run_forward(config, secs, &eal, &json);
+    assert!(
+        out.status.success(),
+        "intellinode failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = stats.expect("stats json");
+    assert_eq!(
+        stats["totals"]["balanced"], true,
+        "rx = tx + drops: {}",
+        stats["totals"]
+    );
+    (outs.iter().map(|p| frames(p)).collect(), stats)
+}
+
+fn run_route(dir: &Path, k: &RouteKnobs, input: &[Packet], secs: f64) -> Run {
+    let config = route_config(dir, k);
+    let pcap_in = dir.join("in.pcap");
+    write_packets(&pcap_in, input);
+    let (mut outs, stats) = run_appliance(dir, "route", &config, Some(&pcap_in), None, 2, secs);
+    let out = outs.remove(1);
+    let back = outs.remove(0);
+    Run { out, back, stats }
+}
+
+fn transitions(stats: &serde_json::Value) -> BTreeMap<String, u64> {
+    stats["tensor"]["qp_transitions"]
+        .as_object()
+        .expect("qp_transitions")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn qp_states_follow_bytes_opcodes_and_idleness() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(1);
+    let mut t = 0u64;
+    // S: control messages, SEND Only.
+    let mut s = RcConnection::new(&mut r, host(1), host(2));
+    let small: Vec<Packet> = (0..5)
+        .map(|i| s.send_only(&[i as u8; 200], i * 1000).unwrap())
+        .collect();
+    // L: one 4 MiB WRITE, large from its RETH on.
+    let mut l = RcConnection::new(&mut r, host(3), host(4));
+    let (large, _) = l.write(&mut r, 4 << 20, t, 100).unwrap();
+    // M: three 512 KiB WRITEs, each under the 1 MiB threshold.
+    let mut m = RcConnection::new(&mut r, host(5), host(6));
+    let mut medium = Vec::new();
+    for _ in 0..3 {
+        let (p, end) = m.write(&mut r, 512 << 10, t, 100).unwrap();
+        medium.extend(p);
+        t = end;
+    }
+    // B: small WRITE, then a 2 MiB WRITE, then a SEND: small, large,
+    // draining, small again.
+    let mut b = RcConnection::new(&mut r, host(7), host(8));
+    let (mut both, end) = b.write(&mut r, 256 << 10, 0, 100).unwrap();
+    let (p, end) = b.write(&mut r, 2 << 20, end, 100).unwrap();
+    both.extend(p);
+    both.push(b.send_only(b"done", end).unwrap());
+    let input = interleave(vec![small, large, medium, both]);
+    let run = run_route(dir.path(), &RouteKnobs::default(), &input, 1.5);
+
+    let got = transitions(&run.stats);
+    let want: BTreeMap<String, u64> = [
+        // S, M and B start small; L starts large.
+        ("UNALLOCATED->SMALL_FLOW", 3),
+        ("UNALLOCATED->LARGE_FLOW", 1),
+        // B's 2 MiB message.
+        ("SMALL_FLOW->LARGE_FLOW", 1),
+        // The Last packets of L's and B's large messages.
+        ("LARGE_FLOW->DRAINING", 2),
+        // B's closing SEND.
+        ("DRAINING->SMALL_FLOW", 1),
+        // Idle past 20 ms after the pcap ends: S, M, B small, L draining.
+        ("SMALL_FLOW->UNALLOCATED", 3),
+        ("DRAINING->UNALLOCATED", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(got, want, "transitions: {}", run.stats["tensor"]);
+    assert_eq!(run.out.len(), input.len(), "every packet leaves port 1");
+    assert!(run.back.is_empty());
+    let events = &run.stats["tensor"]["events"];
+    assert_eq!(events["qp_new"], 4, "{events}");
+    assert_eq!(events["qp_expired"], 4, "{events}");
+    // The worker fed the predictor core.
+    assert!(
+        events["feature_fifo_pushed"].as_u64().unwrap() > 0,
+        "{events}"
+    );
+    assert!(
+        run.stats["tensor"]["predictor"]["records"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Heuristic semantics: L's and B's large WRITEs are gradients.
+    assert_eq!(run.stats["tensor"]["tensor_types"]["gradient"], 2);
+}
+
+#[test]
+fn icrc_and_ipv4_checksum_survive_ttl_and_ecn_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(2);
+    let mut a = RcConnection::new(&mut r, host(1), host(2));
+    let (mut input, _) = a.write(&mut r, 1 << 20, 0, 100).unwrap();
+    let mut c = RcConnection::new(&mut r, host(3), host(4));
+    for i in 0..50 {
+        input.push(c.send_only(&[7; 64], i).unwrap());
+    }
+    // Three packets whose ICRC was broken on the way in.
+    let mut broken = 0;
+    for p in input.iter_mut().skip(10).step_by(300).take(3) {
+        let n = p.data.len();
+        p.data[n - 1] ^= 0x5a;
+        broken += 1;
+    }
+    let knobs = RouteKnobs {
+        rate_mbps: Some(50.0),
+        decrement_ttl: true,
+        ecn_mark: 8,
+        ..RouteKnobs::default()
+    };
+    let run = run_route(dir.path(), &knobs, &input, 1.5);
+    assert_eq!(run.out.len(), input.len() - broken);
+    let drops = &run.stats["ports"][0]["drops"];
+    assert_eq!(drops["icrc_bad"], broken as u64, "{drops}");
+    for p in input.iter().take(10) {
+        let pp = parse(&p.data).unwrap();
+        let (computed, stored) = icrc_by_the_book(&p.data, &pp);
+        assert_eq!(computed, stored, "the independent ICRC agrees on the input");
+    }
+    let ttl_in = parse(&input[0].data).unwrap().ttl;
+    let mut marked = 0;
+    for f in &run.out {
+        let p = parse(f).unwrap();
+        assert!(p.bth.is_some());
+        assert_eq!(p.ttl, ttl_in - 1, "TTL decremented once");
+        assert!(ipv4_checksum_ok(f, &p), "IPv4 checksum after rewrite");
+        let (computed, stored) = icrc_by_the_book(f, &p);
+        assert_eq!(computed, stored, "ICRC still verifies");
+        assert_eq!(classifier::icrc::verify_icrc(p.l3(f)), Ok(true));
+        if p.tos & 3 == 3 {
+            marked += 1;
+        }
+    }
+    assert!(
+        marked > 0,
+        "a 50 Mbit/s port queues, so some packets are CE"
+    );
+    assert_eq!(
+        run.stats["tensor"]["events"]["ecn_marked"], marked,
+        "every mark counted"
+    );
+    // And it sees the broken ones as broken (so it can fail).
+    let p = &input[10];
+    let pp = parse(&p.data).unwrap();
+    let (computed, stored) = icrc_by_the_book(&p.data, &pp);
+    assert_ne!(computed, stored);
+}
+
+/// Per QP (by destination address), bytes in `out` while every QP still
+/// had packets left to send.
+fn shares_while_backlogged(out: &[Vec<u8>]) -> HashMap<Ipv4Addr, u64> {
+    let mut remaining: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for f in out {
+        *remaining.entry(dst(f)).or_default() += 1;
+    }
+    let mut bytes: HashMap<Ipv4Addr, u64> = HashMap::new();
+    for f in out {
+        if remaining.values().any(|&n| n == 0) {
+            break;
+        }
+        let d = dst(f);
+        *bytes.entry(d).or_default() += f.len() as u64;
+        *remaining.get_mut(&d).unwrap() -= 1;
+    }
+    bytes
+}
+
+fn dst(f: &[u8]) -> Ipv4Addr {
+    key_of(f).dst_ip().to_string().parse().unwrap()
+}
+
+#[test]
+fn large_flows_share_by_compute_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(3);
+    let weights = [(2u8, 1u16), (4, 2), (6, 4)];
+    let flows: Vec<Vec<Packet>> = weights
+        .iter()
+        .map(|(d, _)| {
+            let mut c = RcConnection::new(&mut r, host(d - 1), host(*d));
+            let mut all = Vec::new();
+            let mut t = 0;
+            for _ in 0..2 {
+                let (p, end) = c.write(&mut r, 2 << 20, t, 100).unwrap();
+                all.extend(p);
+                t = end;
+            }
+            all
+        })
+        .collect();
+    let input = interleave(flows);
+    let knobs = RouteKnobs {
+        rate_mbps: Some(200.0),
+        band_limit: 20_000,
+        nodes: weights.to_vec(),
+        ..RouteKnobs::default()
+    };
+    let run = run_route(dir.path(), &knobs, &input, 2.5);
+    assert_eq!(run.out.len(), input.len(), "nothing dropped");
+    let bytes = shares_while_backlogged(&run.out);
+    let normalised: Vec<f64> = weights
+        .iter()
+        .map(|(d, w)| bytes[&Ipv4Addr::new(10, 10, 0, *d)] as f64 / f64::from(*w))
+        .collect();
+    let jain = sched::jain_index(&normalised);
+    assert!(
+        jain >= 0.99,
+        "Jain's index over bytes/weight {jain:.4}: {normalised:?}"
+    );
+    // And the share is really by weight, not equal: the weight-4 QP sent
+    // at least 3.5 times what the weight-1 QP sent.
+    assert!(normalised.iter().all(|x| *x > 0.0));
+    let ratio =
+        bytes[&Ipv4Addr::new(10, 10, 0, 6)] as f64 / bytes[&Ipv4Addr::new(10, 10, 0, 2)] as f64;
+    assert!(ratio > 3.5 && ratio < 4.5, "weight 4 vs 1 got {ratio:.2}");
+}
+
+#[test]
+fn small_flow_packets_never_wait_behind_large_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(4);
+    let mut big = RcConnection::new(&mut r, host(1), host(2));
+    let (large, _) = big.write(&mut r, 3 << 20, 0, 100).unwrap();
+    let mut ctl = RcConnection::new(&mut r, host(3), host(4));
+    // A control message after every 100 large packets.
+    let mut input = Vec::new();
+    for (i, p) in large.into_iter().enumerate() {
+        if i % 100 == 50 {
+            input.push(ctl.send_only(&[i as u8; 100], 0).unwrap());
+        }
+        input.push(p);
+    }
+    let knobs = RouteKnobs {
+        rate_mbps: Some(100.0),
+        band_limit: 20_000,
+        ..RouteKnobs::default()
+    };
+    let run = run_route(dir.path(), &knobs, &input, 2.0);
+    assert_eq!(run.out.len(), input.len());
+    let arrival: HashMap<Vec<u8>, usize> = input
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.data.clone(), i))
+        .collect();
+    let is_small =
+        |f: &[u8]| key_of(f).dst_ip() == std::net::IpAddr::V4(Ipv4Addr::new(10, 10, 0, 4));
+    let mut overtaken = 0usize;
+    let mut small_seen = 0;
+    for (pos, f) in run.out.iter().enumerate() {
+        if !is_small(f) {
+            continue;
+        }
+        small_seen += 1;
+        let arrived = arrival[f];
+        // No LARGE packet that arrived after this one left before it.
+        for earlier in &run.out[..pos] {
+            if !is_small(earlier) {
+                assert!(
+                    arrival[earlier] < arrived,
+                    "a LARGE packet that arrived after a SMALL one left first"
+                );
+            }
+        }
+        // How many LARGE packets that arrived before it it overtook.
+        overtaken += run.out[pos + 1..]
+            .iter()
+            .filter(|g| !is_small(g) && arrival[*g] < arrived)
+            .count();
+    }
+    assert_eq!(small_seen, 31);
+    assert!(
+        overtaken > 1000,
+        "small packets overtook only {overtaken} queued large ones"
+    );
+    let classes = &run.stats["tensor"]["ports"][0]["classes"];
+    assert_eq!(classes["small_slow"]["queued"], 31, "{classes}");
+}
+
+/// Overlay config for one of two appliances.
+fn overlay_config(dir: &Path, name: &str, local: &str, remote: &str, key: &Path) -> PathBuf {
+    let text = format!(
+        "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\n\
+         local_ip = \"{local}\"\nkey_file = \"{key}\"\nmin_slice_bytes = 65536\n\
+         reorder_window = 512\nreorder_timeout_us = 200000\n\
+         [tensor.qp]\nlarge_rate_mbps = 1e12\n\
+         [[tensor.paths]]\nid = 1\nport = 1\nnext_hop_mac = \"02:00:00:00:01:01\"\nremote_ip = \"{remote}\"\ncapacity_mbps = 10000\nlatency_us = 5\n\
+         [[tensor.paths]]\nid = 2\nport = 2\nnext_hop_mac = \"02:00:00:00:02:01\"\nremote_ip = \"{remote}\"\ncapacity_mbps = 10000\nlatency_us = 8\n",
+        key = key.display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Where, in an overlay frame, the data of the IntelliNode option of
+/// type `option_type` starts (read without trusting it: the test is the
+/// attacker here).
+fn option_data_at(frame: &[u8], option_type: u8) -> Option<usize> {
+    use tensor::geneve::GeneveOptions;
+    let outer = tensor::encap::read_encap(frame).expect("overlay frame");
+    let options_start = outer.header_len - outer.options.len();
+    let mut it = GeneveOptions::new(outer.options);
+    loop {
+        let at = it.offset();
+        let o = it.next()?.ok()?;
+        if o.class == tensor::metadata::OPTION_CLASS && o.option_type == option_type {
+            return Some(options_start + at + 4);
+        }
+    }
+}
+
+/// The FRAGMENT option's stream sequence of an overlay frame (its last 4
+/// data bytes, wire-format.md §7).
+fn stream_seq(frame: &[u8]) -> u32 {
+    let at = option_data_at(frame, tensor::metadata::option_type::FRAGMENT).expect("FRAGMENT");
+    u32::from_be_bytes(frame[at + 8..at + 12].try_into().unwrap())
+}
+
+/// What the two paths delivered, merged as if path 2 were `skew` packets
+/// slower than path 1.
+fn merge_with_skew(path1: &[Vec<u8>], path2: &[Vec<u8>], skew: usize) -> Vec<Vec<u8>> {
+    let mut timed: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    for (i, f) in path1.iter().enumerate() {
+        timed.push((i * 2, 0, f.clone()));
+    }
+    for (i, f) in path2.iter().enumerate() {
+        timed.push((i * 2 + skew * 2, 1, f.clone()));
+    }
+    timed.sort_by_key(|(t, p, _)| (*t, *p));
+    timed.into_iter().map(|(_, _, f)| f).collect()
+}
+
+fn overlay_workload(seed: u64) -> Vec<Packet> {
+    let mut r = rng(seed);
+    let mut a = RcConnection::new(&mut r, host(1), host(2));
+    let mut big = Vec::new();
+    let mut t = 0;
+    for _ in 0..2 {
+        let (p, end) = a.write(&mut r, 2 << 20, t, 100).unwrap();
+        big.extend(p);
+        t = end;
+    }
+    let mut c = RcConnection::new(&mut r, host(3), host(2));
+    let small: Vec<Packet> = (0..40)
+        .map(|i| c.send_only(&[i as u8; 256], i).unwrap())
+        .collect();
+    interleave(vec![big, small])
+}
+
+/// Per QP, its frames in order.
+fn per_qp(frames: &[Vec<u8>]) -> HashMap<FlowKey, Vec<Vec<u8>>> {
+    let mut m: HashMap<FlowKey, Vec<Vec<u8>>> = HashMap::new();
+    for f in frames {
+        m.entry(key_of(f)).or_default().push(f.clone());
+    }
+    m
+}
+
+#[test]
+fn sliced_messages_arrive_byte_identical_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = write_key(dir.path(), "overlay.key");
+    let input = overlay_workload(5);
+    let ingress = overlay_config(dir.path(), "ingress", "192.0.2.1", "192.0.2.2", &key);
+    let pcap_in = dir.path().join("hosts.pcap");
+    write_packets(&pcap_in, &input);
+    let (outs, stats_a) = run_appliance(
+        dir.path(),
+        "ingress",
+        &ingress,
+        Some(&pcap_in),
+        None,
+        3,
+        1.5,
+    );
+    let (path1, path2) = (&outs[1], &outs[2]);
+    assert!(outs[0].is_empty());
+    assert_eq!(
+        path1.len() + path2.len(),
+        input.len(),
+        "every packet overlaid"
+    );
+    assert!(
+        path1.len() > 500 && path2.len() > 500,
+        "both paths carry slices: {} and {}",
+        path1.len(),
+        path2.len()
+    );
+    let ev = &stats_a["tensor"]["events"];
+    assert_eq!(ev["encapsulated"], input.len() as u64, "{ev}");
+    assert_eq!(ev["messages_sliced"], 2, "{ev}");
+    // Each path's stream sequence numbers rise; the merge below makes the
+    // far side see them out of order.
+    let merged = merge_with_skew(path1, path2, 150);
+    let seqs: Vec<u32> = merged.iter().map(|f| stream_seq(f)).collect();
+    assert!(seqs.windows(2).any(|w| w[1] < w[0]), "the merge reorders");
+
+    let egress = overlay_config(dir.path(), "egress", "192.0.2.2", "192.0.2.1", &key);
+    let network = dir.path().join("network.pcap");
+    write_frames(&network, &merged);
+    let (outs_b, stats_b) =
+        run_appliance(dir.path(), "egress", &egress, None, Some(&network), 3, 1.5);
+    let delivered = &outs_b[0];
+    assert_eq!(delivered.len(), input.len(), "every packet delivered once");
+    let want = per_qp(&input.iter().map(|p| p.data.clone()).collect::<Vec<_>>());
+    let got = per_qp(delivered);
+    assert_eq!(got.len(), want.len());
+    for (k, frames) in &want {
+        assert!(
+            got[k] == *frames,
+            "QP {k:?}: the far side's frames differ from the original or are out of order"
+        );
+    }
+    let meta = &stats_b["tensor"]["metadata"];
+    assert_eq!(meta["accepted"], input.len() as u64, "{meta}");
+    assert_eq!(meta["bad_mac"], 0);
+    let ev = &stats_b["tensor"]["events"];
+    assert!(ev["reorder_held"].as_u64().unwrap() > 0, "{ev}");
+    assert_eq!(ev["reorder_lost"], 0, "{ev}");
+}
+
+#[test]
+fn tampered_metadata_tlvs_are_caught_and_buy_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = write_key(dir.path(), "overlay.key");
+    let input = overlay_workload(6);
+    let ingress = overlay_config(dir.path(), "ingress", "192.0.2.1", "192.0.2.2", &key);
+    let pcap_in = dir.path().join("hosts.pcap");
+    write_packets(&pcap_in, &input);
+    let (outs, _) = run_appliance(
+        dir.path(),
+        "ingress",
+        &ingress,
+        Some(&pcap_in),
+        None,
+        3,
+        1.5,
+    );
+    // An on-path attacker rewrites the TENSOR_TYPE of every 10th packet
+    // of path 1 to "activation", hoping for the strict band.
+    let mut path1 = outs[1].clone();
+    let mut tampered = 0u64;
+    for f in path1.iter_mut().step_by(10) {
+        let at = option_data_at(f, tensor::metadata::option_type::TENSOR_TYPE)
+            .expect("a TENSOR_TYPE option");
+        f[at] = tensor::TensorType::Activation as u8;
+        tampered += 1;
+    }
+    let merged = merge_with_skew(&path1, &outs[2], 0);
+    let egress = overlay_config(dir.path(), "egress", "192.0.2.2", "192.0.2.1", &key);
+    let network = dir.path().join("network.pcap");
+    write_frames(&network, &merged);
+    let (outs_b, stats) =
+        run_appliance(dir.path(), "egress", &egress, None, Some(&network), 3, 1.5);
+    let meta = &stats["tensor"]["metadata"];
+    assert_eq!(meta["bad_mac"], tampered, "{meta}");
+    assert_eq!(
+        meta["accepted"].as_u64().unwrap() + tampered,
+        input.len() as u64,
+        "{meta}"
+    );
+    // Tampered packets are still delivered, at best effort: none of them
+    // got a strict band, and no activation was believed.
+    // A tampered packet's FRAGMENT cannot be trusted either, so it is
+    // delivered unsequenced and leaves a hole in its stream; the reorder
+    // buffer skips the hole (counted lost) and anything that then arrives
+    // behind its window is a counted late drop. Every packet is accounted
+    // for, and every tampered one was delivered.
+    let late = stats["ports"][1]["drops"]["reorder_late"].as_u64().unwrap();
+    assert_eq!(
+        outs_b[0].len() as u64 + late,
+        input.len() as u64,
+        "drops: {} events: {}",
+        stats["ports"][1]["drops"],
+        stats["tensor"]["events"]
+    );
+    let t = &stats["tensor"];
+    assert!(t["semantic_sources"]["forged"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(t["tensor_types"]["activation"], 0, "{t}");
+    assert_eq!(t["events"]["unsequenced_delivered"], tampered, "{t}");
+    let classes = &t["ports"][0]["classes"];
+    assert_eq!(classes["best_effort"]["queued"], tampered, "{classes}");
+}
