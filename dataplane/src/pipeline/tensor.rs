@@ -589,6 +589,9 @@ impl<'a> TensorWorker<'a> {
         let key = inner_p.flow.ok_or(DropReason::InnerUnparsable)?;
         let verified =
             tensor::metadata::MetadataRepr::parse_verified(outer.options, &key, &self.shared.keys);
+        // Authentication failures make the flow's features `Forged` (best
+        // effort); a malformed but authentic block only loses its TLVs.
+        let mut forged = false;
         let meta = match verified {
             Ok(meta) => {
                 self.counters.metadata(MetaOutcome::Accepted);
@@ -596,6 +599,7 @@ impl<'a> TensorWorker<'a> {
             }
             Err(e) => {
                 self.counters.metadata(meta_outcome(&e));
+                forged = e.is_auth_failure();
                 None
             }
         };
@@ -610,7 +614,11 @@ impl<'a> TensorWorker<'a> {
         let semantic = match &meta {
             Some(meta) => semantics_from_tlv(meta),
             None => SemanticFeatures {
-                source: SemanticSource::Forged,
+                source: if forged {
+                    SemanticSource::Forged
+                } else {
+                    SemanticSource::Heuristic
+                },
                 ..SemanticFeatures::default()
             },
         };
@@ -1158,6 +1166,30 @@ fn schedule_into(
     {
         bump(c, 1);
     }
+    // An idle, unshaped port: nothing is queued, so nothing can be
+    // overtaken; the packet skips the scheduler and joins the TX burst,
+    // as a Linux qdisc bypasses an empty queue.
+    let m = if e.shaper.is_none() && e.strict.is_empty() && e.wdrr.is_empty() {
+        match e.pending.push(m) {
+            Ok(()) => {
+                if let Some(c) = counters
+                    .class_tx_bytes
+                    .get(q.port)
+                    .and_then(|c| c.get(class as usize))
+                {
+                    bump(c, u64::from(q.len));
+                }
+                if let Some(entry) = entry {
+                    entry.last_port = q.port as u16;
+                    entry.last_band = 0;
+                }
+                return Ok(());
+            }
+            Err(m) => m,
+        }
+    } else {
+        m
+    };
     let item = (m, rdtsc(), class);
     let ticket;
     if band == WDRR_BAND {
