@@ -72,7 +72,8 @@ need=$((PACKETS + 3 * 2048 + 2 * 256 + 2 * 64 + 1024))
 MBUFS=1
 while ((MBUFS < need)); do MBUFS=$((MBUFS * 2 + 1)); done
 KEY=$DIR/overlay.key
-(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY" && echo >>"$KEY")
+rm -f "$KEY"
+"$INB" ctl keygen "$KEY" >/dev/null || bench_die "intellinode ctl keygen $KEY failed"
 
 common="burst_size = 32
 idle_sleep_us = 0

@@ -340,3 +340,22 @@ pub fn ctl(ns: Option<&Netns>, port: u16, key: &Path, key_id: u32, args: &[&str]
     );
     String::from_utf8(out.stdout).expect("ctl prints UTF-8")
 }
+
+/// The frames of a pcap file, in order.
+pub fn frames(path: &Path) -> Vec<Vec<u8>> {
+    pktgen::pcap::read_file(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|r| r.data)
+        .collect()
+}
+
+/// Writes frames as a pcap, 1 µs apart.
+pub fn write_frames(path: &Path, frames: &[Vec<u8>]) {
+    let packets: Vec<pktgen::Packet> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| pktgen::Packet::new(i as u64 * 1000, f.clone()))
+        .collect();
+    pktgen::pcap::write_file(path, pktgen::pcap::TsResolution::Micro, &packets).unwrap();
+}

@@ -9,15 +9,6 @@ use std::path::{Path, PathBuf};
 use intellinode_tests::*;
 use pktgen::pcap;
 
-/// The frames of a pcap, in order.
-fn frames(path: &Path) -> Vec<Vec<u8>> {
-    pcap::read_file(path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|r| r.data)
-        .collect()
-}
-
 /// One pcap holding the edge cases, then RoCEv2 training traffic, agent
 /// requests and the web-search mix.
 fn mixed_input(dir: &Path) -> (PathBuf, Vec<Vec<u8>>) {

@@ -19,7 +19,6 @@ use std::process::{Command, Stdio};
 use classifier::checksum::{checksum, PseudoHeader};
 use classifier::{find_token_feature, parse, IpProtocol, L3Kind, ParsedPacket, TlvLookup};
 use intellinode_tests::*;
-use pktgen::pcap;
 use steer::TrafficClass;
 
 const EDGE_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
@@ -168,23 +167,6 @@ fn agent_pcap(dir: &Path, name: &str, seed: u64, packets: usize, tlv: &str) -> P
         .expect("spawn pktgen");
     assert!(status.success(), "pktgen write agent --tlv {tlv} failed");
     out
-}
-
-fn frames(path: &Path) -> Vec<Vec<u8>> {
-    pcap::read_file(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_iter()
-        .map(|r| r.data)
-        .collect()
-}
-
-fn write_frames(path: &Path, frames: &[Vec<u8>]) {
-    let packets: Vec<pktgen::Packet> = frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| pktgen::Packet::new(i as u64 * 1000, f.clone()))
-        .collect();
-    pcap::write_file(path, pcap::TsResolution::Micro, &packets).unwrap();
 }
 
 /// What a steering run produced.

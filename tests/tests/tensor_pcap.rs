@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use classifier::{parse, FlowKey, ParsedPacket};
 use intellinode_tests::*;
-use pktgen::pcap;
 use pktgen::workload::flows::{Host, RcConnection};
 use pktgen::Packet;
 use rand::SeedableRng;
@@ -33,25 +32,11 @@ fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
-fn frames(path: &Path) -> Vec<Vec<u8>> {
-    match pcap::read_file(path) {
-        Ok(records) => records.into_iter().map(|r| r.data).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
+/// Writes packets as a pcap (their own timestamps do not matter: pcaps
+/// replay at full speed).
 fn write_packets(path: &Path, packets: &[Packet]) {
-    let renumbered: Vec<Packet> = packets
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Packet::new(1_000_000 + i as u64 * 100, p.data.clone()))
-        .collect();
-    pcap::write_file(path, pcap::TsResolution::Micro, &renumbered).unwrap();
-}
-
-fn write_frames(path: &Path, frames: &[Vec<u8>]) {
-    let packets: Vec<Packet> = frames.iter().map(|f| Packet::new(0, f.clone())).collect();
-    write_packets(path, &packets);
+    let frames: Vec<Vec<u8>> = packets.iter().map(|p| p.data.clone()).collect();
+    write_frames(path, &frames);
 }
 
 /// Interleaves several packet lists round robin (one packet of each in
@@ -565,6 +550,27 @@ fn overlay_workload(seed: u64) -> Vec<Packet> {
     interleave(vec![big, small])
 }
 
+/// The ingress appliance on `input`: returns what left the host port and
+/// the two paths, and its stats.
+fn run_ingress(dir: &Path, key: &Path, input: &[Packet]) -> (Vec<Vec<Vec<u8>>>, serde_json::Value) {
+    let config = overlay_config(dir, "ingress", "192.0.2.1", "192.0.2.2", key);
+    let pcap_in = dir.join("hosts.pcap");
+    write_packets(&pcap_in, input);
+    run_appliance(dir, "ingress", &config, Some(&pcap_in), None, 3, 1.5)
+}
+
+/// The egress appliance on what the network delivered (into its port 1).
+fn run_egress(
+    dir: &Path,
+    key: &Path,
+    network: &[Vec<u8>],
+) -> (Vec<Vec<Vec<u8>>>, serde_json::Value) {
+    let config = overlay_config(dir, "egress", "192.0.2.2", "192.0.2.1", key);
+    let pcap_net = dir.join("network.pcap");
+    write_frames(&pcap_net, network);
+    run_appliance(dir, "egress", &config, None, Some(&pcap_net), 3, 1.5)
+}
+
 /// Per QP, its frames in order.
 fn per_qp(frames: &[Vec<u8>]) -> HashMap<FlowKey, Vec<Vec<u8>>> {
     let mut m: HashMap<FlowKey, Vec<Vec<u8>>> = HashMap::new();
@@ -579,18 +585,7 @@ fn sliced_messages_arrive_byte_identical_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = write_key(dir.path(), "overlay.key");
     let input = overlay_workload(5);
-    let ingress = overlay_config(dir.path(), "ingress", "192.0.2.1", "192.0.2.2", &key);
-    let pcap_in = dir.path().join("hosts.pcap");
-    write_packets(&pcap_in, &input);
-    let (outs, stats_a) = run_appliance(
-        dir.path(),
-        "ingress",
-        &ingress,
-        Some(&pcap_in),
-        None,
-        3,
-        1.5,
-    );
+    let (outs, stats_a) = run_ingress(dir.path(), &key, &input);
     let (path1, path2) = (&outs[1], &outs[2]);
     assert!(outs[0].is_empty());
     assert_eq!(
@@ -613,11 +608,7 @@ fn sliced_messages_arrive_byte_identical_and_in_order() {
     let seqs: Vec<u32> = merged.iter().map(|f| stream_seq(f)).collect();
     assert!(seqs.windows(2).any(|w| w[1] < w[0]), "the merge reorders");
 
-    let egress = overlay_config(dir.path(), "egress", "192.0.2.2", "192.0.2.1", &key);
-    let network = dir.path().join("network.pcap");
-    write_frames(&network, &merged);
-    let (outs_b, stats_b) =
-        run_appliance(dir.path(), "egress", &egress, None, Some(&network), 3, 1.5);
+    let (outs_b, stats_b) = run_egress(dir.path(), &key, &merged);
     let delivered = &outs_b[0];
     assert_eq!(delivered.len(), input.len(), "every packet delivered once");
     let want = per_qp(&input.iter().map(|p| p.data.clone()).collect::<Vec<_>>());
@@ -642,18 +633,7 @@ fn tampered_metadata_tlvs_are_caught_and_buy_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = write_key(dir.path(), "overlay.key");
     let input = overlay_workload(6);
-    let ingress = overlay_config(dir.path(), "ingress", "192.0.2.1", "192.0.2.2", &key);
-    let pcap_in = dir.path().join("hosts.pcap");
-    write_packets(&pcap_in, &input);
-    let (outs, _) = run_appliance(
-        dir.path(),
-        "ingress",
-        &ingress,
-        Some(&pcap_in),
-        None,
-        3,
-        1.5,
-    );
+    let (outs, _) = run_ingress(dir.path(), &key, &input);
     // An on-path attacker rewrites the TENSOR_TYPE of every 10th packet
     // of path 1 to "activation", hoping for the strict band.
     let mut path1 = outs[1].clone();
@@ -665,11 +645,7 @@ fn tampered_metadata_tlvs_are_caught_and_buy_nothing() {
         tampered += 1;
     }
     let merged = merge_with_skew(&path1, &outs[2], 0);
-    let egress = overlay_config(dir.path(), "egress", "192.0.2.2", "192.0.2.1", &key);
-    let network = dir.path().join("network.pcap");
-    write_frames(&network, &merged);
-    let (outs_b, stats) =
-        run_appliance(dir.path(), "egress", &egress, None, Some(&network), 3, 1.5);
+    let (outs_b, stats) = run_egress(dir.path(), &key, &merged);
     let meta = &stats["tensor"]["metadata"];
     assert_eq!(meta["bad_mac"], tampered, "{meta}");
     assert_eq!(
@@ -677,8 +653,6 @@ fn tampered_metadata_tlvs_are_caught_and_buy_nothing() {
         input.len() as u64,
         "{meta}"
     );
-    // Tampered packets are still delivered, at best effort: none of them
-    // got a strict band, and no activation was believed.
     // A tampered packet's FRAGMENT cannot be trusted either, so it is
     // delivered unsequenced and leaves a hole in its stream; the reorder
     // buffer skips the hole (counted lost) and anything that then arrives
@@ -692,6 +666,8 @@ fn tampered_metadata_tlvs_are_caught_and_buy_nothing() {
         stats["ports"][1]["drops"],
         stats["tensor"]["events"]
     );
+    // Tampered packets are delivered at best effort: none of them got a
+    // strict band, and no activation was believed.
     let t = &stats["tensor"];
     assert!(t["semantic_sources"]["forged"].as_u64().unwrap() > 0, "{t}");
     assert_eq!(t["tensor_types"]["activation"], 0, "{t}");

@@ -4,8 +4,8 @@
 //! RX queues it polls and where their packets go, so workers share nothing
 //! on the fast path but read-only configuration.
 
+pub mod egress;
 pub mod forward;
-pub mod shaper;
 pub mod steer;
 pub mod steer_counters;
 pub mod tensor;

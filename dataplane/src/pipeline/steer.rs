@@ -49,11 +49,11 @@ use steer::{
     ClientKey, Decider, FlowEntry, FlowTable, InsertError, Rejections, ServiceTable, TrafficClass,
 };
 
-use super::shaper::Shaper;
+use super::egress::{count_drop, send_pending, Shaper};
 use super::steer_counters::{FeatureSource, FlowEvent, SteerCounters};
 use super::{QueueRoute, WorkerConf};
 use crate::control_plane::PublishedView;
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, PortId, MAX_BURST, MAX_PORTS};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 use crate::steer_config::SteerConfig;
 
@@ -766,30 +766,7 @@ impl<'a> SteerWorker<'a> {
                     }
                 }
             }
-            if e.pending.is_empty() {
-                continue;
-            }
-            let bytes_before: u64 = e
-                .pending
-                .as_slice()
-                .iter()
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
-            let sent = e.pending.tx_burst(PortId(port as u16), queue) as u64;
-            if sent == 0 {
-                continue;
-            }
-            any = true;
-            let bytes_after: u64 = e
-                .pending
-                .as_slice()
-                .iter()
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
-            if let Some(tx) = self.lcore.ports.get(port) {
-                bump(&tx.tx_packets, sent);
-                bump(&tx.tx_bytes, bytes_before - bytes_after);
-            }
+            any |= send_pending(&mut e.pending, port, queue, self.lcore);
         }
         any
     }
@@ -808,28 +785,11 @@ impl<'a> SteerWorker<'a> {
     pub fn discard_backlog(&mut self) {
         for e in self.egress.iter_mut().flatten() {
             while let Some((_, (m, _, _), _)) = e.sched.dequeue() {
-                if let Err(m) = e.pending.push(m) {
-                    count_shutdown_drop(self.lcore, &m);
-                    drop(m);
-                }
-                if e.pending.len() == MAX_BURST {
-                    e.pending.drain_into(|m| {
-                        count_shutdown_drop(self.lcore, &m);
-                        drop(m);
-                    });
-                }
+                count_drop(self.lcore, m, DropReason::ShutdownBacklog);
             }
-            e.pending.drain_into(|m| {
-                count_shutdown_drop(self.lcore, &m);
-                drop(m);
-            });
+            e.pending
+                .drain_into(|m| count_drop(self.lcore, m, DropReason::ShutdownBacklog));
         }
-    }
-}
-
-fn count_shutdown_drop(lcore: &LcoreCounters, m: &Mbuf) {
-    if let Some(rx) = lcore.ports.get(usize::from(m.rx_port().0)) {
-        bump(&rx.drops[DropReason::ShutdownBacklog as usize], 1);
     }
 }
 

@@ -58,10 +58,10 @@ use tensor::{
     TensorType,
 };
 
-use super::shaper::Shaper;
+use super::egress::{count_drop, send_pending, Shaper};
 use super::tensor_counters::{Event, MetaOutcome, SchedClass, TensorCounters};
 use super::{QueueRoute, WorkerConf};
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, PortId, MAX_BURST, MAX_PORTS};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
 use crate::stats::{bump, DropReason, LcoreCounters};
 use crate::tensor_config::{TensorConfig, TensorPath};
 
@@ -202,10 +202,10 @@ pub struct TensorWorker<'a> {
     reorder: Option<ReorderBuffer<Held>>,
     /// WDRR weight per configured node (learned from COMPUTE_CAPABILITY).
     node_weights: Vec<u32>,
-    /// Whether the node's capability is announced by us.
     plan_config: PlanConfig,
     offload_config: OffloadConfig,
-    predictions: Option<arc_swap::Cache<Arc<ArcSwap<Predictions>>, Arc<Predictions>>>,
+    /// The predictor's latest snapshot, reloaded only when it changed.
+    predictions: arc_swap::Cache<Arc<ArcSwap<Predictions>>, Arc<Predictions>>,
     /// Parse results of the burst in hand, written in place (taken and
     /// put back each burst, never reallocated).
     parsed: Vec<Result<ParsedPacket, ParseError>>,
@@ -272,7 +272,7 @@ impl<'a> TensorWorker<'a> {
             node_weights: cfg.nodes.iter().map(|n| u32::from(n.weight)).collect(),
             plan_config,
             offload_config,
-            predictions: Some(arc_swap::Cache::new(Arc::clone(&shared.predictions))),
+            predictions: arc_swap::Cache::new(Arc::clone(&shared.predictions)),
             parsed: vec![
                 Err(ParseError::Ethernet(EthernetError::Truncated {
                     available: 0
@@ -295,10 +295,7 @@ impl<'a> TensorWorker<'a> {
         let from_hosts = route.rx_port.0 == self.shared.config.host_port;
         let default_port = usize::from(route.tx_port.0);
         let received = burst.len() as u64;
-        let predictions = match self.predictions.as_mut() {
-            Some(c) => **c.load(),
-            None => Predictions::default(),
-        };
+        let predictions = **self.predictions.load();
         // Pass 1: parse every packet (prefetching ahead) and warm the QP
         // table lines the lookups will read, so their misses overlap.
         let mut parsed = std::mem::take(&mut self.parsed);
@@ -683,20 +680,19 @@ impl<'a> TensorWorker<'a> {
         let Some(frag) = fragment else {
             // Nothing trustworthy to order by: deliver as it came.
             self.counters.event(Event::UnsequencedDelivered);
-            return self.deliver(held);
+            self.deliver(held);
+            return Ok(());
         };
         let Some(mut reorder) = self.reorder.take() else {
-            return self.deliver(held);
+            self.deliver(held);
+            return Ok(());
         };
-        let mut result = Ok(());
         let pushed = reorder.push(hash, frag.stream_seq, held, now_ns, &mut |h| {
-            if let Err(r) = self.deliver(h) {
-                result = Err(r);
-            }
+            self.deliver(h)
         });
         self.reorder = Some(reorder);
         match pushed {
-            Ok(()) => result,
+            Ok(()) => Ok(()),
             Err(refused) => {
                 drop(refused.item);
                 Err(match refused.reason {
@@ -708,11 +704,13 @@ impl<'a> TensorWorker<'a> {
         }
     }
 
-    /// Queues a decapsulated packet on the host port.
-    fn deliver(&mut self, h: Held) -> Result<(), DropReason> {
-        let weight = self
-            .qps
-            .get(&h.key)
+    /// Queues a decapsulated packet on the host port. It may come out of
+    /// the reorder buffer long after its burst, so a refusal is counted
+    /// here, on the port it entered by.
+    fn deliver(&mut self, h: Held) {
+        let entry = self.qps.get_mut_hashed(&h.key, h.hash);
+        let weight = entry
+            .as_ref()
             .and_then(|e| self.node_weights.get(usize::from(e.node)))
             .copied()
             .unwrap_or(1);
@@ -727,8 +725,12 @@ impl<'a> TensorWorker<'a> {
             },
             len: h.m.pkt_len(),
         };
-        let entry = self.qps.get_mut_hashed(&h.key, h.hash);
-        schedule_into(&mut self.egress, entry, h.m, q, self.counters)
+        let rx_port = usize::from(h.m.rx_port().0);
+        if let Err(reason) = schedule_into(&mut self.egress, entry, h.m, q, self.counters) {
+            if let Some(rx) = self.lcore.ports.get(rx_port) {
+                bump(&rx.drops[reason as usize], 1);
+            }
+        }
     }
 
     fn schedule(
@@ -746,10 +748,7 @@ impl<'a> TensorWorker<'a> {
         let nodes = &self.shared.config.nodes;
         if let Some(i) = nodes.iter().position(|n| n.id == c.node_id && !n.local) {
             if let Some(w) = self.node_weights.get_mut(i) {
-                let new = u32::from(c.compute_weight.max(1));
-                if *w != new {
-                    *w = new;
-                }
+                *w = u32::from(c.compute_weight.max(1));
                 self.counters.event(Event::CapabilityLearned);
             }
         }
@@ -799,8 +798,7 @@ impl<'a> TensorWorker<'a> {
         if !message_start {
             return meta;
         }
-        let fresh = now_ns.saturating_sub(predictions.made_at_ns) <= PREDICTION_MAX_AGE_NS
-            && predictions.made_at_ns != 0;
+        let fresh = is_fresh(predictions, now_ns);
         let port = self
             .shared
             .paths
@@ -960,28 +958,12 @@ impl<'a> TensorWorker<'a> {
         if now_ns.wrapping_sub(self.expire_reorder_ns) >= HOUSEKEEPING_EVERY_NS {
             self.expire_reorder_ns = now_ns;
             if let Some(mut reorder) = self.reorder.take() {
-                let mut drops = 0u64;
-                let before = reorder.stats();
-                reorder.expire(now_ns, &mut |h| {
-                    if self.deliver(h).is_err() {
-                        drops += 1;
-                    }
-                });
-                let after = reorder.stats();
-                counters.events(Event::ReorderLost, after.lost.saturating_sub(before.lost));
-                if after.lost > before.lost {
+                let lost_before = reorder.stats().lost;
+                reorder.expire(now_ns, &mut |h| self.deliver(h));
+                if reorder.stats().lost > lost_before {
                     counters.event(Event::ReorderTimeouts);
                 }
                 self.reorder = Some(reorder);
-                if drops > 0 {
-                    if let Some(rx) = self
-                        .lcore
-                        .ports
-                        .get(usize::from(self.shared.config.host_port))
-                    {
-                        bump(&rx.drops[DropReason::SchedQueueFull as usize], drops);
-                    }
-                }
             }
         }
     }
@@ -1037,30 +1019,7 @@ impl<'a> TensorWorker<'a> {
                     }
                 }
             }
-            if e.pending.is_empty() {
-                continue;
-            }
-            let bytes_before: u64 = e
-                .pending
-                .as_slice()
-                .iter()
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
-            let sent = e.pending.tx_burst(PortId(port as u16), queue) as u64;
-            if sent == 0 {
-                continue;
-            }
-            any = true;
-            let bytes_after: u64 = e
-                .pending
-                .as_slice()
-                .iter()
-                .map(|m| u64::from(m.pkt_len()))
-                .sum();
-            if let Some(tx) = self.lcore.ports.get(port) {
-                bump(&tx.tx_packets, sent);
-                bump(&tx.tx_bytes, bytes_before - bytes_after);
-            }
+            any |= send_pending(&mut e.pending, port, queue, self.lcore);
         }
         any
     }
@@ -1082,22 +1041,8 @@ impl<'a> TensorWorker<'a> {
     /// order (its gaps will not be filled any more).
     pub fn flush_reorder(&mut self) {
         if let Some(mut reorder) = self.reorder.take() {
-            let mut drops = 0u64;
-            reorder.flush(&mut |h| {
-                if self.deliver(h).is_err() {
-                    drops += 1;
-                }
-            });
+            reorder.flush(&mut |h| self.deliver(h));
             self.reorder = Some(reorder);
-            if drops > 0 {
-                if let Some(rx) = self
-                    .lcore
-                    .ports
-                    .get(usize::from(self.shared.config.host_port))
-                {
-                    bump(&rx.drops[DropReason::SchedQueueFull as usize], drops);
-                }
-            }
         }
     }
 
@@ -1117,13 +1062,13 @@ impl<'a> TensorWorker<'a> {
     pub fn discard_backlog(&mut self) {
         for e in self.egress.iter_mut().flatten() {
             while let Some((_, (m, _, _), _)) = e.strict.dequeue() {
-                count_drop(self.lcore, &m, DropReason::ShutdownBacklog);
+                count_drop(self.lcore, m, DropReason::ShutdownBacklog);
             }
             while let Some((_, (m, _, _), _)) = e.wdrr.dequeue() {
-                count_drop(self.lcore, &m, DropReason::ShutdownBacklog);
+                count_drop(self.lcore, m, DropReason::ShutdownBacklog);
             }
             e.pending
-                .drain_into(|m| count_drop(self.lcore, &m, DropReason::ShutdownBacklog));
+                .drain_into(|m| count_drop(self.lcore, m, DropReason::ShutdownBacklog));
         }
     }
 }
@@ -1216,15 +1161,6 @@ fn schedule_into(
         entry.last_ticket = ticket;
     }
     Ok(())
-}
-
-/// A packet dropped away from its burst (a draining QP's backlog that
-/// its band could not take, or what is left at shutdown): counted on the
-/// port it entered by.
-fn count_drop(lcore: &LcoreCounters, m: &Mbuf, reason: DropReason) {
-    if let Some(rx) = lcore.ports.get(usize::from(m.rx_port().0)) {
-        bump(&rx.drops[reason as usize], 1);
-    }
 }
 
 fn band_of(class: SchedClass) -> u8 {
@@ -1323,6 +1259,12 @@ fn meta_outcome(e: &MetadataError) -> MetaOutcome {
     }
 }
 
+/// Whether a snapshot is recent enough to plan by.
+fn is_fresh(predictions: &Predictions, now_ns: u64) -> bool {
+    predictions.made_at_ns != 0
+        && now_ns.saturating_sub(predictions.made_at_ns) <= PREDICTION_MAX_AGE_NS
+}
+
 /// The slice a message offset falls in, and the index of its lane in the
 /// plan: the message is cut into slices of `slice_bytes` dealt round
 /// robin over the plan's lanes, so that parallel paths carry neighbouring
@@ -1352,8 +1294,7 @@ fn plan_for(
     cfg: &PlanConfig,
     large_message_bytes: u64,
 ) -> SlicePlan {
-    let fresh = predictions.made_at_ns != 0
-        && now_ns.saturating_sub(predictions.made_at_ns) <= PREDICTION_MAX_AGE_NS;
+    let fresh = is_fresh(predictions, now_ns);
     let mut inputs = [PathInput::default(); tensor::prediction::MAX_PREDICTED_PATHS];
     let n = paths.len().min(inputs.len());
     for (i, (slot, p)) in inputs.iter_mut().zip(paths).enumerate() {

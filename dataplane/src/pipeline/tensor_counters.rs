@@ -130,12 +130,10 @@ pub enum Event {
     CapabilityLearned,
     OffloadDecided,
     OffloadDeclined,
-    DrainedToFlush,
-    PredictionsRead,
 }
 
 impl Event {
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 20] = [
         Event::QpNew,
         Event::QpTableFull,
         Event::QpExpired,
@@ -156,8 +154,6 @@ impl Event {
         Event::CapabilityLearned,
         Event::OffloadDecided,
         Event::OffloadDeclined,
-        Event::DrainedToFlush,
-        Event::PredictionsRead,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -183,8 +179,6 @@ impl Event {
             Event::CapabilityLearned => "capability_learned",
             Event::OffloadDecided => "offload_decided",
             Event::OffloadDeclined => "offload_declined",
-            Event::DrainedToFlush => "drained_to_flush",
-            Event::PredictionsRead => "predictions_read",
         }
     }
 }
