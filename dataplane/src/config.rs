@@ -681,4 +681,27 @@ mod tests {
             Config::load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         }
     }
+
+    #[test]
+    fn steer_policy_is_chosen_by_name_and_an_unknown_one_is_named() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let base = std::fs::read_to_string(root.join("examples/steer.toml")).unwrap();
+        let steer = |c: Config| c.steer.unwrap();
+        assert_eq!(
+            steer(Config::parse(&base).unwrap()).policy,
+            steer::Policy::TokenAware
+        );
+        for p in steer::Policy::ALL {
+            let text = base.replacen(
+                "[steer]\n",
+                &format!("[steer]\npolicy = \"{}\"\n", p.name()),
+                1,
+            );
+            assert_eq!(steer(Config::parse(&text).unwrap()).policy, p);
+        }
+        let text = base.replacen("[steer]\n", "[steer]\npolicy = \"fifo\"\n", 1);
+        let e = Config::parse(&text).unwrap_err();
+        assert!(e.0.contains("policy \"fifo\" is not token_aware"), "{e}");
+        assert!(!e.0.contains('\n'), "{e}");
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! [steer]
+//! policy = "token_aware"         # or the baselines least_queue, round_robin
 //! agent_port = 0                 # agents are on this port
 //! infer_http_ports = [8000]      # infer features of TLV-less requests here
 //!
@@ -45,7 +46,7 @@ use control::capability::ModelClass;
 use control::ids::{NodeId, PathId};
 use control::task_types::TaskTypes;
 use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
-use steer::{ServiceTable, TrafficClass};
+use steer::{Policy, ServiceTable, TrafficClass};
 
 use crate::config::ConfigError;
 use crate::ctl_messages::parse_mac;
@@ -72,6 +73,11 @@ pub struct SteerConfig {
     /// Bytes of that payload the inference may scan.
     #[serde(default = "default_infer_max_scan_bytes")]
     pub infer_max_scan_bytes: usize,
+    /// How new flows choose an instance and path: `token_aware` (the
+    /// product), or a baseline kept for evaluation: `least_queue` (queue
+    /// and KV-cache scorers, no network awareness) or `round_robin`.
+    #[serde(default, deserialize_with = "policy_by_name")]
+    pub policy: Policy,
     /// Serve the interactive class strictly first on every egress port.
     /// `false` makes each port one FIFO (for comparison only).
     #[serde(default = "default_true")]
@@ -151,6 +157,15 @@ pub struct ServiceConfig {
     pub instances: Vec<String>,
     #[serde(default)]
     pub overflow_instance: Option<String>,
+}
+
+fn policy_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(|()| {
+        serde::de::Error::custom(format!(
+            "policy {name:?} is not token_aware, least_queue or round_robin"
+        ))
+    })
 }
 
 fn default_flow_table_size() -> usize {

@@ -227,6 +227,8 @@ fn main() {
         view: &view,
         models: &models,
         now_ns: NOW_NS,
+        policy: steer::Policy::TokenAware,
+        turn: 0,
     };
 
     // Warm-up: one untimed pass over the whole workload (caches, branch

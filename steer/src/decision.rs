@@ -36,6 +36,27 @@
 //! choice says so; if no capable live candidate exists, there is no choice
 //! and the caller counts the request.
 //!
+//! That is [`Policy::TokenAware`]. Two baselines share the same
+//! constraints on capability and node liveness, so an evaluation compares
+//! only how they choose, and neither looks at the network: they always take
+//! an instance's first path, whatever its state.
+//!
+//! * [`Policy::LeastQueue`] scores every live capable instance the way the
+//!   Kubernetes Gateway API Inference Extension's endpoint picker does,
+//!   with its queue scorer and KV-cache scorer at equal weight:
+//!   `(max_q − q)/(max_q − min_q) + (1 − kv_util)`, where `q` is the
+//!   node's reported queue length (1 for every instance when the queues
+//!   are all equal) and `kv_util` its reported memory (KV-cache)
+//!   utilisation, 0 when unreported. The highest score wins; ties go round
+//!   robin, starting from the caller's `turn`.
+//! * [`Policy::RoundRobin`] takes the `turn`-th live capable instance
+//!   (modulo their number): with a per-service counter in the caller,
+//!   plain round robin.
+//!
+//! The baselines still fill in the token-aware prediction for what they
+//! chose, so the appliance measures and learns from their flows exactly as
+//! from its own.
+//!
 //! The decision reads only the immutable view and the caller's models: no
 //! lock, no allocation, at most `MAX_INSTANCES_PER_SERVICE ×
 //! MAX_PATHS_PER_INSTANCE` candidates.
@@ -46,7 +67,7 @@ use control::view::DataplaneView;
 use predictor::InstanceModel;
 
 use crate::class::TrafficClass;
-use crate::service::{task_bit, ServiceTable};
+use crate::service::{task_bit, ServiceTable, MAX_INSTANCES_PER_SERVICE};
 
 /// Why the winning candidate won.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +78,10 @@ pub enum ChoiceReason {
     LowestCompletion,
     /// Every capable live candidate was overloaded: the least loaded one.
     AllOverloaded,
+    /// Baseline: the best queue and KV-cache score ([`Policy::LeastQueue`]).
+    LeastQueue,
+    /// Baseline: the next live capable instance ([`Policy::RoundRobin`]).
+    RoundRobin,
 }
 
 impl ChoiceReason {
@@ -66,6 +91,8 @@ impl ChoiceReason {
             ChoiceReason::LowestTtft => "lowest_ttft",
             ChoiceReason::LowestCompletion => "lowest_completion",
             ChoiceReason::AllOverloaded => "all_overloaded",
+            ChoiceReason::LeastQueue => "least_queue",
+            ChoiceReason::RoundRobin => "round_robin",
         }
     }
 }
@@ -137,9 +164,43 @@ pub struct Rejections {
     pub overloaded: u8,
 }
 
+/// How a decision chooses among the candidates that meet the constraints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Policy {
+    /// Joint path and node choice by predicted TTFT or completion.
+    #[default]
+    TokenAware,
+    /// Baseline: queue and KV-cache scorers, no network awareness.
+    LeastQueue,
+    /// Baseline: round robin over live capable instances.
+    RoundRobin,
+}
+
+impl Policy {
+    /// Every policy.
+    pub const ALL: [Policy; 3] = [Policy::TokenAware, Policy::LeastQueue, Policy::RoundRobin];
+
+    /// Stable name, as in the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Policy::TokenAware => "token_aware",
+            Policy::LeastQueue => "least_queue",
+            Policy::RoundRobin => "round_robin",
+        }
+    }
+}
+
+impl core::str::FromStr for Policy {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Policy::ALL.into_iter().find(|p| p.name() == s).ok_or(())
+    }
+}
+
 /// What a decision reads: the services, the control plane's snapshot, the
 /// per-instance models (indexed like [`ServiceTable::instances`]; an
-/// instance without a model is skipped) and the time.
+/// instance without a model is skipped), the time and the policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Decider<'a> {
     /// Services, instances and paths.
@@ -150,6 +211,11 @@ pub struct Decider<'a> {
     pub models: &'a [InstanceModel],
     /// Monotonic time the view's ages compare with.
     pub now_ns: u64,
+    /// How to choose.
+    pub policy: Policy,
+    /// The baselines' rotation: the caller's count of decisions for this
+    /// service (ignored by [`Policy::TokenAware`]).
+    pub turn: u32,
 }
 
 impl Decider<'_> {
@@ -162,8 +228,108 @@ impl Decider<'_> {
         class: TrafficClass,
         rejections: &mut Rejections,
     ) -> Result<Choice, NoChoice> {
-        decide(self, service, features, class, rejections)
+        match self.policy {
+            Policy::TokenAware => decide(self, service, features, class, rejections),
+            Policy::LeastQueue | Policy::RoundRobin => {
+                decide_baseline(self, service, features, rejections)
+            }
+        }
     }
+}
+
+/// A live capable instance as the constraints common to every policy see it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Live {
+    instance: u8,
+    queue_len: f64,
+    est_ttft_us: Option<f64>,
+    kv_util: f64,
+}
+
+/// Why an instance is not a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotLive {
+    /// Not in the table, or without a model.
+    Missing,
+    /// Cannot serve the task or the context (counted).
+    Incapable,
+    /// Capable, but its node is stale (counted).
+    Stale,
+}
+
+/// Applies the capability and node-liveness constraints to one instance of
+/// the service, counting what they reject.
+fn live_instance(
+    d: &Decider<'_>,
+    ii: u8,
+    features: &TokenFeatures,
+    rejections: &mut Rejections,
+) -> Result<Live, NotLive> {
+    let inst = d
+        .table
+        .instances()
+        .get(usize::from(ii))
+        .ok_or(NotLive::Missing)?;
+    d.models.get(usize::from(ii)).ok_or(NotLive::Missing)?;
+    let cap = &inst.spec.capability;
+    let live_cap = d.view.capability(inst.spec.node, d.now_ns).fresh().copied();
+    let task_types = live_cap.map_or(cap.task_types, |c| c.task_types);
+    let max_context = live_cap
+        .and_then(|c| c.max_context_tokens)
+        .map_or(f64::from(cap.max_context_tokens), |m| m);
+    if !task_types.contains(task_bit(features.task))
+        || f64::from(features.total_tokens()) > max_context
+    {
+        rejections.capability = rejections.capability.saturating_add(1);
+        return Err(NotLive::Incapable);
+    }
+    let usable = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
+    match d.view.node_state(inst.spec.node, d.now_ns) {
+        Freshness::Fresh(m) => Ok(Live {
+            instance: ii,
+            queue_len: usable(m.queue_len).unwrap_or(0.0),
+            est_ttft_us: usable(m.est_ttft_us),
+            kv_util: usable(m.mem_util).map_or(0.0, |u| u.min(1.0)),
+        }),
+        Freshness::Stale { .. } => {
+            rejections.stale_node = rejections.stale_node.saturating_add(1);
+            Err(NotLive::Stale)
+        }
+        Freshness::Unknown => Ok(Live {
+            instance: ii,
+            ..Live::default()
+        }),
+    }
+}
+
+/// The token-aware prediction for `live` over path `pi`, given the path's
+/// one-way latency and jitter.
+fn predict(
+    d: &Decider<'_>,
+    live: &Live,
+    features: &TokenFeatures,
+    latency_us: f64,
+    jitter_us: f64,
+) -> Option<Predicted> {
+    let model = d.models.get(usize::from(live.instance))?;
+    let prediction = model.predict(
+        features.prompt_tokens,
+        features.output_tokens,
+        live.queue_len,
+    );
+    let compute_ttft_us = live.est_ttft_us.map_or(prediction.compute_ttft_us, |e| {
+        e.max(prediction.compute_ttft_us)
+    });
+    let decode_us = (prediction.completion_us - prediction.compute_ttft_us).max(0.0);
+    let net_us = 2.0 * (latency_us + d.view.thresholds().jitter_weight * jitter_us);
+    let ttft_us = net_us + compute_ttft_us;
+    Some(Predicted {
+        net_us,
+        compute_ttft_us,
+        ttft_us,
+        completion_us: ttft_us + decode_us,
+        queue_len: live.queue_len,
+    })
 }
 
 fn decide(
@@ -176,16 +342,14 @@ fn decide(
     let Decider {
         table,
         view,
-        models,
         now_ns,
+        ..
     } = *d;
     let svc = table
         .services()
         .get(usize::from(service))
         .ok_or(NoChoice::UnknownService)?;
     let t = view.thresholds();
-    let context = features.total_tokens();
-    let task = task_bit(features.task);
     let mut best: Option<(f64, Choice)> = None;
     // The least-loaded overloaded candidate, kept in case nothing else
     // qualifies: (queue fill ratio, choice).
@@ -194,42 +358,13 @@ fn decide(
     let mut capable_seen = false;
 
     for &ii in svc.instance_indices() {
-        let (Some(inst), Some(model)) = (
-            table.instances().get(usize::from(ii)),
-            models.get(usize::from(ii)),
-        ) else {
+        let live = live_instance(d, ii, features, rejections);
+        capable_seen |= matches!(live, Ok(_) | Err(NotLive::Stale));
+        let (Ok(live), Some(inst)) = (live, table.instances().get(usize::from(ii))) else {
             continue;
         };
-        let cap = &inst.spec.capability;
-        let live_cap = view.capability(inst.spec.node, now_ns).fresh().copied();
-        let task_types = live_cap.map_or(cap.task_types, |c| c.task_types);
-        let max_context = live_cap
-            .and_then(|c| c.max_context_tokens)
-            .map_or(f64::from(cap.max_context_tokens), |m| m);
-        if !task_types.contains(task) || f64::from(context) > max_context {
-            rejections.capability = rejections.capability.saturating_add(1);
-            continue;
-        }
-        capable_seen = true;
-        let (queue_len, est_ttft_us) = match view.node_state(inst.spec.node, now_ns) {
-            Freshness::Fresh(m) => (
-                m.queue_len
-                    .filter(|q| q.is_finite() && *q >= 0.0)
-                    .unwrap_or(0.0),
-                m.est_ttft_us.filter(|e| e.is_finite() && *e >= 0.0),
-            ),
-            Freshness::Stale { .. } => {
-                rejections.stale_node = rejections.stale_node.saturating_add(1);
-                continue;
-            }
-            Freshness::Unknown => (0.0, None),
-        };
-        let prediction = model.predict(features.prompt_tokens, features.output_tokens, queue_len);
-        let compute_ttft_us = est_ttft_us.map_or(prediction.compute_ttft_us, |e| {
-            e.max(prediction.compute_ttft_us)
-        });
-        let decode_us = (prediction.completion_us - prediction.compute_ttft_us).max(0.0);
-        let overloaded = queue_len >= f64::from(cap.max_queue);
+        let max_queue = inst.spec.capability.max_queue;
+        let overloaded = live.queue_len >= f64::from(max_queue);
 
         for &pi in inst.path_indices() {
             let Some(path) = table.paths().get(usize::from(pi)) else {
@@ -252,14 +387,8 @@ fn decide(
                 }
                 Freshness::Unknown => (path.spec.prior_latency_us, path.spec.prior_jitter_us),
             };
-            let net_us = 2.0 * (latency_us + t.jitter_weight * jitter_us);
-            let ttft_us = net_us + compute_ttft_us;
-            let predicted = Predicted {
-                net_us,
-                compute_ttft_us,
-                ttft_us,
-                completion_us: ttft_us + decode_us,
-                queue_len,
+            let Some(predicted) = predict(d, &live, features, latency_us, jitter_us) else {
+                continue;
             };
             let (score, reason) = if class.is_interactive() {
                 (predicted.ttft_us, ChoiceReason::LowestTtft)
@@ -276,7 +405,7 @@ fn decide(
             scored = scored.saturating_add(1);
             if overloaded {
                 rejections.overloaded = rejections.overloaded.saturating_add(1);
-                let fill = queue_len / f64::from(cap.max_queue);
+                let fill = live.queue_len / f64::from(max_queue);
                 // Least loaded first, then the better score.
                 let better = least_loaded.as_ref().map_or(true, |(f, c)| {
                     fill < *f || (fill == *f && score < score_of(class, c))
@@ -310,4 +439,99 @@ fn score_of(class: TrafficClass, c: &Choice) -> f64 {
     } else {
         c.predicted.completion_us
     }
+}
+
+/// [`Policy::LeastQueue`] and [`Policy::RoundRobin`]: the same constraints
+/// on capability and node liveness, then a choice that ignores the network.
+fn decide_baseline(
+    d: &Decider<'_>,
+    service: u8,
+    features: &TokenFeatures,
+    rejections: &mut Rejections,
+) -> Result<Choice, NoChoice> {
+    let svc = d
+        .table
+        .services()
+        .get(usize::from(service))
+        .ok_or(NoChoice::UnknownService)?;
+    let mut live = [Live::default(); MAX_INSTANCES_PER_SERVICE];
+    let mut n = 0usize;
+    let mut capable_seen = false;
+    for &ii in svc.instance_indices() {
+        let found = live_instance(d, ii, features, rejections);
+        capable_seen |= matches!(found, Ok(_) | Err(NotLive::Stale));
+        if let (Ok(l), Some(slot)) = (found, live.get_mut(n)) {
+            *slot = l;
+            n += 1;
+        }
+    }
+    let live = live.get(..n).unwrap_or(&[]);
+    if live.is_empty() {
+        return Err(if capable_seen {
+            NoChoice::NoLiveInstance
+        } else {
+            NoChoice::NoCapableInstance
+        });
+    }
+    let start = d.turn as usize % live.len();
+    let rotated = (0..live.len()).filter_map(|k| live.get((start + k) % live.len()));
+    let (picked, reason) = match d.policy {
+        Policy::LeastQueue => {
+            let (min_q, max_q) = live.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| {
+                (lo.min(l.queue_len), hi.max(l.queue_len))
+            });
+            let score = |l: &Live| {
+                let queue_score = if max_q > min_q {
+                    (max_q - l.queue_len) / (max_q - min_q)
+                } else {
+                    1.0
+                };
+                queue_score + (1.0 - l.kv_util)
+            };
+            // Strictly higher only: a tie stays with the earlier one in
+            // the rotation, so ties are served round robin.
+            let best = rotated.fold(None::<(f64, &Live)>, |best, l| {
+                let s = score(l);
+                match best {
+                    Some((b, _)) if s <= b => best,
+                    _ => Some((s, l)),
+                }
+            });
+            (best.map(|(_, l)| l), ChoiceReason::LeastQueue)
+        }
+        Policy::RoundRobin | Policy::TokenAware => (live.get(start), ChoiceReason::RoundRobin),
+    };
+    let picked = picked.ok_or(NoChoice::NoLiveInstance)?;
+    let inst = d
+        .table
+        .instances()
+        .get(usize::from(picked.instance))
+        .ok_or(NoChoice::NoLiveInstance)?;
+    let pi = *inst
+        .path_indices()
+        .first()
+        .ok_or(NoChoice::NoLiveInstance)?;
+    let path = d
+        .table
+        .paths()
+        .get(usize::from(pi))
+        .ok_or(NoChoice::NoLiveInstance)?;
+    // The prediction the appliance will later score against what it
+    // observes: the path's configured priors, since the baselines do not
+    // read path state.
+    let predicted = predict(
+        d,
+        picked,
+        features,
+        path.spec.prior_latency_us,
+        path.spec.prior_jitter_us,
+    )
+    .unwrap_or_default();
+    Ok(Choice {
+        instance: picked.instance,
+        path: pi,
+        reason,
+        predicted,
+        scored: u8::try_from(live.len()).unwrap_or(u8::MAX),
+    })
 }

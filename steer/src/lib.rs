@@ -33,7 +33,7 @@ pub mod rewrite;
 pub mod service;
 
 pub use class::TrafficClass;
-pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Predicted, Rejections};
+pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, Rejections};
 pub use feedback::{Measured, RequestTiming};
 pub use flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
 pub use service::{ServiceError, ServiceTable};

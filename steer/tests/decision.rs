@@ -15,7 +15,7 @@ use control::state::ControlState;
 use control::task_types::TaskTypes;
 use control::thresholds::Thresholds;
 use control::view::DataplaneView;
-use steer::{ChoiceReason, Decider, NoChoice, Rejections, ServiceTable, TrafficClass};
+use steer::{ChoiceReason, Decider, NoChoice, Policy, Rejections, ServiceTable, TrafficClass};
 
 mod common;
 use common::*;
@@ -34,6 +34,8 @@ fn decide(
         view,
         models: &m,
         now_ns: now,
+        policy: Policy::TokenAware,
+        turn: 0,
     };
     (d.decide(0, &f, class, &mut r), r)
 }
@@ -211,4 +213,146 @@ fn lookups_by_vip_and_by_instance_address() {
         t.instance_for(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 2)), 22),
         None
     );
+}
+
+/// A decision by one of the baselines.
+fn baseline(
+    policy: Policy,
+    view: &DataplaneView,
+    f: TokenFeatures,
+    turn: u32,
+) -> Result<steer::Choice, NoChoice> {
+    let t = table();
+    let m = models(&t);
+    let class = TrafficClass::of(&f, view.thresholds().short_task_tokens);
+    let d = Decider {
+        table: &t,
+        view,
+        models: &m,
+        now_ns: 0,
+        policy,
+        turn,
+    };
+    d.decide(0, &f, class, &mut Rejections::default())
+}
+
+fn node_with_kv(id: u16, queue: f64, kv_percent: f64) -> Message {
+    NodeState::new(
+        NodeId(id),
+        vec![
+            Metric::new(MetricType::QueueLength, Unit::Count, queue),
+            Metric::new(MetricType::GpuMemoryUtilisation, Unit::Percent, kv_percent),
+        ],
+    )
+    .into()
+}
+
+#[test]
+fn round_robin_alternates_whatever_the_work_and_the_network() {
+    let view = ControlState::new(Thresholds::default()).view(1, 0);
+    for f in [short(), long()] {
+        let picks: Vec<u8> = (0..4)
+            .map(|turn| {
+                let c = baseline(Policy::RoundRobin, &view, f, turn).unwrap();
+                assert_eq!(c.reason, ChoiceReason::RoundRobin);
+                c.instance
+            })
+            .collect();
+        assert_eq!(picks, [EDGE, CENTRE, EDGE, CENTRE]);
+    }
+}
+
+#[test]
+fn round_robin_skips_a_stale_node() {
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 0.0), 0);
+    let later = state.thresholds().max_state_age_ns + MS;
+    let view = state.view(1, 0);
+    let t = table();
+    let m = models(&t);
+    for turn in 0..3 {
+        let mut r = Rejections::default();
+        let c = Decider {
+            table: &t,
+            view: &view,
+            models: &m,
+            now_ns: later,
+            policy: Policy::RoundRobin,
+            turn,
+        }
+        .decide(0, &short(), TrafficClass::Interactive, &mut r)
+        .unwrap();
+        assert_eq!(c.instance, CENTRE);
+        assert_eq!(r.stale_node, 1);
+    }
+}
+
+#[test]
+fn least_queue_follows_queue_then_kv_cache_and_ignores_the_network() {
+    // Equal queues: the emptier KV cache wins, even for short work whose
+    // TTFT the centre's 15 ms path makes worse.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node_with_kv(1, 0.0, 60.0), 0);
+    state.apply(1, &node_with_kv(2, 0.0, 20.0), 0);
+    let view = state.view(1, 0);
+    for turn in 0..4 {
+        let c = baseline(Policy::LeastQueue, &view, short(), turn).unwrap();
+        assert_eq!((c.instance, c.reason), (CENTRE, ChoiceReason::LeastQueue));
+        // Its prediction is still the token-aware one, for the centre's
+        // configured path.
+        assert!(c.predicted.net_us >= 30_000.0, "{c:?}");
+    }
+    // A longer queue outweighs a KV cache 40 points emptier.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node_with_kv(1, 0.0, 60.0), 0);
+    state.apply(1, &node_with_kv(2, 3.0, 20.0), 0);
+    assert_eq!(
+        baseline(Policy::LeastQueue, &state.view(1, 0), long(), 0)
+            .unwrap()
+            .instance,
+        EDGE
+    );
+    // A dead path does not matter to it: it does not read path state.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &path(2, 15_000.0, 90.0), 0);
+    state.apply(1, &node_with_kv(1, 2.0, 0.0), 0);
+    assert_eq!(
+        baseline(Policy::LeastQueue, &state.view(1, 0), short(), 0)
+            .unwrap()
+            .instance,
+        CENTRE
+    );
+}
+
+#[test]
+fn least_queue_ties_go_round_robin() {
+    let view = ControlState::new(Thresholds::default()).view(1, 0);
+    let picks: Vec<u8> = (0..4)
+        .map(|turn| {
+            baseline(Policy::LeastQueue, &view, short(), turn)
+                .unwrap()
+                .instance
+        })
+        .collect();
+    assert_eq!(picks, [EDGE, CENTRE, EDGE, CENTRE]);
+}
+
+#[test]
+fn the_baselines_refuse_what_no_instance_can_serve() {
+    let view = ControlState::new(Thresholds::default()).view(1, 0);
+    let huge = features(1_000_000, 10, TaskType::Chat);
+    for p in [Policy::LeastQueue, Policy::RoundRobin] {
+        assert_eq!(
+            baseline(p, &view, huge, 0).unwrap_err(),
+            NoChoice::NoCapableInstance
+        );
+    }
+}
+
+#[test]
+fn policies_parse_by_name() {
+    for p in Policy::ALL {
+        assert_eq!(p.name().parse::<Policy>(), Ok(p));
+    }
+    assert!("fifo".parse::<Policy>().is_err());
 }

@@ -121,6 +121,8 @@ pub struct SteerWorker<'a> {
     ns_per_cycle: f64,
     /// Parse results of the burst being processed.
     parsed: Vec<Result<ParsedPacket, ParseError>>,
+    /// Decisions made per service: the baselines' round-robin turn.
+    turns: [u32; steer::service::MAX_SERVICES],
 }
 
 /// Builds the model of each instance from its configured priors; a prior
@@ -182,6 +184,7 @@ impl<'a> SteerWorker<'a> {
             idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
             weights_version: u64::MAX,
             ns_per_cycle: 1e9 / shared.tsc_hz.max(1) as f64,
+            turns: [0; steer::service::MAX_SERVICES],
             parsed: vec![
                 Err(ParseError::Ethernet(EthernetError::Truncated {
                     available: 0
@@ -515,13 +518,19 @@ impl<'a> SteerWorker<'a> {
         };
         let mut rejections = Rejections::default();
         let started = rdtsc();
+        let turn = self.turns.get_mut(usize::from(service));
         let decided = Decider {
             table: &self.shared.table,
             view,
             models: &self.models,
             now_ns,
+            policy: self.shared.config.policy,
+            turn: turn.as_deref().copied().unwrap_or(0),
         }
         .decide(service, &features, class, &mut rejections);
+        if let Some(t) = turn {
+            *t = t.wrapping_add(1);
+        }
         let cycles = rdtsc().wrapping_sub(started);
         self.counters
             .decision_ns

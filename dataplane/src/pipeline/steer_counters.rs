@@ -98,10 +98,12 @@ impl FlowEvent {
     }
 }
 
-const REASONS: [ChoiceReason; 3] = [
+const REASONS: [ChoiceReason; 5] = [
     ChoiceReason::LowestTtft,
     ChoiceReason::LowestCompletion,
     ChoiceReason::AllOverloaded,
+    ChoiceReason::LeastQueue,
+    ChoiceReason::RoundRobin,
 ];
 const NO_CHOICE: [NoChoice; 3] = [
     NoChoice::NoCapableInstance,
@@ -137,7 +139,7 @@ pub struct ModelGauges {
 pub struct SteerCounters {
     pub features: [AtomicU64; 5],
     pub flows: [AtomicU64; 8],
-    pub reasons: [AtomicU64; 3],
+    pub reasons: [AtomicU64; REASONS.len()],
     pub no_choice: [AtomicU64; 3],
     pub rejections: [AtomicU64; 4],
     /// `chosen[instance * TrafficClass::COUNT + class]`: new flows.
