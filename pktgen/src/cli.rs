@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::build::BuildError;
-use crate::live::client::{self, AgentConfig, Arrivals, SocketTlv};
+use crate::live::client::{
+    self, AgentConfig, Arrivals, LoadOptions, SocketTlv, Transport, WorkloadSizes,
+};
+use crate::live::delay_line::LineConfig;
 use crate::live::serve::{self, ServeConfig};
 use crate::pcap::{self, PcapError, PcapReader, TsResolution, LINKTYPE_ETHERNET};
 use crate::stats::Stats;
@@ -66,7 +69,9 @@ POSTs (Content-Length bodies): after the path delay, a FIFO wait for one of --co
 slots, and --base-ttft-ms + prompt tokens / --prefill-tps of prefill, it streams a \
 text/event-stream of `data:` chunks (4 tokens each) at --decode-tps, max_tokens tokens (or \
 tokenfeat's default for the task), then `data: [DONE]`, and closes. `GET /state` returns \
-{name, queue_len, active, served, concurrency}. Prints `listening on ADDR` first.",
+{name, queue_len, active, served, concurrency, gpu_util, kv_util, est_ttft_ms}. With --udp it \
+also serves the INUD datagram protocol (docs/wire-format.md §8) on that address, with the same \
+model and the same batch slots. Prints `listening on ADDR` first.",
         after_help = "Examples:\n  pktgen serve --listen 10.0.2.1:8000 --name edge --concurrency 4\n  \
 pktgen serve --listen 10.0.3.1:8000 --name centre --delay-ms 20 --jitter-ms 2 --stats-json centre.json"
     )]
@@ -82,6 +87,52 @@ packet of a request's connection carries the token feature TLV as IPv4 option 0x
         after_help = "Examples:\n  pktgen agent --target 10.0.100.1:8000 --requests 200 --rate 20 --tlv ipv4 --out run.json"
     )]
     Agent(AgentArgs),
+    /// Path emulator: bridge two interfaces with delay, jitter and loss
+    #[command(
+        long_about = "User-space path emulator for kernels without tc netem. Bridges --a and --b with \
+AF_PACKET raw sockets (promiscuous, needs root): every frame received on one side leaves by the \
+other after --delay-ms ± --jitter-ms (uniform, never reordering: a frame never leaves before the \
+one ahead of it), or is lost with probability --loss, independently per direction, from --seed. \
+At most --queue-frames frames wait per direction; more are dropped and counted apart from the \
+emulated loss. Turn the interfaces' offloads off first (ethtool -K IF tso off gso off gro off \
+tx off): the wire forwards frames as the kernel hands them over. Prints `wire: bridging A <-> B` \
+when ready.",
+        after_help = "Example:\n  ip netns exec w pktgen wire --a wa --b wb --delay-ms 20 --jitter-ms 2 --loss 0.01 --stats-json wire.json"
+    )]
+    Wire(WireArgs),
+}
+
+/// `pktgen wire`.
+#[derive(Debug, Args)]
+pub struct WireArgs {
+    /// First interface
+    #[arg(long, value_name = "IFACE")]
+    pub a: String,
+    /// Second interface
+    #[arg(long, value_name = "IFACE")]
+    pub b: String,
+    /// One-way delay, each direction
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub delay_ms: f64,
+    /// Uniform jitter (±) on --delay-ms, drawn per frame
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub jitter_ms: f64,
+    /// Probability that a frame is lost, 0 to 1, each direction
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub loss: f64,
+    /// Frames held at most per direction; more are dropped (queue_full)
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub queue_frames: usize,
+    /// Seed of the loss and jitter draws
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Exit after this many seconds (default: run until SIGINT/SIGTERM)
+    #[arg(long, value_name = "SECONDS")]
+    pub duration_s: Option<f64>,
+    /// Write per-direction counters (in, forwarded, lost, queue_full) and
+    /// the configuration as JSON at exit
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
 }
 
 /// `pktgen serve`.
@@ -90,6 +141,14 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; see `listening on`)
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8000")]
     pub listen: std::net::SocketAddr,
+    /// Also serve the INUD datagram protocol on this UDP address (the TCP
+    /// listener stays)
+    #[arg(long, value_name = "IP:PORT")]
+    pub udp: Option<std::net::SocketAddr>,
+    /// KV-cache capacity in tokens: KV utilisation = prompt + output
+    /// tokens of the requests in service / this
+    #[arg(long, default_value_t = crate::live::serve::DEFAULT_KV_TOKENS, value_name = "TOKENS")]
+    pub kv_tokens: u64,
     /// Node name, reported by /state and in the stats
     #[arg(long, default_value = "edge")]
     pub name: String,
@@ -121,8 +180,8 @@ pub struct ServeArgs {
     /// Seed for the jitter and the response text
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Push NODE_STATE control messages (queue length, estimated TTFT) to
-    /// the appliance's control address
+    /// Push NODE_STATE control messages (GPU and KV-cache utilisation,
+    /// queue length, estimated TTFT) to the appliance's control address
     #[arg(long, value_name = "ADDR", requires_all = ["key_file", "key_id", "node"])]
     pub report_to: Option<std::net::SocketAddr>,
     /// --report-to: this peer's key file (as for `intellinode ctl`)
@@ -135,7 +194,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub node: Option<u16>,
     /// --report-to: reporting period
-    #[arg(long, default_value_t = 100, value_name = "MS")]
+    #[arg(
+        long,
+        visible_alias = "report-interval-ms",
+        default_value_t = 100,
+        value_name = "MS"
+    )]
     pub interval_ms: u64,
 }
 
@@ -174,9 +238,24 @@ pub struct AgentArgs {
     /// Per-request timeout (connect and the whole exchange), seconds
     #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
     pub timeout_s: f64,
-    /// Most requests in flight at once
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// Most requests in flight at once; a request over the limit waits,
+    /// which makes the load closed-loop, so keep it large
+    #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_inflight: usize,
+    /// tcp: HTTP/1.1 per connection; udp: the INUD datagram protocol (one
+    /// request datagram, short prompts only, no retransmission)
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+    /// max_tokens of short requests, drawn uniformly [default: 64-256]
+    #[arg(long, value_name = "LO-HI")]
+    pub short_output_tokens: Option<String>,
+    /// max_tokens of long requests, drawn uniformly [default: 1024, 2048,
+    /// 3072 or 4096]
+    #[arg(long, value_name = "LO-HI")]
+    pub long_output_tokens: Option<String>,
+    /// Words of long prompts, drawn uniformly [default: 300-3000]
+    #[arg(long, value_name = "LO-HI")]
+    pub long_prompt_words: Option<String>,
 }
 
 /// `pktgen send`.
@@ -370,21 +449,85 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Error> {
         Command::Send(args) => run_send(&args, out),
         Command::Serve(args) => run_serve(&args, out),
         Command::Agent(args) => run_agent(&args, out),
+        Command::Wire(args) => run_wire(&args, out),
     }
+}
+
+fn duration_option(
+    option: &str,
+    seconds: Option<f64>,
+) -> Result<Option<std::time::Duration>, Error> {
+    match seconds {
+        Some(d) if d.is_finite() && d > 0.0 => Ok(Some(std::time::Duration::from_secs_f64(d))),
+        Some(d) => Err(Error::Usage(format!(
+            "{option} {d} must be a positive number of seconds"
+        ))),
+        None => Ok(None),
+    }
+}
+
+fn millis_option(option: &str, ms: f64) -> Result<std::time::Duration, Error> {
+    if ms.is_finite() && ms >= 0.0 {
+        Ok(std::time::Duration::from_secs_f64(ms / 1000.0))
+    } else {
+        Err(Error::Usage(format!("{option} {ms} must be zero or more")))
+    }
+}
+
+/// Registers SIGINT and SIGTERM to set the returned flag.
+fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Error> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
+            .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
+    }
+    Ok(stop)
+}
+
+/// `pktgen wire`: open both interfaces, print `wire: bridging A <-> B`,
+/// bridge until the duration ends or SIGINT/SIGTERM, print the counts.
+pub fn run_wire(args: &WireArgs, out: &mut dyn Write) -> Result<(), Error> {
+    use crate::live::wire;
+    let cfg = wire::WireConfig {
+        a: args.a.clone(),
+        b: args.b.clone(),
+        line: LineConfig {
+            delay: millis_option("--delay-ms", args.delay_ms)?,
+            jitter: millis_option("--jitter-ms", args.jitter_ms)?,
+            loss: args.loss,
+            capacity: args.queue_frames,
+        },
+        seed: args.seed,
+        duration: duration_option("--duration-s", args.duration_s)?,
+        stats_json: args.stats_json.clone(),
+    };
+    cfg.line.validate().map_err(Error::Usage)?;
+    let sockets = wire::open(&cfg).map_err(|e| Error::Usage(format!("wire: {e}")))?;
+    let stop = stop_on_signals()?;
+    writeln!(
+        out,
+        "wire: bridging {} <-> {} (delay {} ms ± {} ms, loss {}, queue {} frames, seed {})",
+        cfg.a, cfg.b, args.delay_ms, args.jitter_ms, args.loss, args.queue_frames, args.seed
+    )?;
+    out.flush()?;
+    let stats = wire::run(&cfg, sockets, stop).map_err(|e| Error::Live(format!("wire: {e}")))?;
+    for (name, d) in [
+        (format!("{} -> {}", cfg.a, cfg.b), &stats.a_to_b),
+        (format!("{} -> {}", cfg.b, cfg.a), &stats.b_to_a),
+    ] {
+        writeln!(
+            out,
+            "wire {name}: {} in, {} forwarded, {} lost, {} queue_full, {} send errors, {} unsent",
+            d.frames_in, d.forwarded, d.lost, d.queue_full, d.send_errors, d.unsent_at_exit
+        )?;
+    }
+    Ok(())
 }
 
 /// `pktgen serve`: listen, print `listening on ADDR`, serve until the
 /// duration ends or SIGINT/SIGTERM, print a one-line summary.
 pub fn run_serve(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let duration = match args.duration_s {
-        Some(d) if d.is_finite() && d > 0.0 => Some(std::time::Duration::from_secs_f64(d)),
-        Some(d) => {
-            return Err(Error::Usage(format!(
-                "--duration-s {d} must be a positive number of seconds"
-            )))
-        }
-        None => None,
-    };
+    let duration = duration_option("--duration-s", args.duration_s)?;
     let report = match (args.report_to, &args.key_file, args.key_id, args.node) {
         (Some(to), Some(key_file), Some(key_id), Some(node)) => {
             Some(crate::live::report::ReportConfig {
@@ -399,6 +542,8 @@ pub fn run_serve(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     };
     let cfg = ServeConfig {
         listen: args.listen,
+        udp: args.udp,
+        kv_tokens: args.kv_tokens,
         name: args.name.clone(),
         prefill_tps: args.prefill_tps,
         decode_tps: args.decode_tps,
@@ -414,16 +559,21 @@ pub fn run_serve(args: &ServeArgs, out: &mut dyn Write) -> Result<(), Error> {
     cfg.validate().map_err(Error::Usage)?;
     let listener = serve::bind(&cfg)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let udp = serve::bind_udp(&cfg).map_err(|e| {
+        Error::Usage(format!(
+            "cannot listen on UDP {}: {e}",
+            cfg.udp.map_or(String::new(), |a| a.to_string())
+        ))
+    })?;
     let addr = listener.local_addr()?;
-    writeln!(out, "listening on {addr}")?;
-    out.flush()?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
-            .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
+    match &udp {
+        Some(u) => writeln!(out, "listening on {addr} (UDP {})", u.local_addr()?)?,
+        None => writeln!(out, "listening on {addr}")?,
     }
-    let stats =
-        serve::serve(cfg, listener, stop).map_err(|e| Error::Live(format!("serve: {e}")))?;
+    out.flush()?;
+    let stop = stop_on_signals()?;
+    let stats = serve::serve_with(cfg, listener, udp, stop)
+        .map_err(|e| Error::Live(format!("serve: {e}")))?;
     writeln!(
         out,
         "serve {} on {addr}: {} requests served, {} errors, max queue {}, {:.1} s",
@@ -473,6 +623,35 @@ pub fn run_agent(args: &AgentArgs, out: &mut dyn Write) -> Result<(), Error> {
         let probe = tokenfeat::extract("turn on the light", &tokenfeat::Hints::default());
         client::check_ip_options(&probe).map_err(|e| Error::Usage(format!("--tlv ipv4: {e}")))?;
     }
+    let range = |option: &str, text: &Option<String>| -> Result<Option<(u64, u64)>, Error> {
+        text.as_deref()
+            .map(|t| client::parse_size_range(t).map_err(|e| Error::Usage(format!("{option} {e}"))))
+            .transpose()
+    };
+    let tokens = |option: &str,
+                  text: &Option<String>|
+     -> Result<Option<std::ops::RangeInclusive<u32>>, Error> {
+        range(option, text)?
+            .map(|(lo, hi)| match (u32::try_from(lo), u32::try_from(hi)) {
+                (Ok(lo), Ok(hi)) => Ok(lo..=hi),
+                _ => Err(Error::Usage(format!("{option} {lo}-{hi} is too large"))),
+            })
+            .transpose()
+    };
+    let sizes = WorkloadSizes {
+        short_output_tokens: tokens("--short-output-tokens", &args.short_output_tokens)?,
+        long_output_tokens: tokens("--long-output-tokens", &args.long_output_tokens)?,
+        long_prompt_words: range("--long-prompt-words", &args.long_prompt_words)?.map(
+            |(lo, hi)| {
+                usize::try_from(lo).unwrap_or(usize::MAX)
+                    ..=usize::try_from(hi).unwrap_or(usize::MAX)
+            },
+        ),
+    };
+    let opts = LoadOptions {
+        transport: args.transport,
+        sizes,
+    };
     let cfg = AgentConfig {
         target: args.target,
         requests: args.requests,
@@ -484,7 +663,7 @@ pub fn run_agent(args: &AgentArgs, out: &mut dyn Write) -> Result<(), Error> {
         timeout: std::time::Duration::from_secs_f64(args.timeout_s),
         max_inflight: args.max_inflight.max(1),
     };
-    let report = client::run(&cfg);
+    let report = client::run_with(&cfg, &opts);
     write!(out, "{}", report.render())?;
     if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&report)

@@ -1,18 +1,33 @@
-//! `pktgen agent`: an open-loop load generator over real TCP sockets.
+//! `pktgen agent`: an open-loop load generator over real TCP or UDP
+//! sockets.
 //!
 //! Requests come from the agent workload's generators (short control
-//! commands and long generation prompts, [`agent::control_request`] and
-//! [`agent::long_request`]), arrive as a Poisson process (or at a fixed
-//! interval), and each runs on its own thread at its arrival time, at most
-//! `max_inflight` at once. With `--tlv ipv4` the socket carries the token
+//! commands and long generation prompts, [`agent::control_request_sized`]
+//! and [`agent::long_request_sized`], sized by [`WorkloadSizes`]), arrive as
+//! a Poisson process (or at a fixed interval), and each runs on its own
+//! thread at its arrival time, at most `max_inflight` at once (keep it
+//! large: a request waiting for a free place is late, and its lateness
+//! shows in `arrival_*`). With `--tlv ipv4` the socket carries the token
 //! feature TLV (IPv4 option 0x9E) of the request's features on every packet.
 //!
-//! TTFT is measured from the moment the last request byte was written to
-//! the first response body byte of a `data:` event; completion runs to
-//! `data: [DONE]` (or EOF when the server never says it).
+//! Over TCP, TTFT is measured from the moment the last request byte was
+//! written to the first response body byte of a `data:` event; completion
+//! runs to `data: [DONE]` (or EOF when the server never says it). Over UDP
+//! ([`Transport::Udp`], the protocol of [`super::datagram`]) the request is
+//! one datagram, TTFT runs to the first token datagram and completion to
+//! the one flagged last. There is no retransmission: a lost request or
+//! last datagram ends in a timeout, a gap in the token sequence numbers in
+//! an error naming how many were lost. Requests longer than one datagram
+//! fail without being sent.
+//!
+//! `arrival_ttft_ms` and `arrival_completion_ms` count from the request's
+//! *scheduled* arrival instead, so connection set-up (SYN retransmissions
+//! included) and any lateness of the agent count, as an open-loop user
+//! sees them.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +36,7 @@ use rand::Rng;
 use serde::Serialize;
 use tokenfeat::TokenFeatures;
 
+use super::datagram::{self, Datagram};
 use crate::workload::agent::{self, PromptKind};
 use crate::workload::seeded_rng;
 use crate::workload::text::LongTask;
@@ -33,6 +49,69 @@ pub enum SocketTlv {
     None,
     /// IPv4 option 0x9E set on the socket (IP_OPTIONS).
     Ipv4,
+}
+
+/// What carries the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// HTTP/1.1 over a TCP connection per request.
+    #[default]
+    Tcp,
+    /// The INUD datagram protocol (docs/wire-format.md §8).
+    Udp,
+}
+
+impl Transport {
+    /// `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// An inclusive range `LO-HI` (or a single `N`) from the command line.
+pub fn parse_size_range(text: &str) -> Result<(u64, u64), String> {
+    let number = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{text:?} is not LO-HI with whole numbers (e.g. 64-256)"))
+    };
+    let (lo, hi) = match text.split_once('-') {
+        Some((lo, hi)) => (number(lo)?, number(hi)?),
+        None => {
+            let n = number(text)?;
+            (n, n)
+        }
+    };
+    if lo > hi {
+        return Err(format!("{text:?}: LO {lo} is above HI {hi}"));
+    }
+    if lo == 0 {
+        return Err(format!("{text:?}: sizes start at 1"));
+    }
+    Ok((lo, hi))
+}
+
+/// Request sizes; `None` keeps the default workload's, draw for draw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkloadSizes {
+    /// `max_tokens` of short requests (default 64–256).
+    pub short_output_tokens: Option<RangeInclusive<u32>>,
+    /// `max_tokens` of long requests (default 1024, 2048, 3072 or 4096).
+    pub long_output_tokens: Option<RangeInclusive<u32>>,
+    /// Words of long prompts (default 300–3000).
+    pub long_prompt_words: Option<RangeInclusive<usize>>,
+}
+
+/// What `pktgen agent` does beyond [`AgentConfig`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// Request sizes.
+    pub sizes: WorkloadSizes,
 }
 
 /// How requests arrive.
@@ -121,6 +200,11 @@ fn long_task_name(t: LongTask) -> &'static str {
 
 /// The requests and arrival offsets of `cfg` (deterministic in the seed).
 pub fn plan(cfg: &AgentConfig) -> Vec<PlannedRequest> {
+    plan_with(cfg, &WorkloadSizes::default())
+}
+
+/// [`plan`] with request sizes from `sizes`.
+pub fn plan_with(cfg: &AgentConfig, sizes: &WorkloadSizes) -> Vec<PlannedRequest> {
     let host = cfg.target.to_string();
     let mut rng = seeded_rng(cfg.seed, 0x6c69_7665);
     let mut at = Duration::ZERO;
@@ -136,9 +220,22 @@ pub fn plan(cfg: &AgentConfig) -> Vec<PlannedRequest> {
                 };
             }
             let (kind, http) = if rng.gen_bool(cfg.short_fraction.clamp(0.0, 1.0)) {
-                agent::control_request(&mut rng, &host)
+                let max_tokens = sizes
+                    .short_output_tokens
+                    .clone()
+                    .unwrap_or(agent::SHORT_OUTPUT_TOKENS);
+                agent::control_request_sized(&mut rng, &host, max_tokens)
             } else {
-                agent::long_request(&mut rng, &host, tokenfeat::MAX_REQUEST_LEN as u64)
+                agent::long_request_sized(
+                    &mut rng,
+                    &host,
+                    tokenfeat::MAX_REQUEST_LEN as u64,
+                    sizes
+                        .long_prompt_words
+                        .clone()
+                        .unwrap_or(agent::LONG_PROMPT_WORDS),
+                    sizes.long_output_tokens.clone(),
+                )
             };
             let features = agent::request_features(&http, agent::task_hint(kind));
             let max_tokens = tokenfeat::parse_openai_request(&http).and_then(|r| r.max_tokens);
@@ -161,6 +258,8 @@ pub struct RequestResult {
     pub id: usize,
     /// `short` or `long`.
     pub class: &'static str,
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
     /// What the agent asked for: `control`, `code`, `reasoning`,
     /// `summarisation`.
     pub prompt: &'static str,
@@ -186,6 +285,15 @@ pub struct RequestResult {
     pub ttft_ms: Option<f64>,
     /// Last request byte written → `data: [DONE]` (or EOF), ms.
     pub completion_ms: Option<f64>,
+    /// Scheduled arrival → first response data byte (TCP) or first token
+    /// datagram (UDP), ms.
+    pub arrival_ttft_ms: Option<f64>,
+    /// Scheduled arrival → `data: [DONE]` (TCP) or the last token
+    /// datagram (UDP), ms.
+    pub arrival_completion_ms: Option<f64>,
+    /// Output tokens received: words of the streamed chunks' text (the
+    /// server's emulated tokens), or the token datagrams' counts.
+    pub output_tokens: Option<u32>,
     /// Request bytes written.
     pub bytes_sent: usize,
     /// Response bytes read (head included).
@@ -247,6 +355,15 @@ pub struct ClassSummary {
     pub ttft_ms: Percentiles,
     /// Completion time of completed requests.
     pub completion_ms: Percentiles,
+    /// Scheduled arrival → first token, completed requests.
+    pub arrival_ttft_ms: Percentiles,
+    /// Scheduled arrival → completion, completed requests.
+    pub arrival_completion_ms: Percentiles,
+    /// Output tokens received by completed requests.
+    pub output_tokens: u64,
+    /// `output_tokens` / (last completion − first scheduled arrival of
+    /// the class), per second; null without a completed request.
+    pub throughput_tokens_per_s: Option<f64>,
 }
 
 /// Both classes.
@@ -265,10 +382,15 @@ pub struct AgentReport {
     pub target: String,
     /// TLV carrier.
     pub tlv: &'static str,
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
     /// Seed.
     pub seed: u64,
     /// Wall time of the run, seconds.
     pub duration_s: f64,
+    /// Requests that had to wait for `max_inflight` to start: each one
+    /// made the load less open-loop (its lateness is in `arrival_*`).
+    pub held_by_max_inflight: usize,
     /// Every request, by id.
     pub requests: Vec<RequestResult>,
     /// Per-class summaries.
@@ -279,12 +401,34 @@ impl AgentReport {
     fn summarise(requests: &[RequestResult], class: &str) -> ClassSummary {
         let of: Vec<&RequestResult> = requests.iter().filter(|r| r.class == class).collect();
         let ok: Vec<&&RequestResult> = of.iter().filter(|r| r.ok()).collect();
+        let output_tokens: u64 = ok
+            .iter()
+            .filter_map(|r| r.output_tokens)
+            .map(u64::from)
+            .sum();
+        let first_arrival = of.iter().map(|r| r.scheduled_ms).reduce(f64::min);
+        let last_completion = ok
+            .iter()
+            .filter_map(|r| r.arrival_completion_ms.map(|c| r.scheduled_ms + c))
+            .reduce(f64::max);
+        let throughput_tokens_per_s = match (first_arrival, last_completion) {
+            (Some(first), Some(last)) if last > first => {
+                Some(output_tokens as f64 / ((last - first) / 1000.0))
+            }
+            _ => None,
+        };
         ClassSummary {
             count: of.len(),
             ok: ok.len(),
             errors: of.len() - ok.len(),
             ttft_ms: Percentiles::of(ok.iter().filter_map(|r| r.ttft_ms).collect()),
             completion_ms: Percentiles::of(ok.iter().filter_map(|r| r.completion_ms).collect()),
+            arrival_ttft_ms: Percentiles::of(ok.iter().filter_map(|r| r.arrival_ttft_ms).collect()),
+            arrival_completion_ms: Percentiles::of(
+                ok.iter().filter_map(|r| r.arrival_completion_ms).collect(),
+            ),
+            output_tokens,
+            throughput_tokens_per_s,
         }
     }
 
@@ -292,15 +436,16 @@ impl AgentReport {
     pub fn render(&self) -> String {
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         let mut s = format!(
-            "agent → {}: {} requests in {:.2} s, TLV {}\n",
+            "agent → {} over {}: {} requests in {:.2} s, TLV {}\n",
             self.target,
+            self.transport,
             self.requests.len(),
             self.duration_s,
             self.tlv
         );
         for (name, c) in [("short", &self.classes.short), ("long", &self.classes.long)] {
             s.push_str(&format!(
-                "  {name:5} {:4} sent, {:4} ok, {:3} errors; TTFT ms p50 {} p99 {} mean {}; completion ms p50 {} p99 {}\n",
+                "  {name:5} {:4} sent, {:4} ok, {:3} errors; TTFT ms p50 {} p99 {} mean {}; completion ms p50 {} p99 {}; from arrival: TTFT p99 {}, completion p99 {}; {} tokens/s\n",
                 c.count,
                 c.ok,
                 c.errors,
@@ -309,6 +454,15 @@ impl AgentReport {
                 f(c.ttft_ms.mean),
                 f(c.completion_ms.p50),
                 f(c.completion_ms.p99),
+                f(c.arrival_ttft_ms.p99),
+                f(c.arrival_completion_ms.p99),
+                f(c.throughput_tokens_per_s),
+            ));
+        }
+        if self.held_by_max_inflight > 0 {
+            s.push_str(&format!(
+                "  warning: {} requests started late, held by --max-inflight\n",
+                self.held_by_max_inflight
             ));
         }
         if let Some(e) = self.requests.iter().find_map(|r| r.error.as_ref()) {
@@ -357,12 +511,18 @@ fn connect(cfg: &AgentConfig, req: &PlannedRequest) -> io::Result<TcpStream> {
     }
 }
 
-/// Runs one request; `start` is the run's start.
-pub fn run_one(cfg: &AgentConfig, req: &PlannedRequest, start: Instant) -> RequestResult {
-    let began = Instant::now();
-    let mut r = RequestResult {
+/// The record of `req` before it runs.
+fn blank_result(
+    cfg: &AgentConfig,
+    transport: Transport,
+    req: &PlannedRequest,
+    began: Instant,
+    start: Instant,
+) -> RequestResult {
+    RequestResult {
         id: req.id,
         class: req.class(),
+        transport: transport.name(),
         prompt: match req.kind {
             PromptKind::Control => "control",
             PromptKind::Long(t) => long_task_name(t),
@@ -374,27 +534,68 @@ pub fn run_one(cfg: &AgentConfig, req: &PlannedRequest, start: Instant) -> Reque
         tlv: cfg.tlv == SocketTlv::Ipv4,
         feature_id: format!("{:016x}", tokenfeat::encode(&req.features).0),
         scheduled_ms: ms(req.at),
-        start_ms: ms(began - start),
+        start_ms: ms(began.saturating_duration_since(start)),
         connect_ms: None,
         ttft_ms: None,
         completion_ms: None,
+        arrival_ttft_ms: None,
+        arrival_completion_ms: None,
+        output_tokens: None,
         bytes_sent: 0,
         bytes_received: 0,
         chunks: 0,
         status: None,
         local: None,
         error: None,
+    }
+}
+
+/// Runs one request over TCP; `start` is the run's start.
+pub fn run_one(cfg: &AgentConfig, req: &PlannedRequest, start: Instant) -> RequestResult {
+    run_one_over(cfg, Transport::Tcp, req, start)
+}
+
+/// Runs one request over `transport`; `start` is the run's start.
+pub fn run_one_over(
+    cfg: &AgentConfig,
+    transport: Transport,
+    req: &PlannedRequest,
+    start: Instant,
+) -> RequestResult {
+    let began = Instant::now();
+    let mut r = blank_result(cfg, transport, req, began, start);
+    let scheduled = start + req.at;
+    let outcome = match transport {
+        Transport::Tcp => exchange(cfg, req, began, scheduled, &mut r),
+        Transport::Udp => exchange_udp(cfg, req, began, scheduled, &mut r),
     };
-    if let Err(e) = exchange(cfg, req, began, &mut r) {
+    if let Err(e) = outcome {
         r.error = Some(e);
     }
     r
+}
+
+/// Milliseconds from `from` to `to`, zero when `to` is earlier.
+fn ms_since(to: Instant, from: Instant) -> f64 {
+    ms(to.saturating_duration_since(from))
+}
+
+/// Tokens in one `data:` event: the words of its delta text (the server
+/// emulates one token per word).
+fn event_tokens(event: &[u8]) -> u32 {
+    let json = event.strip_prefix(b"data:").unwrap_or(event);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return 0;
+    };
+    let text = v["choices"][0]["delta"]["content"].as_str().unwrap_or("");
+    u32::try_from(text.split_whitespace().count()).unwrap_or(u32::MAX)
 }
 
 fn exchange(
     cfg: &AgentConfig,
     req: &PlannedRequest,
     began: Instant,
+    scheduled: Instant,
     r: &mut RequestResult,
 ) -> Result<(), String> {
     let deadline = began + cfg.timeout;
@@ -416,6 +617,7 @@ fn exchange(
     let mut body_at: Option<usize> = None;
     let mut scanned = 0usize;
     let mut done = false;
+    let mut tokens = 0u32;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -469,6 +671,7 @@ fn exchange(
         if let Some(b) = body_at {
             if r.ttft_ms.is_none() && find(&buf[b..], b"data:").is_some() {
                 r.ttft_ms = Some(ms(now - sent));
+                r.arrival_ttft_ms = Some(ms_since(now, scheduled));
             }
             // Count complete events since the last scan.
             while let Some(i) = find(&buf[scanned..], b"\n\n") {
@@ -477,11 +680,14 @@ fn exchange(
                     done = true;
                 } else if event.starts_with(b"data:") {
                     r.chunks += 1;
+                    tokens = tokens.saturating_add(event_tokens(event));
                 }
                 scanned += i + 2;
             }
+            r.output_tokens = Some(tokens);
             if done {
                 r.completion_ms = Some(ms(now - sent));
+                r.arrival_completion_ms = Some(ms_since(now, scheduled));
                 break;
             }
         }
@@ -493,20 +699,140 @@ fn exchange(
         return Err("no data: event in the response".into());
     }
     if r.completion_ms.is_none() {
-        r.completion_ms = Some(ms(sent.elapsed()));
+        let now = Instant::now();
+        r.completion_ms = Some(ms(now - sent));
+        r.arrival_completion_ms = Some(ms_since(now, scheduled));
         return Err("connection closed before data: [DONE]".into());
     }
     Ok(())
 }
 
-/// Runs the whole load: every request at its time, on its own thread.
+/// The UDP socket for `req`: bound to `cfg.bind` (or any address of the
+/// target's family), TLV set as `cfg.tlv` says, connected to the target.
+fn udp_socket(cfg: &AgentConfig, req: &PlannedRequest) -> io::Result<UdpSocket> {
+    let local: IpAddr = match (cfg.bind, cfg.target) {
+        (Some(ip), _) => ip,
+        (None, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (None, SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(local, 0))?;
+    if cfg.tlv == SocketTlv::Ipv4 {
+        super::sock::set_ip_options(&socket, &req.ip_options())?;
+    }
+    socket.connect(cfg.target)?;
+    Ok(socket)
+}
+
+/// The JSON body of an HTTP request (all of it when it has no head).
+fn http_body(http: &[u8]) -> &[u8] {
+    match find(http, b"\r\n\r\n") {
+        Some(end) => &http[end + 4..],
+        None => http,
+    }
+}
+
+fn exchange_udp(
+    cfg: &AgentConfig,
+    req: &PlannedRequest,
+    began: Instant,
+    scheduled: Instant,
+    r: &mut RequestResult,
+) -> Result<(), String> {
+    let timed_out = || format!("timed out after {:.1} s", cfg.timeout.as_secs_f64());
+    let deadline = began + cfg.timeout;
+    let id = req.id as u64;
+    let request = datagram::encode_request(id, http_body(&req.http))?;
+    let socket = udp_socket(cfg, req).map_err(|e| format!("socket: {e}"))?;
+    r.local = socket.local_addr().ok().map(|a| a.to_string());
+    socket.send(&request).map_err(|e| format!("send: {e}"))?;
+    let sent = Instant::now();
+    r.bytes_sent = request.len();
+
+    let mut buf = [0u8; 2048];
+    let mut tokens = 0u32;
+    let mut received = 0u64;
+    let mut last_seq: Option<u32> = None;
+    while last_seq.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("receive: {e}")),
+        };
+        let now = Instant::now();
+        r.bytes_received += n;
+        match datagram::decode(&buf[..n]) {
+            Ok(Datagram::Tokens {
+                id: got,
+                seq,
+                count,
+                last,
+                ..
+            }) if got == id => {
+                if r.ttft_ms.is_none() {
+                    r.ttft_ms = Some(ms(now - sent));
+                    r.arrival_ttft_ms = Some(ms_since(now, scheduled));
+                }
+                received += 1;
+                r.chunks += 1;
+                tokens = tokens.saturating_add(u32::from(count));
+                r.output_tokens = Some(tokens);
+                if last {
+                    r.completion_ms = Some(ms(now - sent));
+                    r.arrival_completion_ms = Some(ms_since(now, scheduled));
+                    last_seq = Some(seq);
+                }
+            }
+            Ok(Datagram::Error { id: got, message }) if got == id => {
+                return Err(format!(
+                    "server refused the request: {}",
+                    String::from_utf8_lossy(message)
+                ));
+            }
+            // Not ours, or not a datagram of the protocol: ignore it.
+            _ => {}
+        }
+    }
+    let expected = last_seq.map_or(0, |s| u64::from(s) + 1);
+    if received < expected {
+        return Err(format!(
+            "lost {} of {expected} token datagrams (UDP has no retransmission)",
+            expected - received
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the whole load over TCP: every request at its time, on its own
+/// thread.
 pub fn run(cfg: &AgentConfig) -> AgentReport {
-    let planned = plan(cfg);
+    run_with(cfg, &LoadOptions::default())
+}
+
+/// [`run`] with the transport and request sizes of `opts`.
+pub fn run_with(cfg: &AgentConfig, opts: &LoadOptions) -> AgentReport {
+    let planned = plan_with(cfg, &opts.sizes);
+    let transport = opts.transport;
     let cfg = Arc::new(cfg.clone());
     let results = Arc::new(Mutex::new(Vec::with_capacity(planned.len())));
     let inflight = Arc::new((Mutex::new(0usize), Condvar::new()));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(planned.len());
+    let mut held_by_max_inflight = 0usize;
     for req in planned {
         let at = start + req.at;
         let now = Instant::now();
@@ -516,29 +842,47 @@ pub fn run(cfg: &AgentConfig) -> AgentReport {
         {
             let (m, cv) = &*inflight;
             let mut n = m.lock().unwrap_or_else(|e| e.into_inner());
+            if *n >= cfg.max_inflight.max(1) {
+                held_by_max_inflight += 1;
+            }
             while *n >= cfg.max_inflight.max(1) {
                 n = cv.wait(n).unwrap_or_else(|e| e.into_inner());
             }
             *n += 1;
         }
+        // Kept in case the thread cannot start: the request still gets
+        // its record, with the reason.
+        let mut unstarted = blank_result(&cfg, transport, &req, Instant::now(), start);
         let (cfg, results, inflight) = (
             Arc::clone(&cfg),
             Arc::clone(&results),
             Arc::clone(&inflight),
         );
-        let h = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("agent-{}", req.id))
             .stack_size(256 * 1024)
-            .spawn(move || {
-                let r = run_one(&cfg, &req, start);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+            .spawn({
+                let (results, inflight) = (Arc::clone(&results), Arc::clone(&inflight));
+                move || {
+                    let r = run_one_over(&cfg, transport, &req, start);
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+                    let (m, cv) = &*inflight;
+                    *m.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+                    cv.notify_one();
+                }
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                unstarted.error = Some(format!("cannot start a request thread: {e}"));
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(unstarted);
                 let (m, cv) = &*inflight;
                 *m.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
                 cv.notify_one();
-            });
-        match h {
-            Ok(h) => handles.push(h),
-            Err(e) => panic!("cannot start a request thread: {e}"),
+            }
         }
     }
     for h in handles {
@@ -556,8 +900,10 @@ pub fn run(cfg: &AgentConfig) -> AgentReport {
             SocketTlv::None => "none",
             SocketTlv::Ipv4 => "ipv4",
         },
+        transport: transport.name(),
         seed: cfg.seed,
         duration_s: start.elapsed().as_secs_f64(),
+        held_by_max_inflight,
         requests,
         classes,
     }
@@ -622,5 +968,161 @@ mod tests {
             ..cfg
         });
         assert_eq!(fixed[2].at, Duration::from_millis(6));
+    }
+
+    fn base_cfg() -> AgentConfig {
+        AgentConfig {
+            target: "10.0.100.1:8000".parse().unwrap(),
+            requests: 300,
+            arrivals: Arrivals::Poisson(100.0),
+            short_fraction: 0.5,
+            seed: 11,
+            tlv: SocketTlv::None,
+            bind: None,
+            timeout: Duration::from_secs(1),
+            max_inflight: 1,
+        }
+    }
+
+    #[test]
+    fn size_ranges_parse_or_say_what_is_wrong() {
+        assert_eq!(parse_size_range("64-256"), Ok((64, 256)));
+        assert_eq!(parse_size_range(" 8 - 8 "), Ok((8, 8)));
+        assert_eq!(parse_size_range("32"), Ok((32, 32)));
+        for bad in ["", "-", "a-b", "5-", "-5", "9-3", "0-4", "1-2-3", "1.5-2"] {
+            let e = parse_size_range(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        assert!(parse_size_range("9-3").unwrap_err().contains("above"));
+    }
+
+    #[test]
+    fn default_sizes_keep_the_plan_byte_identical() {
+        let cfg = base_cfg();
+        let a = plan(&cfg);
+        let b = plan_with(
+            &cfg,
+            &WorkloadSizes {
+                short_output_tokens: Some(agent::SHORT_OUTPUT_TOKENS),
+                long_output_tokens: None,
+                long_prompt_words: Some(agent::LONG_PROMPT_WORDS),
+            },
+        );
+        assert!(a
+            .iter()
+            .zip(&b)
+            .all(|(x, y)| x.http == y.http && x.at == y.at));
+    }
+
+    #[test]
+    fn sizes_set_max_tokens_and_prompt_length() {
+        let cfg = base_cfg();
+        let sizes = WorkloadSizes {
+            short_output_tokens: Some(8..=16),
+            long_output_tokens: Some(100..=200),
+            long_prompt_words: Some(40..=60),
+        };
+        let p = plan_with(&cfg, &sizes);
+        let default = plan(&cfg);
+        let (mut short, mut long) = (0, 0);
+        for r in &p {
+            let max = r.max_tokens.unwrap();
+            if r.class() == "short" {
+                short += 1;
+                assert!((8..=16).contains(&max), "short max_tokens {max}");
+            } else {
+                long += 1;
+                assert!((100..=200).contains(&max), "long max_tokens {max}");
+                assert!(
+                    r.http.len() < 1500,
+                    "{} bytes for 40-60 words",
+                    r.http.len()
+                );
+            }
+        }
+        assert!(short > 100 && long > 100, "{short} short, {long} long");
+        let longest_default = default
+            .iter()
+            .filter(|r| r.class() == "long")
+            .map(|r| r.http.len())
+            .max()
+            .unwrap();
+        assert!(longest_default > 1500, "{longest_default}");
+    }
+
+    #[test]
+    fn data_events_count_their_words_as_tokens() {
+        let e = br#"data: {"choices":[{"index":0,"delta":{"content":" a bb ccc d"}}]}"#;
+        assert_eq!(event_tokens(e), 4);
+        assert_eq!(event_tokens(b"data: not json"), 0);
+        assert_eq!(event_tokens(b"data: {}"), 0);
+    }
+
+    fn result(
+        class: &'static str,
+        scheduled_ms: f64,
+        done_after: Option<f64>,
+        tokens: u32,
+    ) -> RequestResult {
+        let cfg = base_cfg();
+        let req = &plan(&AgentConfig {
+            requests: 1,
+            ..cfg.clone()
+        })[0];
+        let now = Instant::now();
+        let mut r = blank_result(&cfg, Transport::Tcp, req, now, now);
+        r.class = class;
+        r.scheduled_ms = scheduled_ms;
+        r.output_tokens = Some(tokens);
+        match done_after {
+            Some(c) => {
+                r.arrival_ttft_ms = Some(c / 2.0);
+                r.arrival_completion_ms = Some(c);
+            }
+            None => r.error = Some("timed out".into()),
+        }
+        r
+    }
+
+    #[test]
+    fn class_summary_counts_tokens_and_throughput_of_completed_requests() {
+        let rs = vec![
+            result("short", 1000.0, Some(500.0), 40),
+            result("short", 1200.0, Some(1800.0), 60),
+            result("short", 1100.0, None, 1000),
+            result("long", 0.0, Some(100.0), 7),
+        ];
+        let s = AgentReport::summarise(&rs, "short");
+        assert_eq!((s.count, s.ok, s.errors), (3, 2, 1));
+        assert_eq!(s.output_tokens, 100);
+        // First arrival 1000 ms, last completion 1200 + 1800 = 3000 ms.
+        let t = s.throughput_tokens_per_s.unwrap();
+        assert!((t - 50.0).abs() < 1e-9, "{t}");
+        assert_eq!(s.arrival_completion_ms.p99, Some(1800.0));
+        assert_eq!(s.arrival_ttft_ms.p50, Some(250.0));
+        let none = AgentReport::summarise(&[result("long", 0.0, None, 3)], "long");
+        assert_eq!(none.throughput_tokens_per_s, None);
+        assert_eq!(none.output_tokens, 0);
+    }
+
+    #[test]
+    fn udp_refuses_requests_longer_than_one_datagram_without_sending() {
+        // The target would answer nothing: the error comes first.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let cfg = AgentConfig {
+            target: socket.local_addr().unwrap(),
+            requests: 40,
+            short_fraction: 0.0,
+            ..base_cfg()
+        };
+        let req = plan(&cfg).into_iter().next().unwrap();
+        let r = run_one_over(&cfg, Transport::Udp, &req, Instant::now());
+        assert!(
+            r.error.as_deref().unwrap().contains("does not fit"),
+            "{:?}",
+            r.error
+        );
+        socket.set_nonblocking(true).unwrap();
+        assert!(socket.recv(&mut [0u8; 16]).is_err(), "a datagram was sent");
     }
 }

@@ -1,5 +1,6 @@
-//! `pktgen serve --report-to`: push NODE_STATE control messages (queue
-//! length, estimated TTFT) to the appliance, built and sealed exactly as
+//! `pktgen serve --report-to`: push NODE_STATE control messages (GPU and
+//! KV-cache utilisation, queue length, estimated TTFT; see
+//! [`Node::load`]) to the appliance, built and sealed exactly as
 //! `intellinode ctl node-state` does (the dataplane crate's `ctl_messages`).
 
 use std::net::{SocketAddr, UdpSocket};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use control::{Key, Sender};
 use dataplane::ctl::{CtlCommand, NodeStateArgs, Source};
 
-use super::serve::Node;
+use super::serve::{Node, NodeLoad};
 
 /// Where and how to report.
 #[derive(Debug, Clone)]
@@ -29,16 +30,22 @@ pub struct ReportConfig {
     pub interval: Duration,
 }
 
-/// The NODE_STATE message for `queue` waiting requests and `ttft_ms`.
-pub fn node_state(node: u16, queue: f64, ttft_ms: f64) -> anyhow::Result<control::Message> {
-    dataplane::ctl_messages::build(&CtlCommand::NodeState(NodeStateArgs {
+/// The NODE_STATE arguments for `load`: KV-cache utilisation travels as
+/// the memory utilisation, since the KV cache is what fills GPU memory.
+pub fn node_state_args(node: u16, load: &NodeLoad) -> NodeStateArgs {
+    NodeStateArgs {
         node,
-        gpu_util: None,
-        mem_util: None,
-        queue: Some(queue),
-        ttft_ms: Some(ttft_ms),
+        gpu_util: Some(load.gpu_util),
+        mem_util: Some(load.kv_util),
+        queue: Some(load.queue_len as f64),
+        ttft_ms: Some(load.est_ttft_ms),
         source: Source::Measured,
-    }))
+    }
+}
+
+/// The NODE_STATE message for `load`.
+pub fn node_state(node: u16, load: &NodeLoad) -> anyhow::Result<control::Message> {
+    dataplane::ctl_messages::build(&CtlCommand::NodeState(node_state_args(node, load)))
 }
 
 /// Starts the reporting thread; it stops when `stop` is set.
@@ -62,8 +69,7 @@ pub(crate) fn spawn(
         .name("serve-report".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let (queue, _, _) = node.snapshot();
-                if let Ok(msg) = node_state(cfg.node, queue as f64, node.est_ttft_ms()) {
+                if let Ok(msg) = node_state(cfg.node, &node.load()) {
                     if let Ok(d) = sender.seal(&msg, dataplane::control_plane::realtime_ns()) {
                         let _ = socket.send(&d);
                     }
@@ -71,4 +77,28 @@ pub(crate) fn spawn(
                 std::thread::sleep(cfg.interval);
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_fills_every_node_state_field() {
+        let load = NodeLoad {
+            queue_len: 3,
+            active: 2,
+            served: 9,
+            gpu_util: 0.5,
+            kv_util: 0.25,
+            est_ttft_ms: 42.0,
+        };
+        let args = node_state_args(4, &load);
+        assert_eq!(args.node, 4);
+        assert_eq!(args.gpu_util, Some(0.5));
+        assert_eq!(args.mem_util, Some(0.25));
+        assert_eq!(args.queue, Some(3.0));
+        assert_eq!(args.ttft_ms, Some(42.0));
+        assert!(node_state(4, &load).is_ok());
+    }
 }

@@ -14,30 +14,69 @@
 //! Prompt tokens are `tokenfeat`'s count of the request's prompt text;
 //! output tokens are `max_tokens`, or tokenfeat's default for the task when
 //! the request has none. `GET /state` answers `{name, queue_len, active,
-//! served, concurrency}` at once.
+//! served, concurrency, gpu_util, kv_util, est_ttft_ms}` at once.
+//!
+//! With `--udp ADDR` the node also answers the datagram protocol of
+//! [`super::datagram`] (docs/wire-format.md §8) on that address, besides
+//! the TCP listener: the same delay, batch-slot queue and prefill, then one
+//! token datagram per 4 output tokens at `--decode-tps`, the last flagged.
+//! A request id already in service for the same peer is ignored (counted
+//! as a duplicate); datagrams that do not decode are counted and ignored;
+//! a request longer than one datagram or not OpenAI JSON gets an error
+//! datagram.
+//!
+//! Load, as `/state` and NODE_STATE reports give it ([`Node::load`]):
+//! GPU utilisation = busy batch slots / `--concurrency`; KV-cache
+//! utilisation = prompt + output tokens of the requests holding a slot /
+//! `--kv-tokens`, at most 1; and the estimated TTFT of a new short request
+//! (see [`Node::est_ttft_ms`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rand::seq::SliceRandom;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::datagram::{self, Datagram, DecodeError};
 use crate::workload::agent::{self, TOKENS_PER_PACKET};
 use crate::workload::seeded_rng;
+use crate::workload::text::WORDS;
 
 /// Largest request accepted (headers and body).
 const MAX_REQUEST: usize = 1 << 20;
 
+/// Prompt tokens of the typical short request the TTFT estimate is for: a
+/// control command ("turn on the light") is a handful of tokens; 16 leaves
+/// room for a system prompt.
+pub const TYPICAL_SHORT_PROMPT_TOKENS: u32 = 16;
+
+/// Output tokens assumed for the slot hold time before any request has
+/// finished (then the observed mean takes over).
+const ASSUMED_OUTPUT_TOKENS: u32 = 128;
+
+/// Default `--kv-tokens`: 16 sequences of a 4096-token context.
+pub const DEFAULT_KV_TOKENS: u64 = 16 * 4096;
+
+/// RNG stream offset of UDP requests, so that their draws never repeat a
+/// TCP request's.
+const UDP_RNG_STREAM: u64 = 1 << 40;
+
 /// What `pktgen serve` emulates.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Address to listen on.
+    /// Address to listen on (TCP).
     pub listen: SocketAddr,
+    /// Also serve the datagram protocol on this UDP address.
+    pub udp: Option<SocketAddr>,
+    /// KV-cache capacity in tokens, the denominator of KV utilisation.
+    pub kv_tokens: u64,
     /// Node name, reported in `/state` and the stats.
     pub name: String,
     /// Prefill throughput, prompt tokens per second.
@@ -66,6 +105,8 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            udp: None,
+            kv_tokens: DEFAULT_KV_TOKENS,
             name: "edge".into(),
             prefill_tps: 5000.0,
             decode_tps: 50.0,
@@ -106,6 +147,9 @@ impl ServeConfig {
         if self.concurrency == 0 {
             return Err("--concurrency must be at least 1".into());
         }
+        if self.kv_tokens == 0 {
+            return Err("--kv-tokens must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -121,8 +165,12 @@ impl ServeConfig {
 /// One served (or failed) request, as written to `--stats-json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceRecord {
-    /// Connection number, from 0.
+    /// Request number in arrival order over both transports, from 0.
     pub id: u64,
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
+    /// The request id the client chose (UDP only).
+    pub client_id: Option<u64>,
     /// The client's address.
     pub peer: String,
     /// Milliseconds from server start to the request being read.
@@ -157,6 +205,10 @@ pub struct ServeStats {
     pub name: String,
     /// Listening address.
     pub listen: String,
+    /// UDP listening address, when serving UDP.
+    pub udp_listen: Option<String>,
+    /// KV-cache capacity, tokens.
+    pub kv_tokens: u64,
     /// Batch slots.
     pub concurrency: usize,
     /// Prefill tokens/s.
@@ -179,6 +231,15 @@ pub struct ServeStats {
     pub state_queries: u64,
     /// Longest the wait queue got.
     pub max_queue_len: usize,
+    /// UDP request datagrams received (duplicates, oversized and
+    /// malformed ones included).
+    pub udp_datagrams: u64,
+    /// UDP datagrams that did not decode, or were not requests.
+    pub udp_malformed: u64,
+    /// UDP requests longer than one datagram (answered with an error).
+    pub udp_oversize: u64,
+    /// UDP requests ignored because the same peer's id was in service.
+    pub udp_duplicates: u64,
     /// Every inference request, in completion order.
     pub requests: Vec<ServiceRecord>,
 }
@@ -188,6 +249,36 @@ struct Sched {
     active: usize,
     queue: VecDeque<u64>,
     max_queue: usize,
+    /// Prompt + output tokens of the requests holding a slot.
+    kv_held: u64,
+    /// Slot hold times of finished requests, for the wait estimate.
+    hold_total: Duration,
+    holds: u64,
+}
+
+/// The node's load at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NodeLoad {
+    /// Requests waiting for a slot.
+    pub queue_len: usize,
+    /// Busy slots.
+    pub active: usize,
+    /// Requests served.
+    pub served: u64,
+    /// Busy slots / concurrency.
+    pub gpu_util: f64,
+    /// KV tokens held / `--kv-tokens`, at most 1.
+    pub kv_util: f64,
+    /// [`Node::est_ttft_ms`].
+    pub est_ttft_ms: f64,
+}
+
+#[derive(Debug, Default)]
+struct UdpCounters {
+    datagrams: AtomicU64,
+    malformed: AtomicU64,
+    oversize: AtomicU64,
+    duplicates: AtomicU64,
 }
 
 /// The server's shared state.
@@ -202,6 +293,10 @@ pub struct Node {
     state_queries: AtomicU64,
     open: AtomicUsize,
     records: Mutex<Vec<ServiceRecord>>,
+    next_id: AtomicU64,
+    udp: UdpCounters,
+    /// (peer, client id) of UDP requests in service.
+    udp_in_service: Mutex<HashSet<(SocketAddr, u64)>>,
 }
 
 /// `(queue_len, active, served)` right now.
@@ -219,6 +314,9 @@ impl Node {
             state_queries: AtomicU64::new(0),
             open: AtomicUsize::new(0),
             records: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+            udp: UdpCounters::default(),
+            udp_in_service: Mutex::new(HashSet::new()),
         }
     }
 
@@ -232,24 +330,57 @@ impl Node {
         (s.queue.len(), s.active, self.served.load(Ordering::Relaxed))
     }
 
-    /// The estimated TTFT of a new short request: queued and active work
-    /// ahead of it, plus base (for NODE_STATE reports).
-    pub fn est_ttft_ms(&self) -> f64 {
-        let (q, a, _) = self.snapshot();
-        let waiting = if a + q >= self.cfg.concurrency {
-            (a + q + 1 - self.cfg.concurrency) as f64
-        } else {
-            0.0
-        };
-        self.cfg.base_ttft_ms * (1.0 + waiting)
+    /// Utilisations, queue and TTFT estimate, from one consistent look.
+    pub fn load(&self) -> NodeLoad {
+        let s = self.lock();
+        let concurrency = self.cfg.concurrency.max(1);
+        NodeLoad {
+            queue_len: s.queue.len(),
+            active: s.active,
+            served: self.served.load(Ordering::Relaxed),
+            gpu_util: s.active as f64 / concurrency as f64,
+            kv_util: (s.kv_held as f64 / self.cfg.kv_tokens.max(1) as f64).min(1.0),
+            est_ttft_ms: self.est_ttft_locked(&s),
+        }
     }
 
-    /// Waits for a batch slot, FIFO. Returns the request's place in the
-    /// wait queue on arrival: 0 when a slot was free, n when it was n-th.
-    fn acquire(&self, ticket: u64) -> usize {
+    /// The estimated TTFT, in milliseconds, of a new short request
+    /// arriving now (path delay excluded: the appliance measures paths):
+    ///
+    /// `base + TYPICAL_SHORT_PROMPT_TOKENS / prefill_tps
+    ///  + max(0, queue_len + active + 1 − concurrency) × mean_hold / concurrency`
+    ///
+    /// The last term is the wait for a slot: the request needs that many
+    /// slots to free up before it, and with `concurrency` slots busy one
+    /// frees up every `mean_hold / concurrency` on average. `mean_hold` is
+    /// the mean slot hold time (queue exit to last token) of the requests
+    /// finished so far; before the first, that of a typical short prompt
+    /// with [`ASSUMED_OUTPUT_TOKENS`] output tokens.
+    pub fn est_ttft_ms(&self) -> f64 {
+        let s = self.lock();
+        self.est_ttft_locked(&s)
+    }
+
+    fn est_ttft_locked(&self, s: &Sched) -> f64 {
+        let concurrency = self.cfg.concurrency.max(1);
+        let prefill = ms(self.cfg.model_ttft(TYPICAL_SHORT_PROMPT_TOKENS));
+        let mean_hold_ms = if s.holds > 0 {
+            ms(s.hold_total) / s.holds as f64
+        } else {
+            prefill + f64::from(ASSUMED_OUTPUT_TOKENS) / self.cfg.decode_tps * 1000.0
+        };
+        let ahead = (s.queue.len() + s.active + 1).saturating_sub(concurrency);
+        prefill + ahead as f64 * mean_hold_ms / concurrency as f64
+    }
+
+    /// Waits for a batch slot, FIFO, and holds `kv_tokens` of KV cache
+    /// while it has it. Returns the request's place in the wait queue on
+    /// arrival: 0 when a slot was free, n when it was n-th.
+    fn acquire(&self, ticket: u64, kv_tokens: u64) -> usize {
         let mut s = self.lock();
         if s.queue.is_empty() && s.active < self.cfg.concurrency {
             s.active += 1;
+            s.kv_held += kv_tokens;
             return 0;
         }
         let ahead = s.queue.len();
@@ -260,15 +391,20 @@ impl Node {
         }
         s.queue.pop_front();
         s.active += 1;
+        s.kv_held += kv_tokens;
         drop(s);
         // The next in line may fit too.
         self.cv.notify_all();
         ahead + 1
     }
 
-    fn release(&self) {
+    /// Frees the slot and KV cache [`Node::acquire`] took, `held` after.
+    fn release(&self, kv_tokens: u64, held: Duration) {
         let mut s = self.lock();
-        s.active -= 1;
+        s.active = s.active.saturating_sub(1);
+        s.kv_held = s.kv_held.saturating_sub(kv_tokens);
+        s.hold_total += held;
+        s.holds += 1;
         drop(s);
         self.cv.notify_all();
     }
@@ -284,6 +420,8 @@ impl Node {
         ServeStats {
             name: self.cfg.name.clone(),
             listen: self.cfg.listen.to_string(),
+            udp_listen: self.cfg.udp.map(|a| a.to_string()),
+            kv_tokens: self.cfg.kv_tokens,
             concurrency: self.cfg.concurrency,
             prefill_tps: self.cfg.prefill_tps,
             decode_tps: self.cfg.decode_tps,
@@ -295,6 +433,10 @@ impl Node {
             errors: self.errors.load(Ordering::Relaxed),
             state_queries: self.state_queries.load(Ordering::Relaxed),
             max_queue_len: max_queue,
+            udp_datagrams: self.udp.datagrams.load(Ordering::Relaxed),
+            udp_malformed: self.udp.malformed.load(Ordering::Relaxed),
+            udp_oversize: self.udp.oversize.load(Ordering::Relaxed),
+            udp_duplicates: self.udp.duplicates.load(Ordering::Relaxed),
             requests,
         }
     }
@@ -363,32 +505,18 @@ fn sleep_until(t: Instant) {
     }
 }
 
-/// Handles one connection (one request).
-fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
-    let cfg = &node.cfg;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let _ = stream.set_nodelay(true);
-    let req = match read_request(&mut stream) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    let arrived = Instant::now();
-    if req.starts_with(b"GET /state") {
-        node.state_queries.fetch_add(1, Ordering::Relaxed);
-        let (queue_len, active, served) = node.snapshot();
-        let body = serde_json::json!({
-            "name": cfg.name,
-            "queue_len": queue_len,
-            "active": active,
-            "served": served,
-            "concurrency": cfg.concurrency,
-        })
-        .to_string();
-        let _ = reply(&mut stream, "200 OK", "application/json", &body);
-        return;
-    }
-    let mut record = ServiceRecord {
+/// A new, empty record of a request read at `arrived`.
+fn new_record(
+    node: &Node,
+    id: u64,
+    transport: &'static str,
+    peer: SocketAddr,
+    arrived: Instant,
+) -> ServiceRecord {
+    ServiceRecord {
         id,
+        transport,
+        client_id: None,
         peer: peer.to_string(),
         arrived_ms: ms(arrived - node.start),
         queue_position: 0,
@@ -401,40 +529,59 @@ fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
         ttft_ms: 0.0,
         total_ms: 0.0,
         error: None,
-    };
-    let finish = |mut record: ServiceRecord, err: Option<String>| {
-        record.total_ms = ms(arrived.elapsed());
-        if err.is_some() {
-            node.errors.fetch_add(1, Ordering::Relaxed);
-        } else {
-            node.served.fetch_add(1, Ordering::Relaxed);
-        }
-        record.error = err;
-        node.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
-    };
-    let Some(parsed) = tokenfeat::parse_openai_request(&req) else {
-        let _ = reply(
-            &mut stream,
-            "400 Bad Request",
-            "application/json",
-            "{\"error\":\"expected an OpenAI chat-completions POST with Content-Length\"}",
-        );
-        finish(record, Some("bad request".into()));
-        return;
-    };
-    let features = parsed.features(None);
-    let output_tokens = parsed
-        .max_tokens
-        .unwrap_or_else(|| tokenfeat::default_output_tokens(features.task, features.prompt_tokens))
-        .max(1);
-    record.prompt_tokens = features.prompt_tokens;
-    record.output_tokens = output_tokens;
-    record.task = features.task.name().to_string();
+    }
+}
 
-    let mut rng = seeded_rng(cfg.seed, id);
+/// Counts and stores a finished request.
+fn finish(node: &Node, mut record: ServiceRecord, arrived: Instant, err: Option<String>) {
+    record.total_ms = ms(arrived.elapsed());
+    if err.is_some() {
+        node.errors.fetch_add(1, Ordering::Relaxed);
+    } else {
+        node.served.fetch_add(1, Ordering::Relaxed);
+    }
+    record.error = err;
+    node.records
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record);
+}
+
+/// What a parsed request asks of the model.
+struct Job {
+    features: tokenfeat::TokenFeatures,
+}
+
+impl Job {
+    fn of(parsed: &tokenfeat::ParsedRequest) -> Job {
+        let mut features = parsed.features(None);
+        features.output_tokens = parsed
+            .max_tokens
+            .unwrap_or_else(|| {
+                tokenfeat::default_output_tokens(features.task, features.prompt_tokens)
+            })
+            .max(1);
+        Job { features }
+    }
+}
+
+/// Runs `job` through the model: the way in, a batch slot, prefill, the way
+/// back, then `make_chunks`' chunks sent with `send` at the decode rate.
+/// The error is the client's, when it went away.
+fn serve_job(
+    node: &Node,
+    job: &Job,
+    record: &mut ServiceRecord,
+    arrived: Instant,
+    mut rng: ChaCha8Rng,
+    make_chunks: impl FnOnce(&mut ChaCha8Rng, &tokenfeat::TokenFeatures) -> Vec<Vec<u8>>,
+    mut send: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Option<String> {
+    let cfg = &node.cfg;
+    let f = &job.features;
+    record.prompt_tokens = f.prompt_tokens;
+    record.output_tokens = f.output_tokens;
+    record.task = f.task.name().to_string();
     let delay = if cfg.jitter_ms > 0.0 {
         (cfg.delay_ms + rng.gen_range(-cfg.jitter_ms..=cfg.jitter_ms)).max(0.0)
     } else {
@@ -446,32 +593,214 @@ fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
     // The request's way in.
     std::thread::sleep(delay);
     let queued = Instant::now();
-    record.queue_position = node.acquire(id);
+    let kv_tokens = u64::from(f.prompt_tokens) + u64::from(f.output_tokens);
+    record.queue_position = node.acquire(record.id, kv_tokens);
     let started = Instant::now();
     record.queue_wait_ms = ms(started - queued);
-    let prefill = cfg.model_ttft(features.prompt_tokens);
+    let prefill = cfg.model_ttft(f.prompt_tokens);
     record.prefill_ms = ms(prefill);
     // Prefill, then the answer's way out.
     sleep_until(started + prefill + delay);
 
-    let mut f = features;
-    f.output_tokens = output_tokens;
-    let payloads = agent::response(&mut rng, &f, id).payloads;
+    let chunks = make_chunks(&mut rng, f);
     let interval = Duration::from_secs_f64(f64::from(TOKENS_PER_PACKET) / cfg.decode_tps);
     let t0 = Instant::now();
     record.ttft_ms = ms(t0 - arrived);
     let mut err = None;
-    for (i, p) in payloads.iter().enumerate() {
+    for (i, chunk) in chunks.iter().enumerate() {
         sleep_until(t0 + interval * u32::try_from(i).unwrap_or(u32::MAX));
-        if let Err(e) = stream.write_all(p) {
+        if let Err(e) = send(chunk) {
             err = Some(format!("client gone: {e}"));
             break;
         }
     }
+    node.release(kv_tokens, started.elapsed());
+    err
+}
+
+/// Handles one connection (one request).
+fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
+    let cfg = &node.cfg;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_nodelay(true);
+    let req = match read_request(&mut stream) {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    let arrived = Instant::now();
+    if req.starts_with(b"GET /state") {
+        node.state_queries.fetch_add(1, Ordering::Relaxed);
+        let load = node.load();
+        let body = serde_json::json!({
+            "name": cfg.name,
+            "queue_len": load.queue_len,
+            "active": load.active,
+            "served": load.served,
+            "concurrency": cfg.concurrency,
+            "gpu_util": load.gpu_util,
+            "kv_util": load.kv_util,
+            "est_ttft_ms": load.est_ttft_ms,
+        })
+        .to_string();
+        let _ = reply(&mut stream, "200 OK", "application/json", &body);
+        return;
+    }
+    let mut record = new_record(node, id, "tcp", peer, arrived);
+    let Some(parsed) = tokenfeat::parse_openai_request(&req) else {
+        let _ = reply(
+            &mut stream,
+            "400 Bad Request",
+            "application/json",
+            "{\"error\":\"expected an OpenAI chat-completions POST with Content-Length\"}",
+        );
+        finish(node, record, arrived, Some("bad request".into()));
+        return;
+    };
+    let job = Job::of(&parsed);
+    let err = serve_job(
+        node,
+        &job,
+        &mut record,
+        arrived,
+        seeded_rng(cfg.seed, id),
+        |rng, f| agent::response(rng, f, id).payloads,
+        |chunk| stream.write_all(chunk),
+    );
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    node.release();
-    finish(record, err);
+    finish(node, record, arrived, err);
+}
+
+/// The token datagrams answering UDP request `client_id`: one per
+/// [`TOKENS_PER_PACKET`] tokens, each with that many words of text.
+fn token_datagrams(
+    rng: &mut ChaCha8Rng,
+    f: &tokenfeat::TokenFeatures,
+    client_id: u64,
+) -> Vec<Vec<u8>> {
+    let tokens = f.output_tokens.max(1);
+    let n = tokens.div_ceil(TOKENS_PER_PACKET);
+    (0..n)
+        .map(|i| {
+            let k = (tokens - i * TOKENS_PER_PACKET).min(TOKENS_PER_PACKET);
+            let text: String = (0..k)
+                .map(|_| format!(" {}", WORDS.choose(rng).copied().unwrap_or("the")))
+                .collect();
+            datagram::encode_tokens(
+                client_id,
+                i,
+                u16::try_from(k).unwrap_or(u16::MAX),
+                i + 1 == n,
+                &text,
+            )
+        })
+        .collect()
+}
+
+/// Serves one UDP request (on its own thread).
+fn handle_udp(
+    node: &Node,
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    client_id: u64,
+    body: &[u8],
+    arrived: Instant,
+) {
+    let id = node.next_id.fetch_add(1, Ordering::Relaxed);
+    let mut record = new_record(node, id, "udp", peer, arrived);
+    record.client_id = Some(client_id);
+    let err = match tokenfeat::parse_openai_request(body) {
+        None => {
+            let msg = "expected an OpenAI chat-completions JSON body";
+            let _ = socket.send_to(&datagram::encode_error(client_id, msg), peer);
+            Some("bad request".into())
+        }
+        Some(parsed) => serve_job(
+            node,
+            &Job::of(&parsed),
+            &mut record,
+            arrived,
+            seeded_rng(node.cfg.seed, UDP_RNG_STREAM + id),
+            |rng, f| token_datagrams(rng, f, client_id),
+            |d| socket.send_to(d, peer).map(|_| ()),
+        ),
+    };
+    finish(node, record, arrived, err);
+    node.udp_in_service
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(peer, client_id));
+}
+
+/// Receives UDP requests until `stop` is set, each served on its own
+/// thread.
+fn udp_loop(node: &Arc<Node>, socket: &Arc<UdpSocket>, stop: &AtomicBool) -> io::Result<()> {
+    // A bigger buffer than any valid datagram, so oversized ones are seen
+    // whole and told apart.
+    let mut buf = vec![0u8; 65_536];
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            // An ICMP error from an earlier answer's peer: not ours to fix.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(e),
+        };
+        let arrived = Instant::now();
+        let counters = &node.udp;
+        counters.datagrams.fetch_add(1, Ordering::Relaxed);
+        let (client_id, body) = match datagram::decode(&buf[..n]) {
+            Ok(Datagram::Request { id, body, .. }) => (id, body.to_vec()),
+            Err(DecodeError::TooLong(Some(id))) => {
+                counters.oversize.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("request longer than {} bytes", datagram::MAX_DATAGRAM);
+                let _ = socket.send_to(&datagram::encode_error(id, &msg), peer);
+                continue;
+            }
+            Ok(_) | Err(_) => {
+                counters.malformed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let fresh = node
+            .udp_in_service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((peer, client_id));
+        if !fresh {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let (node, socket) = (Arc::clone(node), Arc::clone(socket));
+        node.open.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(format!("serve-udp-{client_id}"))
+            .spawn({
+                let node = Arc::clone(&node);
+                move || {
+                    handle_udp(&node, &socket, peer, client_id, &body, arrived);
+                    node.open.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        if spawned.is_err() {
+            node.open.fetch_sub(1, Ordering::SeqCst);
+            node.errors.fetch_add(1, Ordering::Relaxed);
+            node.udp_in_service
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(peer, client_id));
+        }
+    }
+    Ok(())
 }
 
 /// Loads the tokenizer and binds `cfg.listen`; the returned listener's
@@ -482,15 +811,34 @@ pub fn bind(cfg: &ServeConfig) -> io::Result<TcpListener> {
     TcpListener::bind(cfg.listen)
 }
 
-/// Serves on `listener` until `stop` is set or `cfg.duration` passes, then
-/// waits up to a second for open connections and returns the stats (also
-/// written to `cfg.stats_json`).
+/// Binds `cfg.udp`, when set.
+pub fn bind_udp(cfg: &ServeConfig) -> io::Result<Option<UdpSocket>> {
+    cfg.udp.map(UdpSocket::bind).transpose()
+}
+
+/// [`serve_with`] without UDP.
 pub fn serve(
-    mut cfg: ServeConfig,
+    cfg: ServeConfig,
     listener: TcpListener,
     stop: Arc<AtomicBool>,
 ) -> io::Result<ServeStats> {
+    serve_with(cfg, listener, None, stop)
+}
+
+/// Serves on `listener` (and `udp`, when given) until `stop` is set or
+/// `cfg.duration` passes, then waits up to a second for open requests and
+/// returns the stats (also written to `cfg.stats_json`).
+pub fn serve_with(
+    mut cfg: ServeConfig,
+    listener: TcpListener,
+    udp: Option<UdpSocket>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<ServeStats> {
     cfg.listen = listener.local_addr()?;
+    cfg.udp = match &udp {
+        Some(s) => Some(s.local_addr()?),
+        None => None,
+    };
     listener.set_nonblocking(true)?;
 
     let node = Arc::new(Node::new(cfg.clone()));
@@ -503,13 +851,24 @@ pub fn serve(
         )?),
         None => None,
     };
-    let mut next_id = 0u64;
+    let udp_thread = match udp {
+        Some(socket) => {
+            socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+            let socket = Arc::new(socket);
+            let (node, stop) = (Arc::clone(&node), Arc::clone(&stop));
+            Some(
+                std::thread::Builder::new()
+                    .name("serve-udp".into())
+                    .spawn(move || udp_loop(&node, &socket, &stop))?,
+            )
+        }
+        None => None,
+    };
     while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 let _ = stream.set_nonblocking(false);
-                let id = next_id;
-                next_id += 1;
+                let id = node.next_id.fetch_add(1, Ordering::Relaxed);
                 let node = Arc::clone(&node);
                 node.open.fetch_add(1, Ordering::SeqCst);
                 std::thread::Builder::new()
@@ -527,12 +886,19 @@ pub fn serve(
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let udp_result = udp_thread.map(|h| {
+        h.join()
+            .unwrap_or_else(|_| Err(io::Error::other("the UDP thread panicked")))
+    });
     let grace = Instant::now() + Duration::from_secs(1);
     while node.open.load(Ordering::SeqCst) > 0 && Instant::now() < grace {
         std::thread::sleep(Duration::from_millis(5));
     }
     if let Some(h) = reporter {
         let _ = h.join();
+    }
+    if let Some(Err(e)) = udp_result {
+        return Err(io::Error::new(e.kind(), format!("UDP: {e}")));
     }
     let stats = node.stats();
     if let Some(path) = &cfg.stats_json {
@@ -554,16 +920,16 @@ mod tests {
             concurrency: 1,
             ..ServeConfig::default()
         }));
-        assert_eq!(node.acquire(0), 0);
+        assert_eq!(node.acquire(0, 0), 0);
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut hs = Vec::new();
         for t in 1..=3u64 {
             let (n, order) = (Arc::clone(&node), Arc::clone(&order));
             hs.push(std::thread::spawn(move || {
-                let pos = n.acquire(t);
+                let pos = n.acquire(t, 0);
                 order.lock().unwrap().push((t, pos));
                 std::thread::sleep(Duration::from_millis(5));
-                n.release();
+                n.release(0, Duration::ZERO);
             }));
             // Arrive in ticket order.
             while node.snapshot().0 < t as usize {
@@ -571,12 +937,154 @@ mod tests {
             }
         }
         assert_eq!(node.snapshot(), (3, 1, 0));
-        node.release();
+        node.release(0, Duration::ZERO);
         for h in hs {
             h.join().unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec![(1, 1), (2, 2), (3, 3)]);
         assert_eq!(node.snapshot(), (0, 0, 0));
         assert_eq!(node.stats().max_queue_len, 3);
+    }
+
+    fn node(concurrency: usize, kv_tokens: u64) -> Node {
+        Node::new(ServeConfig {
+            concurrency,
+            kv_tokens,
+            base_ttft_ms: 5.0,
+            prefill_tps: 1000.0,
+            decode_tps: 100.0,
+            ..ServeConfig::default()
+        })
+    }
+
+    #[test]
+    fn load_counts_busy_slots_and_held_kv_tokens() {
+        let n = node(4, 1000);
+        let idle = n.load();
+        assert_eq!((idle.gpu_util, idle.kv_util), (0.0, 0.0));
+        assert_eq!(n.acquire(1, 300), 0);
+        assert_eq!(n.acquire(2, 500), 0);
+        let l = n.load();
+        assert_eq!((l.active, l.gpu_util, l.kv_util), (2, 0.5, 0.8));
+        assert_eq!(n.acquire(3, 400), 0);
+        assert_eq!(n.load().kv_util, 1.0, "clamped");
+        n.release(300, Duration::from_millis(10));
+        let l = n.load();
+        assert_eq!((l.active, l.gpu_util, l.kv_util), (2, 0.5, 0.9));
+    }
+
+    #[test]
+    fn est_ttft_is_prefill_plus_the_expected_wait_for_a_slot() {
+        let n = node(2, 1000);
+        // 5 ms base + 16 tokens at 1000 tokens/s.
+        assert!((n.est_ttft_ms() - 21.0).abs() < 1e-9, "{}", n.est_ttft_ms());
+        n.acquire(1, 10);
+        assert!(
+            (n.est_ttft_ms() - 21.0).abs() < 1e-9,
+            "a slot is still free"
+        );
+        n.acquire(2, 10);
+        // Nothing finished yet: a hold is assumed to be the prefill plus
+        // 128 tokens at 100/s (1301 ms); one of two slots must free up.
+        assert!((n.est_ttft_ms() - (21.0 + 1301.0 / 2.0)).abs() < 1e-9);
+        n.release(10, Duration::from_millis(100));
+        n.acquire(3, 10);
+        assert!((n.est_ttft_ms() - (21.0 + 100.0 / 2.0)).abs() < 1e-6);
+        assert!((n.load().est_ttft_ms - n.est_ttft_ms()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn udp_answers_are_token_datagrams_ending_with_the_last_flag() {
+        let f = tokenfeat::TokenFeatures {
+            output_tokens: 10,
+            ..tokenfeat::extract("turn on the light", &tokenfeat::Hints::default())
+        };
+        let ds = token_datagrams(&mut seeded_rng(1, 2), &f, 77);
+        assert_eq!(ds.len(), 3);
+        let mut total = 0;
+        for (i, d) in ds.iter().enumerate() {
+            let Ok(Datagram::Tokens {
+                id,
+                seq,
+                count,
+                last,
+                text,
+            }) = datagram::decode(d)
+            else {
+                panic!("datagram {i} does not decode")
+            };
+            assert_eq!((id, seq, last), (77, i as u32, i == 2));
+            let words = std::str::from_utf8(text)
+                .unwrap()
+                .split_whitespace()
+                .count();
+            assert_eq!(words, usize::from(count));
+            total += u32::from(count);
+        }
+        assert_eq!(total, 10);
+    }
+
+    #[test]
+    fn udp_serves_an_id_once_and_counts_what_it_ignores() {
+        let cfg = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            base_ttft_ms: 150.0,
+            decode_tps: 1000.0,
+            duration: Some(Duration::from_millis(1200)),
+            ..ServeConfig::default()
+        };
+        let listener = bind(&cfg).unwrap();
+        let udp = bind_udp(&cfg).unwrap().unwrap();
+        let server = udp.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = std::thread::spawn(move || serve_with(cfg, listener, Some(udp), stop));
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(server).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(600)))
+            .unwrap();
+        let body = crate::workload::text::chat_body("m", "turn on the light", 8);
+        let request = datagram::encode_request(5, body.as_bytes()).unwrap();
+        client.send(&request).unwrap();
+        // Still in service (150 ms of prefill): ignored.
+        client.send(&request).unwrap();
+        client.send(b"not a datagram").unwrap();
+        let mut oversize = datagram::encode_request(6, &[b'x'; 1384]).unwrap();
+        oversize.push(b'x');
+        client.send(&oversize).unwrap();
+
+        let mut buf = [0u8; 2048];
+        let (mut seqs, mut tokens, mut refused) = (Vec::new(), 0u32, false);
+        while let Ok(n) = client.recv(&mut buf) {
+            match datagram::decode(&buf[..n]).unwrap() {
+                Datagram::Tokens {
+                    id: 5,
+                    seq,
+                    count,
+                    last,
+                    ..
+                } => {
+                    seqs.push((seq, last));
+                    tokens += u32::from(count);
+                }
+                Datagram::Error { id: 6, message } => {
+                    assert!(String::from_utf8_lossy(message).contains("1400"));
+                    refused = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(refused, "no error for the oversized request");
+        assert_eq!(seqs, vec![(0, false), (1, true)], "served once, in order");
+        assert_eq!(tokens, 8);
+        let stats = h.join().unwrap().unwrap();
+        assert_eq!(stats.udp_datagrams, 4);
+        assert_eq!(stats.udp_duplicates, 1);
+        assert_eq!(stats.udp_malformed, 1);
+        assert_eq!(stats.udp_oversize, 1);
+        assert_eq!(stats.served, 1);
+        assert_eq!(stats.requests[0].transport, "udp");
+        assert_eq!(stats.requests[0].client_id, Some(5));
     }
 }

@@ -133,13 +133,47 @@ pub fn request(rng: &mut ChaCha8Rng, max_bytes: u64) -> (PromptKind, Vec<u8>) {
 /// A short control-command request to `host` (a `host:port` for the
 /// `Host:` header). Draws exactly what [`request`] draws for one.
 pub fn control_request(rng: &mut ChaCha8Rng, host: &str) -> (PromptKind, Vec<u8>) {
-    let body = chat_body(CONTROL_MODEL, control_prompt(rng), rng.gen_range(64..=256));
+    control_request_sized(rng, host, SHORT_OUTPUT_TOKENS)
+}
+
+/// `max_tokens` of a control command: [`control_request`] draws it from
+/// this range.
+pub const SHORT_OUTPUT_TOKENS: std::ops::RangeInclusive<u32> = 64..=256;
+/// Words of a long prompt: [`long_request`] draws them from this range.
+pub const LONG_PROMPT_WORDS: std::ops::RangeInclusive<usize> = 300..=3000;
+
+/// [`control_request`] with `max_tokens` drawn from `max_tokens`; with
+/// [`SHORT_OUTPUT_TOKENS`] it is [`control_request`], draw for draw.
+pub fn control_request_sized(
+    rng: &mut ChaCha8Rng,
+    host: &str,
+    max_tokens: std::ops::RangeInclusive<u32>,
+) -> (PromptKind, Vec<u8>) {
+    let body = chat_body(
+        CONTROL_MODEL,
+        control_prompt(rng),
+        rng.gen_range(max_tokens),
+    );
     (PromptKind::Control, http_post(host, &body))
 }
 
 /// A long generation request to `host`, at most `max_bytes` long (trimmed
 /// to fit). Draws exactly what [`request`] draws for one.
 pub fn long_request(rng: &mut ChaCha8Rng, host: &str, max_bytes: u64) -> (PromptKind, Vec<u8>) {
+    long_request_sized(rng, host, max_bytes, LONG_PROMPT_WORDS, None)
+}
+
+/// [`long_request`] with the prompt's words drawn from `words` and, when
+/// given, `max_tokens` from `max_tokens` (otherwise 1024, 2048, 3072 or
+/// 4096). With [`LONG_PROMPT_WORDS`] and `None` it is [`long_request`],
+/// draw for draw.
+pub fn long_request_sized(
+    rng: &mut ChaCha8Rng,
+    host: &str,
+    max_bytes: u64,
+    words: std::ops::RangeInclusive<usize>,
+    max_tokens: Option<std::ops::RangeInclusive<u32>>,
+) -> (PromptKind, Vec<u8>) {
     let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     let task = *[
         LongTask::CodeGeneration,
@@ -149,12 +183,13 @@ pub fn long_request(rng: &mut ChaCha8Rng, host: &str, max_bytes: u64) -> (Prompt
     .choose(rng)
     .unwrap_or(&LongTask::Reasoning);
     let model = LONG_MODELS.choose(rng).copied().unwrap_or(LONG_MODELS[0]);
-    let words = rng.gen_range(300..=3000);
-    let body = chat_body(
-        model,
-        &long_prompt(rng, task, words),
-        rng.gen_range(1..=4) * 1024,
-    );
+    let words = rng.gen_range(words);
+    let prompt = long_prompt(rng, task, words);
+    let max_tokens = match max_tokens {
+        Some(range) => rng.gen_range(range),
+        None => rng.gen_range(1..=4) * 1024,
+    };
+    let body = chat_body(model, &prompt, max_tokens);
     let req = http_post(host, &body);
     if req.len() > max_bytes {
         (

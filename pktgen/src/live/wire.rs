@@ -1,0 +1,431 @@
+//! `pktgen wire`: a user-space path emulator between two Linux interfaces,
+//! for kernels without `tc netem`.
+//!
+//! Each interface gets an AF_PACKET raw socket bound to it (ETH_P_ALL,
+//! promiscuous membership, outgoing frames ignored so the wire never
+//! forwards its own transmissions). Every frame received on one side goes
+//! through that direction's [`DelayLine`] and, unless lost, leaves by the
+//! other side at its release time. One thread per direction: it sends
+//! what is due, then waits in `ppoll` for a frame or the next release.
+//!
+//! The interfaces must have their offloads off (`ethtool -K IF tso off gso
+//! off gro off tx off`): with them on, the kernel hands AF_PACKET frames
+//! larger than the MTU and checksums left for the NIC to fill, which the
+//! wire would forward as they are and the far side would drop. Such
+//! frames are counted as `send_errors`.
+
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::delay_line::{Admission, DelayLine, LineConfig};
+use crate::workload::seeded_rng;
+
+/// Largest frame read; anything longer is a GSO super-frame (offloads on).
+const MAX_FRAME: usize = 65_536;
+/// Longest the thread sleeps without looking at the stop flag.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// Frames read per wake-up before due frames get their turn again.
+const READ_BATCH: usize = 64;
+
+/// What `pktgen wire` does.
+#[derive(Debug, Clone)]
+pub struct WireConfig {
+    /// First interface.
+    pub a: String,
+    /// Second interface.
+    pub b: String,
+    /// Both directions' delay, jitter, loss and queue bound.
+    pub line: LineConfig,
+    /// Seed of the loss and jitter draws.
+    pub seed: u64,
+    /// Stop after this long (default: until SIGINT/SIGTERM).
+    pub duration: Option<Duration>,
+    /// Where to write the stats at exit.
+    pub stats_json: Option<PathBuf>,
+}
+
+/// One direction's counters. At exit, `frames_in` is the sum of
+/// `forwarded`, `lost`, `queue_full`, `send_errors` and `unsent_at_exit`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DirectionStats {
+    /// Frames received on the ingress side.
+    pub frames_in: u64,
+    /// Frames sent out of the egress side.
+    pub forwarded: u64,
+    /// Emulated loss.
+    pub lost: u64,
+    /// Dropped because `--queue-frames` frames were already held.
+    pub queue_full: u64,
+    /// The egress socket refused the frame (oversized: offloads on).
+    pub send_errors: u64,
+    /// Still held when the wire stopped.
+    pub unsent_at_exit: u64,
+    /// Bytes forwarded.
+    pub bytes_forwarded: u64,
+}
+
+/// The configuration as written to `--stats-json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WireConfigReport {
+    /// First interface.
+    pub a: String,
+    /// Second interface.
+    pub b: String,
+    /// One-way delay, ms.
+    pub delay_ms: f64,
+    /// Jitter (±), ms.
+    pub jitter_ms: f64,
+    /// Loss probability.
+    pub loss: f64,
+    /// Queue bound per direction, frames.
+    pub queue_frames: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// What `--stats-json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct WireStats {
+    /// The configuration.
+    pub config: WireConfigReport,
+    /// Seconds the wire ran.
+    pub duration_s: f64,
+    /// Frames received on A, sent out of B.
+    pub a_to_b: DirectionStats,
+    /// Frames received on B, sent out of A.
+    pub b_to_a: DirectionStats,
+}
+
+fn os_error(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
+    if rc < 0 {
+        return Err(os_error(what));
+    }
+    Ok(())
+}
+
+fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
+    // SAFETY: `value` is a valid `T` for the duration of the call and its
+    // size is passed; the kernel copies it.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    }
+}
+
+/// An AF_PACKET socket bound to one interface.
+#[derive(Debug)]
+struct PacketSocket {
+    fd: OwnedFd,
+    /// Whether the kernel drops outgoing frames for us; when it cannot
+    /// (before Linux 4.20) they are filtered by packet type.
+    ignores_outgoing: bool,
+}
+
+impl PacketSocket {
+    fn open(iface: &str) -> io::Result<PacketSocket> {
+        let name = CString::new(iface).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("interface name {iface:?} contains a NUL byte"),
+            )
+        })?;
+        // SAFETY: `name` is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no interface named {iface} in this network namespace"),
+            ));
+        }
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::c_int::from(all),
+            )
+        };
+        check(
+            raw,
+            "socket(AF_PACKET, SOCK_RAW) (needs root or CAP_NET_RAW)",
+        )?;
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let ifindex = libc::c_int::try_from(ifindex).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
+        })?;
+        // SAFETY: all-zero is a valid sockaddr_ll.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = all;
+        sll.sll_ifindex = ifindex;
+        // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        check(rc, &format!("bind(AF_PACKET, {iface})"))?;
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex,
+            mr_type: libc::PACKET_MR_PROMISC as u16,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        check(
+            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq),
+            &format!("promiscuous mode on {iface}"),
+        )?;
+        let one: libc::c_int = 1;
+        let ignores_outgoing =
+            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one) == 0;
+        // Frames queued in the socket before it was bound to the interface
+        // may come from any interface: drain them.
+        // Bounded, so a busy interface cannot keep this loop going.
+        let mut sink = [0u8; 64];
+        for _ in 0..4096 {
+            // SAFETY: `sink` is valid for its length.
+            let n = unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    sink.as_mut_ptr().cast(),
+                    sink.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                break;
+            }
+        }
+        Ok(PacketSocket {
+            fd,
+            ignores_outgoing,
+        })
+    }
+
+    /// Waits until a frame can be read or `timeout` passes.
+    fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+        };
+        // SAFETY: `pfd` and `ts` are valid for the call; no signal mask.
+        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(os_error("ppoll"));
+        }
+        Ok(rc > 0 && pfd.revents & libc::POLLIN != 0)
+    }
+
+    /// One frame received on the interface (not sent by this host), or
+    /// `None` when nothing is waiting.
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: all-zero is a valid sockaddr_ll.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: `buf` and `from` are valid for the lengths passed.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut from_len,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.kind() {
+                    io::ErrorKind::WouldBlock => Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => Err(os_error("recvfrom(AF_PACKET)")),
+                };
+            }
+            if !self.ignores_outgoing && from.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            // MSG_TRUNC reports the real length; a longer frame than the
+            // buffer is kept truncated and will fail to send (counted).
+            return Ok(Some(usize::try_from(n).unwrap_or(0).min(buf.len())));
+        }
+    }
+
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: `frame` is valid for its length.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Moves frames from `rx` to `tx` through `line` until `stop` is set.
+fn run_direction(
+    rx: &PacketSocket,
+    tx: &PacketSocket,
+    mut line: DelayLine<Vec<u8>>,
+    origin: Instant,
+    stop: &AtomicBool,
+) -> io::Result<DirectionStats> {
+    let mut stats = DirectionStats::default();
+    let mut buf = vec![0u8; MAX_FRAME];
+    while !stop.load(Ordering::Relaxed) {
+        let now = origin.elapsed();
+        while let Some(frame) = line.pop_due(now) {
+            match tx.send(&frame) {
+                Ok(()) => {
+                    stats.forwarded += 1;
+                    stats.bytes_forwarded += frame.len() as u64;
+                }
+                Err(_) => stats.send_errors += 1,
+            }
+        }
+        let wait = line
+            .next_release()
+            .map_or(IDLE_WAIT, |t| t.saturating_sub(origin.elapsed()))
+            .min(IDLE_WAIT);
+        if !rx.wait_readable(wait)? {
+            continue;
+        }
+        for _ in 0..READ_BATCH {
+            let Some(n) = rx.try_recv(&mut buf)? else {
+                break;
+            };
+            stats.frames_in += 1;
+            match line.admit(origin.elapsed(), buf[..n].to_vec()) {
+                Admission::Queued(_) => {}
+                Admission::Lost => stats.lost += 1,
+                Admission::QueueFull => stats.queue_full += 1,
+            }
+        }
+    }
+    stats.unsent_at_exit = line.len() as u64;
+    Ok(stats)
+}
+
+/// Opens both interfaces; call before printing that the wire is ready.
+pub fn open(cfg: &WireConfig) -> io::Result<OwnedSockets> {
+    cfg.line
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    if cfg.a == cfg.b {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--a and --b are both {}; the wire needs two interfaces",
+                cfg.a
+            ),
+        ));
+    }
+    let a = PacketSocket::open(&cfg.a).map_err(|e| annotate(e, "--a", &cfg.a))?;
+    let b = PacketSocket::open(&cfg.b).map_err(|e| annotate(e, "--b", &cfg.b))?;
+    Ok(OwnedSockets { a, b })
+}
+
+fn annotate(e: io::Error, option: &str, iface: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{option} {iface}: {e}"))
+}
+
+/// Both interfaces' sockets, opened by [`open`].
+#[derive(Debug)]
+pub struct OwnedSockets {
+    a: PacketSocket,
+    b: PacketSocket,
+}
+
+/// Bridges until `stop` is set or `cfg.duration` passes, then returns the
+/// stats (also written to `cfg.stats_json`).
+pub fn run(
+    cfg: &WireConfig,
+    sockets: OwnedSockets,
+    stop: Arc<AtomicBool>,
+) -> io::Result<WireStats> {
+    let origin = Instant::now();
+    let sockets = Arc::new(sockets);
+    let line =
+        |stream: u64| DelayLine::new(cfg.line, seeded_rng(cfg.seed, 0x7769_7265_0000 + stream));
+    let spawn = |name: &str, forward_a_to_b: bool, line: DelayLine<Vec<u8>>| {
+        let (sockets, stop) = (Arc::clone(&sockets), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let (rx, tx) = if forward_a_to_b {
+                    (&sockets.a, &sockets.b)
+                } else {
+                    (&sockets.b, &sockets.a)
+                };
+                let result = run_direction(rx, tx, line, origin, &stop);
+                // One direction failing ends the whole wire.
+                stop.store(true, Ordering::Relaxed);
+                result
+            })
+    };
+    let ab = spawn("wire-a-to-b", true, line(0))?;
+    let ba = spawn("wire-b-to-a", false, line(1))?;
+    let deadline = cfg.duration.map(|d| origin + d);
+    while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let join = |h: std::thread::JoinHandle<io::Result<DirectionStats>>| {
+        h.join()
+            .map_err(|_| io::Error::other("a wire thread panicked"))?
+    };
+    let a_to_b = join(ab)?;
+    let b_to_a = join(ba)?;
+    let stats = WireStats {
+        config: WireConfigReport {
+            a: cfg.a.clone(),
+            b: cfg.b.clone(),
+            delay_ms: cfg.line.delay.as_secs_f64() * 1000.0,
+            jitter_ms: cfg.line.jitter.as_secs_f64() * 1000.0,
+            loss: cfg.line.loss,
+            queue_frames: cfg.line.capacity,
+            seed: cfg.seed,
+        },
+        duration_s: origin.elapsed().as_secs_f64(),
+        a_to_b,
+        b_to_a,
+    };
+    if let Some(path) = &cfg.stats_json {
+        let text = serde_json::to_string_pretty(&stats).map_err(io::Error::other)?;
+        std::fs::write(path, text + "\n").map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(stats)
+}
