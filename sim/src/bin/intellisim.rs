@@ -1,0 +1,204 @@
+//! `intellisim`: the deterministic steering simulator's command line.
+//!
+//! ```text
+//! intellisim plan
+//! intellisim eval  [--requests N] [--replications R] [--seed S] [--out FILE]
+//! intellisim scale [--nodes N] [--requests N] [--load F] [--seed S] [--policies a,b] [--out FILE]
+//! ```
+//!
+//! * `plan` prints [`sim::eval::Plan`]: the [`sim::EvalCluster`] fields
+//!   (`nodes.{edge,centre}.{base_ttft_ms,prefill_tps,decode_tps,concurrency,kv_tokens}`,
+//!   `paths.{line,internet}.{one_way_ms,jitter_ms,loss}`, `workload.*`,
+//!   `report_interval_ms`, `loads`, `unloaded_load`, `run_seconds`,
+//!   `warmup_ms`, `timeout_ms`), plus `capacity_rps`, `capacity_split`
+//!   and `rates_rps` per load key.
+//! * `eval` writes [`sim::eval::EvalReport`]: `plan`, `seed`,
+//!   `runs.{fifo,least_queue,intellinode}.{50,80,95}` (and
+//!   `runs.intellinode.unloaded`), each with `short` and `long`
+//!   (`count`, `completed`, `failures`, `failures_by_reason`,
+//!   `ttft_ms.{p50,p99,mean}`, `completion_ms.{p50,p99,mean}`,
+//!   `throughput_tokens_per_s`), `short_to`/`long_to` per instance,
+//!   `decisions` and `models`; and the emulation's summary keys
+//!   `short_p99_ttft_ms.{policy}.{load}`, `short_p99_ttft_unloaded_ms`,
+//!   `long_throughput_vs_fifo.{load}`. Without `--requests`, every run
+//!   has as many requests as the emulation sends (rate × run_seconds, at
+//!   least 40) and is replicated 30 times with independent seeds.
+//! * `scale` writes [`sim::scale::ScaleReport`]: `layout`, `seed`,
+//!   `policies.{fifo,least_queue,intellinode}` with `short`, `long`,
+//!   `failed_requests`, `short_to`/`long_to` per node kind,
+//!   `edge_failure` and `wan_failure` (`chosen_after_failure`,
+//!   `last_chosen_after_ms`, `in_service_lost`, and short-request
+//!   `before`/`after`/`settled` windows for the affected sites and all
+//!   sites), `decisions`, `events`, `state_messages`, `simulated_s`,
+//!   `wall_s` and `decisions_per_wall_s`; and `wall_s_total`. Wall times
+//!   are measured here, outside the simulation, and are the only
+//!   fields that differ between two runs with the same seed.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, Subcommand};
+use sim::eval::{run_eval, EvalOptions, POLICIES};
+use sim::scale::{scenario, ScaleOptions, ScaleReport};
+use sim::EvalCluster;
+
+#[derive(Parser)]
+#[command(
+    name = "intellisim",
+    about = "Deterministic discrete-event simulator of IntelliNode's steering"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the eval cluster, its capacity and per-load rates as JSON.
+    Plan,
+    /// Simulate the emulated cluster: three policies at every load.
+    Eval {
+        /// Requests per run (default: as many as the emulation sends,
+        /// rate × run_seconds, replicated).
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Independent replications per run, pooled (default: 1 with
+        /// --requests, else 30).
+        #[arg(long)]
+        replications: Option<u32>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the JSON here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Many sites, shared centre nodes, node and path failures.
+    Scale {
+        /// Nodes in all.
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// Requests in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+        /// Arrival rate as a fraction of the pooled capacity.
+        #[arg(long, default_value_t = 0.7)]
+        load: f64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Only these policies (fifo, least_queue, intellinode).
+        #[arg(long, value_delimiter = ',')]
+        policies: Vec<String>,
+        /// Write the JSON here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn write(out: Option<PathBuf>, json: String) -> anyhow::Result<()> {
+    match out {
+        Some(p) => {
+            std::fs::write(&p, json + "\n").with_context(|| format!("cannot write {}", p.display()))
+        }
+        None => {
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Plan => {
+            let c = EvalCluster::default();
+            c.validate().map_err(|e| anyhow!(e))?;
+            println!("{}", serde_json::to_string_pretty(&sim::eval::plan(&c))?);
+        }
+        Cmd::Eval {
+            requests,
+            replications,
+            seed,
+            out,
+        } => {
+            let c = EvalCluster::default();
+            let opt = EvalOptions {
+                seed,
+                requests,
+                replications: replications.unwrap_or(if requests.is_some() { 1 } else { 30 }),
+            };
+            let began = Instant::now();
+            let r = run_eval(&c, &opt).map_err(|e| anyhow!(e))?;
+            for (p, per) in &r.short_p99_ttft_ms {
+                let v: Vec<String> = per
+                    .iter()
+                    .map(|(l, v)| format!("{l}%: {v:.1} ms"))
+                    .collect();
+                eprintln!("intellisim: {p:<12} short p99 TTFT {}", v.join(", "));
+            }
+            eprintln!(
+                "intellisim: unloaded short p99 TTFT {:.1} ms; long throughput vs fifo {:?}; {:.1} s",
+                r.short_p99_ttft_unloaded_ms,
+                r.long_throughput_vs_fifo,
+                began.elapsed().as_secs_f64()
+            );
+            write(out, serde_json::to_string_pretty(&r)?)?;
+        }
+        Cmd::Scale {
+            nodes,
+            requests,
+            load,
+            seed,
+            policies,
+            out,
+        } => {
+            let opt = ScaleOptions {
+                nodes,
+                requests,
+                load,
+                seed,
+                ..ScaleOptions::default()
+            };
+            let sc = scenario(&opt).map_err(|e| anyhow!(e))?;
+            let l = &sc.layout;
+            eprintln!(
+                "intellisim: {} nodes ({} edge, {} centre), {} sites, capacity {:.0} req/s, {:.0} req/s, {} requests over ~{:.1} s",
+                l.nodes, l.edge_nodes, l.centre_nodes, l.sites, l.capacity_rps, l.rate_rps, l.requests, l.expected_span_s
+            );
+            let mut report = ScaleReport {
+                layout: sc.layout.clone(),
+                seed,
+                policies: Default::default(),
+                wall_s_total: None,
+            };
+            let all = Instant::now();
+            for (name, policy) in POLICIES {
+                if !policies.is_empty() && !policies.iter().any(|p| p == name) {
+                    continue;
+                }
+                let began = Instant::now();
+                let mut r = sc.run_policy(policy).map_err(|e| anyhow!(e))?;
+                let wall = began.elapsed().as_secs_f64();
+                r.wall_s = Some(wall);
+                r.decisions_per_wall_s = Some(r.decisions as f64 / wall.max(1e-9));
+                eprintln!(
+                    "intellisim: {name:<12} short p99 TTFT {:.1} ms, long p99 completion {:.0} ms, {} failed, {:.1} s wall, {:.0} decisions/s",
+                    r.short.ttft_ms.p99,
+                    r.long.completion_ms.p99,
+                    r.failed_requests,
+                    wall,
+                    r.decisions as f64 / wall.max(1e-9)
+                );
+                report.policies.insert(name.to_string(), r);
+            }
+            report.wall_s_total = Some(all.elapsed().as_secs_f64());
+            eprintln!(
+                "intellisim: total {:.1} s wall",
+                all.elapsed().as_secs_f64()
+            );
+            write(out, serde_json::to_string_pretty(&report)?)?;
+        }
+    }
+    Ok(())
+}

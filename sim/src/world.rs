@@ -1,0 +1,1306 @@
+//! The simulated world: agents' requests arriving at appliances, the real
+//! steering decision, paths with delay, jitter and loss, and inference
+//! nodes with batch slots and a FIFO queue. A scenario ([`crate::eval`],
+//! [`crate::scale`]) describes a [`Topology`] and a [`RunConfig`]; [`run`]
+//! plays it out and returns an [`Outcome`].
+//!
+//! One request's life, as events (the client sits next to its appliance,
+//! as `pktgen agent` does in the emulation):
+//!
+//! ```text
+//! Arrival ─ decision ─ SYN ──path──► SynAtNode ─ SYN-ACK ──path──► SynAckAtClient
+//!   ─ request ──path──► ReqAtNode ─ FIFO wait for a slot ─ prefill ─► FirstToken
+//!   ─ first packet ──path──► (TTFT) ─ decode ─► SlotFree ─ last packet ──path──► Complete
+//! ```
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+
+use classifier::{TaskType, TokenFeatures};
+use control::capability::ModelClass;
+use control::ids::{NodeId, PathId};
+use control::message::Message;
+use control::metric::{Metric, MetricType, Unit};
+use control::node_state::NodeState;
+use control::path_state::PathState;
+use control::state::ControlState;
+use control::task_types::TaskTypes;
+use control::thresholds::Thresholds;
+use control::view::DataplaneView;
+use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use steer::decision::Predicted;
+use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
+use steer::{Decider, Policy, Rejections, ServiceTable, TrafficClass};
+
+use crate::config::{NodeParams, PathParams, Workload};
+use crate::engine::EventQueue;
+use crate::stats::{ClassStats, FailReason};
+
+const MS: u64 = 1_000_000;
+const SEC: u64 = 1_000_000_000;
+/// Linux's initial retransmission timeout, which a lost SYN or SYN-ACK
+/// costs (RFC 6298 §2.1), doubling on every further loss.
+const SYN_RTO_NS: u64 = SEC;
+/// Linux's minimum retransmission timeout for data segments.
+const MIN_RTO_NS: u64 = 200 * MS;
+/// TCP payload per segment on a 1500-byte MTU.
+const MSS_BYTES: u64 = 1448;
+/// HTTP request line, headers and JSON around the prompt.
+const REQUEST_OVERHEAD_BYTES: u64 = 400;
+/// Bytes per prompt token in the request body (English text).
+const BYTES_PER_TOKEN: u64 = 4;
+/// Output tokens per response packet (`pktgen serve` sends one SSE
+/// `data:` chunk per 4 tokens).
+const TOKENS_PER_RESPONSE_PACKET: u32 = 4;
+/// Prompt tokens of the typical short request `pktgen serve`'s TTFT
+/// estimate is for.
+const TYPICAL_SHORT_PROMPT_TOKENS: f64 = 16.0;
+/// Output tokens `pktgen serve` assumes for the slot hold time before any
+/// request has finished.
+const ASSUMED_OUTPUT_TOKENS: f64 = 128.0;
+/// The dataplane's default prior for the added TTFT per queued request
+/// (`queue_wait_us_per_request`).
+pub const QUEUE_WAIT_US_PER_REQUEST: f64 = 20_000.0;
+
+/// Edge or centre, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Small and near.
+    Edge,
+    /// Large and far.
+    Centre,
+}
+
+impl Kind {
+    /// Stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Edge => "edge",
+            Kind::Centre => "centre",
+        }
+    }
+}
+
+/// One site: an appliance and the instances its one service spreads over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteSpec {
+    /// (node index, path index) per instance, at most
+    /// [`steer::service::MAX_INSTANCES_PER_SERVICE`].
+    pub instances: Vec<(usize, usize)>,
+    /// Poisson arrival rate at this site, requests/s.
+    pub rate_rps: f64,
+}
+
+/// Nodes, paths and sites.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// Node parameters; node `i` is `NodeId(i + 1)`.
+    pub nodes: Vec<NodeParams>,
+    /// Node kinds, as `nodes`.
+    pub kinds: Vec<Kind>,
+    /// Path parameters.
+    pub paths: Vec<PathParams>,
+    /// Sites.
+    pub sites: Vec<SiteSpec>,
+}
+
+/// How a run is played.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// How every appliance decides.
+    pub policy: Policy,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Requests over all sites.
+    pub requests: u64,
+    /// Request mix.
+    pub workload: Workload,
+    /// NODE_STATE period, ns.
+    pub report_interval_ns: u64,
+    /// First arrival after the nodes' first reports, ns.
+    pub warmup_ns: u64,
+    /// The user's timeout, ns.
+    pub timeout_ns: u64,
+    /// PATH_STATE probing period, ns (`None`: no path probing, the
+    /// appliance knows only the configured priors).
+    pub probe_interval_ns: Option<u64>,
+    /// The control plane's thresholds.
+    pub thresholds: Thresholds,
+    /// Node failures: at this time, these nodes (indices) fail for good.
+    pub node_failures: Vec<(u64, Vec<usize>)>,
+    /// Path failures: at this time, these paths lose everything.
+    pub path_failures: Vec<(u64, Vec<usize>)>,
+    /// Keep (arrival, TTFT) of every short request for windowed results.
+    pub record_timeline: bool,
+}
+
+/// What the appliances did about one failure event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureResponse {
+    /// When the failure happened, ns.
+    pub at_ns: u64,
+    /// Decisions that chose a failed element after it failed.
+    pub chosen_after: u64,
+    /// The last such decision, ns after the failure.
+    pub last_chosen_after_ns: Option<u64>,
+    /// Requests in service or queued on the failed nodes when they failed.
+    pub in_service_lost: u64,
+}
+
+/// One instance's latency model at the end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReport {
+    /// Node index.
+    pub node: usize,
+    /// Observations learned from.
+    pub samples: u64,
+    /// Mean absolute error of the decision-time compute-TTFT prediction, µs.
+    pub ttft_mae_us: f64,
+    /// Its mean signed error (predicted − observed), µs.
+    pub ttft_bias_us: f64,
+    /// Mean absolute error of the completion prediction, µs.
+    pub completion_mae_us: f64,
+    /// Learned `[base µs, µs per 1000 prompt tokens, µs per queued request]`.
+    pub coefficients: [f64; 3],
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Short (interactive) requests.
+    pub short: ClassStats,
+    /// Long (bulk) requests.
+    pub long: ClassStats,
+    /// Requests steered to each node: `[short, long]`.
+    pub chosen: Vec<[u64; 2]>,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Events handled.
+    pub events: u64,
+    /// NODE_STATE and PATH_STATE messages applied.
+    pub state_messages: u64,
+    /// Per node-failure event.
+    pub node_failures: Vec<FailureResponse>,
+    /// Per path-failure event.
+    pub path_failures: Vec<FailureResponse>,
+    /// (arrival ns, TTFT µs, failed, site) of every short request, if
+    /// recorded.
+    pub short_timeline: Vec<(u64, u32, bool, u32)>,
+    /// The first site's models.
+    pub models: Vec<ModelReport>,
+    /// Simulated time at the end, ns.
+    pub end_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ev {
+    Arrival(u32),
+    Syn(u32, u32),
+    SynAtNode(u32, u32),
+    SynAckAtClient(u32, u32),
+    ReqAtNode(u32, u32),
+    FirstToken(u32, u32),
+    SlotFree(u32, u32),
+    Complete(u32, u32),
+    Report(u32),
+    Probe(u32),
+    FailNodes(u32),
+    FailPaths(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Req {
+    /// Bumped when the slot is freed, so stale events are ignored.
+    gen: u32,
+    live: bool,
+    /// Failed while its node still holds it (the node finds out at
+    /// SlotFree).
+    failed: bool,
+    short: bool,
+    site: u32,
+    inst: u8,
+    node: u32,
+    path: u32,
+    syn_tries: u8,
+    features: TokenFeatures,
+    predicted: Predicted,
+    t0: u64,
+    /// When the appliance saw the request's last payload packet.
+    t_seen: u64,
+    /// When the request took a batch slot.
+    t_start: u64,
+    /// When the node produced the first token.
+    t_ft: u64,
+    /// When the first token reached the client.
+    t_first: u64,
+}
+
+impl Default for Req {
+    fn default() -> Self {
+        Req {
+            gen: 0,
+            live: false,
+            failed: false,
+            short: false,
+            site: 0,
+            inst: 0,
+            node: 0,
+            path: 0,
+            syn_tries: 0,
+            features: TokenFeatures {
+                prompt_tokens: 0,
+                output_tokens: 0,
+                task: TaskType::Chat,
+                urgency: TaskType::Chat.default_urgency(),
+                explicit_urgency: false,
+            },
+            predicted: Predicted::default(),
+            t0: 0,
+            t_seen: 0,
+            t_start: 0,
+            t_ft: 0,
+            t_first: 0,
+        }
+    }
+}
+
+struct NodeRt {
+    p: NodeParams,
+    failed: bool,
+    active: Vec<u32>,
+    queue: VecDeque<u32>,
+    kv_held: u64,
+    hold_total_ns: u64,
+    holds: u64,
+    /// Sites whose appliance receives this node's NODE_STATE.
+    watchers: Vec<u32>,
+}
+
+impl NodeRt {
+    /// `pktgen serve`'s estimate of a new short request's TTFT, ms:
+    /// prefill of a typical short prompt plus the expected wait for a slot.
+    fn est_ttft_ms(&self) -> f64 {
+        let conc = f64::from(self.p.concurrency.max(1));
+        let prefill_ms = self.p.prefill_s(TYPICAL_SHORT_PROMPT_TOKENS) * 1000.0;
+        let mean_hold_ms = if self.holds > 0 {
+            self.hold_total_ns as f64 / self.holds as f64 / 1e6
+        } else {
+            prefill_ms + ASSUMED_OUTPUT_TOKENS / self.p.decode_tps * 1000.0
+        };
+        let ahead =
+            (self.queue.len() + self.active.len() + 1).saturating_sub(self.p.concurrency as usize);
+        prefill_ms + ahead as f64 * mean_hold_ms / conc
+    }
+
+    fn report(&self, node: usize) -> Message {
+        let conc = f64::from(self.p.concurrency.max(1));
+        let kv = (self.kv_held as f64 / self.p.kv_tokens.max(1) as f64).min(1.0);
+        NodeState::new(
+            NodeId(node_id(node)),
+            vec![
+                Metric::new(
+                    MetricType::GpuUtilisation,
+                    Unit::Ratio,
+                    (self.active.len() as f64 / conc).min(1.0),
+                ),
+                Metric::new(MetricType::GpuMemoryUtilisation, Unit::Ratio, kv),
+                Metric::new(
+                    MetricType::QueueLength,
+                    Unit::Count,
+                    self.queue.len() as f64,
+                ),
+                Metric::new(MetricType::EstTtft, Unit::Milliseconds, self.est_ttft_ms()),
+            ],
+        )
+        .into()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Dir {
+    Fwd,
+    Rev,
+}
+
+struct PathRt {
+    p: PathParams,
+    failed: bool,
+    one_way_ns: u64,
+    jitter_ns: f64,
+    /// Last release per direction: the line never reorders.
+    last: [u64; 2],
+    rng: ChaCha8Rng,
+}
+
+impl PathRt {
+    fn loss(&self) -> f64 {
+        if self.failed {
+            1.0
+        } else {
+            self.p.loss
+        }
+    }
+
+    fn lost(&mut self) -> bool {
+        let p = self.loss();
+        p >= 1.0 || (p > 0.0 && self.rng.gen::<f64>() < p)
+    }
+
+    fn delay_ns(&mut self) -> u64 {
+        if self.jitter_ns <= 0.0 {
+            return self.one_way_ns;
+        }
+        let u: f64 = self.rng.gen();
+        (self.one_way_ns as f64 + (2.0 * u - 1.0) * self.jitter_ns).max(0.0) as u64
+    }
+
+    /// Release time of a packet sent now: `pktgen wire`'s rule, max(last
+    /// release in this direction, now + delay + jitter).
+    fn deliver(&mut self, dir: Dir, now: u64) -> u64 {
+        let d = self.delay_ns();
+        let slot = match dir {
+            Dir::Fwd => &mut self.last[0],
+            Dir::Rev => &mut self.last[1],
+        };
+        let t = (now + d).max(*slot);
+        *slot = t;
+        t
+    }
+
+    /// Retransmission timeout of a data segment: max(200 ms, RTT).
+    fn data_rto_ns(&self) -> u64 {
+        MIN_RTO_NS.max(2 * self.one_way_ns)
+    }
+
+    /// The delay TCP's retransmissions add to one segment: for every loss
+    /// of it, one RTO, doubling. `None` when the path loses everything.
+    fn segment_penalty(&mut self) -> Option<u64> {
+        if self.loss() >= 1.0 {
+            return None;
+        }
+        let mut rto = self.data_rto_ns();
+        let mut pen = 0u64;
+        while self.lost() {
+            pen = pen.saturating_add(rto);
+            rto = rto.saturating_mul(2);
+        }
+        Some(pen)
+    }
+}
+
+struct Site {
+    table: ServiceTable,
+    state: ControlState,
+    view: DataplaneView,
+    dirty: bool,
+    version: u64,
+    models: Vec<InstanceModel>,
+    turn: u32,
+    /// Node and path index per instance.
+    inst: Vec<(u32, u32)>,
+    rng: ChaCha8Rng,
+    rate_rps: f64,
+}
+
+fn node_id(i: usize) -> u16 {
+    u16::try_from(i + 1).unwrap_or(u16::MAX)
+}
+
+fn ns_of_ms(ms: f64) -> u64 {
+    if ms.is_finite() && ms > 0.0 {
+        (ms * 1e6).round() as u64
+    } else {
+        0
+    }
+}
+
+fn ns_of_s(s: f64) -> u64 {
+    ns_of_ms(s * 1000.0)
+}
+
+/// The RNG of one stream: the same seed, a different ChaCha stream.
+pub fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+const SITE_STREAM: u64 = 1 << 32;
+const PATH_STREAM: u64 = 2 << 32;
+
+/// The appliance's configuration for a site: one path per instance (its
+/// priors are the path's true delay and jitter) and one service over all
+/// instances.
+fn site_table(topo: &Topology, site: &SiteSpec) -> Result<ServiceTable, String> {
+    let all = TaskTypes::from_bits(TaskTypes::DEFINED).ok_or("no task types")?;
+    let mut paths = Vec::new();
+    let mut instances = Vec::new();
+    for (k, &(n, p)) in site.instances.iter().enumerate() {
+        let node = topo.nodes.get(n).ok_or("instance names an unknown node")?;
+        let kind = topo.kinds.get(n).copied().unwrap_or(Kind::Centre);
+        let path = topo.paths.get(p).ok_or("instance names an unknown path")?;
+        let id = PathId(u16::try_from(k + 1).map_err(|_| "too many paths")?);
+        paths.push(PathSpec {
+            id,
+            name: format!("p{p}"),
+            egress_port: 1,
+            next_hop_mac: [2, 0, 0, 0, 0, 1],
+            prior_latency_us: path.one_way_ms * 1000.0,
+            prior_jitter_us: path.jitter_ms * 1000.0,
+        });
+        let nid = node_id(n);
+        let [hi, lo] = nid.to_be_bytes();
+        instances.push(InstanceSpec {
+            name: format!("n{n}"),
+            node: NodeId(nid),
+            ip: IpAddr::V4(Ipv4Addr::new(10, 1, hi, lo)),
+            mac: None,
+            paths: vec![id],
+            capability: InstanceCapability {
+                model_class: match kind {
+                    Kind::Edge => ModelClass::SmallEdge,
+                    Kind::Centre => ModelClass::LargeCentre,
+                },
+                task_types: all,
+                max_context_tokens: 131_072,
+                prefill_tokens_per_s: node.prefill_tps,
+                decode_tokens_per_s: node.decode_tps,
+                concurrency: node.concurrency,
+                base_ttft_us: node.base_ttft_ms * 1000.0,
+                // The dataplane's default: four times the batch slots.
+                max_queue: node.concurrency.saturating_mul(4),
+            },
+        });
+    }
+    let names = instances.iter().map(|i| i.name.clone()).collect();
+    ServiceTable::build(
+        paths,
+        instances,
+        vec![ServiceSpec {
+            name: "llm".into(),
+            vip: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1)),
+            ports: vec![8000],
+            instances: names,
+            overflow_instance: None,
+        }],
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The per-instance models, from the configured priors, as the dataplane's
+/// `instance_models` builds them (replicated: the dataplane crate needs
+/// DPDK).
+pub fn instance_models(table: &ServiceTable) -> Result<Vec<InstanceModel>, String> {
+    table
+        .instances()
+        .iter()
+        .map(|i| {
+            let c = &i.spec.capability;
+            InstanceModel::new(
+                InstancePrior {
+                    base_ttft_us: c.base_ttft_us,
+                    prefill_tokens_per_s: c.prefill_tokens_per_s,
+                    per_queued_request_us: QUEUE_WAIT_US_PER_REQUEST,
+                    decode_tokens_per_s: c.decode_tokens_per_s,
+                },
+                ModelConfig::default(),
+            )
+            .map_err(|e| format!("instance {}: {e}", i.spec.name))
+        })
+        .collect()
+}
+
+/// The observation the dataplane's `learn` feeds a model for a measured
+/// request (replicated, it is private there): measured times minus the
+/// network round trip the decision predicted.
+pub fn observation(
+    features: &TokenFeatures,
+    predicted: &Predicted,
+    measured_ttft_us: f64,
+    measured_completion_us: f64,
+) -> Observation {
+    let net = predicted.net_us;
+    Observation {
+        prompt_tokens: features.prompt_tokens,
+        output_tokens: features.output_tokens,
+        queue_len: predicted.queue_len,
+        predicted_compute_ttft_us: predicted.compute_ttft_us,
+        observed_compute_ttft_us: (measured_ttft_us - net).max(0.0),
+        predicted_completion_us: Some((predicted.completion_us - net).max(0.0)),
+        observed_completion_us: Some((measured_completion_us - net).max(0.0)),
+    }
+}
+
+fn uniform(rng: &mut ChaCha8Rng, r: [u32; 2]) -> u32 {
+    let (lo, hi) = (r[0].min(r[1]), r[0].max(r[1]));
+    rng.gen_range(lo..=hi)
+}
+
+/// Draws one request: (short?, features).
+pub fn draw_request(rng: &mut ChaCha8Rng, w: &Workload) -> (bool, TokenFeatures) {
+    let short = rng.gen::<f64>() < w.short_fraction;
+    let (task, prompt, output) = if short {
+        (
+            TaskType::ImmediateControl,
+            uniform(rng, w.short_prompt_tokens),
+            uniform(rng, w.short_output_tokens),
+        )
+    } else {
+        let task = match rng.gen_range(0..3u8) {
+            0 => TaskType::CodeGeneration,
+            1 => TaskType::Summarisation,
+            _ => TaskType::ComplexReasoning,
+        };
+        (
+            task,
+            uniform(rng, w.long_prompt_tokens),
+            uniform(rng, w.long_output_tokens),
+        )
+    };
+    (
+        short,
+        TokenFeatures {
+            prompt_tokens: prompt,
+            output_tokens: output,
+            task,
+            urgency: task.default_urgency(),
+            explicit_urgency: false,
+        },
+    )
+}
+
+struct World<'a> {
+    cfg: &'a RunConfig,
+    q: EventQueue<Ev>,
+    nodes: Vec<NodeRt>,
+    paths: Vec<PathRt>,
+    sites: Vec<Site>,
+    reqs: Vec<Req>,
+    free: Vec<u32>,
+    live: u64,
+    arrived: u64,
+    out: Outcome,
+    /// Which failure event failed each node / path, if any.
+    node_failure_of: Vec<Option<u32>>,
+    path_failure_of: Vec<Option<u32>>,
+}
+
+/// Plays a run. Deterministic: the same topology, configuration and seed
+/// give the same outcome.
+pub fn run(topo: &Topology, cfg: &RunConfig) -> Result<Outcome, String> {
+    let mut w = World::new(topo, cfg)?;
+    w.play();
+    w.finish();
+    Ok(w.out)
+}
+
+impl<'a> World<'a> {
+    fn new(topo: &Topology, cfg: &'a RunConfig) -> Result<World<'a>, String> {
+        if topo.nodes.len() != topo.kinds.len() {
+            return Err("every node needs a kind".into());
+        }
+        if topo.nodes.len() >= usize::from(u16::MAX) {
+            return Err("too many nodes for 16-bit node ids".into());
+        }
+        if cfg.report_interval_ns == 0 || cfg.probe_interval_ns == Some(0) {
+            return Err("report and probe intervals must be > 0".into());
+        }
+        let mut nodes: Vec<NodeRt> = topo
+            .nodes
+            .iter()
+            .map(|p| NodeRt {
+                p: *p,
+                failed: false,
+                active: Vec::with_capacity(p.concurrency as usize),
+                queue: VecDeque::new(),
+                kv_held: 0,
+                hold_total_ns: 0,
+                holds: 0,
+                watchers: Vec::new(),
+            })
+            .collect();
+        let paths = topo
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PathRt {
+                p: *p,
+                failed: false,
+                one_way_ns: ns_of_ms(p.one_way_ms),
+                jitter_ns: p.jitter_ms.max(0.0) * 1e6,
+                last: [0, 0],
+                rng: stream_rng(cfg.seed, PATH_STREAM + i as u64),
+            })
+            .collect();
+        let mut sites = Vec::with_capacity(topo.sites.len());
+        for (si, s) in topo.sites.iter().enumerate() {
+            let table = site_table(topo, s)?;
+            let models = instance_models(&table)?;
+            for &(n, _) in &s.instances {
+                if let Some(node) = nodes.get_mut(n) {
+                    node.watchers.push(si as u32);
+                }
+            }
+            let state = ControlState::new(cfg.thresholds);
+            sites.push(Site {
+                view: state.view(0, 0),
+                table,
+                state,
+                dirty: false,
+                version: 0,
+                models,
+                turn: 0,
+                inst: s
+                    .instances
+                    .iter()
+                    .map(|&(n, p)| (n as u32, p as u32))
+                    .collect(),
+                rng: stream_rng(cfg.seed, SITE_STREAM + si as u64),
+                rate_rps: s.rate_rps,
+            });
+        }
+        let out = Outcome {
+            chosen: vec![[0, 0]; topo.nodes.len()],
+            node_failures: cfg
+                .node_failures
+                .iter()
+                .map(|(t, _)| FailureResponse {
+                    at_ns: *t,
+                    ..FailureResponse::default()
+                })
+                .collect(),
+            path_failures: cfg
+                .path_failures
+                .iter()
+                .map(|(t, _)| FailureResponse {
+                    at_ns: *t,
+                    ..FailureResponse::default()
+                })
+                .collect(),
+            ..Outcome::default()
+        };
+        let mut w = World {
+            cfg,
+            q: EventQueue::new(),
+            node_failure_of: vec![None; nodes.len()],
+            path_failure_of: vec![None; topo.paths.len()],
+            nodes,
+            paths,
+            sites,
+            reqs: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            arrived: 0,
+            out,
+        };
+        // Reports are staggered over one period, as independent nodes'
+        // timers would be; probes likewise.
+        let n = w.nodes.len().max(1) as u64;
+        for i in 0..w.nodes.len() {
+            let at = cfg.report_interval_ns * i as u64 / n;
+            w.q.push(at, Ev::Report(i as u32));
+        }
+        if let Some(pi) = cfg.probe_interval_ns {
+            let s = w.sites.len().max(1) as u64;
+            for i in 0..w.sites.len() {
+                w.q.push(pi * i as u64 / s, Ev::Probe(i as u32));
+            }
+        }
+        for i in 0..w.sites.len() {
+            let gap = w.interarrival(i);
+            if let Some(gap) = gap {
+                w.q.push(cfg.warmup_ns + gap, Ev::Arrival(i as u32));
+            }
+        }
+        for (k, (t, _)) in cfg.node_failures.iter().enumerate() {
+            w.q.push(*t, Ev::FailNodes(k as u32));
+        }
+        for (k, (t, _)) in cfg.path_failures.iter().enumerate() {
+            w.q.push(*t, Ev::FailPaths(k as u32));
+        }
+        Ok(w)
+    }
+
+    fn interarrival(&mut self, site: usize) -> Option<u64> {
+        let s = self.sites.get_mut(site)?;
+        if !(s.rate_rps.is_finite() && s.rate_rps > 0.0) {
+            return None;
+        }
+        let u: f64 = s.rng.gen();
+        Some(ns_of_s(-(1.0 - u).ln() / s.rate_rps))
+    }
+
+    fn done(&self) -> bool {
+        self.arrived >= self.cfg.requests && self.live == 0
+    }
+
+    fn play(&mut self) {
+        while let Some((now, ev)) = self.q.pop() {
+            self.out.events += 1;
+            self.handle(now, ev);
+            if self.done() {
+                self.out.end_ns = now;
+                break;
+            }
+        }
+    }
+
+    fn handle(&mut self, now: u64, ev: Ev) {
+        match ev {
+            Ev::Arrival(s) => self.arrival(now, s as usize),
+            Ev::Syn(r, g) => {
+                if self.alive(r, g) {
+                    self.send_syn(now, r);
+                }
+            }
+            Ev::SynAtNode(r, g) => {
+                if self.alive(r, g) {
+                    self.syn_at_node(now, r);
+                }
+            }
+            Ev::SynAckAtClient(r, g) => {
+                if self.alive(r, g) {
+                    self.syn_ack_at_client(now, r);
+                }
+            }
+            Ev::ReqAtNode(r, g) => {
+                if self.alive(r, g) {
+                    self.req_at_node(now, r);
+                }
+            }
+            Ev::FirstToken(r, g) => {
+                if self.alive(r, g) {
+                    self.first_token(now, r);
+                }
+            }
+            Ev::SlotFree(r, g) => {
+                if self.alive(r, g) {
+                    self.slot_free(now, r);
+                }
+            }
+            Ev::Complete(r, g) => {
+                if self.alive(r, g) {
+                    self.complete(now, r);
+                }
+            }
+            Ev::Report(n) => self.report(now, n as usize),
+            Ev::Probe(s) => self.probe(now, s as usize),
+            Ev::FailNodes(k) => self.fail_nodes(k),
+            Ev::FailPaths(k) => self.fail_paths(k),
+        }
+    }
+
+    fn alive(&self, r: u32, gen: u32) -> bool {
+        self.reqs
+            .get(r as usize)
+            .is_some_and(|q| q.live && q.gen == gen)
+    }
+
+    fn req(&self, r: u32) -> Req {
+        self.reqs.get(r as usize).copied().unwrap_or_default()
+    }
+
+    fn req_mut(&mut self, r: u32) -> Option<&mut Req> {
+        self.reqs.get_mut(r as usize)
+    }
+
+    fn alloc(&mut self, req: Req) -> (u32, u32) {
+        self.live += 1;
+        if let Some(i) = self.free.pop() {
+            if let Some(slot) = self.reqs.get_mut(i as usize) {
+                let gen = slot.gen;
+                *slot = Req { gen, ..req };
+                return (i, gen);
+            }
+        }
+        self.reqs.push(Req { gen: 0, ..req });
+        ((self.reqs.len() - 1) as u32, 0)
+    }
+
+    fn release(&mut self, r: u32) {
+        if let Some(q) = self.reqs.get_mut(r as usize) {
+            if q.live {
+                q.live = false;
+                q.gen = q.gen.wrapping_add(1);
+                self.free.push(r);
+                self.live = self.live.saturating_sub(1);
+            }
+        }
+    }
+
+    fn class(&mut self, short: bool) -> &mut ClassStats {
+        if short {
+            &mut self.out.short
+        } else {
+            &mut self.out.long
+        }
+    }
+
+    /// Records a failure once; the slot stays if a node still holds it.
+    fn record_failure(&mut self, r: u32, reason: FailReason) {
+        let q = self.req(r);
+        if q.failed {
+            return;
+        }
+        if let Some(m) = self.req_mut(r) {
+            m.failed = true;
+        }
+        let timeout = self.cfg.timeout_ns;
+        self.class(q.short).fail(reason, timeout);
+        if q.short && self.cfg.record_timeline {
+            self.out.short_timeline.push((
+                q.t0,
+                u32::try_from(timeout / 1000).unwrap_or(u32::MAX),
+                true,
+                q.site,
+            ));
+        }
+    }
+
+    fn fail(&mut self, r: u32, reason: FailReason) {
+        self.record_failure(r, reason);
+        self.release(r);
+    }
+
+    fn arrival(&mut self, now: u64, s: usize) {
+        if self.arrived >= self.cfg.requests {
+            return;
+        }
+        self.arrived += 1;
+        if self.arrived < self.cfg.requests {
+            if let Some(gap) = self.interarrival(s) {
+                self.q.push(now + gap, Ev::Arrival(s as u32));
+            }
+        }
+        let workload = self.cfg.workload;
+        let policy = self.cfg.policy;
+        let Some(site) = self.sites.get_mut(s) else {
+            return;
+        };
+        let (short, features) = draw_request(&mut site.rng, &workload);
+        if site.dirty {
+            // Rebuilt only when a message arrived since the last decision:
+            // the control thread publishes a new view per change.
+            site.version += 1;
+            site.view = site.state.view(site.version, now);
+            site.dirty = false;
+        }
+        let class = TrafficClass::of(&features, site.view.thresholds().short_task_tokens);
+        let mut rej = Rejections::default();
+        let decision = Decider {
+            table: &site.table,
+            view: &site.view,
+            models: &site.models,
+            now_ns: now,
+            policy,
+            turn: site.turn,
+        }
+        .decide(0, &features, class, &mut rej);
+        site.turn = site.turn.wrapping_add(1);
+        self.out.decisions += 1;
+        let base = Req {
+            live: true,
+            short,
+            site: s as u32,
+            features,
+            t0: now,
+            ..Req::default()
+        };
+        self.class(short).arrive(now);
+        let choice = match decision {
+            Ok(c) => c,
+            Err(_) => {
+                let (r, _) = self.alloc(base);
+                self.fail(r, FailReason::NoChoice);
+                return;
+            }
+        };
+        let Some(&(node, path)) = self
+            .sites
+            .get(s)
+            .and_then(|site| site.inst.get(usize::from(choice.instance)))
+        else {
+            let (r, _) = self.alloc(base);
+            self.fail(r, FailReason::NoChoice);
+            return;
+        };
+        if let Some(c) = self.out.chosen.get_mut(node as usize) {
+            c[usize::from(!short)] += 1;
+        }
+        self.note_failed_choice(now, node as usize, path as usize);
+        let (r, _) = self.alloc(Req {
+            inst: choice.instance,
+            node,
+            path,
+            predicted: choice.predicted,
+            ..base
+        });
+        self.send_syn(now, r);
+    }
+
+    /// Counts a decision for an element that has failed.
+    fn note_failed_choice(&mut self, now: u64, node: usize, path: usize) {
+        let hits = [
+            (
+                self.node_failure_of.get(node).copied().flatten(),
+                &mut self.out.node_failures,
+            ),
+            (
+                self.path_failure_of.get(path).copied().flatten(),
+                &mut self.out.path_failures,
+            ),
+        ];
+        for (k, list) in hits {
+            if let Some(f) = k.and_then(|k| list.get_mut(k as usize)) {
+                f.chosen_after += 1;
+                f.last_chosen_after_ns = Some(now.saturating_sub(f.at_ns));
+            }
+        }
+    }
+
+    fn send_syn(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let timeout_at = q.t0 + self.cfg.timeout_ns;
+        let Some(path) = self.paths.get_mut(q.path as usize) else {
+            self.fail(r, FailReason::Unreachable);
+            return;
+        };
+        if path.lost() {
+            let rto = SYN_RTO_NS << q.syn_tries.min(16);
+            if now + rto >= timeout_at {
+                self.fail(r, FailReason::Unreachable);
+                return;
+            }
+            if let Some(m) = self.req_mut(r) {
+                m.syn_tries += 1;
+            }
+            self.q.push(now + rto, Ev::Syn(r, q.gen));
+            return;
+        }
+        let t = path.deliver(Dir::Fwd, now);
+        self.q.push(t, Ev::SynAtNode(r, q.gen));
+    }
+
+    fn syn_at_node(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        if self.nodes.get(q.node as usize).map_or(true, |n| n.failed) {
+            // A dead machine answers nothing: the client retries its SYN
+            // until it gives up.
+            self.fail(r, FailReason::NodeFailed);
+            return;
+        }
+        let timeout_at = q.t0 + self.cfg.timeout_ns;
+        let Some(path) = self.paths.get_mut(q.path as usize) else {
+            return;
+        };
+        // A lost SYN-ACK is resent by the server after 1 s, doubling.
+        let mut send = now;
+        let mut rto = SYN_RTO_NS;
+        while path.lost() {
+            send += rto;
+            rto *= 2;
+            if send >= timeout_at {
+                self.fail(r, FailReason::Unreachable);
+                return;
+            }
+        }
+        let t = if send == now {
+            path.deliver(Dir::Rev, now)
+        } else {
+            // A retransmission far in the future must not hold back the
+            // line's other packets, so it is not ordered.
+            send + path.delay_ns()
+        };
+        self.q.push(t, Ev::SynAckAtClient(r, q.gen));
+    }
+
+    fn syn_ack_at_client(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let bytes = REQUEST_OVERHEAD_BYTES + BYTES_PER_TOKEN * u64::from(q.features.prompt_tokens);
+        let packets = bytes.div_ceil(MSS_BYTES).max(1);
+        let Some(path) = self.paths.get_mut(q.path as usize) else {
+            return;
+        };
+        let mut penalty = 0u64;
+        for _ in 0..packets {
+            match path.segment_penalty() {
+                Some(p) => penalty = penalty.saturating_add(p),
+                None => {
+                    self.fail(r, FailReason::Unreachable);
+                    return;
+                }
+            }
+        }
+        let t = path.deliver(Dir::Fwd, now) + penalty;
+        if let Some(m) = self.req_mut(r) {
+            // The last request segment (or its retransmission) passes the
+            // appliance: its passive TTFT clock starts there.
+            m.t_seen = now + penalty;
+        }
+        self.q.push(t, Ev::ReqAtNode(r, q.gen));
+    }
+
+    fn req_at_node(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let Some(node) = self.nodes.get_mut(q.node as usize) else {
+            return;
+        };
+        if node.failed {
+            self.fail(r, FailReason::NodeFailed);
+            return;
+        }
+        if node.queue.is_empty() && node.active.len() < node.p.concurrency as usize {
+            self.start(now, q.node as usize, r);
+        } else {
+            node.queue.push_back(r);
+        }
+    }
+
+    /// A request takes a batch slot: prefill, then decode.
+    fn start(&mut self, now: u64, n: usize, r: u32) {
+        let q = self.req(r);
+        let Some(node) = self.nodes.get_mut(n) else {
+            return;
+        };
+        node.active.push(r);
+        node.kv_held += u64::from(q.features.prompt_tokens) + u64::from(q.features.output_tokens);
+        let prefill = ns_of_s(node.p.prefill_s(f64::from(q.features.prompt_tokens)));
+        let decode = ns_of_s(f64::from(q.features.output_tokens) / node.p.decode_tps);
+        let t_ft = now + prefill;
+        if let Some(m) = self.req_mut(r) {
+            m.t_start = now;
+            m.t_ft = t_ft;
+        }
+        self.q.push(t_ft, Ev::FirstToken(r, q.gen));
+        self.q.push(t_ft + decode, Ev::SlotFree(r, q.gen));
+    }
+
+    fn first_token(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let Some(path) = self.paths.get_mut(q.path as usize) else {
+            return;
+        };
+        match path.segment_penalty() {
+            Some(p) => {
+                let t = path.deliver(Dir::Rev, now) + p;
+                if let Some(m) = self.req_mut(r) {
+                    m.t_first = t;
+                }
+            }
+            // The node keeps the slot until it has sent everything.
+            None => self.record_failure(r, FailReason::Unreachable),
+        }
+    }
+
+    fn slot_free(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let n = q.node as usize;
+        let next = match self.nodes.get_mut(n) {
+            Some(node) => {
+                if let Some(i) = node.active.iter().position(|&x| x == r) {
+                    node.active.swap_remove(i);
+                }
+                node.kv_held = node.kv_held.saturating_sub(
+                    u64::from(q.features.prompt_tokens) + u64::from(q.features.output_tokens),
+                );
+                node.hold_total_ns += now.saturating_sub(q.t_start);
+                node.holds += 1;
+                node.queue.pop_front()
+            }
+            None => None,
+        };
+        if let Some(next) = next {
+            self.start(now, n, next);
+        }
+        if q.failed {
+            self.release(r);
+            return;
+        }
+        let Some(path) = self.paths.get_mut(q.path as usize) else {
+            return;
+        };
+        // The last packet leaves now; a lost packet earlier in the stream
+        // holds back everything after it (head-of-line blocking) until its
+        // retransmission, one RTO after it was sent.
+        let mut last = path.deliver(Dir::Rev, now).max(q.t_first);
+        let packets = q
+            .features
+            .output_tokens
+            .div_ceil(TOKENS_PER_RESPONSE_PACKET);
+        let decode = now.saturating_sub(q.t_ft);
+        for k in 1..packets {
+            match path.segment_penalty() {
+                None => {
+                    self.fail(r, FailReason::Unreachable);
+                    return;
+                }
+                Some(0) => {}
+                Some(p) => {
+                    let sent = q.t_ft + decode * u64::from(k) / u64::from(packets.max(1));
+                    last = last.max(sent + path.one_way_ns + p);
+                }
+            }
+        }
+        self.q.push(last, Ev::Complete(r, q.gen));
+    }
+
+    fn complete(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let completion = now.saturating_sub(q.t0);
+        if completion > self.cfg.timeout_ns {
+            self.fail(r, FailReason::Timeout);
+            return;
+        }
+        let ttft = q.t_first.saturating_sub(q.t0);
+        self.class(q.short)
+            .complete(ttft, completion, q.features.output_tokens, now);
+        if q.short && self.cfg.record_timeline {
+            self.out.short_timeline.push((
+                q.t0,
+                u32::try_from(ttft / 1000).unwrap_or(u32::MAX),
+                false,
+                q.site,
+            ));
+        }
+        // The appliance times the answer passively, from the request's
+        // last payload packet, and trains the instance's model.
+        let measured_ttft_us = q.t_first.saturating_sub(q.t_seen) as f64 / 1000.0;
+        let measured_completion_us = now.saturating_sub(q.t_seen) as f64 / 1000.0;
+        let obs = observation(
+            &q.features,
+            &q.predicted,
+            measured_ttft_us,
+            measured_completion_us,
+        );
+        if let Some(m) = self
+            .sites
+            .get_mut(q.site as usize)
+            .and_then(|s| s.models.get_mut(usize::from(q.inst)))
+        {
+            m.observe(&obs);
+        }
+        self.release(r);
+    }
+
+    fn report(&mut self, now: u64, n: usize) {
+        let Some(node) = self.nodes.get(n) else {
+            return;
+        };
+        if node.failed {
+            // A failed node stops reporting: its state goes stale.
+            return;
+        }
+        let msg = node.report(n);
+        for &s in &node.watchers {
+            if let Some(site) = self.sites.get_mut(s as usize) {
+                site.state.apply(0, &msg, now);
+                site.dirty = true;
+                self.out.state_messages += 1;
+            }
+        }
+        self.q
+            .push(now + self.cfg.report_interval_ns, Ev::Report(n as u32));
+    }
+
+    /// The appliance's path probes, idealised: every period it learns each
+    /// path's true one-way delay, jitter and loss (1 once failed).
+    fn probe(&mut self, now: u64, s: usize) {
+        let Some(interval) = self.cfg.probe_interval_ns else {
+            return;
+        };
+        let Some(site) = self.sites.get_mut(s) else {
+            return;
+        };
+        for (k, &(_, p)) in site.inst.iter().enumerate() {
+            let Some(path) = self.paths.get(p as usize) else {
+                continue;
+            };
+            let msg: Message = PathState::new(
+                PathId(u16::try_from(k + 1).unwrap_or(u16::MAX)),
+                vec![
+                    Metric::new(
+                        MetricType::PathLatency,
+                        Unit::Microseconds,
+                        path.p.one_way_ms * 1000.0,
+                    ),
+                    Metric::new(
+                        MetricType::PathJitter,
+                        Unit::Microseconds,
+                        path.p.jitter_ms * 1000.0,
+                    ),
+                    Metric::new(MetricType::PathLoss, Unit::Ratio, path.loss()),
+                ],
+            )
+            .into();
+            site.state.apply(0, &msg, now);
+            self.out.state_messages += 1;
+        }
+        site.dirty = true;
+        self.q.push(now + interval, Ev::Probe(s as u32));
+    }
+
+    fn fail_nodes(&mut self, k: u32) {
+        let Some((_, list)) = self.cfg.node_failures.get(k as usize) else {
+            return;
+        };
+        let mut lost = 0u64;
+        for &n in list {
+            let Some(node) = self.nodes.get_mut(n) else {
+                continue;
+            };
+            if node.failed {
+                continue;
+            }
+            node.failed = true;
+            node.kv_held = 0;
+            let victims: Vec<u32> = node.active.drain(..).chain(node.queue.drain(..)).collect();
+            if let Some(f) = self.node_failure_of.get_mut(n) {
+                *f = Some(k);
+            }
+            for r in victims {
+                lost += 1;
+                self.fail(r, FailReason::NodeFailed);
+            }
+        }
+        if let Some(f) = self.out.node_failures.get_mut(k as usize) {
+            f.in_service_lost += lost;
+        }
+    }
+
+    fn fail_paths(&mut self, k: u32) {
+        let Some((_, list)) = self.cfg.path_failures.get(k as usize) else {
+            return;
+        };
+        for &p in list {
+            if let Some(path) = self.paths.get_mut(p) {
+                path.failed = true;
+            }
+            if let Some(f) = self.path_failure_of.get_mut(p) {
+                *f = Some(k);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.out.end_ns == 0 {
+            self.out.end_ns = self.q.now_ns();
+        }
+        if let Some(site) = self.sites.first() {
+            self.out.models = site
+                .models
+                .iter()
+                .zip(&site.inst)
+                .map(|(m, &(n, _))| ModelReport {
+                    node: n as usize,
+                    samples: m.samples(),
+                    ttft_mae_us: m.ttft_error().mae,
+                    ttft_bias_us: m.ttft_error().bias,
+                    completion_mae_us: m.completion_error().mae,
+                    coefficients: m.ttft_coefficients(),
+                })
+                .collect();
+        }
+    }
+}

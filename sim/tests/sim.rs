@@ -1,0 +1,271 @@
+//! The simulator's behaviour: determinism, queueing against theory,
+//! conservation, and the direction of the policies' results.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim::config::{NodeParams, PathParams, Workload};
+use sim::eval::{run_one, EvalOptions};
+use sim::scale::{scenario, ScaleOptions};
+use sim::world::{run, Kind, RunConfig, SiteSpec, Topology};
+use sim::{EvalCluster, EventQueue};
+use steer::Policy;
+
+fn eval_json(seed: u64, requests: u64) -> String {
+    let c = EvalCluster::default();
+    let opt = EvalOptions {
+        seed,
+        requests: Some(requests),
+        replications: 1,
+    };
+    let r = run_one(&c, "intellinode", Policy::TokenAware, "80", 0.8, &opt).unwrap();
+    serde_json::to_string(&r).unwrap()
+}
+
+#[test]
+fn same_seed_same_result_other_seed_other_result() {
+    let a = eval_json(7, 3000);
+    assert_eq!(a, eval_json(7, 3000));
+    assert_ne!(a, eval_json(8, 3000));
+
+    let o = ScaleOptions {
+        nodes: 60,
+        requests: 20_000,
+        seed: 3,
+        ..ScaleOptions::default()
+    };
+    let s = scenario(&o).unwrap();
+    let x = serde_json::to_string(&s.run_policy(Policy::LeastQueue).unwrap()).unwrap();
+    let y = serde_json::to_string(&s.run_policy(Policy::LeastQueue).unwrap()).unwrap();
+    assert_eq!(x, y);
+    let s2 = scenario(&ScaleOptions { seed: 4, ..o }).unwrap();
+    let z = serde_json::to_string(&s2.run_policy(Policy::LeastQueue).unwrap()).unwrap();
+    assert_ne!(x, z);
+}
+
+#[test]
+fn the_engine_pops_in_time_then_scheduling_order() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut q = EventQueue::new();
+    for i in 0..5000u32 {
+        q.push(rng.gen_range(0..500u64), i);
+    }
+    let mut last = (0u64, 0u32);
+    let mut seen = 0;
+    while let Some((t, i)) = q.pop() {
+        if seen > 0 {
+            // Equal times keep insertion order, i.e. increasing ids.
+            assert!(
+                t > last.0 || (t == last.0 && i > last.1),
+                "{t},{i} after {last:?}"
+            );
+        }
+        last = (t, i);
+        seen += 1;
+    }
+    assert_eq!(seen, 5000);
+}
+
+/// One node, one path, fixed-size requests: a queue theory can check.
+fn single(
+    node: NodeParams,
+    path: PathParams,
+    prompt: u32,
+    output: u32,
+    rate: f64,
+    n: u64,
+    seed: u64,
+) -> sim::Outcome {
+    let topo = Topology {
+        nodes: vec![node],
+        kinds: vec![Kind::Edge],
+        paths: vec![path],
+        sites: vec![SiteSpec {
+            instances: vec![(0, 0)],
+            rate_rps: rate,
+        }],
+    };
+    let cfg = RunConfig {
+        policy: Policy::RoundRobin,
+        seed,
+        requests: n,
+        workload: Workload {
+            short_fraction: 1.0,
+            short_prompt_tokens: [prompt, prompt],
+            short_output_tokens: [output, output],
+            long_prompt_tokens: [1, 1],
+            long_output_tokens: [1, 1],
+            long_prompt_words: [1, 1],
+        },
+        report_interval_ns: 20_000_000,
+        warmup_ns: 0,
+        timeout_ns: 1_000_000_000_000,
+        probe_interval_ns: None,
+        thresholds: control::thresholds::Thresholds::default(),
+        node_failures: vec![],
+        path_failures: vec![],
+        record_timeline: false,
+    };
+    run(&topo, &cfg).unwrap()
+}
+
+fn mean_ms(v: &[u32]) -> f64 {
+    v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len() as f64 / 1000.0
+}
+
+#[test]
+fn an_idle_node_answers_after_two_round_trips_and_the_prefill() {
+    // 10 ms base + 100 tokens at 1000/s = 110 ms to the first token;
+    // 50 tokens at 100/s = 500 ms of decode. One-way 5 ms, no jitter:
+    // handshake 10 ms + request 5 ms + 110 ms + first token back 5 ms.
+    let node = NodeParams {
+        base_ttft_ms: 10.0,
+        prefill_tps: 1000.0,
+        decode_tps: 100.0,
+        concurrency: 4,
+        kv_tokens: 1000,
+    };
+    let path = PathParams {
+        one_way_ms: 5.0,
+        jitter_ms: 0.0,
+        loss: 0.0,
+    };
+    // One request every ~10 s: never two at once.
+    let mut o = single(node, path, 100, 50, 0.1, 20, 1);
+    assert_eq!(o.short.completed, 20);
+    o.short.ttft_us.sort_unstable();
+    o.short.completion_us.sort_unstable();
+    assert_eq!(o.short.ttft_us.first(), o.short.ttft_us.last());
+    assert_eq!(o.short.ttft_us[0], 130_000);
+    assert_eq!(o.short.completion_us[0], 630_000);
+}
+
+#[test]
+fn a_one_slot_node_queues_like_m_d_1() {
+    // Deterministic service D = 10 ms + 0 + 40 tokens at 1000/s = 50 ms;
+    // Poisson arrivals at ρ = 0.6: Wq = ρD / (2(1 − ρ)) = 37.5 ms.
+    let node = NodeParams {
+        base_ttft_ms: 10.0,
+        prefill_tps: 1e9,
+        decode_tps: 1000.0,
+        concurrency: 1,
+        kv_tokens: 1000,
+    };
+    let zero = PathParams {
+        one_way_ms: 0.0,
+        jitter_ms: 0.0,
+        loss: 0.0,
+    };
+    let d = 0.050;
+    let rho = 0.6;
+    let o = single(node, zero, 1, 40, rho / d, 60_000, 5);
+    let wq_ms = rho * d / (2.0 * (1.0 - rho)) * 1000.0;
+    // TTFT = wait + 10 ms of "prefill".
+    let got = mean_ms(&o.short.ttft_us) - 10.0;
+    assert!(
+        (got - wq_ms).abs() / wq_ms < 0.06,
+        "mean wait {got:.2} ms, M/D/1 {wq_ms:.2} ms"
+    );
+    assert_eq!(o.short.completed, 60_000);
+}
+
+#[test]
+fn every_request_completes_or_fails() {
+    let c = EvalCluster::default();
+    for (policy, load) in [(Policy::RoundRobin, 0.95), (Policy::TokenAware, 0.8)] {
+        let opt = EvalOptions {
+            seed: 2,
+            requests: Some(4000),
+            replications: 1,
+        };
+        let r = run_one(&c, "x", policy, "95", load, &opt).unwrap();
+        for s in [&r.short, &r.long] {
+            assert_eq!(s.count, s.completed + s.failures, "{policy:?}");
+        }
+        assert_eq!(r.short.count + r.long.count, 4000);
+    }
+    let s = scenario(&ScaleOptions {
+        nodes: 60,
+        requests: 30_000,
+        ..ScaleOptions::default()
+    })
+    .unwrap();
+    let r = s.run_policy(Policy::RoundRobin).unwrap();
+    assert!(r.failed_requests > 0, "failures were injected");
+    for c in [&r.short, &r.long] {
+        assert_eq!(c.count, c.completed + c.failures);
+    }
+    assert_eq!(r.short.count + r.long.count, 30_000);
+}
+
+#[test]
+fn at_80_percent_intellinode_keeps_short_requests_fast_and_on_the_edge() {
+    let c = EvalCluster::default();
+    let opt = EvalOptions {
+        seed: 1,
+        requests: Some(20_000),
+        replications: 1,
+    };
+    let fifo = run_one(&c, "fifo", Policy::RoundRobin, "80", 0.8, &opt).unwrap();
+    let lq = run_one(&c, "least_queue", Policy::LeastQueue, "80", 0.8, &opt).unwrap();
+    let inn = run_one(&c, "intellinode", Policy::TokenAware, "80", 0.8, &opt).unwrap();
+    let p99 = |r: &sim::eval::RunSummary| r.short.ttft_ms.p99;
+    assert!(
+        p99(&inn) < p99(&fifo),
+        "{} vs fifo {}",
+        p99(&inn),
+        p99(&fifo)
+    );
+    assert!(
+        p99(&inn) < p99(&lq),
+        "{} vs least_queue {}",
+        p99(&inn),
+        p99(&lq)
+    );
+    let edge = inn.short_to["edge"] as f64;
+    let centre = inn.short_to["centre"] as f64;
+    assert!(
+        edge / (edge + centre) > 0.9,
+        "short to edge {edge}, centre {centre}"
+    );
+    // Round robin splits evenly, whatever the load.
+    let (fe, fc) = (fifo.short_to["edge"] as f64, fifo.short_to["centre"] as f64);
+    assert!((fe / (fe + fc) - 0.5).abs() < 0.02);
+    // Bulk work does not pay for it.
+    assert!(inn.long.throughput_tokens_per_s >= 0.95 * fifo.long.throughput_tokens_per_s);
+}
+
+#[test]
+fn failed_nodes_and_paths_are_abandoned_once_the_appliance_can_know() {
+    let o = ScaleOptions {
+        nodes: 100,
+        requests: 60_000,
+        seed: 9,
+        ..ScaleOptions::default()
+    };
+    let s = scenario(&o).unwrap();
+    let horizon_ms = s.layout.max_state_age_ms + 20.0 + 1.0;
+    for policy in [Policy::TokenAware, Policy::LeastQueue] {
+        let r = s.run_policy(policy).unwrap();
+        let f = &r.edge_failure;
+        assert!(
+            f.chosen_after_failure > 0,
+            "{policy:?}: the stale window is real"
+        );
+        let last = f.last_chosen_after_ms.unwrap_or(0.0);
+        assert!(
+            last <= horizon_ms,
+            "{policy:?} chose a failed node {last} ms after it failed"
+        );
+        // Nothing fails for lack of a node once the state aged out.
+        assert_eq!(f.affected_sites.settled.failed, 0, "{policy:?}");
+    }
+    // Only the token-aware decision reads path state: it leaves the failed
+    // WAN within a probe period, the baselines never do.
+    let ta = s.run_policy(Policy::TokenAware).unwrap();
+    let last = ta.wan_failure.last_chosen_after_ms.unwrap_or(0.0);
+    assert!(last <= s.layout.probe_interval_ms + 1.0, "{last}");
+    assert_eq!(ta.wan_failure.affected_sites.settled.failed, 0);
+    let rr = s.run_policy(Policy::RoundRobin).unwrap();
+    assert!(rr.wan_failure.last_chosen_after_ms.unwrap_or(0.0) > 1000.0);
+    assert!(rr.wan_failure.affected_sites.settled.failed > 0);
+}
