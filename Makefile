@@ -18,7 +18,7 @@ CFWD := target/bench/cfwd
 # the shell at recipe time, i.e. after `deps` has made sure libdpdk is there.
 CFWD_CFLAGS ?= -O3 -Wall -Wextra
 
-.PHONY: help deps build cfwd test bench demo demo-forward clean fmt lint
+.PHONY: help deps build cfwd test bench demo demo-forward eval sim clean fmt lint
 
 help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
@@ -29,6 +29,9 @@ help:
 	@echo "make demo   build, then scripts/demo.sh (as root: agents -> intellinode -> edge/centre model servers"
 	@echo "            in network namespaces; token-aware steering, edge overload, with a verdict)"
 	@echo "make demo-forward  build, then scripts/demo-forward.sh (pcap in -> intellinode -> pcap out, with a verdict)"
+	@echo "make eval   build, then scripts/eval.sh (as root: three steering policies at 50/80/95% load on an"
+	@echo "            emulated edge/centre cluster, the simulator on the same cluster; target/eval/report.md)"
+	@echo "make sim    build, then the simulator at scale (1,000 nodes, 1,000,000 requests, failures)"
 	@echo "make fmt    cargo fmt --check      make lint   cargo clippy -D warnings"
 	@echo "make clean  remove build outputs"
 
@@ -74,6 +77,15 @@ demo: build
 demo-forward: build
 	@echo "==> scripts/demo-forward.sh"
 	@bash scripts/demo-forward.sh
+
+eval: build
+	@echo "==> scripts/eval.sh"
+	@bash scripts/eval.sh
+
+sim: build
+	@echo "==> intellisim scale (1,000 nodes, 1,000,000 requests) -> target/eval/scale.json"
+	@mkdir -p target/eval
+	@target/release/intellisim scale --nodes 1000 --requests 1000000 --seed 1 --out target/eval/scale.json
 
 fmt:
 	@echo "==> cargo fmt --check"

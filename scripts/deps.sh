@@ -14,7 +14,7 @@ die() {
 # is missing. Installing the whole set (apt skips what is there) keeps this
 # simple and idempotent.
 APT_PACKAGES=(libdpdk-dev dpdk clang libclang-dev pkg-config libpcap-dev jq curl
-	tcpdump iproute2 ethtool build-essential)
+	tcpdump iproute2 ethtool build-essential fonts-dejavu-core)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -44,6 +44,8 @@ check() {
 	have ip || [[ -x /usr/sbin/ip || -x /sbin/ip ]] || MISSING+=("ip (iproute2)")
 	# The steering topology turns veth checksum offload off with it.
 	have ethtool || [[ -x /usr/sbin/ethtool || -x /sbin/ethtool ]] || MISSING+=(ethtool)
+	# make eval's charts render their text with it (plotters + ab_glyph).
+	[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || MISSING+=(fonts-dejavu-core)
 }
 
 # The Rust toolchain is not an apt package we can use (bookworm's is too old).

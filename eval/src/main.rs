@@ -1,0 +1,212 @@
+//! `intellieval`: turns the runs `scripts/eval.sh` (`make eval`) leaves in
+//! `target/eval/` into `summary.json`, charts and `report.md`.
+
+mod charts;
+mod report;
+mod runs;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "IntelliNode evaluation reports")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise DIR/runs/index.json into DIR/summary.json, DIR/*.svg|png
+    /// and DIR/report.md.
+    Report {
+        /// The evaluation directory.
+        #[arg(long, default_value = "target/eval")]
+        dir: PathBuf,
+        /// The simulator's output for the same cluster (`intellisim eval`).
+        #[arg(long)]
+        sim: Option<PathBuf>,
+        /// The cluster plan (`intellisim plan`), quoted in the report.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// The simulator's run at scale (`intellisim scale`).
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// TrueType font for the charts' text.
+        #[arg(long, default_value = charts::DEFAULT_FONT)]
+        font: PathBuf,
+        /// Wall time of the whole evaluation, s, for the report.
+        #[arg(long)]
+        wall_s: Option<f64>,
+    },
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Report {
+            dir,
+            sim,
+            plan,
+            scale,
+            font,
+            wall_s,
+        } => {
+            charts::register_font(&font)?;
+            let (index, runs) = summary::load_runs(&dir)?;
+            let sim = sim.map(|p| summary::load_sim(&p)).transpose()?;
+            let plan = plan.map(|p| read_json(&p)).transpose()?;
+            let scale = scale.map(|p| read_json(&p)).transpose()?;
+            let s = summary::summarise(&index, runs, sim.as_ref())?;
+            let out = dir.join("summary.json");
+            std::fs::write(&out, serde_json::to_string_pretty(&s)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            charts::draw_all(&dir, &s)?;
+            let md = dir.join("report.md");
+            std::fs::write(
+                &md,
+                report::render(&s, plan.as_ref(), scale.as_ref(), wall_s),
+            )
+            .with_context(|| format!("cannot write {}", md.display()))?;
+            for g in &s.goals {
+                println!(
+                    "{} {:<52} {:>8.2} (bound {})",
+                    if g.met { "met    " } else { "NOT MET" },
+                    g.goal,
+                    g.value,
+                    g.bound
+                );
+            }
+            println!("report: {}", md.display());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("intellieval: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// An agent report whose short TTFTs are `short_ms` (one request each)
+    /// and whose long requests deliver `long_tokens` each over 1 s.
+    fn agent(short_ms: &[f64], long_tokens: u64) -> serde_json::Value {
+        let mut requests: Vec<serde_json::Value> = short_ms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                json!({"class": "short", "scheduled_ms": i as f64, "arrival_ttft_ms": t,
+                       "arrival_completion_ms": t + 5.0, "output_tokens": 8, "error": null})
+            })
+            .collect();
+        for i in 0..10 {
+            requests.push(json!({"class": "long", "scheduled_ms": 0.0 + f64::from(i),
+                "arrival_ttft_ms": 50.0, "arrival_completion_ms": 1000.0 - f64::from(i),
+                "output_tokens": long_tokens, "error": null}));
+        }
+        json!({ "requests": requests })
+    }
+
+    #[test]
+    fn a_report_is_summarised_charted_and_written() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("runs")).unwrap();
+        let mut runs = Vec::new();
+        // p99 of 100 values 1..=100 scaled: intellinode 10 ms, least_queue
+        // 20 ms, fifo 100 ms at every load; unloaded 9 ms.
+        let scaled =
+            |p99: f64| -> Vec<f64> { (1..=100).map(|i| p99 * f64::from(i) / 99.0).collect() };
+        for (policy, p99, tokens) in [
+            ("fifo", 100.0, 100),
+            ("least_queue", 20.0, 100),
+            ("intellinode", 10.0, 99),
+        ] {
+            for load in ["50", "80", "95"] {
+                let name = format!("runs/{policy}-{load}.json");
+                std::fs::write(
+                    dir.path().join(&name),
+                    agent(&scaled(p99), tokens).to_string(),
+                )
+                .unwrap();
+                runs.push(json!({"policy": policy, "load": load, "rate_rps": 10.0, "requests": 110, "agent": name}));
+            }
+        }
+        std::fs::write(
+            dir.path().join("runs/unloaded.json"),
+            agent(&scaled(9.0), 99).to_string(),
+        )
+        .unwrap();
+        runs.push(json!({"policy": "intellinode", "load": "unloaded", "rate_rps": 1.0, "requests": 110, "agent": "runs/unloaded.json"}));
+        std::fs::write(
+            dir.path().join("runs/index.json"),
+            json!({"capacity_rps": 20.0, "timeout_ms": 30000.0, "runs": runs}).to_string(),
+        )
+        .unwrap();
+
+        charts::register_font(std::path::Path::new(charts::DEFAULT_FONT)).unwrap();
+        let (index, runs) = summary::load_runs(dir.path()).unwrap();
+        let s = summary::summarise(&index, runs, None).unwrap();
+        let p99 = |p: &str| s.short_p99_ttft_ms[p]["80"];
+        assert!((p99("intellinode") - 10.0).abs() < 1e-9);
+        assert!((p99("fifo") - 100.0).abs() < 1e-9);
+        assert!((s.short_p99_ttft_unloaded_ms - 9.0).abs() < 1e-9);
+        assert!((s.long_throughput_vs_fifo["80"] - 0.99).abs() < 1e-9);
+        let met: Vec<bool> = s.goals.iter().map(|g| g.met).collect();
+        // 10/9 ≤ 1.2; fifo 10× ≥ 5; 0.99 ≥ 0.95; least_queue 2× ≥ 1.5.
+        assert_eq!(met, [true, true, true, true]);
+
+        let files = charts::draw_all(dir.path(), &s).unwrap();
+        assert_eq!(files.len(), 4);
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            if f.extension().unwrap() == "png" {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", f.display());
+            } else {
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(text.contains("<svg"), "{}", f.display());
+                assert!(text.contains("IntelliNode token-aware"), "{}", f.display());
+            }
+        }
+        let md = report::render(&s, None, None, Some(42.0));
+        assert!(md.contains("| intellinode | unloaded |"), "{md}");
+        assert!(md.contains("| fifo | 95 |"), "{md}");
+        assert!(!md.contains("not met"), "{md}");
+        assert!(md.contains("took 42 s"), "{md}");
+    }
+
+    #[test]
+    fn a_missing_run_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("runs")).unwrap();
+        std::fs::write(dir.path().join("a.json"), agent(&[1.0], 1).to_string()).unwrap();
+        std::fs::write(
+            dir.path().join("runs/index.json"),
+            json!({"capacity_rps": 1.0, "timeout_ms": 1000.0, "runs": [
+                {"policy": "fifo", "load": "50", "rate_rps": 1.0, "requests": 11, "agent": "a.json"}]})
+            .to_string(),
+        )
+        .unwrap();
+        let (index, runs) = summary::load_runs(dir.path()).unwrap();
+        let e = summary::summarise(&index, runs, None).unwrap_err();
+        assert_eq!(e.to_string(), "no run of fifo at 80% load");
+    }
+}

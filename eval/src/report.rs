@@ -1,0 +1,236 @@
+//! `report.md`: what ran, the goals, every run's numbers, the charts and
+//! how the simulator compares, for a reader who was not there.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::summary::{Run, Summary, LOADS, POLICIES};
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn run_row(out: &mut String, r: &Run) {
+    let (s, l) = (&r.stats.short, &r.stats.long);
+    let _ = writeln!(
+        out,
+        "| {} | {} | {:.1} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {:.0} | {} |",
+        r.entry.policy,
+        r.entry.load,
+        r.entry.rate_rps,
+        ms(s.ttft_ms.p50),
+        ms(s.ttft_ms.p99),
+        ms(s.completion_ms.p50),
+        ms(s.completion_ms.p99),
+        s.failed,
+        ms(l.ttft_ms.p50),
+        ms(l.ttft_ms.p99),
+        ms(l.completion_ms.p50),
+        ms(l.completion_ms.p99),
+        l.throughput_tokens_per_s,
+        l.failed,
+    );
+}
+
+/// Where each class's new flows went, from the appliance's counters:
+/// `edge 120 interactive, 3 bulk; centre …`.
+fn placement(r: &Run) -> String {
+    r.chosen
+        .iter()
+        .map(|(inst, classes)| {
+            let interactive = classes.get("interactive").copied().unwrap_or(0);
+            let total = classes.get("total").copied().unwrap_or(0);
+            format!(
+                "{inst}: {interactive} interactive, {} bulk or other",
+                total.saturating_sub(interactive)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The simulator at scale (`intellisim scale`): per policy, latency,
+/// failures and how quickly the decision left failed nodes and paths.
+fn scale_section(out: &mut String, scale: &Value) {
+    let l = &scale["layout"];
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "\n## At scale (simulated)\n\n`intellisim scale`: {} nodes ({} edge, {} centre) behind {} appliances, \
+         every centre node shared by {} of them; {} requests at {:.0}% of capacity ({:.0} requests/s). \
+         At {:.1} s, {} edge nodes fail (their reports stop; the appliance sees them stale after {} ms); \
+         at {:.1} s, one site's WAN paths fail (probes report the loss every {} ms).\n",
+        l["nodes"], l["edge_nodes"], l["centre_nodes"], l["sites"], l["sites_per_centre"],
+        l["requests"], num(&l["load"]) * 100.0, num(&l["rate_rps"]),
+        num(&l["edge_failure_at_s"]), l["edge_nodes_failed"], l["max_state_age_ms"],
+        num(&l["wan_failure_at_s"]), l["probe_interval_ms"],
+    );
+    let _ = writeln!(
+        out,
+        "| policy | short TTFT p50 / p99 ms | long completion p50 / p99 ms | failed | failed nodes chosen after failure (last, ms) | failed WAN chosen after failure (last, ms) | p99 TTFT at the failed-WAN site, settled | wall s |\n\
+         |---|---|---|---|---|---|---|---|"
+    );
+    for policy in POLICIES {
+        let p = &scale["policies"][policy];
+        if p.is_null() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {policy} | {} / {} | {} / {} | {} | {} ({}) | {} ({}) | {} | {:.1} |",
+            ms(num(&p["short"]["ttft_ms"]["p50"])),
+            ms(num(&p["short"]["ttft_ms"]["p99"])),
+            ms(num(&p["long"]["completion_ms"]["p50"])),
+            ms(num(&p["long"]["completion_ms"]["p99"])),
+            p["failed_requests"],
+            p["edge_failure"]["chosen_after_failure"],
+            ms(num(&p["edge_failure"]["last_chosen_after_ms"])),
+            p["wan_failure"]["chosen_after_failure"],
+            ms(num(&p["wan_failure"]["last_chosen_after_ms"])),
+            ms(num(
+                &p["wan_failure"]["affected_sites"]["settled"]["p99_ttft_ms"]
+            )),
+            num(&p["wall_s"]),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nThe three policies together took {:.1} s of wall time.",
+        num(&scale["wall_s_total"])
+    );
+}
+
+/// Renders the report; `plan` is the cluster as the simulator planned it,
+/// `scale` the simulator's run at scale.
+pub fn render(
+    s: &Summary,
+    plan: Option<&Value>,
+    scale: Option<&Value>,
+    wall_s: Option<f64>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# IntelliNode evaluation\n");
+    let _ = writeln!(
+        out,
+        "Agents in one network namespace call a chat service through the real appliance \
+         (`intellinode`, `net_af_packet`), which reaches an edge node over a low-delay line and a \
+         centre node over a high-delay, jittery, lossy path. Both paths are emulated in user space \
+         (`pktgen wire`); the nodes are `pktgen serve` inference emulators reporting their state \
+         over the control plane. Each policy runs the same seeded open-loop Poisson load at \
+         50%, 80% and 95% of the cluster's capacity ({:.1} requests/s). Latencies are from each \
+         request's scheduled arrival; failed requests count as the agent's timeout.\n",
+        s.capacity_rps
+    );
+    if let Some(w) = wall_s {
+        let _ = writeln!(out, "The whole evaluation took {w:.0} s.\n");
+    }
+    let _ = writeln!(out, "## Goals at 80% load\n");
+    let _ = writeln!(out, "| goal | measured | bound | |\n|---|---|---|---|");
+    for g in &s.goals {
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} | {} | {} |",
+            g.goal,
+            g.value,
+            g.bound,
+            if g.met { "met" } else { "**not met**" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nShort-request p99 TTFT unloaded: {} ms.\n",
+        ms(s.short_p99_ttft_unloaded_ms)
+    );
+    let _ = writeln!(
+        out,
+        "![short p99 TTFT against load](short-p99-vs-load.svg)\n"
+    );
+    let _ = writeln!(out, "![TTFT distributions at 80% load](ttft-cdf-80.svg)\n");
+    let _ = writeln!(out, "## Every run\n");
+    let _ = writeln!(
+        out,
+        "TTFT and completion in ms (p50 / p99); throughput in output tokens/s.\n\n\
+         | policy | load % | rate/s | short TTFT | short completion | short failed | long TTFT | long completion | long tokens/s | long failed |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
+    );
+    let order = std::iter::once(("intellinode", "unloaded")).chain(
+        POLICIES
+            .iter()
+            .flat_map(|p| LOADS.iter().map(move |l| (*p, *l))),
+    );
+    for (policy, load) in order {
+        if let Some(r) = s
+            .runs
+            .iter()
+            .find(|r| r.entry.policy == policy && r.entry.load == load)
+        {
+            run_row(&mut out, r);
+        }
+    }
+    let _ = writeln!(out, "\n## Where new flows went\n");
+    for r in &s.runs {
+        if !r.chosen.is_empty() {
+            let _ = writeln!(
+                out,
+                "- {} at {}: {}",
+                r.entry.policy,
+                r.entry.load,
+                placement(r)
+            );
+        }
+    }
+    if !s.agreement.is_empty() {
+        let _ = writeln!(out, "\n## Simulation against emulation\n");
+        let _ = writeln!(
+            out,
+            "The discrete-event simulator (`intellisim eval`) runs the same decision code \
+             (`steer::Decider`, `predictor::InstanceModel`) on the same cluster. Ratios above 1 \
+             mean IntelliNode is better; the last column is how far the simulation is off the emulation, as a factor.\n\n| comparison | emulation | simulation | same direction | emulation ÷ simulation |\n|---|---|---|---|---|"
+        );
+        for a in &s.agreement {
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.2} | {} | {:.2} |",
+                a.what,
+                a.emulation,
+                a.simulation,
+                if a.same_direction { "yes" } else { "**no**" },
+                a.emulation / a.simulation
+            );
+        }
+        let agree = s.agreement.iter().filter(|a| a.same_direction).count();
+        let worst = s
+            .agreement
+            .iter()
+            .map(|a| {
+                let f = a.emulation / a.simulation;
+                if f < 1.0 {
+                    1.0 / f
+                } else {
+                    f
+                }
+            })
+            .fold(1.0f64, f64::max);
+        let _ = writeln!(
+            out,
+            "\n{agree} of {} comparisons agree in direction; the two differ by at most a factor of {worst:.1}.",
+            s.agreement.len()
+        );
+    }
+    if let Some(scale) = scale {
+        scale_section(&mut out, scale);
+    }
+    if let Some(plan) = plan {
+        let _ = writeln!(
+            out,
+            "\n## The cluster\n\n```json\n{}\n```",
+            serde_json::to_string_pretty(plan).unwrap_or_default()
+        );
+    }
+    out
+}

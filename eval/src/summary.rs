@@ -1,0 +1,320 @@
+//! The evaluation's numbers: every run's statistics, the keys `make eval`
+//! promises in `summary.json`, the goals checked against them, and how the
+//! simulator's results compare.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::runs::{AgentReport, RunStats};
+
+/// The policies, by their names in the summary, in report order.
+pub const POLICIES: [&str; 3] = ["fifo", "least_queue", "intellinode"];
+/// The loads, in percent of capacity.
+pub const LOADS: [&str; 3] = ["50", "80", "95"];
+/// The load the goals are stated at.
+pub const GOAL_LOAD: &str = "80";
+
+/// One run as `scripts/eval.sh` lists it in `runs/index.json`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RunEntry {
+    /// `fifo`, `least_queue` or `intellinode`.
+    pub policy: String,
+    /// `unloaded`, `50`, `80` or `95`.
+    pub load: String,
+    /// Offered arrival rate, requests/s.
+    pub rate_rps: f64,
+    /// Requests sent.
+    pub requests: usize,
+    /// The agent's report, relative to the evaluation directory.
+    pub agent: String,
+    /// The appliance's final stats, relative to the evaluation directory.
+    #[serde(default)]
+    pub appliance: Option<String>,
+}
+
+/// `runs/index.json`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RunIndex {
+    /// The cluster's capacity, requests/s (the simulator's plan).
+    pub capacity_rps: f64,
+    /// The agent's per-request timeout, ms (failures are censored at it).
+    pub timeout_ms: f64,
+    /// Every run.
+    pub runs: Vec<RunEntry>,
+}
+
+/// A run, loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// As listed.
+    pub entry: RunEntry,
+    /// Per-class statistics.
+    pub stats: RunStats,
+    /// New flows per instance and class, from the appliance's stats.
+    pub chosen: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// A goal and whether it was met.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    /// What is promised.
+    pub goal: String,
+    /// The measured value.
+    pub value: f64,
+    /// The bound it is compared with.
+    pub bound: f64,
+    /// Met.
+    pub met: bool,
+}
+
+/// Emulation against simulation for one comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    /// What is compared, e.g. `fifo / intellinode short p99 TTFT at 80%`.
+    pub what: String,
+    /// Emulated ratio.
+    pub emulation: f64,
+    /// Simulated ratio.
+    pub simulation: f64,
+    /// Both on the same side of 1.
+    pub same_direction: bool,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Short-request p99 TTFT, ms, per policy and load.
+    pub short_p99_ttft_ms: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Short-request p99 TTFT with the system nearly idle, ms.
+    pub short_p99_ttft_unloaded_ms: f64,
+    /// IntelliNode's long-request throughput over FIFO's, per load.
+    pub long_throughput_vs_fifo: BTreeMap<String, f64>,
+    /// The goals at 80% load.
+    pub goals: Vec<Goal>,
+    /// Simulation against emulation (empty without a simulation).
+    pub agreement: Vec<Agreement>,
+    /// The capacity the loads are fractions of, requests/s.
+    pub capacity_rps: f64,
+    /// Every run's statistics.
+    pub runs: Vec<Run>,
+}
+
+fn chosen(appliance: &Value) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = appliance
+        .pointer("/steer/chosen")
+        .and_then(Value::as_object)
+    {
+        for (inst, classes) in m {
+            let per: BTreeMap<String, u64> = classes
+                .as_object()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.insert(inst.clone(), per);
+        }
+    }
+    out
+}
+
+/// Loads every run listed in `dir/runs/index.json`.
+pub fn load_runs(dir: &Path) -> anyhow::Result<(RunIndex, Vec<Run>)> {
+    let index_path = dir.join("runs/index.json");
+    let text = std::fs::read_to_string(&index_path)
+        .with_context(|| format!("cannot read {}", index_path.display()))?;
+    let index: RunIndex = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a run index", index_path.display()))?;
+    let mut runs = Vec::new();
+    for entry in &index.runs {
+        let report = AgentReport::load(&dir.join(&entry.agent))?;
+        let chosen = match &entry.appliance {
+            Some(a) => {
+                let p = dir.join(a);
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                chosen(
+                    &serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", p.display()))?,
+                )
+            }
+            None => BTreeMap::new(),
+        };
+        runs.push(Run {
+            entry: entry.clone(),
+            stats: RunStats::of(&report, index.timeout_ms),
+            chosen,
+        });
+    }
+    Ok((index, runs))
+}
+
+fn find<'a>(runs: &'a [Run], policy: &str, load: &str) -> Option<&'a Run> {
+    runs.iter()
+        .find(|r| r.entry.policy == policy && r.entry.load == load)
+}
+
+/// The three summary keys from a JSON object that has them (the
+/// simulator's output, or this summary itself).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Keys {
+    /// As in [`Summary`].
+    pub short_p99_ttft_ms: BTreeMap<String, BTreeMap<String, f64>>,
+    /// As in [`Summary`].
+    pub short_p99_ttft_unloaded_ms: f64,
+    /// As in [`Summary`].
+    pub long_throughput_vs_fifo: BTreeMap<String, f64>,
+}
+
+impl Keys {
+    fn p99(&self, policy: &str, load: &str) -> Option<f64> {
+        self.short_p99_ttft_ms.get(policy)?.get(load).copied()
+    }
+}
+
+/// Builds the summary; `sim` is the simulator's output for the same
+/// cluster, if it ran.
+pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow::Result<Summary> {
+    let mut short = BTreeMap::new();
+    for policy in POLICIES {
+        let mut per = BTreeMap::new();
+        for load in LOADS {
+            let run = find(&runs, policy, load)
+                .with_context(|| format!("no run of {policy} at {load}% load"))?;
+            per.insert(load.to_owned(), run.stats.short.ttft_ms.p99);
+        }
+        short.insert(policy.to_owned(), per);
+    }
+    let Some(unloaded) = find(&runs, "intellinode", "unloaded") else {
+        bail!("no unloaded run of intellinode");
+    };
+    let unloaded = unloaded.stats.short.ttft_ms.p99;
+    let mut long_vs_fifo = BTreeMap::new();
+    for load in LOADS {
+        let (Some(i), Some(f)) = (find(&runs, "intellinode", load), find(&runs, "fifo", load))
+        else {
+            continue;
+        };
+        let ratio = if f.stats.long.throughput_tokens_per_s > 0.0 {
+            i.stats.long.throughput_tokens_per_s / f.stats.long.throughput_tokens_per_s
+        } else {
+            0.0
+        };
+        long_vs_fifo.insert(load.to_owned(), ratio);
+    }
+    let keys = Keys {
+        short_p99_ttft_ms: short,
+        short_p99_ttft_unloaded_ms: unloaded,
+        long_throughput_vs_fifo: long_vs_fifo,
+    };
+    let p = |policy| keys.p99(policy, GOAL_LOAD).unwrap_or(f64::NAN);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let goal = |goal: &str, value: f64, bound: f64, at_most: bool| Goal {
+        goal: goal.to_owned(),
+        value,
+        bound,
+        met: if at_most {
+            value <= bound
+        } else {
+            value >= bound
+        },
+    };
+    let goals = vec![
+        goal(
+            "intellinode short p99 TTFT / unloaded, at most",
+            ratio(p("intellinode"), unloaded),
+            1.2,
+            true,
+        ),
+        goal(
+            "fifo / intellinode short p99 TTFT, at least",
+            ratio(p("fifo"), p("intellinode")),
+            5.0,
+            false,
+        ),
+        goal(
+            "intellinode / fifo long throughput, at least",
+            keys.long_throughput_vs_fifo
+                .get(GOAL_LOAD)
+                .copied()
+                .unwrap_or(f64::NAN),
+            0.95,
+            false,
+        ),
+        goal(
+            "least_queue / intellinode short p99 TTFT, at least",
+            ratio(p("least_queue"), p("intellinode")),
+            1.5,
+            false,
+        ),
+    ];
+    let agreement = sim.map(|s| agreement(&keys, s)).unwrap_or_default();
+    Ok(Summary {
+        short_p99_ttft_ms: keys.short_p99_ttft_ms,
+        short_p99_ttft_unloaded_ms: keys.short_p99_ttft_unloaded_ms,
+        long_throughput_vs_fifo: keys.long_throughput_vs_fifo,
+        goals,
+        agreement,
+        capacity_rps: index.capacity_rps,
+        runs,
+    })
+}
+
+/// Each baseline's short p99 over IntelliNode's, and IntelliNode's long
+/// throughput over FIFO's, emulated and simulated, at every load.
+fn agreement(emu: &Keys, sim: &Keys) -> Vec<Agreement> {
+    let mut out = Vec::new();
+    for load in LOADS {
+        for baseline in ["fifo", "least_queue"] {
+            let ratio = |k: &Keys| match (k.p99(baseline, load), k.p99("intellinode", load)) {
+                (Some(b), Some(i)) if i > 0.0 => Some(b / i),
+                _ => None,
+            };
+            if let (Some(e), Some(s)) = (ratio(emu), ratio(sim)) {
+                out.push(Agreement {
+                    what: format!("{baseline} / intellinode short p99 TTFT at {load}%"),
+                    emulation: e,
+                    simulation: s,
+                    same_direction: (e > 1.0) == (s > 1.0),
+                });
+            }
+        }
+        if let (Some(e), Some(s)) = (
+            emu.long_throughput_vs_fifo.get(load),
+            sim.long_throughput_vs_fifo.get(load),
+        ) {
+            out.push(Agreement {
+                what: format!("intellinode / fifo long throughput at {load}%"),
+                emulation: *e,
+                simulation: *s,
+                // Throughput "agrees" when both keep within 5% of FIFO or
+                // both fall on the same side of it.
+                same_direction: ((*e - 1.0).abs() < 0.05 && (*s - 1.0).abs() < 0.05)
+                    || ((*e > 1.0) == (*s > 1.0)),
+            });
+        }
+    }
+    out
+}
+
+/// The simulator's keys from its output file.
+pub fn load_sim(path: &Path) -> anyhow::Result<Keys> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    // The keys may sit at the top or under "summary".
+    let obj = if v.get("short_p99_ttft_ms").is_some() {
+        v
+    } else {
+        v.get("summary").cloned().unwrap_or(Value::Null)
+    };
+    serde_json::from_value(obj)
+        .with_context(|| format!("{} lacks the summary keys", path.display()))
+}

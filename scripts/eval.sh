@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# make eval: the real appliance between agents and an emulated inference
+# cluster, three steering policies at three loads, and a report.
+#
+#   NAME-agent           NAME (intellinode)        NAME-line          NAME-edge
+#   pktgen agent ─veth─ port 0    port 1 ─veth─ [pktgen wire] ─veth─ pktgen serve (small, near)
+#                                 port 2 ─veth─ [pktgen wire] ─veth─ pktgen serve (large, far)
+#                                              NAME-inet          NAME-centre
+#   nodes ──management veths──► the appliance's control plane (NODE_STATE)
+#
+# The cluster (node rates, batch slots, KV capacity, path delay, jitter and
+# loss, the request mix) and its capacity come from `intellisim plan`, the
+# same description the simulator runs, so emulation and simulation share
+# one source. For each policy (FIFO + round robin, least queue, IntelliNode)
+# and load (50, 80, 95% of capacity, plus a nearly idle run for IntelliNode)
+# the nodes and the appliance start fresh, the agent sends the same seeded
+# open-loop Poisson load, and everything stops by itself. Then
+# `intellisim eval` simulates the same runs, `intellisim scale` runs the
+# decision at 1,000 nodes with failures, and `intellieval report` writes
+# target/eval/{summary.json,report.md,*.svg,*.png}.
+#
+# Environment:
+#   EVAL_OUT       output directory (target/eval)
+#   EVAL_POLICIES  policies to run ("fifo least_queue intellinode")
+#   EVAL_LOADS     loads to run ("unloaded 50 80 95")
+#   EVAL_SECONDS   seconds of arrivals per run (15)
+#   EVAL_REPORT    0 to skip the simulation and the report (the test's
+#                  small topology only wants the runs)
+#   INTELLINODE_BIN, PKTGEN_BIN, INTELLISIM_BIN, INTELLIEVAL_BIN
+# Needs root (network namespaces), jq, ip, ethtool.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PATH=$PATH:/usr/sbin:/sbin
+
+INB=${INTELLINODE_BIN:-target/release/intellinode}
+PKTGEN=${PKTGEN_BIN:-target/release/pktgen}
+SIM=${INTELLISIM_BIN:-target/release/intellisim}
+REPORT=${INTELLIEVAL_BIN:-target/release/intellieval}
+OUT=${EVAL_OUT:-target/eval}
+POLICIES=${EVAL_POLICIES:-fifo least_queue intellinode}
+LOADS=${EVAL_LOADS:-unloaded 50 80 95}
+SECONDS_PER_RUN=${EVAL_SECONDS:-15}
+WRITE_REPORT=${EVAL_REPORT:-1}
+NS="ieval$$"
+TIMEOUT_S=20
+UNLOADED_FRACTION=0.05
+CTL_PORT=7470
+STARTED=$(date +%s)
+
+say() { printf 'eval: %s\n' "$*"; }
+die() {
+	printf 'eval: error: %s\n' "$*" >&2
+	exit 1
+}
+
+((EUID == 0)) || die "must run as root (it creates network namespaces): sudo make eval"
+for bin in "$INB" "$PKTGEN" "$SIM" "$REPORT"; do
+	[[ -x $bin ]] || die "missing $bin (run 'make build' first)"
+done
+for tool in jq ip ethtool; do
+	command -v "$tool" >/dev/null || die "$tool is required (run 'make deps')"
+done
+INB=$(realpath "$INB")
+PKTGEN=$(realpath "$PKTGEN")
+for p in $POLICIES; do
+	case $p in fifo | least_queue | intellinode) ;; *) die "EVAL_POLICIES: unknown policy $p" ;; esac
+done
+for l in $LOADS; do
+	case $l in unloaded | [0-9] | [1-9][0-9]) ;; *) die "EVAL_LOADS: $l is not 'unloaded' or a percentage below 100" ;; esac
+done
+[[ $SECONDS_PER_RUN =~ ^[1-9][0-9]*$ ]] || die "EVAL_SECONDS=$SECONDS_PER_RUN is not a number of seconds"
+
+mkdir -p "$OUT/runs" "$OUT/logs"
+rm -f "$OUT"/runs/*.json "$OUT"/logs/*
+OUT=$(realpath "$OUT")
+
+# --- the cluster, as the simulator describes it ------------------------------
+"$SIM" plan >"$OUT/plan.json" || die "intellisim plan failed"
+plan() { jq -er "$1" "$OUT/plan.json" || die "plan.json has no $1"; }
+CAPACITY=$(plan .capacity_rps)
+
+# --- set-up and a clean-up that always runs ----------------------------------
+PIDS=()
+stop_all() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -INT "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+}
+WIRES=()
+cleanup() {
+	stop_all
+	PIDS=("${WIRES[@]}")
+	stop_all
+	bash scripts/steer-topology.sh down "$NS" || true
+	rm -rf /var/run/dpdk/"$NS"-* 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for FILE TEXT PID WHAT: until FILE contains TEXT (20 s at most).
+wait_for() {
+	for _ in $(seq 200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || die "$4 exited early: $(tail -n 3 "$1" 2>/dev/null | tr '\n' ' ')"
+		sleep 0.1
+	done
+	die "$4 did not start within 20 s (see $1)"
+}
+
+say "building the topology (namespaces $NS, $NS-{agent,line,inet,edge,centre})"
+bash scripts/steer-topology.sh up "$NS" --wire || die "could not build the topology"
+
+# The paths: one user-space line each, up for the whole evaluation.
+start_wire() { # NAME PATH_KEY
+	local log=$OUT/logs/wire-$1.log
+	ip netns exec "$NS-$1" "$PKTGEN" wire --a "${3}a" --b "${3}b" \
+		--delay-ms "$(plan ".paths.$2.one_way_ms")" --jitter-ms "$(plan ".paths.$2.jitter_ms")" \
+		--loss "$(plan ".paths.$2.loss")" --seed 7 --stats-json "$OUT/logs/wire-$1.json" \
+		>"$log" 2>&1 &
+	WIRES+=($!)
+	wait_for "$log" bridging "$!" "pktgen wire ($1)"
+}
+start_wire line line l
+start_wire inet internet i
+
+"$INB" ctl keygen "$OUT/logs/edge.key" >/dev/null
+"$INB" ctl keygen "$OUT/logs/centre.key" >/dev/null
+
+# config POLICY: the appliance's configuration for a policy.
+config() {
+	local policy strict
+	case $1 in
+	fifo) policy=round_robin strict=false ;;
+	least_queue) policy=least_queue strict=false ;;
+	intellinode) policy=token_aware strict=true ;;
+	esac
+	local e=.nodes.edge c=.nodes.centre
+	cat <<EOF
+# Generated by scripts/eval.sh for policy $1.
+pipeline = "steer"
+idle_sleep_us = 50
+
+[[pairs]]
+ports = [0, 1]
+
+[steer]
+policy = "$policy"
+strict_priority = $strict
+agent_port = 0
+infer_http_ports = [8000]
+
+[[steer.paths]]
+id = 1
+name = "low-delay line"
+egress_port = 1
+next_hop_mac = "02:00:00:00:02:02"
+latency_us = $(plan '.paths.line.one_way_ms * 1000')
+jitter_us = $(plan '.paths.line.jitter_ms * 1000')
+
+[[steer.paths]]
+id = 2
+name = "public internet"
+egress_port = 2
+next_hop_mac = "02:00:00:00:03:02"
+latency_us = $(plan '.paths.internet.one_way_ms * 1000')
+jitter_us = $(plan '.paths.internet.jitter_ms * 1000')
+
+[[steer.instances]]
+name = "edge"
+node = 1
+ip = "10.0.2.2"
+paths = [1]
+model_class = "small_edge"
+task_types = ["immediate_control", "chat", "code_generation", "summarisation", "complex_reasoning"]
+max_context_tokens = 8192
+prefill_tokens_per_s = $(plan "$e.prefill_tps")
+decode_tokens_per_s = $(plan "$e.decode_tps")
+concurrency = $(plan "$e.concurrency")
+base_ttft_us = $(plan "$e.base_ttft_ms * 1000")
+
+[[steer.instances]]
+name = "centre"
+node = 2
+ip = "10.0.3.2"
+paths = [2]
+model_class = "large_centre"
+task_types = ["immediate_control", "chat", "code_generation", "summarisation", "complex_reasoning"]
+max_context_tokens = 131072
+prefill_tokens_per_s = $(plan "$c.prefill_tps")
+decode_tokens_per_s = $(plan "$c.decode_tps")
+concurrency = $(plan "$c.concurrency")
+base_ttft_us = $(plan "$c.base_ttft_ms * 1000")
+
+[[steer.services]]
+name = "chat"
+vip = "10.0.100.1"
+ports = [8000]
+instances = ["edge", "centre"]
+
+[control]
+listen = "0.0.0.0:$CTL_PORT"
+
+[[control.peers]]
+id = 11
+name = "edge"
+key_file = "$OUT/logs/edge.key"
+roles = ["state"]
+
+[[control.peers]]
+id = 12
+name = "centre"
+key_file = "$OUT/logs/centre.key"
+roles = ["state"]
+EOF
+}
+
+serve() { # NODE(edge|centre) NODE_ID KEY_ID IP MGMT_APPLIANCE_IP TAG
+	local n=.nodes.$1 log=$OUT/logs/$6-$1.log
+	ip netns exec "$NS-$1" "$PKTGEN" serve --listen "$4:8000" --name "$1" \
+		--prefill-tps "$(plan "$n.prefill_tps")" --decode-tps "$(plan "$n.decode_tps")" \
+		--base-ttft-ms "$(plan "$n.base_ttft_ms")" --concurrency "$(plan "$n.concurrency")" \
+		--kv-tokens "$(plan "$n.kv_tokens")" \
+		--report-to "$5:$CTL_PORT" --key-file "$OUT/logs/$1.key" --key-id "$3" --node "$2" \
+		--report-interval-ms "$(plan '.report_interval_ms | floor')" \
+		--duration-s $((SECONDS_PER_RUN + TIMEOUT_S + 30)) --stats-json "$OUT/logs/$6-$1.json" \
+		>"$log" 2>&1 &
+	PIDS+=($!)
+	wait_for "$log" "listening on" "$!" "pktgen serve ($1)"
+}
+
+INDEX=()
+SEED_BASE=1000
+run_one() { # POLICY LOAD
+	local policy=$1 load=$2 tag=$1-$2 rate requests seed fraction
+	if [[ $load == unloaded ]]; then
+		fraction=$UNLOADED_FRACTION
+		seed=$SEED_BASE
+	else
+		fraction=$(jq -n "$load / 100")
+		seed=$((SEED_BASE + load))
+	fi
+	rate=$(jq -n "$CAPACITY * $fraction")
+	requests=$(jq -n "[($rate * $SECONDS_PER_RUN | ceil), 40] | max")
+	config "$policy" >"$OUT/logs/$tag.toml"
+	serve edge 1 11 10.0.2.2 10.9.1.1 "$tag"
+	serve centre 2 12 10.0.3.2 10.9.2.1 "$tag"
+	ip netns exec "$NS" "$INB" run --config "$OUT/logs/$tag.toml" --stats-interval 0 \
+		--stats-json "$OUT/runs/$tag-appliance.json" -- \
+		--no-huge -m 512 --no-pci -l 0,1 --file-prefix "$NS-$tag" \
+		--vdev net_af_packet0,iface=dag --vdev net_af_packet1,iface=ded --vdev net_af_packet2,iface=dce \
+		>"$OUT/logs/$tag-intellinode.log" 2>&1 &
+	local app=$!
+	PIDS+=("$app")
+	wait_for "$OUT/logs/$tag-intellinode.log" "running \(for\|until\)" "$app" "intellinode ($tag)"
+	# Let the first NODE_STATE reports arrive, as they would in a cluster
+	# that has been up for a while.
+	sleep 0.3
+	printf 'eval: %-12s %-8s %6.1f requests/s, %4d requests ... ' "$policy" "$load" "$rate" "$requests"
+	ip netns exec "$NS-agent" "$PKTGEN" agent --target 10.0.100.1:8000 --tlv ipv4 \
+		--rate "$rate" --requests "$requests" --seed "$seed" \
+		--short-fraction "$(plan .workload.short_fraction)" \
+		--short-output-tokens "$(plan '"\(.workload.short_output_tokens[0])-\(.workload.short_output_tokens[1])"')" \
+		--long-output-tokens "$(plan '"\(.workload.long_output_tokens[0])-\(.workload.long_output_tokens[1])"')" \
+		--long-prompt-words "$(plan '"\(.workload.long_prompt_words[0])-\(.workload.long_prompt_words[1])"')" \
+		--timeout-s "$TIMEOUT_S" --out "$OUT/runs/$tag.json" \
+		>"$OUT/logs/$tag-agent.log" 2>&1 || die "pktgen agent failed ($tag, see $OUT/logs/$tag-agent.log)"
+	jq -r '.classes | "short p99 TTFT \(.short.arrival_ttft_ms.p99 // "-") ms, long p99 \(.long.arrival_ttft_ms.p99 // "-") ms"' \
+		"$OUT/runs/$tag.json"
+	stop_all
+	[[ -s $OUT/runs/$tag-appliance.json ]] || die "intellinode wrote no stats for $tag (see $OUT/logs/$tag-intellinode.log)"
+	jq -e '.totals.balanced' "$OUT/runs/$tag-appliance.json" >/dev/null ||
+		die "$tag: the appliance's rx != tx + drops (see $OUT/runs/$tag-appliance.json)"
+	INDEX+=("$(jq -nc --arg p "$policy" --arg l "$load" --argjson r "$rate" --argjson n "$requests" \
+		--arg a "runs/$tag.json" --arg s "runs/$tag-appliance.json" \
+		'{policy: $p, load: $l, rate_rps: $r, requests: $n, agent: $a, appliance: $s}')")
+}
+
+say "cluster capacity $(printf '%.1f' "$CAPACITY") requests/s; $SECONDS_PER_RUN s of arrivals per run"
+for policy in $POLICIES; do
+	for load in $LOADS; do
+		# The nearly idle reference is IntelliNode's own.
+		[[ $load == unloaded && $policy != intellinode ]] && continue
+		run_one "$policy" "$load"
+	done
+done
+printf '%s\n' "${INDEX[@]}" | jq -s --argjson c "$CAPACITY" --argjson t $((TIMEOUT_S * 1000)) \
+	'{capacity_rps: $c, timeout_ms: $t, runs: .}' >"$OUT/runs/index.json"
+cleanup
+trap - EXIT
+
+((WRITE_REPORT)) || {
+	say "runs in $OUT/runs/ (no report: EVAL_REPORT=0)"
+	exit 0
+}
+say "simulating the same cluster (intellisim eval)"
+"$SIM" eval --seed 1 --out "$OUT/sim.json" >"$OUT/logs/sim.log" 2>&1 || die "intellisim eval failed (see $OUT/logs/sim.log)"
+say "the simulator at scale (intellisim scale: 1,000 nodes, 1,000,000 requests, node and path failures)"
+"$SIM" scale --nodes 1000 --requests 1000000 --seed 1 --out "$OUT/scale.json" >"$OUT/logs/scale.log" 2>&1 ||
+	die "intellisim scale failed (see $OUT/logs/scale.log)"
+say "writing the report"
+"$REPORT" report --dir "$OUT" --sim "$OUT/sim.json" --plan "$OUT/plan.json" --scale "$OUT/scale.json" \
+	--wall-s $(($(date +%s) - STARTED)) || die "intellieval report failed"
+say "done in $(($(date +%s) - STARTED)) s: $OUT/report.md, $OUT/summary.json, charts $OUT/*.svg|png"

@@ -1,0 +1,131 @@
+//! `make eval`, smaller: the same script, topology and cluster (agents,
+//! the real appliance, a low-delay line and a jittery lossy path emulated
+//! in user space, two `pktgen serve` nodes reporting NODE_STATE), but only
+//! FIFO with round robin against IntelliNode, at 80% of capacity, for a few
+//! seconds of arrivals each.
+//!
+//! It asserts what the evaluation exists to show, from the agents' own
+//! measurements and the appliance's counters: short requests get their
+//! first token much sooner under IntelliNode than under FIFO, because
+//! IntelliNode keeps them on the near node and away from the long work
+//! that round robin spreads everywhere.
+
+use std::process::Command;
+
+use intellinode_tests::*;
+use serde_json::Value;
+
+/// Timeout the script gives the agent, ms (failures are censored at it).
+const TIMEOUT_MS: f64 = 20_000.0;
+
+/// Short requests' TTFT from arrival, sorted; failures at the timeout.
+fn short_ttfts(report: &Value) -> Vec<f64> {
+    let mut v: Vec<f64> = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["class"] == "short")
+        .map(|r| {
+            if r["error"].is_null() {
+                r["arrival_ttft_ms"].as_f64().unwrap()
+            } else {
+                TIMEOUT_MS
+            }
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn p99(sorted: &[f64]) -> f64 {
+    let rank = (0.99 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// New interactive flows the appliance sent to `instance`.
+fn interactive_to(stats: &Value, instance: &str) -> u64 {
+    stats["steer"]["chosen"][instance]["interactive"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn short_requests_beat_fifo_on_the_emulated_cluster() {
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(workspace_root().join("scripts/eval.sh"))
+        .env("EVAL_OUT", dir.path())
+        .env("EVAL_POLICIES", "fifo intellinode")
+        .env("EVAL_LOADS", "80")
+        .env("EVAL_SECONDS", "8")
+        .env("EVAL_REPORT", "0")
+        .env("INTELLINODE_BIN", release_bin("intellinode"))
+        .env("PKTGEN_BIN", release_bin("pktgen"))
+        .env("INTELLISIM_BIN", release_bin("intellisim"))
+        .env("INTELLIEVAL_BIN", release_bin("intellieval"))
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scripts/eval.sh failed:\n{log}");
+
+    let runs = dir.path().join("runs");
+    let fifo = read_json(&runs.join("fifo-80.json"));
+    let smart = read_json(&runs.join("intellinode-80.json"));
+    let (fifo_short, smart_short) = (short_ttfts(&fifo), short_ttfts(&smart));
+    // The same seeded load for both: the same requests.
+    assert_eq!(fifo_short.len(), smart_short.len(), "{log}");
+    assert!(smart_short.len() >= 100, "too few short requests: {log}");
+
+    let (f, s) = (p99(&fifo_short), p99(&smart_short));
+    assert!(
+        s * 3.0 < f,
+        "short p99 TTFT: intellinode {s:.1} ms is not 3x better than fifo {f:.1} ms\n{log}"
+    );
+    // Not only the tail: the median short request is no worse either.
+    let median = |v: &[f64]| v[v.len() / 2];
+    assert!(
+        median(&smart_short) <= median(&fifo_short) * 1.1,
+        "median short TTFT: intellinode {} ms, fifo {} ms",
+        median(&smart_short),
+        median(&fifo_short)
+    );
+    // IntelliNode answered every short request.
+    assert!(
+        smart_short.iter().all(|t| *t < TIMEOUT_MS),
+        "intellinode lost short requests"
+    );
+
+    // Why: IntelliNode kept interactive work on the near edge; round robin
+    // split it evenly.
+    let smart_stats = read_json(&runs.join("intellinode-80-appliance.json"));
+    let fifo_stats = read_json(&runs.join("fifo-80-appliance.json"));
+    let (se, sc) = (
+        interactive_to(&smart_stats, "edge"),
+        interactive_to(&smart_stats, "centre"),
+    );
+    assert!(
+        se >= 9 * sc,
+        "intellinode: {se} interactive to the edge, {sc} to the centre"
+    );
+    let (fe, fc) = (
+        interactive_to(&fifo_stats, "edge"),
+        interactive_to(&fifo_stats, "centre"),
+    );
+    assert!(
+        fe.abs_diff(fc) * 5 <= fe + fc,
+        "fifo should split interactive work about evenly: {fe} edge, {fc} centre"
+    );
+    assert_eq!(
+        fifo_stats["steer"]["reasons"]["round_robin"].as_u64(),
+        Some(fifo_stats["steer"]["flows"]["new"].as_u64().unwrap()),
+        "every fifo decision is round robin"
+    );
+    for stats in [&smart_stats, &fifo_stats] {
+        assert_eq!(stats["totals"]["balanced"], true, "rx = tx + drops");
+    }
+}
