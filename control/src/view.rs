@@ -307,6 +307,18 @@ impl DataplaneView {
             })
     }
 
+    /// When a node's latest load report was stored (the control thread's
+    /// monotonic ns), fresh or not; `None` if it never reported. Steering
+    /// uses it to tell which of its own decisions the report cannot yet
+    /// reflect.
+    pub fn node_reported_ns(&self, id: NodeId) -> Option<u64> {
+        self.nodes
+            .binary_search_by_key(&id, |(n, _)| *n)
+            .ok()
+            .and_then(|i| self.nodes.get(i))
+            .map(|(_, t)| t.updated_ns)
+    }
+
     /// Number of nodes with a load report, and with a capability.
     pub fn node_counts(&self) -> (usize, usize) {
         (self.nodes.len(), self.capabilities.len())

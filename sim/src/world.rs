@@ -398,6 +398,9 @@ struct Site {
     version: u64,
     models: Vec<InstanceModel>,
     turn: u32,
+    /// Flows steered to each instance since its node last reported, as
+    /// the dataplane's worker keeps them.
+    since_report: steer::SinceReport,
     /// Node and path index per instance.
     inst: Vec<(u32, u32)>,
     rng: ChaCha8Rng,
@@ -652,6 +655,7 @@ impl<'a> World<'a> {
                 version: 0,
                 models,
                 turn: 0,
+                since_report: steer::SinceReport::default(),
                 inst: s
                     .instances
                     .iter()
@@ -889,6 +893,7 @@ impl<'a> World<'a> {
         }
         let class = TrafficClass::of(&features, site.view.thresholds().short_task_tokens);
         let mut rej = Rejections::default();
+        site.since_report.refresh(&site.table, &site.view, 0);
         let decision = Decider {
             table: &site.table,
             view: &site.view,
@@ -896,9 +901,13 @@ impl<'a> World<'a> {
             now_ns: now,
             policy,
             turn: site.turn,
+            unreported: site.since_report.counts(),
         }
         .decide(0, &features, class, &mut rej);
         site.turn = site.turn.wrapping_add(1);
+        if let Ok(c) = &decision {
+            site.since_report.steered(c.instance);
+        }
         self.out.decisions += 1;
         let base = Req {
             live: true,

@@ -259,9 +259,19 @@ fn failed_nodes_and_paths_are_abandoned_once_the_appliance_can_know() {
         // Nothing fails for lack of a node once the state aged out.
         assert_eq!(f.affected_sites.settled.failed, 0, "{policy:?}");
     }
+    // Counting its own flows since each report, the token-aware decision
+    // sends far fewer requests into a dead node's stale window than least
+    // queue, which only reads the (frozen) reports.
+    let ta = s.run_policy(Policy::TokenAware).unwrap();
+    let lq = s.run_policy(Policy::LeastQueue).unwrap();
+    assert!(
+        ta.edge_failure.chosen_after_failure * 2 < lq.edge_failure.chosen_after_failure,
+        "token-aware chose failed nodes {} times, least queue {}",
+        ta.edge_failure.chosen_after_failure,
+        lq.edge_failure.chosen_after_failure
+    );
     // Only the token-aware decision reads path state: it leaves the failed
     // WAN within a probe period, the baselines never do.
-    let ta = s.run_policy(Policy::TokenAware).unwrap();
     let last = ta.wan_failure.last_chosen_after_ms.unwrap_or(0.0);
     assert!(last <= s.layout.probe_interval_ms + 1.0, "{last}");
     assert_eq!(ta.wan_failure.affected_sites.settled.failed, 0);

@@ -229,6 +229,7 @@ fn main() {
         now_ns: NOW_NS,
         policy: steer::Policy::TokenAware,
         turn: 0,
+        unreported: &[],
     };
 
     // Warm-up: one untimed pass over the whole workload (caches, branch

@@ -19,6 +19,12 @@
 //! are the fresh NODE_STATE, or an empty queue while a node has never
 //! reported.
 //!
+//! The queue length is the node's report plus the flows this appliance
+//! steered to it since that report which cannot have found a free batch
+//! slot ([`crate::SinceReport`]): between reports every decision reads the
+//! same numbers, and a node that has just failed looks as idle as its last
+//! report until the report goes stale.
+//!
 //! Hard constraints come first; a candidate that fails one is not scored:
 //!
 //! 1. the capability (a fresh CAPABILITY announcement, else the config)
@@ -216,6 +222,11 @@ pub struct Decider<'a> {
     /// The baselines' rotation: the caller's count of decisions for this
     /// service (ignored by [`Policy::TokenAware`]).
     pub turn: u32,
+    /// Flows the caller steered to each instance since its node's last
+    /// report ([`crate::SinceReport::counts`]; an empty slice when not
+    /// tracked). Token-aware steering only: the baselines read what the
+    /// nodes report and nothing else.
+    pub unreported: &'a [u32],
 }
 
 impl Decider<'_> {
@@ -244,6 +255,10 @@ struct Live {
     queue_len: f64,
     est_ttft_us: Option<f64>,
     kv_util: f64,
+    /// Busy batch slots / slots, as reported.
+    gpu_util: Option<f64>,
+    /// Whether the node's state is a fresh report (not unknown).
+    reported: bool,
 }
 
 /// Why an instance is not a candidate.
@@ -290,6 +305,8 @@ fn live_instance(
             queue_len: usable(m.queue_len).unwrap_or(0.0),
             est_ttft_us: usable(m.est_ttft_us),
             kv_util: usable(m.mem_util).map_or(0.0, |u| u.min(1.0)),
+            gpu_util: usable(m.gpu_util).map(|u| u.min(1.0)),
+            reported: true,
         }),
         Freshness::Stale { .. } => {
             rejections.stale_node = rejections.stale_node.saturating_add(1);
@@ -360,9 +377,11 @@ fn decide(
     for &ii in svc.instance_indices() {
         let live = live_instance(d, ii, features, rejections);
         capable_seen |= matches!(live, Ok(_) | Err(NotLive::Stale));
-        let (Ok(live), Some(inst)) = (live, table.instances().get(usize::from(ii))) else {
+        let (Ok(mut live), Some(inst)) = (live, table.instances().get(usize::from(ii))) else {
             continue;
         };
+        let unreported = d.unreported.get(usize::from(ii)).copied().unwrap_or(0);
+        live.queue_len = queue_with_unreported(&live, inst.spec.capability.concurrency, unreported);
         let max_queue = inst.spec.capability.max_queue;
         let overloaded = live.queue_len >= f64::from(max_queue);
 
@@ -431,6 +450,25 @@ fn decide(
         (None, None) if capable_seen => Err(NoChoice::NoLiveInstance),
         (None, None) => Err(NoChoice::NoCapableInstance),
     }
+}
+
+/// The reported queue plus the flows steered since the report that cannot
+/// have found a free batch slot: the slots the report showed free
+/// (`concurrency × (1 − gpu_util)`; all of them when it showed an empty
+/// queue without a utilisation, none when it showed a queue) absorb the
+/// first ones. A node that never reported keeps its queue of 0: there is
+/// no report to count from.
+fn queue_with_unreported(live: &Live, concurrency: u32, unreported: u32) -> f64 {
+    if !live.reported || unreported == 0 {
+        return live.queue_len;
+    }
+    let slots = f64::from(concurrency);
+    let free = match live.gpu_util {
+        Some(busy) => slots * (1.0 - busy),
+        None if live.queue_len > 0.0 => 0.0,
+        None => slots,
+    };
+    live.queue_len + (f64::from(unreported) - free).max(0.0)
 }
 
 fn score_of(class: TrafficClass, c: &Choice) -> f64 {

@@ -9,6 +9,8 @@
 //!   nodes) and the paths that reach them;
 //! * [`class`]: interactive versus bulk work, and the egress band;
 //! * [`decision`]: the joint instance-and-path choice for a new flow;
+//! * [`since_report`]: the flows steered to each instance that its node's
+//!   last load report cannot show yet;
 //! * [`flow_table`]: per-flow affinity, so every packet of a flow follows
 //!   its first packet's choice and responses find their flow;
 //! * [`rewrite`]: the NAT that sends a request to the chosen instance and
@@ -31,9 +33,11 @@ pub mod flow_table;
 pub mod infer;
 pub mod rewrite;
 pub mod service;
+pub mod since_report;
 
 pub use class::TrafficClass;
 pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, Rejections};
 pub use feedback::{Measured, RequestTiming};
 pub use flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
 pub use service::{ServiceError, ServiceTable};
+pub use since_report::SinceReport;

@@ -36,6 +36,7 @@ fn decide(
         now_ns: now,
         policy: Policy::TokenAware,
         turn: 0,
+        unreported: &[],
     };
     (d.decide(0, &f, class, &mut r), r)
 }
@@ -232,6 +233,7 @@ fn baseline(
         now_ns: 0,
         policy,
         turn,
+        unreported: &[],
     };
     d.decide(0, &f, class, &mut Rejections::default())
 }
@@ -279,6 +281,7 @@ fn round_robin_skips_a_stale_node() {
             now_ns: later,
             policy: Policy::RoundRobin,
             turn,
+            unreported: &[],
         }
         .decide(0, &short(), TrafficClass::Interactive, &mut r)
         .unwrap();
@@ -355,4 +358,106 @@ fn policies_parse_by_name() {
         assert_eq!(p.name().parse::<Policy>(), Ok(p));
     }
     assert!("fifo".parse::<Policy>().is_err());
+}
+
+fn node_busy(id: u16, queue: f64, busy_percent: f64) -> Message {
+    NodeState::new(
+        NodeId(id),
+        vec![
+            Metric::new(MetricType::QueueLength, Unit::Count, queue),
+            Metric::new(MetricType::GpuUtilisation, Unit::Percent, busy_percent),
+        ],
+    )
+    .into()
+}
+
+/// A token-aware decision for short work with `unreported` flows steered
+/// to the edge (instance 0) since its report.
+fn with_unreported(view: &DataplaneView, unreported: u32) -> (steer::Choice, Rejections) {
+    let t = table();
+    let m = models(&t);
+    let mut r = Rejections::default();
+    let counts = [unreported, 0];
+    let c = Decider {
+        table: &t,
+        view,
+        models: &m,
+        now_ns: 0,
+        policy: Policy::TokenAware,
+        turn: 0,
+        unreported: &counts,
+    }
+    .decide(0, &short(), TrafficClass::Interactive, &mut r)
+    .unwrap();
+    (c, r)
+}
+
+#[test]
+fn flows_steered_since_the_report_count_once_the_free_slots_are_taken() {
+    // The edge (2 slots) reported an empty queue, one slot busy.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node_busy(1, 0.0, 50.0), 0);
+    let view = state.view(1, 0);
+    // One new flow takes the free slot: nothing queues.
+    let (c, _) = with_unreported(&view, 1);
+    assert_eq!((c.instance, c.predicted.queue_len), (EDGE, 0.0));
+    // Seven more would queue six deep: the centre is now quicker (as with
+    // a reported queue of 6, above).
+    let (c, _) = with_unreported(&view, 7);
+    assert_eq!(c.instance, CENTRE);
+    // Nine past the free slot reach max_queue: overloaded, and counted.
+    let (c, r) = with_unreported(&view, 9);
+    assert_eq!((c.instance, r.overloaded), (CENTRE, 1));
+    // Without a report there is nothing to count from.
+    let (c, _) = with_unreported(&ControlState::new(Thresholds::default()).view(1, 0), 9);
+    assert_eq!(c.instance, EDGE);
+}
+
+#[test]
+fn the_baselines_ignore_the_unreported_flows() {
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node_busy(1, 0.0, 100.0), 0);
+    state.apply(1, &node_busy(2, 3.0, 100.0), 0);
+    let view = state.view(1, 0);
+    let t = table();
+    let m = models(&t);
+    let counts = [50, 0];
+    let c = Decider {
+        table: &t,
+        view: &view,
+        models: &m,
+        now_ns: 0,
+        policy: Policy::LeastQueue,
+        turn: 0,
+        unreported: &counts,
+    }
+    .decide(
+        0,
+        &short(),
+        TrafficClass::Interactive,
+        &mut Rejections::default(),
+    )
+    .unwrap();
+    assert_eq!(c.instance, EDGE);
+}
+
+#[test]
+fn since_report_counts_restart_when_the_node_reports_again() {
+    let t = table();
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 0.0), 10);
+    let mut since = steer::SinceReport::default();
+    since.refresh(&t, &state.view(1, 10), 0);
+    since.steered(EDGE);
+    since.steered(EDGE);
+    since.steered(CENTRE);
+    // The same report: the counts stand.
+    since.refresh(&t, &state.view(2, 20), 0);
+    assert_eq!(&since.counts()[..2], &[2, 1]);
+    // The edge reports again; the centre never has.
+    state.apply(1, &node(1, 1.0), 30);
+    since.refresh(&t, &state.view(3, 30), 0);
+    assert_eq!(&since.counts()[..2], &[0, 1]);
+    // An instance outside the table is ignored.
+    since.steered(u8::MAX);
 }

@@ -85,6 +85,7 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
                 now_ns: u64::from(i),
                 policy: steer::Policy::ALL[i as usize % 3],
                 turn: i,
+                unreported: &[],
             };
             let choice = d.decide(0, &f, class, &mut r).unwrap();
             let key = ClientKey {

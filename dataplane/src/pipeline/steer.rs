@@ -123,6 +123,8 @@ pub struct SteerWorker<'a> {
     parsed: Vec<Result<ParsedPacket, ParseError>>,
     /// Decisions made per service: the baselines' round-robin turn.
     turns: [u32; steer::service::MAX_SERVICES],
+    /// Flows steered to each instance since its node last reported.
+    since_report: steer::SinceReport,
 }
 
 /// Builds the model of each instance from its configured priors; a prior
@@ -185,6 +187,7 @@ impl<'a> SteerWorker<'a> {
             weights_version: u64::MAX,
             ns_per_cycle: 1e9 / shared.tsc_hz.max(1) as f64,
             turns: [0; steer::service::MAX_SERVICES],
+            since_report: steer::SinceReport::default(),
             parsed: vec![
                 Err(ParseError::Ethernet(EthernetError::Truncated {
                     available: 0
@@ -519,6 +522,7 @@ impl<'a> SteerWorker<'a> {
         let mut rejections = Rejections::default();
         let started = rdtsc();
         let turn = self.turns.get_mut(usize::from(service));
+        self.since_report.refresh(&self.shared.table, view, service);
         let decided = Decider {
             table: &self.shared.table,
             view,
@@ -526,10 +530,14 @@ impl<'a> SteerWorker<'a> {
             now_ns,
             policy: self.shared.config.policy,
             turn: turn.as_deref().copied().unwrap_or(0),
+            unreported: self.since_report.counts(),
         }
         .decide(service, &features, class, &mut rejections);
         if let Some(t) = turn {
             *t = t.wrapping_add(1);
+        }
+        if let Ok(c) = &decided {
+            self.since_report.steered(c.instance);
         }
         let cycles = rdtsc().wrapping_sub(started);
         self.counters
