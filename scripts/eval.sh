@@ -271,7 +271,8 @@ run_one() { # POLICY LOAD
 		--long-prompt-words "$(plan '"\(.workload.long_prompt_words[0])-\(.workload.long_prompt_words[1])"')" \
 		--timeout-s "$TIMEOUT_S" --out "$OUT/runs/$tag.json" \
 		>"$OUT/logs/$tag-agent.log" 2>&1 || die "pktgen agent failed ($tag, see $OUT/logs/$tag-agent.log)"
-	jq -r '.classes | "short p99 TTFT \(.short.arrival_ttft_ms.p99 // "-") ms, long p99 \(.long.arrival_ttft_ms.p99 // "-") ms"' \
+	jq -r 'def ms: if . == null then "-" else (. * 10 | round / 10 | tostring) end;
+		.classes | "short p99 TTFT \(.short.arrival_ttft_ms.p99 | ms) ms, long p99 \(.long.arrival_ttft_ms.p99 | ms) ms"' \
 		"$OUT/runs/$tag.json"
 	stop_all
 	[[ -s $OUT/runs/$tag-appliance.json ]] || die "intellinode wrote no stats for $tag (see $OUT/logs/$tag-intellinode.log)"
