@@ -86,6 +86,8 @@ sim: build
 	@echo "==> intellisim scale (1,000 nodes, 1,000,000 requests) -> target/eval/scale.json"
 	@mkdir -p target/eval
 	@target/release/intellisim scale --nodes 1000 --requests 1000000 --seed 1 --out target/eval/scale.json
+	@echo "==> intellisim uplink (the eval cluster behind one busy egress port) -> target/eval/uplink.json"
+	@target/release/intellisim uplink --seed 1 --out target/eval/uplink.json
 
 fmt:
 	@echo "==> cargo fmt --check"

@@ -16,7 +16,8 @@
 # the nodes and the appliance start fresh, the agent sends the same seeded
 # open-loop Poisson load, and everything stops by itself. Then
 # `intellisim eval` simulates the same runs, `intellisim scale` runs the
-# decision at 1,000 nodes with failures, and `intellieval report` writes
+# decision at 1,000 nodes with failures, `intellisim uplink` puts the
+# cluster behind one busy egress port, and `intellieval report` writes
 # target/eval/{summary.json,report.md,*.svg,*.png}.
 #
 # Environment:
@@ -305,7 +306,11 @@ say "simulating the same cluster (intellisim eval)"
 say "the simulator at scale (intellisim scale: 1,000 nodes, 1,000,000 requests, node and path failures)"
 "$SIM" scale --nodes 1000 --requests 1000000 --seed 1 --out "$OUT/scale.json" >"$OUT/logs/scale.log" 2>&1 ||
 	die "intellisim scale failed (see $OUT/logs/scale.log)"
+say "the egress scheduler at a busy port (intellisim uplink)"
+"$SIM" uplink --seed 1 --out "$OUT/uplink.json" >"$OUT/logs/uplink.log" 2>&1 ||
+	die "intellisim uplink failed (see $OUT/logs/uplink.log)"
 say "writing the report"
 "$REPORT" report --dir "$OUT" --sim "$OUT/sim.json" --plan "$OUT/plan.json" --scale "$OUT/scale.json" \
+	--uplink "$OUT/uplink.json" \
 	--wall-s $(($(date +%s) - STARTED)) || die "intellieval report failed"
 say "done in $(($(date +%s) - STARTED)) s: $OUT/report.md, $OUT/summary.json, charts $OUT/*.svg|png"

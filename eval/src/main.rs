@@ -36,6 +36,9 @@ enum Command {
         /// The simulator's run at scale (`intellisim scale`).
         #[arg(long)]
         scale: Option<PathBuf>,
+        /// The simulator's busy-egress-port scenario (`intellisim uplink`).
+        #[arg(long)]
+        uplink: Option<PathBuf>,
         /// TrueType font for the charts' text.
         #[arg(long, default_value = charts::DEFAULT_FONT)]
         font: PathBuf,
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sim,
             plan,
             scale,
+            uplink,
             font,
             wall_s,
         } => {
@@ -66,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let sim = sim.map(|p| summary::load_sim(&p)).transpose()?;
             let plan = plan.map(|p| read_json(&p)).transpose()?;
             let scale = scale.map(|p| read_json(&p)).transpose()?;
+            let uplink = uplink.map(|p| read_json(&p)).transpose()?;
             let s = summary::summarise(&index, runs, sim.as_ref())?;
             let out = dir.join("summary.json");
             std::fs::write(&out, serde_json::to_string_pretty(&s)?)
@@ -74,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let md = dir.join("report.md");
             std::fs::write(
                 &md,
-                report::render(&s, plan.as_ref(), scale.as_ref(), wall_s),
+                report::render(&s, plan.as_ref(), scale.as_ref(), uplink.as_ref(), wall_s),
             )
             .with_context(|| format!("cannot write {}", md.display()))?;
             for g in &s.goals {
@@ -186,7 +191,7 @@ mod tests {
                 assert!(text.contains("IntelliNode token-aware"), "{}", f.display());
             }
         }
-        let md = report::render(&s, None, None, Some(42.0));
+        let md = report::render(&s, None, None, None, Some(42.0));
         assert!(md.contains("| intellinode | unloaded |"), "{md}");
         assert!(md.contains("| fifo | 95 |"), "{md}");
         assert!(!md.contains("not met"), "{md}");

@@ -105,12 +105,68 @@ fn scale_section(out: &mut String, scale: &Value) {
     );
 }
 
+/// Variants of `intellisim uplink`, in report order.
+const UPLINK_VARIANTS: [&str; 4] = [
+    "fifo",
+    "least_queue",
+    "intellinode_fifo_port",
+    "intellinode",
+];
+
+/// The eval cluster behind one busy egress port (`intellisim uplink`):
+/// what the egress scheduler adds to the decision.
+fn uplink_section(out: &mut String, u: &Value) {
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "\n## A busy egress port (simulated)\n\n`intellisim uplink`: the same cluster at {:.0}% load \
+         ({:.1} requests/s), but both paths leave the appliance through one egress port shaped to \
+         {:.2} Mbit/s, which the requests alone ({:.0} bytes each on average, SYN and headers \
+         included) keep {:.0}% busy. The port queues them in the appliance's own scheduler \
+         (`sched::Scheduler` with `steer::egress::band_config`); `intellinode_fifo_port` is \
+         IntelliNode's decision with `strict_priority = false`. With unshaped ports IntelliNode's \
+         short p99 TTFT is {} ms here.\n",
+        num(&u["load"]) * 100.0,
+        num(&u["rate_rps"]),
+        num(&u["uplink_mbps"]),
+        num(&u["mean_request_wire_bytes"]),
+        num(&u["offered_mbps"]) / num(&u["uplink_mbps"]) * 100.0,
+        ms(num(&u["intellinode_unshaped_short_p99_ttft_ms"])),
+    );
+    let _ = writeln!(
+        out,
+        "| variant | short TTFT p50 / p99 ms | interactive packets' egress wait mean / max ms | other packets' wait mean / max ms | long completion p50 / p99 ms | long tokens/s |\n\
+         |---|---|---|---|---|---|"
+    );
+    for name in UPLINK_VARIANTS {
+        let r = &u["runs"][name];
+        if r.is_null() {
+            continue;
+        }
+        let up = &r["uplink"];
+        let _ = writeln!(
+            out,
+            "| {name} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {} / {} | {:.0} |",
+            ms(num(&r["short"]["ttft_ms"]["p50"])),
+            ms(num(&r["short"]["ttft_ms"]["p99"])),
+            num(&up["interactive_wait_mean_ms"]),
+            num(&up["interactive_wait_max_ms"]),
+            num(&up["bulk_wait_mean_ms"]),
+            num(&up["bulk_wait_max_ms"]),
+            ms(num(&r["long"]["completion_ms"]["p50"])),
+            ms(num(&r["long"]["completion_ms"]["p99"])),
+            num(&r["long"]["throughput_tokens_per_s"]),
+        );
+    }
+}
+
 /// Renders the report; `plan` is the cluster as the simulator planned it,
-/// `scale` the simulator's run at scale.
+/// `scale` the simulator's run at scale, `uplink` its busy-port scenario.
 pub fn render(
     s: &Summary,
     plan: Option<&Value>,
     scale: Option<&Value>,
+    uplink: Option<&Value>,
     wall_s: Option<f64>,
 ) -> String {
     let mut out = String::new();
@@ -224,6 +280,9 @@ pub fn render(
     }
     if let Some(scale) = scale {
         scale_section(&mut out, scale);
+    }
+    if let Some(uplink) = uplink {
+        uplink_section(&mut out, uplink);
     }
     if let Some(plan) = plan {
         let _ = writeln!(

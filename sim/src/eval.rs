@@ -17,15 +17,44 @@ use steer::Policy;
 
 use crate::config::{capacity, Capacity, EvalCluster, Pool};
 use crate::stats::{ClassStats, ClassSummary};
-use crate::world::{run, Kind, Outcome, RunConfig, SiteSpec, Topology};
+use crate::world::{run, Kind, Outcome, RunConfig, SiteSpec, Topology, Uplink, UplinkReport};
 
-/// The policies, by their names in the output, in report order: FIFO is
-/// round robin (nodes always serve FIFO; nothing is prioritised).
-pub const POLICIES: [(&str, Policy); 3] = [
-    ("fifo", Policy::RoundRobin),
-    ("least_queue", Policy::LeastQueue),
-    ("intellinode", Policy::TokenAware),
-];
+/// A policy as the evaluation runs it: how the appliance decides, and
+/// whether its egress ports serve interactive work first. The same pairs
+/// as `scripts/eval.sh` configures the emulated appliance with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// Name in the output.
+    pub name: &'static str,
+    /// The decision.
+    pub policy: Policy,
+    /// `[steer] strict_priority`.
+    pub strict_priority: bool,
+}
+
+/// Round robin, every port one FIFO: nothing is prioritised anywhere
+/// (nodes always serve FIFO).
+pub const FIFO: Variant = Variant {
+    name: "fifo",
+    policy: Policy::RoundRobin,
+    strict_priority: false,
+};
+/// The Gateway API Inference Extension's scorers: no network awareness, so
+/// no egress priority either.
+pub const LEAST_QUEUE: Variant = Variant {
+    name: "least_queue",
+    policy: Policy::LeastQueue,
+    strict_priority: false,
+};
+/// The product: token-aware joint steering, interactive band first.
+pub const INTELLINODE: Variant = Variant {
+    name: "intellinode",
+    policy: Policy::TokenAware,
+    strict_priority: true,
+};
+
+/// The policies compared, in report order.
+pub const POLICIES: [Variant; 3] = [FIFO, LEAST_QUEUE, INTELLINODE];
 
 /// Node names in the eval topology, by index.
 pub const NODE_NAMES: [&str; 2] = ["edge", "centre"];
@@ -73,8 +102,9 @@ pub fn plan(c: &EvalCluster) -> Plan {
     }
 }
 
-/// The simulated cluster at a total arrival rate.
-pub fn topology(c: &EvalCluster, rate_rps: f64) -> Topology {
+/// The simulated cluster at a total arrival rate; with `uplink_mbps`, both
+/// paths leave the appliance through one egress port of that rate.
+pub fn topology(c: &EvalCluster, rate_rps: f64, uplink_mbps: Option<f64>) -> Topology {
     Topology {
         nodes: vec![c.nodes.edge, c.nodes.centre],
         kinds: vec![Kind::Edge, Kind::Centre],
@@ -83,14 +113,22 @@ pub fn topology(c: &EvalCluster, rate_rps: f64) -> Topology {
             instances: vec![(0, 0), (1, 1)],
             rate_rps,
         }],
+        uplinks: uplink_mbps
+            .map(|rate_mbps| Uplink {
+                rate_mbps,
+                paths: vec![0, 1],
+            })
+            .into_iter()
+            .collect(),
     }
 }
 
 /// One run's configuration.
-pub fn run_config(c: &EvalCluster, policy: Policy, seed: u64, requests: u64) -> RunConfig {
+pub fn run_config(c: &EvalCluster, v: Variant, seed: u64, requests: u64) -> RunConfig {
     let ns = |ms: f64| (ms * 1e6).round().max(0.0) as u64;
     RunConfig {
-        policy,
+        policy: v.policy,
+        strict_priority: v.strict_priority,
         seed,
         requests,
         workload: c.workload,
@@ -106,7 +144,7 @@ pub fn run_config(c: &EvalCluster, policy: Policy, seed: u64, requests: u64) -> 
 }
 
 /// How `intellisim eval` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvalOptions {
     /// Base seed.
     pub seed: u64,
@@ -115,6 +153,9 @@ pub struct EvalOptions {
     pub requests: Option<u64>,
     /// Independent replications pooled per policy and load.
     pub replications: u32,
+    /// Both paths behind one shaped egress port of this rate, Mbit/s
+    /// (`None`: unshaped ports, as in the emulation).
+    pub uplink_mbps: Option<f64>,
 }
 
 /// An instance's latency model after a run (the first replication).
@@ -159,6 +200,30 @@ pub struct RunSummary {
     pub decisions: u64,
     /// The models at the end of the first replication.
     pub models: Vec<ModelJson>,
+    /// The shaped uplink, pooled over replications, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<UplinkJson>,
+}
+
+/// What the shaped uplink did, over every replication.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UplinkJson {
+    /// Its rate, Mbit/s.
+    pub rate_mbps: f64,
+    /// Time spent sending over the time requests arrived.
+    pub utilisation: f64,
+    /// Packets refused by a full band.
+    pub dropped_packets: u64,
+    /// Most packets queued at once.
+    pub max_queued_packets: usize,
+    /// Interactive packets' mean and largest wait in the egress queue, ms.
+    pub interactive_wait_mean_ms: f64,
+    /// See `interactive_wait_mean_ms`.
+    pub interactive_wait_max_ms: f64,
+    /// Every other packet's mean and largest wait, ms.
+    pub bulk_wait_mean_ms: f64,
+    /// See `bulk_wait_mean_ms`.
+    pub bulk_wait_max_ms: f64,
 }
 
 /// `intellisim eval`'s output.
@@ -190,8 +255,7 @@ fn seed_for(base: u64, load_key: &str, replication: u32) -> u64 {
 /// Runs one policy at one load.
 pub fn run_one(
     c: &EvalCluster,
-    name: &str,
-    policy: Policy,
+    v: Variant,
     load_key: &str,
     load: f64,
     opt: &EvalOptions,
@@ -200,16 +264,31 @@ pub fn run_one(
     let requests = opt
         .requests
         .unwrap_or_else(|| ((rate * c.run_seconds).ceil() as u64).max(40));
-    let topo = topology(c, rate);
+    let topo = topology(c, rate, opt.uplink_mbps);
     let mut short = ClassStats::default();
     let mut long = ClassStats::default();
     let (mut short_tokens, mut short_span, mut long_tokens, mut long_span) = (0, 0.0, 0, 0.0);
     let mut chosen = [[0u64; 2]; 2];
     let mut decisions = 0;
     let mut models = Vec::new();
+    let mut uplink = UplinkReport::default();
     for rep in 0..opt.replications.max(1) {
-        let cfg = run_config(c, policy, seed_for(opt.seed, load_key, rep), requests);
+        let cfg = run_config(c, v, seed_for(opt.seed, load_key, rep), requests);
         let out: Outcome = run(&topo, &cfg)?;
+        if let Some(u) = out.uplinks.first() {
+            uplink.sent_bytes += u.sent_bytes;
+            uplink.busy_ns += u.busy_ns;
+            uplink.dropped_packets += u.dropped_packets;
+            uplink.max_queued_packets = uplink.max_queued_packets.max(u.max_queued_packets);
+            for (acc, w) in [
+                (&mut uplink.interactive_wait, u.interactive_wait),
+                (&mut uplink.bulk_wait, u.bulk_wait),
+            ] {
+                acc.0 += w.0;
+                acc.1 += w.1;
+                acc.2 = acc.2.max(w.2);
+            }
+        }
         let (t, s) = out.short.throughput();
         short_tokens += t;
         short_span += s;
@@ -244,8 +323,27 @@ pub fn run_one(
             .map(|(n, c)| (n.to_string(), c[class]))
             .collect()
     };
+    // Over the time requests arrive (the warm-up and the drain after the
+    // last arrival would dilute it).
+    let arrivals_ns = f64::from(opt.replications.max(1)) * requests as f64 / rate * 1e9;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let mean_ms = |w: (u64, u64, u64)| if w.1 > 0 { ms(w.0) / w.1 as f64 } else { 0.0 };
+    let uplink = opt.uplink_mbps.map(|rate_mbps| UplinkJson {
+        rate_mbps,
+        utilisation: if arrivals_ns > 0.0 {
+            uplink.busy_ns as f64 / arrivals_ns
+        } else {
+            0.0
+        },
+        dropped_packets: uplink.dropped_packets,
+        max_queued_packets: uplink.max_queued_packets,
+        interactive_wait_mean_ms: mean_ms(uplink.interactive_wait),
+        interactive_wait_max_ms: ms(uplink.interactive_wait.2),
+        bulk_wait_mean_ms: mean_ms(uplink.bulk_wait),
+        bulk_wait_max_ms: ms(uplink.bulk_wait.2),
+    });
     Ok(RunSummary {
-        policy: name.to_string(),
+        policy: v.name.to_string(),
         load: load_key.to_string(),
         load_fraction: load,
         rate_rps: rate,
@@ -257,6 +355,7 @@ pub fn run_one(
         long_to: to(1),
         decisions,
         models,
+        uplink,
     })
 }
 
@@ -265,26 +364,19 @@ pub fn run_eval(c: &EvalCluster, opt: &EvalOptions) -> Result<EvalReport, String
     c.validate()?;
     let mut runs: BTreeMap<String, BTreeMap<String, RunSummary>> = BTreeMap::new();
     let mut short_p99: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for (name, policy) in POLICIES {
-        let per = runs.entry(name.to_string()).or_default();
+    for v in POLICIES {
+        let per = runs.entry(v.name.to_string()).or_default();
         for &load in &c.loads {
             let key = EvalCluster::load_key(load);
-            let r = run_one(c, name, policy, &key, load, opt)?;
+            let r = run_one(c, v, &key, load, opt)?;
             short_p99
-                .entry(name.to_string())
+                .entry(v.name.to_string())
                 .or_default()
                 .insert(key.clone(), r.short.ttft_ms.p99);
             per.insert(key, r);
         }
     }
-    let unloaded = run_one(
-        c,
-        "intellinode",
-        Policy::TokenAware,
-        "unloaded",
-        c.unloaded_load,
-        opt,
-    )?;
+    let unloaded = run_one(c, INTELLINODE, "unloaded", c.unloaded_load, opt)?;
     let unloaded_p99 = unloaded.short.ttft_ms.p99;
     if let Some(per) = runs.get_mut("intellinode") {
         per.insert("unloaded".to_string(), unloaded);

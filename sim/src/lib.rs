@@ -73,8 +73,10 @@
 //!
 //! ## What it leaves out
 //!
-//! Link bandwidth and egress queueing (so the appliance's strict priority
-//! band has no effect here), congestion control, ACK loss, the flow
+//! Bandwidth of the paths themselves (only an appliance's shaped egress
+//! port, an [`world::Uplink`], has a rate; a retransmitted segment does not
+//! queue there again), the node-to-agent direction's egress queue (the
+//! agents' side is a LAN), congestion control, ACK loss, the flow
 //! table's capacity, agent-side think time (arrivals are open loop),
 //! batching effects on a node's per-token rates (a slot's speed does not
 //! depend on how many are busy), CAPABILITY announcements (the configured
@@ -89,6 +91,10 @@
 //!   summary keys as the emulation.
 //! * [`scale`]: 1,000 nodes behind 200 appliances, shared centre nodes,
 //!   10% of the edge failing and one site's WAN failing.
+//! * [`uplink`]: the eval cluster behind one busy shaped egress port, where
+//!   the appliance's egress scheduler ([`sched`], in the bands of
+//!   [`steer::egress`]) decides whether short requests wait behind long
+//!   ones.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -98,8 +104,9 @@ pub mod engine;
 pub mod eval;
 pub mod scale;
 pub mod stats;
+pub mod uplink;
 pub mod world;
 
 pub use config::{capacity, Capacity, EvalCluster, NodeParams, PathParams, Pool, Workload};
 pub use engine::EventQueue;
-pub use world::{run, Outcome, RunConfig, SiteSpec, Topology};
+pub use world::{run, Outcome, RunConfig, SiteSpec, Topology, Uplink};

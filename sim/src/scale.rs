@@ -30,9 +30,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::eval::Variant;
 use control::thresholds::Thresholds;
 use serde::Serialize;
-use steer::Policy;
 
 use crate::config::{capacity, EvalCluster, PathParams, Pool};
 use crate::stats::{percentile_ms, ClassSummary};
@@ -260,6 +260,7 @@ pub fn scenario(o: &ScaleOptions) -> Result<Scenario, String> {
             kinds,
             paths,
             sites: site_specs,
+            uplinks: Vec::new(),
         },
         failed_nodes,
         failed_paths,
@@ -380,11 +381,12 @@ fn window(
 
 impl Scenario {
     /// The run configuration for a policy.
-    pub fn run_config(&self, policy: Policy) -> RunConfig {
+    pub fn run_config(&self, v: Variant) -> RunConfig {
         let c = &self.opts.cluster;
         let ns = |ms: f64| (ms * 1e6).round().max(0.0) as u64;
         RunConfig {
-            policy,
+            policy: v.policy,
+            strict_priority: v.strict_priority,
             seed: self.opts.seed,
             requests: self.opts.requests,
             workload: c.workload,
@@ -400,8 +402,8 @@ impl Scenario {
     }
 
     /// Runs one policy.
-    pub fn run_policy(&self, policy: Policy) -> Result<PolicyReport, String> {
-        let cfg = self.run_config(policy);
+    pub fn run_policy(&self, v: Variant) -> Result<PolicyReport, String> {
+        let cfg = self.run_config(v);
         let mut out = run(&self.topology, &cfg)?;
         Ok(self.report(&mut out))
     }

@@ -12,6 +12,13 @@
 //!   ─ request ──path──► ReqAtNode ─ FIFO wait for a slot ─ prefill ─► FirstToken
 //!   ─ first packet ──path──► (TTFT) ─ decode ─► SlotFree ─ last packet ──path──► Complete
 //! ```
+//!
+//! A path on a shaped [`Uplink`] first queues the request's SYN and
+//! segments in the appliance's egress scheduler (a real
+//! [`sched::Scheduler`] with the bands of [`steer::egress::band_config`])
+//! and sends them at the uplink's rate (`UplinkDone`), so on a busy port an
+//! interactive request's packets leave before queued bulk ones, as on the
+//! appliance.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,6 +37,7 @@ use control::view::DataplaneView;
 use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sched::Scheduler;
 use steer::decision::Predicted;
 use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
 use steer::{Decider, Policy, Rejections, ServiceTable, TrafficClass};
@@ -51,6 +59,17 @@ const MSS_BYTES: u64 = 1448;
 const REQUEST_OVERHEAD_BYTES: u64 = 400;
 /// Bytes per prompt token in the request body (English text).
 const BYTES_PER_TOKEN: u64 = 4;
+/// Headers of a request segment on the wire: Ethernet 14, IPv4 20 with
+/// the 12-byte token-feature option, TCP 32 (with timestamps).
+const DATA_FRAME_HEADER_BYTES: u64 = 78;
+/// A SYN on the wire: the same headers with TCP's 40-byte SYN options.
+const SYN_FRAME_BYTES: u32 = 86;
+/// Most frames of one request on a shaped uplink (a 92 KB request; the
+/// workloads' longest is under 9 KB).
+const MAX_REQUEST_FRAMES: usize = 64;
+/// Packets each egress band holds: the dataplane's `band_limit_packets`
+/// default.
+const UPLINK_BAND_LIMIT_PACKETS: u32 = 512;
 /// Output tokens per response packet (`pktgen serve` sends one SSE
 /// `data:` chunk per 4 tokens).
 const TOKENS_PER_RESPONSE_PACKET: u32 = 4;
@@ -93,6 +112,18 @@ pub struct SiteSpec {
     pub rate_rps: f64,
 }
 
+/// A shaped egress port of an appliance. The paths that leave through it
+/// share its rate, queued by the appliance's egress scheduler. A path on
+/// no uplink leaves through a port that is never the bottleneck, as in the
+/// emulation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uplink {
+    /// Line rate, Mbit/s.
+    pub rate_mbps: f64,
+    /// Indices of the paths that leave through it.
+    pub paths: Vec<usize>,
+}
+
 /// Nodes, paths and sites.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topology {
@@ -104,6 +135,8 @@ pub struct Topology {
     pub paths: Vec<PathParams>,
     /// Sites.
     pub sites: Vec<SiteSpec>,
+    /// Shaped egress ports (agent to node direction).
+    pub uplinks: Vec<Uplink>,
 }
 
 /// How a run is played.
@@ -111,6 +144,9 @@ pub struct Topology {
 pub struct RunConfig {
     /// How every appliance decides.
     pub policy: Policy,
+    /// Whether egress ports serve the interactive band strictly first
+    /// (`[steer] strict_priority`); `false` makes each port one FIFO.
+    pub strict_priority: bool,
     /// Seed of every random stream.
     pub seed: u64,
     /// Requests over all sites.
@@ -166,6 +202,24 @@ pub struct ModelReport {
     pub coefficients: [f64; 3],
 }
 
+/// What one shaped uplink did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UplinkReport {
+    /// Bytes put on the wire.
+    pub sent_bytes: u64,
+    /// Time spent sending, ns.
+    pub busy_ns: u64,
+    /// Packets refused by a full band (TCP resends them after its
+    /// timeout).
+    pub dropped_packets: u64,
+    /// Most packets queued at once.
+    pub max_queued_packets: usize,
+    /// Queueing delay of interactive packets: total ns, packets, max ns.
+    pub interactive_wait: (u64, u64, u64),
+    /// Queueing delay of every other packet: total ns, packets, max ns.
+    pub bulk_wait: (u64, u64, u64),
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -190,6 +244,8 @@ pub struct Outcome {
     pub short_timeline: Vec<(u64, u32, bool, u32)>,
     /// The first site's models.
     pub models: Vec<ModelReport>,
+    /// Per shaped uplink, as [`Topology::uplinks`].
+    pub uplinks: Vec<UplinkReport>,
     /// Simulated time at the end, ns.
     pub end_ns: u64,
 }
@@ -208,6 +264,7 @@ enum Ev {
     Probe(u32),
     FailNodes(u32),
     FailPaths(u32),
+    UplinkDone(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +276,8 @@ struct Req {
     /// SlotFree).
     failed: bool,
     short: bool,
+    /// The class's egress band ([`TrafficClass::band`]).
+    band: u8,
     site: u32,
     inst: u8,
     node: u32,
@@ -244,6 +303,7 @@ impl Default for Req {
             live: false,
             failed: false,
             short: false,
+            band: 0,
             site: 0,
             inst: 0,
             node: 0,
@@ -390,6 +450,52 @@ impl PathRt {
     }
 }
 
+/// Which packet of a request is on an uplink.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SegmentKind {
+    Syn,
+    Data,
+    /// The request's last segment: the request is on its way once it is
+    /// sent.
+    LastData,
+}
+
+#[derive(Clone, Copy)]
+struct Segment {
+    r: u32,
+    gen: u32,
+    kind: SegmentKind,
+    interactive: bool,
+    enqueued_ns: u64,
+}
+
+struct UplinkRt {
+    sched: Scheduler<Segment>,
+    strict_priority: bool,
+    ns_per_byte: f64,
+    on_wire: Option<Segment>,
+    report: UplinkReport,
+}
+
+impl UplinkRt {
+    /// Whether `packets` more fit in `band`: a request's segments are
+    /// queued all or none, so a request is never half sent.
+    fn has_room(&self, band: usize, packets: usize) -> bool {
+        let limit = if self.strict_priority {
+            UPLINK_BAND_LIMIT_PACKETS
+        } else {
+            UPLINK_BAND_LIMIT_PACKETS.saturating_mul(TrafficClass::COUNT as u32)
+        };
+        self.sched.band_len(band).saturating_add(packets) <= limit as usize
+    }
+}
+
+fn add_wait(acc: &mut (u64, u64, u64), ns: u64) {
+    acc.0 = acc.0.saturating_add(ns);
+    acc.1 += 1;
+    acc.2 = acc.2.max(ns);
+}
+
 struct Site {
     table: ServiceTable,
     state: ControlState,
@@ -405,6 +511,30 @@ struct Site {
     inst: Vec<(u32, u32)>,
     rng: ChaCha8Rng,
     rate_rps: f64,
+}
+
+/// The frames a request puts on the wire toward its node, in order: its
+/// payload (the HTTP request around `prompt_tokens`) cut into MSS-sized
+/// segments, each with its headers. At most `out.len()` frames; returns
+/// how many.
+fn request_frames(prompt_tokens: u32, out: &mut [u32]) -> usize {
+    let bytes = REQUEST_OVERHEAD_BYTES + BYTES_PER_TOKEN * u64::from(prompt_tokens);
+    let packets = bytes.div_ceil(MSS_BYTES).clamp(1, out.len() as u64) as usize;
+    let mut left = bytes;
+    for f in out.iter_mut().take(packets) {
+        let payload = left.min(MSS_BYTES);
+        left -= payload;
+        *f = u32::try_from(payload + DATA_FRAME_HEADER_BYTES).unwrap_or(u32::MAX);
+    }
+    packets
+}
+
+/// Bytes a request with this prompt puts on the wire toward its node when
+/// nothing is lost: its SYN and its request frames.
+pub fn request_wire_bytes(prompt_tokens: u32) -> u64 {
+    let mut frames = [0u32; MAX_REQUEST_FRAMES];
+    let n = request_frames(prompt_tokens, &mut frames);
+    u64::from(SYN_FRAME_BYTES) + frames[..n].iter().map(|&f| u64::from(f)).sum::<u64>()
 }
 
 fn node_id(i: usize) -> u16 {
@@ -579,6 +709,9 @@ struct World<'a> {
     q: EventQueue<Ev>,
     nodes: Vec<NodeRt>,
     paths: Vec<PathRt>,
+    /// Shaped uplinks, and each path's (`None`: unshaped).
+    uplinks: Vec<UplinkRt>,
+    uplink_of_path: Vec<Option<u32>>,
     sites: Vec<Site>,
     reqs: Vec<Req>,
     free: Vec<u32>,
@@ -637,6 +770,33 @@ impl<'a> World<'a> {
                 rng: stream_rng(cfg.seed, PATH_STREAM + i as u64),
             })
             .collect();
+        let mut uplink_of_path = vec![None; topo.paths.len()];
+        let mut uplinks = Vec::with_capacity(topo.uplinks.len());
+        for (u, link) in topo.uplinks.iter().enumerate() {
+            if !(link.rate_mbps.is_finite() && link.rate_mbps > 0.0) {
+                return Err(format!(
+                    "uplink {u}: rate_mbps = {} must be > 0",
+                    link.rate_mbps
+                ));
+            }
+            for &p in &link.paths {
+                match uplink_of_path.get_mut(p) {
+                    Some(slot @ None) => *slot = Some(u as u32),
+                    Some(Some(_)) => return Err(format!("path {p} is on two uplinks")),
+                    None => return Err(format!("uplink {u}: no path {p}")),
+                }
+            }
+            let bands =
+                steer::egress::band_config(cfg.strict_priority, |_| 1, UPLINK_BAND_LIMIT_PACKETS);
+            uplinks.push(UplinkRt {
+                sched: Scheduler::new(&bands).map_err(|e| format!("uplink {u}: {e}"))?,
+                strict_priority: cfg.strict_priority,
+                // 1 Mbit/s sends a byte in 8,000 ns.
+                ns_per_byte: 8000.0 / link.rate_mbps,
+                on_wire: None,
+                report: UplinkReport::default(),
+            });
+        }
         let mut sites = Vec::with_capacity(topo.sites.len());
         for (si, s) in topo.sites.iter().enumerate() {
             let table = site_table(topo, s)?;
@@ -692,6 +852,8 @@ impl<'a> World<'a> {
             path_failure_of: vec![None; topo.paths.len()],
             nodes,
             paths,
+            uplinks,
+            uplink_of_path,
             sites,
             reqs: Vec::new(),
             free: Vec::new(),
@@ -793,6 +955,7 @@ impl<'a> World<'a> {
             Ev::Probe(s) => self.probe(now, s as usize),
             Ev::FailNodes(k) => self.fail_nodes(k),
             Ev::FailPaths(k) => self.fail_paths(k),
+            Ev::UplinkDone(u) => self.uplink_done(now, u as usize),
         }
     }
 
@@ -940,6 +1103,7 @@ impl<'a> World<'a> {
         }
         self.note_failed_choice(now, node as usize, path as usize);
         let (r, _) = self.alloc(Req {
+            band: class.band() as u8,
             inst: choice.instance,
             node,
             path,
@@ -969,27 +1133,47 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The client sends (or resends) its SYN: through the path's uplink
+    /// if it is shaped, straight onto the path otherwise.
     fn send_syn(&mut self, now: u64, r: u32) {
         let q = self.req(r);
-        let timeout_at = q.t0 + self.cfg.timeout_ns;
+        if let Some(u) = self.uplink_of(q.path) {
+            if !self.uplink_enqueue(now, u, r, &[SYN_FRAME_BYTES], SegmentKind::Syn) {
+                self.syn_lost(now, r);
+            }
+            return;
+        }
+        self.syn_onto_path(now, r);
+    }
+
+    fn syn_onto_path(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
         let Some(path) = self.paths.get_mut(q.path as usize) else {
             self.fail(r, FailReason::Unreachable);
             return;
         };
         if path.lost() {
-            let rto = SYN_RTO_NS << q.syn_tries.min(16);
-            if now + rto >= timeout_at {
-                self.fail(r, FailReason::Unreachable);
-                return;
-            }
-            if let Some(m) = self.req_mut(r) {
-                m.syn_tries += 1;
-            }
-            self.q.push(now + rto, Ev::Syn(r, q.gen));
+            self.syn_lost(now, r);
             return;
         }
         let t = path.deliver(Dir::Fwd, now);
         self.q.push(t, Ev::SynAtNode(r, q.gen));
+    }
+
+    /// A lost (or refused) SYN: the client resends it after its RTO,
+    /// doubling, until the user's timeout.
+    fn syn_lost(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        let timeout_at = q.t0 + self.cfg.timeout_ns;
+        let rto = SYN_RTO_NS << q.syn_tries.min(16);
+        if now + rto >= timeout_at {
+            self.fail(r, FailReason::Unreachable);
+            return;
+        }
+        if let Some(m) = self.req_mut(r) {
+            m.syn_tries += 1;
+        }
+        self.q.push(now + rto, Ev::Syn(r, q.gen));
     }
 
     fn syn_at_node(&mut self, now: u64, r: u32) {
@@ -1025,7 +1209,38 @@ impl<'a> World<'a> {
         self.q.push(t, Ev::SynAckAtClient(r, q.gen));
     }
 
+    /// The client sends its request: through the path's uplink if it is
+    /// shaped, straight onto the path otherwise.
     fn syn_ack_at_client(&mut self, now: u64, r: u32) {
+        let q = self.req(r);
+        if let Some(m) = self.req_mut(r) {
+            // The appliance sees the request as it arrives, before its
+            // egress queue: the passive TTFT clock starts there.
+            m.t_seen = now;
+        }
+        let Some(u) = self.uplink_of(q.path) else {
+            self.request_onto_path(now, r);
+            return;
+        };
+        if now >= q.t0 + self.cfg.timeout_ns {
+            self.fail(r, FailReason::Timeout);
+            return;
+        }
+        let mut frames = [0u32; MAX_REQUEST_FRAMES];
+        let packets = request_frames(q.features.prompt_tokens, &mut frames);
+        let rto = self
+            .paths
+            .get(q.path as usize)
+            .map_or(MIN_RTO_NS, PathRt::data_rto_ns);
+        if !self.uplink_enqueue(now, u, r, &frames[..packets], SegmentKind::Data) {
+            // Refused by a full band: TCP resends after its timeout.
+            self.q.push(now + rto, Ev::SynAckAtClient(r, q.gen));
+        }
+    }
+
+    /// The request's segments go onto the path; each loss of one costs a
+    /// retransmission timeout.
+    fn request_onto_path(&mut self, now: u64, r: u32) {
         let q = self.req(r);
         let bytes = REQUEST_OVERHEAD_BYTES + BYTES_PER_TOKEN * u64::from(q.features.prompt_tokens);
         let packets = bytes.div_ceil(MSS_BYTES).max(1);
@@ -1044,11 +1259,102 @@ impl<'a> World<'a> {
         }
         let t = path.deliver(Dir::Fwd, now) + penalty;
         if let Some(m) = self.req_mut(r) {
-            // The last request segment (or its retransmission) passes the
-            // appliance: its passive TTFT clock starts there.
-            m.t_seen = now + penalty;
+            // The last request segment's retransmission passes the
+            // appliance later by the penalty.
+            m.t_seen = q.t_seen + penalty;
         }
         self.q.push(t, Ev::ReqAtNode(r, q.gen));
+    }
+
+    fn uplink_of(&self, path: u32) -> Option<usize> {
+        self.uplink_of_path
+            .get(path as usize)
+            .copied()
+            .flatten()
+            .map(|u| u as usize)
+    }
+
+    /// Queues a request's packets (one frame length each) on an uplink in
+    /// its class's band, all or none; the last data frame is marked.
+    /// `false`: the band had no room, and the packets are counted dropped.
+    fn uplink_enqueue(
+        &mut self,
+        now: u64,
+        u: usize,
+        r: u32,
+        frames: &[u32],
+        kind: SegmentKind,
+    ) -> bool {
+        let q = self.req(r);
+        let Some(link) = self.uplinks.get_mut(u) else {
+            return false;
+        };
+        let band = steer::egress::scheduler_band(link.strict_priority, usize::from(q.band));
+        if !link.has_room(band, frames.len()) {
+            link.report.dropped_packets += frames.len() as u64;
+            return false;
+        }
+        for (i, &len) in frames.iter().enumerate() {
+            let kind = if kind == SegmentKind::Data && i + 1 == frames.len() {
+                SegmentKind::LastData
+            } else {
+                kind
+            };
+            let seg = Segment {
+                r,
+                gen: q.gen,
+                kind,
+                interactive: usize::from(q.band) == TrafficClass::Interactive.band(),
+                enqueued_ns: now,
+            };
+            if link.sched.enqueue(band, seg, len).is_err() {
+                // has_room said yes; a refusal here is a bug, counted
+                // rather than hidden.
+                link.report.dropped_packets += 1;
+            }
+        }
+        link.report.max_queued_packets = link.report.max_queued_packets.max(link.sched.len());
+        self.uplink_kick(now, u);
+        true
+    }
+
+    /// Starts sending the next packet if the uplink is idle.
+    fn uplink_kick(&mut self, now: u64, u: usize) {
+        let Some(link) = self.uplinks.get_mut(u) else {
+            return;
+        };
+        if link.on_wire.is_some() {
+            return;
+        }
+        let Some((_, seg, len)) = link.sched.dequeue() else {
+            return;
+        };
+        let wait = now.saturating_sub(seg.enqueued_ns);
+        if seg.interactive {
+            add_wait(&mut link.report.interactive_wait, wait);
+        } else {
+            add_wait(&mut link.report.bulk_wait, wait);
+        }
+        let tx = (f64::from(len) * link.ns_per_byte).ceil().max(1.0) as u64;
+        link.report.sent_bytes += u64::from(len);
+        link.report.busy_ns += tx;
+        link.on_wire = Some(seg);
+        self.q.push(now + tx, Ev::UplinkDone(u as u32));
+    }
+
+    /// A packet has left the uplink: it goes onto its path.
+    fn uplink_done(&mut self, now: u64, u: usize) {
+        let seg = self.uplinks.get_mut(u).and_then(|l| l.on_wire.take());
+        if let Some(seg) = seg {
+            if self.alive(seg.r, seg.gen) {
+                match seg.kind {
+                    SegmentKind::Syn => self.syn_onto_path(now, seg.r),
+                    SegmentKind::LastData => self.request_onto_path(now, seg.r),
+                    SegmentKind::Data => {}
+                }
+            }
+        }
+        self.uplink_kick(now, u);
     }
 
     fn req_at_node(&mut self, now: u64, r: u32) {
@@ -1311,5 +1617,6 @@ impl<'a> World<'a> {
                 })
                 .collect();
         }
+        self.out.uplinks = self.uplinks.iter().map(|l| l.report).collect();
     }
 }

@@ -8,6 +8,7 @@
 //! * [`service`]: services (VIPs), their instances (models on compute
 //!   nodes) and the paths that reach them;
 //! * [`class`]: interactive versus bulk work, and the egress band;
+//! * [`egress`]: the egress scheduler's bands for steered traffic;
 //! * [`decision`]: the joint instance-and-path choice for a new flow;
 //! * [`since_report`]: the flows steered to each instance that its node's
 //!   last load report cannot show yet;
@@ -28,6 +29,7 @@
 
 pub mod class;
 pub mod decision;
+pub mod egress;
 pub mod feedback;
 pub mod flow_table;
 pub mod infer;

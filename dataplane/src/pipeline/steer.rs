@@ -41,7 +41,7 @@ use classifier::token_feature::decode as decode_feature_id;
 use classifier::{parse, IpProtocol, ParseError, ParsedPacket, TlvLookup};
 use classifier::{TaskType, TokenFeatures, Urgency};
 use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
-use sched::{SchedConfig, Scheduler};
+use sched::Scheduler;
 use steer::feedback::Measured;
 use steer::infer::{infer_http, InferLimits, Inference};
 use steer::rewrite::{rewrite_destination, rewrite_source};
@@ -159,7 +159,11 @@ impl<'a> SteerWorker<'a> {
                 if !conf.started_ports.get(p).copied().unwrap_or(false) {
                     return None;
                 }
-                let sched_config = band_config(cfg);
+                let sched_config = steer::egress::band_config(
+                    cfg.strict_priority,
+                    |c| cfg.class_weight(c),
+                    cfg.band_limit_packets,
+                );
                 let sched = Scheduler::new(&sched_config).ok()?;
                 let shaper = cfg
                     .egress
@@ -213,7 +217,9 @@ impl<'a> SteerWorker<'a> {
                 .class_weight(class as u8)
                 .unwrap_or_else(|| self.shared.config.class_weight(class));
             for e in self.egress.iter_mut().flatten() {
-                let _ = e.sched.set_quantum(class.band(), quantum(weight));
+                let _ = e
+                    .sched
+                    .set_quantum(class.band(), steer::egress::class_quantum(weight));
             }
         }
     }
@@ -336,7 +342,7 @@ impl<'a> SteerWorker<'a> {
                 }
                 Fate::Send { port, band } => {
                     let class = band as u8;
-                    let band = scheduler_band(strict, band);
+                    let band = steer::egress::scheduler_band(strict, band);
                     match egress.get_mut(port).and_then(|e| e.as_mut()) {
                         Some(e) => {
                             let m = if idle.get(port).copied().unwrap_or(false) {
@@ -874,41 +880,6 @@ const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
     urgency: Urgency::Normal,
     explicit_urgency: false,
 };
-
-/// DRR quantum for a weight: one full frame per unit of weight.
-fn quantum(weight: u16) -> u32 {
-    1514 * u32::from(weight.max(1))
-}
-
-/// The egress scheduler's bands: interactive strict, then the bulk classes
-/// by DRR; or, with `strict_priority = false`, one FIFO.
-fn band_config(cfg: &SteerConfig) -> SchedConfig {
-    if cfg.strict_priority {
-        let quanta = TrafficClass::ALL
-            .into_iter()
-            .filter(|c| !c.is_interactive())
-            .map(|c| quantum(cfg.class_weight(c)))
-            .collect();
-        SchedConfig::uniform(1, quanta, cfg.band_limit_packets)
-    } else {
-        // One band for every class (see `scheduler_band`): arrival order.
-        SchedConfig::uniform(
-            0,
-            vec![1514; 1],
-            cfg.band_limit_packets * TrafficClass::COUNT as u32,
-        )
-    }
-}
-
-/// The scheduler band of a class's packets under [`band_config`]: the
-/// class's own band, or the single FIFO band.
-fn scheduler_band(strict_priority: bool, class_band: usize) -> usize {
-    if strict_priority {
-        class_band
-    } else {
-        0
-    }
-}
 
 /// A TCP segment's flags (none for anything else).
 fn tcp_flags(p: &ParsedPacket, frame: &[u8]) -> TcpFlags {

@@ -41,6 +41,7 @@ use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
 use sim::eval::{run_eval, EvalOptions, POLICIES};
 use sim::scale::{scenario, ScaleOptions, ScaleReport};
+use sim::uplink::{run_uplink, UplinkOptions};
 use sim::EvalCluster;
 
 #[derive(Parser)]
@@ -61,6 +62,29 @@ enum Cmd {
     Eval {
         /// Requests per run (default: as many as the emulation sends,
         /// rate × run_seconds, replicated).
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Independent replications per run, pooled (default: 1 with
+        /// --requests, else 30).
+        #[arg(long)]
+        replications: Option<u32>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the JSON here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The eval cluster behind one busy shaped egress port: strict
+    /// priority against a FIFO port.
+    Uplink {
+        /// Arrival rate as a fraction of the cluster's compute capacity.
+        #[arg(long, default_value_t = 0.8)]
+        load: f64,
+        /// Share of the uplink's time the requests take; sets its rate.
+        #[arg(long, default_value_t = 0.8)]
+        utilisation: f64,
+        /// Requests per run (default: as the eval scenario, replicated).
         #[arg(long)]
         requests: Option<u64>,
         /// Independent replications per run, pooled (default: 1 with
@@ -127,6 +151,7 @@ fn main() -> anyhow::Result<()> {
                 seed,
                 requests,
                 replications: replications.unwrap_or(if requests.is_some() { 1 } else { 30 }),
+                uplink_mbps: None,
             };
             let began = Instant::now();
             let r = run_eval(&c, &opt).map_err(|e| anyhow!(e))?;
@@ -141,6 +166,37 @@ fn main() -> anyhow::Result<()> {
                 "intellisim: unloaded short p99 TTFT {:.1} ms; long throughput vs fifo {:?}; {:.1} s",
                 r.short_p99_ttft_unloaded_ms,
                 r.long_throughput_vs_fifo,
+                began.elapsed().as_secs_f64()
+            );
+            write(out, serde_json::to_string_pretty(&r)?)?;
+        }
+        Cmd::Uplink {
+            load,
+            utilisation,
+            requests,
+            replications,
+            seed,
+            out,
+        } => {
+            let opt = UplinkOptions {
+                seed,
+                requests,
+                replications: replications.unwrap_or(if requests.is_some() { 1 } else { 30 }),
+                load,
+                utilisation,
+            };
+            let began = Instant::now();
+            let r = run_uplink(&EvalCluster::default(), &opt).map_err(|e| anyhow!(e))?;
+            eprintln!(
+                "intellisim: uplink {:.2} Mbit/s ({:.2} offered), {:.1} requests/s",
+                r.uplink_mbps, r.offered_mbps, r.rate_rps
+            );
+            for (name, p99) in &r.short_p99_ttft_ms {
+                eprintln!("intellisim: {name:<22} short p99 TTFT {p99:.1} ms");
+            }
+            eprintln!(
+                "intellisim: intellinode, unshaped      short p99 TTFT {:.1} ms ({:.1} s wall)",
+                r.intellinode_unshaped_short_p99_ttft_ms,
                 began.elapsed().as_secs_f64()
             );
             write(out, serde_json::to_string_pretty(&r)?)?;
@@ -173,12 +229,13 @@ fn main() -> anyhow::Result<()> {
                 wall_s_total: None,
             };
             let all = Instant::now();
-            for (name, policy) in POLICIES {
+            for v in POLICIES {
+                let name = v.name;
                 if !policies.is_empty() && !policies.iter().any(|p| p == name) {
                     continue;
                 }
                 let began = Instant::now();
-                let mut r = sc.run_policy(policy).map_err(|e| anyhow!(e))?;
+                let mut r = sc.run_policy(v).map_err(|e| anyhow!(e))?;
                 let wall = began.elapsed().as_secs_f64();
                 r.wall_s = Some(wall);
                 r.decisions_per_wall_s = Some(r.decisions as f64 / wall.max(1e-9));
