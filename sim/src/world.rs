@@ -34,7 +34,7 @@ use control::state::ControlState;
 use control::task_types::TaskTypes;
 use control::thresholds::Thresholds;
 use control::view::DataplaneView;
-use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
+use predictor::InstanceModel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sched::Scheduler;
@@ -622,50 +622,6 @@ fn site_table(topo: &Topology, site: &SiteSpec) -> Result<ServiceTable, String> 
     .map_err(|e| e.to_string())
 }
 
-/// The per-instance models, from the configured priors, as the dataplane's
-/// `instance_models` builds them (replicated: the dataplane crate needs
-/// DPDK).
-pub fn instance_models(table: &ServiceTable) -> Result<Vec<InstanceModel>, String> {
-    table
-        .instances()
-        .iter()
-        .map(|i| {
-            let c = &i.spec.capability;
-            InstanceModel::new(
-                InstancePrior {
-                    base_ttft_us: c.base_ttft_us,
-                    prefill_tokens_per_s: c.prefill_tokens_per_s,
-                    per_queued_request_us: QUEUE_WAIT_US_PER_REQUEST,
-                    decode_tokens_per_s: c.decode_tokens_per_s,
-                },
-                ModelConfig::default(),
-            )
-            .map_err(|e| format!("instance {}: {e}", i.spec.name))
-        })
-        .collect()
-}
-
-/// The observation the dataplane's `learn` feeds a model for a measured
-/// request (replicated, it is private there): measured times minus the
-/// network round trip the decision predicted.
-pub fn observation(
-    features: &TokenFeatures,
-    predicted: &Predicted,
-    measured_ttft_us: f64,
-    measured_completion_us: f64,
-) -> Observation {
-    let net = predicted.net_us;
-    Observation {
-        prompt_tokens: features.prompt_tokens,
-        output_tokens: features.output_tokens,
-        queue_len: predicted.queue_len,
-        predicted_compute_ttft_us: predicted.compute_ttft_us,
-        observed_compute_ttft_us: (measured_ttft_us - net).max(0.0),
-        predicted_completion_us: Some((predicted.completion_us - net).max(0.0)),
-        observed_completion_us: Some((measured_completion_us - net).max(0.0)),
-    }
-}
-
 fn uniform(rng: &mut ChaCha8Rng, r: [u32; 2]) -> u32 {
     let (lo, hi) = (r[0].min(r[1]), r[0].max(r[1]));
     rng.gen_range(lo..=hi)
@@ -800,7 +756,7 @@ impl<'a> World<'a> {
         let mut sites = Vec::with_capacity(topo.sites.len());
         for (si, s) in topo.sites.iter().enumerate() {
             let table = site_table(topo, s)?;
-            let models = instance_models(&table)?;
+            let models = steer::feedback::instance_models(&table, QUEUE_WAIT_US_PER_REQUEST)?;
             for &(n, _) in &s.instances {
                 if let Some(node) = nodes.get_mut(n) {
                     node.watchers.push(si as u32);
@@ -1483,12 +1439,15 @@ impl<'a> World<'a> {
         // last payload packet, and trains the instance's model.
         let measured_ttft_us = q.t_first.saturating_sub(q.t_seen) as f64 / 1000.0;
         let measured_completion_us = now.saturating_sub(q.t_seen) as f64 / 1000.0;
-        let obs = observation(
-            &q.features,
-            &q.predicted,
-            measured_ttft_us,
-            measured_completion_us,
-        );
+        let measured = steer::Measured {
+            ttft_us: measured_ttft_us,
+            completion_us: measured_completion_us,
+            response_packets: q
+                .features
+                .output_tokens
+                .div_ceil(TOKENS_PER_RESPONSE_PACKET),
+        };
+        let obs = steer::feedback::observation(&q.features, &q.predicted, &measured);
         if let Some(m) = self
             .sites
             .get_mut(q.site as usize)

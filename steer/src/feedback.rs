@@ -17,6 +17,57 @@
 //! between appliance and node, which is what the decision predicts too.
 //! Handshake and pure ACK packets carry no payload and are ignored.
 
+use classifier::TokenFeatures;
+use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
+
+use crate::decision::Predicted;
+use crate::ServiceTable;
+
+/// Every instance's latency model, starting from its configured priors
+/// (base TTFT, prefill and decode rates) and `per_queued_request_us` of
+/// added TTFT per request its node reports queued. The data plane and the
+/// simulator both start from these.
+pub fn instance_models(
+    table: &ServiceTable,
+    per_queued_request_us: f64,
+) -> Result<Vec<InstanceModel>, String> {
+    table
+        .instances()
+        .iter()
+        .map(|i| {
+            let c = &i.spec.capability;
+            let prior = InstancePrior {
+                base_ttft_us: c.base_ttft_us,
+                prefill_tokens_per_s: c.prefill_tokens_per_s,
+                per_queued_request_us,
+                decode_tokens_per_s: c.decode_tokens_per_s,
+            };
+            InstanceModel::new(prior, ModelConfig::default())
+                .map_err(|e| format!("instance {}: latency model: {e}", i.spec.name))
+        })
+        .collect()
+}
+
+/// What a measured request teaches its instance's model: the measured
+/// times minus the network round trip the decision predicted (the model
+/// predicts compute only), next to what it predicted at decision time.
+pub fn observation(
+    features: &TokenFeatures,
+    predicted: &Predicted,
+    measured: &Measured,
+) -> Observation {
+    let net = predicted.net_us;
+    Observation {
+        prompt_tokens: features.prompt_tokens,
+        output_tokens: features.output_tokens,
+        queue_len: predicted.queue_len,
+        predicted_compute_ttft_us: predicted.compute_ttft_us,
+        observed_compute_ttft_us: (measured.ttft_us - net).max(0.0),
+        predicted_completion_us: Some((predicted.completion_us - net).max(0.0)),
+        observed_completion_us: Some((measured.completion_us - net).max(0.0)),
+    }
+}
+
 /// Where a flow's current request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -110,8 +161,48 @@ impl RequestTiming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use classifier::TaskType;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn an_observation_is_compute_only_next_to_the_decision_s_prediction() {
+        let features = TokenFeatures {
+            prompt_tokens: 100,
+            output_tokens: 40,
+            task: TaskType::Chat,
+            urgency: TaskType::Chat.default_urgency(),
+            explicit_urgency: false,
+        };
+        let predicted = Predicted {
+            net_us: 2_000.0,
+            compute_ttft_us: 30_000.0,
+            ttft_us: 32_000.0,
+            completion_us: 132_000.0,
+            queue_len: 3.0,
+        };
+        let measured = Measured {
+            ttft_us: 41_000.0,
+            completion_us: 150_000.0,
+            response_packets: 10,
+        };
+        let o = observation(&features, &predicted, &measured);
+        assert_eq!((o.prompt_tokens, o.output_tokens), (100, 40));
+        assert_eq!(o.queue_len, 3.0);
+        assert_eq!(o.predicted_compute_ttft_us, 30_000.0);
+        assert_eq!(o.observed_compute_ttft_us, 39_000.0);
+        assert_eq!(o.predicted_completion_us, Some(130_000.0));
+        assert_eq!(o.observed_completion_us, Some(148_000.0));
+        // Faster than the predicted round trip: nothing negative.
+        let quick = Measured {
+            ttft_us: 1_000.0,
+            completion_us: 1_500.0,
+            ..measured
+        };
+        let o = observation(&features, &predicted, &quick);
+        assert_eq!(o.observed_compute_ttft_us, 0.0);
+        assert_eq!(o.observed_completion_us, Some(0.0));
+    }
 
     #[test]
     fn times_one_request() {

@@ -40,7 +40,7 @@ use classifier::tcp::{TcpFlags, TcpPacket};
 use classifier::token_feature::decode as decode_feature_id;
 use classifier::{parse, IpProtocol, ParseError, ParsedPacket, TlvLookup};
 use classifier::{TaskType, TokenFeatures, Urgency};
-use predictor::{InstanceModel, InstancePrior, ModelConfig, Observation};
+use predictor::InstanceModel;
 use sched::Scheduler;
 use steer::feedback::Measured;
 use steer::infer::{infer_http, InferLimits, Inference};
@@ -133,21 +133,8 @@ pub fn instance_models(
     config: &SteerConfig,
     table: &ServiceTable,
 ) -> Result<Vec<InstanceModel>, String> {
-    table
-        .instances()
-        .iter()
-        .map(|i| {
-            let c = &i.spec.capability;
-            let prior = InstancePrior {
-                base_ttft_us: c.base_ttft_us,
-                prefill_tokens_per_s: c.prefill_tokens_per_s,
-                per_queued_request_us: config.queue_wait_us_per_request,
-                decode_tokens_per_s: c.decode_tokens_per_s,
-            };
-            InstanceModel::new(prior, ModelConfig::default())
-                .map_err(|e| format!("steer: instance {}: latency model: {e}", i.spec.name))
-        })
-        .collect()
+    steer::feedback::instance_models(table, config.queue_wait_us_per_request)
+        .map_err(|e| format!("steer: {e}"))
 }
 
 impl<'a> SteerWorker<'a> {
@@ -680,16 +667,7 @@ impl<'a> SteerWorker<'a> {
     /// statistics.
     fn learn(&mut self, e: &FlowEntry, measured: &Measured) {
         self.counters.flow(FlowEvent::Measured);
-        let net = e.predicted.net_us;
-        let obs = Observation {
-            prompt_tokens: e.features.prompt_tokens,
-            output_tokens: e.features.output_tokens,
-            queue_len: e.predicted.queue_len,
-            predicted_compute_ttft_us: e.predicted.compute_ttft_us,
-            observed_compute_ttft_us: (measured.ttft_us - net).max(0.0),
-            predicted_completion_us: Some((e.predicted.completion_us - net).max(0.0)),
-            observed_completion_us: Some((measured.completion_us - net).max(0.0)),
-        };
+        let obs = steer::feedback::observation(&e.features, &e.predicted, measured);
         if let Some(model) = self.models.get_mut(usize::from(e.instance)) {
             model.observe(&obs);
             if let Some(g) = self.counters.models.get(usize::from(e.instance)) {

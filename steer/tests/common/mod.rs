@@ -8,7 +8,7 @@ use classifier::{TaskType, TokenFeatures};
 use control::capability::ModelClass;
 use control::ids::{NodeId, PathId};
 use control::task_types::TaskTypes;
-use predictor::{InstanceModel, InstancePrior, ModelConfig};
+use predictor::InstanceModel;
 use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
 use steer::ServiceTable;
 
@@ -85,22 +85,7 @@ pub fn table() -> ServiceTable {
 }
 
 pub fn models(t: &ServiceTable) -> Vec<InstanceModel> {
-    t.instances()
-        .iter()
-        .map(|i| {
-            let c = &i.spec.capability;
-            InstanceModel::new(
-                InstancePrior {
-                    base_ttft_us: c.base_ttft_us,
-                    prefill_tokens_per_s: c.prefill_tokens_per_s,
-                    per_queued_request_us: 20_000.0,
-                    decode_tokens_per_s: c.decode_tokens_per_s,
-                },
-                ModelConfig::default(),
-            )
-            .unwrap()
-        })
-        .collect()
+    steer::feedback::instance_models(t, 20_000.0).unwrap()
 }
 
 pub fn features(prompt: u32, output: u32, task: TaskType) -> TokenFeatures {
