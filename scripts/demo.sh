@@ -55,18 +55,11 @@ rm -f "$OUT"/{orch.key,steer.toml,stats.json,phase1.json,phase2.json,phase1-stat
 	"$OUT"/{edge,centre}.json "$OUT"/{intellinode,edge,centre}.log
 
 # --- set-up and a clean-up that always runs ---------------------------------
+# shellcheck source=scripts/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 PIDS=()
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -INT "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		# Give each a few seconds to exit on its own, then insist.
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids "${PIDS[@]}"
 	PIDS=()
 	bash scripts/steer-topology.sh down "$NS" || true
 	rm -rf "/var/run/dpdk/$PREFIX" 2>/dev/null || true

@@ -81,17 +81,11 @@ plan() { jq -er "$1" "$OUT/plan.json" || die "plan.json has no $1"; }
 CAPACITY=$(plan .capacity_rps)
 
 # --- set-up and a clean-up that always runs ----------------------------------
+# shellcheck source=scripts/processes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 PIDS=()
 stop_all() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -INT "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids "${PIDS[@]}"
 	PIDS=()
 }
 WIRES=()
