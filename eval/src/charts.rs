@@ -130,7 +130,7 @@ fn draw_p99<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> D
         .short_p99_ttft_ms
         .values()
         .flat_map(|m| m.values().copied())
-        .chain([s.short_p99_ttft_unloaded_ms])
+        .chain(s.short_p99_ttft_unloaded_ms)
         .filter(|v| *v > 0.0)
         .collect();
     let max = values.iter().copied().fold(1.0, f64::max) * 2.0;
@@ -166,14 +166,16 @@ fn draw_p99<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> D
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 5, c.filled())))?;
     }
-    let bound = 1.2 * s.short_p99_ttft_unloaded_ms;
-    chart
-        .draw_series(LineSeries::new(
-            [(40.0, bound), (100.0, bound)],
-            BLACK.mix(0.6).stroke_width(1),
-        ))?
-        .label("goal: 1.2 × unloaded p99")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6)));
+    if let Some(unloaded) = s.short_p99_ttft_unloaded_ms {
+        let bound = 1.2 * unloaded;
+        chart
+            .draw_series(LineSeries::new(
+                [(40.0, bound), (100.0, bound)],
+                BLACK.mix(0.6).stroke_width(1),
+            ))?
+            .label("goal: 1.2 × unloaded p99")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6)));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

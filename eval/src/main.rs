@@ -91,6 +91,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     g.bound
                 );
             }
+            for g in &s.goals_not_checked {
+                println!("skipped {g}");
+            }
             println!("report: {}", md.display());
             Ok(())
         }
@@ -173,7 +176,8 @@ mod tests {
         let p99 = |p: &str| s.short_p99_ttft_ms[p]["80"];
         assert!((p99("intellinode") - 10.0).abs() < 1e-9);
         assert!((p99("fifo") - 100.0).abs() < 1e-9);
-        assert!((s.short_p99_ttft_unloaded_ms - 9.0).abs() < 1e-9);
+        assert!((s.short_p99_ttft_unloaded_ms.unwrap() - 9.0).abs() < 1e-9);
+        assert!(s.goals_not_checked.is_empty(), "{:?}", s.goals_not_checked);
         assert!((s.long_throughput_vs_fifo["80"] - 0.99).abs() < 1e-9);
         let met: Vec<bool> = s.goals.iter().map(|g| g.met).collect();
         // 10/9 ≤ 1.2; fifo 10× ≥ 5; 0.99 ≥ 0.95; least_queue 2× ≥ 1.5.
@@ -199,19 +203,65 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_run_is_named() {
+    fn a_narrowed_evaluation_is_summarised_and_says_which_goals_it_could_not_check() {
+        charts::register_font(std::path::Path::new(charts::DEFAULT_FONT)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("runs")).unwrap();
-        std::fs::write(dir.path().join("a.json"), agent(&[1.0], 1).to_string()).unwrap();
+        std::fs::write(
+            dir.path().join("f.json"),
+            agent(&[900.0, 950.0], 100).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("i.json"),
+            agent(&[10.0, 12.0], 100).to_string(),
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("runs/index.json"),
             json!({"capacity_rps": 1.0, "timeout_ms": 1000.0, "runs": [
-                {"policy": "fifo", "load": "50", "rate_rps": 1.0, "requests": 11, "agent": "a.json"}]})
+                {"policy": "fifo", "load": "80", "rate_rps": 1.0, "requests": 11, "agent": "f.json"},
+                {"policy": "intellinode", "load": "80", "rate_rps": 1.0, "requests": 11, "agent": "i.json"}]})
             .to_string(),
         )
         .unwrap();
         let (index, runs) = summary::load_runs(dir.path()).unwrap();
+        let s = summary::summarise(&index, runs, None).unwrap();
+        assert_eq!(s.short_p99_ttft_unloaded_ms, None);
+        let checked: Vec<&str> = s.goals.iter().map(|g| g.goal.as_str()).collect();
+        assert_eq!(
+            checked,
+            [
+                "fifo / intellinode short p99 TTFT, at least",
+                "intellinode / fifo long throughput, at least"
+            ]
+        );
+        assert!((s.goals[0].value - 950.0 / 12.0).abs() < 1e-9);
+        assert_eq!(
+            s.goals_not_checked,
+            [
+                "intellinode short p99 TTFT / unloaded, at most (no run of intellinode unloaded)",
+                "least_queue / intellinode short p99 TTFT, at least (no run of least_queue at 80%)"
+            ]
+        );
+        charts::draw_all(dir.path(), &s).unwrap();
+        let md = report::render(&s, None, None, None, None);
+        assert!(md.contains("| fifo | 80 |"), "{md}");
+        assert!(md.contains("not checked"), "{md}");
+        assert!(!md.contains("unloaded:"), "{md}");
+    }
+
+    #[test]
+    fn an_empty_evaluation_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("runs")).unwrap();
+        std::fs::write(
+            dir.path().join("runs/index.json"),
+            json!({"capacity_rps": 1.0, "timeout_ms": 1000.0, "runs": []}).to_string(),
+        )
+        .unwrap();
+        let (index, runs) = summary::load_runs(dir.path()).unwrap();
         let e = summary::summarise(&index, runs, None).unwrap_err();
-        assert_eq!(e.to_string(), "no run of fifo at 80% load");
+        assert_eq!(e.to_string(), "runs/index.json lists no runs");
     }
 }

@@ -197,11 +197,17 @@ pub fn render(
             if g.met { "met" } else { "**not met**" }
         );
     }
-    let _ = writeln!(
-        out,
-        "\nShort-request p99 TTFT unloaded: {} ms.\n",
-        ms(s.short_p99_ttft_unloaded_ms)
-    );
+    for g in &s.goals_not_checked {
+        let _ = writeln!(out, "| {g} | | | not checked |");
+    }
+    if let Some(unloaded) = s.short_p99_ttft_unloaded_ms {
+        let _ = writeln!(
+            out,
+            "\nShort-request p99 TTFT unloaded: {} ms.",
+            ms(unloaded)
+        );
+    }
+    let _ = writeln!(out);
     let _ = writeln!(
         out,
         "![short p99 TTFT against load](short-p99-vs-load.svg)\n"

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -89,12 +89,16 @@ pub struct Agreement {
 pub struct Summary {
     /// Short-request p99 TTFT, ms, per policy and load.
     pub short_p99_ttft_ms: BTreeMap<String, BTreeMap<String, f64>>,
-    /// Short-request p99 TTFT with the system nearly idle, ms.
-    pub short_p99_ttft_unloaded_ms: f64,
+    /// Short-request p99 TTFT with the system nearly idle, ms (null when
+    /// that run was left out).
+    pub short_p99_ttft_unloaded_ms: Option<f64>,
     /// IntelliNode's long-request throughput over FIFO's, per load.
     pub long_throughput_vs_fifo: BTreeMap<String, f64>,
-    /// The goals at 80% load.
+    /// The goals at 80% load that the runs made could check.
     pub goals: Vec<Goal>,
+    /// The goals they could not, each with the runs it lacks
+    /// (`EVAL_POLICIES` / `EVAL_LOADS` narrowed the evaluation).
+    pub goals_not_checked: Vec<String>,
     /// Simulation against emulation (empty without a simulation).
     pub agreement: Vec<Agreement>,
     /// The capacity the loads are fractions of, requests/s.
@@ -160,14 +164,13 @@ fn find<'a>(runs: &'a [Run], policy: &str, load: &str) -> Option<&'a Run> {
         .find(|r| r.entry.policy == policy && r.entry.load == load)
 }
 
-/// The three summary keys from a JSON object that has them (the
-/// simulator's output, or this summary itself).
+/// The summary keys simulation and emulation are compared on, from a
+/// JSON object that has them (the simulator's output, or this summary
+/// itself).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Keys {
     /// As in [`Summary`].
     pub short_p99_ttft_ms: BTreeMap<String, BTreeMap<String, f64>>,
-    /// As in [`Summary`].
-    pub short_p99_ttft_unloaded_ms: f64,
     /// As in [`Summary`].
     pub long_throughput_vs_fifo: BTreeMap<String, f64>,
 }
@@ -179,22 +182,24 @@ impl Keys {
 }
 
 /// Builds the summary; `sim` is the simulator's output for the same
-/// cluster, if it ran.
+/// cluster, if it ran. A narrowed evaluation summarises the runs it made;
+/// the goals that need a run it left out are listed as not checked.
 pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow::Result<Summary> {
-    let mut short = BTreeMap::new();
-    for policy in POLICIES {
-        let mut per = BTreeMap::new();
-        for load in LOADS {
-            let run = find(&runs, policy, load)
-                .with_context(|| format!("no run of {policy} at {load}% load"))?;
-            per.insert(load.to_owned(), run.stats.short.ttft_ms.p99);
-        }
-        short.insert(policy.to_owned(), per);
+    if runs.is_empty() {
+        anyhow::bail!("runs/index.json lists no runs");
     }
-    let Some(unloaded) = find(&runs, "intellinode", "unloaded") else {
-        bail!("no unloaded run of intellinode");
-    };
-    let unloaded = unloaded.stats.short.ttft_ms.p99;
+    let mut short: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for policy in POLICIES {
+        for load in LOADS {
+            if let Some(run) = find(&runs, policy, load) {
+                short
+                    .entry(policy.to_owned())
+                    .or_default()
+                    .insert(load.to_owned(), run.stats.short.ttft_ms.p99);
+            }
+        }
+    }
+    let unloaded = find(&runs, "intellinode", "unloaded").map(|r| r.stats.short.ttft_ms.p99);
     let mut long_vs_fifo = BTreeMap::new();
     for load in LOADS {
         let (Some(i), Some(f)) = (find(&runs, "intellinode", load), find(&runs, "fifo", load))
@@ -210,56 +215,69 @@ pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow
     }
     let keys = Keys {
         short_p99_ttft_ms: short,
-        short_p99_ttft_unloaded_ms: unloaded,
         long_throughput_vs_fifo: long_vs_fifo,
     };
-    let p = |policy| keys.p99(policy, GOAL_LOAD).unwrap_or(f64::NAN);
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-    let goal = |goal: &str, value: f64, bound: f64, at_most: bool| Goal {
-        goal: goal.to_owned(),
-        value,
-        bound,
-        met: if at_most {
-            value <= bound
-        } else {
-            value >= bound
-        },
+    let p = |policy: &str| {
+        keys.p99(policy, GOAL_LOAD)
+            .ok_or(format!("{policy} at {GOAL_LOAD}%"))
     };
-    let goals = vec![
-        goal(
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let unloaded_p99 = unloaded.ok_or_else(|| "intellinode unloaded".to_string());
+    let long_80 = keys
+        .long_throughput_vs_fifo
+        .get(GOAL_LOAD)
+        .copied()
+        .ok_or(format!("fifo and intellinode at {GOAL_LOAD}%"));
+    let candidates: [(&str, Result<f64, String>, f64, bool); 4] = [
+        (
             "intellinode short p99 TTFT / unloaded, at most",
-            ratio(p("intellinode"), unloaded),
+            p("intellinode").and_then(|i| Ok(ratio(i, unloaded_p99.clone()?))),
             1.2,
             true,
         ),
-        goal(
+        (
             "fifo / intellinode short p99 TTFT, at least",
-            ratio(p("fifo"), p("intellinode")),
+            p("fifo").and_then(|f| Ok(ratio(f, p("intellinode")?))),
             5.0,
             false,
         ),
-        goal(
+        (
             "intellinode / fifo long throughput, at least",
-            keys.long_throughput_vs_fifo
-                .get(GOAL_LOAD)
-                .copied()
-                .unwrap_or(f64::NAN),
+            long_80,
             0.95,
             false,
         ),
-        goal(
+        (
             "least_queue / intellinode short p99 TTFT, at least",
-            ratio(p("least_queue"), p("intellinode")),
+            p("least_queue").and_then(|l| Ok(ratio(l, p("intellinode")?))),
             1.5,
             false,
         ),
     ];
+    let mut goals = Vec::new();
+    let mut goals_not_checked = Vec::new();
+    for (goal, value, bound, at_most) in candidates {
+        match value {
+            Ok(value) => goals.push(Goal {
+                goal: goal.to_owned(),
+                value,
+                bound,
+                met: if at_most {
+                    value <= bound
+                } else {
+                    value >= bound
+                },
+            }),
+            Err(missing) => goals_not_checked.push(format!("{goal} (no run of {missing})")),
+        }
+    }
     let agreement = sim.map(|s| agreement(&keys, s)).unwrap_or_default();
     Ok(Summary {
         short_p99_ttft_ms: keys.short_p99_ttft_ms,
-        short_p99_ttft_unloaded_ms: keys.short_p99_ttft_unloaded_ms,
+        short_p99_ttft_unloaded_ms: unloaded,
         long_throughput_vs_fifo: keys.long_throughput_vs_fifo,
         goals,
+        goals_not_checked,
         agreement,
         capacity_rps: index.capacity_rps,
         runs,
