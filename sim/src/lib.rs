@@ -65,11 +65,14 @@
 //!   appliance times them passively (from the request's last payload
 //!   packet), minus the predicted network round trip.
 //!
-//! Policies: `intellinode` = [`steer::Policy::TokenAware`]; `least_queue` =
+//! Policies ([`eval::Variant`], as `scripts/eval.sh` configures the
+//! appliance): `intellinode` = [`steer::Policy::TokenAware`] with the
+//! strict interactive egress band; `least_queue` =
 //! [`steer::Policy::LeastQueue`] (the Gateway API Inference Extension's
-//! queue and KV-cache scorers, no network awareness); `fifo` =
-//! [`steer::Policy::RoundRobin`] with no priority anywhere. Nodes always
-//! serve FIFO: they are not the appliance's.
+//! queue and KV-cache scorers, no network awareness) with FIFO egress;
+//! `fifo` = [`steer::Policy::RoundRobin`] with FIFO egress. Egress
+//! priority only matters on a shaped uplink. Nodes always serve FIFO: they
+//! are not the appliance's.
 //!
 //! ## What it leaves out
 //!
