@@ -198,6 +198,7 @@ mod tests {
         let md = report::render(&s, None, None, None, Some(42.0));
         assert!(md.contains("| intellinode | unloaded |"), "{md}");
         assert!(md.contains("| fifo | 95 |"), "{md}");
+        assert!(md.contains("| short tokens/s |"), "{md}");
         assert!(!md.contains("not met"), "{md}");
         assert!(md.contains("took 42 s"), "{md}");
     }

@@ -19,7 +19,7 @@ fn run_row(out: &mut String, r: &Run) {
     let (s, l) = (&r.stats.short, &r.stats.long);
     let _ = writeln!(
         out,
-        "| {} | {} | {:.1} | {} / {} | {} / {} | {} | {} / {} | {} / {} | {:.0} | {} |",
+        "| {} | {} | {:.1} | {} / {} | {} / {} | {:.0} | {} | {} / {} | {} / {} | {:.0} | {} |",
         r.entry.policy,
         r.entry.load,
         r.entry.rate_rps,
@@ -27,6 +27,7 @@ fn run_row(out: &mut String, r: &Run) {
         ms(s.ttft_ms.p99),
         ms(s.completion_ms.p50),
         ms(s.completion_ms.p99),
+        s.throughput_tokens_per_s,
         s.failed,
         ms(l.ttft_ms.p50),
         ms(l.ttft_ms.p99),
@@ -217,8 +218,8 @@ pub fn render(
     let _ = writeln!(
         out,
         "TTFT and completion in ms (p50 / p99); throughput in output tokens/s.\n\n\
-         | policy | load % | rate/s | short TTFT | short completion | short failed | long TTFT | long completion | long tokens/s | long failed |\n\
-         |---|---|---|---|---|---|---|---|---|---|"
+         | policy | load % | rate/s | short TTFT | short completion | short tokens/s | short failed | long TTFT | long completion | long tokens/s | long failed |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|"
     );
     let order = std::iter::once(("intellinode", "unloaded")).chain(
         POLICIES
