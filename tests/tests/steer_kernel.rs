@@ -1,7 +1,8 @@
 //! Token-aware steering between real kernel sockets: an agent namespace
-//! calls the VIP over TCP, the appliance (net_af_packet) picks the edge or
-//! the centre instance per request, and `pktgen serve` nodes answer from
-//! their own namespaces (scripts/steer-topology.sh).
+//! calls the VIP over TCP (and, in its own test, over UDP with the INUD
+//! datagram protocol), the appliance (net_af_packet) picks the edge or the
+//! centre instance per request, and `pktgen serve` nodes answer from their
+//! own namespaces (scripts/steer-topology.sh).
 //!
 //! Because the connections are real TCP, every request that completes
 //! proves the whole NAT: the agent only accepts segments from the VIP, the
@@ -145,6 +146,131 @@ fn served_by(stats: &[(&str, serde_json::Value)]) -> HashMap<String, String> {
     m
 }
 
+/// The cluster of `examples/steer.toml` in the namespaces: the appliance,
+/// an edge node and a centre node 15 ms away, both answering TCP and the
+/// INUD datagram protocol on port 8000, and a control listener for `ctl`.
+struct Cluster {
+    edge: Child,
+    centre: Child,
+    appliance: Child,
+    edge_json: PathBuf,
+    centre_json: PathBuf,
+    stats_json: PathBuf,
+    control_port: u16,
+    key_path: PathBuf,
+}
+
+impl Cluster {
+    fn start(t: &Topology, dir: &Path, file_prefix: &str) -> Cluster {
+        let (key_path, _) = write_key(dir, "orch.key");
+        let control_port = free_port();
+        let mut config =
+            std::fs::read_to_string(workspace_root().join("examples/steer.toml")).unwrap();
+        config += &format!(
+            "[control]\nlisten = \"127.0.0.1:{control_port}\"\nmax_state_age_ms = 1000\n\
+             [[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"query\"]\n",
+            key_path.display()
+        );
+        let cfg = dir.join("steer.toml");
+        std::fs::write(&cfg, config).unwrap();
+
+        let (edge_json, centre_json) = (dir.join("edge.json"), dir.join("centre.json"));
+        let edge = serve(
+            t,
+            "edge",
+            &[
+                "--listen",
+                "10.0.2.2:8000",
+                "--udp",
+                "10.0.2.2:8000",
+                "--name",
+                "edge",
+                "--prefill-tps",
+                "2000",
+                "--decode-tps",
+                "200",
+                "--base-ttft-ms",
+                "3",
+                "--concurrency",
+                "16",
+            ],
+            &edge_json,
+        );
+        let centre = serve(
+            t,
+            "centre",
+            &[
+                "--listen",
+                "10.0.3.2:8000",
+                "--udp",
+                "10.0.3.2:8000",
+                "--name",
+                "centre",
+                "--prefill-tps",
+                "20000",
+                "--decode-tps",
+                "2000",
+                "--base-ttft-ms",
+                "8",
+                "--concurrency",
+                "32",
+                "--delay-ms",
+                "15",
+                "--jitter-ms",
+                "3",
+            ],
+            &centre_json,
+        );
+
+        let stats_json = dir.join("stats.json");
+        let mut cmd = t.command("", &release_bin("intellinode"));
+        cmd.args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--duration", "60", "--stats-interval", "0", "--stats-json"])
+            .arg(&stats_json)
+            .arg("--");
+        cmd.args(eal_args(
+            file_prefix,
+            &[
+                "net_af_packet0,iface=dag".into(),
+                "net_af_packet1,iface=ded".into(),
+                "net_af_packet2,iface=dce".into(),
+            ],
+        ));
+        let appliance = spawn_until_running(cmd);
+        Cluster {
+            edge,
+            centre,
+            appliance,
+            edge_json,
+            centre_json,
+            stats_json,
+            control_port,
+            key_path,
+        }
+    }
+
+    /// Stops everything; returns the appliance's final stats and which
+    /// node served each agent source address.
+    fn stop(self) -> (serde_json::Value, HashMap<String, String>) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.appliance.id().to_string()])
+            .status();
+        let report = finish_run(self.appliance, &self.stats_json);
+        for mut node in [self.edge, self.centre] {
+            let _ = Command::new("kill")
+                .args(["-INT", &node.id().to_string()])
+                .status();
+            let _ = node.wait();
+        }
+        let served = served_by(&[
+            ("edge", read_json(&self.edge_json)),
+            ("centre", read_json(&self.centre_json)),
+        ]);
+        (report, served)
+    }
+}
+
 #[test]
 fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fails() {
     let _dpdk = dpdk_lock();
@@ -152,77 +278,9 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     let name = format!("inst{}", std::process::id());
     let t = Topology::up(&name);
 
-    let (key_path, _) = write_key(dir.path(), "orch.key");
-    let cport = free_port();
-    let mut config = std::fs::read_to_string(workspace_root().join("examples/steer.toml")).unwrap();
-    config += &format!(
-        "[control]\nlisten = \"127.0.0.1:{cport}\"\nmax_state_age_ms = 1000\n\
-         [[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"query\"]\n",
-        key_path.display()
-    );
-    let cfg = dir.path().join("steer.toml");
-    std::fs::write(&cfg, config).unwrap();
-
-    let (edge_json, centre_json) = (dir.path().join("edge.json"), dir.path().join("centre.json"));
-    let mut edge = serve(
-        &t,
-        "edge",
-        &[
-            "--listen",
-            "10.0.2.2:8000",
-            "--name",
-            "edge",
-            "--prefill-tps",
-            "2000",
-            "--decode-tps",
-            "200",
-            "--base-ttft-ms",
-            "3",
-            "--concurrency",
-            "16",
-        ],
-        &edge_json,
-    );
-    let mut centre = serve(
-        &t,
-        "centre",
-        &[
-            "--listen",
-            "10.0.3.2:8000",
-            "--name",
-            "centre",
-            "--prefill-tps",
-            "20000",
-            "--decode-tps",
-            "2000",
-            "--base-ttft-ms",
-            "8",
-            "--concurrency",
-            "32",
-            "--delay-ms",
-            "15",
-            "--jitter-ms",
-            "3",
-        ],
-        &centre_json,
-    );
-
-    let json = dir.path().join("stats.json");
-    let mut cmd = t.command("", &release_bin("intellinode"));
-    cmd.args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--duration", "60", "--stats-interval", "0", "--stats-json"])
-        .arg(&json)
-        .arg("--");
-    cmd.args(eal_args(
-        "steerk",
-        &[
-            "net_af_packet0,iface=dag".into(),
-            "net_af_packet1,iface=ded".into(),
-            "net_af_packet2,iface=dce".into(),
-        ],
-    ));
-    let appliance = spawn_until_running(cmd);
+    let cluster = Cluster::start(&t, dir.path(), "steerk");
+    let cport = cluster.control_port;
+    let key_path = cluster.key_path.clone();
     let ctl = |args: &[&str]| {
         let mut c = t.command("", &release_bin("intellinode"));
         let out = c
@@ -334,20 +392,7 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
         ],
     );
 
-    let _ = Command::new("kill")
-        .args(["-INT", &appliance.id().to_string()])
-        .status();
-    let report = finish_run(appliance, &json);
-    for node in [&mut edge, &mut centre] {
-        let _ = Command::new("kill")
-            .args(["-INT", &node.id().to_string()])
-            .status();
-        let _ = node.wait();
-    }
-    let served = served_by(&[
-        ("edge", read_json(&edge_json)),
-        ("centre", read_json(&centre_json)),
-    ]);
+    let (report, served) = cluster.stop();
 
     // Every request completed: the NAT works both ways.
     for (phase, r) in [
@@ -436,5 +481,63 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
         .as_f64()
         .unwrap()
         .is_finite());
+    assert_eq!(report["totals"]["balanced"], true);
+}
+
+/// The same steering for the INUD datagram protocol: each request is one
+/// UDP datagram from its own socket, decided on that datagram, answered by
+/// a stream of datagrams that the appliance sends back from the VIP.
+#[test]
+fn udp_requests_are_steered_by_class_and_answered_from_the_vip() {
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let t = Topology::up(&format!("insu{}", std::process::id()));
+    let cluster = Cluster::start(&t, dir.path(), "steeru");
+    // Long requests keep to a datagram's worth of prompt, and ask for
+    // enough output to be bulk work.
+    let udp = agent(
+        &t,
+        dir.path(),
+        "udp",
+        &[
+            "--transport",
+            "udp",
+            "--requests",
+            "20",
+            "--interval-ms",
+            "30",
+            "--short-fraction",
+            "0.5",
+            "--long-prompt-words",
+            "20-40",
+            "--long-output-tokens",
+            "300-400",
+            "--seed",
+            "11",
+        ],
+    );
+    let (report, served) = cluster.stop();
+
+    // The agent's sockets are connected to the VIP, so every answer came
+    // back from it: the NAT works both ways for UDP.
+    let requests = udp["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 20);
+    let mut by_class: HashMap<bool, usize> = HashMap::new();
+    for req in requests {
+        assert!(req["error"].is_null(), "request failed: {req}");
+        let interactive = class_of(req).is_interactive();
+        let node = &served[req["local"].as_str().unwrap()];
+        assert_eq!(node, if interactive { "edge" } else { "centre" }, "{req}");
+        *by_class.entry(interactive).or_default() += 1;
+    }
+    assert_eq!(by_class.len(), 2, "both classes present: {by_class:?}");
+
+    let s = &report["steer"];
+    assert_eq!(s["flows"]["new"], 20, "{s}");
+    assert!(
+        s["flows"]["response_translated"].as_u64().unwrap() > 20,
+        "{s}"
+    );
+    assert_eq!(s["flows"]["response_without_flow"], 0, "{s}");
     assert_eq!(report["totals"]["balanced"], true);
 }
