@@ -67,15 +67,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for FILE TEXT PID WHAT: until FILE contains TEXT (20 s at most).
-wait_for() {
-	for _ in $(seq 200); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		kill -0 "$3" 2>/dev/null || die "$4 exited early: $(tail -n 3 "$1" 2>/dev/null | tr '\n' ' ')"
-		sleep 0.1
-	done
-	die "$4 did not start within 20 s (see $1)"
-}
 # Background processes are started with `ip netns exec` directly (not
 # through a function, which would fork a subshell) so that $! is their pid.
 in_ns() { # SIDE ('' for the appliance) COMMAND...

@@ -1,5 +1,17 @@
-# Sourced by scripts/demo.sh and scripts/eval.sh.
+# Sourced by scripts/demo.sh and scripts/eval.sh, which define die.
 #
+# wait_for FILE TEXT PID WHAT: waits until FILE (the process's log)
+# contains TEXT, its ready line, for 20 s at most; dies naming WHAT if the
+# process exits first or never gets ready.
+wait_for() {
+	for _ in $(seq 200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || die "$4 exited early: $(tail -n 3 "$1" 2>/dev/null | tr '\n' ' ')"
+		sleep 0.1
+	done
+	die "$4 did not start within 20 s (see $1)"
+}
+
 # stop_pids PID...: asks each process to stop (SIGINT, so the appliance and
 # pktgen write their statistics), gives each up to 5 s to exit on its own,
 # then insists (SIGKILL), and reaps them.
