@@ -40,13 +40,9 @@ die() {
 	exit 1
 }
 
-((EUID == 0)) || die "must run as root (it creates network namespaces): sudo make demo"
-for bin in "$INB" "$PKTGEN"; do
-	[[ -x $bin ]] || die "missing $bin (run 'make build' first)"
-done
-for tool in jq ip ethtool; do
-	command -v "$tool" >/dev/null || die "$tool is required (run 'make deps')"
-done
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+preflight demo "$INB" "$PKTGEN"
 INB=$(realpath "$INB")
 PKTGEN=$(realpath "$PKTGEN")
 
@@ -55,8 +51,6 @@ rm -f "$OUT"/{orch.key,steer.toml,stats.json,phase1.json,phase2.json,phase1-stat
 	"$OUT"/{edge,centre}.json "$OUT"/{intellinode,edge,centre}.log
 
 # --- set-up and a clean-up that always runs ---------------------------------
-# shellcheck source=scripts/processes.sh
-source "$(dirname "${BASH_SOURCE[0]}")/processes.sh"
 PIDS=()
 cleanup() {
 	stop_pids "${PIDS[@]}"

@@ -619,32 +619,13 @@ fn exchange(
     let mut done = false;
     let mut tokens = 0u32;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "timed out after {:.1} s",
-                cfg.timeout.as_secs_f64()
-            ));
-        }
-        stream
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
-        let n = match stream.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!(
-                    "timed out after {:.1} s",
-                    cfg.timeout.as_secs_f64()
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("receive: {e}")),
-        };
+        let read = read_before(
+            deadline,
+            cfg.timeout,
+            |t| stream.set_read_timeout(t),
+            || (&stream).read(&mut chunk),
+        )?;
+        let Some(n) = read else { continue };
         let now = Instant::now();
         if n == 0 {
             break;
@@ -707,6 +688,36 @@ fn exchange(
     Ok(())
 }
 
+/// One read that gives up at `deadline` (the request's `timeout` after it
+/// began): the bytes read, `None` when a signal interrupted it (read
+/// again), or the error to record.
+fn read_before(
+    deadline: Instant,
+    timeout: Duration,
+    set_read_timeout: impl FnOnce(Option<Duration>) -> io::Result<()>,
+    read: impl FnOnce() -> io::Result<usize>,
+) -> Result<Option<usize>, String> {
+    let timed_out = || format!("timed out after {:.1} s", timeout.as_secs_f64());
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+    match read() {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(timed_out())
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(format!("receive: {e}")),
+    }
+}
+
 /// The UDP socket for `req`: bound to `cfg.bind` (or any address of the
 /// target's family), TLV set as `cfg.tlv` says, connected to the target.
 fn udp_socket(cfg: &AgentConfig, req: &PlannedRequest) -> io::Result<UdpSocket> {
@@ -738,7 +749,6 @@ fn exchange_udp(
     scheduled: Instant,
     r: &mut RequestResult,
 ) -> Result<(), String> {
-    let timed_out = || format!("timed out after {:.1} s", cfg.timeout.as_secs_f64());
     let deadline = began + cfg.timeout;
     let id = req.id as u64;
     let request = datagram::encode_request(id, http_body(&req.http))?;
@@ -753,26 +763,13 @@ fn exchange_udp(
     let mut received = 0u64;
     let mut last_seq: Option<u32> = None;
     while last_seq.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out());
-        }
-        socket
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
-        let n = match socket.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(timed_out())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("receive: {e}")),
-        };
+        let read = read_before(
+            deadline,
+            cfg.timeout,
+            |t| socket.set_read_timeout(t),
+            || socket.recv(&mut buf),
+        )?;
+        let Some(n) = read else { continue };
         let now = Instant::now();
         r.bytes_received += n;
         match datagram::decode(&buf[..n]) {

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use sim::eval::{run_eval, EvalOptions, POLICIES};
 use sim::scale::{scenario, ScaleOptions, ScaleReport};
 use sim::uplink::{run_uplink, UplinkOptions};
@@ -54,26 +54,43 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// How the eval cluster's runs are replicated and written (`eval`,
+/// `uplink`).
+#[derive(Args)]
+struct Replicated {
+    /// Requests per run (default: as many as the emulation sends,
+    /// rate × run_seconds, replicated).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Independent replications per run, pooled (default: 1 with
+    /// --requests, else 30).
+    #[arg(long)]
+    replications: Option<u32>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the JSON here (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl Replicated {
+    /// One long run when the user sized it, else the emulation's size 30
+    /// times.
+    fn replications(&self) -> u32 {
+        self.replications
+            .unwrap_or(if self.requests.is_some() { 1 } else { 30 })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the eval cluster, its capacity and per-load rates as JSON.
     Plan,
     /// Simulate the emulated cluster: three policies at every load.
     Eval {
-        /// Requests per run (default: as many as the emulation sends,
-        /// rate × run_seconds, replicated).
-        #[arg(long)]
-        requests: Option<u64>,
-        /// Independent replications per run, pooled (default: 1 with
-        /// --requests, else 30).
-        #[arg(long)]
-        replications: Option<u32>,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Write the JSON here (default: stdout).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        runs: Replicated,
     },
     /// The eval cluster behind one busy shaped egress port: strict
     /// priority against a FIFO port.
@@ -84,19 +101,8 @@ enum Cmd {
         /// Share of the uplink's time the requests take; sets its rate.
         #[arg(long, default_value_t = 0.8)]
         utilisation: f64,
-        /// Requests per run (default: as the eval scenario, replicated).
-        #[arg(long)]
-        requests: Option<u64>,
-        /// Independent replications per run, pooled (default: 1 with
-        /// --requests, else 30).
-        #[arg(long)]
-        replications: Option<u32>,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Write the JSON here (default: stdout).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        runs: Replicated,
     },
     /// Many sites, shared centre nodes, node and path failures.
     Scale {
@@ -140,17 +146,12 @@ fn main() -> anyhow::Result<()> {
             c.validate().map_err(|e| anyhow!(e))?;
             println!("{}", serde_json::to_string_pretty(&sim::eval::plan(&c))?);
         }
-        Cmd::Eval {
-            requests,
-            replications,
-            seed,
-            out,
-        } => {
+        Cmd::Eval { runs } => {
             let c = EvalCluster::default();
             let opt = EvalOptions {
-                seed,
-                requests,
-                replications: replications.unwrap_or(if requests.is_some() { 1 } else { 30 }),
+                seed: runs.seed,
+                requests: runs.requests,
+                replications: runs.replications(),
                 uplink_mbps: None,
             };
             let began = Instant::now();
@@ -168,20 +169,17 @@ fn main() -> anyhow::Result<()> {
                 r.long_throughput_vs_fifo,
                 began.elapsed().as_secs_f64()
             );
-            write(out, serde_json::to_string_pretty(&r)?)?;
+            write(runs.out, serde_json::to_string_pretty(&r)?)?;
         }
         Cmd::Uplink {
             load,
             utilisation,
-            requests,
-            replications,
-            seed,
-            out,
+            runs,
         } => {
             let opt = UplinkOptions {
-                seed,
-                requests,
-                replications: replications.unwrap_or(if requests.is_some() { 1 } else { 30 }),
+                seed: runs.seed,
+                requests: runs.requests,
+                replications: runs.replications(),
                 load,
                 utilisation,
             };
@@ -199,7 +197,7 @@ fn main() -> anyhow::Result<()> {
                 r.intellinode_unshaped_short_p99_ttft_ms,
                 began.elapsed().as_secs_f64()
             );
-            write(out, serde_json::to_string_pretty(&r)?)?;
+            write(runs.out, serde_json::to_string_pretty(&r)?)?;
         }
         Cmd::Scale {
             nodes,

@@ -1,5 +1,19 @@
 # Sourced by scripts/demo.sh and scripts/eval.sh, which define die.
-#
+
+# preflight TARGET BIN...: root, the built binaries and the tools the
+# namespace scripts use, or one line saying what to run first.
+preflight() {
+	local target=$1 bin tool
+	shift
+	((EUID == 0)) || die "must run as root (it creates network namespaces): sudo make $target"
+	for bin in "$@"; do
+		[[ -x $bin ]] || die "missing $bin (run 'make build' first)"
+	done
+	for tool in jq ip ethtool; do
+		command -v "$tool" >/dev/null || die "$tool is required (run 'make deps')"
+	done
+}
+
 # wait_for FILE TEXT PID WHAT: waits until FILE (the process's log)
 # contains TEXT, its ready line, for 20 s at most; dies naming WHAT if the
 # process exits first or never gets ready.
