@@ -228,7 +228,9 @@ impl<'a> SteerPipeline<'a> {
                 infer_limits: InferLimits {
                     max_scan_bytes: cfg.infer_max_scan_bytes,
                 },
-                flow_table_size: cfg.flow_table_size,
+                // The configured size is the appliance's: each worker
+                // owns an even share of the flows, so holds that share.
+                flow_table_size: cfg.flow_table_size.div_ceil(conf.handoff.workers()),
                 flow_idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
             },
             shared.models.clone(),
