@@ -250,6 +250,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
     telemetry.probe = probe_thread.as_ref().map(|t| Arc::clone(&t.counters));
+    // Keys the hash of the flow and QP tables, whose keys remote senders
+    // choose: drawn once per process, so collisions cannot be aimed.
+    let table_seed: u64 = rand::random();
     let steer_shared = match &config.steer {
         Some(sc) => {
             let table = sc.build()?;
@@ -272,6 +275,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 counters,
                 tsc_hz: dpdk::tsc_hz(),
                 models,
+                seed: table_seed,
             }))
         }
         None => None,
@@ -279,7 +283,8 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let mut predictor_thread = None;
     let tensor_shared = match &config.tensor {
         Some(tc) => {
-            let (shared, predictor_cfg) = tensor::build_shared(tc, usize::from(nb_ports))?;
+            let (shared, predictor_cfg) =
+                tensor::build_shared(tc, usize::from(nb_ports), table_seed)?;
             telemetry.tensor = Some((
                 Arc::clone(&shared.counters),
                 shared.paths.iter().map(|p| p.id).collect(),

@@ -66,6 +66,8 @@ pub struct SteerShared {
     /// Each instance's latency model as configured; the worker learns on
     /// its own copy.
     pub models: Vec<InstanceModel>,
+    /// Keys the flow table's hash, so agents cannot choose colliding flows.
+    pub seed: u64,
 }
 
 /// Flows the ageing sweep visits per round.
@@ -168,7 +170,7 @@ impl<'a> SteerWorker<'a> {
             shared,
             counters: &shared.counters,
             lcore: &conf.counters,
-            flows: FlowTable::new(cfg.flow_table_size),
+            flows: FlowTable::new(cfg.flow_table_size, shared.seed),
             models: shared.models.clone(),
             egress,
             infer_limits: InferLimits {
@@ -402,7 +404,7 @@ impl<'a> SteerWorker<'a> {
         };
         Some(Keyed {
             key,
-            hash: key.hash32(),
+            hash: self.flows.hash(&key),
             owner,
         })
     }
@@ -438,9 +440,8 @@ impl<'a> SteerWorker<'a> {
         }
         let (shared, counters, limits) = (self.shared, self.counters, &self.infer_limits);
         let mut finished = None;
-        let hit = match self.flows.get_mut_hashed(&key, hash) {
+        let hit = match self.flows.touch_hashed(&key, hash, now_ns) {
             Some(entry) if entry.service == service => {
-                entry.last_seen_ns = now_ns;
                 entry.closed |= ends;
                 if entry.class == TrafficClass::Other && payload_len > 0 {
                     // A TLV-less TCP flow was decided at its SYN; its
@@ -546,7 +547,6 @@ impl<'a> SteerWorker<'a> {
         };
         self.counters.reason(choice.reason);
         let mut entry = FlowEntry::new(
-            key,
             service,
             choice.instance,
             choice.path,
@@ -558,7 +558,7 @@ impl<'a> SteerWorker<'a> {
         if p.payload.len > 0 {
             entry.timing.on_request_payload(now_ns);
         }
-        match self.flows.insert(entry) {
+        match self.flows.insert(key, entry, now_ns) {
             Ok(_) => {
                 self.counters.flow(FlowEvent::New);
                 self.counters.chosen(choice.instance, class);
@@ -632,9 +632,8 @@ impl<'a> SteerWorker<'a> {
         let flags = tcp_flags(p, m.data());
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let mut finished = None;
-        let band = match self.flows.get_mut_hashed(&key, hash) {
+        let band = match self.flows.touch_hashed(&key, hash, now_ns) {
             Some(entry) => {
-                entry.last_seen_ns = now_ns;
                 if p.payload.len > 0 {
                     entry.timing.on_response_payload(now_ns);
                 }
@@ -703,19 +702,21 @@ impl<'a> SteerWorker<'a> {
         let mut finished: [Option<(FlowEntry, Measured)>; EXPIRE_BUDGET] = [None; EXPIRE_BUDGET];
         let mut n = 0usize;
         let mut unanswered = 0u64;
-        let removed = self.flows.expire(now_ns, self.idle_ns, EXPIRE_BUDGET, |e| {
-            let mut timing = e.timing;
-            match timing.on_end() {
-                Some(m) => {
-                    if let Some(slot) = finished.get_mut(n) {
-                        *slot = Some((*e, m));
-                        n += 1;
+        let removed = self
+            .flows
+            .expire(now_ns, self.idle_ns, EXPIRE_BUDGET, |_, e| {
+                let mut timing = e.timing;
+                match timing.on_end() {
+                    Some(m) => {
+                        if let Some(slot) = finished.get_mut(n) {
+                            *slot = Some((*e, m));
+                            n += 1;
+                        }
                     }
+                    None if timing.phase == steer::feedback::Phase::Requesting => unanswered += 1,
+                    None => {}
                 }
-                None if timing.phase == steer::feedback::Phase::Requesting => unanswered += 1,
-                None => {}
-            }
-        });
+            });
         for _ in 0..removed {
             self.counters.flow(FlowEvent::Expired);
         }
