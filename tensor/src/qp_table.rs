@@ -11,10 +11,9 @@
 //! come from remote senders, so the key's hash is keyed by the table's
 //! seed, drawn at random per process.
 //!
-//! When the table is full an insert is refused
-//! ([`InsertError::Full`](flowtab::InsertError::Full)): the QP still goes
-//! through, best effort, and the caller counts it, rather than every worker
-//! slowing down under a table it cannot grow. The time each QP was last seen
+//! When the table is full an insert is refused ([`InsertError::Full`]): the
+//! QP still goes through, best effort, and the caller counts it, rather than
+//! every worker slowing down under a table it cannot grow. The time each QP was last seen
 //! lives in the table: [`QpTable::entry_hashed`] and
 //! [`QpTable::touch_hashed`] mark it, and [`QpTable::expire`] ages idle QPs
 //! out a bounded number at a time.
