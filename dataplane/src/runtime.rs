@@ -243,10 +243,19 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
     telemetry.probe = probe_thread.as_ref().map(|t| Arc::clone(&t.counters));
+    // Keys the hash of the flow and QP tables, whose keys remote senders
+    // choose: drawn once per process, so collisions cannot be aimed.
+    let table_seed: u64 = rand::random();
     let steer_shared = match &config.steer {
         Some(sc) => {
-            let shared = SteerShared::new(sc, workers.len(), usize::from(nb_ports), dpdk::tsc_hz())
-                .map_err(|e| anyhow!(e))?;
+            let shared = SteerShared::new(
+                sc,
+                workers.len(),
+                usize::from(nb_ports),
+                dpdk::tsc_hz(),
+                table_seed,
+            )
+            .map_err(|e| anyhow!(e))?;
             telemetry.steer = Some((shared.counters.clone(), shared.instance_names()));
             Some(Arc::new(shared))
         }
@@ -255,7 +264,8 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let mut predictor_thread = None;
     let tensor_shared = match &config.tensor {
         Some(tc) => {
-            let (shared, predictor_cfg) = tensor::build_shared(tc, usize::from(nb_ports))?;
+            let (shared, predictor_cfg) =
+                tensor::build_shared(tc, usize::from(nb_ports), table_seed)?;
             telemetry.tensor = Some((
                 Arc::clone(&shared.counters),
                 shared.paths.iter().map(|p| p.id).collect(),

@@ -764,6 +764,7 @@ impl<'a> World<'a> {
                     // Requests are decided at the flow level: no packets.
                     flow_table_size: 1,
                     flow_idle_ns: u64::MAX,
+                    seed: 0,
                 },
                 models,
                 std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),

@@ -62,6 +62,9 @@ pub struct EngineConfig {
     pub flow_table_size: usize,
     /// A flow idle this long is forgotten (and its answer measured).
     pub flow_idle_ns: u64,
+    /// Keys the flow table's hash. Every engine of one appliance uses the
+    /// same seed, so all agree on which owns a flow.
+    pub seed: u64,
 }
 
 /// A packet's client-side flow key, its hash, and the service (request) or
@@ -142,7 +145,7 @@ impl Engine {
         counters: Arc<SteerCounters>,
     ) -> Engine {
         Engine {
-            flows: FlowTable::new(config.flow_table_size),
+            flows: FlowTable::new(config.flow_table_size, config.seed),
             table,
             config,
             models,
@@ -212,7 +215,7 @@ impl Engine {
         };
         Some(Keyed {
             key,
-            hash: key.hash32(),
+            hash: self.flows.hash(&key),
             owner,
         })
     }
@@ -255,9 +258,8 @@ impl Engine {
             }
         }
         let mut finished = None;
-        let hit = match self.flows.get_mut_hashed(&key, hash) {
+        let hit = match self.flows.touch_hashed(&key, hash, now_ns) {
             Some(entry) if entry.service == service => {
-                entry.last_seen_ns = now_ns;
                 entry.closed |= ends;
                 if entry.class == TrafficClass::Other && payload_len > 0 {
                     // A TLV-less TCP flow was decided at its SYN; its
@@ -328,7 +330,6 @@ impl Engine {
             };
         let choice = self.decide(service, &features, class, view, now_ns).ok()?;
         let mut entry = FlowEntry::new(
-            key,
             service,
             choice.instance,
             choice.path,
@@ -340,7 +341,7 @@ impl Engine {
         if p.payload.len > 0 {
             entry.timing.on_request_payload(now_ns);
         }
-        match self.flows.insert(entry) {
+        match self.flows.insert(key, entry, now_ns) {
             Ok(_) => {
                 self.counters.flow(FlowEvent::New);
                 self.counters.chosen(choice.instance, class);
@@ -448,9 +449,8 @@ impl Engine {
         let flags = tcp_flags(p, frame);
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let mut finished = None;
-        let band = match self.flows.get_mut_hashed(&key, hash) {
+        let band = match self.flows.touch_hashed(&key, hash, now_ns) {
             Some(entry) => {
-                entry.last_seen_ns = now_ns;
                 if p.payload.len > 0 {
                     entry.timing.on_response_payload(now_ns);
                 }
@@ -504,7 +504,7 @@ impl Engine {
         let mut unanswered = 0u64;
         let removed = self
             .flows
-            .expire(now_ns, self.config.flow_idle_ns, EXPIRE_BUDGET, |e| {
+            .expire(now_ns, self.config.flow_idle_ns, EXPIRE_BUDGET, |_, e| {
                 let mut timing = e.timing;
                 match timing.on_end() {
                     Some(m) => {

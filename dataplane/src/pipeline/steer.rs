@@ -63,6 +63,9 @@ pub struct SteerShared {
     /// Per port: the shaped port's owner worker and the ring that feeds its
     /// scheduler (`None` for unshaped ports).
     pub shaped: Vec<Option<ShapedPort>>,
+    /// Keys the flow tables' hash (the same in every worker, so all agree
+    /// on which one owns a flow), so agents cannot choose colliding flows.
+    pub seed: u64,
 }
 
 /// A shaped port's single scheduler: which worker runs it, and the ring
@@ -90,6 +93,7 @@ impl SteerShared {
         workers: usize,
         ports: usize,
         tsc_hz: u64,
+        seed: u64,
     ) -> Result<SteerShared, String> {
         let table = config.build().map_err(|e| e.to_string())?;
         let models = steer::feedback::instance_models(&table, config.queue_wait_us_per_request)
@@ -117,6 +121,7 @@ impl SteerShared {
             tsc_hz,
             models,
             shaped,
+            seed,
         })
     }
 
@@ -232,6 +237,7 @@ impl<'a> SteerPipeline<'a> {
                 // owns an even share of the flows, so holds that share.
                 flow_table_size: cfg.flow_table_size.div_ceil(conf.handoff.workers()),
                 flow_idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
+                seed: shared.seed,
             },
             shared.models.clone(),
             Arc::clone(&counters),

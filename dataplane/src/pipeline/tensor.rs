@@ -1457,10 +1457,11 @@ pub fn run(conf: &WorkerConf, shared: &TensorShared) {
 
 /// Builds what the tensor worker and the predictor thread share, checking
 /// everything that can fail (key file, thresholds, predictor) before EAL
-/// launches anything.
+/// launches anything. `seed` keys the QP table's hash.
 pub fn build_shared(
     cfg: &TensorConfig,
     nb_ports: usize,
+    seed: u64,
 ) -> anyhow::Result<(TensorShared, tensor::predict::PredictorConfig)> {
     let thresholds = cfg.thresholds()?;
     let paths = cfg.paths()?;
@@ -1490,7 +1491,7 @@ pub fn build_shared(
         fifo: Arc::new(ArrayQueue::new(cfg.feature_fifo_size)),
         predictions: Arc::new(ArcSwap::from_pointee(Predictions::default())),
         tsc_hz: crate::dpdk::tsc_hz(),
-        seed: rand::random(),
+        seed,
     };
     Ok((shared, predictor))
 }
