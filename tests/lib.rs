@@ -459,3 +459,10 @@ pub fn flow_hash(frame: &[u8]) -> usize {
     (a, b, f.protocol.0).hash(&mut h);
     h.finish() as usize
 }
+
+/// Packets the workers handed to the worker owning their flow, summed.
+pub fn handoffs(stats: &serde_json::Value) -> u64 {
+    stats["lcores"]
+        .as_array()
+        .map_or(0, |l| l.iter().filter_map(|l| l["handoffs"].as_u64()).sum())
+}

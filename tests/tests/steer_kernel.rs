@@ -161,7 +161,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(t: &Topology, dir: &Path, file_prefix: &str) -> Cluster {
+    fn start(t: &Topology, dir: &Path, file_prefix: &str, workers: Workers) -> Cluster {
         let (key_path, _) = write_key(dir, "orch.key");
         let control_port = free_port();
         let mut config =
@@ -229,12 +229,16 @@ impl Cluster {
             .args(["--duration", "60", "--stats-interval", "0", "--stats-json"])
             .arg(&stats_json)
             .arg("--");
-        cmd.args(eal_args(
+        // With two workers every port has two queue pairs, fed by the
+        // kernel's fanout, which hashes a request and its NATed response
+        // independently: many flows meet the worker that does not own them.
+        let qpairs = format!(",qpairs={}", workers.count());
+        cmd.args(workers.eal_args(
             file_prefix,
             &[
-                "net_af_packet0,iface=dag".into(),
-                "net_af_packet1,iface=ded".into(),
-                "net_af_packet2,iface=dce".into(),
+                format!("net_af_packet0,iface=dag{qpairs}"),
+                format!("net_af_packet1,iface=ded{qpairs}"),
+                format!("net_af_packet2,iface=dce{qpairs}"),
             ],
         ));
         let appliance = spawn_until_running(cmd);
@@ -271,14 +275,15 @@ impl Cluster {
     }
 }
 
-#[test]
-fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fails() {
+fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fails(
+    workers: Workers,
+) {
     let _dpdk = dpdk_lock();
     let dir = tempfile::tempdir().unwrap();
     let name = format!("inst{}", std::process::id());
     let t = Topology::up(&name);
 
-    let cluster = Cluster::start(&t, dir.path(), "steerk");
+    let cluster = Cluster::start(&t, dir.path(), "steerk", workers);
     let cport = cluster.control_port;
     let key_path = cluster.key_path.clone();
     let ctl = |args: &[&str]| {
@@ -482,17 +487,22 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
         .unwrap()
         .is_finite());
     assert_eq!(report["totals"]["balanced"], true);
+    if workers == Workers::Two {
+        assert!(
+            handoffs(&report) > 0,
+            "the fanout put some packets on the worker not owning their flow"
+        );
+    }
 }
 
 /// The same steering for the INUD datagram protocol: each request is one
 /// UDP datagram from its own socket, decided on that datagram, answered by
 /// a stream of datagrams that the appliance sends back from the VIP.
-#[test]
-fn udp_requests_are_steered_by_class_and_answered_from_the_vip() {
+fn udp_requests_are_steered_by_class_and_answered_from_the_vip(workers: Workers) {
     let _dpdk = dpdk_lock();
     let dir = tempfile::tempdir().unwrap();
     let t = Topology::up(&format!("insu{}", std::process::id()));
-    let cluster = Cluster::start(&t, dir.path(), "steeru");
+    let cluster = Cluster::start(&t, dir.path(), "steeru", workers);
     // Long requests keep to a datagram's worth of prompt, and ask for
     // enough output to be bulk work.
     let udp = agent(
@@ -540,4 +550,32 @@ fn udp_requests_are_steered_by_class_and_answered_from_the_vip() {
     );
     assert_eq!(s["flows"]["response_without_flow"], 0, "{s}");
     assert_eq!(report["totals"]["balanced"], true);
+    if workers == Workers::Two {
+        assert!(
+            handoffs(&report) > 0,
+            "the fanout put some packets on the worker not owning their flow"
+        );
+    }
 }
+
+/// Both scenarios on one worker and on two.
+macro_rules! on_one_and_two_workers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn one_worker() {
+                super::$name(Workers::One)
+            }
+            #[test]
+            fn two_workers() {
+                super::$name(Workers::Two)
+            }
+        }
+    )*};
+}
+
+on_one_and_two_workers!(
+    real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fails,
+    udp_requests_are_steered_by_class_and_answered_from_the_vip,
+);
