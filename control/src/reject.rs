@@ -165,6 +165,34 @@ pub enum StaleProblem {
     },
 }
 
+impl StaleProblem {
+    /// Check 10 of `wire-format.md` §3.2, the same in both directions: an
+    /// origin time more than `max_age_ns` behind `now_ns`, or more than
+    /// `max_future_ns` ahead of it, is refused.
+    pub const fn check(
+        origin_ns: u64,
+        now_ns: u64,
+        max_age_ns: u64,
+        max_future_ns: u64,
+    ) -> Result<(), StaleProblem> {
+        let age_ns = now_ns.saturating_sub(origin_ns);
+        if age_ns > max_age_ns {
+            return Err(StaleProblem::TooOld {
+                age_ns,
+                max_ns: max_age_ns,
+            });
+        }
+        let ahead_ns = origin_ns.saturating_sub(now_ns);
+        if ahead_ns > max_future_ns {
+            return Err(StaleProblem::FromFuture {
+                ahead_ns,
+                max_ns: max_future_ns,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for StaleProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
