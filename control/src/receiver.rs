@@ -10,7 +10,7 @@
 //! 5. `replayed` (window check, read-only)
 //! 6. `malformed_body` (decode and validate)
 //! 7. `stale` (origin time against the caller's realtime clock)
-//! 8. `unauthorised` (role, node restriction)
+//! 8. `unauthorised` (role, node and path restrictions)
 //!
 //! Only when all pass does the peer's replay window move. Nothing else in the
 //! receiver changes on `accept`, so a rejected datagram leaves it exactly as
@@ -284,6 +284,21 @@ fn authorise(peer: &PeerConfig, message: &Message) -> Result<(), Reject> {
                 node: node.0,
             }));
         }
+    }
+    if peer.paths.is_some() {
+        if let Message::Policy(p) = message {
+            if p.replace {
+                return Err(Reject::Unauthorised(AuthzError::ReplaceNotAllowed {
+                    peer: peer.id,
+                }));
+            }
+        }
+    }
+    if let Some(path) = message.paths().find(|p| !peer.may_set_path(*p)) {
+        return Err(Reject::Unauthorised(AuthzError::PathNotAllowed {
+            peer: peer.id,
+            path: path.0,
+        }));
     }
     Ok(())
 }

@@ -526,6 +526,81 @@ fn node_restricted_peer() {
 }
 
 #[test]
+fn path_restricted_peer() {
+    const SITE: u32 = 9;
+    let mut h = Harness::new();
+    let mut all = peers();
+    all.push(
+        PeerConfig::new(SITE, "site-a", key(SITE), Roles::STATE | Roles::POLICY)
+            .with_paths(vec![1, 2]),
+    );
+    h.rx = Receiver::new(all, ReceiverConfig::default()).expect("valid");
+    let mut tx = sender(SITE, 10);
+
+    // Its own paths: state and policy are accepted and land.
+    assert!(h
+        .feed(&tx.seal(&path_state(1, 5.0), NOW).expect("seals"))
+        .is_ok());
+    assert!(h.state.path_entries().any(|(id, _)| id == PathId(1)));
+    let own = Policy {
+        path_defs: vec![path_def(2, 1)],
+        fwd_entries: vec![fwd("10.0.0.0/8", &[1, 2])],
+        ..Policy::default()
+    };
+    assert!(h.feed(&tx.seal(&own.into(), NOW).expect("seals")).is_ok());
+
+    // Another path: refused, counted as unauthorised, nothing changes.
+    let d = tx.seal(&path_state(3, 5.0), NOW).expect("seals");
+    assert_eq!(
+        h.expect_reject(&d, RejectCode::Unauthorised),
+        Reject::Unauthorised(AuthzError::PathNotAllowed {
+            peer: SITE,
+            path: 3
+        })
+    );
+    assert!(!h.state.path_entries().any(|(id, _)| id == PathId(3)));
+    // A policy naming it anywhere: as a PATH_DEF or as a candidate.
+    for policy in [
+        Policy {
+            path_defs: vec![path_def(1, 0), path_def(3, 1)],
+            ..Policy::default()
+        },
+        Policy {
+            fwd_entries: vec![fwd("10.1.0.0/16", &[2, 3])],
+            ..Policy::default()
+        },
+    ] {
+        let d = tx.seal(&policy.into(), NOW).expect("seals");
+        assert_eq!(
+            h.expect_reject(&d, RejectCode::Unauthorised),
+            Reject::Unauthorised(AuthzError::PathNotAllowed {
+                peer: SITE,
+                path: 3
+            })
+        );
+    }
+    // REPLACE would remove the paths of others, even naming only its own.
+    let replace = Policy {
+        replace: true,
+        path_defs: vec![path_def(1, 0)],
+        ..Policy::default()
+    };
+    let d = tx.seal(&replace.into(), NOW).expect("seals");
+    assert_eq!(
+        h.expect_reject(&d, RejectCode::Unauthorised),
+        Reject::Unauthorised(AuthzError::ReplaceNotAllowed { peer: SITE })
+    );
+    // Unrestricted peers may still set any path.
+    assert!(h
+        .feed(
+            &sender(PROBER, 1)
+                .seal(&path_state(3, 5.0), NOW)
+                .expect("seals")
+        )
+        .is_ok());
+}
+
+#[test]
 fn stale_and_future_origin_times() {
     let mut h = Harness::new();
     let s = 1_000_000_000u64;
