@@ -14,7 +14,7 @@ die() {
 # is missing. Installing the whole set (apt skips what is there) keeps this
 # simple and idempotent.
 APT_PACKAGES=(libdpdk-dev dpdk clang libclang-dev pkg-config libpcap-dev jq curl
-	tcpdump iproute2 ethtool build-essential fonts-dejavu-core prometheus)
+	tcpdump iproute2 ethtool build-essential fonts-dejavu-core tshark prometheus)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -40,6 +40,8 @@ check() {
 	for tool in jq curl tcpdump; do
 		have "$tool" || MISSING+=("$tool")
 	done
+	# tests/tests/wireshark.rs runs contrib/wireshark/intellinode.lua in it.
+	have tshark || MISSING+=(tshark)
 	# `ip` lives in /usr/sbin, which a non-root PATH may lack.
 	have ip || [[ -x /usr/sbin/ip || -x /sbin/ip ]] || MISSING+=("ip (iproute2)")
 	# The steering topology turns veth checksum offload off with it.
@@ -86,6 +88,13 @@ have apt-get || die "apt-get not available; install these yourself: ${MISSING[*]
 log=$(mktemp /tmp/intellinode-deps.XXXXXX.log)
 say "installing with apt-get (log: $log)"
 export DEBIAN_FRONTEND=noninteractive
+# tshark's wireshark-common asks whether non-root users may capture. Answer
+# "no" (its default) up front, so the install cannot stop on the question
+# whatever debconf frontend the machine is configured with.
+if have debconf-set-selections; then
+	echo "wireshark-common wireshark-common/install-setuid boolean false" |
+		"${SUDO[@]}" debconf-set-selections >>"$log" 2>&1 || true
+fi
 if ! "${SUDO[@]}" apt-get update >"$log" 2>&1 ||
 	! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		"${APT_PACKAGES[@]}" >>"$log" 2>&1 </dev/null; then

@@ -359,3 +359,103 @@ pub fn write_frames(path: &Path, frames: &[Vec<u8>]) {
         .collect();
     pktgen::pcap::write_file(path, pktgen::pcap::TsResolution::Micro, &packets).unwrap();
 }
+
+/// How many worker lcores a test's appliance runs. With two, every port
+/// has a queue per worker (one `rx_pcap`/`tx_pcap` each), and the input
+/// is split over the queues so that flows meet a worker that does not own
+/// them: what RSS on a real NIC, or a vdev with no RSS at all, does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    One,
+    Two,
+}
+
+impl Workers {
+    pub const BOTH: [Workers; 2] = [Workers::One, Workers::Two];
+
+    pub fn count(self) -> usize {
+        match self {
+            Workers::One => 1,
+            Workers::Two => 2,
+        }
+    }
+
+    /// EAL arguments: one worker on `-l 0,1`; two workers on two CPUs,
+    /// the main lcore sharing CPU 0 with worker 2 (`--lcores 0@0,1@1,2@0`).
+    pub fn eal_args(self, tag: &str, vdevs: &[String]) -> Vec<String> {
+        let mut eal = eal_args(tag, vdevs);
+        if self == Workers::Two {
+            if let Some(l) = eal.iter().position(|a| a == "-l") {
+                eal[l] = "--lcores".into();
+                eal[l + 1] = "0@0,1@1,2@0".into();
+            }
+        }
+        eal
+    }
+
+    /// A `net_pcap` vdev with one `rx_pcap` and one `tx_pcap` per queue.
+    pub fn pcap_vdev(self, index: usize, rx: &[PathBuf], tx: &[PathBuf]) -> String {
+        let mut v = format!("net_pcap{index}");
+        for r in rx {
+            v += &format!(",rx_pcap={}", r.display());
+        }
+        for t in tx {
+            v += &format!(",tx_pcap={}", t.display());
+        }
+        v
+    }
+
+    /// `count()` paths named after `stem` in `dir`: `stem.pcap`, or
+    /// `stem-q0.pcap` and `stem-q1.pcap`.
+    pub fn queue_files(self, dir: &Path, stem: &str) -> Vec<PathBuf> {
+        match self {
+            Workers::One => vec![dir.join(format!("{stem}.pcap"))],
+            Workers::Two => (0..2)
+                .map(|q| dir.join(format!("{stem}-q{q}.pcap")))
+                .collect(),
+        }
+    }
+
+    /// Splits `frames` over the queues by `queue_of` (taken modulo the
+    /// queue count), keeping each queue's order, and writes them.
+    pub fn split(
+        self,
+        dir: &Path,
+        stem: &str,
+        frames: &[Vec<u8>],
+        queue_of: impl Fn(usize, &[u8]) -> usize,
+    ) -> Vec<PathBuf> {
+        let files = self.queue_files(dir, stem);
+        let mut per_queue: Vec<Vec<Vec<u8>>> = vec![Vec::new(); files.len()];
+        for (i, f) in frames.iter().enumerate() {
+            per_queue[queue_of(i, f) % files.len()].push(f.clone());
+        }
+        for (file, fs) in files.iter().zip(&per_queue) {
+            write_frames(file, fs);
+        }
+        files
+    }
+}
+
+/// The frames of several pcap files, one after the other.
+pub fn frames_of(paths: &[PathBuf]) -> Vec<Vec<u8>> {
+    paths.iter().flat_map(|p| frames(p)).collect()
+}
+
+/// A stable hash of a frame's flow (addresses, ports, protocol), the same
+/// in both directions: what a symmetric RSS key gives.
+pub fn flow_hash(frame: &[u8]) -> usize {
+    use std::hash::{Hash, Hasher};
+    let Ok(p) = classifier::parse(frame) else {
+        return 0;
+    };
+    let Some(f) = p.flow else { return 0 };
+    let (a, b) = if (f.src_addr, f.src_port) <= (f.dst_addr, f.dst_port) {
+        ((f.src_addr, f.src_port), (f.dst_addr, f.dst_port))
+    } else {
+        ((f.dst_addr, f.dst_port), (f.src_addr, f.src_port))
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (a, b, f.protocol.0).hash(&mut h);
+    h.finish() as usize
+}

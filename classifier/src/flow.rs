@@ -152,6 +152,40 @@ impl FlowKey {
     }
 }
 
+/// The key of the tensor pipeline's QP table. The impl lives here because
+/// neither the trait nor the key belongs to `tensor`, and `flowtab` knows no
+/// key types. Unlike [`FlowKey::hash32`], the hash is keyed: every field
+/// but the version is chosen by the remote sender.
+impl flowtab::TableKey for FlowKey {
+    /// The key read as six words: the four address halves, the ports with
+    /// the QPN, and the protocol with the version.
+    #[inline]
+    fn hash(&self, seed: u64) -> u32 {
+        let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = self.src_addr;
+        let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15] = self.dst_addr;
+        // The QPN is 24 bits; bit 24 tells "QP 0" from "no QP".
+        let qpn = match self.dest_qpn {
+            Some(q) => u64::from(q & 0x00ff_ffff) | 1 << 24,
+            None => 0,
+        };
+        let version = match self.version {
+            IpVersion::V4 => 0u64,
+            IpVersion::V6 => 1,
+        };
+        flowtab::hash_words(
+            seed,
+            [
+                u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+                u64::from_le_bytes([a8, a9, a10, a11, a12, a13, a14, a15]),
+                u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+                u64::from_le_bytes([b8, b9, b10, b11, b12, b13, b14, b15]),
+                u64::from(self.src_port) | u64::from(self.dst_port) << 16 | qpn << 32,
+                u64::from(self.protocol.0) | version << 8,
+            ],
+        )
+    }
+}
+
 /// MurmurHash3's 32-bit finaliser.
 const fn fmix32(mut h: u32) -> u32 {
     h ^= h >> 16;
@@ -269,6 +303,39 @@ mod tests {
             let mut x = k;
             x.src_port = p;
             buckets[(x.hash32() & 0xff) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&n| n > 0 && n < 48), "{buckets:?}");
+    }
+
+    #[test]
+    fn table_hash_is_seeded_and_sees_every_field() {
+        use flowtab::TableKey;
+        let k = roce();
+        let h = k.hash(7);
+        assert_eq!(k.hash(7), h);
+        assert_ne!(k.hash(8), h, "the seed");
+        let differs = |f: &dyn Fn(&mut FlowKey), what: &str| {
+            let mut o = k;
+            f(&mut o);
+            assert_ne!(o, k, "{what}");
+            assert_ne!(o.hash(7), h, "{what}");
+        };
+        differs(&|o| o.src_addr[3] ^= 1, "source address, first half");
+        differs(&|o| o.src_addr[15] ^= 1, "source address, second half");
+        differs(&|o| o.dst_addr[0] ^= 1, "destination address, first half");
+        differs(&|o| o.dst_addr[12] ^= 1, "destination address, second half");
+        differs(&|o| o.src_port ^= 1, "source port");
+        differs(&|o| o.dst_port ^= 1, "destination port");
+        differs(&|o| o.dest_qpn = Some(0), "QP 0");
+        differs(&|o| o.dest_qpn = None, "no QP");
+        differs(&|o| o.protocol = IpProtocol::TCP, "protocol");
+        differs(&|o| o.version = IpVersion::V6, "version");
+        // Low bits spread: 4096 consecutive source ports hit many buckets.
+        let mut buckets = [0u32; 256];
+        for p in 0..4096u16 {
+            let mut x = k;
+            x.src_port = p;
+            buckets[(x.hash(7) & 0xff) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| n > 0 && n < 48), "{buckets:?}");
     }

@@ -233,6 +233,7 @@ pub fn build(
             .map(|l| LcoreReport {
                 lcore: l.lcore,
                 rx_packets: l.rx_packets,
+                handoffs: l.handoffs,
                 busy_cycles: l.busy_cycles,
                 cycles_per_packet: l.cycles_per_packet(),
             })

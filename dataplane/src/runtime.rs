@@ -22,13 +22,12 @@ use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
 use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
 use crate::pipeline::steer::SteerShared;
-use crate::pipeline::steer_counters::SteerCounters;
-use crate::pipeline::{forward, steer, tensor, QueueRoute, WorkerConf};
+use crate::pipeline::{forward, steer, tensor, Handoff, QueueRoute, WorkerConf};
 use crate::predictor_core::PredictorThread;
 use crate::preflight;
 use crate::probe::{self, ProbeCounters, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
-use crate::stats::{LcoreCounters, Snapshot, StatsReport};
+use crate::stats::{DropReason, LcoreCounters, Snapshot, StatsReport};
 use crate::telemetry::{ControlHandles, Telemetry};
 use crossbeam_queue::ArrayQueue;
 
@@ -79,12 +78,6 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     if config.pipeline == PipelineKind::Tensor && workers.len() > 1 {
         bail!(
             "pipeline = \"tensor\" runs on one worker lcore (it owns the QP table, reorder buffer and schedulers), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
-            workers.len()
-        );
-    }
-    if config.pipeline == PipelineKind::Steer && workers.len() > 1 {
-        bail!(
-            "pipeline = \"steer\" runs on one worker lcore (a flow's responses must meet its table), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
             workers.len()
         );
     }
@@ -250,36 +243,29 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
     telemetry.probe = probe_thread.as_ref().map(|t| Arc::clone(&t.counters));
+    // Keys the hash of the flow and QP tables, whose keys remote senders
+    // choose: drawn once per process, so collisions cannot be aimed.
+    let table_seed: u64 = rand::random();
     let steer_shared = match &config.steer {
         Some(sc) => {
-            let table = sc.build()?;
-            let counters = Arc::new(SteerCounters::new(
-                table.instances().len(),
+            let shared = SteerShared::new(
+                sc,
+                workers.len(),
                 usize::from(nb_ports),
-            ));
-            telemetry.steer = Some((
-                Arc::clone(&counters),
-                table
-                    .instances()
-                    .iter()
-                    .map(|i| i.spec.name.clone())
-                    .collect(),
-            ));
-            let models = steer::instance_models(sc, &table).map_err(|e| anyhow!(e))?;
-            Some(Arc::new(SteerShared {
-                config: sc.clone(),
-                table,
-                counters,
-                tsc_hz: dpdk::tsc_hz(),
-                models,
-            }))
+                dpdk::tsc_hz(),
+                table_seed,
+            )
+            .map_err(|e| anyhow!(e))?;
+            telemetry.steer = Some((shared.counters.clone(), shared.instance_names()));
+            Some(Arc::new(shared))
         }
         None => None,
     };
     let mut predictor_thread = None;
     let tensor_shared = match &config.tensor {
         Some(tc) => {
-            let (shared, predictor_cfg) = tensor::build_shared(tc, usize::from(nb_ports))?;
+            let (shared, predictor_cfg) =
+                tensor::build_shared(tc, usize::from(nb_ports), table_seed)?;
             telemetry.tensor = Some((
                 Arc::clone(&shared.counters),
                 shared.paths.iter().map(|p| p.id).collect(),
@@ -308,6 +294,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         None => None,
     };
+    let handoff = Handoff::new(workers.len());
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
         let conf = WorkerConf {
             lcore,
@@ -320,11 +307,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             clock,
             started_ports: started_ports.clone(),
             probe: probe_workers[q].clone(),
-            steer: steer_shared.clone(),
+            handoff: handoff.of(q),
         };
+        let steer_for_worker = steer_shared.clone();
         let tensor_for_worker = tensor_shared.clone();
         let launched = dpdk::launch(lcore, move || {
-            match (&conf.steer, &tensor_for_worker) {
+            match (&steer_for_worker, &tensor_for_worker) {
                 (Some(shared), _) => steer::run(&conf, shared),
                 (None, Some(shared)) => tensor::run(&conf, shared),
                 (None, None) => forward::run(&conf),
@@ -364,6 +352,19 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
 
     worker_stop.store(true, Ordering::Relaxed);
     eal.wait_all_workers();
+    // A worker may hand a packet to one that has already finished its
+    // drain; with every worker stopped, what is left in the rings between
+    // them is freed and counted, so rx = tx + drops holds.
+    if let Some(c) = counters.first() {
+        for ring in handoff.rings.iter() {
+            while let Some(m) = ring.pop() {
+                crate::pipeline::egress::count_drop(c, m, DropReason::ShutdownBacklog);
+            }
+        }
+        if let Some(shared) = &steer_shared {
+            shared.discard_feeds(c);
+        }
+    }
     let final_snap = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
     let duration_secs =
         forwarding_secs(&counters, tsc_hz).unwrap_or_else(|| started.elapsed().as_secs_f64());

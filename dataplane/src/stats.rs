@@ -10,9 +10,11 @@
 //! A drop is charged to the port the packet *entered* on, so for every port
 //! `rx = tx(peer) + drops`, and in total `rx = tx + drops`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
+
+pub use counters::{bump, quantile, LatencyHistogram, SampleRing, LATENCY_BUCKETS_US};
 
 /// Why a packet was dropped. Append new reasons at the end; the names are
 /// part of the stats JSON and metrics.
@@ -57,10 +59,12 @@ pub enum DropReason {
     ReorderDuplicate,
     /// No reorder stream was free for a new stream.
     ReorderNoStream,
+    /// The ring to the worker that owns the packet's flow was full.
+    HandoffFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::TxQueueFull,
         DropReason::ProbeReplyConsumed,
         DropReason::ProbeQueueFull,
@@ -78,6 +82,7 @@ impl DropReason {
         DropReason::ReorderLate,
         DropReason::ReorderDuplicate,
         DropReason::ReorderNoStream,
+        DropReason::HandoffFull,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -100,6 +105,7 @@ impl DropReason {
             DropReason::ReorderLate => "reorder_late",
             DropReason::ReorderDuplicate => "reorder_duplicate",
             DropReason::ReorderNoStream => "reorder_no_stream",
+            DropReason::HandoffFull => "handoff_full",
         }
     }
 }
@@ -148,118 +154,6 @@ impl Decision {
     }
 }
 
-/// The most recent latency samples (microseconds) written by one lcore:
-/// a fixed ring, so recording never allocates. Readers take whatever is
-/// there; an occasional torn read of a sample being overwritten is harmless
-/// for percentiles.
-pub struct SampleRing {
-    samples: Box<[AtomicU32]>,
-    written: AtomicU64,
-}
-
-impl SampleRing {
-    pub const CAPACITY: usize = 4096;
-
-    pub fn new() -> Self {
-        SampleRing {
-            samples: (0..Self::CAPACITY).map(|_| AtomicU32::new(0)).collect(),
-            written: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one sample; single writer.
-    #[inline]
-    pub fn record(&self, micros: u32) {
-        let n = self.written.load(Relaxed);
-        if let Some(slot) = self.samples.get((n % Self::CAPACITY as u64) as usize) {
-            slot.store(micros, Relaxed);
-        }
-        self.written.store(n + 1, Relaxed);
-    }
-
-    /// Samples recorded since start.
-    pub fn count(&self) -> u64 {
-        self.written.load(Relaxed)
-    }
-
-    /// The samples currently held (the last `CAPACITY` at most).
-    pub fn snapshot(&self) -> Vec<u32> {
-        let n = self.written.load(Relaxed).min(Self::CAPACITY as u64) as usize;
-        self.samples[..n].iter().map(|s| s.load(Relaxed)).collect()
-    }
-}
-
-impl Default for SampleRing {
-    fn default() -> Self {
-        SampleRing::new()
-    }
-}
-
-/// A latency histogram with fixed bucket bounds, monotonic counters and a
-/// single writer: what Prometheus expects of a histogram, without
-/// allocation or locks on the recording side.
-pub struct LatencyHistogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-/// Upper bounds (µs, inclusive) of the histogram buckets; above the last
-/// counts only in `+Inf` (the total).
-pub const LATENCY_BUCKETS_US: [u64; 12] = [
-    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000, 1_000_000,
-];
-
-impl LatencyHistogram {
-    pub fn new() -> Self {
-        LatencyHistogram {
-            buckets: Default::default(),
-            count: AtomicU64::new(0),
-            sum_us: AtomicU64::new(0),
-        }
-    }
-
-    #[inline]
-    pub fn record(&self, micros: u64) {
-        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|&b| micros <= b) {
-            bump(&self.buckets[i], 1);
-        }
-        bump(&self.count, 1);
-        bump(&self.sum_us, micros);
-    }
-
-    /// Cumulative bucket counts (as exposed), total count and sum in µs.
-    pub fn read(&self) -> ([u64; LATENCY_BUCKETS_US.len()], u64, u64) {
-        let mut cumulative = [0u64; LATENCY_BUCKETS_US.len()];
-        let mut running = 0;
-        for (c, b) in cumulative.iter_mut().zip(&self.buckets) {
-            running += b.load(Relaxed);
-            *c = running;
-        }
-        (
-            cumulative,
-            self.count.load(Relaxed),
-            self.sum_us.load(Relaxed),
-        )
-    }
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        LatencyHistogram::new()
-    }
-}
-
-/// The value at quantile `q` (0..=1) of `samples`, sorting them.
-pub fn quantile(samples: &mut [u32], q: f64) -> Option<u32> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_unstable();
-    let idx = ((samples.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    samples.get(idx).copied()
-}
-
 /// One port's counters as seen by one lcore.
 #[derive(Default)]
 #[repr(align(64))]
@@ -280,6 +174,9 @@ pub struct LcoreCounters {
     pub busy_cycles: AtomicU64,
     /// Packets received in those iterations.
     pub busy_packets: AtomicU64,
+    /// Packets this worker received but handed to the worker owning their
+    /// flow.
+    pub handoffs: AtomicU64,
     /// TSC when the worker loop started and ended (0 while not yet).
     pub loop_start_tsc: AtomicU64,
     pub loop_end_tsc: AtomicU64,
@@ -294,12 +191,6 @@ pub struct LcoreCounters {
     pub visible_hist: LatencyHistogram,
 }
 
-/// Adds to a counter that only the calling lcore writes.
-#[inline(always)]
-pub fn bump(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
-}
-
 impl LcoreCounters {
     pub fn new(lcore: u32, ports: usize) -> Self {
         LcoreCounters {
@@ -307,6 +198,7 @@ impl LcoreCounters {
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
             busy_cycles: AtomicU64::new(0),
             busy_packets: AtomicU64::new(0),
+            handoffs: AtomicU64::new(0),
             loop_start_tsc: AtomicU64::new(0),
             loop_end_tsc: AtomicU64::new(0),
             decisions: Default::default(),
@@ -347,6 +239,7 @@ pub struct LcoreTotals {
     pub rx_packets: u64,
     pub busy_cycles: u64,
     pub busy_packets: u64,
+    pub handoffs: u64,
 }
 
 impl LcoreTotals {
@@ -389,6 +282,7 @@ impl Snapshot {
                 rx_packets: rx,
                 busy_cycles: lc.busy_cycles.load(Relaxed),
                 busy_packets: lc.busy_packets.load(Relaxed),
+                handoffs: lc.handoffs.load(Relaxed),
             });
         }
         Snapshot {
@@ -474,6 +368,8 @@ pub struct NicReport {
 pub struct LcoreReport {
     pub lcore: u32,
     pub rx_packets: u64,
+    /// Of those, handed to the worker that owns their flow.
+    pub handoffs: u64,
     pub busy_cycles: u64,
     pub cycles_per_packet: f64,
 }

@@ -4,6 +4,7 @@
 //! the live display reads; nothing here blocks a worker.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use control::ControlState;
@@ -11,6 +12,9 @@ use serde_json::{json, Value};
 
 use crate::control_plane::{ControlCounters, MonoClock, KINDS};
 use crate::metrics::Exposition;
+use steer::stats::{FeatureSource, FlowEvent, SteerCounters, NO_CHOICE, REASONS, REJECTIONS};
+use steer::TrafficClass;
+
 use crate::stats::{quantile, Decision, DropReason, LcoreCounters, Snapshot, LATENCY_BUCKETS_US};
 
 /// Reads one counter of a port's totals.
@@ -27,10 +31,8 @@ pub struct Telemetry {
     /// The prober's counters, when it runs.
     pub probe: Option<Arc<crate::probe::ProbeCounters>>,
     /// Steering counters and the instance names, for `pipeline = "steer"`.
-    pub steer: Option<(
-        Arc<crate::pipeline::steer_counters::SteerCounters>,
-        Vec<String>,
-    )>,
+    /// One block per worker.
+    pub steer: Option<(Vec<Arc<SteerCounters>>, Vec<String>)>,
     /// Tensor-pipeline counters and the path ids, for `pipeline = "tensor"`.
     pub tensor: Option<(
         Arc<crate::pipeline::tensor_counters::TensorCounters>,
@@ -151,16 +153,20 @@ impl Telemetry {
             .map_or(Value::Null, |(c, paths)| c.to_json(paths))
     }
 
+    /// Every steering worker's counters summed, and the instance names.
+    fn steer_totals(&self) -> Option<(SteerCounters, &[String])> {
+        let (parts, names) = self.steer.as_ref()?;
+        Some((SteerCounters::sum(parts.iter().map(|c| &**c)), names))
+    }
+
     /// The steering section of the stats (null without steering).
     pub fn steer_json(&self) -> Value {
-        self.steer
-            .as_ref()
-            .map_or(Value::Null, |(c, names)| c.to_json(names))
+        self.steer_totals()
+            .map_or(Value::Null, |(c, names)| steer_counters_json(&c, names))
     }
 
     fn render_steer(&self, e: &mut Exposition) {
-        use crate::pipeline::steer_counters::{FeatureSource, FlowEvent};
-        let Some((c, names)) = &self.steer else {
+        let Some((c, names)) = self.steer_totals() else {
             return;
         };
         let load =
@@ -486,4 +492,96 @@ fn one_label_family<'a>(
     for (value, v) in samples {
         e.sample(name, &[(label, value)], v);
     }
+}
+
+/// The stats JSON `steer` section of `c` (every worker's counters
+/// summed). `instances` names them in table order.
+fn steer_counters_json(c: &SteerCounters, instances: &[String]) -> Value {
+    let load = |a: &AtomicU64| a.load(Relaxed);
+    let f = |a: &AtomicU64| f64::from_bits(a.load(Relaxed));
+    let named = |names: &mut dyn Iterator<Item = &'static str>, counters: &[AtomicU64]| {
+        names
+            .zip(counters)
+            .map(|(n, c)| (n.to_string(), json!(load(c))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let mut chosen = serde_json::Map::new();
+    for (i, name) in instances.iter().enumerate() {
+        let mut per_class = serde_json::Map::new();
+        let mut total = 0;
+        for class in TrafficClass::ALL {
+            let n = c
+                .chosen
+                .get(i * TrafficClass::COUNT + class as usize)
+                .map_or(0, load);
+            total += n;
+            if n > 0 {
+                per_class.insert(class.name().into(), json!(n));
+            }
+        }
+        per_class.insert("total".into(), json!(total));
+        chosen.insert(name.clone(), Value::Object(per_class));
+    }
+    let mut latency = serde_json::Map::new();
+    for class in TrafficClass::ALL {
+        let l = &c.class_latency[class as usize];
+        let n = load(&l.measured);
+        let mut sojourn = c.sojourn_us[class as usize].snapshot();
+        let mean = |a: &AtomicU64| {
+            if n == 0 {
+                Value::Null
+            } else {
+                json!((load(a) as f64 / n as f64 / 1000.0 * 100.0).round() / 100.0)
+            }
+        };
+        latency.insert(
+            class.name().into(),
+            json!({
+                "measured": n,
+                "predicted_ttft_ms": mean(&l.predicted_ttft_us),
+                "observed_ttft_ms": mean(&l.observed_ttft_us),
+                "ttft_mae_ms": mean(&l.abs_error_ttft_us),
+                "predicted_completion_ms": mean(&l.predicted_completion_us),
+                "observed_completion_ms": mean(&l.observed_completion_us),
+                "egress_wait_us": {
+                    "samples": sojourn.len(),
+                    "p50": quantile(&mut sojourn, 0.5),
+                    "p99": quantile(&mut sojourn, 0.99),
+                    "max": quantile(&mut sojourn, 1.0),
+                },
+            }),
+        );
+    }
+    let mut models = serde_json::Map::new();
+    for (i, name) in instances.iter().enumerate() {
+        if let Some(m) = c.models.get(i) {
+            models.insert(
+                name.clone(),
+                json!({
+                    "observations": load(&m.observations),
+                    "ttft_mae_us": f(&m.ttft_mae_us),
+                    "ttft_bias_us": f(&m.ttft_bias_us),
+                    "completion_mae_us": f(&m.completion_mae_us),
+                    "ttft_coefficients": [f(&m.coefficients[0]), f(&m.coefficients[1]), f(&m.coefficients[2])],
+                    "decode_us_per_token": f(&m.decode_us_per_token),
+                }),
+            );
+        }
+    }
+    let mut decision = c.decision_ns.snapshot();
+    json!({
+        "features": named(&mut FeatureSource::ALL.iter().map(|s| s.name()), &c.features),
+        "flows": named(&mut FlowEvent::ALL.iter().map(|s| s.name()), &c.flows),
+        "reasons": named(&mut REASONS.iter().map(|s| s.name()), &c.reasons),
+        "no_choice": named(&mut NO_CHOICE.iter().map(|s| s.name()), &c.no_choice),
+        "rejected_candidates": named(&mut REJECTIONS.iter().copied(), &c.rejections),
+        "chosen": chosen,
+        "latency": latency,
+        "models": models,
+        "decision_ns": {
+            "samples": c.decision_ns.count(),
+            "p50": quantile(&mut decision, 0.5),
+            "p99": quantile(&mut decision, 0.99),
+        },
+    })
 }

@@ -34,13 +34,12 @@ use control::state::ControlState;
 use control::task_types::TaskTypes;
 use control::thresholds::Thresholds;
 use control::view::DataplaneView;
-use predictor::InstanceModel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sched::Scheduler;
 use steer::decision::Predicted;
 use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
-use steer::{Decider, Policy, Rejections, ServiceTable, TrafficClass};
+use steer::{Policy, ServiceTable, TrafficClass};
 
 use crate::config::{NodeParams, PathParams, Workload};
 use crate::engine::EventQueue;
@@ -497,16 +496,14 @@ fn add_wait(acc: &mut (u64, u64, u64), ns: u64) {
 }
 
 struct Site {
-    table: ServiceTable,
     state: ControlState,
     view: DataplaneView,
     dirty: bool,
     version: u64,
-    models: Vec<InstanceModel>,
-    turn: u32,
-    /// Flows steered to each instance since its node last reported, as
-    /// the dataplane's worker keeps them.
-    since_report: steer::SinceReport,
+    /// The appliance's steering engine, as a data-plane worker runs it:
+    /// its decisions, latency models, round-robin turns and flows steered
+    /// since each node's last report.
+    engine: steer::Engine,
     /// Node and path index per instance.
     inst: Vec<(u32, u32)>,
     rng: ChaCha8Rng,
@@ -757,6 +754,21 @@ impl<'a> World<'a> {
         for (si, s) in topo.sites.iter().enumerate() {
             let table = site_table(topo, s)?;
             let models = steer::feedback::instance_models(&table, QUEUE_WAIT_US_PER_REQUEST)?;
+            let instances = table.instances().len();
+            let engine = steer::Engine::new(
+                std::sync::Arc::new(table),
+                steer::EngineConfig {
+                    policy: cfg.policy,
+                    infer_http_ports: Vec::new(),
+                    infer_limits: steer::infer::InferLimits::default(),
+                    // Requests are decided at the flow level: no packets.
+                    flow_table_size: 1,
+                    flow_idle_ns: u64::MAX,
+                    seed: 0,
+                },
+                models,
+                std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),
+            );
             for &(n, _) in &s.instances {
                 if let Some(node) = nodes.get_mut(n) {
                     node.watchers.push(si as u32);
@@ -765,13 +777,10 @@ impl<'a> World<'a> {
             let state = ControlState::new(cfg.thresholds);
             sites.push(Site {
                 view: state.view(0, 0),
-                table,
                 state,
                 dirty: false,
                 version: 0,
-                models,
-                turn: 0,
-                since_report: steer::SinceReport::default(),
+                engine,
                 inst: s
                     .instances
                     .iter()
@@ -998,7 +1007,6 @@ impl<'a> World<'a> {
             }
         }
         let workload = self.cfg.workload;
-        let policy = self.cfg.policy;
         let Some(site) = self.sites.get_mut(s) else {
             return;
         };
@@ -1011,22 +1019,7 @@ impl<'a> World<'a> {
             site.dirty = false;
         }
         let class = TrafficClass::of(&features, site.view.thresholds().short_task_tokens);
-        let mut rej = Rejections::default();
-        site.since_report.refresh(&site.table, &site.view, 0);
-        let decision = Decider {
-            table: &site.table,
-            view: &site.view,
-            models: &site.models,
-            now_ns: now,
-            policy,
-            turn: site.turn,
-            unreported: site.since_report.counts(),
-        }
-        .decide(0, &features, class, &mut rej);
-        site.turn = site.turn.wrapping_add(1);
-        if let Ok(c) = &decision {
-            site.since_report.steered(c.instance);
-        }
+        let decision = site.engine.decide(0, &features, class, &site.view, now);
         self.out.decisions += 1;
         let base = Req {
             live: true,
@@ -1447,13 +1440,13 @@ impl<'a> World<'a> {
                 .output_tokens
                 .div_ceil(TOKENS_PER_RESPONSE_PACKET),
         };
-        let obs = steer::feedback::observation(&q.features, &q.predicted, &measured);
-        if let Some(m) = self
-            .sites
-            .get_mut(q.site as usize)
-            .and_then(|s| s.models.get_mut(usize::from(q.inst)))
-        {
-            m.observe(&obs);
+        let class = TrafficClass::ALL
+            .get(usize::from(q.band))
+            .copied()
+            .unwrap_or(TrafficClass::Other);
+        if let Some(site) = self.sites.get_mut(q.site as usize) {
+            site.engine
+                .learn(q.inst, class, &q.features, &q.predicted, &measured);
         }
         self.release(r);
     }
@@ -1563,7 +1556,8 @@ impl<'a> World<'a> {
         }
         if let Some(site) = self.sites.first() {
             self.out.models = site
-                .models
+                .engine
+                .models()
                 .iter()
                 .zip(&site.inst)
                 .map(|(m, &(n, _))| ModelReport {

@@ -17,6 +17,9 @@
 //! * [`rewrite`]: the NAT that sends a request to the chosen instance and
 //!   makes its response look like it came from the VIP;
 //! * [`infer`]: bounded feature inference from an HTTP request;
+//! * [`engine`]: the per-worker engine that owns the flow table, models
+//!   and turns, is fed parsed packets and time, and returns verdicts;
+//! * [`stats`]: what an engine counts, summed over workers by readers;
 //! * [`feedback`]: passive TTFT and completion measurement that trains the
 //!   per-instance [`predictor::InstanceModel`].
 //!
@@ -30,15 +33,18 @@
 pub mod class;
 pub mod decision;
 pub mod egress;
+pub mod engine;
 pub mod feedback;
 pub mod flow_table;
 pub mod infer;
 pub mod rewrite;
 pub mod service;
 pub mod since_report;
+pub mod stats;
 
 pub use class::TrafficClass;
 pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, Rejections};
+pub use engine::{Engine, EngineConfig, Keyed, Refusal, Verdict};
 pub use feedback::{Measured, RequestTiming};
 pub use flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
 pub use service::{ServiceError, ServiceTable};

@@ -68,7 +68,7 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
         0,
     );
     let view = state.view(1, 0);
-    let mut flows = FlowTable::new(1024);
+    let mut flows = FlowTable::new(1024, 0x5eed);
     let mut frame = request_frame(br#"{"model":"m","messages":[{"role":"user","content":"turn on the light"}],"max_tokens":20}"#);
     let parsed = classifier::parse(&frame).unwrap();
     let limits = InferLimits::default();
@@ -94,22 +94,25 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
                 service_port: 8000,
                 protocol: 6,
             };
-            let _ = flows.insert(FlowEntry::new(
+            let _ = flows.insert(
                 key,
-                0,
-                choice.instance,
-                choice.path,
-                class,
-                f,
-                choice.predicted,
+                FlowEntry::new(
+                    0,
+                    choice.instance,
+                    choice.path,
+                    class,
+                    f,
+                    choice.predicted,
+                    u64::from(i),
+                ),
                 u64::from(i),
-            ));
+            );
             if let Some(e) = flows.get_mut(&key) {
                 let _ = e.timing.on_request_payload(u64::from(i));
                 e.timing.on_response_payload(u64::from(i) + 5);
                 let _ = e.timing.on_end();
             }
-            flows.expire(u64::from(i), 100, 64, |_| {});
+            flows.expire(u64::from(i), 100, 64, |_, _| {});
             let _ = infer_http(parsed.payload(&frame), &limits);
             let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2));
             rewrite_destination(&mut frame, &parsed, [2, 0, 0, 0, 2, 2], ip).unwrap();

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use classifier::{FlowKey, IpProtocol};
+use flowtab::TableKey;
 use proptest::prelude::*;
-use tensor::qp_table::{qp_hash, QpTable, TableFull};
+use tensor::qp_table::{InsertError, QpTable};
 
 fn key(n: u32) -> FlowKey {
     let mut k = FlowKey::v4(
@@ -66,47 +67,43 @@ fn qpn_distinguishes_keys() {
 #[test]
 fn seed_changes_hash() {
     let k = key(42);
-    let same = (0..64u64)
-        .filter(|s| qp_hash(*s, &k) == qp_hash(s + 1, &k))
-        .count();
+    let same = (0..64u64).filter(|s| k.hash(*s) == k.hash(s + 1)).count();
     assert!(same < 2);
 }
 
 #[test]
-fn capacity_rounds_and_full_table_refuses() {
+fn full_table_refuses() {
     let mut t: QpTable<u8> = QpTable::new(100, 1);
-    assert_eq!(t.capacity(), 128);
-    assert_eq!(t.max_len(), 112);
-    for n in 0..112 {
+    assert_eq!(t.capacity(), 100);
+    for n in 0..100 {
         let k = key(n);
         let h = t.hash(&k);
         assert!(t.entry_hashed(&k, h, 0).unwrap().1);
     }
     let k = key(1000);
     let h = t.hash(&k);
-    assert_eq!(t.entry_hashed(&k, h, 0).err(), Some(TableFull));
+    assert_eq!(t.entry_hashed(&k, h, 0).err(), Some(InsertError::Full));
     // Existing keys are still found and updated when full.
     let k0 = key(5);
     let h0 = t.hash(&k0);
     assert!(!t.entry_hashed(&k0, h0, 1).unwrap().1);
     assert!(t.remove(&key(7)).is_some());
     assert!(t.entry_hashed(&k, h, 0).unwrap().1);
-    assert_eq!(t.iter().count(), 112);
+    assert_eq!(t.iter().count(), 100);
 }
 
 #[test]
 fn tiny_capacity_is_usable() {
     let mut t: QpTable<u8> = QpTable::new(0, 0);
-    assert_eq!(t.capacity(), 8);
-    for n in 0..7 {
-        let k = key(n);
-        let h = t.hash(&k);
-        t.entry_hashed(&k, h, 0).unwrap();
-    }
+    assert_eq!(t.capacity(), 1);
+    let k0 = key(0);
+    let h0 = t.hash(&k0);
+    *t.entry_hashed(&k0, h0, 0).unwrap().0 = 5;
     let k = key(99);
     let h = t.hash(&k);
     assert!(t.entry_hashed(&k, h, 0).is_err());
     assert!(t.get(&k).is_none());
+    assert_eq!(t.get(&k0), Some(&5));
 }
 
 #[test]
@@ -114,7 +111,9 @@ fn colliding_keys_wrap_and_survive_removals() {
     // Five keys with the same home slot, the last one, so their probe run
     // wraps round to the start of the table.
     let mut t: QpTable<u32> = QpTable::new(8, 3);
-    let mask = t.capacity() as u32 - 1;
+    // The index has the smallest power of two of slots that is at least
+    // twice the capacity.
+    let mask = (2 * t.capacity()).next_power_of_two() as u32 - 1;
     let same: Vec<u32> = (0..100_000u32)
         .filter(|&n| t.hash(&key(n)) & mask == mask)
         .take(5)
@@ -148,7 +147,7 @@ fn expire_sweeps_everything_within_bounded_calls() {
     let cap = 1024;
     let budget = 64;
     let mut t: QpTable<u32> = QpTable::new(cap, 77);
-    for n in 0..t.max_len() as u32 {
+    for n in 0..t.capacity() as u32 {
         let k = key(n);
         let h = t.hash(&k);
         *t.entry_hashed(&k, h, u64::from(n)).unwrap().0 = n;
@@ -163,7 +162,7 @@ fn expire_sweeps_everything_within_bounded_calls() {
             seen += 1;
         });
         assert!(r <= budget);
-        assert!(calls <= 2 * cap / budget, "sweep took {calls} calls");
+        assert!(calls <= cap.div_ceil(budget), "sweep took {calls} calls");
     }
     assert_eq!(seen, total);
 }
@@ -208,9 +207,9 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #[test]
     fn matches_hashmap_model(seed: u64, ops in prop::collection::vec(op(), 1..400)) {
-        // 64 slots, 56 entries at most, 80 distinct keys: full tables,
-        // long probe runs and wrap-around are all exercised.
-        let mut t: QpTable<u32> = QpTable::new(64, seed);
+        // 56 entries at most, 80 distinct keys: full tables, long probe
+        // runs and wrap-around are all exercised.
+        let mut t: QpTable<u32> = QpTable::new(56, seed);
         let mut model: HashMap<FlowKey, (u32, u64)> = HashMap::new();
         let mut now = 0u64;
         for op in ops {
@@ -227,9 +226,10 @@ proptest! {
                             e.0 = e.0.wrapping_add(n + 1);
                             e.1 = now;
                         }
-                        Err(TableFull) => {
+                        Err(e) => {
+                            prop_assert_eq!(e, InsertError::Full);
                             prop_assert!(!model.contains_key(&k));
-                            prop_assert_eq!(model.len(), t.max_len());
+                            prop_assert_eq!(model.len(), t.capacity());
                         }
                     }
                 }

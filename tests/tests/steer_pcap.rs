@@ -176,23 +176,26 @@ struct Run {
     stats: serde_json::Value,
 }
 
-fn run_steer(dir: &Path, config: &Path, input: &Path, secs: f64) -> Run {
+/// A steering run on `workers` workers. With two, the agents' packets are
+/// split over port 0's two queues by flow, as RSS would split them, so
+/// about half the flows arrive at the worker that does not own them.
+fn run_steer(dir: &Path, config: &Path, input: &Path, secs: f64, workers: Workers) -> Run {
     let _dpdk = dpdk_lock();
+    let rx = match workers {
+        Workers::One => vec![input.to_path_buf()],
+        Workers::Two => workers.split(dir, "agents", &frames(input), |_, f| flow_hash(f)),
+    };
     let (edge, centre, back) = (
-        dir.join("edge.pcap"),
-        dir.join("centre.pcap"),
-        dir.join("back.pcap"),
+        workers.queue_files(dir, "edge"),
+        workers.queue_files(dir, "centre"),
+        workers.queue_files(dir, "back"),
     );
-    let eal = eal_args(
+    let eal = workers.eal_args(
         "steer",
         &[
-            format!(
-                "net_pcap0,rx_pcap={},tx_pcap={}",
-                input.display(),
-                back.display()
-            ),
-            format!("net_pcap1,tx_pcap={}", edge.display()),
-            format!("net_pcap2,tx_pcap={}", centre.display()),
+            workers.pcap_vdev(0, &rx, &back),
+            workers.pcap_vdev(1, &[], &edge),
+            workers.pcap_vdev(2, &[], &centre),
         ],
     );
     let json = dir.join("stats.json");
@@ -208,10 +211,18 @@ fn run_steer(dir: &Path, config: &Path, input: &Path, secs: f64) -> Run {
         "rx = tx + drops: {}",
         stats["totals"]
     );
-    assert!(frames(&back).is_empty(), "nothing goes back to the agents");
+    assert_eq!(
+        stats["lcores"].as_array().map(Vec::len),
+        Some(workers.count()),
+        "one worker per lcore"
+    );
+    assert!(
+        frames_of(&back).is_empty(),
+        "nothing goes back to the agents"
+    );
     Run {
-        edge: frames(&edge),
-        centre: frames(&centre),
+        edge: frames_of(&edge),
+        centre: frames_of(&centre),
         stats,
     }
 }
@@ -272,8 +283,9 @@ fn assert_checksums(frame: &[u8], p: &ParsedPacket) {
     assert_eq!(src_dst.checksum(proto, l4), 0, "{proto} checksum");
 }
 
-#[test]
-fn short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinity() {
+fn short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinity(
+    workers: Workers,
+) {
     let dir = tempfile::tempdir().unwrap();
     let input = agent_pcap(dir.path(), "agent.pcap", 21, 3000, "mixed");
     let sent = frames(&input);
@@ -282,6 +294,7 @@ fn short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinit
         &config(dir.path(), &Knobs::default()),
         &input,
         2.0,
+        workers,
     );
     assert_eq!(
         run.edge.len() + run.centre.len(),
@@ -372,8 +385,7 @@ fn ipv4_tlv_offset(frame: &[u8]) -> Option<usize> {
     (frame.get(start) == Some(&0x9e)).then_some(start)
 }
 
-#[test]
-fn malformed_or_forged_tlvs_count_as_none() {
+fn malformed_or_forged_tlvs_count_as_none(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     let input = agent_pcap(dir.path(), "agent.pcap", 22, 1500, "ipv4");
     let mut sent = frames(&input);
@@ -411,6 +423,7 @@ fn malformed_or_forged_tlvs_count_as_none() {
         &config(dir.path(), &Knobs::default()),
         &edited,
         2.0,
+        workers,
     );
     let steer = &run.stats["steer"];
     let bad_flows = broken.values().filter(|b| **b).count() as u64;
@@ -430,8 +443,7 @@ fn malformed_or_forged_tlvs_count_as_none() {
     );
 }
 
-#[test]
-fn requests_without_a_tlv_are_inferred_from_their_http_body() {
+fn requests_without_a_tlv_are_inferred_from_their_http_body(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     let input = agent_pcap(dir.path(), "agent.pcap", 23, 2000, "none");
     let sent = frames(&input);
@@ -461,6 +473,7 @@ fn requests_without_a_tlv_are_inferred_from_their_http_body() {
         &config(dir.path(), &Knobs::default()),
         &input,
         2.0,
+        workers,
     );
     let steer = &run.stats["steer"];
     assert_eq!(steer["features"]["tlv"], 0);
@@ -486,17 +499,27 @@ fn requests_without_a_tlv_are_inferred_from_their_http_body() {
     }
 }
 
-#[test]
-fn a_full_flow_table_sends_new_flows_to_the_overflow_instance_and_keeps_affinity() {
+fn a_full_flow_table_sends_new_flows_to_the_overflow_instance_and_keeps_affinity(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     let input = agent_pcap(dir.path(), "agent.pcap", 24, 2000, "ipv4");
     let knobs = Knobs {
         flow_table_size: 16,
         ..Knobs::default()
     };
-    let run = run_steer(dir.path(), &config(dir.path(), &knobs), &input, 2.0);
+    let run = run_steer(
+        dir.path(),
+        &config(dir.path(), &knobs),
+        &input,
+        2.0,
+        workers,
+    );
     let steer = &run.stats["steer"];
-    assert_eq!(steer["flows"]["new"], 16, "{steer}");
+    // The table's size is the appliance's, shared out among the workers.
+    let new = steer["flows"]["new"].as_u64().unwrap();
+    match workers {
+        Workers::One => assert_eq!(new, 16, "{steer}"),
+        Workers::Two => assert!((12..=16).contains(&new), "{steer}"),
+    }
     let full = steer["flows"]["table_full"].as_u64().unwrap();
     assert!(full > 50, "{steer}");
     // Overflowed flows went to the first instance (edge-small), statelessly.
@@ -543,8 +566,7 @@ fn order(sent: &[Vec<u8>], out: &[Vec<u8>]) -> Vec<(usize, TrafficClass)> {
         .collect()
 }
 
-#[test]
-fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
+fn short_requests_do_not_wait_behind_a_backlog_of_long_ones(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     let input = agent_pcap(dir.path(), "agent.pcap", 25, 1500, "ipv4");
     let sent = frames(&input);
@@ -561,7 +583,7 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
             band_limit: 2048,
             ..Knobs::default()
         };
-        run_steer(&sub, &config(&sub, &knobs), &input, 3.0)
+        run_steer(&sub, &config(&sub, &knobs), &input, 3.0, workers)
     };
 
     let fifo = run_with(false);
@@ -572,10 +594,20 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
         fifo.stats["ports"]
     );
     let fifo_order = order(&sent, &fifo.centre);
-    assert!(
-        fifo_order.windows(2).all(|w| w[0].0 < w[1].0),
-        "one FIFO keeps arrival order"
-    );
+    match workers {
+        Workers::One => assert!(
+            fifo_order.windows(2).all(|w| w[0].0 < w[1].0),
+            "one FIFO keeps arrival order"
+        ),
+        // Two queues have no common arrival order; every flow keeps its own.
+        Workers::Two => {
+            let mut last: HashMap<Client, usize> = HashMap::new();
+            for (f, &(i, _)) in fifo.centre.iter().zip(&fifo_order) {
+                let prev = last.insert(client(&parse(f).unwrap()), i);
+                assert!(prev.is_none_or(|p| p < i), "a flow kept its order");
+            }
+        }
+    }
 
     let prio = run_with(true);
     assert_eq!(
@@ -587,20 +619,39 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
     let prio_order = order(&sent, &prio.centre);
     // Strict priority: no long packet that arrived after a short one left
     // before it.
-    let mut latest_bulk_arrival_sent = 0usize;
-    let mut overtaken = 0usize;
+    // With two queues read at once, "arrived later" compares packets of
+    // one queue only, and holds up to the moment a packet handed to its
+    // flow's worker spends on the ring: a few may cross there, never a
+    // backlog.
+    let queue_of = |i: usize| match workers {
+        Workers::One => 0,
+        Workers::Two => flow_hash(&sent[i]) % 2,
+    };
+    let mut latest_bulk_arrival_sent = [0usize; 2];
+    let (mut shorts, mut late) = (0usize, 0usize);
     for &(i, class) in &prio_order {
+        let q = queue_of(i);
         if class.is_interactive() {
-            assert!(
-                latest_bulk_arrival_sent <= i,
-                "short packet {i} left after long packet {latest_bulk_arrival_sent} that arrived later"
-            );
+            shorts += 1;
+            if latest_bulk_arrival_sent[q] > i {
+                late += 1;
+                assert!(
+                    workers == Workers::Two,
+                    "short packet {i} left after long packet {} that arrived later",
+                    latest_bulk_arrival_sent[q]
+                );
+            }
         } else {
-            latest_bulk_arrival_sent = latest_bulk_arrival_sent.max(i);
+            latest_bulk_arrival_sent[q] = latest_bulk_arrival_sent[q].max(i);
         }
     }
+    assert!(
+        late * 20 <= shorts,
+        "{late} of {shorts} short packets left after long ones that arrived later"
+    );
     // And short packets did overtake the backlog: each long packet that
     // arrived earlier but left later is one wait avoided.
+    let mut overtaken = 0usize;
     let position: HashMap<usize, usize> = prio_order
         .iter()
         .enumerate()
@@ -648,8 +699,7 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones() {
     );
 }
 
-#[test]
-fn a_client_port_reused_after_close_is_a_new_flow() {
+fn a_client_port_reused_after_close_is_a_new_flow(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     let input = agent_pcap(dir.path(), "agent.pcap", 26, 1500, "ipv4");
     let sent = frames(&input);
@@ -708,6 +758,7 @@ fn a_client_port_reused_after_close_is_a_new_flow() {
         &config(dir.path(), &Knobs::default()),
         &path,
         2.0,
+        workers,
     );
     assert_eq!(run.edge.len(), short.len(), "the short request on the edge");
     assert_eq!(
@@ -748,8 +799,7 @@ fn set_ipv4_source(frame: &mut [u8], src: std::net::Ipv4Addr) {
     frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
 }
 
-#[test]
-fn responses_from_an_instance_are_translated_back_to_the_vip() {
+fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     // Requests and the VIP's answers; the answers are re-sourced from the
     // edge instance, as they arrive once the request was steered there.
@@ -784,29 +834,20 @@ fn responses_from_an_instance_are_translated_back_to_the_vip() {
         }
     }
     assert!(responses.len() > 100);
-    let (req_pcap, resp_pcap) = (dir.path().join("req.pcap"), dir.path().join("resp.pcap"));
-    write_frames(&req_pcap, &requests);
-    write_frames(&resp_pcap, &responses);
+    // With two queues, a flow's request and its response arrive on
+    // different queues, so one of them meets a worker that does not own
+    // the flow.
+    let req_pcap = workers.split(dir.path(), "req", &requests, |_, f| flow_hash(f));
+    let resp_pcap = workers.split(dir.path(), "resp", &responses, |_, f| flow_hash(f) + 1);
 
     let _dpdk = dpdk_lock();
-    let back = dir.path().join("back.pcap");
-    let eal = eal_args(
+    let back = workers.queue_files(dir.path(), "back");
+    let eal = workers.eal_args(
         "steerresp",
         &[
-            format!(
-                "net_pcap0,rx_pcap={},tx_pcap={}",
-                req_pcap.display(),
-                back.display()
-            ),
-            format!(
-                "net_pcap1,rx_pcap={},tx_pcap={}",
-                resp_pcap.display(),
-                dir.path().join("edge.pcap").display()
-            ),
-            format!(
-                "net_pcap2,tx_pcap={}",
-                dir.path().join("centre.pcap").display()
-            ),
+            workers.pcap_vdev(0, &req_pcap, &back),
+            workers.pcap_vdev(1, &resp_pcap, &workers.queue_files(dir.path(), "edge")),
+            workers.pcap_vdev(2, &[], &workers.queue_files(dir.path(), "centre")),
         ],
     );
     let json = dir.path().join("stats.json");
@@ -818,14 +859,31 @@ fn responses_from_an_instance_are_translated_back_to_the_vip() {
     );
     let stats = stats.unwrap();
     assert_eq!(stats["totals"]["balanced"], true);
+    if workers == Workers::Two {
+        let handed: u64 = stats["lcores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["handoffs"].as_u64().unwrap())
+            .sum();
+        assert!(handed > 0, "flows met the worker that does not own them");
+    }
 
-    let translated = frames(&back);
+    // Each worker sends on its own TX queue, so the order across the two
+    // files is not the arrival order: match the answers by their bytes.
+    let translated = frames_of(&back);
     assert_eq!(
         translated.len(),
         responses.len(),
         "every answer goes back to the agents"
     );
-    for (orig, f) in responses.iter().zip(&translated) {
+    let mut expected: HashMap<Vec<u8>, usize> = HashMap::new();
+    for orig in &responses {
+        *expected
+            .entry(parse(orig).unwrap().payload(orig).to_vec())
+            .or_default() += 1;
+    }
+    for f in &translated {
         let p = parse(f).expect("translated frames parse");
         assert_eq!(
             p.flow.unwrap().src_ip(),
@@ -833,11 +891,11 @@ fn responses_from_an_instance_are_translated_back_to_the_vip() {
             "source is the VIP again"
         );
         assert_checksums(f, &p);
-        assert_eq!(
-            p.payload(f),
-            parse(orig).unwrap().payload(orig),
-            "payload untouched"
-        );
+        let left = expected
+            .get_mut(p.payload(f))
+            .expect("payload untouched: it is one of the answers");
+        assert!(*left > 0, "an answer was sent twice");
+        *left -= 1;
     }
     assert_eq!(
         stats["steer"]["flows"]["response_translated"],
@@ -846,3 +904,30 @@ fn responses_from_an_instance_are_translated_back_to_the_vip() {
         stats["steer"]
     );
 }
+
+/// Every scenario runs on one worker and on two.
+macro_rules! on_one_and_two_workers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn one_worker() {
+                super::$name(Workers::One)
+            }
+            #[test]
+            fn two_workers() {
+                super::$name(Workers::Two)
+            }
+        }
+    )*};
+}
+
+on_one_and_two_workers!(
+    short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinity,
+    malformed_or_forged_tlvs_count_as_none,
+    requests_without_a_tlv_are_inferred_from_their_http_body,
+    a_full_flow_table_sends_new_flows_to_the_overflow_instance_and_keeps_affinity,
+    short_requests_do_not_wait_behind_a_backlog_of_long_ones,
+    a_client_port_reused_after_close_is_a_new_flow,
+    responses_from_an_instance_are_translated_back_to_the_vip,
+);

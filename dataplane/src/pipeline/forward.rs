@@ -11,96 +11,57 @@
 //! unchanged. The choice is made per packet from the control-plane view the
 //! worker loaded for this burst, so an update applies from the next burst.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-
 use control::view::ChoiceReason;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::{QueueRoute, WorkerConf};
-use crate::control_plane::{realtime_ns, PublishedView};
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
+use super::{Arrival, Pipeline, QueueRoute, Tick, WorkerConf};
+use crate::control_plane::PublishedView;
+use crate::dpdk::{Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
 use crate::probe::{ProbeKind, ProbeWorker};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 
-/// Runs until `conf.stop` is set. Never allocates, locks or panics per
-/// packet (the per-port staging bursts are allocated once, here).
-pub fn run(conf: &WorkerConf) {
-    let counters = &*conf.counters;
-    let mut burst = MbufBurst::new();
-    let mut stages: Vec<MbufBurst> = (0..counters.ports.len())
-        .map(|_| MbufBurst::new())
-        .collect();
-    let mut last_version = 0u64;
-    // arc_swap's Cache re-reads the shared pointer with a plain load and
-    // only takes the full-barrier path when it changed, so an unchanged
-    // view costs the burst almost nothing.
-    let mut view_cache = conf
-        .control
-        .as_ref()
-        .map(|c| arc_swap::Cache::new(Arc::clone(c)));
-    // One TSC read per poll: the time from one poll's start to the next
-    // poll's start is that poll's cost (rx + work + tx + counters), and it
-    // counts as busy only if the poll moved packets.
-    let mut poll_started = rdtsc();
-    let mut poll_was_busy = false;
-    counters.loop_start_tsc.store(poll_started, Relaxed);
-    while !conf.stop.load(Relaxed) {
-        let mut moved_any = false;
-        for route in &conf.routes {
-            let now = rdtsc();
-            if poll_was_busy {
-                bump(&counters.busy_cycles, now.wrapping_sub(poll_started));
-            }
-            poll_started = now;
-            let received = burst.rx_burst(route.rx_port, route.queue, conf.burst_size);
-            poll_was_busy = received > 0;
-            if received == 0 {
-                continue;
-            }
-            moved_any = true;
-            bump(&counters.busy_packets, received as u64);
+/// The forwarding pipeline of one worker: stateless but for its staging
+/// bursts (one per port, allocated once, here).
+pub struct Forward<'a> {
+    conf: &'a WorkerConf,
+    stages: Vec<MbufBurst>,
+}
 
-            let view: Option<&Arc<PublishedView>> = view_cache.as_mut().map(|c| c.load());
-            if let Some(v) = view {
-                if v.version != last_version {
-                    last_version = v.version;
-                    note_new_version(counters, v);
-                }
-            }
-            match view {
-                Some(v) if v.has_forwarding => {
-                    steer_burst(conf, route, &mut burst, &mut stages, Some(&**v))
-                }
-                _ if conf.probe.is_some() => {
-                    steer_burst(conf, route, &mut burst, &mut stages, view.map(|v| &**v))
-                }
-                _ => forward_burst(counters, route, &mut burst),
-            }
-        }
-        if let Some(probe) = conf.probe.as_ref() {
-            let out = probe.outbound.as_ref().filter(|out| !out.is_empty());
-            if let Some(out) = out {
-                moved_any |= send_probes(
-                    probe,
-                    out,
-                    &mut stages,
-                    conf.routes.first().map_or(0, |r| r.queue),
-                );
-            }
-        }
-        if !moved_any && !conf.idle_sleep.is_zero() {
-            // Only reached when every queue was empty: a syscall per idle
-            // pass, never per packet.
-            std::thread::sleep(conf.idle_sleep);
+impl<'a> Forward<'a> {
+    pub fn new(conf: &'a WorkerConf) -> Forward<'a> {
+        Forward {
+            conf,
+            stages: (0..conf.counters.ports.len())
+                .map(|_| MbufBurst::new())
+                .collect(),
         }
     }
-    let end = rdtsc();
-    if poll_was_busy {
-        bump(&counters.busy_cycles, end.wrapping_sub(poll_started));
+}
+
+impl Pipeline for Forward<'_> {
+    fn process(&mut self, route: &QueueRoute, burst: &mut MbufBurst, tick: &Tick<'_>, _: Arrival) {
+        let conf = self.conf;
+        match tick.view {
+            Some(v) if v.has_forwarding => {
+                steer_burst(conf, route, burst, &mut self.stages, Some(v), tick.now_ns)
+            }
+            view if conf.probe.is_some() => {
+                steer_burst(conf, route, burst, &mut self.stages, view, tick.now_ns)
+            }
+            _ => forward_burst(&conf.counters, route, burst),
+        }
     }
-    counters.loop_end_tsc.store(end, Relaxed);
+
+    fn transmit(&mut self, _ignore_shaping: bool) -> bool {
+        let Some(probe) = self.conf.probe.as_ref() else {
+            return false;
+        };
+        match probe.outbound.as_ref().filter(|out| !out.is_empty()) {
+            Some(out) => send_probes(probe, out, &mut self.stages, self.conf.queue()),
+            None => false,
+        }
+    }
 }
 
 /// The plain wire: the whole burst to the pair's peer.
@@ -158,10 +119,10 @@ fn steer_burst(
     burst: &mut MbufBurst,
     stages: &mut [MbufBurst],
     v: Option<&PublishedView>,
+    now_ns: u64,
 ) {
     let counters = &*conf.counters;
     let received = burst.len() as u64;
-    let now_ns = conf.clock.now_ns();
     let mut decisions = [0u64; Decision::COUNT];
     let mut consumed = [0u64; DropReason::COUNT];
     let default_port = usize::from(route.tx_port.0);
@@ -362,19 +323,8 @@ fn send_probes(
     any
 }
 
-/// Records when this worker first used a new control-state version.
-fn note_new_version(counters: &LcoreCounters, v: &PublishedView) {
-    counters.seen_version.store(v.version, Relaxed);
-    if v.origin_realtime_ns == 0 {
-        return;
-    }
-    // A clock read once per state version, not per packet.
-    let now = realtime_ns();
-    if now > v.origin_realtime_ns {
-        let micros = (now - v.origin_realtime_ns) / 1000;
-        counters
-            .visible_us
-            .record(micros.min(u64::from(u32::MAX)) as u32);
-        counters.visible_hist.record(micros);
-    }
+/// Runs the forwarding pipeline until `conf.stop` is set.
+pub fn run(conf: &WorkerConf) {
+    let mut pipeline = Forward::new(conf);
+    super::run(conf, &mut pipeline);
 }

@@ -60,7 +60,7 @@ use tensor::{
 
 use super::egress::{count_drop, send_pending, Shaper};
 use super::tensor_counters::{Event, MetaOutcome, SchedClass, TensorCounters};
-use super::{QueueRoute, WorkerConf};
+use super::{Arrival, Pipeline, QueueRoute, Tick, WorkerConf};
 use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
 use crate::stats::{bump, DropReason, LcoreCounters};
 use crate::tensor_config::{TensorConfig, TensorPath};
@@ -216,6 +216,8 @@ pub struct TensorWorker<'a> {
     ecn_mark: u32,
     idle_ns: u64,
     expire_reorder_ns: u64,
+    /// This worker's TX queue on every port.
+    queue: u16,
 }
 
 impl<'a> TensorWorker<'a> {
@@ -285,6 +287,7 @@ impl<'a> TensorWorker<'a> {
             ecn_mark: cfg.ecn_mark_packets,
             idle_ns: shared.thresholds.idle_timeout_ns,
             expire_reorder_ns: 0,
+            queue: conf.queue(),
         }
     }
 
@@ -1416,66 +1419,49 @@ fn rewrite_ttl_ecn(
     Ok(())
 }
 
+impl Pipeline for TensorWorker<'_> {
+    fn process(&mut self, route: &QueueRoute, burst: &mut MbufBurst, tick: &Tick<'_>, _: Arrival) {
+        self.process_burst(route, burst, tick.now_ns);
+    }
+
+    fn transmit(&mut self, ignore_shaping: bool) -> bool {
+        TensorWorker::transmit(self, self.queue, ignore_shaping)
+    }
+
+    fn housekeeping(&mut self, now_ns: u64) {
+        TensorWorker::housekeeping(self, now_ns);
+        self.publish_reorder_stats();
+    }
+
+    fn backlog(&self) -> usize {
+        TensorWorker::backlog(self)
+    }
+
+    /// Whatever the reorder buffer holds is delivered in order (its gaps
+    /// will not be filled any more), then drained with the rest.
+    fn stopping(&mut self) {
+        self.flush_reorder();
+        self.publish_reorder_stats();
+    }
+
+    fn finish(&mut self) {
+        self.discard_backlog();
+    }
+}
+
 /// Runs the tensor pipeline until `conf.stop` is set.
 pub fn run(conf: &WorkerConf, shared: &TensorShared) {
-    let counters = &*conf.counters;
     let mut worker = TensorWorker::new(conf, shared);
-    let mut burst = MbufBurst::new();
-    let mut poll_started = rdtsc();
-    let mut poll_was_busy = false;
-    let queue = conf.routes.first().map_or(0, |r| r.queue);
-    let mut last_housekeeping_ns = 0u64;
-    counters.loop_start_tsc.store(poll_started, Relaxed);
-    while !conf.stop.load(Relaxed) {
-        let now = rdtsc();
-        if poll_was_busy {
-            bump(&counters.busy_cycles, now.wrapping_sub(poll_started));
-        }
-        poll_started = now;
-        let now_ns = conf.clock.now_ns();
-        let mut moved = 0usize;
-        for route in &conf.routes {
-            let received = burst.rx_burst(route.rx_port, route.queue, conf.burst_size);
-            if received == 0 {
-                continue;
-            }
-            moved += received;
-            worker.process_burst(route, &mut burst, now_ns);
-        }
-        bump(&counters.busy_packets, moved as u64);
-        let sent = worker.transmit(queue, false);
-        if now_ns.wrapping_sub(last_housekeeping_ns) >= HOUSEKEEPING_EVERY_NS {
-            last_housekeeping_ns = now_ns;
-            worker.housekeeping(now_ns);
-            worker.publish_reorder_stats();
-        }
-        poll_was_busy = moved > 0 || sent;
-        if moved == 0 && !sent && !conf.idle_sleep.is_zero() && worker.backlog() == 0 {
-            std::thread::sleep(conf.idle_sleep);
-        }
-    }
-    worker.flush_reorder();
-    worker.publish_reorder_stats();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-    while worker.backlog() > 0 && std::time::Instant::now() < deadline {
-        if !worker.transmit(queue, true) {
-            std::thread::sleep(std::time::Duration::from_micros(100));
-        }
-    }
-    worker.discard_backlog();
-    let end = rdtsc();
-    if poll_was_busy {
-        bump(&counters.busy_cycles, end.wrapping_sub(poll_started));
-    }
-    counters.loop_end_tsc.store(end, Relaxed);
+    super::run(conf, &mut worker);
 }
 
 /// Builds what the tensor worker and the predictor thread share, checking
 /// everything that can fail (key file, thresholds, predictor) before EAL
-/// launches anything.
+/// launches anything. `seed` keys the QP table's hash.
 pub fn build_shared(
     cfg: &TensorConfig,
     nb_ports: usize,
+    seed: u64,
 ) -> anyhow::Result<(TensorShared, tensor::predict::PredictorConfig)> {
     let thresholds = cfg.thresholds()?;
     let paths = cfg.paths()?;
@@ -1505,7 +1491,7 @@ pub fn build_shared(
         fifo: Arc::new(ArrayQueue::new(cfg.feature_fifo_size)),
         predictions: Arc::new(ArcSwap::from_pointee(Predictions::default())),
         tsc_hz: crate::dpdk::tsc_hz(),
-        seed: rand::random(),
+        seed,
     };
     Ok((shared, predictor))
 }

@@ -1,18 +1,23 @@
-//! What the steering worker counts. One writer (the worker), read by the
-//! main lcore, the control thread's stats query and `/metrics`; every
-//! update is a relaxed store ([`bump`]), never a locked instruction.
+//! What a steering engine counts. One writer (the worker lcore driving the
+//! engine), read off the fast path by the main lcore, the control thread's
+//! stats query and `/metrics`; every update is a relaxed store
+//! ([`counters::bump`]), never a locked instruction. With several workers
+//! every engine has its own block, and readers add them up ([`SteerCounters::sum`]).
 //!
 //! Counters are named by what happened, VPP-style: feature sources,
 //! decisions and their reasons, rejected candidates by constraint, flows
 //! kept and lost, responses translated, and per class the predicted and
 //! observed latency that the feedback loop compares.
 
+#![allow(missing_docs)]
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde_json::{json, Value};
-use steer::{ChoiceReason, NoChoice, TrafficClass};
+use counters::{bump, SampleRing};
 
-use crate::stats::{bump, quantile, SampleRing};
+use predictor::InstanceModel;
+
+use crate::{ChoiceReason, Measured, NoChoice, Predicted, Rejections, TrafficClass};
 
 /// Where a new flow's features came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,19 +103,19 @@ impl FlowEvent {
     }
 }
 
-const REASONS: [ChoiceReason; 5] = [
+pub const REASONS: [ChoiceReason; 5] = [
     ChoiceReason::LowestTtft,
     ChoiceReason::LowestCompletion,
     ChoiceReason::AllOverloaded,
     ChoiceReason::LeastQueue,
     ChoiceReason::RoundRobin,
 ];
-const NO_CHOICE: [NoChoice; 3] = [
+pub const NO_CHOICE: [NoChoice; 3] = [
     NoChoice::NoCapableInstance,
     NoChoice::NoLiveInstance,
     NoChoice::UnknownService,
 ];
-const REJECTIONS: [&str; 4] = ["capability", "stale_node", "dead_path", "overloaded"];
+pub const REJECTIONS: [&str; 4] = ["capability", "stale_node", "dead_path", "overloaded"];
 
 /// Predicted against observed latency of one class (µs sums).
 #[derive(Default)]
@@ -188,6 +193,49 @@ impl SteerCounters {
     }
 
     #[inline]
+    pub fn flows_n(&self, e: FlowEvent, n: u64) {
+        if n > 0 {
+            bump(&self.flows[e as usize], n);
+        }
+    }
+
+    /// Publishes an instance's model after it learnt (f64 bits).
+    pub fn publish_model(&self, instance: usize, model: &InstanceModel) {
+        let Some(g) = self.models.get(instance) else {
+            return;
+        };
+        let t = model.ttft_error();
+        let c = model.completion_error();
+        g.observations.store(model.samples(), Relaxed);
+        g.ttft_mae_us.store(t.mae.to_bits(), Relaxed);
+        g.ttft_bias_us.store(t.bias.to_bits(), Relaxed);
+        g.completion_mae_us.store(c.mae.to_bits(), Relaxed);
+        for (slot, v) in g.coefficients.iter().zip(model.ttft_coefficients()) {
+            slot.store(v.to_bits(), Relaxed);
+        }
+        g.decode_us_per_token
+            .store(model.decode_us_per_token().to_bits(), Relaxed);
+    }
+
+    /// Adds one measured request to its class's predicted-against-observed
+    /// sums.
+    pub fn class_measured(&self, class: TrafficClass, predicted: &Predicted, measured: &Measured) {
+        let Some(l) = self.class_latency.get(class as usize) else {
+            return;
+        };
+        let us = |v: f64| v.max(0.0).min(u64::MAX as f64 / 2.0) as u64;
+        bump(&l.measured, 1);
+        bump(&l.predicted_ttft_us, us(predicted.ttft_us));
+        bump(&l.observed_ttft_us, us(measured.ttft_us));
+        bump(&l.predicted_completion_us, us(predicted.completion_us));
+        bump(&l.observed_completion_us, us(measured.completion_us));
+        bump(
+            &l.abs_error_ttft_us,
+            us((predicted.ttft_us - measured.ttft_us).abs()),
+        );
+    }
+
+    #[inline]
     pub fn reason(&self, r: ChoiceReason) {
         if let Some(c) = REASONS.iter().position(|x| *x == r) {
             bump(&self.reasons[c], 1);
@@ -201,7 +249,7 @@ impl SteerCounters {
         }
     }
 
-    pub fn rejections(&self, r: &steer::Rejections) {
+    pub fn rejections(&self, r: &Rejections) {
         for (c, n) in
             self.rejections
                 .iter()
@@ -227,96 +275,90 @@ impl SteerCounters {
             bump(c, 1);
         }
     }
+}
 
-    /// The stats JSON `steer` section. `instances` names them in table
-    /// order.
-    pub fn to_json(&self, instances: &[String]) -> Value {
-        let load = |a: &AtomicU64| a.load(Relaxed);
-        let f = |a: &AtomicU64| f64::from_bits(a.load(Relaxed));
-        let named = |names: &mut dyn Iterator<Item = &'static str>, counters: &[AtomicU64]| {
-            names
-                .zip(counters)
-                .map(|(n, c)| (n.to_string(), json!(load(c))))
-                .collect::<serde_json::Map<_, _>>()
+impl SteerCounters {
+    /// One block holding the totals of several engines' blocks, for the
+    /// readers (never on the fast path). Counters add up. Each engine
+    /// learns its own latency models from the flows it owns, so a model's
+    /// observations add up, its errors are averaged weighted by
+    /// observations, and its coefficients are those of the engine that has
+    /// seen the most.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a SteerCounters> + Clone) -> SteerCounters {
+        let first = parts.clone().into_iter().next();
+        let instances = first.map_or(0, |c| c.instances);
+        let ports = first.map_or(0, |c| c.band_drops.len() / TrafficClass::COUNT);
+        let total = SteerCounters::new(instances, ports);
+        let add = |into: &[AtomicU64], from: &[AtomicU64]| {
+            for (a, b) in into.iter().zip(from) {
+                bump(a, b.load(Relaxed));
+            }
         };
-        let mut chosen = serde_json::Map::new();
-        for (i, name) in instances.iter().enumerate() {
-            let mut per_class = serde_json::Map::new();
-            let mut total = 0;
-            for class in TrafficClass::ALL {
-                let n = self
-                    .chosen
-                    .get(i * TrafficClass::COUNT + class as usize)
-                    .map_or(0, load);
-                total += n;
-                if n > 0 {
-                    per_class.insert(class.name().into(), json!(n));
+        for part in parts.clone() {
+            add(&total.features, &part.features);
+            add(&total.flows, &part.flows);
+            add(&total.reasons, &part.reasons);
+            add(&total.no_choice, &part.no_choice);
+            add(&total.rejections, &part.rejections);
+            add(&total.chosen, &part.chosen);
+            add(&total.band_drops, &part.band_drops);
+            for (t, l) in total.class_latency.iter().zip(&part.class_latency) {
+                for (a, b) in [
+                    (&t.measured, &l.measured),
+                    (&t.predicted_ttft_us, &l.predicted_ttft_us),
+                    (&t.observed_ttft_us, &l.observed_ttft_us),
+                    (&t.predicted_completion_us, &l.predicted_completion_us),
+                    (&t.observed_completion_us, &l.observed_completion_us),
+                    (&t.abs_error_ttft_us, &l.abs_error_ttft_us),
+                ] {
+                    bump(a, b.load(Relaxed));
                 }
             }
-            per_class.insert("total".into(), json!(total));
-            chosen.insert(name.clone(), Value::Object(per_class));
         }
-        let mut latency = serde_json::Map::new();
-        for class in TrafficClass::ALL {
-            let l = &self.class_latency[class as usize];
-            let n = load(&l.measured);
-            let mut sojourn = self.sojourn_us[class as usize].snapshot();
-            let mean = |a: &AtomicU64| {
+        let f = |a: &AtomicU64| f64::from_bits(a.load(Relaxed));
+        for (i, m) in total.models.iter().enumerate() {
+            let gauges: Vec<&ModelGauges> = parts
+                .clone()
+                .into_iter()
+                .filter_map(|p| p.models.get(i))
+                .collect();
+            let n: u64 = gauges.iter().map(|g| g.observations.load(Relaxed)).sum();
+            m.observations.store(n, Relaxed);
+            let weighted = |field: fn(&ModelGauges) -> &AtomicU64| {
                 if n == 0 {
-                    Value::Null
-                } else {
-                    json!((load(a) as f64 / n as f64 / 1000.0 * 100.0).round() / 100.0)
+                    return 0.0;
                 }
+                gauges
+                    .iter()
+                    .map(|g| f(field(g)) * g.observations.load(Relaxed) as f64)
+                    .sum::<f64>()
+                    / n as f64
             };
-            latency.insert(
-                class.name().into(),
-                json!({
-                    "measured": n,
-                    "predicted_ttft_ms": mean(&l.predicted_ttft_us),
-                    "observed_ttft_ms": mean(&l.observed_ttft_us),
-                    "ttft_mae_ms": mean(&l.abs_error_ttft_us),
-                    "predicted_completion_ms": mean(&l.predicted_completion_us),
-                    "observed_completion_ms": mean(&l.observed_completion_us),
-                    "egress_wait_us": {
-                        "samples": sojourn.len(),
-                        "p50": quantile(&mut sojourn, 0.5),
-                        "p99": quantile(&mut sojourn, 0.99),
-                        "max": quantile(&mut sojourn, 1.0),
-                    },
-                }),
-            );
-        }
-        let mut models = serde_json::Map::new();
-        for (i, name) in instances.iter().enumerate() {
-            if let Some(m) = self.models.get(i) {
-                models.insert(
-                    name.clone(),
-                    json!({
-                        "observations": load(&m.observations),
-                        "ttft_mae_us": f(&m.ttft_mae_us),
-                        "ttft_bias_us": f(&m.ttft_bias_us),
-                        "completion_mae_us": f(&m.completion_mae_us),
-                        "ttft_coefficients": [f(&m.coefficients[0]), f(&m.coefficients[1]), f(&m.coefficients[2])],
-                        "decode_us_per_token": f(&m.decode_us_per_token),
-                    }),
-                );
+            m.ttft_mae_us
+                .store(weighted(|g| &g.ttft_mae_us).to_bits(), Relaxed);
+            m.ttft_bias_us
+                .store(weighted(|g| &g.ttft_bias_us).to_bits(), Relaxed);
+            m.completion_mae_us
+                .store(weighted(|g| &g.completion_mae_us).to_bits(), Relaxed);
+            if let Some(best) = gauges.iter().max_by_key(|g| g.observations.load(Relaxed)) {
+                for (a, b) in m.coefficients.iter().zip(&best.coefficients) {
+                    a.store(b.load(Relaxed), Relaxed);
+                }
+                m.decode_us_per_token
+                    .store(best.decode_us_per_token.load(Relaxed), Relaxed);
             }
         }
-        let mut decision = self.decision_ns.snapshot();
-        json!({
-            "features": named(&mut FeatureSource::ALL.iter().map(|s| s.name()), &self.features),
-            "flows": named(&mut FlowEvent::ALL.iter().map(|s| s.name()), &self.flows),
-            "reasons": named(&mut REASONS.iter().map(|s| s.name()), &self.reasons),
-            "no_choice": named(&mut NO_CHOICE.iter().map(|s| s.name()), &self.no_choice),
-            "rejected_candidates": named(&mut REJECTIONS.iter().copied(), &self.rejections),
-            "chosen": chosen,
-            "latency": latency,
-            "models": models,
-            "decision_ns": {
-                "samples": self.decision_ns.count(),
-                "p50": quantile(&mut decision, 0.5),
-                "p99": quantile(&mut decision, 0.99),
-            },
-        })
+        SteerCounters {
+            decision_ns: SampleRing::merged(parts.clone().into_iter().map(|p| &p.decision_ns)),
+            sojourn_us: core::array::from_fn(|c| {
+                SampleRing::merged(
+                    parts
+                        .clone()
+                        .into_iter()
+                        .filter_map(|p| p.sojourn_us.get(c)),
+                )
+            }),
+            ..total
+        }
     }
 }
