@@ -14,7 +14,7 @@ die() {
 # is missing. Installing the whole set (apt skips what is there) keeps this
 # simple and idempotent.
 APT_PACKAGES=(libdpdk-dev dpdk clang libclang-dev pkg-config libpcap-dev jq curl
-	tcpdump iproute2 ethtool build-essential fonts-dejavu-core tshark)
+	tcpdump iproute2 ethtool build-essential fonts-dejavu-core tshark prometheus)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -48,6 +48,9 @@ check() {
 	have ethtool || [[ -x /usr/sbin/ethtool || -x /sbin/ethtool ]] || MISSING+=(ethtool)
 	# make eval's charts render their text with it (plotters + ab_glyph).
 	[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || MISSING+=(fonts-dejavu-core)
+	# The metrics test lints every /metrics scrape with it; Debian ships
+	# promtool only inside the prometheus package (its server is not used).
+	have promtool || MISSING+=("promtool (prometheus)")
 }
 
 # The Rust toolchain is not an apt package we can use (bookworm's is too old).

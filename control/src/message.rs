@@ -11,7 +11,7 @@ use core::fmt;
 
 use crate::body_error::BodyError;
 use crate::capability::Capability;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, PathId};
 use crate::node_state::NodeState;
 use crate::path_state::PathState;
 use crate::policy::Policy;
@@ -136,6 +136,23 @@ impl Message {
             Message::Capability(c) => Some(c.node),
             _ => None,
         }
+    }
+
+    /// Every path id the message names: a PATH_STATE's path, and a
+    /// POLICY's PATH_DEF ids and FWD_ENTRY candidates (repeats included).
+    pub fn paths(&self) -> impl Iterator<Item = PathId> + '_ {
+        let (state, policy) = match self {
+            Message::PathState(s) => (Some(s.path), None),
+            Message::Policy(p) => (None, Some(p)),
+            _ => (None, None),
+        };
+        let policy_paths = policy.into_iter().flat_map(|p| {
+            p.path_defs
+                .iter()
+                .map(|d| d.id)
+                .chain(p.fwd_entries.iter().flat_map(|e| e.paths.iter().copied()))
+        });
+        state.into_iter().chain(policy_paths)
     }
 
     /// Decodes and validates a plaintext. Never panics; every problem is a

@@ -1,6 +1,6 @@
-//! A configured peer: who it is, its key, and what it may announce.
+//! A configured peer: who it is, its key, and what it may announce or set.
 
-use crate::ids::NodeId;
+use crate::ids::{NodeId, PathId};
 use crate::key::Key;
 use crate::roles::Roles;
 
@@ -18,10 +18,15 @@ pub struct PeerConfig {
     /// When set, NODE_STATE and CAPABILITY are accepted only for these
     /// node ids: a compute node's agent speaks for itself, not for others.
     pub nodes: Option<Vec<u16>>,
+    /// When set, PATH_STATE and POLICY are accepted only if every path id
+    /// they name is in this list, and POLICY may not REPLACE (that would
+    /// remove the paths of others): a site's orchestrator steers its own
+    /// paths, not the whole appliance.
+    pub paths: Option<Vec<u16>>,
 }
 
 impl PeerConfig {
-    /// A peer without a node restriction.
+    /// A peer without a node or path restriction.
     pub fn new(id: u32, name: impl Into<String>, key: Key, roles: Roles) -> PeerConfig {
         PeerConfig {
             id,
@@ -29,6 +34,7 @@ impl PeerConfig {
             key,
             roles,
             nodes: None,
+            paths: None,
         }
     }
 
@@ -36,6 +42,20 @@ impl PeerConfig {
     pub fn with_nodes(mut self, nodes: impl Into<Vec<u16>>) -> PeerConfig {
         self.nodes = Some(nodes.into());
         self
+    }
+
+    /// Restricts PATH_STATE/POLICY to the given path ids.
+    pub fn with_paths(mut self, paths: impl Into<Vec<u16>>) -> PeerConfig {
+        self.paths = Some(paths.into());
+        self
+    }
+
+    /// May this peer set state or policy for `path`?
+    pub fn may_set_path(&self, path: PathId) -> bool {
+        match &self.paths {
+            None => true,
+            Some(allowed) => allowed.contains(&path.0),
+        }
     }
 
     /// May this peer announce state or capability for `node`?

@@ -10,7 +10,7 @@
 //! 5. `replayed` (window check, read-only)
 //! 6. `malformed_body` (decode and validate)
 //! 7. `stale` (origin time against the caller's realtime clock)
-//! 8. `unauthorised` (role, node restriction)
+//! 8. `unauthorised` (role, node and path restrictions)
 //!
 //! Only when all pass does the peer's replay window move. Nothing else in the
 //! receiver changes on `accept`, so a rejected datagram leaves it exactly as
@@ -35,6 +35,12 @@ use crate::reply::{Reply, MAX_REPLY_BODY};
 use crate::seal_error::SealError;
 use crate::sender::initial_seq;
 
+/// Default oldest origin time accepted (30 s), by the appliance for
+/// requests and by clients for replies.
+pub const DEFAULT_MAX_MESSAGE_AGE_NS: u64 = 30_000_000_000;
+/// Default furthest an origin time may be ahead of the receiver's clock (5 s).
+pub const DEFAULT_MAX_FUTURE_NS: u64 = 5_000_000_000;
+
 /// Receiver limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverConfig {
@@ -52,8 +58,8 @@ impl Default for ReceiverConfig {
     fn default() -> ReceiverConfig {
         ReceiverConfig {
             max_datagram: DEFAULT_MAX_DATAGRAM,
-            max_message_age_ns: 30_000_000_000,
-            max_future_ns: 5_000_000_000,
+            max_message_age_ns: DEFAULT_MAX_MESSAGE_AGE_NS,
+            max_future_ns: DEFAULT_MAX_FUTURE_NS,
         }
     }
 }
@@ -205,21 +211,13 @@ impl Receiver {
     }
 
     fn check_fresh(&self, origin_ns: u64, now_ns: u64) -> Result<(), Reject> {
-        let age_ns = now_ns.saturating_sub(origin_ns);
-        if age_ns > self.config.max_message_age_ns {
-            return Err(Reject::Stale(StaleProblem::TooOld {
-                age_ns,
-                max_ns: self.config.max_message_age_ns,
-            }));
-        }
-        let ahead_ns = origin_ns.saturating_sub(now_ns);
-        if ahead_ns > self.config.max_future_ns {
-            return Err(Reject::Stale(StaleProblem::FromFuture {
-                ahead_ns,
-                max_ns: self.config.max_future_ns,
-            }));
-        }
-        Ok(())
+        StaleProblem::check(
+            origin_ns,
+            now_ns,
+            self.config.max_message_age_ns,
+            self.config.max_future_ns,
+        )
+        .map_err(Reject::Stale)
     }
 
     /// Seals the reply to a query from `peer_id` under that peer's key, with
@@ -286,6 +284,21 @@ fn authorise(peer: &PeerConfig, message: &Message) -> Result<(), Reject> {
                 node: node.0,
             }));
         }
+    }
+    if peer.paths.is_some() {
+        if let Message::Policy(p) = message {
+            if p.replace {
+                return Err(Reject::Unauthorised(AuthzError::ReplaceNotAllowed {
+                    peer: peer.id,
+                }));
+            }
+        }
+    }
+    if let Some(path) = message.paths().find(|p| !peer.may_set_path(*p)) {
+        return Err(Reject::Unauthorised(AuthzError::PathNotAllowed {
+            peer: peer.id,
+            path: path.0,
+        }));
     }
     Ok(())
 }

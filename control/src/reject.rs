@@ -32,7 +32,7 @@ pub enum RejectCode {
     Replayed,
     /// Plaintext that does not decode or validate.
     MalformedBody,
-    /// The peer may not send this kind, or not for this node.
+    /// The peer may not send this kind, or not for this node or path.
     Unauthorised,
     /// Origin time too old or too far in the future.
     Stale,
@@ -128,6 +128,19 @@ pub enum AuthzError {
         /// The node the message announces for.
         node: u16,
     },
+    /// The peer is restricted to other path ids.
+    PathNotAllowed {
+        /// The sending peer.
+        peer: u32,
+        /// The first path the message names that the peer may not set.
+        path: u16,
+    },
+    /// A path-restricted peer sent a POLICY with REPLACE, which would
+    /// remove paths outside its list.
+    ReplaceNotAllowed {
+        /// The sending peer.
+        peer: u32,
+    },
 }
 
 impl fmt::Display for AuthzError {
@@ -142,6 +155,13 @@ impl fmt::Display for AuthzError {
             AuthzError::NodeNotAllowed { peer, node } => {
                 write!(f, "peer {peer} may not announce for node {node}")
             }
+            AuthzError::PathNotAllowed { peer, path } => {
+                write!(f, "peer {peer} may not set path {path}")
+            }
+            AuthzError::ReplaceNotAllowed { peer } => write!(
+                f,
+                "peer {peer} is restricted to named paths and may not replace the whole policy"
+            ),
         }
     }
 }
@@ -163,6 +183,34 @@ pub enum StaleProblem {
         /// The allowed skew, in ns.
         max_ns: u64,
     },
+}
+
+impl StaleProblem {
+    /// Check 10 of `wire-format.md` §3.2, the same in both directions: an
+    /// origin time more than `max_age_ns` behind `now_ns`, or more than
+    /// `max_future_ns` ahead of it, is refused.
+    pub const fn check(
+        origin_ns: u64,
+        now_ns: u64,
+        max_age_ns: u64,
+        max_future_ns: u64,
+    ) -> Result<(), StaleProblem> {
+        let age_ns = now_ns.saturating_sub(origin_ns);
+        if age_ns > max_age_ns {
+            return Err(StaleProblem::TooOld {
+                age_ns,
+                max_ns: max_age_ns,
+            });
+        }
+        let ahead_ns = origin_ns.saturating_sub(now_ns);
+        if ahead_ns > max_future_ns {
+            return Err(StaleProblem::FromFuture {
+                ahead_ns,
+                max_ns: max_future_ns,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for StaleProblem {

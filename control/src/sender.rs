@@ -22,7 +22,8 @@ use crate::header::{
 };
 use crate::key::Key;
 use crate::message::{Kind, Message};
-use crate::reject::Reject;
+use crate::receiver::{DEFAULT_MAX_FUTURE_NS, DEFAULT_MAX_MESSAGE_AGE_NS};
+use crate::reject::{Reject, StaleProblem};
 use crate::seal_error::SealError;
 
 /// The recommended first seq: the realtime clock in microseconds.
@@ -39,6 +40,9 @@ pub struct Sender<R = OsRng> {
     /// `None` once u64::MAX has been used.
     next_seq: Option<u64>,
     max_datagram: usize,
+    /// Freshness limits for replies, as the appliance's for requests.
+    max_reply_age_ns: u64,
+    max_reply_future_ns: u64,
     rng: R,
 }
 
@@ -58,6 +62,8 @@ impl<R: RngCore + CryptoRng> Sender<R> {
             key,
             next_seq: Some(first_seq),
             max_datagram: DEFAULT_MAX_DATAGRAM,
+            max_reply_age_ns: DEFAULT_MAX_MESSAGE_AGE_NS,
+            max_reply_future_ns: DEFAULT_MAX_FUTURE_NS,
             rng,
         }
     }
@@ -66,6 +72,15 @@ impl<R: RngCore + CryptoRng> Sender<R> {
     /// configured maximum; default 4096).
     pub fn with_max_datagram(mut self, max: usize) -> Sender<R> {
         self.max_datagram = max;
+        self
+    }
+
+    /// Refuses replies whose origin time is more than `max_age_ns` old or
+    /// `max_future_ns` ahead (defaults 30 s and 5 s, the appliance's limits
+    /// for requests).
+    pub fn with_reply_freshness(mut self, max_age_ns: u64, max_future_ns: u64) -> Sender<R> {
+        self.max_reply_age_ns = max_age_ns;
+        self.max_reply_future_ns = max_future_ns;
         self
     }
 
@@ -107,23 +122,45 @@ impl<R: RngCore + CryptoRng> Sender<R> {
 
     /// Verifies a reply and returns its JSON body if it answers the query
     /// sealed with seq `expected_in_reply_to`. A reply to an older query
-    /// (late or replayed) is `unexpected_reply`.
-    pub fn open_reply(&self, datagram: &[u8], expected_in_reply_to: u64) -> Result<String, Reject> {
+    /// (late or replayed) is `unexpected_reply`; one whose origin time is
+    /// outside the freshness limits against `now_realtime_ns` (the caller's
+    /// CLOCK_REALTIME) is `stale`, as a request would be at the appliance.
+    pub fn open_reply(
+        &self,
+        datagram: &[u8],
+        expected_in_reply_to: u64,
+        now_realtime_ns: u64,
+    ) -> Result<String, Reject> {
         let header = Header::parse(datagram, Direction::Reply, MAX_REPLY_DATAGRAM)?;
         if header.key_id != self.key_id {
             return Err(Reject::UnknownPeer(header.key_id));
         }
         let plaintext = aead::open(&self.key, &header, datagram)?;
         let decoded = Message::decode(&plaintext).map_err(Reject::MalformedBody)?;
-        match decoded.message {
-            Message::Reply(r) if r.in_reply_to == expected_in_reply_to => Ok(r.body),
-            Message::Reply(r) => Err(Reject::UnexpectedReply {
-                expected: expected_in_reply_to,
-                got: r.in_reply_to,
-            }),
-            other => Err(Reject::MalformedBody(BodyError::UnexpectedKind(
-                other.kind(),
-            ))),
-        }
+        let body = match decoded.message {
+            Message::Reply(r) if r.in_reply_to == expected_in_reply_to => r.body,
+            Message::Reply(r) => {
+                return Err(Reject::UnexpectedReply {
+                    expected: expected_in_reply_to,
+                    got: r.in_reply_to,
+                })
+            }
+            other => {
+                return Err(Reject::MalformedBody(BodyError::UnexpectedKind(
+                    other.kind(),
+                )))
+            }
+        };
+        // After the IN_REPLY_TO match, so `stale` always means "the answer
+        // to this query, but too old or too new": a clock problem worth
+        // stopping for, not an old reply to some other query.
+        StaleProblem::check(
+            decoded.origin_time_ns,
+            now_realtime_ns,
+            self.max_reply_age_ns,
+            self.max_reply_future_ns,
+        )
+        .map_err(Reject::Stale)?;
+        Ok(body)
     }
 }

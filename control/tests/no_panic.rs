@@ -194,7 +194,7 @@ proptest! {
         let mut h = Harness::new();
         prop_assert!(feed_checked(&mut h, &d).is_err());
         let tx = sender(VIEWER, 1);
-        prop_assert!(tx.open_reply(&d, 1).is_err());
+        prop_assert!(tx.open_reply(&d, 1, NOW).is_err());
     }
 
     #[test]
@@ -292,7 +292,7 @@ proptest! {
         let mut rx = receiver();
         let mut rng = <rand_chacha::ChaCha20Rng as rand::SeedableRng>::seed_from_u64(in_reply_to);
         let d = rx.seal_reply(VIEWER, in_reply_to, &body, NOW, &mut rng).expect("seals");
-        prop_assert_eq!(sender(VIEWER, 1).open_reply(&d, in_reply_to), Ok(body));
+        prop_assert_eq!(sender(VIEWER, 1).open_reply(&d, in_reply_to, NOW), Ok(body));
     }
 
     #[test]

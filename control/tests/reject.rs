@@ -526,6 +526,81 @@ fn node_restricted_peer() {
 }
 
 #[test]
+fn path_restricted_peer() {
+    const SITE: u32 = 9;
+    let mut h = Harness::new();
+    let mut all = peers();
+    all.push(
+        PeerConfig::new(SITE, "site-a", key(SITE), Roles::STATE | Roles::POLICY)
+            .with_paths(vec![1, 2]),
+    );
+    h.rx = Receiver::new(all, ReceiverConfig::default()).expect("valid");
+    let mut tx = sender(SITE, 10);
+
+    // Its own paths: state and policy are accepted and land.
+    assert!(h
+        .feed(&tx.seal(&path_state(1, 5.0), NOW).expect("seals"))
+        .is_ok());
+    assert!(h.state.path_entries().any(|(id, _)| id == PathId(1)));
+    let own = Policy {
+        path_defs: vec![path_def(2, 1)],
+        fwd_entries: vec![fwd("10.0.0.0/8", &[1, 2])],
+        ..Policy::default()
+    };
+    assert!(h.feed(&tx.seal(&own.into(), NOW).expect("seals")).is_ok());
+
+    // Another path: refused, counted as unauthorised, nothing changes.
+    let d = tx.seal(&path_state(3, 5.0), NOW).expect("seals");
+    assert_eq!(
+        h.expect_reject(&d, RejectCode::Unauthorised),
+        Reject::Unauthorised(AuthzError::PathNotAllowed {
+            peer: SITE,
+            path: 3
+        })
+    );
+    assert!(!h.state.path_entries().any(|(id, _)| id == PathId(3)));
+    // A policy naming it anywhere: as a PATH_DEF or as a candidate.
+    for policy in [
+        Policy {
+            path_defs: vec![path_def(1, 0), path_def(3, 1)],
+            ..Policy::default()
+        },
+        Policy {
+            fwd_entries: vec![fwd("10.1.0.0/16", &[2, 3])],
+            ..Policy::default()
+        },
+    ] {
+        let d = tx.seal(&policy.into(), NOW).expect("seals");
+        assert_eq!(
+            h.expect_reject(&d, RejectCode::Unauthorised),
+            Reject::Unauthorised(AuthzError::PathNotAllowed {
+                peer: SITE,
+                path: 3
+            })
+        );
+    }
+    // REPLACE would remove the paths of others, even naming only its own.
+    let replace = Policy {
+        replace: true,
+        path_defs: vec![path_def(1, 0)],
+        ..Policy::default()
+    };
+    let d = tx.seal(&replace.into(), NOW).expect("seals");
+    assert_eq!(
+        h.expect_reject(&d, RejectCode::Unauthorised),
+        Reject::Unauthorised(AuthzError::ReplaceNotAllowed { peer: SITE })
+    );
+    // Unrestricted peers may still set any path.
+    assert!(h
+        .feed(
+            &sender(PROBER, 1)
+                .seal(&path_state(3, 5.0), NOW)
+                .expect("seals")
+        )
+        .is_ok());
+}
+
+#[test]
 fn stale_and_future_origin_times() {
     let mut h = Harness::new();
     let s = 1_000_000_000u64;
@@ -590,7 +665,7 @@ fn client_side_rejections() {
         .seal_reply(VIEWER, 10, "{}", NOW, &mut rng)
         .expect("seals");
     assert_eq!(
-        tx.open_reply(&reply, 11),
+        tx.open_reply(&reply, 11, NOW),
         Err(Reject::UnexpectedReply {
             expected: 11,
             got: 10
@@ -598,29 +673,75 @@ fn client_side_rejections() {
     );
     // A reply for another peer.
     let other = rx.seal_reply(ORCH, 10, "{}", NOW, &mut rng).expect("seals");
-    assert_eq!(tx.open_reply(&other, 10), Err(Reject::UnknownPeer(ORCH)));
+    assert_eq!(
+        tx.open_reply(&other, 10, NOW),
+        Err(Reject::UnknownPeer(ORCH))
+    );
     // A request is not a reply.
     let req = sender(VIEWER, 1)
         .seal(&query(QueryWhat::Stats), NOW)
         .expect("seals");
     assert_eq!(
-        tx.open_reply(&req, 1).map_err(|e| e.code()),
+        tx.open_reply(&req, 1, NOW).map_err(|e| e.code()),
         Err(RejectCode::MalformedHeader)
     );
     // Tampered reply.
     let mut t = reply.clone();
     let last = t.len() - 1;
     t[last] ^= 0x80;
-    assert_eq!(tx.open_reply(&t, 10), Err(Reject::AuthFailed));
+    assert_eq!(tx.open_reply(&t, 10, NOW), Err(Reject::AuthFailed));
     // A REPLY-flagged datagram whose body is not a REPLY.
     let p = plaintext(5, NOW, &[(rt::QUERY_WHAT, vec![1])]);
     let d = seal_raw(key_bytes(VIEWER), 0x01, VIEWER, 1, [1; 24], &p);
     assert_eq!(
-        tx.open_reply(&d, 1),
+        tx.open_reply(&d, 1, NOW),
         Err(Reject::MalformedBody(BodyError::UnexpectedKind(
             Kind::Query
         )))
     );
+}
+
+#[test]
+fn client_applies_the_age_limit_to_replies() {
+    const S: u64 = 1_000_000_000;
+    let mut rx = receiver();
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let tx = sender(VIEWER, 1);
+    let sealed_at = |t: u64, rx: &mut Receiver, rng: &mut ChaCha20Rng| {
+        rx.seal_reply(VIEWER, 10, "{}", t, rng).expect("seals")
+    };
+    // At the limits, both ways: accepted.
+    let d = sealed_at(NOW - 30 * S, &mut rx, &mut rng);
+    assert_eq!(tx.open_reply(&d, 10, NOW), Ok("{}".to_string()));
+    let d = sealed_at(NOW + 5 * S, &mut rx, &mut rng);
+    assert_eq!(tx.open_reply(&d, 10, NOW), Ok("{}".to_string()));
+    // Past them: stale, like a request would be.
+    let old = sealed_at(NOW - 31 * S, &mut rx, &mut rng);
+    let e = tx.open_reply(&old, 10, NOW).expect_err("too old");
+    assert_eq!(
+        e,
+        Reject::Stale(StaleProblem::TooOld {
+            age_ns: 31 * S,
+            max_ns: 30 * S
+        })
+    );
+    assert_eq!(
+        e.to_string(),
+        "stale: origin time is 31000 ms old, more than 30000 ms"
+    );
+    let ahead = sealed_at(NOW + 6 * S, &mut rx, &mut rng);
+    assert_eq!(
+        tx.open_reply(&ahead, 10, NOW).map_err(|e| e.code()),
+        Err(RejectCode::Stale)
+    );
+    // An old reply to another query is just not ours.
+    assert_eq!(
+        tx.open_reply(&old, 11, NOW).map_err(|e| e.code()),
+        Err(RejectCode::UnexpectedReply)
+    );
+    // The limits are the client's to set.
+    let lenient = sender(VIEWER, 1).with_reply_freshness(60 * S, 5 * S);
+    assert_eq!(lenient.open_reply(&old, 10, NOW), Ok("{}".to_string()));
 }
 
 #[test]

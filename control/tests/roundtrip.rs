@@ -110,7 +110,7 @@ fn query_reply_round_trip() {
         .expect("seals");
     assert_eq!(reply[5], FLAG_REPLY);
     assert_eq!(&reply[8..12], &VIEWER.to_be_bytes());
-    assert_eq!(tx.open_reply(&reply, q_seq), Ok(body.clone()));
+    assert_eq!(tx.open_reply(&reply, q_seq, NOW), Ok(body.clone()));
     // The appliance's reply seq starts at realtime µs and rises.
     let seq1 = u64::from_be_bytes(reply[12..20].try_into().expect("8 bytes"));
     assert_eq!(seq1, initial_seq(NOW));
@@ -131,7 +131,7 @@ fn long_replies_up_to_the_reply_limit() {
         .seal_reply(VIEWER, 5, &body, NOW, &mut rng)
         .expect("fits exactly");
     assert_eq!(d.len(), MAX_REPLY_DATAGRAM);
-    assert_eq!(tx.open_reply(&d, 5).map(|b| b.len()), Ok(body.len()));
+    assert_eq!(tx.open_reply(&d, 5, NOW).map(|b| b.len()), Ok(body.len()));
     let too_long = format!("{body} ");
     assert!(matches!(
         rx.seal_reply(VIEWER, 5, &too_long, NOW, &mut rng),

@@ -208,6 +208,10 @@ pub struct PeerConfig {
     /// Node ids this peer may report or announce for; absent means any.
     #[serde(default)]
     pub nodes: Option<Vec<u16>>,
+    /// Path ids this peer may set state or policy for; absent means any.
+    /// A restricted peer may not replace the whole policy.
+    #[serde(default)]
+    pub paths: Option<Vec<u16>>,
 }
 
 /// `[metrics]`.
@@ -631,6 +635,14 @@ mod tests {
         assert_eq!(control.listen.port(), 7000);
         assert_eq!(control.max_state_age_ms, 1000);
         assert_eq!(control.peers[0].roles, vec!["state", "query"]);
+        assert_eq!(control.peers[0].paths, None);
+        let restricted = text.replace(
+            "roles = [\"state\", \"query\"]\n",
+            "roles = [\"state\", \"query\"]\nnodes = [5]\npaths = [1, 2]\n",
+        );
+        let peer = &Config::parse(&restricted).unwrap().control.unwrap().peers[0];
+        assert_eq!(peer.nodes, Some(vec![5]));
+        assert_eq!(peer.paths, Some(vec![1, 2]));
         assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9470".parse().unwrap());
 
         let bad_role = text.replace("\"query\"", "\"root\"");

@@ -189,11 +189,14 @@ pub fn load_peers(config: &ControlConfig) -> Result<Vec<PeerConfig>> {
                     | Roles::from_name(r)
                         .ok_or_else(|| anyhow!("control peer {}: unknown role `{r}`", p.id))?;
             }
-            let peer = PeerConfig::new(p.id, p.name.clone(), key, roles);
-            Ok(match &p.nodes {
-                Some(nodes) => peer.with_nodes(nodes.clone()),
-                None => peer,
-            })
+            let mut peer = PeerConfig::new(p.id, p.name.clone(), key, roles);
+            if let Some(nodes) = &p.nodes {
+                peer = peer.with_nodes(nodes.clone());
+            }
+            if let Some(paths) = &p.paths {
+                peer = peer.with_paths(paths.clone());
+            }
+            Ok(peer)
         })
         .collect()
 }

@@ -398,13 +398,17 @@ fn wait_reply(
         }
         socket.set_read_timeout(Some(left)).context("ctl socket")?;
         match socket.recv(&mut buf) {
-            // A datagram that does not open under our key, or answers
-            // another query, is not our reply: keep waiting.
-            Ok(n) => {
-                if let Ok(text) = sender.open_reply(&buf[..n], seq) {
-                    return Ok(text);
+            Ok(n) => match sender.open_reply(&buf[..n], seq, realtime_ns()) {
+                Ok(text) => return Ok(text),
+                // The appliance did answer, but its clock and ours are too
+                // far apart to trust the answer's age: waiting cannot help.
+                Err(e @ control::Reject::Stale(_)) => {
+                    bail!("the reply from {server} is refused: {e} (are both hosts' clocks right?)")
                 }
-            }
+                // A datagram that does not open under our key, or answers
+                // another query, is not our reply: keep waiting.
+                Err(_) => {}
+            },
             Err(e)
                 if matches!(
                     e.kind(),

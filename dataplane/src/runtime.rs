@@ -68,7 +68,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     }
 
     let eal = Eal::init(&eal_argv(&opts.eal_args)).map_err(|e| {
-        anyhow!("EAL initialisation failed: {} (check the EAL arguments after `--`; DPDK's log above has details)", e.reason())
+        anyhow!("EAL initialisation failed: {e} (check the EAL arguments after `--`)")
     })?;
 
     let workers = eal.worker_lcores();

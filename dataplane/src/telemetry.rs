@@ -213,13 +213,13 @@ impl Telemetry {
         }
         one_label_family(
             e,
-            ("intellinode_steer_ttft_mae_microseconds", "gauge"),
+            ("intellinode_steer_ttft_mae_seconds", "gauge"),
             "Mean absolute error of the predicted compute TTFT, per instance.",
             "instance",
             names
                 .iter()
                 .zip(&c.models)
-                .map(|(n, m)| (n.as_str(), f(&m.ttft_mae_us))),
+                .map(|(n, m)| (n.as_str(), f(&m.ttft_mae_us) / 1e6)),
         );
         one_label_family(
             e,

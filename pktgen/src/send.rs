@@ -169,7 +169,7 @@ pub fn run(frames: Vec<Vec<u8>>, opts: &SendOptions, eal_args: &[String]) -> Res
         argv.push("--no-telemetry".into());
     }
     argv.extend(eal_args.iter().cloned());
-    let eal = Eal::init(&argv).map_err(|e| anyhow!("EAL initialisation failed: {}", e.reason()))?;
+    let eal = Eal::init(&argv).map_err(|e| anyhow!("EAL initialisation failed: {e}"))?;
     let worker = *eal
         .worker_lcores()
         .first()

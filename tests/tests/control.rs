@@ -371,3 +371,56 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
         assert!(p.flow.is_some());
     }
 }
+
+/// `ctl query` against a stand-in appliance whose reply is sealed two
+/// minutes in the past: the client applies the protocol's age limit to
+/// replies as the appliance does to requests, and says so in one line.
+#[test]
+fn ctl_refuses_a_reply_past_the_age_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, key) = write_key(dir.path(), "viewer.key");
+    let appliance = UdpSocket::bind("127.0.0.1:0").unwrap();
+    appliance
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = appliance.local_addr().unwrap();
+    let mut rx = control::Receiver::new(
+        vec![control::PeerConfig::new(
+            3,
+            "viewer",
+            key,
+            control::Roles::QUERY,
+        )],
+        control::ReceiverConfig::default(),
+    )
+    .unwrap();
+    let client = Command::new(release_bin("intellinode"))
+        .args(["ctl", "--server", &addr.to_string(), "--key-file"])
+        .arg(&key_path)
+        .args(["--key-id", "3", "--timeout-ms", "3000", "query", "stats"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ctl");
+    let mut buf = [0u8; 4096];
+    let (n, from) = appliance.recv_from(&mut buf).expect("ctl sends its query");
+    let query = rx.accept(&buf[..n], realtime_ns()).expect("a valid query");
+    let two_minutes_ago = realtime_ns() - 120_000_000_000;
+    let reply = rx
+        .seal_reply(
+            query.peer_id,
+            query.seq,
+            "{}",
+            two_minutes_ago,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+    appliance.send_to(&reply, from).unwrap();
+
+    let out = client.wait_with_output().unwrap();
+    let line = assert_one_line_error(&out, "stale: origin time is 120");
+    assert!(line.contains("more than 30000 ms"), "{line}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
+    assert!(out.stdout.is_empty(), "nothing printed as a result");
+}

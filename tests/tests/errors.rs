@@ -72,11 +72,28 @@ fn bad_eal_argument() {
     let mut eal = eal_args("badeal", &null_pair());
     eal.push("--no-such-eal-flag".into());
     let out = intellinode(&run_args(&forward_config(), eal));
-    assert_one_line_error(&out, "EAL initialisation failed");
+    let line = assert_one_line_error(&out, "EAL initialisation failed");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--no-such-eal-flag"),
-        "DPDK's own line should name the argument"
+        line.contains("unrecognized option '--no-such-eal-flag'"),
+        "the line should name the argument: {line}"
     );
+    // DPDK says it once per parsing pass and again as a FATAL alert and its
+    // log copy; the operator gets one line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
+}
+
+#[test]
+fn bad_eal_device_is_one_line() {
+    let _dpdk = dpdk_lock();
+    let out = intellinode(&run_args(
+        &forward_config(),
+        eal_args("badvdev", &["net_nosuchdriver0".into(), "net_null0".into()]),
+    ));
+    let line = assert_one_line_error(&out, "EAL initialisation failed: No such device");
+    assert!(line.contains("net_nosuchdriver0"), "{line}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
 }
 
 #[test]

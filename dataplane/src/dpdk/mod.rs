@@ -11,7 +11,7 @@ mod mbuf;
 mod mempool;
 mod port;
 
-pub use eal::Eal;
+pub use eal::{Eal, EalInitError};
 pub use error::{DpdkError, Result};
 pub use lcore::{launch, LcoreId};
 pub use mbuf::{Mbuf, MbufBurst, MAX_BURST};
