@@ -15,6 +15,9 @@
 #     the same pcap and vdevs setup. The pcap replays in a loop, so after the
 #     first pass every request packet is a flow-table hit: the steady state.
 #       steer_mpps, steer_vs_forward_ratio             (target ratio >= 0.7)
+#  3. How do forward and steer scale from one worker to two, on traffic
+#     split by flow over two queues?
+#       forward_2w_scaling, steer_2w_scaling   (steer's target >= 0.9 x forward's)
 #     The in-run decision cost (the stats JSON's steer.decision_ns, first
 #     pass only) is printed, not recorded.
 #
@@ -201,6 +204,55 @@ for ((i = 1; i <= ROUNDS; i++)); do
 	f_mpps+=("$m") f_cpp+=("$cpp")
 done
 
+# ---------------------------------------------------------------------------
+# 3. Scaling: the same pipelines on two workers (--lcores 0@0,1@1,2@0: the
+#    main lcore shares CPU 0 with worker 2). The traffic is split by flow, as
+#    RSS would split it: queue 0 replays the seed-7 agent pcap, queue 1 a
+#    seed-8 pcap of other flows; with one worker, queue 0 alone. Flows whose
+#    owner is the other worker are handed over (counted in lcores[].handoffs).
+# ---------------------------------------------------------------------------
+PCAP2=$DIR/agent-q1.pcap
+"$PKTGEN" write --workload agent --tlv ipv4 --seed 8 --packets "$PACKETS" -o "$PCAP2" >>"$DIR/pktgen.log" 2>&1 ||
+	bench_die "pktgen write (second queue) failed (see $DIR/pktgen.log)"
+scale_cfg() { # forward|steer -> config with a pool for two replayed pcaps
+	local src=$FWD_CFG
+	[[ $1 == steer ]] && src=$STEER_CFG
+	sed -E "s/^mbufs = .*/mbufs = $((MBUFS * 2 + 1))/" "$src" >"$DIR/$1-scale.toml"
+	echo "$DIR/$1-scale.toml"
+}
+run_scaled() { # ROUND forward|steer WORKERS -> mpps handoffs
+	local i=$1 mode=$2 w=$3 prefix="steer-$$-scale-$2-$3-$1" json="$DIR/scale-$2-$3w-$1.json" log="$DIR/scale-$2-$3w-$1.log"
+	local cfg nulls p rx lcores
+	cfg=$(scale_cfg "$mode")
+	if [[ $mode == steer ]]; then nulls=2; else nulls=1; fi
+	if ((w == 1)); then
+		rx="net_pcap0,rx_pcap=$PCAP,infinite_rx=1" lcores=0,1
+		local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix" -l "$lcores" --vdev "$rx")
+	else
+		rx="net_pcap0,rx_pcap=$PCAP,rx_pcap=$PCAP2,infinite_rx=1"
+		local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix" --lcores 0@0,1@1,2@0 --vdev "$rx")
+	fi
+	for ((p = 1; p <= nulls; p++)); do eal+=(--vdev "net_null$p,no-rx=1"); done
+	local rc=0
+	"${TIMEOUT[@]}" "$INB" run --config "$cfg" --duration "$SECS" \
+		--stats-interval 0 --stats-json "$json" -- "${eal[@]}" >"$log" 2>&1 || rc=$?
+	bench_eal_cleanup "$prefix"
+	((rc == 0)) || run_failed "intellinode $mode on $w worker(s), run $i" "$log" "$rc"
+	jq -e '.totals.mpps > 0 and .totals.balanced' "$json" >/dev/null ||
+		bench_die "intellinode $mode on $w worker(s), run $i: nothing forwarded or unbalanced (see $json)"
+	jq -r '"\(.totals.mpps) \([.lcores[].handoffs] | add)"' "$json"
+}
+bench_say "scaling: forward and steer on 1 and 2 workers, $ROUNDS rounds x ${SECS}s each"
+f1=() f2=() s1=() s2=()
+for ((i = 1; i <= ROUNDS; i++)); do
+	for mode in forward steer; do
+		read -r m1 _ < <(run_scaled "$i" "$mode" 1)
+		read -r m2 h2 < <(run_scaled "$i" "$mode" 2)
+		bench_say "round $i/$ROUNDS: $mode  1 worker $(printf '%7.3f' "$m1") Mpps, 2 workers $(printf '%7.3f' "$m2") Mpps ($h2 handoffs)"
+		if [[ $mode == forward ]]; then f1+=("$m1") f2+=("$m2"); else s1+=("$m1") s2+=("$m2"); fi
+	done
+done
+
 median() { printf '%s\n' "$@" | bench_median; }
 steer_med=$(median "${s_mpps[@]}")
 fwd_med=$(median "${f_mpps[@]}")
@@ -209,6 +261,8 @@ fwd_cpp=$(median "${f_cpp[@]}")
 run_p50=$(median "${s_p50[@]}")
 run_p99=$(median "${s_p99[@]}")
 ratio=$(jq -n --argjson s "$steer_med" --argjson f "$fwd_med" '$s / $f')
+fwd_scaling=$(jq -n --argjson a "$(median "${f2[@]}")" --argjson b "$(median "${f1[@]}")" '$a / $b')
+steer_scaling=$(jq -n --argjson a "$(median "${s2[@]}")" --argjson b "$(median "${s1[@]}")" '$a / $b')
 
 echo
 printf '  %-42s %12s\n' "steering (median of $ROUNDS)" "value"
@@ -218,13 +272,17 @@ printf '  %-42s %12s\n' "decision p50 / p99 ns (in the run)" "$run_p50 / $run_p9
 printf '  %-42s %12.3f  (%.1f cycles/pkt)\n' "steer Mpps" "$steer_med" "$steer_cpp"
 printf '  %-42s %12.3f  (%.1f cycles/pkt)\n' "forward Mpps (same pcap)" "$fwd_med" "$fwd_cpp"
 printf '  %-42s %12.3f  (target >= %s)\n' "ratio steer / forward" "$ratio" "$MIN_RATIO"
+printf '  %-42s %12.3f\n' "forward: 2 workers / 1 worker" "$fwd_scaling"
+printf '  %-42s %12.3f  (target >= 0.9 x forward'"'"'s)\n' "steer: 2 workers / 1 worker" "$steer_scaling"
 echo
 
 summary_set steer_decision_p50_ns "$d_p50"
 summary_set steer_decision_p99_ns "$d_p99"
 summary_set steer_mpps "$steer_med"
 summary_set steer_vs_forward_ratio "$ratio"
-for key in steer_decision_p50_ns steer_decision_p99_ns steer_mpps steer_vs_forward_ratio; do
+summary_set forward_2w_scaling "$fwd_scaling"
+summary_set steer_2w_scaling "$steer_scaling"
+for key in steer_decision_p50_ns steer_decision_p99_ns steer_mpps steer_vs_forward_ratio forward_2w_scaling steer_2w_scaling; do
 	jq -e --arg k "$key" '.[$k] | type == "number"' "$BENCH_SUMMARY" >/dev/null 2>&1 ||
 		bench_die "$BENCH_SUMMARY lacks $key after merging"
 done
