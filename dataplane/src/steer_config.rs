@@ -57,8 +57,10 @@ pub struct SteerConfig {
     /// The port agents (clients) are on: requests enter here, responses
     /// leave here.
     pub agent_port: u16,
-    /// Flows the affinity table holds; new flows beyond it go to their
-    /// service's overflow instance, statelessly, and are counted.
+    /// Flows the affinity tables hold, in all: each of W workers holds
+    /// `flow_table_size / W` (rounded up) of the flows it owns; new flows
+    /// beyond its share go to their service's overflow instance,
+    /// statelessly, and are counted.
     #[serde(default = "default_flow_table_size")]
     pub flow_table_size: usize,
     /// A flow idle this long is forgotten (and its answer, if under way,
