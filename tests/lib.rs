@@ -466,3 +466,22 @@ pub fn handoffs(stats: &serde_json::Value) -> u64 {
         .as_array()
         .map_or(0, |l| l.iter().filter_map(|l| l["handoffs"].as_u64()).sum())
 }
+
+/// Runs each named scenario `fn name(workers: Workers)` as two tests,
+/// `name::one_worker` and `name::two_workers`.
+#[macro_export]
+macro_rules! on_one_and_two_workers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn one_worker() {
+                super::$name(Workers::One)
+            }
+            #[test]
+            fn two_workers() {
+                super::$name(Workers::Two)
+            }
+        }
+    )*};
+}

@@ -558,23 +558,7 @@ fn udp_requests_are_steered_by_class_and_answered_from_the_vip(workers: Workers)
     }
 }
 
-/// Both scenarios on one worker and on two.
-macro_rules! on_one_and_two_workers {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn one_worker() {
-                super::$name(Workers::One)
-            }
-            #[test]
-            fn two_workers() {
-                super::$name(Workers::Two)
-            }
-        }
-    )*};
-}
-
+// Every scenario runs on one worker and on two.
 on_one_and_two_workers!(
     real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fails,
     udp_requests_are_steered_by_class_and_answered_from_the_vip,

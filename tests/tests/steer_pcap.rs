@@ -902,23 +902,7 @@ fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
     );
 }
 
-/// Every scenario runs on one worker and on two.
-macro_rules! on_one_and_two_workers {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn one_worker() {
-                super::$name(Workers::One)
-            }
-            #[test]
-            fn two_workers() {
-                super::$name(Workers::Two)
-            }
-        }
-    )*};
-}
-
+// Every scenario runs on one worker and on two.
 on_one_and_two_workers!(
     short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinity,
     malformed_or_forged_tlvs_count_as_none,
