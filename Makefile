@@ -23,7 +23,7 @@ CFWD_CFLAGS ?= -O3 -Wall -Wextra
 help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
 	@echo "make build  release build of the workspace binaries + the C baseline ($(CFWD))"
-	@echo "make test   build, then cargo test --release --workspace"
+	@echo "make test   build, then cargo test --profile ci-test --workspace (release bins stay fat-LTO)"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
 	@echo "            and bench/control.sh (forward under 10k control updates/s, update-to-visible latency; BENCH_ENFORCE=1)"
 	@echo "make demo   build, then scripts/demo.sh (as root: agents -> intellinode -> edge/centre model servers"
@@ -54,11 +54,12 @@ $(CFWD): bench/cfwd.c
 	@mkdir -p $(@D)
 	@$(CC) $(CFWD_CFLAGS) $$(pkg-config --cflags libdpdk) $< -o $@ $$(pkg-config --libs libdpdk)
 
-# Release, because the integration tests drive the release binaries in
-# target/release/ and must test what `make build` produced.
+# The integration tests drive the release binaries in target/release/ and so
+# test what `make build` produced; the test binaries themselves are built with
+# the ci-test profile (release without fat LTO, see Cargo.toml).
 test: build
-	@echo "==> cargo test --release --workspace"
-	@$(CARGO) test --release --workspace --no-fail-fast
+	@echo "==> cargo test --profile ci-test --workspace"
+	@$(CARGO) test --profile ci-test --workspace --no-fail-fast
 
 bench: build
 	@echo "==> bench/run.sh"

@@ -460,7 +460,7 @@ impl Pipeline for SteerPipeline<'_> {
                     (pass, Some(Decision::Unparsed))
                 }
                 (Some(_), None) => (pass, Some(Decision::NoEntry)),
-                (Some(_), Some(k)) if workers > 1 && Engine::owner(k.hash, workers) != me => {
+                (Some(_), Some(k)) if Engine::owner(k.hash, workers) != me => {
                     (Fate::HandOff(Engine::owner(k.hash, workers)), None)
                 }
                 (Some(p), Some(k)) => {
