@@ -148,13 +148,15 @@ pub struct FragmentLimits {
 impl Default for FragmentLimits {
     /// 1,024 datagrams, 256 held fragments (at most 64 of one datagram,
     /// more than the 45 fragments of the largest IPv4 datagram at a
-    /// 1,500-byte MTU), and one second.
+    /// 1,500-byte MTU), and 100 ms: a sender emits a datagram's fragments
+    /// back to back, so a fragment that waits longer for its first is
+    /// most likely waiting for a lost one, and holds a slot others need.
     fn default() -> Self {
         FragmentLimits {
             datagrams: 1024,
             held: 256,
             held_per_datagram: 64,
-            timeout_ns: 1_000_000_000,
+            timeout_ns: 100_000_000,
         }
     }
 }
