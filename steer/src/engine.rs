@@ -28,7 +28,7 @@
 //!
 //! One engine per worker lcore, so nothing in it is shared or locked. A
 //! worker owns the flows of the clients whose address hashes to it
-//! ([`Engine::owner`] of [`Steerable::worker`]): the client address is in
+//! ([`Engine::owner`] of [`Engine::worker_hash`]): the client address is in
 //! every packet of both directions and in every fragment, so a request,
 //! its NATed response and all their fragments meet the same engine.
 //! Everything is allocated in [`Engine::new`]; per packet nothing
@@ -92,9 +92,6 @@ pub struct Keyed {
     pub key: ClientKey,
     /// The key's hash: where the flow table keeps it.
     pub hash: u32,
-    /// The client address's hash: which worker owns the flow
-    /// ([`Engine::owner`]).
-    pub worker: u32,
     /// Service index for a request, instance index for a response.
     pub owner: u8,
 }
@@ -103,13 +100,13 @@ pub struct Keyed {
 /// a VIP (from the agents) or from an instance's address.
 #[derive(Debug, Clone, Copy)]
 pub struct FragmentKeyed {
-    /// The datagram's identity.
-    pub key: FragmentKey,
-    /// Its hash: where the fragment table keeps it.
+    /// The hash of the datagram's identity ([`FragmentKey`]; not kept
+    /// here, so that what a burst keys stays small): where the fragment
+    /// table keeps it.
     pub hash: u32,
-    /// The client address's hash: which worker owns the datagram, the same
-    /// as for its flow.
-    pub worker: u32,
+    /// The client's address (the source of a request, the destination of
+    /// a response): which worker owns the datagram, the same as its flow.
+    pub client: [u8; 16],
     /// The first fragment (offset 0), which decides.
     pub first: bool,
     /// The first fragment's flow, when it is one of a service (request) or
@@ -128,12 +125,13 @@ pub enum Steerable {
 }
 
 impl Steerable {
-    /// The hash that says which worker owns it ([`Engine::owner`]).
+    /// The client's address, which says which worker owns it
+    /// ([`Engine::worker_hash`]).
     #[inline]
-    pub fn worker(&self) -> u32 {
+    pub fn client(&self) -> &[u8; 16] {
         match self {
-            Steerable::Flow(k) => k.worker,
-            Steerable::Fragment(f) => f.worker,
+            Steerable::Flow(k) => &k.key.addr,
+            Steerable::Fragment(f) => &f.client,
         }
     }
 }
@@ -252,11 +250,17 @@ impl Engine {
     }
 
     /// Which of `workers` owns what has this worker hash
-    /// ([`Steerable::worker`]): the high bits, so the choice is independent
-    /// of any table slot (the low bits).
+    /// ([`Engine::worker_hash`]): the high bits.
     #[inline]
     pub fn owner(hash: u32, workers: usize) -> usize {
         ((u64::from(hash) * workers as u64) >> 32) as usize
+    }
+
+    /// The hash that says which worker owns `s`: its client address's, under
+    /// the seed every engine shares. Only needed with more than one worker.
+    #[inline]
+    pub fn worker_hash(&self, s: &Steerable) -> u32 {
+        client_hash(s.client(), self.config.seed)
     }
 
     /// What steering handles of a parsed packet: for a request
@@ -272,15 +276,9 @@ impl Engine {
         if flow.protocol != IpProtocol::TCP && flow.protocol != IpProtocol::UDP {
             return None;
         }
-        let client = if from_agents {
-            &flow.src_addr
-        } else {
-            &flow.dst_addr
-        };
-        let worker = client_hash(client, self.config.seed);
         let first = p.fragment.map_or(true, |f| f.is_first());
         let keyed = if first {
-            self.flow_key(&flow, from_agents, worker)
+            self.flow_key(&flow, from_agents)
         } else {
             None
         };
@@ -295,9 +293,12 @@ impl Engine {
             };
         let key = FragmentKey::of(p).filter(|_| ours)?;
         Some(Steerable::Fragment(FragmentKeyed {
-            key,
             hash: self.fragments.hash(&key),
-            worker,
+            client: if from_agents {
+                flow.src_addr
+            } else {
+                flow.dst_addr
+            },
             first,
             flow: keyed,
         }))
@@ -306,7 +307,7 @@ impl Engine {
     /// The client-side key of a packet with ports, if it is to a service
     /// (`from_agents`) or from an instance.
     #[inline]
-    fn flow_key(&self, flow: &FlowKey, from_agents: bool, worker: u32) -> Option<Keyed> {
+    fn flow_key(&self, flow: &FlowKey, from_agents: bool) -> Option<Keyed> {
         let (key, owner) = if from_agents {
             let service = self.table.service_for(flow.dst_ip(), flow.dst_port)?;
             let key = ClientKey {
@@ -329,7 +330,6 @@ impl Engine {
         Some(Keyed {
             key,
             hash: self.flows.hash(&key),
-            worker,
             owner,
         })
     }
@@ -346,6 +346,7 @@ impl Engine {
 
     /// Handles what [`Engine::key_of`] keyed: a request or response of a
     /// flow, or a fragment. The frame is rewritten in place.
+    #[inline]
     pub fn handle(
         &mut self,
         frame: &mut [u8],
@@ -364,6 +365,7 @@ impl Engine {
 
     /// A request from the agents: its flow's choice, or a new decision;
     /// the frame is rewritten towards the chosen instance.
+    #[inline]
     pub fn request(
         &mut self,
         frame: &mut [u8],
@@ -378,6 +380,7 @@ impl Engine {
 
     /// Applies a decision to a packet: the rewrite, and where it goes. For
     /// fragments handed back by [`Engine::next_unheld`] too.
+    #[inline(always)]
     pub fn apply(&self, frame: &mut [u8], p: &ParsedPacket, t: Treatment) -> Verdict {
         match t {
             Treatment::Pass => Verdict::Pass,
@@ -395,7 +398,10 @@ impl Engine {
         }
     }
 
-    /// What a request's flow (or a new decision) does with it.
+    /// What a request's flow (or a new decision) does with it. Inlined into
+    /// both callers, so the treatment lives in registers rather than being
+    /// returned through memory on every packet.
+    #[inline(always)]
     fn request_treatment(
         &mut self,
         frame: &[u8],
@@ -492,15 +498,12 @@ impl Engine {
         view: &DataplaneView,
         now_ns: u64,
     ) -> Verdict {
-        let Some(info) = p.fragment else {
+        let (Some(info), Some(key)) = (p.fragment, FragmentKey::of(p)) else {
             return Verdict::Pass;
         };
         let data_len = fragment::data_len(p);
         if !f.first {
-            return match self
-                .fragments
-                .follow(&f.key, f.hash, info, data_len, now_ns)
-            {
+            return match self.fragments.follow(&key, f.hash, info, data_len, now_ns) {
                 Follow::Decided(t) => {
                     self.counters.fragment(FragmentEvent::Followed);
                     self.apply(frame, p, t)
@@ -538,7 +541,7 @@ impl Engine {
         }
         if let Some(released) = self
             .fragments
-            .decide(&f.key, f.hash, info, data_len, kept, now_ns)
+            .decide(&key, f.hash, info, data_len, kept, now_ns)
         {
             self.counters
                 .fragments_n(FragmentEvent::Released, u64::from(released));
@@ -669,6 +672,7 @@ impl Engine {
 
     /// A packet from an instance: translated back to its service's VIP,
     /// and its flow's answer timed.
+    #[inline]
     pub fn response(
         &mut self,
         frame: &mut [u8],
@@ -681,6 +685,7 @@ impl Engine {
     }
 
     /// [`Engine::apply`] for a response, counting it translated.
+    #[inline(always)]
     fn translate(&self, frame: &mut [u8], p: &ParsedPacket, t: Treatment) -> Verdict {
         let v = self.apply(frame, p, t);
         if matches!(v, Verdict::Send { .. }) {
@@ -690,7 +695,8 @@ impl Engine {
     }
 
     /// What a response's flow does with it: back to the VIP, in the flow's
-    /// band; its answer timed.
+    /// band; its answer timed. Inlined like [`Engine::request_treatment`].
+    #[inline(always)]
     fn response_treatment(
         &mut self,
         frame: &[u8],

@@ -572,12 +572,9 @@ fn fragments_of_no_service_pass_and_a_refused_first_drops_the_rest() {
 fn a_request_its_response_and_all_their_fragments_have_one_owner() {
     let (e, _) = engine();
     let worker = |f: &[u8], from_agents| {
-        e.key_of(&parse(f).unwrap(), from_agents)
-            .map(|k| match k {
-                Steerable::Flow(k) => k.worker,
-                Steerable::Fragment(f) => f.worker,
-            })
-            .unwrap()
+        let k = e.key_of(&parse(f).unwrap(), from_agents).unwrap();
+        assert!(matches!(k, Steerable::Flow(_)) != parse(f).unwrap().is_fragment());
+        e.worker_hash(&k)
     };
     let req = request(false, short(), 3000);
     let answer = udp_frame(EDGE4.into(), CLIENT4.into(), 8000, 40_000, 3000, None);

@@ -550,8 +550,13 @@ impl Pipeline for SteerPipeline<'_> {
                 (None, _) => (pass, Some(Decision::Unparsed)),
                 (Some(p), _) if p.flow.is_none() => (pass, Some(Decision::Unparsed)),
                 (Some(_), None) => (pass, Some(Decision::NoEntry)),
-                (Some(_), Some(k)) if Engine::owner(k.worker(), workers) != me => {
-                    (Fate::HandOff(Engine::owner(k.worker(), workers)), None)
+                (Some(_), Some(k))
+                    if workers > 1 && Engine::owner(self.engine.worker_hash(&k), workers) != me =>
+                {
+                    (
+                        Fate::HandOff(Engine::owner(self.engine.worker_hash(&k), workers)),
+                        None,
+                    )
                 }
                 (Some(p), Some(k)) => {
                     let verdict = self
@@ -585,7 +590,7 @@ impl Pipeline for SteerPipeline<'_> {
         // burst, as a Linux qdisc bypasses an empty queue. Order among
         // them cannot matter, since all of them leave now.
         let mut idle = [false; MAX_PORTS];
-        for (port, flag) in idle.iter_mut().enumerate() {
+        for (port, flag) in idle.iter_mut().enumerate().take(self.egress.len()) {
             *flag = self.idle(port);
         }
         let mut dropped = [0u64; DropReason::COUNT];
