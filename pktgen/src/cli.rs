@@ -64,11 +64,13 @@ arguments after `--` go to DPDK's EAL; its first lcore waits, the second runs th
     Send(SendArgs),
     /// Emulate an inference node over real TCP (HTTP/1.1, streamed answers)
     #[command(
-        long_about = "Inference-node emulator over kernel TCP sockets. Answers OpenAI chat-completions \
-POSTs (Content-Length bodies): after the path delay, a FIFO wait for one of --concurrency batch \
-slots, and --base-ttft-ms + prompt tokens / --prefill-tps of prefill, it streams a \
-text/event-stream of `data:` chunks (4 tokens each) at --decode-tps, max_tokens tokens (or \
-tokenfeat's default for the task), then `data: [DONE]`, and closes. `GET /state` returns \
+        long_about = "OpenAI-compatible inference-node emulator over kernel TCP sockets. Answers \
+POST /v1/chat/completions and /v1/completions (HTTP/1.1 keep-alive or HTTP/1.0; Content-Length or \
+chunked bodies; Expect: 100-continue): after the path delay, a FIFO wait for one of --concurrency \
+batch slots, and --base-ttft-ms + prompt tokens / --prefill-tps of prefill, it decodes max_tokens \
+tokens (or tokenfeat's default for the task) at --decode-tps: \"stream\": true gets \
+text/event-stream chat.completion.chunk events (4 tokens each) and `data: [DONE]`, \"stream\": false \
+one chat.completion JSON with usage. GET /v1/models lists --name. `GET /state` returns \
 {name, queue_len, active, served, concurrency, gpu_util, kv_util, est_ttft_ms}. With --udp it \
 also serves the INUD datagram protocol (docs/wire-format.md §8) on that address, with the same \
 model and the same batch slots. Prints `listening on ADDR` first.",
