@@ -75,7 +75,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     if workers.is_empty() {
         bail!("no worker lcore: give EAL at least two lcores (e.g. `-l 0,1`); the first one runs statistics and control");
     }
-    if config.pipeline == PipelineKind::Tensor && workers.len() > 1 {
+    if config.pipeline.kind() == PipelineKind::Tensor && workers.len() > 1 {
         bail!(
             "pipeline = \"tensor\" runs on one worker lcore (it owns the QP table, reorder buffer and schedulers), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
             workers.len()
@@ -116,9 +116,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         tx_descriptors: config.ports.tx_descriptors,
     };
     // Steering's egress schedulers hold packets while a port is busy.
-    let scheduled = config.steer.as_ref().map_or(0, |s| {
+    let scheduled = config.pipeline.steer().map_or(0, |s| {
         used.len() * steer_counters_bands() * s.band_limit_packets as usize
-    }) + config.tensor.as_ref().map_or(0, |t| {
+    }) + config.pipeline.tensor().map_or(0, |t| {
         // Three strict bands and the WDRR stage per port, and the reorder
         // buffer, up to what -m 512 can hold: beyond that an RX ring
         // simply finds no buffer (counted by the NIC as missed), which is
@@ -246,7 +246,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     // Keys the hash of the flow and QP tables, whose keys remote senders
     // choose: drawn once per process, so collisions cannot be aimed.
     let table_seed: u64 = rand::random();
-    let steer_shared = match &config.steer {
+    let steer_shared = match config.pipeline.steer() {
         Some(sc) => {
             let shared = SteerShared::new(
                 sc,
@@ -262,7 +262,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         None => None,
     };
     let mut predictor_thread = None;
-    let tensor_shared = match &config.tensor {
+    let tensor_shared = match config.pipeline.tensor() {
         Some(tc) => {
             let (shared, predictor_cfg) =
                 tensor::build_shared(tc, usize::from(nb_ports), table_seed)?;
@@ -430,7 +430,7 @@ fn eal_argv(user: &[String]) -> Vec<String> {
 /// TX queue `queue` of the peer. Steering adds its egress ports, whose
 /// default destination (for what is not a response) is the agent port.
 fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
-    if let Some(t) = &config.tensor {
+    if let Some(t) = config.pipeline.tensor() {
         return config
             .ports_used()
             .into_iter()
@@ -441,7 +441,7 @@ fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
             })
             .collect();
     }
-    if let Some(steer) = &config.steer {
+    if let Some(steer) = config.pipeline.steer() {
         return config
             .ports_used()
             .into_iter()
