@@ -16,6 +16,8 @@ use crate::steer_config::SteerConfig;
 use crate::tensor_config::TensorConfig;
 
 mod diagnose;
+#[cfg(test)]
+mod reference;
 
 pub(crate) use diagnose::one_of;
 
