@@ -85,22 +85,6 @@ impl Pipeline {
             Pipeline::Tensor(_) => PipelineKind::Tensor,
         }
     }
-
-    /// `[steer]`, when the pipeline is `steer`.
-    pub fn steer(&self) -> Option<&SteerConfig> {
-        match self {
-            Pipeline::Steer(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// `[tensor]`, when the pipeline is `tensor`.
-    pub fn tensor(&self) -> Option<&TensorConfig> {
-        match self {
-            Pipeline::Tensor(t) => Some(t),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Pipeline {
@@ -738,7 +722,7 @@ mod tests {
         let steer = std::fs::read_to_string(root.join("examples/steer.toml")).unwrap();
         let c = Config::parse(&steer).unwrap();
         assert_eq!(c.pipeline.kind(), PipelineKind::Steer);
-        assert!(c.pipeline.steer().is_some() && c.pipeline.tensor().is_none());
+        assert!(matches!(c.pipeline, Pipeline::Steer(_)));
         assert_eq!(c.pipeline.to_string(), "steer");
 
         let as_forward = steer.replacen("pipeline = \"steer\"", "pipeline = \"forward\"", 1);
@@ -769,7 +753,7 @@ mod tests {
             "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\n",
         )
         .unwrap();
-        assert_eq!(c.pipeline.tensor().map(|t| t.host_port), Some(0));
+        assert!(matches!(&c.pipeline, Pipeline::Tensor(t) if t.host_port == 0));
         assert_eq!(c.ports_used(), vec![0, 1]);
     }
 
@@ -897,7 +881,10 @@ mod tests {
     fn steer_policy_is_chosen_by_name_and_an_unknown_one_is_named() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let base = std::fs::read_to_string(root.join("examples/steer.toml")).unwrap();
-        let steer = |c: Config| c.pipeline.steer().cloned().unwrap();
+        let steer = |c: Config| match c.pipeline {
+            Pipeline::Steer(s) => s,
+            other => panic!("pipeline {other}, not steer"),
+        };
         assert_eq!(
             steer(Config::parse(&base).unwrap()).policy,
             steer::Policy::TokenAware
