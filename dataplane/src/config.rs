@@ -696,6 +696,22 @@ mod tests {
     }
 
     #[test]
+    fn a_table_written_as_an_array_of_tables_is_named() {
+        for (text, want) in [
+            (
+                "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\n[[ports]]\nmbufs = 4095\n",
+                "`ports` must be a table, found an array (a table is written [ports], not [[ports]]) (line 4, column 1)",
+            ),
+            (
+                "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\n[[tensor.qp]]\nexit_ratio = 0.5\n",
+                "`tensor.qp` must be a table, found an array (a table is written [tensor.qp], not [[tensor.qp]]) (line 6, column 1)",
+            ),
+        ] {
+            assert_eq!(Config::parse(text).unwrap_err().0, want);
+        }
+    }
+
+    #[test]
     fn unknown_key_in_table_is_rejected() {
         let e = Config::parse(
             "pipeline = \"forward\"\n[ports]\nrx_desc = 8\n[[pairs]]\nports = [0, 1]\n",

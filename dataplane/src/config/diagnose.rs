@@ -122,6 +122,16 @@ pub(super) fn describe(text: &str, e: &serde_path_to_error::Error<toml::de::Erro
     let key = path.to_string();
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         if let Some((found, expected)) = rest.rsplit_once(", expected ") {
+            // serde's derive also takes a table's fields positionally from an
+            // array, so `[[ports]]` for `[ports]` surfaces as its first
+            // element having the wrong type.
+            if found == "map" && source.starts_with("[[") && path.ends_in_index() {
+                let table = path.parent();
+                let header = table.header();
+                return ConfigError(format!(
+                    "`{table}` must be a table, found an array (a table is written [{header}], not [[{header}]]){at}"
+                ));
+            }
             let mut line = format!(
                 "`{key}` must be {}, found {}",
                 expected_in_toml(expected),
@@ -183,6 +193,10 @@ impl KeyPath {
                 })
                 .collect(),
         )
+    }
+
+    fn ends_in_index(&self) -> bool {
+        matches!(self.0.last(), Some(Step::Index(_)))
     }
 
     fn is_root(&self) -> bool {
