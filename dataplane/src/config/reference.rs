@@ -255,12 +255,20 @@ impl<'de> MapAccess<'de> for Fields<'_> {
     }
 }
 
+/// One key's row in a table of the reference.
+#[derive(Debug)]
+struct Row {
+    toml_type: String,
+    default: String,
+    example: String,
+}
+
 /// What `docs/configuration.md` documents.
 #[derive(Debug, Default)]
 struct Reference {
     sections: BTreeMap<String, bool>,
-    /// (section, key) → (type cell, example cell).
-    keys: BTreeMap<(String, String), (String, String)>,
+    /// (section, key) → its row.
+    keys: BTreeMap<(String, String), Row>,
     /// Every ```toml block.
     examples: Vec<String>,
 }
@@ -326,9 +334,14 @@ fn read_reference(text: &str) -> Reference {
             cells.get(i).cloned().unwrap_or_default()
         };
         let key = col("Key").trim_matches('`').to_owned();
-        let previous = r
-            .keys
-            .insert((s.clone(), key.clone()), (col("Type"), col("Example")));
+        let previous = r.keys.insert(
+            (s.clone(), key.clone()),
+            Row {
+                toml_type: col("Type"),
+                default: col("Default"),
+                example: col("Example"),
+            },
+        );
         assert!(
             previous.is_none(),
             "configuration.md documents {s}.{key} twice"
@@ -400,7 +413,11 @@ fn every_key_of_the_structs_is_documented_and_every_documented_key_exists() {
     );
 
     for ((section, key), toml_type) in &schema.keys {
-        let (doc_type, example) = &reference.keys[&(section.clone(), key.clone())];
+        let Row {
+            toml_type: doc_type,
+            example,
+            ..
+        } = &reference.keys[&(section.clone(), key.clone())];
         assert!(
             doc_type.starts_with(toml_type.as_str()),
             "{}: documented type {doc_type:?}, but the struct takes {toml_type}",
@@ -536,4 +553,117 @@ fn the_reference_reader_reads_sections_and_rows() {
         traced.contains("burst_size")
             && !r.keys.contains_key(&(String::new(), "burst_size".into()))
     );
+}
+
+/// The value a Default cell states, when it states one: "`32`",
+/// "`\"127.0.0.1:7470\"`", "`20047` (0x4E4F)", "`{}`: every weight 1".
+/// "required", "absent: ..." and "4 × `concurrency`" state none.
+fn stated_default(cell: &str) -> Option<toml::Value> {
+    let literal = cell.strip_prefix('`')?.split('`').next()?;
+    let table: toml::Table = toml::from_str(&format!("v = {literal}")).ok()?;
+    table.get("v").cloned()
+}
+
+/// Configs with every section present, each with only its required keys:
+/// what the defaults are written into.
+fn bases_without_defaulted_keys() -> [&'static str; 3] {
+    [
+        "pipeline = \"forward\"\n[ports]\n[[pairs]]\nports = [0, 1]\n\
+         [control]\n[[control.peers]]\nid = 1\nname = \"o\"\nkey_file = \"k\"\nroles = [\"state\"]\n\
+         [metrics]\n\
+         [probe]\nkey_file = \"k\"\nsrc_ip = \"192.0.2.1\"\n[[probe.targets]]\npath = 1\ndst_ip = \"192.0.2.2\"\n",
+        "pipeline = \"steer\"\n[[pairs]]\nports = [0, 1]\n[steer]\nagent_port = 0\n\
+         [[steer.egress]]\nport = 1\nrate_mbps = 100\n\
+         [[steer.paths]]\nid = 1\nname = \"p\"\negress_port = 1\nnext_hop_mac = \"02:00:00:00:00:02\"\n\
+         [[steer.instances]]\nname = \"i\"\nnode = 1\nip = \"10.0.0.2\"\npaths = [1]\nmodel_class = \"small_edge\"\n\
+         task_types = [\"chat\"]\nmax_context_tokens = 8192\nprefill_tokens_per_s = 2000\ndecode_tokens_per_s = 40\n\
+         [[steer.services]]\nname = \"s\"\nvip = \"10.0.100.1\"\ninstances = [\"i\"]\n",
+        "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\nlocal_ip = \"192.0.2.1\"\nkey_file = \"k\"\n\
+         [tensor.qp]\n[[tensor.egress]]\nport = 1\nrate_mbps = 1000\n\
+         [[tensor.nodes]]\nname = \"n\"\nip = \"10.0.0.2\"\nweight = 1\n\
+         [[tensor.paths]]\nid = 1\nport = 1\nnext_hop_mac = \"02:00:00:00:00:02\"\nremote_ip = \"192.0.2.2\"\ncapacity_mbps = 1000\n",
+    ]
+}
+
+/// The tables a section is written in: one, every element of an array of
+/// tables, or none when the config leaves the section out.
+fn tables_of<'a>(root: &'a mut toml::Table, section: &str) -> Vec<&'a mut toml::Table> {
+    if section.is_empty() {
+        return vec![root];
+    }
+    let (first, rest) = section
+        .split_once('.')
+        .map_or((section, ""), |(f, r)| (f, r));
+    match root.get_mut(first) {
+        Some(toml::Value::Table(t)) => tables_of(t, rest),
+        Some(toml::Value::Array(items)) => items
+            .iter_mut()
+            .filter_map(|v| v.as_table_mut())
+            .flat_map(|t| tables_of(t, rest))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_stated_default_is_the_default_the_parser_applies() {
+    let reference = read_reference(&reference_text());
+    let stated: Vec<(&(String, String), toml::Value)> = reference
+        .keys
+        .iter()
+        .filter_map(|(k, row)| stated_default(&row.default).map(|v| (k, v)))
+        .collect();
+    assert!(
+        stated.len() > 40,
+        "only {} stated defaults read",
+        stated.len()
+    );
+    let mut applied = BTreeSet::new();
+    for base in bases_without_defaulted_keys() {
+        let without = Config::parse(base).unwrap_or_else(|e| panic!("{e}\n{base}"));
+        let mut with: toml::Table = toml::from_str(base).unwrap();
+        for ((section, key), value) in &stated {
+            for table in tables_of(&mut with, section) {
+                assert!(
+                    !table.contains_key(key),
+                    "the base sets {} itself",
+                    dotted(section, key)
+                );
+                table.insert(key.clone(), value.clone());
+                applied.insert(dotted(section, key));
+            }
+        }
+        let text = toml::to_string(&with).unwrap();
+        let with = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            with, without,
+            "a documented default differs from the parser's:\n{text}"
+        );
+    }
+    let not_applied: Vec<String> = stated
+        .iter()
+        .map(|((s, k), _)| dotted(s, k))
+        .filter(|k| !applied.contains(k))
+        .collect();
+    assert!(
+        not_applied.is_empty(),
+        "no base has the section of {not_applied:?}"
+    );
+}
+
+#[test]
+fn a_wrong_stated_default_is_caught() {
+    assert_eq!(stated_default("`32`"), Some(toml::Value::Integer(32)));
+    assert_eq!(
+        stated_default("`20047` (0x4E4F)"),
+        Some(toml::Value::Integer(20047))
+    );
+    assert_eq!(stated_default("required"), None);
+    assert_eq!(stated_default("4 × `concurrency`"), None);
+    assert_eq!(stated_default("absent: any node"), None);
+    let base = bases_without_defaulted_keys()[0];
+    let without = Config::parse(base).unwrap();
+    let with =
+        Config::parse(&base.replacen("[ports]\n", "[ports]\nrx_descriptors = 512\n", 1)).unwrap();
+    assert_ne!(with, without);
 }
