@@ -346,3 +346,94 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const FORWARD: &str = "pipeline = \"forward\"\n[[pairs]]\nports = [0, 1]\n";
+    const TENSOR: &str =
+        "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\n";
+
+    fn error(text: &str) -> String {
+        let e = Config::parse(text).expect_err(text).0;
+        assert!(!e.contains('\n'), "{e}");
+        e
+    }
+
+    #[test]
+    fn each_shape_of_serde_error_becomes_one_line_naming_the_key() {
+        for (text, want) in [
+            (
+                "pipeline = \"forward\n".to_owned(),
+                "invalid TOML at line 1, column 20: invalid basic string",
+            ),
+            (
+                "pipeline = \"forward\"\n".to_owned(),
+                "missing key `pairs` at the top level",
+            ),
+            (
+                format!("{FORWARD}pipeline = \"steer\"\n"),
+                "unknown key `pipeline` in [[pairs]] (`pairs[0]`): `pipeline` is a top-level key, and keys below a [section] header belong to that section; move it above the first header (line 4, column 1)",
+            ),
+            (
+                format!("{FORWARD}[control]\nlisten = \"127.0.0.1\"\npeers = []\n"),
+                "`control.listen` must be an address and port (a string such as \"127.0.0.1:7470\"), found \"127.0.0.1\" (line 5, column 10)",
+            ),
+            (
+                format!("{FORWARD}[metrics]\nlisten = 9470\n"),
+                "`metrics.listen` must be an address and port (a string such as \"127.0.0.1:7470\"), found an integer 9470 (line 5, column 10)",
+            ),
+            (
+                format!("{TENSOR}[tensor.qp]\nexit_ratio = \"half\"\n"),
+                "`tensor.qp.exit_ratio` must be a number, found a string \"half\" (line 7, column 14)",
+            ),
+            (
+                format!("{TENSOR}key_id = 300\n"),
+                "`tensor.key_id` must be an integer from 0 to 255, found 300 (line 6, column 10)",
+            ),
+            (
+                format!("{TENSOR}[[tensor.nodes]]\nname = \"a\"\nip = \"10.0.0.x\"\nweight = 1\n"),
+                "`tensor.nodes[0].ip` must be an IPv4 address (a string such as \"192.0.2.1\"), found \"10.0.0.x\" (line 8, column 6)",
+            ),
+            (
+                format!("{TENSOR}[[tensor.nodes]]\nname = \"a\"\nip = \"10.0.0.1\"\n"),
+                "missing key `weight` in [[tensor.nodes]] (`tensor.nodes[0]`) (line 6, column 1)",
+            ),
+            (
+                format!("{TENSOR}validate_icrc = \"yes\"\n"),
+                "`tensor.validate_icrc` must be true or false, found a string \"yes\" (line 6, column 17)",
+            ),
+        ] {
+            assert_eq!(error(&text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn range_errors_name_the_key_after_parsing() {
+        for (extra, want) in [
+            (
+                "qp_table_size = 0\n",
+                "`tensor.qp_table_size` must be from 1 to 4194304, found 0",
+            ),
+            (
+                "vni = 16777216\n",
+                "`tensor.vni` must be from 0 to 16777215, found 16777216",
+            ),
+            (
+                "min_slice_bytes = 10\n",
+                "`tensor.min_slice_bytes` must be at least 4096, found 10",
+            ),
+            (
+                "[tensor.qp]\nexit_ratio = 1.5\n",
+                "`tensor.qp.exit_ratio` must be a number > 0 and <= 1, found 1.5",
+            ),
+            (
+                "[[tensor.egress]]\nport = 1\nrate_mbps = 0\n",
+                "`tensor.egress[0].rate_mbps` must be a number > 0, found 0",
+            ),
+        ] {
+            assert_eq!(error(&format!("{TENSOR}{extra}")), want, "{extra}");
+        }
+    }
+}
