@@ -107,8 +107,12 @@ prepare() { # PIPELINE DIR
 	esac
 	"$PKTGEN" write "${workload[@]}" --seed 7 --packets "$PACKETS" -o "$pcap" >"$dir/pktgen.log" 2>&1 ||
 		soak_die "$p: pktgen write failed (see $dir/pktgen.log)"
-	rm -f "$dir/orch.key" "$dir/overlay.key"
+	rm -f "$dir/orch.key" "$dir/query.key" "$dir/overlay.key"
 	"$INB" ctl keygen "$dir/orch.key" >/dev/null || soak_die "$p: ctl keygen failed"
+	"$INB" ctl keygen "$dir/query.key" >/dev/null || soak_die "$p: ctl keygen failed"
+	# Two peers: every ctl process numbers its messages from its start
+	# time, so a query process and the stream under one peer id would
+	# push each other out of the replay window.
 	local control="
 [control]
 listen = \"127.0.0.1:$PORT\"
@@ -116,9 +120,15 @@ max_state_age_ms = 1000
 
 [[control.peers]]
 id = 1
-name = \"soak\"
+name = \"soak-stream\"
 key_file = \"orch.key\"
-roles = [\"state\", \"query\"]"
+roles = [\"state\"]
+
+[[control.peers]]
+id = 2
+name = \"soak-query\"
+key_file = \"query.key\"
+roles = [\"query\"]"
 	# TOML: the top-level keys first, then the tables.
 	{
 		echo "# Written by bench/soak.sh."
@@ -169,7 +179,7 @@ roles = [\"state\", \"query\"]"
 ctl_cmd() { # DIR ARGS...
 	local dir=$1
 	shift
-	"$INB" ctl --server "127.0.0.1:$PORT" --key-file "$dir/orch.key" --key-id 1 --json "$@"
+	"$INB" ctl --server "127.0.0.1:$PORT" --key-file "$dir/query.key" --key-id 2 --json "$@"
 }
 
 failures=()
@@ -197,9 +207,10 @@ soak_one() { # PIPELINE
 	soak_say "$p: ${SECS}s at full rate, $RATE control updates/s ($stream_args), sampling every ${SAMPLE}s"
 	"$INB" run --config "$dir/$p.toml" --duration "$SECS" --stats-interval 0 \
 		--stats-json "$json" -- "${eal[@]}" >"$log" 2>&1 &
-	local pid=$! stream_pid=""
+	local pid=$!
+	RUN_PID=$pid STREAM_PID=""
 	# Whatever happens below, do not leave the appliance spinning a core.
-	trap 'kill -INT $pid $stream_pid 2>/dev/null || true; bench_eal_cleanup "'"$prefix"'"' EXIT
+	trap 'kill -INT $RUN_PID $STREAM_PID 2>/dev/null || true; bench_eal_cleanup "'"$prefix"'"' EXIT
 	local waited=0
 	until grep -q 'running for' "$log" 2>/dev/null; do
 		if ! kill -0 "$pid" 2>/dev/null; then
@@ -217,14 +228,15 @@ soak_one() { # PIPELINE
 	# shellcheck disable=SC2086
 	taskset -c 0 "$INB" ctl --server "127.0.0.1:$PORT" --key-file "$dir/orch.key" --key-id 1 --json \
 		stream --rate "$RATE" --duration $((SECS - 1)) $stream_args >"$dir/stream.json" 2>"$dir/stream.log" &
-	stream_pid=$!
+	local stream_pid=$!
+	STREAM_PID=$stream_pid
 
 	# Samples: time, RSS, rx/tx/drops summed over ports, mbufs in use; the
 	# last one at least a second before the appliance starts to stop.
 	local k t rss stats rx last_rx=-1 flowing=1
 	for ((k = 1; k * SAMPLE <= SECS - 1; k++)); do
 		sleep "$(awk -v s="$started" -v n="$(date +%s.%N)" -v at=$((k * SAMPLE)) \
-			'BEGIN { d = s + at - n; printf "%.3f", d > 0 ? d : 0 }')"
+			'BEGIN { d = s + at - n; printf "%.3f", (d > 0 ? d : 0) }')"
 		kill -0 "$pid" 2>/dev/null || break
 		t=$(awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }')
 		rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || break
