@@ -26,6 +26,8 @@ const STEER_INSTANCE: &str = "steer_instance";
 
 /// Reads one counter of a port's totals.
 type PortField = fn(&crate::stats::PortTotals) -> u64;
+/// Reads one sum of predicted against observed latency.
+type LatencyField = fn(&steer::stats::LatencySums) -> &AtomicU64;
 
 /// Handles to every counter and table worth exposing.
 #[derive(Clone)]
@@ -247,7 +249,7 @@ impl Telemetry {
                 .zip(&c.models)
                 .map(|(n, m)| (n.as_str(), load(&m.observations))),
         );
-        let ttft: [(&str, &str, fn(&steer::stats::LatencySums) -> &AtomicU64); 2] = [
+        let ttft: [(&str, &str, LatencyField); 2] = [
             (
                 "intellinode_steer_predicted_ttft_seconds",
                 "Time to first token predicted when the measured requests were steered, per instance.",
