@@ -187,6 +187,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         probe: None,
         steer: None,
         tensor: None,
+        pool: Some(Arc::downgrade(&pool)),
     };
     // The control thread answers stats queries with telemetry that includes
     // its own counters, which exist only once it has started.
@@ -299,6 +300,10 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         None => None,
     };
     let handoff = Handoff::new(workers.len());
+    // Taken with every port started and no worker running yet: the mbufs
+    // the drivers hold (RX rings, a replayed pcap), against which the
+    // count at the end shows what the pipeline kept.
+    let mbufs_in_use_at_start = pool.in_use();
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
         let conf = WorkerConf {
             lcore,
@@ -369,6 +374,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
     let final_snap = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
+    let mbufs_in_use_at_end = pool.in_use();
     let duration_secs =
         forwarding_secs(&counters, tsc_hz).unwrap_or_else(|| started.elapsed().as_secs_f64());
     let nic: Vec<_> = ports.iter().map(|p| (p.id(), p.nic_stats())).collect();
@@ -385,6 +391,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     report.control = telemetry.control_json();
     report.steer = telemetry.steer_json();
     report.tensor = telemetry.tensor_json();
+    report.mempool = serde_json::json!({
+        "name": pool.name(),
+        "size": pool.size(),
+        "in_use_at_start": mbufs_in_use_at_start,
+        "in_use_at_end": mbufs_in_use_at_end,
+    });
     drop(predictor_thread);
     // The probe thread, control thread and metrics endpoint stop before
     // the ports (and the pool the probe thread allocates from).

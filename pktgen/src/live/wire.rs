@@ -16,17 +16,26 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::libc;
+use nix::net::if_::if_nametoindex;
+use nix::poll::{ppoll, PollFd, PollFlags};
+use nix::sys::socket::{
+    self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrLike,
+};
+use nix::sys::time::TimeSpec;
 use serde::Serialize;
 
 use super::delay_line::{Admission, DelayLine, LineConfig};
+use super::sock::{failed, set_option_bytes};
 use crate::workload::seeded_rng;
 
 /// Largest frame read; anything longer is a GSO super-frame (offloads on).
@@ -105,32 +114,6 @@ pub struct WireStats {
     pub b_to_a: DirectionStats,
 }
 
-fn os_error(what: &str) -> io::Error {
-    let e = io::Error::last_os_error();
-    io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
-    if rc < 0 {
-        return Err(os_error(what));
-    }
-    Ok(())
-}
-
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
-    // SAFETY: `value` is a valid `T` for the duration of the call and its
-    // size is passed; the kernel copies it.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    }
-}
-
 /// An AF_PACKET socket bound to one interface.
 #[derive(Debug)]
 struct PacketSocket {
@@ -140,82 +123,85 @@ struct PacketSocket {
     ignores_outgoing: bool,
 }
 
+/// `struct packet_mreq` as `setsockopt` reads it: promiscuous membership
+/// of interface `ifindex` (no hardware address).
+fn promiscuous_membership(ifindex: libc::c_int) -> [u8; std::mem::size_of::<libc::packet_mreq>()] {
+    let mut mreq = [0u8; std::mem::size_of::<libc::packet_mreq>()];
+    mreq[0..4].copy_from_slice(&ifindex.to_ne_bytes());
+    let promisc = libc::PACKET_MR_PROMISC as u16;
+    mreq[4..6].copy_from_slice(&promisc.to_ne_bytes());
+    // mr_alen (bytes 6..8) and mr_address (8..16) stay zero.
+    mreq
+}
+
+/// The link-layer address `bind(2)` takes to tie a packet socket to one
+/// interface, for every protocol.
+fn interface_address(ifindex: libc::c_int) -> io::Result<LinkAddr> {
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sll` is a valid, initialised sockaddr_ll of the length
+    // passed; nix copies it (nix has no safe constructor for LinkAddr).
+    unsafe { LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(len)) }
+        .ok_or_else(|| io::Error::other("sockaddr_ll not accepted as a link address"))
+}
+
 impl PacketSocket {
     fn open(iface: &str) -> io::Result<PacketSocket> {
-        let name = CString::new(iface).map_err(|_| {
-            io::Error::new(
+        if iface.as_bytes().contains(&0) {
+            return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("interface name {iface:?} contains a NUL byte"),
-            )
-        })?;
-        // SAFETY: `name` is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no interface named {iface} in this network namespace"),
             ));
         }
-        let all = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::c_int::from(all),
-            )
+        let ifindex = match if_nametoindex(iface) {
+            Ok(i) if i != 0 => i,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no interface named {iface} in this network namespace"),
+                ))
+            }
         };
-        check(
-            raw,
-            "socket(AF_PACKET, SOCK_RAW) (needs root or CAP_NET_RAW)",
-        )?;
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = socket::socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::EthAll,
+        )
+        .map_err(|e| failed(e, "socket(AF_PACKET, SOCK_RAW) (needs root or CAP_NET_RAW)"))?;
         let ifindex = libc::c_int::try_from(ifindex).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
         })?;
-        // SAFETY: all-zero is a valid sockaddr_ll.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = all;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        check(rc, &format!("bind(AF_PACKET, {iface})"))?;
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex,
-            mr_type: libc::PACKET_MR_PROMISC as u16,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        check(
-            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq),
-            &format!("promiscuous mode on {iface}"),
-        )?;
-        let one: libc::c_int = 1;
-        let ignores_outgoing =
-            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one) == 0;
+        socket::bind(fd.as_raw_fd(), &interface_address(ifindex)?)
+            .map_err(|e| failed(e, &format!("bind(AF_PACKET, {iface})")))?;
+        set_option_bytes(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &promiscuous_membership(ifindex),
+        )
+        .map_err(|e| failed(e, &format!("promiscuous mode on {iface}")))?;
+        let ignores_outgoing = set_option_bytes(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &1i32.to_ne_bytes(),
+        )
+        .is_ok();
         // Frames queued in the socket before it was bound to the interface
         // may come from any interface: drain them.
         // Bounded, so a busy interface cannot keep this loop going.
         let mut sink = [0u8; 64];
         for _ in 0..4096 {
-            // SAFETY: `sink` is valid for its length.
-            let n = unsafe {
-                libc::recv(
-                    fd.as_raw_fd(),
-                    sink.as_mut_ptr().cast(),
-                    sink.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
+            if socket::recv(fd.as_raw_fd(), &mut sink, MsgFlags::MSG_DONTWAIT).is_err() {
                 break;
             }
         }
@@ -227,69 +213,51 @@ impl PacketSocket {
 
     /// Waits until a frame can be read or `timeout` passes.
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ts = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
-        };
-        // SAFETY: `pfd` and `ts` are valid for the call; no signal mask.
-        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(os_error("ppoll"));
+        let mut pfd = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match ppoll(&mut pfd, Some(TimeSpec::from_duration(timeout)), None) {
+            Ok(n) => Ok(n > 0
+                && pfd[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN))),
+            Err(Errno::EINTR) => Ok(false),
+            Err(e) => Err(failed(e, "ppoll")),
         }
-        Ok(rc > 0 && pfd.revents & libc::POLLIN != 0)
     }
 
     /// One frame received on the interface (not sent by this host), or
     /// `None` when nothing is waiting.
     fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            // SAFETY: all-zero is a valid sockaddr_ll.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: `buf` and `from` are valid for the lengths passed.
-            let n = unsafe {
-                libc::recvfrom(
+            let received = {
+                let mut iov = [IoSliceMut::new(buf)];
+                socket::recvmsg::<LinkAddr>(
                     self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                    (&mut from as *mut libc::sockaddr_ll).cast(),
-                    &mut from_len,
+                    &mut iov,
+                    None,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
                 )
+                .map(|m| (m.bytes, m.address))
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => Err(os_error("recvfrom(AF_PACKET)")),
-                };
-            }
-            if !self.ignores_outgoing && from.sll_pkttype == libc::PACKET_OUTGOING {
+            let (n, from) = match received {
+                Ok(r) => r,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(failed(e, "recvfrom(AF_PACKET)")),
+            };
+            if !self.ignores_outgoing && from.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING)
+            {
                 continue;
             }
             // MSG_TRUNC reports the real length; a longer frame than the
             // buffer is kept truncated and will fail to send (counted).
-            return Ok(Some(usize::try_from(n).unwrap_or(0).min(buf.len())));
+            return Ok(Some(n.min(buf.len())));
         }
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: `frame` is valid for its length.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        socket::send(self.fd.as_raw_fd(), frame, MsgFlags::empty())
+            .map(drop)
+            .map_err(io::Error::from)
     }
 }
 
