@@ -105,6 +105,7 @@
 pub mod config;
 pub mod engine;
 pub mod eval;
+pub mod failover;
 pub mod scale;
 pub mod stats;
 pub mod uplink;

@@ -8,8 +8,9 @@
 //!    Mutex + Condvar); the slot is held until the response is finished;
 //! 3. prefill: sleep `--base-ttft-ms` + prompt tokens / `--prefill-tps`;
 //! 4. sleep the path delay again (the way back), then answer `200 OK`,
-//!    `text/event-stream`, one `data:` chunk per 4 output tokens at
-//!    `--decode-tps`, `data: [DONE]`, and close.
+//!    `text/event-stream` with `X-Node: NAME` (`--name`), one `data:`
+//!    chunk per 4 output tokens at `--decode-tps`, `data: [DONE]`, and
+//!    close.
 //!
 //! Prompt tokens are `tokenfeat`'s count of the request's prompt text;
 //! output tokens are `max_tokens`, or tokenfeat's default for the task when
@@ -618,6 +619,18 @@ fn serve_job(
     err
 }
 
+/// Names the node in the response head (`X-Node: NAME`, after the status
+/// line), so an agent can tell which instance the appliance chose.
+fn with_node_header(mut payloads: Vec<Vec<u8>>, name: &str) -> Vec<Vec<u8>> {
+    if let Some(first) = payloads.first_mut() {
+        if let Some(eol) = find(first, b"\r\n") {
+            let header = format!("X-Node: {name}\r\n");
+            first.splice(eol + 2..eol + 2, header.into_bytes());
+        }
+    }
+    payloads
+}
+
 /// Handles one connection (one request).
 fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
     let cfg = &node.cfg;
@@ -663,7 +676,7 @@ fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
         &mut record,
         arrived,
         seeded_rng(cfg.seed, id),
-        |rng, f| agent::response(rng, f, id).payloads,
+        |rng, f| with_node_header(agent::response(rng, f, id).payloads, &cfg.name),
         |chunk| stream.write_all(chunk),
     );
     let _ = stream.flush();
@@ -913,6 +926,25 @@ pub fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_head_names_the_node() {
+        let f = tokenfeat::TokenFeatures {
+            output_tokens: 8,
+            ..tokenfeat::extract("turn on the light", &tokenfeat::Hints::default())
+        };
+        let plain = agent::response(&mut seeded_rng(1, 1), &f, 1).payloads;
+        let named = with_node_header(plain.clone(), "centre");
+        let head = String::from_utf8(named[0].clone()).unwrap();
+        assert!(
+            head.starts_with(
+                "HTTP/1.1 200 OK\r\nX-Node: centre\r\nContent-Type: text/event-stream\r\n"
+            ),
+            "{head}"
+        );
+        assert_eq!(named[0].len(), plain[0].len() + "X-Node: centre\r\n".len());
+        assert_eq!(named[1..], plain[1..]);
+    }
 
     #[test]
     fn slots_are_fifo_and_the_queue_is_counted() {
