@@ -33,7 +33,8 @@ pub struct Timeline {
     pub agent: String,
     /// `kill -KILL` of the edge node.
     pub kill_edge_unix_ms: f64,
-    /// Start of the new edge node.
+    /// Start of the new edge node (its own record of it); the analysis
+    /// takes the first connection it answered if that was earlier.
     pub restart_edge_unix_ms: f64,
     /// `SIGUSR1` to the centre path's wire.
     pub cut_internet_unix_ms: f64,
@@ -146,6 +147,21 @@ fn measure(t: &Timeline, agent: &AgentReport, cluster: &EvalCluster) -> Failover
         cut.recovered_ms = at(t.restore_internet_unix_ms);
     }
     let names = sim::eval::NODE_NAMES;
+    if let Some(kill) = fs.first_mut() {
+        // The new node's socket accepts connections as soon as it is
+        // bound, a little before the process records its start: it was
+        // back no later than the first connection it then answered.
+        let first_answered = agent
+            .requests
+            .iter()
+            .filter(|r| r.error.is_none() && r.node.as_deref() == Some(kill.instance.as_str()))
+            .map(|r| r.start_ms)
+            .filter(|&t| t > kill.at_ms)
+            .reduce(f64::min);
+        if let Some(t) = first_answered {
+            kill.recovered_ms = kill.recovered_ms.min(t);
+        }
+    }
     let records: Vec<Record> = match fs.as_slice() {
         [kill, cut] => agent
             .requests

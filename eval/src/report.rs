@@ -184,7 +184,8 @@ fn failover_section(out: &mut String, s: &Summary) {
          same cluster through the same steering engine.\n\n\
          *Away*: the last new flow steered to the failed element after it failed (0: none). \
          *Back*: the last new flow of the class the element served before (its steady class) \
-         still steered elsewhere after the recovery (0: none); *first back* is the first new \
+         still steered elsewhere after the recovery, before the first one steered to it again \
+         (0: none); *first back* is the first new \
          flow to it, which also waits for an arrival. Times in ms from the failure or recovery. \
          Losses: *in flight* were on the failed element when it failed; *after the failure* were \
          steered to it before the appliance moved away; *elsewhere* is every other failed \

@@ -24,10 +24,12 @@
 //!   (0 if there was none): after it, no new flow went to the failed
 //!   element. Goal: at most `max_state_age`;
 //! * **back**: the last new flow of the steady class steered elsewhere
-//!   after `rec` (until the next failure), minus `rec` (0 if none): after
-//!   it, that work all went to `i` again. Goal: at most two report
-//!   intervals. `first_back` is the first new flow to `i` after `rec`, an
-//!   upper bound that also depends on when requests happen to arrive;
+//!   after `rec` and before the first one steered to `i` again, minus
+//!   `rec` (0 if none). Later choices elsewhere are the decision
+//!   balancing load (after a black hole the centre has a backlog), not a
+//!   lag. Goal: at most two report intervals. `first_back` is the first
+//!   new flow of any class to `i` after `rec`, an upper bound that also
+//!   depends on when requests happen to arrive;
 //! * **lost in flight**: failed requests steered to `i` before `at` (and
 //!   after the previous recovery) that failed at or after `at`, where the
 //!   failure time is known: they were on the failed element when it
@@ -107,7 +109,7 @@ pub struct Response {
     /// The last of them, ms after the failure (0: none).
     pub away_ms: f64,
     /// New flows of the steady class steered elsewhere after the
-    /// recovery (until the next failure).
+    /// recovery, before the first one steered to the instance again.
     pub steered_elsewhere_after_recovery: u64,
     /// The last of them, ms after the recovery (0: none).
     pub back_ms: f64,
@@ -224,9 +226,16 @@ pub fn analyse(
             .iter()
             .map(|r| r.start_ms - f.at_ms)
             .fold(0.0, f64::max);
+        // Once steady work goes to the element again, it is back: later
+        // choices elsewhere are the decision balancing load, not a lag.
+        let back_at = records
+            .iter()
+            .filter(|r| after(r) && r.short == steady_short && on_i(r))
+            .map(|r| r.start_ms)
+            .fold(until, f64::min);
         let elsewhere: Vec<&Record> = records
             .iter()
-            .filter(|r| after(r) && r.short == steady_short && !on_i(r))
+            .filter(|r| after(r) && r.start_ms < back_at && r.short == steady_short && !on_i(r))
             .collect();
         let back_ms = elsewhere
             .iter()

@@ -222,6 +222,9 @@ pub struct ServeStats {
     pub delay_ms: f64,
     /// Jitter, ms.
     pub jitter_ms: f64,
+    /// When the server started (it reports NODE_STATE from then on), ms
+    /// since the Unix epoch.
+    pub started_unix_ms: f64,
     /// Seconds the server ran.
     pub uptime_s: f64,
     /// Requests completed without error.
@@ -287,6 +290,7 @@ struct UdpCounters {
 pub struct Node {
     cfg: ServeConfig,
     start: Instant,
+    start_unix_ms: f64,
     sched: Mutex<Sched>,
     cv: Condvar,
     served: AtomicU64,
@@ -308,6 +312,9 @@ impl Node {
         Node {
             cfg,
             start: Instant::now(),
+            start_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             sched: Mutex::new(Sched::default()),
             cv: Condvar::new(),
             served: AtomicU64::new(0),
@@ -429,6 +436,7 @@ impl Node {
             base_ttft_ms: self.cfg.base_ttft_ms,
             delay_ms: self.cfg.delay_ms,
             jitter_ms: self.cfg.jitter_ms,
+            started_unix_ms: self.start_unix_ms,
             uptime_s: self.start.elapsed().as_secs_f64(),
             served: self.served.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
