@@ -371,7 +371,8 @@ run_failover() {
 	sleep_until_ms $((started + steps[3]))
 	restore_ms=$(now_ms)
 	kill -USR2 "$inet_wire"
-	wait "$edge_pid" 2>/dev/null || true
+	# Reaped quietly: bash would report the SIGKILL on stderr.
+	{ wait "$edge_pid"; } 2>/dev/null || true
 	wait "$agent_pid" || die "pktgen agent failed ($tag, see $OUT/logs/$tag-agent.log)"
 	jq -r '"\(.requests | map(select(.error == null)) | length) of \(.requests | length) answered"' "$OUT/runs/$tag.json"
 	stop_all

@@ -199,6 +199,9 @@ fn instance_colour(instance: &str) -> RGBColor {
     }
 }
 
+/// A line's name and its value per time bin.
+type NamedSeries = (String, Vec<f64>);
+
 /// Three panels over the run's time: answered requests/s per instance,
 /// failed requests/s, new flows steered per second per instance; grey
 /// lines at each failure and recovery.
@@ -213,7 +216,7 @@ fn draw_failover<DB: DrawingBackend>(
     let t = |i: usize| (i as f64 + 0.5) * sr.bin_ms / 1000.0;
     let panels = root.split_evenly((3, 1));
     let failed = vec![("failed".to_string(), sr.failed_rps.clone())];
-    let specs: [(&str, &[(String, Vec<f64>)]); 3] = [
+    let specs: [(&str, &[NamedSeries]); 3] = [
         ("answered requests/s per instance", &sr.answered_rps),
         ("failed requests/s", &failed),
         (
