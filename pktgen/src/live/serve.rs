@@ -18,6 +18,8 @@
 //!    `"stream": false`, one `chat.completion` JSON with `usage` when the
 //!    last token is decoded.
 //!
+//! Every answer names the node in `X-Node: NAME` (`--name`), so an agent
+//! behind the appliance can tell which instance answered.
 //! `GET /v1/models` lists one model, `--name`. Errors are OpenAI-shaped
 //! (`{"error": {"message", "type", "param", "code"}}`) with their status.
 //! Each request is recorded on its own in the stats, with its `peer`.
@@ -241,6 +243,9 @@ pub struct ServeStats {
     pub delay_ms: f64,
     /// Jitter, ms.
     pub jitter_ms: f64,
+    /// When the server started (it reports NODE_STATE from then on), ms
+    /// since the Unix epoch.
+    pub started_unix_ms: f64,
     /// Seconds the server ran.
     pub uptime_s: f64,
     /// Requests completed without error.
@@ -308,6 +313,7 @@ struct UdpCounters {
 pub struct Node {
     cfg: ServeConfig,
     start: Instant,
+    start_unix_ms: f64,
     sched: Mutex<Sched>,
     cv: Condvar,
     served: AtomicU64,
@@ -331,6 +337,9 @@ impl Node {
         Node {
             cfg,
             start: Instant::now(),
+            start_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             sched: Mutex::new(Sched::default()),
             cv: Condvar::new(),
             served: AtomicU64::new(0),
@@ -453,6 +462,7 @@ impl Node {
             base_ttft_ms: self.cfg.base_ttft_ms,
             delay_ms: self.cfg.delay_ms,
             jitter_ms: self.cfg.jitter_ms,
+            started_unix_ms: self.start_unix_ms,
             uptime_s: self.start.elapsed().as_secs_f64(),
             served: self.served.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
@@ -609,6 +619,8 @@ struct Answer {
     chat: bool,
     stream: bool,
     model: String,
+    /// `--name`, for `X-Node`.
+    node: String,
     created: u64,
     /// The request's `max_tokens`, to tell `length` from `stop`.
     max_tokens: Option<u32>,
@@ -671,7 +683,13 @@ impl Answer {
             .to_string();
             let mut out = vec![Vec::new(); n as usize];
             if let Some(last) = out.last_mut() {
-                *last = head("200 OK", "application/json", Some(body.len()), self.framing);
+                *last = head(
+                    &self.node,
+                    "200 OK",
+                    "application/json",
+                    Some(body.len()),
+                    self.framing,
+                );
                 last.extend_from_slice(body.as_bytes());
             }
             return out;
@@ -704,7 +722,7 @@ impl Answer {
                     data.push_str("data: [DONE]\n\n");
                 }
                 let mut out = if i == 0 {
-                    head("200 OK", "text/event-stream", None, self.framing)
+                    head(&self.node, "200 OK", "text/event-stream", None, self.framing)
                 } else {
                     Vec::new()
                 };
@@ -725,8 +743,11 @@ impl Answer {
 
 /// A response head: with `length` a whole answer, without one a stream
 /// (chunked when the connection is kept, else delimited by the close).
-fn head(status: &str, ctype: &str, length: Option<usize>, framing: Framing) -> Vec<u8> {
-    let mut h = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n");
+///
+/// `X-Node: NAME` (`--name`) names the node, so an agent behind the
+/// appliance can tell which instance answered.
+fn head(node: &str, status: &str, ctype: &str, length: Option<usize>, framing: Framing) -> Vec<u8> {
+    let mut h = format!("HTTP/1.1 {status}\r\nX-Node: {node}\r\nContent-Type: {ctype}\r\n");
     match length {
         Some(len) => h.push_str(&format!("Content-Length: {len}\r\n")),
         None => h.push_str("Cache-Control: no-cache\r\n"),
@@ -741,8 +762,14 @@ fn head(status: &str, ctype: &str, length: Option<usize>, framing: Framing) -> V
 }
 
 /// A whole JSON answer.
-fn reply(stream: &mut TcpStream, status: &str, body: &str, framing: Framing) -> io::Result<()> {
-    let mut msg = head(status, "application/json", Some(body.len()), framing);
+fn reply(
+    stream: &mut TcpStream,
+    node: &str,
+    status: &str,
+    body: &str,
+    framing: Framing,
+) -> io::Result<()> {
+    let mut msg = head(node, status, "application/json", Some(body.len()), framing);
     msg.extend_from_slice(body.as_bytes());
     stream.write_all(&msg)
 }
@@ -780,7 +807,7 @@ fn handle(node: &Node, mut stream: TcpStream, peer: SocketAddr) {
                 if let Some(status) = e.status() {
                     node.errors.fetch_add(1, Ordering::Relaxed);
                     let body = error_body(&e.to_string(), "invalid_request_error");
-                    let _ = reply(&mut stream, status, &body, Framing::Close);
+                    let _ = reply(&mut stream, &node.cfg.name, status, &body, Framing::Close);
                 }
                 return;
             }
@@ -824,7 +851,7 @@ fn answer(
                 "est_ttft_ms": load.est_ttft_ms,
             })
             .to_string();
-            return reply(stream, "200 OK", &body, framing);
+            return reply(stream, &cfg.name, "200 OK", &body, framing);
         }
         ("GET", "/v1/models" | "/models") => {
             let body = serde_json::json!({
@@ -837,7 +864,7 @@ fn answer(
                 }],
             })
             .to_string();
-            return reply(stream, "200 OK", &body, framing);
+            return reply(stream, &cfg.name, "200 OK", &body, framing);
         }
         ("POST", path) if completion_path(path).is_some() => {}
         (_, path)
@@ -847,11 +874,11 @@ fn answer(
                 &format!("{} is not allowed on {path}", req.method),
                 "invalid_request_error",
             );
-            return reply(stream, "405 Method Not Allowed", &body, framing);
+            return reply(stream, &cfg.name, "405 Method Not Allowed", &body, framing);
         }
         (_, path) => {
             let body = error_body(&format!("no route for {path}"), "invalid_request_error");
-            return reply(stream, "404 Not Found", &body, framing);
+            return reply(stream, &cfg.name, "404 Not Found", &body, framing);
         }
     }
     let chat = completion_path(&req.path) == Some(true);
@@ -871,12 +898,13 @@ fn answer(
             "invalid_request_error",
         );
         finish(node, record, arrived, Some("bad request".into()));
-        return reply(stream, "400 Bad Request", &body, framing);
+        return reply(stream, &cfg.name, "400 Bad Request", &body, framing);
     };
     let how = Answer {
         chat,
         stream: parsed.stream,
         model: parsed.model.clone().unwrap_or_else(|| cfg.name.clone()),
+        node: cfg.name.clone(),
         created: unix_now(),
         max_tokens: parsed.max_tokens,
         framing,
@@ -1110,6 +1138,7 @@ pub fn serve_with(
                     let body = error_body("too many connections", "server_error");
                     let _ = reply(
                         &mut stream,
+                        &node.cfg.name,
                         "503 Service Unavailable",
                         &body,
                         Framing::Close,
@@ -1160,6 +1189,32 @@ pub fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_head_names_the_node_streamed_or_whole() {
+        let f = tokenfeat::TokenFeatures {
+            output_tokens: 8,
+            ..tokenfeat::extract("turn on the light", &tokenfeat::Hints::default())
+        };
+        for stream in [true, false] {
+            let how = Answer {
+                chat: true,
+                stream,
+                model: "m".into(),
+                node: "centre".into(),
+                created: 0,
+                max_tokens: Some(8),
+                framing: Framing::KeepAlive,
+            };
+            let chunks = how.chunks(&mut seeded_rng(1, 1), &f, 1);
+            let first = chunks.iter().find(|c| !c.is_empty()).unwrap();
+            let head = String::from_utf8_lossy(first);
+            assert!(
+                head.starts_with("HTTP/1.1 200 OK\r\nX-Node: centre\r\n"),
+                "{head}"
+            );
+        }
+    }
 
     #[test]
     fn slots_are_fifo_and_the_queue_is_counted() {

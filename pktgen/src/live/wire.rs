@@ -8,6 +8,17 @@
 //! other side at its release time. One thread per direction: it sends
 //! what is due, then waits in `ppoll` for a frame or the next release.
 //!
+//! A wire can be cut: while [`Cut`] is set (by `SIGUSR1` in `pktgen wire`;
+//! `SIGUSR2` restores it), every frame is dropped, both those arriving and
+//! those already on the line, and counted as `cut`. That is a black-holed
+//! path: nothing gets through, nothing is refused.
+//!
+//! With a [`PathReport`] the wire also stands in for the network
+//! controller's view of its path: every interval it sends a sealed
+//! PATH_STATE (one-way latency and jitter as configured, loss as
+//! configured or 1 while cut) to the appliance's control address, as a
+//! prober that measured the path would (ideally) report it.
+//!
 //! The interfaces must have their offloads off (`ethtool -K IF tso off gso
 //! off gro off tx off`): with them on, the kernel hands AF_PACKET frames
 //! larger than the MTU and checksums left for the NIC to fill, which the
@@ -60,10 +71,31 @@ pub struct WireConfig {
     pub duration: Option<Duration>,
     /// Where to write the stats at exit.
     pub stats_json: Option<PathBuf>,
+    /// PATH_STATE reports of this wire's path, if any.
+    pub report: Option<PathReport>,
 }
 
+/// Where and how a wire reports its path (`--report-to`).
+#[derive(Debug, Clone)]
+pub struct PathReport {
+    /// The appliance's control address.
+    pub to: std::net::SocketAddr,
+    /// This peer's key file.
+    pub key_file: PathBuf,
+    /// This peer's key id.
+    pub key_id: u32,
+    /// The path id to report as.
+    pub path: u16,
+    /// Report period.
+    pub interval: Duration,
+}
+
+/// Whether the wire is cut (black-holed); shared with whoever cuts it.
+pub type Cut = Arc<AtomicBool>;
+
 /// One direction's counters. At exit, `frames_in` is the sum of
-/// `forwarded`, `lost`, `queue_full`, `send_errors` and `unsent_at_exit`.
+/// `forwarded`, `lost`, `queue_full`, `send_errors`, `cut` and
+/// `unsent_at_exit`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DirectionStats {
     /// Frames received on the ingress side.
@@ -78,6 +110,8 @@ pub struct DirectionStats {
     pub send_errors: u64,
     /// Still held when the wire stopped.
     pub unsent_at_exit: u64,
+    /// Dropped while the wire was cut (on arrival or still on the line).
+    pub cut: u64,
     /// Bytes forwarded.
     pub bytes_forwarded: u64,
 }
@@ -112,6 +146,8 @@ pub struct WireStats {
     pub a_to_b: DirectionStats,
     /// Frames received on B, sent out of A.
     pub b_to_a: DirectionStats,
+    /// PATH_STATE reports sent.
+    pub reports_sent: u64,
 }
 
 /// An AF_PACKET socket bound to one interface.
@@ -261,19 +297,25 @@ impl PacketSocket {
     }
 }
 
-/// Moves frames from `rx` to `tx` through `line` until `stop` is set.
+/// Moves frames from `rx` to `tx` through `line` until `stop` is set;
+/// drops everything while `cut` is set.
 fn run_direction(
     rx: &PacketSocket,
     tx: &PacketSocket,
     mut line: DelayLine<Vec<u8>>,
     origin: Instant,
     stop: &AtomicBool,
+    cut: &AtomicBool,
 ) -> io::Result<DirectionStats> {
     let mut stats = DirectionStats::default();
     let mut buf = vec![0u8; MAX_FRAME];
     while !stop.load(Ordering::Relaxed) {
         let now = origin.elapsed();
         while let Some(frame) = line.pop_due(now) {
+            if cut.load(Ordering::Relaxed) {
+                stats.cut += 1;
+                continue;
+            }
             match tx.send(&frame) {
                 Ok(()) => {
                     stats.forwarded += 1;
@@ -294,6 +336,10 @@ fn run_direction(
                 break;
             };
             stats.frames_in += 1;
+            if cut.load(Ordering::Relaxed) {
+                stats.cut += 1;
+                continue;
+            }
             match line.admit(origin.elapsed(), buf[..n].to_vec()) {
                 Admission::Queued(_) => {}
                 Admission::Lost => stats.lost += 1,
@@ -335,19 +381,74 @@ pub struct OwnedSockets {
     b: PacketSocket,
 }
 
-/// Bridges until `stop` is set or `cfg.duration` passes, then returns the
-/// stats (also written to `cfg.stats_json`).
+/// The PATH_STATE a wire reports: its configured one-way delay and
+/// jitter, and its loss (1 while cut).
+pub fn path_state(path: u16, line: &LineConfig, cut: bool) -> anyhow::Result<control::Message> {
+    use dataplane::ctl::{CtlCommand, PathStateArgs, Source};
+    dataplane::ctl_messages::build(&CtlCommand::PathState(PathStateArgs {
+        path,
+        latency_us: Some(line.delay.as_secs_f64() * 1e6),
+        jitter_us: Some(line.jitter.as_secs_f64() * 1e6),
+        bandwidth_bps: None,
+        loss: Some(if cut { 1.0 } else { line.loss }),
+        source: Source::Measured,
+    }))
+}
+
+/// Starts the reporting thread: a PATH_STATE every interval until `stop`;
+/// returns how many it sent.
+fn spawn_reporter(
+    report: &PathReport,
+    line: LineConfig,
+    cut: Cut,
+    stop: Arc<AtomicBool>,
+) -> io::Result<std::thread::JoinHandle<u64>> {
+    let key = control::Key::from_file(&report.key_file)
+        .map_err(|e| io::Error::other(format!("--key-file {}: {e}", report.key_file.display())))?;
+    let now = dataplane::control_plane::realtime_ns();
+    let mut sender = control::Sender::new(report.key_id, key, now / 1000);
+    let socket = std::net::UdpSocket::bind(if report.to.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
+    socket.connect(report.to)?;
+    let (path, interval) = (report.path, report.interval);
+    std::thread::Builder::new()
+        .name("wire-report".into())
+        .spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(msg) = path_state(path, &line, cut.load(Ordering::Relaxed)) {
+                    if let Ok(d) = sender.seal(&msg, dataplane::control_plane::realtime_ns()) {
+                        // The appliance may not be up yet (or any more):
+                        // a refused datagram is the next report's problem.
+                        if socket.send(&d).is_ok() {
+                            sent += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(interval);
+            }
+            sent
+        })
+}
+
+/// Bridges until `stop` is set or `cfg.duration` passes, dropping
+/// everything while `cut` is set, then returns the stats (also written to
+/// `cfg.stats_json`).
 pub fn run(
     cfg: &WireConfig,
     sockets: OwnedSockets,
     stop: Arc<AtomicBool>,
+    cut: Cut,
 ) -> io::Result<WireStats> {
     let origin = Instant::now();
     let sockets = Arc::new(sockets);
     let line =
         |stream: u64| DelayLine::new(cfg.line, seeded_rng(cfg.seed, 0x7769_7265_0000 + stream));
     let spawn = |name: &str, forward_a_to_b: bool, line: DelayLine<Vec<u8>>| {
-        let (sockets, stop) = (Arc::clone(&sockets), Arc::clone(&stop));
+        let (sockets, stop, cut) = (Arc::clone(&sockets), Arc::clone(&stop), Arc::clone(&cut));
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -356,7 +457,7 @@ pub fn run(
                 } else {
                     (&sockets.b, &sockets.a)
                 };
-                let result = run_direction(rx, tx, line, origin, &stop);
+                let result = run_direction(rx, tx, line, origin, &stop, &cut);
                 // One direction failing ends the whole wire.
                 stop.store(true, Ordering::Relaxed);
                 result
@@ -364,6 +465,17 @@ pub fn run(
     };
     let ab = spawn("wire-a-to-b", true, line(0))?;
     let ba = spawn("wire-b-to-a", false, line(1))?;
+    let reporter = match &cfg.report {
+        Some(r) => match spawn_reporter(r, cfg.line, Arc::clone(&cut), Arc::clone(&stop)) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = (ab.join(), ba.join());
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let deadline = cfg.duration.map(|d| origin + d);
     while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(20));
@@ -375,6 +487,12 @@ pub fn run(
     };
     let a_to_b = join(ab)?;
     let b_to_a = join(ba)?;
+    let reports_sent = match reporter {
+        Some(h) => h
+            .join()
+            .map_err(|_| io::Error::other("the wire's report thread panicked"))?,
+        None => 0,
+    };
     let stats = WireStats {
         config: WireConfigReport {
             a: cfg.a.clone(),
@@ -388,6 +506,7 @@ pub fn run(
         duration_s: origin.elapsed().as_secs_f64(),
         a_to_b,
         b_to_a,
+        reports_sent,
     };
     if let Some(path) = &cfg.stats_json {
         let text = serde_json::to_string_pretty(&stats).map_err(io::Error::other)?;
@@ -396,4 +515,43 @@ pub fn run(
         })?;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::MetricType;
+
+    fn metric(m: &control::Message, t: MetricType) -> Option<f64> {
+        match m {
+            control::Message::PathState(p) => p
+                .metrics
+                .iter()
+                .find(|x| x.metric_type == t)
+                .map(|x| x.value),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_cut_wire_reports_its_path_losing_everything() {
+        let line = LineConfig {
+            delay: Duration::from_micros(10_500),
+            jitter: Duration::from_millis(3),
+            loss: 0.01,
+            capacity: 100,
+        };
+        let up = path_state(2, &line, false).unwrap();
+        let cut = path_state(2, &line, true).unwrap();
+        for m in [&up, &cut] {
+            match m {
+                control::Message::PathState(p) => assert_eq!(p.path, control::PathId(2)),
+                other => panic!("not a PATH_STATE: {other:?}"),
+            }
+            assert_eq!(metric(m, MetricType::PathLatency), Some(10_500.0));
+            assert_eq!(metric(m, MetricType::PathJitter), Some(3000.0));
+        }
+        assert_eq!(metric(&up, MetricType::PathLoss), Some(0.01));
+        assert_eq!(metric(&cut, MetricType::PathLoss), Some(1.0));
+    }
 }
