@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use std::sync::OnceLock;
 
-use crate::config::{Config, PipelineKind};
+use crate::config::Config;
 use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
 use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
@@ -28,7 +28,7 @@ use crate::preflight;
 use crate::probe::{self, ProbeCounters, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
 use crate::stats::{DropReason, LcoreCounters, Snapshot, StatsReport};
-use crate::telemetry::{ControlHandles, Telemetry};
+use crate::telemetry::{ControlHandles, Telemetry, TensorHandles};
 use crossbeam_queue::ArrayQueue;
 
 /// What `intellinode run` was asked to do.
@@ -74,12 +74,6 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let workers = eal.worker_lcores();
     if workers.is_empty() {
         bail!("no worker lcore: give EAL at least two lcores (e.g. `-l 0,1`); the first one runs statistics and control");
-    }
-    if config.pipeline == PipelineKind::Tensor && workers.len() > 1 {
-        bail!(
-            "pipeline = \"tensor\" runs on one worker lcore (it owns the QP table, reorder buffer and schedulers), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
-            workers.len()
-        );
     }
     let nb_ports = eal.port_count();
     let infos = (0..nb_ports)
@@ -265,17 +259,18 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let tensor_shared = match &config.tensor {
         Some(tc) => {
             let (shared, predictor_cfg) =
-                tensor::build_shared(tc, usize::from(nb_ports), table_seed)?;
-            telemetry.tensor = Some((
-                Arc::clone(&shared.counters),
-                shared.paths.iter().map(|p| p.id).collect(),
-            ));
+                tensor::build_shared(tc, usize::from(nb_ports), workers.len(), table_seed)?;
+            telemetry.tensor = Some(TensorHandles {
+                counters: shared.counters.clone(),
+                predictor: Arc::clone(&shared.predictor),
+                paths: shared.paths.iter().map(|p| p.id).collect(),
+            });
             predictor_thread = Some(PredictorThread::start(
                 predictor_cfg,
                 tc.predictor_cpu,
-                vec![Arc::clone(&shared.fifo)],
+                shared.fifos.clone(),
                 Arc::clone(&shared.predictions),
-                Arc::clone(&shared.counters),
+                Arc::clone(&shared.predictor),
                 clock,
             )?);
             Some(Arc::new(shared))
@@ -362,6 +357,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             }
         }
         if let Some(shared) = &steer_shared {
+            shared.discard_feeds(c);
+        }
+        if let Some(shared) = &tensor_shared {
             shared.discard_feeds(c);
         }
     }

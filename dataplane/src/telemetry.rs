@@ -34,10 +34,17 @@ pub struct Telemetry {
     /// One block per worker.
     pub steer: Option<(Vec<Arc<SteerCounters>>, Vec<String>)>,
     /// Tensor-pipeline counters and the path ids, for `pipeline = "tensor"`.
-    pub tensor: Option<(
-        Arc<crate::pipeline::tensor_counters::TensorCounters>,
-        Vec<u8>,
-    )>,
+    pub tensor: Option<TensorHandles>,
+}
+
+/// What the telemetry reads of the tensor pipeline.
+#[derive(Clone)]
+pub struct TensorHandles {
+    /// One block per worker.
+    pub counters: Vec<Arc<crate::pipeline::tensor_counters::TensorCounters>>,
+    pub predictor: Arc<crate::pipeline::tensor_counters::PredictorCounters>,
+    /// Path ids in configuration order.
+    pub paths: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -148,9 +155,9 @@ impl Telemetry {
 
     /// The tensor section of the stats (null without the tensor pipeline).
     pub fn tensor_json(&self) -> Value {
-        self.tensor
-            .as_ref()
-            .map_or(Value::Null, |(c, paths)| c.to_json(paths))
+        self.tensor.as_ref().map_or(Value::Null, |t| {
+            crate::pipeline::tensor_counters::to_json(&t.counters, &t.predictor, &t.paths)
+        })
     }
 
     /// Every steering worker's counters summed, and the instance names.
@@ -182,6 +189,16 @@ impl Telemetry {
             FeatureSource::ALL
                 .iter()
                 .map(|s| (s.name(), load(&c.features[*s as usize]))),
+        );
+        one_label_family(
+            e,
+            ("intellinode_steer_token_tlv_malformed_total", "counter"),
+            "Malformed token-feature TLVs (treated as none), by code.",
+            "code",
+            classifier::TlvMalformed::CODES
+                .iter()
+                .zip(&c.tlv_malformed)
+                .map(|(code, n)| (*code, load(n))),
         );
         one_label_family(
             e,
@@ -230,6 +247,44 @@ impl Telemetry {
                 .iter()
                 .zip(&c.models)
                 .map(|(n, m)| (n.as_str(), load(&m.observations))),
+        );
+    }
+
+    fn render_tensor(&self, e: &mut Exposition) {
+        use crate::pipeline::tensor_counters::{Event, MetaOutcome, TensorCounters};
+        let Some(t) = &self.tensor else {
+            return;
+        };
+        let c = TensorCounters::sum(t.counters.iter().map(|c| &**c));
+        let load =
+            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        one_label_family(
+            e,
+            ("intellinode_tensor_overlay_malformed_total", "counter"),
+            "Overlay frames dropped by an outer-header check, by code.",
+            "code",
+            tensor::encap::EncapError::RECEIVE_CODES
+                .iter()
+                .zip(&c.overlay_malformed)
+                .map(|(code, n)| (*code, load(n))),
+        );
+        one_label_family(
+            e,
+            ("intellinode_tensor_metadata_total", "counter"),
+            "Metadata option blocks at decapsulation, by outcome.",
+            "outcome",
+            MetaOutcome::ALL
+                .iter()
+                .map(|o| (o.name(), load(&c.metadata[*o as usize]))),
+        );
+        one_label_family(
+            e,
+            ("intellinode_tensor_events_total", "counter"),
+            "Tensor pipeline events (QP table, feature FIFO, rewrites, overlay, reordering).",
+            "event",
+            Event::ALL
+                .iter()
+                .map(|ev| (ev.name(), load(&c.events[*ev as usize]))),
         );
     }
 
@@ -337,6 +392,7 @@ impl Telemetry {
             self.render_control(&mut e, c);
         }
         self.render_steer(&mut e);
+        self.render_tensor(&mut e);
         e.finish()
     }
 
@@ -571,6 +627,7 @@ fn steer_counters_json(c: &SteerCounters, instances: &[String]) -> Value {
     let mut decision = c.decision_ns.snapshot();
     json!({
         "features": named(&mut FeatureSource::ALL.iter().map(|s| s.name()), &c.features),
+        "tlv_malformed": named(&mut classifier::TlvMalformed::CODES.iter().copied(), &c.tlv_malformed),
         "flows": named(&mut FlowEvent::ALL.iter().map(|s| s.name()), &c.flows),
         "reasons": named(&mut REASONS.iter().map(|s| s.name()), &c.reasons),
         "no_choice": named(&mut NO_CHOICE.iter().map(|s| s.name()), &c.no_choice),

@@ -244,16 +244,8 @@ fn default_node_capacity() -> f64 {
     100_000.0
 }
 
-/// A path, checked.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TensorPath {
-    pub id: u8,
-    pub port: u16,
-    pub next_hop_mac: [u8; 6],
-    pub remote_ip: Ipv4Addr,
-    pub capacity_bps: f64,
-    pub latency_ns: u64,
-}
+/// A path, checked: the engine's own description of it.
+pub use tensor::engine::OverlayPath as TensorPath;
 
 impl TensorConfig {
     /// The QP thresholds, checked.

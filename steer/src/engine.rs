@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use classifier::tcp::{TcpFlags, TcpPacket};
 use classifier::token_feature::decode as decode_feature_id;
-use classifier::{IpProtocol, ParsedPacket, TaskType, TlvLookup, TokenFeatures, Urgency};
+use classifier::{
+    IpProtocol, ParsedPacket, TaskType, TlvLookup, TlvMalformed, TokenFeatures, Urgency,
+};
 use control::DataplaneView;
 use predictor::InstanceModel;
 
@@ -181,7 +183,7 @@ impl Engine {
     /// the choice is independent of the table slot (the low bits).
     #[inline]
     pub fn owner(hash: u32, workers: usize) -> usize {
-        ((u64::from(hash) * workers as u64) >> 32) as usize
+        flowtab::owner(hash, workers)
     }
 
     /// The flow key of a parsed packet and, for a request (`from_agents`),
@@ -539,9 +541,9 @@ fn features(
                 counters.feature(FeatureSource::Tlv);
                 return Some(f);
             }
-            Err(_) => counters.feature(FeatureSource::TlvMalformed),
+            Err(e) => counters.tlv_malformed(TlvMalformed::of_feature_error(e)),
         },
-        TlvLookup::Malformed(_) => counters.feature(FeatureSource::TlvMalformed),
+        TlvLookup::Malformed(why) => counters.tlv_malformed(why),
         TlvLookup::Absent => {}
     }
     if p.payload.len == 0 {
