@@ -89,16 +89,18 @@ pub struct TensorConfig {
     /// ones to the second (the draft's "prioritised by arrival rate").
     #[serde(default = "default_small_split")]
     pub small_rate_split_mbps: f64,
-    /// QPs the table holds.
+    /// QPs the appliance holds; with several workers each holds an even
+    /// share (the QPs its key hash gives it).
     #[serde(default = "default_qp_table")]
     pub qp_table_size: usize,
-    /// Feature records the FIFO to the predictor core holds.
+    /// Feature records each worker's FIFO to the predictor core holds.
     #[serde(default = "default_fifo")]
     pub feature_fifo_size: usize,
     /// CPU the predictor thread is pinned to (default: the last CPU).
     #[serde(default)]
     pub predictor_cpu: Option<usize>,
-    /// Reorder buffer: packets held per stream, streams, and how long a gap
+    /// Reorder buffer: packets held per stream, streams (the appliance's,
+    /// shared out among workers like `qp_table_size`), and how long a gap
     /// is waited for before it counts as lost.
     #[serde(default = "default_reorder_window")]
     pub reorder_window: usize,
