@@ -18,10 +18,11 @@ CFWD := target/bench/cfwd
 # the shell at recipe time, i.e. after `deps` has made sure libdpdk is there.
 CFWD_CFLAGS ?= -O3 -Wall -Wextra
 
-.PHONY: help deps build cfwd test bench demo demo-forward eval sim clean fmt lint
+.PHONY: help deps pyenv build cfwd test bench demo demo-forward eval sim clean fmt lint
 
 help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
+	@echo "make pyenv  target/venv with the OpenAI SDK, httpx and the agent library (python/intellinode-agent)"
 	@echo "make build  release build of the workspace binaries + the C baseline ($(CFWD))"
 	@echo "make test   build, then cargo test --profile ci-test --workspace (release bins stay fat-LTO)"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
@@ -38,6 +39,11 @@ help:
 deps:
 	@echo "==> checking system dependencies"
 	@bash scripts/deps.sh
+
+# target/venv: the OpenAI SDK, httpx and the agent library (python/intellinode-agent).
+pyenv: deps
+	@echo "==> scripts/pyenv.sh"
+	@bash scripts/pyenv.sh
 
 build: deps
 	@echo "==> cargo build --release --workspace --bins"
@@ -57,7 +63,7 @@ $(CFWD): bench/cfwd.c
 # The integration tests drive the release binaries in target/release/ and so
 # test what `make build` produced; the test binaries themselves are built with
 # the ci-test profile (release without fat LTO, see Cargo.toml).
-test: build
+test: build pyenv
 	@echo "==> cargo test --profile ci-test --workspace"
 	@$(CARGO) test --profile ci-test --workspace --no-fail-fast
 

@@ -14,7 +14,8 @@ die() {
 # is missing. Installing the whole set (apt skips what is there) keeps this
 # simple and idempotent.
 APT_PACKAGES=(libdpdk-dev dpdk clang libclang-dev pkg-config libpcap-dev jq curl
-	tcpdump iproute2 ethtool build-essential fonts-dejavu-core tshark prometheus)
+	tcpdump iproute2 ethtool build-essential fonts-dejavu-core tshark prometheus
+	python3 python3-venv)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -51,6 +52,12 @@ check() {
 	# The metrics test lints every /metrics scrape with it; Debian ships
 	# promtool only inside the prometheus package (its server is not used).
 	have promtool || MISSING+=("promtool (prometheus)")
+	# scripts/pyenv.sh makes target/venv (the agent library, the OpenAI SDK).
+	if ! have python3; then
+		MISSING+=(python3)
+	elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+		MISSING+=("python3-venv")
+	fi
 }
 
 # The Rust toolchain is not an apt package we can use (bookworm's is too old).

@@ -5,6 +5,8 @@
 //! The tests drive `target/release/intellinode` and `target/release/pktgen`,
 //! which `make test` builds first, so they test exactly what ships.
 
+pub mod steer_cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,6 +28,18 @@ pub fn release_bin(name: &str) -> PathBuf {
     assert!(
         path.exists(),
         "{} is missing: run `make test` (it builds the release binaries first)",
+        path.display()
+    );
+    path
+}
+
+/// The Python of `target/venv` (scripts/pyenv.sh): the official OpenAI SDK,
+/// httpx and the agent library; fails the test with the fix if missing.
+pub fn venv_python() -> PathBuf {
+    let path = workspace_root().join("target/venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (it runs scripts/pyenv.sh first)",
         path.display()
     );
     path

@@ -32,7 +32,7 @@
 //! | transport | [`udp`], [`tcp`] |
 //! | RoCEv2 | [`bth`], [`bth_opcode`], [`reth`], [`aeth`], [`icrc`] |
 //! | token steering | [`token_feature`], [`token_feature_tlv`] |
-//! | helpers | [`checksum`], [`flow`], [`span`] |
+//! | helpers | [`checksum`], [`flow`], [`span`], [`fragment`] (fragmenting and reassembling, for generators and tests) |
 //! | fast path | [`mod@parse`] |
 //!
 //! ## Reading order for newcomers
@@ -64,6 +64,7 @@ pub mod checksum;
 pub mod ethernet;
 mod field;
 pub mod flow;
+pub mod fragment;
 pub mod icrc;
 pub mod ip;
 pub mod ipv4;

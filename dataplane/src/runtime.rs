@@ -109,9 +109,11 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         rx_descriptors: config.ports.rx_descriptors,
         tx_descriptors: config.ports.tx_descriptors,
     };
-    // Steering's egress schedulers hold packets while a port is busy.
+    // Steering's egress schedulers hold packets while a port is busy, and
+    // each worker holds fragments that came before their first.
     let scheduled = config.steer.as_ref().map_or(0, |s| {
         used.len() * steer_counters_bands() * s.band_limit_packets as usize
+            + workers.len() * ::steer::fragment::FragmentLimits::default().held
     }) + config.tensor.as_ref().map_or(0, |t| {
         // Three strict bands and the WDRR stage per port, and the reorder
         // buffer, up to what -m 512 can hold: beyond that an RX ring

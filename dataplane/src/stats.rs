@@ -61,10 +61,19 @@ pub enum DropReason {
     ReorderNoStream,
     /// The ring to the worker that owns the packet's flow was full.
     HandoffFull,
+    /// `steer`: a fragment held for its datagram's first fragment, which
+    /// did not come within the fragment timeout.
+    FragmentTimeout,
+    /// `steer`: a fragment that came before its datagram's first when the
+    /// hold was full (for the datagram or the worker).
+    FragmentHoldFull,
+    /// `steer`: a later fragment whose datagram had no entry, with the
+    /// fragment table full.
+    FragmentTableFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::TxQueueFull,
         DropReason::ProbeReplyConsumed,
         DropReason::ProbeQueueFull,
@@ -83,6 +92,9 @@ impl DropReason {
         DropReason::ReorderDuplicate,
         DropReason::ReorderNoStream,
         DropReason::HandoffFull,
+        DropReason::FragmentTimeout,
+        DropReason::FragmentHoldFull,
+        DropReason::FragmentTableFull,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -106,6 +118,9 @@ impl DropReason {
             DropReason::ReorderDuplicate => "reorder_duplicate",
             DropReason::ReorderNoStream => "reorder_no_stream",
             DropReason::HandoffFull => "handoff_full",
+            DropReason::FragmentTimeout => "fragment_timeout",
+            DropReason::FragmentHoldFull => "fragment_hold_full",
+            DropReason::FragmentTableFull => "fragment_table_full",
         }
     }
 }

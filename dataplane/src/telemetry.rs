@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use crate::control_plane::{ControlCounters, MonoClock, KINDS};
 use crate::metrics::Exposition;
-use steer::stats::{FeatureSource, FlowEvent, SteerCounters, NO_CHOICE, REASONS, REJECTIONS};
+use steer::stats::{
+    FeatureSource, FlowEvent, FragmentEvent, SteerCounters, NO_CHOICE, REASONS, REJECTIONS,
+};
 use steer::TrafficClass;
 
 use crate::stats::{quantile, Decision, DropReason, LcoreCounters, Snapshot, LATENCY_BUCKETS_US};
@@ -166,10 +168,24 @@ impl Telemetry {
         Some((SteerCounters::sum(parts.iter().map(|c| &**c)), names))
     }
 
-    /// The steering section of the stats (null without steering).
+    /// The steering section of the stats (null without steering): every
+    /// worker's counters summed, and what became of fragments per worker.
     pub fn steer_json(&self) -> Value {
-        self.steer_totals()
-            .map_or(Value::Null, |(c, names)| steer_counters_json(&c, names))
+        let Some((c, names)) = self.steer_totals() else {
+            return Value::Null;
+        };
+        let mut v = steer_counters_json(&c, names);
+        let mut fragments = fragments_json(&c);
+        if let (Some(f), Some((parts, _))) = (fragments.as_object_mut(), &self.steer) {
+            f.insert(
+                "workers".into(),
+                parts.iter().map(|p| fragments_json(p)).collect(),
+            );
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("fragments".into(), fragments);
+        }
+        v
     }
 
     fn render_steer(&self, e: &mut Exposition) {
@@ -209,6 +225,33 @@ impl Telemetry {
                 .iter()
                 .map(|ev| (ev.name(), load(&c.flows[*ev as usize]))),
         );
+        if let Some((parts, _)) = &self.steer {
+            for (family, help, drops) in [
+                (
+                    "intellinode_steer_fragments_total",
+                    "Pieces of fragmented datagrams, per worker: first fragments steered, later ones followed, held and released.",
+                    false,
+                ),
+                (
+                    "intellinode_steer_fragment_drops_total",
+                    "Later fragments dropped, per worker and reason (also in intellinode_drops_total).",
+                    true,
+                ),
+            ] {
+                e.family(family, "counter", help);
+                for (w, part) in parts.iter().enumerate() {
+                    let worker = w.to_string();
+                    for ev in FragmentEvent::ALL.iter().filter(|ev| ev.is_drop() == drops) {
+                        let label = if drops { "reason" } else { "event" };
+                        e.sample(
+                            family,
+                            &[("worker", &worker), (label, ev.name())],
+                            load(&part.fragments[*ev as usize]),
+                        );
+                    }
+                }
+            }
+        }
         e.family(
             "intellinode_steer_chosen_total",
             "counter",
@@ -533,6 +576,23 @@ impl Telemetry {
             );
         }
     }
+}
+
+/// The stats JSON `steer.fragments` of one counter block: the events by
+/// name, the drops under `dropped`.
+fn fragments_json(c: &SteerCounters) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut dropped = serde_json::Map::new();
+    for ev in FragmentEvent::ALL {
+        let n = json!(c.fragments[ev as usize].load(Relaxed));
+        if ev.is_drop() {
+            dropped.insert(ev.name().into(), n);
+        } else {
+            out.insert(ev.name().into(), n);
+        }
+    }
+    out.insert("dropped".into(), Value::Object(dropped));
+    Value::Object(out)
 }
 
 /// A metric family whose samples differ by one label: `(name, kind)`, its

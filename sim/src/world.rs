@@ -765,6 +765,11 @@ impl<'a> World<'a> {
                     flow_table_size: 1,
                     flow_idle_ns: u64::MAX,
                     seed: 0,
+                    fragments: steer::fragment::FragmentLimits {
+                        datagrams: 1,
+                        held: 0,
+                        ..Default::default()
+                    },
                 },
                 models,
                 std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),

@@ -1,12 +1,13 @@
 //! The steering engine: everything token-aware steering decides, as
-//! quinn-proto is to quinn. It owns the flow table, the per-instance
-//! latency models, the flows steered since each node's last report and the
-//! baselines' round-robin turns. It is fed parsed packets (their bytes, for
-//! the NAT it applies in place), the control plane's view and the time, and
-//! returns a [`Verdict`]: which port and band the packet leaves by, or why
-//! it is refused. The data plane's worker applies verdicts to mbufs; the
-//! simulator drives the same engine's flow-level half ([`Engine::decide`],
-//! [`Engine::learn`]) without packets.
+//! quinn-proto is to quinn. It owns the flow table, the fragment table,
+//! the per-instance latency models, the flows steered since each node's
+//! last report and the baselines' round-robin turns. It is fed parsed
+//! packets (their bytes, for the NAT it applies in place), the control
+//! plane's view and the time, and returns a [`Verdict`]: which port and
+//! band the packet leaves by, that it is held (a fragment ahead of its
+//! first), or why it is refused. The data plane's worker applies verdicts
+//! to mbufs; the simulator drives the same engine's flow-level half
+//! ([`Engine::decide`], [`Engine::learn`]) without packets.
 //!
 //! ```text
 //! request  ──► flow table hit? ──yes──► that flow's instance and path
@@ -15,11 +16,21 @@
 //!   features: TLV │ HTTP inference │ unknown ──► decide ──► remember ──► DNAT
 //!
 //! response ──► SNAT back to the VIP ──► its flow: time the answer, learn
+//!
+//! fragment ──► first? ──yes──► decided as above ──► kept for the datagram,
+//!                 │no                               held ones released
+//!                 ▼
+//!          datagram decided? ──yes──► the same port, band and rewrite
+//!                 │no
+//!                 ▼
+//!          held (bounded) until the first comes, or dropped on timeout
 //! ```
 //!
-//! One engine per worker lcore, so nothing in it is shared or locked; the
-//! flows a worker owns are those whose client-side key hashes to it
-//! ([`Engine::owner`]), so both directions of a flow meet the same engine.
+//! One engine per worker lcore, so nothing in it is shared or locked. A
+//! worker owns the flows of the clients whose address hashes to it
+//! ([`Engine::owner`] of [`Engine::worker_hash`]): the client address is in
+//! every packet of both directions and in every fragment, so a request,
+//! its NATed response and all their fragments meet the same engine.
 //! Everything is allocated in [`Engine::new`]; per packet nothing
 //! allocates and nothing panics.
 
@@ -29,18 +40,21 @@ use std::sync::Arc;
 use classifier::tcp::{TcpFlags, TcpPacket};
 use classifier::token_feature::decode as decode_feature_id;
 use classifier::{
-    IpProtocol, ParsedPacket, TaskType, TlvLookup, TlvMalformed, TokenFeatures, Urgency,
+    FlowKey, IpProtocol, ParsedPacket, TaskType, TlvLookup, TlvMalformed, TokenFeatures, Urgency,
 };
 use control::DataplaneView;
 use predictor::InstanceModel;
 
 use crate::decision::{Choice, Decider, NoChoice, Policy, Predicted, Rejections};
 use crate::feedback::{Measured, Phase};
-use crate::flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
+use crate::flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
+use crate::fragment::{
+    self, Follow, FragmentKey, FragmentLimits, Fragments, Nat, Treatment, Unheld,
+};
 use crate::infer::{infer_http, InferLimits, Inference};
 use crate::rewrite::{rewrite_destination, rewrite_source};
 use crate::service::{ServiceTable, MAX_SERVICES};
-use crate::stats::{FeatureSource, FlowEvent, SteerCounters};
+use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SteerCounters};
 use crate::{SinceReport, TrafficClass};
 
 /// Flows the ageing sweep visits per [`Engine::expire`] call.
@@ -64,9 +78,12 @@ pub struct EngineConfig {
     pub flow_table_size: usize,
     /// A flow idle this long is forgotten (and its answer measured).
     pub flow_idle_ns: u64,
-    /// Keys the flow table's hash. Every engine of one appliance uses the
-    /// same seed, so all agree on which owns a flow.
+    /// Keys the flow and fragment tables' hashes and the owner hash. Every
+    /// engine of one appliance uses the same seed, so all agree on which
+    /// owns a flow.
     pub seed: u64,
+    /// The fragment table's bounds (see [`crate::fragment`]).
+    pub fragments: FragmentLimits,
 }
 
 /// A packet's client-side flow key, its hash, and the service (request) or
@@ -75,10 +92,50 @@ pub struct EngineConfig {
 pub struct Keyed {
     /// The client side of the flow, the same from both directions.
     pub key: ClientKey,
-    /// The key's hash (which worker owns it, and where the table keeps it).
+    /// The key's hash: where the flow table keeps it.
     pub hash: u32,
     /// Service index for a request, instance index for a response.
     pub owner: u8,
+}
+
+/// A piece of a fragmented datagram that steering may have to handle: to
+/// a VIP (from the agents) or from an instance's address.
+#[derive(Debug, Clone, Copy)]
+pub struct FragmentKeyed {
+    /// The hash of the datagram's identity ([`FragmentKey`]; not kept
+    /// here, so that what a burst keys stays small): where the fragment
+    /// table keeps it.
+    pub hash: u32,
+    /// The client's address (the source of a request, the destination of
+    /// a response): which worker owns the datagram, the same as its flow.
+    pub client: [u8; 16],
+    /// The first fragment (offset 0), which decides.
+    pub first: bool,
+    /// The first fragment's flow, when it is one of a service (request) or
+    /// of an instance (response); a first fragment without one decides
+    /// [`Treatment::Pass`].
+    pub flow: Option<Keyed>,
+}
+
+/// What steering handles: a whole packet of a flow, or a fragment.
+#[derive(Debug, Clone, Copy)]
+pub enum Steerable {
+    /// An unfragmented packet of a service's flow.
+    Flow(Keyed),
+    /// A piece of a fragmented datagram.
+    Fragment(FragmentKeyed),
+}
+
+impl Steerable {
+    /// The client's address, which says which worker owns it
+    /// ([`Engine::worker_hash`]).
+    #[inline]
+    pub fn client(&self) -> &[u8; 16] {
+        match self {
+            Steerable::Flow(k) => &k.key.addr,
+            Steerable::Fragment(f) => &f.client,
+        }
+    }
 }
 
 /// Why a packet was refused. The frame may be dropped; state is unchanged
@@ -89,6 +146,12 @@ pub enum Refusal {
     NoInstance,
     /// The NAT rewrite was refused (see [`crate::rewrite::RewriteError`]).
     RewriteFailed,
+    /// A later fragment whose datagram has no entry, and the fragment
+    /// table has no room for one.
+    FragmentTableFull,
+    /// A later fragment that came before its first, when its datagram or
+    /// the worker already holds as many as allowed.
+    FragmentHoldFull,
 }
 
 /// What to do with a packet.
@@ -105,6 +168,13 @@ pub enum Verdict {
         port: Option<u16>,
         /// Egress band.
         band: u8,
+    },
+    /// A fragment that came before its datagram's first: the caller keeps
+    /// the packet in this slot (one of [`Engine::hold_slots`]) until
+    /// [`Engine::next_unheld`] hands it back.
+    Hold {
+        /// The slot.
+        slot: u32,
     },
     /// Refused.
     Drop(Refusal),
@@ -128,6 +198,7 @@ pub struct Engine {
     table: Arc<ServiceTable>,
     config: EngineConfig,
     flows: FlowTable,
+    fragments: Fragments,
     models: Vec<InstanceModel>,
     since_report: SinceReport,
     /// Decisions made per service: the baselines' round-robin turn.
@@ -148,6 +219,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             flows: FlowTable::new(config.flow_table_size, config.seed),
+            fragments: Fragments::new(config.fragments, config.seed),
             table,
             config,
             models,
@@ -179,23 +251,65 @@ impl Engine {
         self.flows.len()
     }
 
-    /// Which of `workers` owns the flow with this hash: the high bits, so
-    /// the choice is independent of the table slot (the low bits).
+    /// Which of `workers` owns what has this worker hash
+    /// ([`Engine::worker_hash`]): the high bits.
     #[inline]
     pub fn owner(hash: u32, workers: usize) -> usize {
         flowtab::owner(hash, workers)
     }
 
-    /// The flow key of a parsed packet and, for a request (`from_agents`),
-    /// its service, for a response its instance; `None` for what steering
-    /// does not handle (fragments, anything but TCP and UDP, and what is
-    /// neither to a service nor from an instance).
+    /// The hash that says which worker owns `s`: its client address's, under
+    /// the seed every engine shares. Only needed with more than one worker.
     #[inline]
-    pub fn key_of(&self, p: &ParsedPacket, from_agents: bool) -> Option<Keyed> {
-        let flow = p.flow.filter(|_| !p.is_fragment())?;
+    pub fn worker_hash(&self, s: &Steerable) -> u32 {
+        client_hash(s.client(), self.config.seed)
+    }
+
+    /// What steering handles of a parsed packet: for a request
+    /// (`from_agents`) a packet to a service, for a response one from an
+    /// instance, and the fragments of datagrams to a VIP or from an
+    /// instance's address; `None` for the rest (anything but TCP and UDP
+    /// included). Every one of them is owned by the worker its client
+    /// address hashes to (the source of a request, the destination of a
+    /// response), since that address is in every fragment.
+    #[inline]
+    pub fn key_of(&self, p: &ParsedPacket, from_agents: bool) -> Option<Steerable> {
+        let flow = p.flow?;
         if flow.protocol != IpProtocol::TCP && flow.protocol != IpProtocol::UDP {
             return None;
         }
+        let first = p.fragment.map_or(true, |f| f.is_first());
+        let keyed = if first {
+            self.flow_key(&flow, from_agents)
+        } else {
+            None
+        };
+        if !p.is_fragment() {
+            return keyed.map(Steerable::Flow);
+        }
+        let ours = keyed.is_some()
+            || if from_agents {
+                self.table.is_vip(flow.dst_ip())
+            } else {
+                self.table.is_instance_address(flow.src_ip())
+            };
+        let key = FragmentKey::of(p).filter(|_| ours)?;
+        Some(Steerable::Fragment(FragmentKeyed {
+            hash: self.fragments.hash(&key),
+            client: if from_agents {
+                flow.src_addr
+            } else {
+                flow.dst_addr
+            },
+            first,
+            flow: keyed,
+        }))
+    }
+
+    /// The client-side key of a packet with ports, if it is to a service
+    /// (`from_agents`) or from an instance.
+    #[inline]
+    fn flow_key(&self, flow: &FlowKey, from_agents: bool) -> Option<Keyed> {
         let (key, owner) = if from_agents {
             let service = self.table.service_for(flow.dst_ip(), flow.dst_port)?;
             let key = ClientKey {
@@ -222,15 +336,38 @@ impl Engine {
         })
     }
 
-    /// Touches the table lines a lookup of `hash` will read (see
-    /// [`FlowTable::warm`]).
+    /// Touches the table lines handling `s` will read first (see
+    /// [`flowtab::Table::warm`]).
     #[inline]
-    pub fn warm(&self, hash: u32) -> u32 {
-        self.flows.warm(hash)
+    pub fn warm(&self, s: &Steerable) -> u32 {
+        match s {
+            Steerable::Flow(k) => self.flows.warm(k.hash),
+            Steerable::Fragment(f) => self.fragments.warm(f.hash),
+        }
+    }
+
+    /// Handles what [`Engine::key_of`] keyed: a request or response of a
+    /// flow, or a fragment. The frame is rewritten in place.
+    #[inline]
+    pub fn handle(
+        &mut self,
+        frame: &mut [u8],
+        p: &ParsedPacket,
+        s: Steerable,
+        from_agents: bool,
+        view: &DataplaneView,
+        now_ns: u64,
+    ) -> Verdict {
+        match s {
+            Steerable::Flow(k) if from_agents => self.request(frame, p, k, view, now_ns),
+            Steerable::Flow(k) => self.response(frame, p, k, now_ns),
+            Steerable::Fragment(f) => self.fragment(frame, p, &f, from_agents, view, now_ns),
+        }
     }
 
     /// A request from the agents: its flow's choice, or a new decision;
     /// the frame is rewritten towards the chosen instance.
+    #[inline]
     pub fn request(
         &mut self,
         frame: &mut [u8],
@@ -239,10 +376,47 @@ impl Engine {
         view: &DataplaneView,
         now_ns: u64,
     ) -> Verdict {
+        let t = self.request_treatment(frame, p, keyed, view, now_ns);
+        self.apply(frame, p, t)
+    }
+
+    /// Applies a decision to a packet: the rewrite, and where it goes. For
+    /// fragments handed back by [`Engine::next_unheld`] too.
+    #[inline(always)]
+    pub fn apply(&self, frame: &mut [u8], p: &ParsedPacket, t: Treatment) -> Verdict {
+        match t {
+            Treatment::Pass => Verdict::Pass,
+            Treatment::Drop(r) => Verdict::Drop(r),
+            Treatment::Send { port, band, nat } => {
+                let rewritten = match nat {
+                    Nat::Destination { mac, ip } => rewrite_destination(frame, p, mac, ip),
+                    Nat::Source { ip } => rewrite_source(frame, p, None, ip),
+                };
+                match rewritten {
+                    Ok(()) => Verdict::Send { port, band },
+                    Err(_) => Verdict::Drop(Refusal::RewriteFailed),
+                }
+            }
+        }
+    }
+
+    /// What a request's flow (or a new decision) does with it. Inlined into
+    /// both callers, so the treatment lives in registers rather than being
+    /// returned through memory on every packet.
+    #[inline(always)]
+    fn request_treatment(
+        &mut self,
+        frame: &[u8],
+        p: &ParsedPacket,
+        keyed: Keyed,
+        view: &DataplaneView,
+        now_ns: u64,
+    ) -> Treatment {
         let Keyed {
             key,
             hash,
             owner: service,
+            ..
         } = keyed;
         let payload_len = p.payload.len;
         let short_tokens = view.thresholds().short_task_tokens;
@@ -293,24 +467,101 @@ impl Engine {
                 self.counters.flow(FlowEvent::KeyConflict);
                 match self.overflow_choice(service) {
                     Some((i, p)) => (i, p, OTHER_BAND),
-                    None => return Verdict::Drop(Refusal::NoInstance),
+                    None => return Treatment::Drop(Refusal::NoInstance),
                 }
             }
             None => match self.new_flow(p, frame, key, service, view, now_ns) {
                 Some(choice) => choice,
-                None => return Verdict::Drop(Refusal::NoInstance),
+                None => return Treatment::Drop(Refusal::NoInstance),
             },
         };
         let Some((mac, ip, port)) = self.target(instance, path) else {
-            return Verdict::Drop(Refusal::NoInstance);
+            return Treatment::Drop(Refusal::NoInstance);
         };
-        if rewrite_destination(frame, p, mac, ip).is_err() {
-            return Verdict::Drop(Refusal::RewriteFailed);
-        }
-        Verdict::Send {
+        Treatment::Send {
             port: Some(port),
             band,
+            nat: Nat::Destination { mac, ip },
         }
+    }
+
+    /// A piece of a fragmented datagram. The first decides as an
+    /// unfragmented packet of its flow would be decided, and the decision
+    /// (after its own rewrite: a rewrite the first fragment refuses is a
+    /// drop for the whole datagram) is kept for the datagram's other
+    /// fragments, which are sent, passed or dropped the same way, or held
+    /// until the first comes.
+    fn fragment(
+        &mut self,
+        frame: &mut [u8],
+        p: &ParsedPacket,
+        f: &FragmentKeyed,
+        from_agents: bool,
+        view: &DataplaneView,
+        now_ns: u64,
+    ) -> Verdict {
+        let (Some(info), Some(key)) = (p.fragment, FragmentKey::of(p)) else {
+            return Verdict::Pass;
+        };
+        let data_len = fragment::data_len(p);
+        if !f.first {
+            return match self.fragments.follow(&key, f.hash, info, data_len, now_ns) {
+                Follow::Decided(t) => {
+                    self.counters.fragment(FragmentEvent::Followed);
+                    self.apply(frame, p, t)
+                }
+                Follow::Held(slot) => {
+                    self.counters.fragment(FragmentEvent::Held);
+                    Verdict::Hold { slot }
+                }
+                Follow::Refused(r) => {
+                    self.counters.fragment(match r {
+                        Refusal::FragmentTableFull => FragmentEvent::TableFull,
+                        _ => FragmentEvent::HoldFull,
+                    });
+                    Verdict::Drop(r)
+                }
+            };
+        }
+        let (t, verdict) = match f.flow {
+            Some(k) if from_agents => {
+                let t = self.request_treatment(frame, p, k, view, now_ns);
+                (t, self.apply(frame, p, t))
+            }
+            Some(k) => {
+                let t = self.response_treatment(frame, p, k, now_ns);
+                (t, self.translate(frame, p, t))
+            }
+            None => (Treatment::Pass, Verdict::Pass),
+        };
+        let kept = match verdict {
+            Verdict::Drop(r) => Treatment::Drop(r),
+            _ => t,
+        };
+        if matches!(verdict, Verdict::Send { .. }) {
+            self.counters.fragment(FragmentEvent::Steered);
+        }
+        if let Some(released) = self
+            .fragments
+            .decide(&key, f.hash, info, data_len, kept, now_ns)
+        {
+            self.counters
+                .fragments_n(FragmentEvent::Released, u64::from(released));
+        }
+        verdict
+    }
+
+    /// Slots for held fragments: the caller keeps a packet per slot.
+    pub fn hold_slots(&self) -> usize {
+        self.fragments.slots()
+    }
+
+    /// The next held fragment handed back, released with its first
+    /// fragment's decision (apply it with [`Engine::apply`]) or timed out
+    /// (drop it). Call until `None` after every [`Engine::handle`] and
+    /// [`Engine::expire`].
+    pub fn next_unheld(&mut self) -> Option<Unheld> {
+        self.fragments.next_unheld()
     }
 
     /// A new flow's features, decision and table entry; `None` when no
@@ -423,6 +674,7 @@ impl Engine {
 
     /// A packet from an instance: translated back to its service's VIP,
     /// and its flow's answer timed.
+    #[inline]
     pub fn response(
         &mut self,
         frame: &mut [u8],
@@ -430,10 +682,35 @@ impl Engine {
         keyed: Keyed,
         now_ns: u64,
     ) -> Verdict {
+        let t = self.response_treatment(frame, p, keyed, now_ns);
+        self.translate(frame, p, t)
+    }
+
+    /// [`Engine::apply`] for a response, counting it translated.
+    #[inline(always)]
+    fn translate(&self, frame: &mut [u8], p: &ParsedPacket, t: Treatment) -> Verdict {
+        let v = self.apply(frame, p, t);
+        if matches!(v, Verdict::Send { .. }) {
+            self.counters.flow(FlowEvent::ResponseTranslated);
+        }
+        v
+    }
+
+    /// What a response's flow does with it: back to the VIP, in the flow's
+    /// band; its answer timed. Inlined like [`Engine::request_treatment`].
+    #[inline(always)]
+    fn response_treatment(
+        &mut self,
+        frame: &[u8],
+        p: &ParsedPacket,
+        keyed: Keyed,
+        now_ns: u64,
+    ) -> Treatment {
         let Keyed {
             key,
             hash,
             owner: instance,
+            ..
         } = keyed;
         let table = &self.table;
         let Some(vip) = table
@@ -442,12 +719,8 @@ impl Engine {
             .and_then(|i| table.services().get(usize::from(i.service)))
             .map(|s| s.spec.vip)
         else {
-            return Verdict::Pass;
+            return Treatment::Pass;
         };
-        if rewrite_source(frame, p, None, vip).is_err() {
-            return Verdict::Drop(Refusal::RewriteFailed);
-        }
-        self.counters.flow(FlowEvent::ResponseTranslated);
         let flags = tcp_flags(p, frame);
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let mut finished = None;
@@ -472,7 +745,11 @@ impl Engine {
         if let Some((e, measured)) = finished {
             self.learn_flow(&e, &measured);
         }
-        Verdict::Send { port: None, band }
+        Treatment::Send {
+            port: None,
+            band,
+            nat: Nat::Source { ip: vip },
+        }
     }
 
     fn learn_flow(&mut self, e: &FlowEntry, measured: &Measured) {
@@ -498,8 +775,10 @@ impl Engine {
         self.counters.class_measured(class, predicted, measured);
     }
 
-    /// Ages out idle flows, at most [`EXPIRE_BUDGET`] per call, and learns
-    /// from the answers they were still streaming.
+    /// Ages out idle flows and fragmented datagrams, at most
+    /// [`EXPIRE_BUDGET`] of each per call, learns from the answers the
+    /// flows were still streaming, and hands back the fragments held for
+    /// datagrams whose first fragment never came ([`Engine::next_unheld`]).
     pub fn expire(&mut self, now_ns: u64) {
         let mut finished: [Option<(FlowEntry, Measured)>; EXPIRE_BUDGET] = [None; EXPIRE_BUDGET];
         let mut n = 0usize;
@@ -524,6 +803,9 @@ impl Engine {
         for (e, m) in finished.iter().take(n).flatten() {
             self.learn_flow(e, m);
         }
+        let gone = self.fragments.expire(now_ns, EXPIRE_BUDGET);
+        self.counters
+            .fragments_n(FragmentEvent::TimedOut, gone.held);
     }
 }
 

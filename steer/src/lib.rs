@@ -14,6 +14,8 @@
 //!   last load report cannot show yet;
 //! * [`flow_table`]: per-flow affinity, so every packet of a flow follows
 //!   its first packet's choice and responses find their flow;
+//! * [`fragment`]: the fragments of a steered datagram follow its first
+//!   fragment's decision, held (bounded) when they come before it;
 //! * [`rewrite`]: the NAT that sends a request to the chosen instance and
 //!   makes its response look like it came from the VIP;
 //! * [`infer`]: bounded feature inference from an HTTP request;
@@ -36,6 +38,7 @@ pub mod egress;
 pub mod engine;
 pub mod feedback;
 pub mod flow_table;
+pub mod fragment;
 pub mod infer;
 pub mod rewrite;
 pub mod service;
@@ -44,8 +47,8 @@ pub mod stats;
 
 pub use class::TrafficClass;
 pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, Rejections};
-pub use engine::{Engine, EngineConfig, Keyed, Refusal, Verdict};
+pub use engine::{Engine, EngineConfig, FragmentKeyed, Keyed, Refusal, Steerable, Verdict};
 pub use feedback::{Measured, RequestTiming};
-pub use flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
+pub use flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
 pub use service::{ServiceError, ServiceTable};
 pub use since_report::SinceReport;

@@ -423,6 +423,18 @@ impl ServiceTable {
             .map(|i| i as u8)
     }
 
+    /// Whether `ip` is some service's VIP, whatever the port: a later
+    /// fragment, which has no ports, may be part of a request.
+    pub fn is_vip(&self, ip: IpAddr) -> bool {
+        self.services.iter().any(|s| s.spec.vip == ip)
+    }
+
+    /// Whether `ip` is some instance's address, whatever the port: a later
+    /// fragment may be part of a response.
+    pub fn is_instance_address(&self, ip: IpAddr) -> bool {
+        self.instances.iter().any(|i| i.spec.ip == ip)
+    }
+
     /// Egress ports any path uses.
     pub fn egress_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.paths.iter().map(|p| p.spec.egress_port)

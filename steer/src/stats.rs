@@ -7,7 +7,8 @@
 //! Counters are named by what happened, VPP-style: feature sources,
 //! decisions and their reasons, rejected candidates by constraint, flows
 //! kept and lost, responses translated, and per class the predicted and
-//! observed latency that the feedback loop compares.
+//! observed latency that the feedback loop compares, and what became of
+//! fragments.
 
 #![allow(missing_docs)]
 
@@ -103,6 +104,63 @@ impl FlowEvent {
     }
 }
 
+/// What happened to pieces of fragmented datagrams (see
+/// [`crate::fragment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum FragmentEvent {
+    /// A first fragment decided and sent (rewritten) to an instance or
+    /// back to the agents.
+    Steered,
+    /// A later fragment sent, passed or dropped as its first fragment
+    /// decided, on arrival.
+    Followed,
+    /// A later fragment held because it came before its first.
+    Held,
+    /// A held fragment released by its first fragment's decision.
+    Released,
+    /// A held fragment dropped because its first fragment did not come in
+    /// time.
+    TimedOut,
+    /// A later fragment dropped because the hold was full (for its
+    /// datagram or the worker).
+    HoldFull,
+    /// A later fragment dropped because its datagram had no entry and the
+    /// fragment table no room.
+    TableFull,
+}
+
+impl FragmentEvent {
+    pub const ALL: [FragmentEvent; 7] = [
+        FragmentEvent::Steered,
+        FragmentEvent::Followed,
+        FragmentEvent::Held,
+        FragmentEvent::Released,
+        FragmentEvent::TimedOut,
+        FragmentEvent::HoldFull,
+        FragmentEvent::TableFull,
+    ];
+    pub const fn name(self) -> &'static str {
+        match self {
+            FragmentEvent::Steered => "steered",
+            FragmentEvent::Followed => "followed",
+            FragmentEvent::Held => "held",
+            FragmentEvent::Released => "released",
+            FragmentEvent::TimedOut => "timed_out",
+            FragmentEvent::HoldFull => "hold_full",
+            FragmentEvent::TableFull => "table_full",
+        }
+    }
+
+    /// True for the events that are drops.
+    pub const fn is_drop(self) -> bool {
+        matches!(
+            self,
+            FragmentEvent::TimedOut | FragmentEvent::HoldFull | FragmentEvent::TableFull
+        )
+    }
+}
+
 pub const REASONS: [ChoiceReason; 5] = [
     ChoiceReason::LowestTtft,
     ChoiceReason::LowestCompletion,
@@ -148,6 +206,7 @@ pub struct SteerCounters {
     /// `tlv_malformed` feature source.
     pub tlv_malformed: [AtomicU64; classifier::TlvMalformed::CODES.len()],
     pub flows: [AtomicU64; 8],
+    pub fragments: [AtomicU64; FragmentEvent::ALL.len()],
     pub reasons: [AtomicU64; REASONS.len()],
     pub no_choice: [AtomicU64; 3],
     pub rejections: [AtomicU64; 4],
@@ -170,6 +229,7 @@ impl SteerCounters {
             features: Default::default(),
             tlv_malformed: Default::default(),
             flows: Default::default(),
+            fragments: Default::default(),
             reasons: Default::default(),
             no_choice: Default::default(),
             rejections: Default::default(),
@@ -211,6 +271,18 @@ impl SteerCounters {
     pub fn flows_n(&self, e: FlowEvent, n: u64) {
         if n > 0 {
             bump(&self.flows[e as usize], n);
+        }
+    }
+
+    #[inline]
+    pub fn fragment(&self, e: FragmentEvent) {
+        bump(&self.fragments[e as usize], 1);
+    }
+
+    #[inline]
+    pub fn fragments_n(&self, e: FragmentEvent, n: u64) {
+        if n > 0 {
+            bump(&self.fragments[e as usize], n);
         }
     }
 
@@ -313,6 +385,7 @@ impl SteerCounters {
             add(&total.features, &part.features);
             add(&total.tlv_malformed, &part.tlv_malformed);
             add(&total.flows, &part.flows);
+            add(&total.fragments, &part.fragments);
             add(&total.reasons, &part.reasons);
             add(&total.no_choice, &part.no_choice);
             add(&total.rejections, &part.rejections);

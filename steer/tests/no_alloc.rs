@@ -124,3 +124,64 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
     // The counter itself works.
     assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 10]))) > 0);
 }
+
+/// The fragment path: a later fragment held, the first deciding and
+/// releasing it, the release applied, followers, and ageing.
+#[test]
+fn the_fragment_path_does_not_allocate() {
+    use std::sync::Arc;
+    use steer::fragment::{FragmentLimits, Unhold};
+    use steer::{Engine, EngineConfig, Verdict};
+
+    let table = table();
+    let models = models(&table);
+    let counters = Arc::new(steer::stats::SteerCounters::new(table.instances().len(), 4));
+    let mut engine = Engine::new(
+        Arc::new(table),
+        EngineConfig {
+            policy: steer::Policy::ALL[0],
+            infer_http_ports: vec![8000],
+            infer_limits: InferLimits::default(),
+            flow_table_size: 64,
+            flow_idle_ns: 1_000,
+            seed: 1,
+            fragments: FragmentLimits::default(),
+        },
+        models,
+        counters,
+    );
+    let view = ControlState::default().view(1, 0);
+    let body = vec![b'x'; 3000];
+    let frame = request_frame(&body);
+    let datagrams: Vec<Vec<Vec<u8>>> = (0..16)
+        .map(|id| classifier::fragment::fragment(&frame, 1000, id).unwrap())
+        .collect();
+    let mut scratch: Vec<Vec<u8>> = datagrams[0].clone();
+    let n = allocations_during(|| {
+        for i in 0..2000u64 {
+            let frags = &datagrams[i as usize % datagrams.len()];
+            for (buf, f) in scratch.iter_mut().zip(frags) {
+                buf.copy_from_slice(f);
+            }
+            // The last fragment first, then the rest in order.
+            let order = [frags.len() - 1, 0, 1, 2];
+            for &j in order.iter().take(frags.len()) {
+                let buf = &mut scratch[j];
+                let p = classifier::parse(buf).unwrap();
+                if let Some(k) = engine.key_of(&p, true) {
+                    let v = engine.handle(buf, &p, k, true, &view, i * 10);
+                    assert!(!matches!(v, Verdict::Drop(_)), "{v:?}");
+                }
+                while let Some(u) = engine.next_unheld() {
+                    if let Unhold::Released(t) = u.fate {
+                        let last = frags.len() - 1;
+                        let p = classifier::parse(&scratch[last]).unwrap();
+                        let _ = engine.apply(&mut scratch[last], &p, t);
+                    }
+                }
+            }
+            engine.expire(i * 10);
+        }
+    });
+    assert_eq!(n, 0, "the fragment path allocated {n} times");
+}

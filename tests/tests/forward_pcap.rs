@@ -172,8 +172,10 @@ fn live_stats_are_printed_per_port() {
     args.push(forward_config().display().to_string());
     args.extend(
         [
+            // Long enough for several blocks even when the main lcore
+            // shares its CPU with a busy machine.
             "--duration",
-            "1.6",
+            "3",
             "--stats-interval",
             "0.5",
             "--stats-json",

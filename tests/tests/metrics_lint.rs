@@ -140,7 +140,11 @@ fn steer_metrics_pass_promtool() {
             format!("net_pcap1,tx_pcap={}", edge.display()),
             format!("net_pcap2,tx_pcap={}", centre.display()),
         ],
-        &["intellinode_steer_ttft_mae_seconds"],
+        &[
+            "intellinode_steer_ttft_mae_seconds",
+            "intellinode_steer_fragments_total",
+            "intellinode_steer_fragment_drops_total",
+        ],
     );
 }
 

@@ -83,7 +83,17 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
         1,
         &["policy", "--path", "1,1,02:00:00:00:00:0b,to-reflector"],
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait for at least 15 probes answered, however slowly a loaded machine
+    // schedules the probe thread (bounded: the test fails after 20 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let stats = query(&ns, cport, &orch_key, "stats");
+        let replies = stats["control"]["probe"]["replies"].as_u64().unwrap_or(0);
+        if replies >= 15 || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
 
     let p = path1(&query(&ns, cport, &orch_key, "state"));
     assert_eq!(p["from_peer"], 0, "measured by the appliance itself: {p}");

@@ -15,74 +15,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use intellinode_tests::steer_cluster::*;
 use intellinode_tests::*;
 use steer::TrafficClass;
-
-/// The namespaces, removed on drop.
-struct Topology(String);
-
-impl Topology {
-    fn up(name: &str) -> Topology {
-        let script = workspace_root().join("scripts/steer-topology.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .args(["up", name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "topology: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Topology(name.to_owned())
-    }
-
-    fn command(&self, side: &str, program: &Path) -> Command {
-        let ns = if side.is_empty() {
-            self.0.clone()
-        } else {
-            format!("{}-{side}", self.0)
-        };
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns]).arg(program);
-        c
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let script = workspace_root().join("scripts/steer-topology.sh");
-        let _ = Command::new("bash")
-            .arg(script)
-            .args(["down", &self.0])
-            .status();
-    }
-}
-
-fn serve(t: &Topology, side: &str, args: &[&str], stats: &Path) -> Child {
-    let mut child = t
-        .command(side, &release_bin("pktgen"))
-        .arg("serve")
-        .args(args)
-        .args(["--duration-s", "60", "--stats-json"])
-        .arg(stats)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let out = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(out).lines();
-    assert!(
-        lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
-        "pktgen serve ({side}) did not start"
-    );
-    std::thread::spawn(move || lines.for_each(drop));
-    child
-}
 
 /// Starts `pktgen agent` in the agent namespace; its report goes to the
 /// returned path.
@@ -93,7 +31,7 @@ fn spawn_agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> (Child, P
         .args([
             "agent",
             "--target",
-            "10.0.100.1:8000",
+            VIP,
             "--tlv",
             "ipv4",
             "--timeout-s",
@@ -133,146 +71,6 @@ fn class_of(request: &serde_json::Value) -> TrafficClass {
         .trim_start_matches("0x");
     let id = classifier::TokenFeatureId(u64::from_str_radix(hex, 16).unwrap());
     TrafficClass::of(&classifier::token_feature::decode(id).unwrap(), 256)
-}
-
-/// Which node served each agent source address ("10.0.1.11:port").
-fn served_by(stats: &[(&str, serde_json::Value)]) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    for (node, s) in stats {
-        for r in s["requests"].as_array().unwrap() {
-            m.insert(r["peer"].as_str().unwrap().to_owned(), node.to_string());
-        }
-    }
-    m
-}
-
-/// The cluster of `examples/steer.toml` in the namespaces: the appliance,
-/// an edge node and a centre node 15 ms away, both answering TCP and the
-/// INUD datagram protocol on port 8000, and a control listener for `ctl`.
-struct Cluster {
-    edge: Child,
-    centre: Child,
-    appliance: Child,
-    edge_json: PathBuf,
-    centre_json: PathBuf,
-    stats_json: PathBuf,
-    control_port: u16,
-    key_path: PathBuf,
-}
-
-impl Cluster {
-    fn start(t: &Topology, dir: &Path, file_prefix: &str, workers: Workers) -> Cluster {
-        let (key_path, _) = write_key(dir, "orch.key");
-        let control_port = free_port();
-        let mut config =
-            std::fs::read_to_string(workspace_root().join("examples/steer.toml")).unwrap();
-        config += &format!(
-            "[control]\nlisten = \"127.0.0.1:{control_port}\"\nmax_state_age_ms = 1000\n\
-             [[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"query\"]\n",
-            key_path.display()
-        );
-        let cfg = dir.join("steer.toml");
-        std::fs::write(&cfg, config).unwrap();
-
-        let (edge_json, centre_json) = (dir.join("edge.json"), dir.join("centre.json"));
-        let edge = serve(
-            t,
-            "edge",
-            &[
-                "--listen",
-                "10.0.2.2:8000",
-                "--udp",
-                "10.0.2.2:8000",
-                "--name",
-                "edge",
-                "--prefill-tps",
-                "2000",
-                "--decode-tps",
-                "200",
-                "--base-ttft-ms",
-                "3",
-                "--concurrency",
-                "16",
-            ],
-            &edge_json,
-        );
-        let centre = serve(
-            t,
-            "centre",
-            &[
-                "--listen",
-                "10.0.3.2:8000",
-                "--udp",
-                "10.0.3.2:8000",
-                "--name",
-                "centre",
-                "--prefill-tps",
-                "20000",
-                "--decode-tps",
-                "2000",
-                "--base-ttft-ms",
-                "8",
-                "--concurrency",
-                "32",
-                "--delay-ms",
-                "15",
-                "--jitter-ms",
-                "3",
-            ],
-            &centre_json,
-        );
-
-        let stats_json = dir.join("stats.json");
-        let mut cmd = t.command("", &release_bin("intellinode"));
-        cmd.args(["run", "--config"])
-            .arg(&cfg)
-            .args(["--duration", "60", "--stats-interval", "0", "--stats-json"])
-            .arg(&stats_json)
-            .arg("--");
-        // With two workers every port has two queue pairs, fed by the
-        // kernel's fanout, which hashes a request and its NATed response
-        // independently: many flows meet the worker that does not own them.
-        let qpairs = format!(",qpairs={}", workers.count());
-        cmd.args(workers.eal_args(
-            file_prefix,
-            &[
-                format!("net_af_packet0,iface=dag{qpairs}"),
-                format!("net_af_packet1,iface=ded{qpairs}"),
-                format!("net_af_packet2,iface=dce{qpairs}"),
-            ],
-        ));
-        let appliance = spawn_until_running(cmd);
-        Cluster {
-            edge,
-            centre,
-            appliance,
-            edge_json,
-            centre_json,
-            stats_json,
-            control_port,
-            key_path,
-        }
-    }
-
-    /// Stops everything; returns the appliance's final stats and which
-    /// node served each agent source address.
-    fn stop(self) -> (serde_json::Value, HashMap<String, String>) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.appliance.id().to_string()])
-            .status();
-        let report = finish_run(self.appliance, &self.stats_json);
-        for mut node in [self.edge, self.centre] {
-            let _ = Command::new("kill")
-                .args(["-INT", &node.id().to_string()])
-                .status();
-            let _ = node.wait();
-        }
-        let served = served_by(&[
-            ("edge", read_json(&self.edge_json)),
-            ("centre", read_json(&self.centre_json)),
-        ]);
-        (report, served)
-    }
 }
 
 fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fails(

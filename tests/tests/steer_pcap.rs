@@ -183,7 +183,7 @@ fn run_steer(dir: &Path, config: &Path, input: &Path, secs: f64, workers: Worker
     let _dpdk = dpdk_lock();
     let rx = match workers {
         Workers::One => vec![input.to_path_buf()],
-        Workers::Two => workers.split(dir, "agents", &frames(input), |_, f| flow_hash(f)),
+        Workers::Two => workers.split(dir, "agents", &frames(input), |_, f| rss_queue(f)),
     };
     let (edge, centre, back) = (
         workers.queue_files(dir, "edge"),
@@ -528,11 +528,13 @@ fn a_full_flow_table_sends_new_flows_to_the_overflow_instance_and_keeps_affinity
         workers,
     );
     let steer = &run.stats["steer"];
-    // The table's size is the appliance's, shared out among the workers.
+    // The table's size is the appliance's, shared out among the workers:
+    // 8 each with two. Flows are owned by client address, and the
+    // workload has few clients, so one worker may own them all.
     let new = steer["flows"]["new"].as_u64().unwrap();
     match workers {
         Workers::One => assert_eq!(new, 16, "{steer}"),
-        Workers::Two => assert!((12..=16).contains(&new), "{steer}"),
+        Workers::Two => assert!((8..=16).contains(&new), "{steer}"),
     }
     let full = steer["flows"]["table_full"].as_u64().unwrap();
     assert!(full > 50, "{steer}");
@@ -783,13 +785,18 @@ fn a_client_port_reused_after_close_is_a_new_flow(workers: Workers) {
     assert_eq!(run.stats["steer"]["flows"]["new"], 2);
 }
 
-/// Sets an IPv4 frame's source address and recomputes both checksums in
+/// Sets an IP frame's source address and recomputes its checksums in
 /// full, as the instance's own stack would have.
-fn set_ipv4_source(frame: &mut [u8], src: std::net::Ipv4Addr) {
+fn set_source(frame: &mut [u8], src: IpAddr) {
     let p = parse(frame).unwrap();
     let l3 = usize::from(p.l3_offset);
-    frame[l3 + 12..l3 + 16].copy_from_slice(&src.octets());
-    fix_ipv4_header_checksum(frame, l3);
+    match src {
+        IpAddr::V4(a) => {
+            frame[l3 + 12..l3 + 16].copy_from_slice(&a.octets());
+            fix_ipv4_header_checksum(frame, l3);
+        }
+        IpAddr::V6(a) => frame[l3 + 8..l3 + 24].copy_from_slice(&a.octets()),
+    }
     if p.is_fragment() {
         return;
     }
@@ -798,13 +805,12 @@ fn set_ipv4_source(frame: &mut [u8], src: std::net::Ipv4Addr) {
     let end = l3 + usize::from(p.l3_len);
     let at = l4 + if proto == IpProtocol::TCP { 16 } else { 6 };
     frame[at..at + 2].copy_from_slice(&[0, 0]);
-    let dst = std::net::Ipv4Addr::new(
-        frame[l3 + 16],
-        frame[l3 + 17],
-        frame[l3 + 18],
-        frame[l3 + 19],
-    );
-    let sum = PseudoHeader::V4 { src, dst }.checksum(proto, &frame[l4..end]);
+    let ph = match (src, p.flow.unwrap().dst_ip()) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => PseudoHeader::V4 { src, dst },
+        (IpAddr::V6(src), IpAddr::V6(dst)) => PseudoHeader::V6 { src, dst },
+        _ => panic!("one family"),
+    };
+    let sum = ph.checksum(proto, &frame[l4..end]);
     let sum = if sum == 0 && proto == IpProtocol::UDP {
         0xffff
     } else {
@@ -841,7 +847,7 @@ fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
         let p = parse(&f).unwrap();
         if p.flow.unwrap().src_ip() == IpAddr::V4(vip) {
             let mut f = f;
-            set_ipv4_source(&mut f, edge);
+            set_source(&mut f, IpAddr::V4(edge));
             responses.push(f);
         } else {
             requests.push(f);
@@ -851,7 +857,7 @@ fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
     // With two queues, a flow's request and its response arrive on
     // different queues, so one of them meets a worker that does not own
     // the flow.
-    let req_pcap = workers.split(dir.path(), "req", &requests, |_, f| flow_hash(f));
+    let req_pcap = workers.split(dir.path(), "req", &requests, |_, f| rss_queue(f));
     let resp_pcap = workers.split(dir.path(), "resp", &responses, |_, f| flow_hash(f) + 1);
 
     let _dpdk = dpdk_lock();
@@ -916,6 +922,362 @@ fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
     );
 }
 
+/// A capture with its larger datagrams cut into fragments
+/// (`classifier::fragment`), as a sending host with a small path MTU
+/// would: every datagram numbered with its own Identification, the
+/// fragments of every third one sent last first, and, when orphans are
+/// asked for, the first fragment of every 25th left out (few enough that
+/// their fragments, held until they time out, fit the hold).
+struct Cut {
+    frames: Vec<Vec<u8>>,
+    /// Fragments per datagram, by Identification (orphans included).
+    pieces: HashMap<u32, usize>,
+    /// The datagrams cut, by Identification, as they were.
+    originals: HashMap<u32, Vec<u8>>,
+    /// Idents of the datagrams whose first fragment was left out.
+    orphans: HashSet<u32>,
+    /// Their fragments (all later ones, all sent).
+    orphan_fragments: usize,
+    /// Later fragments of the other datagrams.
+    later: usize,
+    /// Of those, sent before their first fragment.
+    early: usize,
+}
+
+impl Cut {
+    fn of(frames: &[Vec<u8>], max_data: usize, orphans: bool) -> Cut {
+        let mut cut = Cut {
+            frames: Vec::new(),
+            pieces: HashMap::new(),
+            originals: HashMap::new(),
+            orphans: HashSet::new(),
+            orphan_fragments: 0,
+            later: 0,
+            early: 0,
+        };
+        for f in frames {
+            let p = parse(f).unwrap();
+            let l4_and_data = usize::from(p.l3_offset) + usize::from(p.l3_len)
+                - usize::from(p.l4_offset.unwrap_or(p.l3_offset + p.l3_len));
+            if l4_and_data <= max_data {
+                cut.frames.push(f.clone());
+                continue;
+            }
+            let d = cut.pieces.len() as u32;
+            let ident = d + 1;
+            let mut frags = classifier::fragment::fragment(f, max_data, ident).unwrap();
+            let n = frags.len();
+            cut.pieces.insert(ident, n);
+            cut.originals.insert(ident, f.clone());
+            if d % 3 == 1 {
+                frags.reverse();
+                cut.early += n - 1;
+                cut.later += n - 1;
+            } else if orphans && d % 25 == 24 {
+                frags.remove(0);
+                cut.orphans.insert(ident);
+                cut.orphan_fragments += n - 1;
+            } else {
+                cut.later += n - 1;
+            }
+            cut.frames.extend(frags);
+        }
+        cut
+    }
+
+    /// Datagrams whose first fragment was sent.
+    fn decided(&self) -> usize {
+        self.pieces.len() - self.orphans.len()
+    }
+}
+
+/// Output fragments grouped by Identification, each with the side it left
+/// by; asserts a datagram never leaves by two sides.
+fn fragments_by_datagram<'a>(
+    sides: &[(&'a str, &'a [Vec<u8>])],
+) -> HashMap<u32, (&'a str, Vec<Vec<u8>>)> {
+    let mut by_ident: HashMap<u32, (&str, Vec<Vec<u8>>)> = HashMap::new();
+    for (side, out) in sides {
+        for f in out.iter() {
+            let p = parse(f).expect("output frames parse");
+            let Some(info) = p.fragment else { continue };
+            assert_checksums(f, &p);
+            let entry = by_ident
+                .entry(info.ident)
+                .or_insert_with(|| (side, Vec::new()));
+            assert_eq!(entry.0, *side, "datagram {} split across ports", info.ident);
+            entry.1.push(f.clone());
+        }
+    }
+    by_ident
+}
+
+/// The datagram its fragments make, checked: reassembles, parses, and its
+/// IPv4 header and TCP/UDP checksums verify.
+fn reassembled(frags: &[Vec<u8>]) -> (Vec<u8>, ParsedPacket) {
+    let refs: Vec<&[u8]> = frags.iter().map(Vec::as_slice).collect();
+    let whole = classifier::fragment::reassemble(&refs).expect("the fragments reassemble");
+    let p = parse(&whole).expect("the reassembled datagram parses");
+    assert!(!p.is_fragment());
+    assert_checksums(&whole, &p);
+    (whole, p)
+}
+
+/// The queue RSS puts a frame in: a fragment (the first one too) by its
+/// addresses alone, as NICs hash fragments (`RTE_ETH_RSS_FRAG_IPV4`,
+/// `RTE_ETH_RSS_FRAG_IPV6`: the ports are not in every fragment), a whole
+/// packet by its flow. A datagram's fragments therefore share a queue,
+/// and keep the order they were sent in.
+fn rss_queue(frame: &[u8]) -> usize {
+    use std::hash::{Hash, Hasher};
+    let p = parse(frame).unwrap();
+    if !p.is_fragment() {
+        return flow_hash(frame);
+    }
+    let f = p.flow.unwrap();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    f.src_addr.min(f.dst_addr).hash(&mut h);
+    f.src_addr.max(f.dst_addr).hash(&mut h);
+    h.finish() as usize
+}
+
+/// A port's drops of one reason.
+fn port_drops(stats: &serde_json::Value, port: usize, reason: &str) -> u64 {
+    stats["ports"][port]["drops"][reason].as_u64().unwrap()
+}
+
+fn fragmented_requests_leave_whole_on_the_instance_their_first_fragment_chose(workers: Workers) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = agent_pcap(dir.path(), "agent.pcap", 31, 700, "mixed");
+    let cut = Cut::of(&frames(&input), 256, true);
+    assert!(
+        cut.decided() > 100 && cut.early > 50 && cut.orphans.len() > 5,
+        "{} datagrams, {} early fragments, {} orphans",
+        cut.decided(),
+        cut.early,
+        cut.orphans.len()
+    );
+    let edited = dir.path().join("fragmented.pcap");
+    write_frames(&edited, &cut.frames);
+    // Room in the egress bands: one worker may own every client here and
+    // send everything on its one TX queue.
+    let knobs = Knobs {
+        band_limit: 2048,
+        ..Knobs::default()
+    };
+    let run = run_steer(
+        dir.path(),
+        &config(dir.path(), &knobs),
+        &edited,
+        2.0,
+        workers,
+    );
+    assert_eq!(
+        run.edge.len() + run.centre.len(),
+        cut.frames.len() - cut.orphan_fragments,
+        "everything leaves but the fragments whose first never came: {} {}",
+        run.stats["ports"],
+        run.stats["steer"]["fragments"]
+    );
+
+    // Whole packets: where their flow went.
+    let mut side_of: HashMap<Client, &str> = HashMap::new();
+    let mut families = HashSet::new();
+    for (side, out, mac, v4, v6) in [
+        ("edge", &run.edge, EDGE_MAC, "10.0.2.2", "fd00:0:0:2::2"),
+        (
+            "centre",
+            &run.centre,
+            CENTRE_MAC,
+            "10.0.3.2",
+            "fd00:0:0:3::2",
+        ),
+    ] {
+        for frame in out.iter() {
+            let p = parse(frame).unwrap();
+            assert_eq!(frame[..6], mac, "next-hop MAC of the {side} path");
+            let dst = p.flow.unwrap().dst_ip();
+            let want: IpAddr = if dst.is_ipv4() {
+                v4.parse().unwrap()
+            } else {
+                v6.parse().unwrap()
+            };
+            assert_eq!(
+                dst, want,
+                "every packet and fragment rewritten to the {side} instance"
+            );
+            if !p.is_fragment() {
+                let prev = side_of.insert(client(&p), side);
+                assert!(prev.map_or(true, |s| s == side), "flow split across paths");
+            }
+        }
+    }
+    // Fragments: every piece of a datagram on one side, all there, and the
+    // datagram whole and valid, on its flow's side and its class's.
+    let by_ident = fragments_by_datagram(&[("edge", &run.edge), ("centre", &run.centre)]);
+    assert_eq!(by_ident.len(), cut.decided(), "every decided datagram left");
+    for (ident, (side, frags)) in &by_ident {
+        assert!(!cut.orphans.contains(ident), "an orphan fragment left");
+        assert_eq!(frags.len(), cut.pieces[ident], "all of datagram {ident}");
+        let (whole, p) = reassembled(frags);
+        families.insert(p.flow.unwrap().version);
+        let class = tlv_class(&whole, &p).expect("the TLV is in the first fragment");
+        let expected = if class.is_interactive() {
+            "edge"
+        } else {
+            "centre"
+        };
+        assert_eq!(side, &expected, "datagram {ident} of class {class}");
+        let prev = side_of.insert(client(&p), side);
+        assert!(
+            prev.map_or(true, |s| s == *side),
+            "datagram off its flow's path"
+        );
+    }
+    assert_eq!(families.len(), 2, "IPv4 and IPv6 datagrams fragmented");
+
+    let f = &run.stats["steer"]["fragments"];
+    let n = |k: &str| f[k].as_u64().unwrap();
+    assert_eq!(n("steered"), cut.decided() as u64, "{f}");
+    assert_eq!(n("followed") + n("released"), cut.later as u64, "{f}");
+    assert_eq!(
+        n("held") - n("released"),
+        cut.orphan_fragments as u64,
+        "{f}"
+    );
+    if workers == Workers::One {
+        assert_eq!(n("held"), (cut.early + cut.orphan_fragments) as u64, "{f}");
+    }
+    assert_eq!(f["dropped"]["hold_full"], 0, "{f}");
+    assert_eq!(f["dropped"]["table_full"], 0, "{f}");
+    // The orphans: timed out, or still held when the run ended.
+    assert_eq!(
+        port_drops(&run.stats, 0, "fragment_timeout"),
+        f["dropped"]["timed_out"].as_u64().unwrap()
+    );
+    assert_eq!(
+        f["dropped"]["timed_out"].as_u64().unwrap() + port_drops(&run.stats, 0, "shutdown_backlog"),
+        cut.orphan_fragments as u64,
+        "{}",
+        run.stats["ports"][0]
+    );
+    let per_worker = f["workers"].as_array().unwrap();
+    assert_eq!(per_worker.len(), workers.count());
+    let steered: u64 = per_worker
+        .iter()
+        .map(|w| w["steered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(steered, n("steered"));
+}
+
+fn fragmented_responses_are_translated_back_to_the_vip(workers: Workers) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("both.pcap");
+    let status = Command::new(release_bin("pktgen"))
+        .args(["write", "--workload", "agent", "--seed", "32"])
+        .args(["--packets", "1500", "--tlv", "mixed", "--responses", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let vip4: IpAddr = "10.0.100.1".parse().unwrap();
+    let vip6: IpAddr = "fd00:0:0:100::1".parse().unwrap();
+    let (mut requests, mut responses) = (Vec::new(), Vec::new());
+    for f in frames(&out) {
+        let p = parse(&f).unwrap();
+        let src = p.flow.unwrap().src_ip();
+        if src == vip4 || src == vip6 {
+            // As the edge instance answers once the request went there.
+            let mut f = f;
+            let edge = if src.is_ipv4() {
+                "10.0.2.2"
+            } else {
+                "fd00:0:0:2::2"
+            };
+            set_source(&mut f, edge.parse().unwrap());
+            responses.push(f);
+        } else {
+            requests.push(f);
+        }
+    }
+    let cut = Cut::of(&responses, 64, false);
+    assert!(
+        cut.decided() > 50 && cut.early > 30,
+        "{} datagrams",
+        cut.decided()
+    );
+    let whole_responses = cut
+        .frames
+        .iter()
+        .filter(|f| !parse(f).unwrap().is_fragment())
+        .count();
+    let req_pcap = workers.split(dir.path(), "req", &requests, |_, f| rss_queue(f));
+    let resp_pcap = workers.split(dir.path(), "resp", &cut.frames, |_, f| rss_queue(f) + 1);
+
+    let _dpdk = dpdk_lock();
+    let back = workers.queue_files(dir.path(), "back");
+    let eal = workers.eal_args(
+        "steerfragresp",
+        &[
+            workers.pcap_vdev(0, &req_pcap, &back),
+            workers.pcap_vdev(1, &resp_pcap, &workers.queue_files(dir.path(), "edge")),
+            workers.pcap_vdev(2, &[], &workers.queue_files(dir.path(), "centre")),
+        ],
+    );
+    let json = dir.path().join("stats.json");
+    let (run, stats) = run_forward(&config(dir.path(), &Knobs::default()), 2.0, &eal, &json);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stats = stats.unwrap();
+    assert_eq!(stats["totals"]["balanced"], true);
+
+    let translated = frames_of(&back);
+    assert_eq!(
+        translated.len(),
+        cut.frames.len(),
+        "every answer and fragment goes back"
+    );
+    for f in &translated {
+        let src = parse(f).unwrap().flow.unwrap().src_ip();
+        assert!(src == vip4 || src == vip6, "source is the VIP again: {src}");
+    }
+    let by_ident = fragments_by_datagram(&[("back", &translated)]);
+    assert_eq!(by_ident.len(), cut.decided());
+    for (ident, (_, frags)) in &by_ident {
+        assert_eq!(frags.len(), cut.pieces[ident]);
+        let (whole, p) = reassembled(frags);
+        let original = parse(&cut.originals[ident]).unwrap();
+        assert_eq!(
+            p.payload(&whole),
+            original.payload(&cut.originals[ident]),
+            "datagram {ident}'s payload untouched"
+        );
+        let vip = if p.flow.unwrap().src_ip().is_ipv4() {
+            vip4
+        } else {
+            vip6
+        };
+        assert_eq!(p.flow.unwrap().src_ip(), vip);
+    }
+    let f = &stats["steer"]["fragments"];
+    assert_eq!(f["steered"], cut.decided() as u64, "{f}");
+    assert_eq!(
+        f["followed"].as_u64().unwrap() + f["released"].as_u64().unwrap(),
+        cut.later as u64,
+        "{f}"
+    );
+    assert_eq!(f["held"], f["released"], "{f}");
+    assert_eq!(
+        stats["steer"]["flows"]["response_translated"],
+        (whole_responses + cut.decided()) as u64,
+        "whole answers and first fragments are translated responses"
+    );
+}
+
 // Every scenario runs on one worker and on two.
 on_one_and_two_workers!(
     short_work_goes_to_the_edge_long_to_the_centre_with_valid_headers_and_affinity,
@@ -925,4 +1287,6 @@ on_one_and_two_workers!(
     short_requests_do_not_wait_behind_a_backlog_of_long_ones,
     a_client_port_reused_after_close_is_a_new_flow,
     responses_from_an_instance_are_translated_back_to_the_vip,
+    fragmented_requests_leave_whole_on_the_instance_their_first_fragment_chose,
+    fragmented_responses_are_translated_back_to_the_vip,
 );

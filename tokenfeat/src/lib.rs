@@ -366,6 +366,13 @@ pub fn parse_openai_request(body: &[u8]) -> Option<ParsedRequest> {
     } else {
         body
     };
+    parse_openai_json(json)
+}
+
+/// Parses the JSON body of an OpenAI-style request, of any size: what an
+/// agent that holds the whole body (the agent library) reads. Same rules
+/// as [`parse_openai_request`] for the fields.
+pub fn parse_openai_json(json: &[u8]) -> Option<ParsedRequest> {
     let v: serde_json::Value = serde_json::from_slice(json).ok()?;
     let obj = v.as_object()?;
     let (prompt_text, last_user_text) = if let Some(msgs) = obj.get("messages") {

@@ -9,6 +9,8 @@
 //!                              ▼
 //!    steer::Engine: request (decide or follow the flow, DNAT)
 //!                   response (SNAT back to the VIP, time the answer)
+//!                   fragment (the first decides, the others follow;
+//!                             one ahead of its first is held here)
 //!                   neither (the pair's peer, unchanged)
 //!                              ▼
 //!    egress port: own TX queue (idle port), own scheduler (busy port),
@@ -16,9 +18,12 @@
 //! ```
 //!
 //! All decisions are [`steer::Engine`]'s; this module applies its verdicts
-//! to mbufs. A flow belongs to the worker its client-side key hashes to
-//! ([`steer::Engine::owner`]), so a request and its NATed response meet the
-//! same engine whichever queue each arrived on.
+//! to mbufs. A flow belongs to the worker its client address hashes to
+//! ([`steer::Engine::owner`]), so a request, its NATed response and every
+//! fragment of either meet the same engine whichever queue each arrived
+//! on. A fragment the engine holds (it came before its datagram's first)
+//! waits here, in the slot the engine named, until the engine hands it
+//! back released or timed out.
 //!
 //! Egress: the interactive class is a strict band served first, the bulk
 //! classes share by DRR ([`sched::Scheduler`]). An unshaped port is served
@@ -37,7 +42,8 @@ use classifier::{parse, ParseError, ParsedPacket};
 use crossbeam_queue::ArrayQueue;
 use predictor::InstanceModel;
 use sched::Scheduler;
-use steer::engine::{Engine, EngineConfig, Keyed, Refusal, Verdict, OTHER_BAND};
+use steer::engine::{Engine, EngineConfig, Refusal, Steerable, Verdict, OTHER_BAND};
+use steer::fragment::{FragmentLimits, Treatment, Unhold};
 use steer::infer::InferLimits;
 use steer::stats::SteerCounters;
 use steer::{ServiceTable, TrafficClass};
@@ -168,9 +174,24 @@ struct LocalEgress {
 /// A packet's fate after the engine.
 #[derive(Clone, Copy)]
 enum Fate {
-    Send { port: usize, band: u8 },
+    Send {
+        port: usize,
+        band: u8,
+    },
     HandOff(usize),
+    /// Kept in this slot of [`SteerPipeline::held`].
+    Hold(u32),
     Drop(DropReason),
+}
+
+/// The drop reason of an engine's refusal.
+fn drop_reason(r: Refusal) -> DropReason {
+    match r {
+        Refusal::NoInstance => DropReason::NoInstance,
+        Refusal::RewriteFailed => DropReason::RewriteFailed,
+        Refusal::FragmentTableFull => DropReason::FragmentTableFull,
+        Refusal::FragmentHoldFull => DropReason::FragmentHoldFull,
+    }
 }
 
 /// The steering pipeline of one worker.
@@ -186,6 +207,9 @@ pub struct SteerPipeline<'a> {
     /// Parse results of the burst in hand, written in place (taken and put
     /// back each burst, never reallocated).
     parsed: Vec<Result<ParsedPacket, ParseError>>,
+    /// Fragments the engine holds until their first fragment comes, by
+    /// the slot it named (one per [`Engine::hold_slots`]).
+    held: Vec<Option<Mbuf>>,
 }
 
 impl<'a> SteerPipeline<'a> {
@@ -238,14 +262,17 @@ impl<'a> SteerPipeline<'a> {
                 flow_table_size: cfg.flow_table_size.div_ceil(conf.handoff.workers()),
                 flow_idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
                 seed: shared.seed,
+                fragments: FragmentLimits::default(),
             },
             shared.models.clone(),
             Arc::clone(&counters),
         )
         .with_cost_clock((rdtsc, 1e9 / shared.tsc_hz.max(1) as f64));
+        let held = (0..engine.hold_slots()).map(|_| None).collect();
         SteerPipeline {
             conf,
             shared,
+            held,
             engine,
             counters,
             egress,
@@ -262,6 +289,71 @@ impl<'a> SteerPipeline<'a> {
 
     fn lcore(&self) -> &'a LcoreCounters {
         &self.conf.counters
+    }
+
+    /// A port with nothing queued, nothing refused and no shaper: its
+    /// packets skip the scheduler and go straight to the TX burst, as a
+    /// Linux qdisc bypasses an empty queue.
+    fn idle(&self, port: usize) -> bool {
+        matches!(self.egress.get(port), Some(Some(Egress::Local(e)))
+            if e.sched.is_empty() && e.pending.is_empty() && e.shaper.is_none())
+    }
+
+    /// Sends or drops the held fragments the engine hands back: released
+    /// by their first fragment's decision, or timed out.
+    fn take_unheld(&mut self) {
+        while let Some(u) = self.engine.next_unheld() {
+            let Some(m) = self.held.get_mut(u.slot as usize).and_then(Option::take) else {
+                continue;
+            };
+            match u.fate {
+                Unhold::TimedOut => count_drop(self.lcore(), m, DropReason::FragmentTimeout),
+                Unhold::Released(t) => self.send_released(m, t),
+            }
+        }
+    }
+
+    /// A released fragment: rewritten as its first fragment decided, and
+    /// queued like any packet of its ingress port (whose receive counted
+    /// it when it was held).
+    fn send_released(&mut self, mut m: Mbuf, t: Treatment) {
+        let lcore = self.lcore();
+        let rx = m.rx_port();
+        let default_port = self
+            .conf
+            .routes
+            .iter()
+            .find(|r| r.rx_port == rx)
+            .map(|r| usize::from(r.tx_port.0));
+        let verdict = match parse(m.data()) {
+            Ok(p) => self.engine.apply(m.data_mut(), &p, t),
+            // It parsed when it was held, and nothing changed it since.
+            Err(_) => Verdict::Drop(Refusal::RewriteFailed),
+        };
+        let (port, band, decision) = match verdict {
+            Verdict::Send { port, band } => (
+                port.map(usize::from).or(default_port),
+                band,
+                Decision::Steered,
+            ),
+            Verdict::Pass => (default_port, OTHER_BAND, Decision::NoEntry),
+            Verdict::Drop(r) => return count_drop(lcore, m, drop_reason(r)),
+            // `apply` never holds.
+            Verdict::Hold { .. } => return count_drop(lcore, m, DropReason::FragmentHoldFull),
+        };
+        let Some(port) = port else {
+            return count_drop(lcore, m, DropReason::TxQueueFull);
+        };
+        if let Some(c) = lcore.decisions.get(decision as usize) {
+            bump(c, 1);
+        }
+        let len = m.pkt_len();
+        let idle = self.idle(port);
+        if let Some(reason) = self.enqueue(port, band, m, len, rdtsc(), idle) {
+            if let Some(p) = lcore.ports.get(usize::from(rx.0)) {
+                bump(&p.drops[reason as usize], 1);
+            }
+        }
     }
 
     fn handoff(&self) -> &'a Handoff {
@@ -413,7 +505,7 @@ impl Pipeline for SteerPipeline<'_> {
         // decide. Parse results are written straight into the worker's own
         // array (taken and put back, no allocation).
         let mut parsed = std::mem::take(&mut self.parsed);
-        let mut keyed: [Option<Keyed>; MAX_BURST] = [None; MAX_BURST];
+        let mut keyed: [Option<Steerable>; MAX_BURST] = [None; MAX_BURST];
         for m in packets.iter().take(PREFETCH_AHEAD) {
             m.prefetch_data();
         }
@@ -434,7 +526,7 @@ impl Pipeline for SteerPipeline<'_> {
         }
         let mut warm = 0u32;
         for k in keyed.iter().flatten() {
-            warm ^= self.engine.warm(k.hash);
+            warm ^= self.engine.warm(k);
         }
         core::hint::black_box(warm);
         for i in 0..packets.len() {
@@ -445,9 +537,9 @@ impl Pipeline for SteerPipeline<'_> {
             };
             *len = m.pkt_len();
             // What steering does not handle goes to the default port
-            // unchanged: unparsable frames, fragments, and anything not
-            // to a service (from the agents) or from an instance (towards
-            // them).
+            // unchanged: unparsable frames, and anything not to a service
+            // (from the agents) or from an instance (towards them), or a
+            // fragment of neither a VIP's nor an instance's datagram.
             let pass = Fate::Send {
                 port: default_port,
                 band: OTHER_BAND,
@@ -456,19 +548,20 @@ impl Pipeline for SteerPipeline<'_> {
             let k = keyed.get(i).copied().flatten();
             let (f, d) = match (p, k) {
                 (None, _) => (pass, Some(Decision::Unparsed)),
-                (Some(p), _) if p.flow.is_none() || p.is_fragment() => {
-                    (pass, Some(Decision::Unparsed))
-                }
+                (Some(p), _) if p.flow.is_none() => (pass, Some(Decision::Unparsed)),
                 (Some(_), None) => (pass, Some(Decision::NoEntry)),
-                (Some(_), Some(k)) if Engine::owner(k.hash, workers) != me => {
-                    (Fate::HandOff(Engine::owner(k.hash, workers)), None)
+                (Some(_), Some(k))
+                    if workers > 1 && Engine::owner(self.engine.worker_hash(&k), workers) != me =>
+                {
+                    (
+                        Fate::HandOff(Engine::owner(self.engine.worker_hash(&k), workers)),
+                        None,
+                    )
                 }
                 (Some(p), Some(k)) => {
-                    let verdict = if from_agents {
-                        self.engine.request(m.data_mut(), p, k, dv, now_ns)
-                    } else {
-                        self.engine.response(m.data_mut(), p, k, now_ns)
-                    };
+                    let verdict = self
+                        .engine
+                        .handle(m.data_mut(), p, k, from_agents, dv, now_ns);
                     match verdict {
                         Verdict::Pass => (pass, Some(Decision::NoEntry)),
                         Verdict::Send { port, band } => (
@@ -478,12 +571,9 @@ impl Pipeline for SteerPipeline<'_> {
                             },
                             Some(Decision::Steered),
                         ),
-                        Verdict::Drop(Refusal::NoInstance) => {
-                            (Fate::Drop(DropReason::NoInstance), None)
-                        }
-                        Verdict::Drop(Refusal::RewriteFailed) => {
-                            (Fate::Drop(DropReason::RewriteFailed), None)
-                        }
+                        // Counted as decided when it is released.
+                        Verdict::Hold { slot } => (Fate::Hold(slot), None),
+                        Verdict::Drop(r) => (Fate::Drop(drop_reason(r)), None),
                     }
                 }
             };
@@ -500,9 +590,8 @@ impl Pipeline for SteerPipeline<'_> {
         // burst, as a Linux qdisc bypasses an empty queue. Order among
         // them cannot matter, since all of them leave now.
         let mut idle = [false; MAX_PORTS];
-        for (flag, e) in idle.iter_mut().zip(&self.egress) {
-            *flag = matches!(e, Some(Egress::Local(e))
-                if e.sched.is_empty() && e.pending.is_empty() && e.shaper.is_none());
+        for (port, flag) in idle.iter_mut().enumerate().take(self.egress.len()) {
+            *flag = self.idle(port);
         }
         let mut dropped = [0u64; DropReason::COUNT];
         let mut rx_bytes = 0u64;
@@ -525,6 +614,17 @@ impl Pipeline for SteerPipeline<'_> {
                     handoff.send(owner, m, lcore);
                     None
                 }
+                Fate::Hold(slot) => match self.held.get_mut(slot as usize) {
+                    Some(free @ None) => {
+                        *free = Some(m);
+                        None
+                    }
+                    // The engine names only free slots.
+                    _ => {
+                        drop(m);
+                        Some(DropReason::FragmentHoldFull)
+                    }
+                },
                 Fate::Send { port, band } => {
                     let idle = idle.get(port).copied().unwrap_or(false);
                     self.enqueue(port, band, m, len, enqueue_tsc, idle)
@@ -550,6 +650,7 @@ impl Pipeline for SteerPipeline<'_> {
                 bump(c, n);
             }
         }
+        self.take_unheld();
     }
 
     /// Sends what each egress port may send now: its refused packets first,
@@ -601,6 +702,7 @@ impl Pipeline for SteerPipeline<'_> {
 
     fn housekeeping(&mut self, now_ns: u64) {
         self.engine.expire(now_ns);
+        self.take_unheld();
     }
 
     fn backlog(&self) -> usize {
@@ -628,10 +730,15 @@ impl Pipeline for SteerPipeline<'_> {
     }
 
     /// Whatever could not be sent is freed and counted as a drop on the
-    /// port it entered by, so rx = tx + drops still holds.
+    /// port it entered by, so rx = tx + drops still holds. Fragments still
+    /// held for a first fragment that never came are not backlog (no
+    /// drain would send them); they are counted here.
     fn finish(&mut self) {
         self.take_feeds();
         let lcore = self.lcore();
+        for m in self.held.iter_mut().filter_map(Option::take) {
+            count_drop(lcore, m, DropReason::ShutdownBacklog);
+        }
         for e in self.egress.iter_mut().flatten() {
             if let Egress::Local(e) = e {
                 while let Some((_, (m, _, _), _)) = e.sched.dequeue() {
