@@ -18,6 +18,13 @@
 #       feature_fifo_drop_rate                (FIFO records refused / offered, at that load)
 #     The overlay's cost (Geneve + TLVs + AES-CMAC per packet, two paths)
 #     is measured the same way and recorded as tensor_overlay_mpps.
+#  3. Does it scale? tensor and forward on one and two workers
+#     (--lcores 0@0,1@1,2@0), the traffic split by QP as RSS would split
+#     it: queue 0 replays the seed-7 roce pcap, queue 1 a seed-8 pcap of
+#     other QPs; with one worker, queue 0 alone. QPs whose owner is the
+#     other worker are handed over (lcores[].handoffs).
+#       tensor_2w_scaling        Mpps on 2 workers / Mpps on 1 (target >= 0.9 x forward's)
+#       tensor_forward_2w_scaling  forward's, measured in the same run
 #
 # Environment knobs:
 #   BENCH_SECS, BENCH_ROUNDS        as bench/steer.sh (defaults 5 and 3)
@@ -151,7 +158,50 @@ for ((i = 1; i <= ROUNDS; i++)); do
 	bench_say "round $i/$ROUNDS: forward  $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt)"
 	f_mpps+=("$m")
 done
+# ---------------------------------------------------------------------------
+# 3. Scaling: tensor and forward on one and two workers.
+# ---------------------------------------------------------------------------
+PCAP2=$DIR/roce-q1.pcap
+"$PKTGEN" write --workload roce --seed 8 --packets "$PACKETS" -o "$PCAP2" >>"$DIR/pktgen.log" 2>&1 ||
+	bench_die "pktgen write (second queue) failed (see $DIR/pktgen.log)"
+for mode in forward tensor; do
+	sed -E "s/^mbufs = .*/mbufs = $((MBUFS * 2 + 1))/" "$DIR/$mode.toml" >"$DIR/$mode-scale.toml"
+done
+run_scaled() { # ROUND forward|tensor WORKERS -> mpps handoffs
+	local i=$1 mode=$2 w=$3 prefix="tensor-$$-scale-$2-$3-$1" json="$DIR/scale-$2-$3w-$1.json" log="$DIR/scale-$2-$3w-$1.log" rc=0
+	local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix")
+	if ((w == 1)); then
+		eal+=(-l 0,1 --vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1")
+	else
+		eal+=(--lcores 0@0,1@1,2@0 --vdev "net_pcap0,rx_pcap=$PCAP,rx_pcap=$PCAP2,infinite_rx=1")
+	fi
+	eal+=(--vdev "net_null1,no-rx=1")
+	rm -f "$json"
+	"${TIMEOUT[@]}" "$INB" run --config "$DIR/$mode-scale.toml" --duration "$SECS" \
+		--stats-interval 0 --stats-json "$json" -- "${eal[@]}" >"$log" 2>&1 || rc=$?
+	bench_eal_cleanup "$prefix"
+	if ((rc != 0)); then
+		tail -n 15 "$log" >&2 || true
+		bench_die "intellinode $mode on $w worker(s), run $i failed with exit status $rc (log: $log)"
+	fi
+	jq -e '.totals.mpps > 0 and .totals.balanced' "$json" >/dev/null ||
+		bench_die "intellinode $mode on $w worker(s), run $i: nothing forwarded or unbalanced (see $json)"
+	jq -r '"\(.totals.mpps) \([.lcores[].handoffs] | add)"' "$json"
+}
+bench_say "scaling: forward and tensor on 1 and 2 workers, $ROUNDS rounds x ${SECS}s each"
+sf1=() sf2=() st1=() st2=()
+for ((i = 1; i <= ROUNDS; i++)); do
+	for mode in forward tensor; do
+		read -r m1 _ < <(run_scaled "$i" "$mode" 1)
+		read -r m2 h2 < <(run_scaled "$i" "$mode" 2)
+		bench_say "round $i/$ROUNDS: $mode  1 worker $(printf '%7.3f' "$m1") Mpps, 2 workers $(printf '%7.3f' "$m2") Mpps ($h2 handoffs)"
+		if [[ $mode == forward ]]; then sf1+=("$m1") sf2+=("$m2"); else st1+=("$m1") st2+=("$m2"); fi
+	done
+done
+
 median() { printf '%s\n' "$@" | bench_median; }
+fwd_scaling=$(jq -n --argjson a "$(median "${sf2[@]}")" --argjson b "$(median "${sf1[@]}")" '$a / $b')
+tensor_scaling=$(jq -n --argjson a "$(median "${st2[@]}")" --argjson b "$(median "${st1[@]}")" '$a / $b')
 t_med=$(median "${t_mpps[@]}")
 o_med=$(median "${o_mpps[@]}")
 f_med=$(median "${f_mpps[@]}")
@@ -171,6 +221,8 @@ printf '  %-44s %14.0f\n' "predictor MAE 1 ms (bit/s)" "$mae1"
 printf '  %-44s %14.0f\n' "last-value MAE 1 ms (bit/s)" "$mae1lv"
 printf '  %-44s %14.3f  (target >= 0.30)\n' "improvement over last value at 1 ms" "$gain"
 printf '  %-44s %14s\n' "predictor / last value MAE 5 ms" "$mae5 / $mae5lv"
+printf '  %-44s %14.3f\n' "forward: 2 workers / 1 worker" "$fwd_scaling"
+printf '  %-44s %14.3f  (target >= 0.9 x forward'"'"'s)\n' "tensor: 2 workers / 1 worker" "$tensor_scaling"
 echo
 
 summary_set tensor_mpps "$t_med"
@@ -181,12 +233,16 @@ summary_set predictor_mae_1ms "$mae1"
 summary_set predictor_mae_1ms_last_value "$mae1lv"
 summary_set predictor_mae_5ms "$mae5"
 summary_set predictor_mae_5ms_last_value "$mae5lv"
+summary_set tensor_2w_scaling "$tensor_scaling"
+summary_set tensor_forward_2w_scaling "$fwd_scaling"
 bench_say "results merged into $BENCH_SUMMARY"
 
 if ((ENFORCE)); then
 	fails=()
 	jq -e -n --argjson r "$ratio" --argjson m "$MIN_RATIO" '$r < $m' >/dev/null &&
 		fails+=("tensor/forward ratio $(printf '%.3f' "$ratio") is below $MIN_RATIO")
+	jq -e -n --argjson t "$tensor_scaling" --argjson f "$fwd_scaling" '$t < 0.9 * $f' >/dev/null &&
+		fails+=("tensor scaling $(printf '%.3f' "$tensor_scaling") is below 0.9 x forward's $(printf '%.3f' "$fwd_scaling")")
 	jq -e -n --argjson g "$gain" '$g < 0.3' >/dev/null &&
 		fails+=("predictor beats last value by only $(printf '%.3f' "$gain")")
 	if ((${#fails[@]})); then

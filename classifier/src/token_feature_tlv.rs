@@ -323,6 +323,39 @@ pub enum TlvMalformed {
 }
 
 impl TlvMalformed {
+    /// Every code, in [`Self::index`] order: the keys of per-code counters.
+    pub const CODES: [&'static str; 7] = [
+        "token_tlv.bad_length",
+        "token_tlv.truncated",
+        "token_tlv.unknown_version",
+        "token_tlv.reserved_task",
+        "token_tlv.reserved_bits",
+        "token_tlv.option_framing",
+        "token_tlv.duplicate",
+    ];
+
+    /// This reason's index in [`Self::CODES`].
+    pub const fn index(&self) -> usize {
+        match self {
+            TlvMalformed::BadLength(_) => 0,
+            TlvMalformed::Truncated => 1,
+            TlvMalformed::UnknownVersion(_) => 2,
+            TlvMalformed::ReservedTask(_) => 3,
+            TlvMalformed::ReservedBits => 4,
+            TlvMalformed::OptionFraming => 5,
+            TlvMalformed::Duplicate => 6,
+        }
+    }
+
+    /// The reason an ID that does not decode gives.
+    pub const fn of_feature_error(e: FeatureError) -> TlvMalformed {
+        match e {
+            FeatureError::UnknownVersion(v) => TlvMalformed::UnknownVersion(v),
+            FeatureError::ReservedTask(t) => TlvMalformed::ReservedTask(t),
+            FeatureError::ReservedBits(_) => TlvMalformed::ReservedBits,
+        }
+    }
+
     /// A stable identifier for counters.
     pub const fn code(&self) -> &'static str {
         match self {
@@ -340,9 +373,7 @@ impl TlvMalformed {
         match e {
             TlvError::Truncated { .. } => TlvMalformed::Truncated,
             TlvError::BadLength(l) => TlvMalformed::BadLength(l),
-            TlvError::Feature(FeatureError::UnknownVersion(v)) => TlvMalformed::UnknownVersion(v),
-            TlvError::Feature(FeatureError::ReservedTask(t)) => TlvMalformed::ReservedTask(t),
-            TlvError::Feature(FeatureError::ReservedBits(_)) => TlvMalformed::ReservedBits,
+            TlvError::Feature(f) => TlvMalformed::of_feature_error(f),
         }
     }
 }
@@ -514,6 +545,21 @@ pub fn scan_ipv6(area: &[u8]) -> TlvLookup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_malformed_code_has_its_index() {
+        for m in [
+            TlvMalformed::BadLength(3),
+            TlvMalformed::Truncated,
+            TlvMalformed::UnknownVersion(2),
+            TlvMalformed::ReservedTask(14),
+            TlvMalformed::ReservedBits,
+            TlvMalformed::OptionFraming,
+            TlvMalformed::Duplicate,
+        ] {
+            assert_eq!(TlvMalformed::CODES[m.index()], m.code());
+        }
+    }
     use crate::token_feature::{encode, TaskType, TokenFeatures, Urgency};
     use proptest::prelude::*;
 

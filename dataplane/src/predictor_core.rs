@@ -21,7 +21,7 @@ use tensor::prediction::{MAX_PREDICTED_NODES, MAX_PREDICTED_PATHS, MAX_PREDICTED
 use tensor::{FeatureRecord, Predictions};
 
 use crate::control_plane::MonoClock;
-use crate::pipeline::tensor_counters::TensorCounters;
+use crate::pipeline::tensor_counters::PredictorCounters;
 use crate::tensor_config::{TensorConfig, TensorPath};
 
 /// Records taken from a FIFO before the clock is looked at again.
@@ -76,7 +76,7 @@ impl PredictorThread {
         cpu: Option<usize>,
         fifos: Vec<Arc<ArrayQueue<FeatureRecord>>>,
         snapshot: Arc<ArcSwap<Predictions>>,
-        counters: Arc<TensorCounters>,
+        counters: Arc<PredictorCounters>,
         clock: MonoClock,
     ) -> Result<PredictorThread> {
         let mut core = PredictorCore::new(config).map_err(|e| anyhow!("tensor: predictor: {e}"))?;
@@ -92,7 +92,7 @@ impl PredictorThread {
                     // then still runs, only not isolated.
                     let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
                 }
-                let p = &counters.predictor;
+                let p = &*counters;
                 let publish = |pred: Predictions, core: &PredictorCore| {
                     snapshot.store(Arc::new(pred));
                     p.snapshots.fetch_add(1, Relaxed);

@@ -29,7 +29,7 @@ use crate::preflight;
 use crate::probe::{self, ProbeCounters, ProbeReply, ProbeSetup, ProbeThread, ProbeWorker};
 use crate::report::{self, Live};
 use crate::stats::{DropReason, LcoreCounters, Snapshot, StatsReport};
-use crate::telemetry::{ControlHandles, Telemetry};
+use crate::telemetry::{ControlHandles, Telemetry, TensorHandles};
 use crossbeam_queue::ArrayQueue;
 
 /// What `intellinode run` was asked to do.
@@ -75,12 +75,6 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     let workers = eal.worker_lcores();
     if workers.is_empty() {
         bail!("no worker lcore: give EAL at least two lcores (e.g. `-l 0,1`); the first one runs statistics and control");
-    }
-    if matches!(config.pipeline, Pipeline::Tensor(_)) && workers.len() > 1 {
-        bail!(
-            "pipeline = \"tensor\" runs on one worker lcore (it owns the QP table, reorder buffer and schedulers), but EAL gave {}; use two lcores, e.g. `-l 0,1`",
-            workers.len()
-        );
     }
     let nb_ports = eal.port_count();
     let infos = (0..nb_ports)
@@ -271,17 +265,18 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         Pipeline::Tensor(tc) => {
             let (shared, predictor_cfg) =
-                tensor::build_shared(tc, usize::from(nb_ports), table_seed)?;
-            telemetry.tensor = Some((
-                Arc::clone(&shared.counters),
-                shared.paths.iter().map(|p| p.id).collect(),
-            ));
+                tensor::build_shared(tc, usize::from(nb_ports), workers.len(), table_seed)?;
+            telemetry.tensor = Some(TensorHandles {
+                counters: shared.counters.clone(),
+                predictor: Arc::clone(&shared.predictor),
+                paths: shared.paths.iter().map(|p| p.id).collect(),
+            });
             predictor_thread = Some(PredictorThread::start(
                 predictor_cfg,
                 tc.predictor_cpu,
-                vec![Arc::clone(&shared.fifo)],
+                shared.fifos.clone(),
                 Arc::clone(&shared.predictions),
-                Arc::clone(&shared.counters),
+                Arc::clone(&shared.predictor),
                 clock,
             )?);
             WorkerShared::Tensor(Arc::new(shared))
@@ -369,8 +364,10 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 crate::pipeline::egress::count_drop(c, m, DropReason::ShutdownBacklog);
             }
         }
-        if let WorkerShared::Steer(shared) = &shared {
-            shared.discard_feeds(c);
+        match &shared {
+            WorkerShared::Steer(shared) => shared.discard_feeds(c),
+            WorkerShared::Tensor(shared) => shared.discard_feeds(c),
+            WorkerShared::Forward => {}
         }
     }
     let final_snap = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::control_plane::{ControlCounters, MonoClock, KINDS};
 use crate::dpdk::Mempool;
 use crate::metrics::Exposition;
-use crate::pipeline::tensor_counters::{MetaOutcome, SchedClass, TensorCounters, STATES};
+use crate::pipeline::tensor_counters::{SchedClass, STATES};
 use steer::stats::{
     FeatureSource, FlowEvent, FragmentEvent, SteerCounters, NO_CHOICE, REASONS, REJECTIONS,
 };
@@ -45,10 +45,20 @@ pub struct Telemetry {
     /// One block per worker.
     pub steer: Option<(Vec<Arc<SteerCounters>>, Vec<String>)>,
     /// Tensor-pipeline counters and the path ids, for `pipeline = "tensor"`.
-    pub tensor: Option<(Arc<TensorCounters>, Vec<u8>)>,
+    pub tensor: Option<TensorHandles>,
     /// The packet pool. Weak: the pool is freed before EAL, whoever still
     /// holds a copy of the telemetry; its readers stop before that.
     pub pool: Option<Weak<Mempool>>,
+}
+
+/// What the telemetry reads of the tensor pipeline.
+#[derive(Clone)]
+pub struct TensorHandles {
+    /// One block per worker.
+    pub counters: Vec<Arc<crate::pipeline::tensor_counters::TensorCounters>>,
+    pub predictor: Arc<crate::pipeline::tensor_counters::PredictorCounters>,
+    /// Path ids in configuration order.
+    pub paths: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -168,9 +178,9 @@ impl Telemetry {
 
     /// The tensor section of the stats (null without the tensor pipeline).
     pub fn tensor_json(&self) -> Value {
-        self.tensor
-            .as_ref()
-            .map_or(Value::Null, |(c, paths)| c.to_json(paths))
+        self.tensor.as_ref().map_or(Value::Null, |t| {
+            crate::pipeline::tensor_counters::to_json(&t.counters, &t.predictor, &t.paths)
+        })
     }
 
     /// Every steering worker's counters summed, and the instance names.
@@ -216,6 +226,16 @@ impl Telemetry {
             FeatureSource::ALL
                 .iter()
                 .map(|s| (s.name(), load(&c.features[*s as usize]))),
+        );
+        one_label_family(
+            e,
+            ("intellinode_steer_token_tlv_malformed_total", "counter"),
+            "Malformed token-feature TLVs (treated as none), by code.",
+            "code",
+            classifier::TlvMalformed::CODES
+                .iter()
+                .zip(&c.tlv_malformed)
+                .map(|(code, n)| (*code, load(n))),
         );
         one_label_family(
             e,
@@ -321,28 +341,67 @@ impl Telemetry {
         }
     }
 
-    fn render_tensor(&self, e: &mut Exposition) {
-        let Some((c, paths)) = &self.tensor else {
+    fn render_mempool(&self, e: &mut Exposition) {
+        let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) else {
             return;
         };
-        let load = |a: &AtomicU64| a.load(Relaxed) as f64;
+        e.family(
+            "intellinode_mempool_in_use_mbufs",
+            "gauge",
+            "Packet buffers taken from the pool and not yet returned.",
+        );
+        e.sample(
+            "intellinode_mempool_in_use_mbufs",
+            &[("pool", pool.name())],
+            f64::from(pool.in_use()),
+        );
+        e.family(
+            "intellinode_mempool_size_mbufs",
+            "gauge",
+            "Packet buffers the pool was created with.",
+        );
+        e.sample(
+            "intellinode_mempool_size_mbufs",
+            &[("pool", pool.name())],
+            f64::from(pool.size()),
+        );
+    }
+
+    fn render_tensor(&self, e: &mut Exposition) {
+        use crate::pipeline::tensor_counters::{Event, MetaOutcome, TensorCounters};
+        let Some(t) = &self.tensor else {
+            return;
+        };
+        let c = TensorCounters::sum(t.counters.iter().map(|c| &**c));
+        let load =
+            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
         one_label_family(
             e,
-            ("intellinode_tensor_events_total", "counter"),
-            "Tensor-pipeline events: QP table, feature FIFO, overlay, reordering, offload.",
-            "event",
-            crate::pipeline::tensor_counters::Event::ALL
+            ("intellinode_tensor_overlay_malformed_total", "counter"),
+            "Overlay frames dropped by an outer-header check, by code.",
+            "code",
+            tensor::encap::EncapError::RECEIVE_CODES
                 .iter()
-                .map(|ev| (ev.name(), load(&c.events[*ev as usize]))),
+                .zip(&c.overlay_malformed)
+                .map(|(code, n)| (*code, load(n))),
         );
         one_label_family(
             e,
             ("intellinode_tensor_metadata_total", "counter"),
-            "Metadata TLVs met at decapsulation, by outcome.",
+            "Metadata option blocks at decapsulation, by outcome.",
             "outcome",
             MetaOutcome::ALL
                 .iter()
                 .map(|o| (o.name(), load(&c.metadata[*o as usize]))),
+        );
+        one_label_family(
+            e,
+            ("intellinode_tensor_events_total", "counter"),
+            "Tensor pipeline events (QP table, feature FIFO, rewrites, overlay, reordering).",
+            "event",
+            Event::ALL
+                .iter()
+                .map(|ev| (ev.name(), load(&c.events[*ev as usize]))),
         );
         e.family(
             "intellinode_tensor_qp_transitions_total",
@@ -396,36 +455,10 @@ impl Telemetry {
         ];
         for (name, help, counters) in per_path {
             e.family(name, "counter", help);
-            for (id, n) in paths.iter().zip(counters) {
+            for (id, n) in t.paths.iter().zip(counters) {
                 e.sample(name, &[("path", &id.to_string())], load(n));
             }
         }
-    }
-
-    fn render_mempool(&self, e: &mut Exposition) {
-        let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) else {
-            return;
-        };
-        e.family(
-            "intellinode_mempool_in_use_mbufs",
-            "gauge",
-            "Packet buffers taken from the pool and not yet returned.",
-        );
-        e.sample(
-            "intellinode_mempool_in_use_mbufs",
-            &[("pool", pool.name())],
-            f64::from(pool.in_use()),
-        );
-        e.family(
-            "intellinode_mempool_size_mbufs",
-            "gauge",
-            "Packet buffers the pool was created with.",
-        );
-        e.sample(
-            "intellinode_mempool_size_mbufs",
-            &[("pool", pool.name())],
-            f64::from(pool.size()),
-        );
     }
 
     /// The Prometheus text exposition.
@@ -785,6 +818,7 @@ fn steer_counters_json(c: &SteerCounters, instances: &[String]) -> Value {
     let mut decision = c.decision_ns.snapshot();
     json!({
         "features": named(&mut FeatureSource::ALL.iter().map(|s| s.name()), &c.features),
+        "tlv_malformed": named(&mut classifier::TlvMalformed::CODES.iter().copied(), &c.tlv_malformed),
         "flows": named(&mut FlowEvent::ALL.iter().map(|s| s.name()), &c.flows),
         "reasons": named(&mut REASONS.iter().map(|s| s.name()), &c.reasons),
         "no_choice": named(&mut NO_CHOICE.iter().map(|s| s.name()), &c.no_choice),

@@ -90,16 +90,18 @@ pub struct TensorConfig {
     /// ones to the second (the draft's "prioritised by arrival rate").
     #[serde(default = "default_small_split")]
     pub small_rate_split_mbps: f64,
-    /// QPs the table holds.
+    /// QPs the appliance holds; with several workers each holds an even
+    /// share (the QPs its key hash gives it).
     #[serde(default = "default_qp_table")]
     pub qp_table_size: usize,
-    /// Feature records the FIFO to the predictor core holds.
+    /// Feature records each worker's FIFO to the predictor core holds.
     #[serde(default = "default_fifo")]
     pub feature_fifo_size: usize,
     /// CPU the predictor thread is pinned to (default: the last CPU).
     #[serde(default)]
     pub predictor_cpu: Option<usize>,
-    /// Reorder buffer: packets held per stream, streams, and how long a gap
+    /// Reorder buffer: packets held per stream, streams (the appliance's,
+    /// shared out among workers like `qp_table_size`), and how long a gap
     /// is waited for before it counts as lost.
     #[serde(default = "default_reorder_window")]
     pub reorder_window: usize,
@@ -245,16 +247,8 @@ fn default_node_capacity() -> f64 {
     100_000.0
 }
 
-/// A path, checked.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TensorPath {
-    pub id: u8,
-    pub port: u16,
-    pub next_hop_mac: [u8; 6],
-    pub remote_ip: Ipv4Addr,
-    pub capacity_bps: f64,
-    pub latency_ns: u64,
-}
+/// A path, checked: the engine's own description of it.
+pub use tensor::engine::OverlayPath as TensorPath;
 
 impl TensorConfig {
     /// The QP thresholds, checked.

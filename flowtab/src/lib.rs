@@ -128,6 +128,14 @@ pub fn hash_words<const N: usize>(seed: u64, words: [u64; N]) -> u32 {
     (h >> 32) as u32
 }
 
+/// Which of `workers` owns the key with this hash: the high bits, so the
+/// choice is independent of the table slot (the low bits). Every worker
+/// of an appliance keys its table with the same seed, so all agree.
+#[inline]
+pub fn owner(hash: u32, workers: usize) -> usize {
+    ((u64::from(hash) * workers as u64) >> 32) as usize
+}
+
 /// Why an insert was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {

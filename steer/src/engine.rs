@@ -39,7 +39,9 @@ use std::sync::Arc;
 
 use classifier::tcp::{TcpFlags, TcpPacket};
 use classifier::token_feature::decode as decode_feature_id;
-use classifier::{FlowKey, IpProtocol, ParsedPacket, TaskType, TlvLookup, TokenFeatures, Urgency};
+use classifier::{
+    FlowKey, IpProtocol, ParsedPacket, TaskType, TlvLookup, TlvMalformed, TokenFeatures, Urgency,
+};
 use control::DataplaneView;
 use predictor::InstanceModel;
 
@@ -253,7 +255,7 @@ impl Engine {
     /// ([`Engine::worker_hash`]): the high bits.
     #[inline]
     pub fn owner(hash: u32, workers: usize) -> usize {
-        ((u64::from(hash) * workers as u64) >> 32) as usize
+        flowtab::owner(hash, workers)
     }
 
     /// The hash that says which worker owns `s`: its client address's, under
@@ -822,9 +824,9 @@ fn features(
                 counters.feature(FeatureSource::Tlv);
                 return Some(f);
             }
-            Err(_) => counters.feature(FeatureSource::TlvMalformed),
+            Err(e) => counters.tlv_malformed(TlvMalformed::of_feature_error(e)),
         },
-        TlvLookup::Malformed(_) => counters.feature(FeatureSource::TlvMalformed),
+        TlvLookup::Malformed(why) => counters.tlv_malformed(why),
         TlvLookup::Absent => {}
     }
     if p.payload.len == 0 {

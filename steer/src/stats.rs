@@ -234,6 +234,10 @@ pub struct ModelGauges {
 /// Everything the steering worker counts.
 pub struct SteerCounters {
     pub features: [AtomicU64; 5],
+    /// Malformed token-feature TLVs by their code
+    /// ([`classifier::TlvMalformed::CODES`]); they add up to the
+    /// `tlv_malformed` feature source.
+    pub tlv_malformed: [AtomicU64; classifier::TlvMalformed::CODES.len()],
     pub flows: [AtomicU64; 8],
     pub fragments: [AtomicU64; FragmentEvent::ALL.len()],
     pub reasons: [AtomicU64; REASONS.len()],
@@ -259,6 +263,7 @@ impl SteerCounters {
     pub fn new(instances: usize, ports: usize) -> SteerCounters {
         SteerCounters {
             features: Default::default(),
+            tlv_malformed: Default::default(),
             flows: Default::default(),
             fragments: Default::default(),
             reasons: Default::default(),
@@ -282,6 +287,16 @@ impl SteerCounters {
     #[inline]
     pub fn feature(&self, s: FeatureSource) {
         bump(&self.features[s as usize], 1);
+    }
+
+    /// A malformed token-feature TLV, treated as none and counted as the
+    /// `tlv_malformed` source and under its code.
+    #[inline]
+    pub fn tlv_malformed(&self, why: classifier::TlvMalformed) {
+        self.feature(FeatureSource::TlvMalformed);
+        if let Some(c) = self.tlv_malformed.get(why.index()) {
+            bump(c, 1);
+        }
     }
 
     #[inline]
@@ -407,6 +422,7 @@ impl SteerCounters {
         };
         for part in parts.clone() {
             add(&total.features, &part.features);
+            add(&total.tlv_malformed, &part.tlv_malformed);
             add(&total.flows, &part.flows);
             add(&total.fragments, &part.fragments);
             add(&total.reasons, &part.reasons);

@@ -120,6 +120,53 @@ pub enum EncapError {
 }
 
 impl EncapError {
+    /// The codes [`read_encap`] can fail with, in the order it checks
+    /// them: the keys of the per-code overlay drop counters.
+    pub const RECEIVE_CODES: [&'static str; 16] = [
+        "truncated",
+        "not_ipv4",
+        "bad_ip_version",
+        "bad_ihl",
+        "bad_total_length",
+        "bad_ip_checksum",
+        "ip_fragment",
+        "not_udp",
+        "bad_udp_length",
+        "not_geneve",
+        "bad_udp_checksum",
+        "bad_geneve_version",
+        "geneve_truncated",
+        "geneve_oam",
+        "not_ethernet_payload",
+        "inner_truncated",
+    ];
+
+    /// This error's index in [`Self::RECEIVE_CODES`]; `None` for the
+    /// errors only writing can produce.
+    pub const fn receive_index(&self) -> Option<usize> {
+        Some(match self {
+            EncapError::Truncated { .. } => 0,
+            EncapError::NotIpv4(_) => 1,
+            EncapError::BadIpVersion(_) => 2,
+            EncapError::BadIhl(_) => 3,
+            EncapError::BadTotalLength(_) => 4,
+            EncapError::BadIpChecksum => 5,
+            EncapError::IpFragment => 6,
+            EncapError::NotUdp(_) => 7,
+            EncapError::BadUdpLength(_) => 8,
+            EncapError::NotGeneve(_) => 9,
+            EncapError::BadUdpChecksum => 10,
+            EncapError::BadGeneveVersion(_) => 11,
+            EncapError::GeneveTruncated => 12,
+            EncapError::GeneveOam => 13,
+            EncapError::NotEthernetPayload(_) => 14,
+            EncapError::InnerTruncated(_) => 15,
+            EncapError::VniOutOfRange(_) | EncapError::TooLong(_) | EncapError::Metadata(_) => {
+                return None
+            }
+        })
+    }
+
     /// A stable machine-readable reason, used as a counter key.
     pub const fn code(&self) -> &'static str {
         match self {
@@ -369,6 +416,35 @@ fn ipv4_error(e: Ipv4Error) -> EncapError {
         | Ipv4Error::PayloadTooLong(_)
         | Ipv4Error::BufferTooSmall { .. } => EncapError::BadIhl(0),
     }
+}
+
+/// Whether a received frame is addressed to the overlay, judged without
+/// trusting any of its checksums or lengths: an untagged IPv4 frame to
+/// `local_ip` (this appliance's overlay address), or any untagged IPv4
+/// frame whose UDP destination port is Geneve's. Such a frame is the
+/// overlay's to accept or drop ([`read_encap`]), never to pass on as it
+/// is: a damaged overlay frame must not reach a host still encapsulated.
+pub fn addressed_to_overlay(frame: &[u8], local_ip: Option<Ipv4Addr>) -> bool {
+    let Some(&[t0, t1]) = frame.get(12..14) else {
+        return false;
+    };
+    if u16::from_be_bytes([t0, t1]) != ETHERTYPE_IPV4 {
+        return false;
+    }
+    let ip = frame.get(ETH_LEN..).unwrap_or(&[]);
+    let Some(&[vihl, _, _, _, _, _, _, _, _, protocol]) = ip.get(..10) else {
+        return false;
+    };
+    if let (Some(local), Some(&[a, b, c, d])) = (local_ip, ip.get(16..20)) {
+        if Ipv4Addr::new(a, b, c, d) == local {
+            return true;
+        }
+    }
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if protocol != IpProtocol::UDP.0 || ihl < IPV4_LEN {
+        return false;
+    }
+    matches!(ip.get(ihl + 2..ihl + 4), Some(&[p0, p1]) if u16::from_be_bytes([p0, p1]) == GENEVE_UDP_PORT)
 }
 
 /// Validates a received overlay frame and locates its parts. Checks, in

@@ -14,7 +14,13 @@
 //! * [`geneve`], [`metadata`] and [`encap`]: the overlay between two
 //!   appliances, with fragment routing and authenticated metadata TLVs
 //!   (§3.4, §4, §5);
-//! * [`reorder`]: restoring the original order of sliced traffic.
+//! * [`reorder`]: restoring the original order of sliced traffic;
+//! * [`engine`]: all of the above put together, one engine per worker: it
+//!   takes parsed packets, lengths and time and returns verdicts (egress
+//!   port, queueing, overlay header, or a drop with its reason);
+//! * [`egress`]: one egress port's strict bands and WDRR stage, with the
+//!   rule that a QP never overtakes its own packets;
+//! * [`stats`]: what an engine and its worker's port schedulers count.
 //!
 //! Like `steer`, nothing here allocates or panics per packet, and the data
 //! plane owns the clock.
@@ -22,7 +28,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod egress;
 pub mod encap;
+pub mod engine;
 pub mod feature;
 pub mod geneve;
 pub mod metadata;
@@ -32,6 +40,7 @@ pub mod prediction;
 pub mod qp_state;
 pub mod qp_table;
 pub mod reorder;
+pub mod stats;
 pub mod trace;
 
 pub use feature::{FeatureRecord, SemanticFeatures, SemanticSource, TensorType};

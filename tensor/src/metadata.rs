@@ -274,7 +274,8 @@ pub struct Fragment {
     pub message_id: u32,
     /// Which slice of the message, `< slice_count`.
     pub slice_index: u8,
-    /// How many slices the message was cut into, ≥ 1.
+    /// How many slices (lanes) the message was cut into, 1 to
+    /// [`MAX_SLICES`](crate::plan::MAX_SLICES): no plan has more.
     pub slice_count: u8,
     /// The last packet of the whole message.
     pub last: bool,
@@ -290,7 +291,7 @@ const FRAGMENT_LAST: u8 = 0x01;
 impl Fragment {
     fn validate(&self) -> Result<(), MetadataError> {
         let t = option_type::FRAGMENT;
-        if self.slice_count == 0 {
+        if self.slice_count == 0 || usize::from(self.slice_count) > crate::plan::MAX_SLICES {
             return Err(bad_value(t, "slice_count", self.slice_count));
         }
         if self.slice_index >= self.slice_count {

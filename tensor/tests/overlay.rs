@@ -664,6 +664,29 @@ fn authenticated_but_malformed_options_are_refused() {
             value: 2,
         },
     );
+    // §7.3: a plan has 1 to 8 lanes; a FRAGMENT claiming 9 (or 255) is
+    // malformed, and 8 is the largest accepted.
+    for count in [9u8, 255] {
+        check(
+            option(
+                OPTION_CLASS,
+                option_type::FRAGMENT,
+                &[0, 0, 0, 1, 0, count, 0, 1, 0, 0, 0, 7],
+            ),
+            MetadataError::BadValue {
+                option_type: option_type::FRAGMENT,
+                field: "slice_count",
+                value: u32::from(count),
+            },
+        );
+    }
+    let eight = option(
+        OPTION_CLASS,
+        option_type::FRAGMENT,
+        &[0, 0, 0, 1, 7, 8, 0, 1, 0, 0, 0, 7],
+    );
+    let got = MetadataRepr::parse_verified(&seal(&eight, &f, &k), &f, &keys());
+    assert_eq!(got.map(|m| m.fragment.map(|f| f.slice_count)), Ok(Some(8)));
     let mut dup = option(
         OPTION_CLASS,
         option_type::TRAINING_PHASE,
@@ -1030,7 +1053,7 @@ fn error_codes_are_distinct() {
 fn arb_meta() -> impl Strategy<Value = MetadataRepr> {
     let frag = (
         any::<u32>(),
-        1u8..=255,
+        1u8..=8,
         any::<bool>(),
         any::<u8>(),
         any::<u32>(),

@@ -431,6 +431,20 @@ fn malformed_or_forged_tlvs_count_as_none(workers: Workers) {
     assert!(bad_flows > 10);
     assert_eq!(steer["features"]["tlv"], good_flows, "{steer}");
     assert_eq!(steer["features"]["tlv_malformed"], bad_flows, "{steer}");
+    // And each under its code (wire-format.md §5.5): the two edits above.
+    let codes = &steer["tlv_malformed"];
+    let by_code: u64 = codes
+        .as_object()
+        .expect("tlv_malformed codes")
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_code, bad_flows, "{codes}");
+    assert!(
+        codes["token_tlv.unknown_version"].as_u64().unwrap() > 0
+            && codes["token_tlv.bad_length"].as_u64().unwrap() > 0,
+        "{codes}"
+    );
     // Treated as no TLV: inferred from HTTP when the first packet has a
     // payload (UDP), unknown otherwise (a TCP SYN).
     let inferred = steer["features"]["inferred_http"].as_u64().unwrap();

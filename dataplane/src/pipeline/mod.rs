@@ -16,10 +16,15 @@
 //! bounded lock-free ring ([`Handoff`]), as VPP's worker handoff does; the
 //! owner processes it as if it had received it. Handoffs and full rings are
 //! counted, and rx = tx + drops still holds: a packet is counted received
-//! once, by the worker that took it from the NIC.
+//! once, by the worker that took it from the NIC. A worker takes a burst
+//! from its RX queues only while every other worker's ring has room for
+//! it ([`Handoff::room_for`]), so an owner that falls behind slows the
+//! others' reception (the NIC's RX rings absorb it) rather than costing
+//! drops at the ring.
 
 pub mod egress;
 pub mod forward;
+pub mod port;
 pub mod steer;
 pub mod tensor;
 pub mod tensor_counters;
@@ -107,6 +112,21 @@ impl Handoff {
 
     pub fn workers(&self) -> usize {
         self.rings.len()
+    }
+
+    /// Whether every other worker's ring has room for `n` more packets.
+    /// A worker that might hand over a whole burst takes one from its RX
+    /// queue only then: when an owner falls behind, packets wait in the
+    /// NIC's RX ring (which drops them, counted by the NIC, only once it
+    /// is full too) instead of being taken and dropped at a full ring.
+    #[inline]
+    pub fn room_for(&self, n: usize) -> bool {
+        self.rings.len() < 2
+            || self
+                .rings
+                .iter()
+                .enumerate()
+                .all(|(i, r)| i == self.me || r.capacity() - r.len() >= n)
     }
 
     /// Hands `m` to worker `to`, counting it; a full ring (or no such
@@ -223,7 +243,12 @@ pub fn run(conf: &WorkerConf, pipeline: &mut impl Pipeline) {
             view,
         };
         let mut moved = 0usize;
-        for route in &conf.routes {
+        let routes = if conf.handoff.room_for(conf.burst_size) {
+            &conf.routes[..]
+        } else {
+            &[]
+        };
+        for route in routes {
             let received = burst.rx_burst(route.rx_port, route.queue, conf.burst_size);
             if received > 0 {
                 moved += received;
