@@ -18,7 +18,7 @@ CFWD := target/bench/cfwd
 # the shell at recipe time, i.e. after `deps` has made sure libdpdk is there.
 CFWD_CFLAGS ?= -O3 -Wall -Wextra
 
-.PHONY: help deps pyenv build cfwd test bench demo demo-forward eval sim clean fmt lint
+.PHONY: help deps pyenv build cfwd test bench soak demo demo-forward eval sim clean fmt lint
 
 help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
@@ -27,6 +27,8 @@ help:
 	@echo "make test   build, then cargo test --profile ci-test --workspace (release bins stay fat-LTO)"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
 	@echo "            and bench/control.sh (forward under 10k control updates/s, update-to-visible latency; BENCH_ENFORCE=1)"
+	@echo "make soak   build, then bench/soak.sh (forward, steer, tensor at full rate, SOAK_SECS each (600), with"
+	@echo "            control updates streaming: rx = tx + drops throughout, flat RSS, mempool back to baseline)"
 	@echo "make demo   build, then scripts/demo.sh (as root: agents -> intellinode -> edge/centre model servers"
 	@echo "            in network namespaces; token-aware steering, edge overload, with a verdict)"
 	@echo "make demo-forward  build, then scripts/demo-forward.sh (pcap in -> intellinode -> pcap out, with a verdict)"
@@ -76,6 +78,10 @@ bench: build
 	@CARGO="$(CARGO)" bash bench/steer.sh
 	@echo "==> bench/tensor.sh"
 	@CARGO="$(CARGO)" bash bench/tensor.sh
+
+soak: build
+	@echo "==> bench/soak.sh"
+	@bash bench/soak.sh
 
 demo: build
 	@echo "==> scripts/demo.sh"

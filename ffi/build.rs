@@ -85,6 +85,7 @@ fn main() {
         .allowlist_function("rte_pktmbuf_pool_create")
         .allowlist_function("rte_pktmbuf_free_bulk")
         .allowlist_function("rte_mempool_free")
+        .allowlist_function("rte_mempool_in_use_count")
         .allowlist_function("rte_mempool_lookup")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_lcore_.*")

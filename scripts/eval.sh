@@ -20,11 +20,19 @@
 # cluster behind one busy egress port, and `intellieval report` writes
 # target/eval/{summary.json,report.md,*.svg,*.png}.
 #
+# The failure run (the plan's .failover): IntelliNode alone at one load,
+# with both wires reporting PATH_STATE; during the arrivals the edge
+# node is killed (SIGKILL) and restarted, then the centre's wire is cut
+# (SIGUSR1: a black hole) and restored (SIGUSR2). The times of those
+# actions go to runs/failover-timeline.json, and `intellisim failover`
+# plays the same timeline; the report measures both alike.
+#
 # Environment:
 #   EVAL_OUT       output directory (target/eval)
 #   EVAL_POLICIES  policies to run ("fifo least_queue intellinode")
 #   EVAL_LOADS     loads to run ("unloaded 50 80 95")
 #   EVAL_SECONDS   seconds of arrivals per run (15)
+#   EVAL_FAILOVER  0 to skip the failure run (1)
 #   EVAL_REPORT    0 to skip the simulation and the report (the test's
 #                  small topology only wants the runs)
 #   INTELLINODE_BIN, PKTGEN_BIN, INTELLISIM_BIN, INTELLIEVAL_BIN
@@ -42,6 +50,7 @@ POLICIES=${EVAL_POLICIES:-fifo least_queue intellinode}
 LOADS=${EVAL_LOADS:-unloaded 50 80 95}
 SECONDS_PER_RUN=${EVAL_SECONDS:-15}
 WRITE_REPORT=${EVAL_REPORT:-1}
+FAILOVER=${EVAL_FAILOVER:-1}
 NS="ieval$$"
 TIMEOUT_S=20
 UNLOADED_FRACTION=0.05
@@ -98,20 +107,23 @@ say "building the topology (namespaces $NS, $NS-{agent,line,inet,edge,centre})"
 bash scripts/steer-topology.sh up "$NS" --wire || die "could not build the topology"
 
 # The paths: one user-space line each, up for the whole evaluation.
-start_wire() { # NAME PATH_KEY
-	local log=$OUT/logs/wire-$1.log
-	ip netns exec "$NS-$1" "$PKTGEN" wire --a "${3}a" --b "${3}b" \
-		--delay-ms "$(plan ".paths.$2.one_way_ms")" --jitter-ms "$(plan ".paths.$2.jitter_ms")" \
-		--loss "$(plan ".paths.$2.loss")" --seed 7 --stats-json "$OUT/logs/wire-$1.json" \
-		>"$log" 2>&1 &
+start_wire() { # NAME PATH_KEY IFACE_PREFIX [REPORT_ARGS...]
+	local name=$1 key=$2 ifc=$3 log=$OUT/logs/wire-$1.log
+	shift 3
+	ip netns exec "$NS-$name" "$PKTGEN" wire --a "${ifc}a" --b "${ifc}b" \
+		--delay-ms "$(plan ".paths.$key.one_way_ms")" --jitter-ms "$(plan ".paths.$key.jitter_ms")" \
+		--loss "$(plan ".paths.$key.loss")" --seed 7 --stats-json "$OUT/logs/wire-$name.json" \
+		"$@" >"$log" 2>&1 &
 	WIRES+=($!)
-	wait_for "$log" bridging "$!" "pktgen wire ($1)"
+	wait_for "$log" bridging "$!" "pktgen wire ($name)"
 }
 start_wire line line l
 start_wire inet internet i
 
 "$INB" ctl keygen "$OUT/logs/edge.key" >/dev/null
 "$INB" ctl keygen "$OUT/logs/centre.key" >/dev/null
+"$INB" ctl keygen "$OUT/logs/line.key" >/dev/null
+"$INB" ctl keygen "$OUT/logs/internet.key" >/dev/null
 
 # path_config ID NAME PORT MAC PLAN_KEY: a [[steer.paths]] table, its
 # priors from the plan's path.
@@ -196,19 +208,38 @@ id = 12
 name = "centre"
 key_file = "$OUT/logs/centre.key"
 roles = ["state"]
+
+[[control.peers]]
+id = 13
+name = "line"
+key_file = "$OUT/logs/line.key"
+roles = ["state"]
+
+[[control.peers]]
+id = 14
+name = "internet"
+key_file = "$OUT/logs/internet.key"
+roles = ["state"]
 EOF
 }
 
-serve() { # NODE(edge|centre) NODE_ID KEY_ID IP MGMT_APPLIANCE_IP TAG
-	local n=.nodes.$1 log=$OUT/logs/$6-$1.log
-	ip netns exec "$NS-$1" "$PKTGEN" serve --listen "$4:8000" --name "$1" \
-		--prefill-tps "$(plan "$n.prefill_tps")" --decode-tps "$(plan "$n.decode_tps")" \
-		--base-ttft-ms "$(plan "$n.base_ttft_ms")" --concurrency "$(plan "$n.concurrency")" \
-		--kv-tokens "$(plan "$n.kv_tokens")" \
-		--report-to "$5:$CTL_PORT" --key-file "$OUT/logs/$1.key" --key-id "$3" --node "$2" \
-		--report-interval-ms "$(plan '.report_interval_ms | floor')" \
-		--duration-s $((SECONDS_PER_RUN + TIMEOUT_S + 30)) --stats-json "$OUT/logs/$6-$1.json" \
-		>"$log" 2>&1 &
+# serve_argv NODE(edge|centre) NODE_ID KEY_ID IP MGMT_APPLIANCE_IP TAG: the
+# node's command line in SERVE_ARGV (built ahead, so a restart is quick).
+serve_argv() {
+	local n=.nodes.$1
+	SERVE_ARGV=(ip netns exec "$NS-$1" "$PKTGEN" serve --listen "$4:8000" --name "$1"
+		--prefill-tps "$(plan "$n.prefill_tps")" --decode-tps "$(plan "$n.decode_tps")"
+		--base-ttft-ms "$(plan "$n.base_ttft_ms")" --concurrency "$(plan "$n.concurrency")"
+		--kv-tokens "$(plan "$n.kv_tokens")"
+		--report-to "$5:$CTL_PORT" --key-file "$OUT/logs/$1.key" --key-id "$3" --node "$2"
+		--report-interval-ms "$(plan '.report_interval_ms | floor')"
+		--duration-s $((SECONDS_PER_RUN + TIMEOUT_S + 30)) --stats-json "$OUT/logs/$6-$1.json")
+}
+
+serve() { # as serve_argv; starts the node and waits until it listens
+	local log=$OUT/logs/$6-$1.log
+	serve_argv "$@"
+	"${SERVE_ARGV[@]}" >"$log" 2>&1 &
 	PIDS+=($!)
 	wait_for "$log" "listening on" "$!" "pktgen serve ($1)"
 }
@@ -269,6 +300,96 @@ for policy in $POLICIES; do
 		run_one "$policy" "$load"
 	done
 done
+# now_ms: the wall clock in ms since the epoch (the agent's report has its
+# start on the same clock).
+now_ms() { date +%s%3N; }
+# sleep_until_ms T: until the wall clock reaches T.
+sleep_until_ms() {
+	local left
+	left=$(($1 - $(now_ms)))
+	((left <= 0)) || sleep "$((left / 1000)).$(printf %03d $((left % 1000)))"
+}
+
+# The failure run: see the header.
+run_failover() {
+	local tag=failover t=.failover rate requests agent_pid started edge_pid inet_wire
+	local kill_ms restart_ms cut_ms restore_ms
+	rate=$(jq -n "$CAPACITY * $(plan "$t.load")")
+	requests=$(jq -n "$rate * $(plan "$t.arrivals_s") | ceil")
+	# Wires that report their path's state, for this run.
+	PIDS=("${WIRES[@]}")
+	stop_all
+	WIRES=()
+	# One peer per wire: each has its own sequence numbers (and replay
+	# window at the appliance).
+	local every=(--report-interval-ms "$(plan '.report_interval_ms | floor')")
+	start_wire line line l --report-to "10.9.3.1:$CTL_PORT" --path 1 "${every[@]}" \
+		--key-file "$OUT/logs/line.key" --key-id 13
+	start_wire inet internet i --report-to "10.9.4.1:$CTL_PORT" --path 2 "${every[@]}" \
+		--key-file "$OUT/logs/internet.key" --key-id 14
+	inet_wire=${WIRES[1]}
+	config intellinode >"$OUT/logs/$tag.toml"
+	serve edge 1 11 10.0.2.2 10.9.1.1 "$tag"
+	edge_pid=${PIDS[-1]}
+	serve centre 2 12 10.0.3.2 10.9.2.1 "$tag"
+	ip netns exec "$NS" "$INB" run --config "$OUT/logs/$tag.toml" --stats-interval 0 \
+		--stats-json "$OUT/runs/$tag-appliance.json" -- \
+		--no-huge -m 512 --no-pci -l 0,1 --file-prefix "$NS-$tag" \
+		--vdev net_af_packet0,iface=dag --vdev net_af_packet1,iface=ded --vdev net_af_packet2,iface=dce \
+		>"$OUT/logs/$tag-intellinode.log" 2>&1 &
+	PIDS+=($!)
+	wait_for "$OUT/logs/$tag-intellinode.log" "running \(for\|until\)" "$!" "intellinode ($tag)"
+	# Everything the timeline needs, computed before it starts.
+	serve_argv edge 1 11 10.0.2.2 10.9.1.1 "$tag-restarted"
+	local restart_argv=("${SERVE_ARGV[@]}") steps=() step
+	for step in kill_edge_s restart_edge_s cut_internet_s restore_internet_s; do
+		steps+=("$(plan "$t.$step * 1000 | floor")")
+	done
+	sleep 0.3
+	printf 'eval: %-12s %-8s %6.1f requests/s, %4d requests; edge killed at %s s, restarted at %s s; centre path cut at %s s, restored at %s s ... ' \
+		intellinode failover "$rate" "$requests" "$(plan "$t.kill_edge_s")" "$(plan "$t.restart_edge_s")" \
+		"$(plan "$t.cut_internet_s")" "$(plan "$t.restore_internet_s")"
+	started=$(now_ms)
+	ip netns exec "$NS-agent" "$PKTGEN" agent --target 10.0.100.1:8000 --tlv ipv4 \
+		--rate "$rate" --requests "$requests" --seed $((SEED_BASE + 99)) \
+		--short-fraction "$(plan .workload.short_fraction)" \
+		--short-output-tokens "$(plan '"\(.workload.short_output_tokens[0])-\(.workload.short_output_tokens[1])"')" \
+		--long-output-tokens "$(plan '"\(.workload.long_output_tokens[0])-\(.workload.long_output_tokens[1])"')" \
+		--long-prompt-words "$(plan '"\(.workload.long_prompt_words[0])-\(.workload.long_prompt_words[1])"')" \
+		--timeout-s "$TIMEOUT_S" --out "$OUT/runs/$tag.json" \
+		>"$OUT/logs/$tag-agent.log" 2>&1 &
+	agent_pid=$!
+	sleep_until_ms $((started + steps[0]))
+	kill_ms=$(now_ms)
+	kill -KILL "$edge_pid"
+	sleep_until_ms $((started + steps[1]))
+	"${restart_argv[@]}" >"$OUT/logs/$tag-restarted-edge.log" 2>&1 &
+	PIDS+=($!)
+	sleep_until_ms $((started + steps[2]))
+	cut_ms=$(now_ms)
+	kill -USR1 "$inet_wire"
+	sleep_until_ms $((started + steps[3]))
+	restore_ms=$(now_ms)
+	kill -USR2 "$inet_wire"
+	# Reaped quietly: bash would report the SIGKILL on stderr.
+	{ wait "$edge_pid"; } 2>/dev/null || true
+	wait "$agent_pid" || die "pktgen agent failed ($tag, see $OUT/logs/$tag-agent.log)"
+	jq -r '"\(.requests | map(select(.error == null)) | length) of \(.requests | length) answered"' "$OUT/runs/$tag.json"
+	stop_all
+	jq -e '.totals.balanced' "$OUT/runs/$tag-appliance.json" >/dev/null ||
+		die "$tag: the appliance's rx != tx + drops (see $OUT/runs/$tag-appliance.json)"
+	# The edge is back when the new process is up (it reports at once),
+	# not when the script asked for it.
+	restart_ms=$(jq -er '.started_unix_ms' "$OUT/logs/$tag-restarted-edge.json") ||
+		die "the restarted edge wrote no start time (see $OUT/logs/$tag-restarted-edge.log)"
+	jq -n --argjson k "$kill_ms" --argjson r "$restart_ms" --argjson c "$cut_ms" --argjson s "$restore_ms" \
+		--argjson i "$(plan '.report_interval_ms')" --argjson o $((TIMEOUT_S * 1000)) \
+		'{agent: "runs/failover.json", kill_edge_unix_ms: $k, restart_edge_unix_ms: $r,
+		  cut_internet_unix_ms: $c, restore_internet_unix_ms: $s, report_interval_ms: $i, timeout_ms: $o}' \
+		>"$OUT/runs/failover-timeline.json"
+}
+if ((FAILOVER)); then run_failover; fi
+
 printf '%s\n' "${INDEX[@]}" | jq -s --argjson c "$CAPACITY" --argjson t $((TIMEOUT_S * 1000)) \
 	'{capacity_rps: $c, timeout_ms: $t, runs: .}' >"$OUT/runs/index.json"
 cleanup
@@ -283,11 +404,18 @@ say "simulating the same cluster (intellisim eval)"
 say "the simulator at scale (intellisim scale: 1,000 nodes, 1,000,000 requests, node and path failures)"
 "$SIM" scale --nodes 1000 --requests 1000000 --seed 1 --out "$OUT/scale.json" >"$OUT/logs/scale.log" 2>&1 ||
 	die "intellisim scale failed (see $OUT/logs/scale.log)"
+FAILOVER_SIM=()
+if ((FAILOVER)); then
+	say "the failure timeline, simulated (intellisim failover)"
+	"$SIM" failover --seed 1 --out "$OUT/failover-sim.json" >"$OUT/logs/failover-sim.log" 2>&1 ||
+		die "intellisim failover failed (see $OUT/logs/failover-sim.log)"
+	FAILOVER_SIM=(--failover-sim "$OUT/failover-sim.json")
+fi
 say "the egress scheduler at a busy port (intellisim uplink)"
 "$SIM" uplink --seed 1 --out "$OUT/uplink.json" >"$OUT/logs/uplink.log" 2>&1 ||
 	die "intellisim uplink failed (see $OUT/logs/uplink.log)"
 say "writing the report"
 "$REPORT" report --dir "$OUT" --sim "$OUT/sim.json" --plan "$OUT/plan.json" --scale "$OUT/scale.json" \
-	--uplink "$OUT/uplink.json" \
+	--uplink "$OUT/uplink.json" "${FAILOVER_SIM[@]}" \
 	--wall-s $(($(date +%s) - STARTED)) || die "intellieval report failed"
 say "done in $(($(date +%s) - STARTED)) s: $OUT/report.md, $OUT/summary.json, charts $OUT/*.svg|png"

@@ -24,12 +24,15 @@
 # `pktgen wire` bridges two veths and adds the path's delay, jitter and
 # loss (this kernel has no tc netem), and each node also gets a management
 # link to the appliance's namespace, so its NODE_STATE reports reach the
-# control plane out of band:
+# control plane out of band (and each path namespace one, for the wire's
+# PATH_STATE reports):
 #
 #  NAME ded ─veth─ la [NAME-line: pktgen wire] lb ─veth─ ed NAME-edge
 #  NAME dce ─veth─ ia [NAME-inet: pktgen wire] ib ─veth─ ce NAME-centre
 #  NAME m1 10.9.1.1 ─veth─ me 10.9.1.2 (NAME-edge)
 #  NAME m2 10.9.2.1 ─veth─ mc 10.9.2.2 (NAME-centre)
+#  NAME m3 10.9.3.1 ─veth─ ml 10.9.3.2 (NAME-line)
+#  NAME m4 10.9.4.1 ─veth─ mi 10.9.4.2 (NAME-inet)
 set -euo pipefail
 
 usage="usage: steer-topology.sh up|down NAME [--wire]"
@@ -117,6 +120,10 @@ up() {
 		host centre ce ib "$CENTRE_MAC" 10.0.3.2/24 "$n-inet"
 		mgmt edge m1 me 10.9.1
 		mgmt centre m2 mc 10.9.2
+		# The wires report their path's state (PATH_STATE) to the
+		# appliance's control plane, as a network controller would.
+		mgmt line m3 ml 10.9.3
+		mgmt inet m4 mi 10.9.4
 	else
 		host edge ed ded "$EDGE_MAC" 10.0.2.2/24
 		host centre ce dce "$CENTRE_MAC" 10.0.3.2/24

@@ -252,9 +252,13 @@ pub struct StreamArgs {
     /// Seconds to stream
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
-    /// Path ids to cycle through
+    /// Path ids to cycle through (PATH_STATE updates: a latency)
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub paths: Vec<u16>,
+    /// Node ids to cycle through as well (NODE_STATE updates: a short
+    /// queue), interleaved with the paths
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<u16>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, Default, serde::Deserialize)]
@@ -430,17 +434,26 @@ fn stream(socket: &UdpSocket, sender: &mut Sender, s: &StreamArgs, json: bool) -
         bail!("--paths needs at least one path id");
     }
     let total = (s.rate * s.duration) as u64;
+    // One turn visits every path, then every node.
+    let turn = (s.paths.len() + s.nodes.len()) as u64;
     let start = Instant::now();
-    let mut sent = 0u64;
-    let mut errors = 0u64;
+    let (mut sent, mut node_states, mut errors) = (0u64, 0u64, 0u64);
     while sent < total {
         // Send everything due by now, then sleep a little: pacing in 1 ms
         // steps keeps the rate exact without a busy loop.
         let due = ((start.elapsed().as_secs_f64() * s.rate) as u64).min(total);
         while sent < due {
-            let path = s.paths[(sent % s.paths.len() as u64) as usize];
-            let latency = 100.0 + (sent % 1000) as f64;
-            let message = crate::ctl_messages::path_state_update(path, latency);
+            let slot = (sent % turn) as usize;
+            let message = match s.paths.get(slot) {
+                Some(&path) => {
+                    crate::ctl_messages::path_state_update(path, 100.0 + (sent % 1000) as f64)
+                }
+                None => {
+                    node_states += 1;
+                    let node = s.nodes[slot - s.paths.len()];
+                    crate::ctl_messages::node_state_update(node, (sent % 4) as f64)
+                }
+            };
             match seal(sender, &message) {
                 Ok((_, datagram)) if socket.send(&datagram).is_ok() => {}
                 _ => errors += 1,
@@ -450,14 +463,21 @@ fn stream(socket: &UdpSocket, sender: &mut Sender, s: &StreamArgs, json: bool) -
         std::thread::sleep(Duration::from_micros(500));
     }
     let secs = start.elapsed().as_secs_f64();
+    let path_states = sent - node_states;
     if json {
         println!(
             "{}",
-            serde_json::json!({"sent": sent, "errors": errors, "secs": secs, "rate": sent as f64 / secs})
+            serde_json::json!({"sent": sent, "path_states": path_states, "node_states": node_states,
+                "errors": errors, "secs": secs, "rate": sent as f64 / secs})
+        );
+    } else if node_states == 0 {
+        println!(
+            "streamed {sent} path-state updates in {secs:.2} s ({:.0}/s), {errors} send errors",
+            sent as f64 / secs
         );
     } else {
         println!(
-            "streamed {sent} path-state updates in {secs:.2} s ({:.0}/s), {errors} send errors",
+            "streamed {sent} updates ({path_states} path-state, {node_states} node-state) in {secs:.2} s ({:.0}/s), {errors} send errors",
             sent as f64 / secs
         );
     }

@@ -40,6 +40,19 @@ pub fn path_state_update(path: u16, latency_us: f64) -> Message {
     ))
 }
 
+/// A node-state update with just a queue length (used by `ctl stream`).
+pub fn node_state_update(node: u16, queue: f64) -> Message {
+    Message::NodeState(NodeState::new(
+        NodeId(node),
+        vec![metric(
+            MetricType::QueueLength,
+            Unit::Count,
+            Source::Measured,
+            queue,
+        )],
+    ))
+}
+
 pub fn query(what: QueryWhat) -> Message {
     Message::Query(Query {
         what: match what {

@@ -242,6 +242,7 @@ pub fn build(
         control: serde_json::Value::Null,
         steer: serde_json::Value::Null,
         tensor: serde_json::Value::Null,
+        mempool: serde_json::Value::Null,
         totals: TotalsReport {
             rx_packets: rx,
             tx_packets: tx,

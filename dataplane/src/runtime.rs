@@ -17,11 +17,12 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use std::sync::OnceLock;
 
-use crate::config::Config;
+use crate::config::{Config, Pipeline};
 use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
 use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
 use crate::metrics::MetricsServer;
 use crate::pipeline::steer::SteerShared;
+use crate::pipeline::tensor::TensorShared;
 use crate::pipeline::{forward, steer, tensor, Handoff, QueueRoute, WorkerConf};
 use crate::predictor_core::PredictorThread;
 use crate::preflight;
@@ -109,24 +110,28 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         rx_descriptors: config.ports.rx_descriptors,
         tx_descriptors: config.ports.tx_descriptors,
     };
-    // Steering's egress schedulers hold packets while a port is busy, and
-    // each worker holds fragments that came before their first.
-    let scheduled = config.steer.as_ref().map_or(0, |s| {
-        used.len() * steer_counters_bands() * s.band_limit_packets as usize
-            + workers.len() * ::steer::fragment::FragmentLimits::default().held
-    }) + config.tensor.as_ref().map_or(0, |t| {
-        // Three strict bands and the WDRR stage per port, and the reorder
-        // buffer, up to what -m 512 can hold: beyond that an RX ring
-        // simply finds no buffer (counted by the NIC as missed), which is
-        // what a full buffer does in a switch too.
-        (used.len() * 4 * t.band_limit_packets as usize
-            + if t.paths.is_empty() {
-                0
-            } else {
-                t.reorder_streams * t.reorder_window
-            })
-        .min(TENSOR_MAX_QUEUED_MBUFS)
-    });
+    let scheduled = match &config.pipeline {
+        Pipeline::Forward => 0,
+        // Steering's egress schedulers hold packets while a port is busy,
+        // and each worker holds fragments that came before their first.
+        Pipeline::Steer(s) => {
+            used.len() * steer_counters_bands() * s.band_limit_packets as usize
+                + workers.len() * ::steer::fragment::FragmentLimits::default().held
+        }
+        Pipeline::Tensor(t) => {
+            // Three strict bands and the WDRR stage per port, and the reorder
+            // buffer, up to what -m 512 can hold: beyond that an RX ring
+            // simply finds no buffer (counted by the NIC as missed), which is
+            // what a full buffer does in a switch too.
+            (used.len() * 4 * t.band_limit_packets as usize
+                + if t.paths.is_empty() {
+                    0
+                } else {
+                    t.reorder_streams * t.reorder_window
+                })
+            .min(TENSOR_MAX_QUEUED_MBUFS)
+        }
+    };
     let mbufs = if config.ports.mbufs > 0 {
         config.ports.mbufs
     } else {
@@ -176,6 +181,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         probe: None,
         steer: None,
         tensor: None,
+        pool: Some(Arc::downgrade(&pool)),
     };
     // The control thread answers stats queries with telemetry that includes
     // its own counters, which exist only once it has started.
@@ -242,8 +248,10 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     // Keys the hash of the flow and QP tables, whose keys remote senders
     // choose: drawn once per process, so collisions cannot be aimed.
     let table_seed: u64 = rand::random();
-    let steer_shared = match &config.steer {
-        Some(sc) => {
+    let mut predictor_thread = None;
+    let shared = match &config.pipeline {
+        Pipeline::Forward => WorkerShared::Forward,
+        Pipeline::Steer(sc) => {
             let shared = SteerShared::new(
                 sc,
                 workers.len(),
@@ -253,13 +261,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             )
             .map_err(|e| anyhow!(e))?;
             telemetry.steer = Some((shared.counters.clone(), shared.instance_names()));
-            Some(Arc::new(shared))
+            WorkerShared::Steer(Arc::new(shared))
         }
-        None => None,
-    };
-    let mut predictor_thread = None;
-    let tensor_shared = match &config.tensor {
-        Some(tc) => {
+        Pipeline::Tensor(tc) => {
             let (shared, predictor_cfg) =
                 tensor::build_shared(tc, usize::from(nb_ports), workers.len(), table_seed)?;
             telemetry.tensor = Some(TensorHandles {
@@ -275,9 +279,8 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 Arc::clone(&shared.predictor),
                 clock,
             )?);
-            Some(Arc::new(shared))
+            WorkerShared::Tensor(Arc::new(shared))
         }
-        None => None,
     };
     // Both readers of the telemetry start only now that it is complete.
     let _ = telemetry_cell.set(telemetry.clone());
@@ -292,6 +295,10 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         None => None,
     };
     let handoff = Handoff::new(workers.len());
+    // Taken with every port started and no worker running yet: the mbufs
+    // the drivers hold (RX rings, a replayed pcap), against which the
+    // count at the end shows what the pipeline kept.
+    let mbufs_in_use_at_start = pool.in_use();
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
         let conf = WorkerConf {
             lcore,
@@ -306,13 +313,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             probe: probe_workers[q].clone(),
             handoff: handoff.of(q),
         };
-        let steer_for_worker = steer_shared.clone();
-        let tensor_for_worker = tensor_shared.clone();
+        let shared = shared.clone();
         let launched = dpdk::launch(lcore, move || {
-            match (&steer_for_worker, &tensor_for_worker) {
-                (Some(shared), _) => steer::run(&conf, shared),
-                (None, Some(shared)) => tensor::run(&conf, shared),
-                (None, None) => forward::run(&conf),
+            match &shared {
+                WorkerShared::Forward => forward::run(&conf),
+                WorkerShared::Steer(shared) => steer::run(&conf, shared),
+                WorkerShared::Tensor(shared) => tensor::run(&conf, shared),
             }
             0
         });
@@ -358,14 +364,14 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 crate::pipeline::egress::count_drop(c, m, DropReason::ShutdownBacklog);
             }
         }
-        if let Some(shared) = &steer_shared {
-            shared.discard_feeds(c);
-        }
-        if let Some(shared) = &tensor_shared {
-            shared.discard_feeds(c);
+        match &shared {
+            WorkerShared::Steer(shared) => shared.discard_feeds(c),
+            WorkerShared::Tensor(shared) => shared.discard_feeds(c),
+            WorkerShared::Forward => {}
         }
     }
     let final_snap = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
+    let mbufs_in_use_at_end = pool.in_use();
     let duration_secs =
         forwarding_secs(&counters, tsc_hz).unwrap_or_else(|| started.elapsed().as_secs_f64());
     let nic: Vec<_> = ports.iter().map(|p| (p.id(), p.nic_stats())).collect();
@@ -382,6 +388,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     report.control = telemetry.control_json();
     report.steer = telemetry.steer_json();
     report.tensor = telemetry.tensor_json();
+    report.mempool = serde_json::json!({
+        "name": pool.name(),
+        "size": pool.size(),
+        "in_use_at_start": mbufs_in_use_at_start,
+        "in_use_at_end": mbufs_in_use_at_end,
+    });
     drop(predictor_thread);
     // The probe thread, control thread and metrics endpoint stop before
     // the ports (and the pool the probe thread allocates from).
@@ -403,6 +415,15 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     }
     drop(eal);
     Ok(report)
+}
+
+/// What every worker of the configured pipeline shares: one value per
+/// pipeline, so a worker runs the pipeline the config chose and no other.
+#[derive(Clone)]
+enum WorkerShared {
+    Forward,
+    Steer(Arc<SteerShared>),
+    Tensor(Arc<TensorShared>),
 }
 
 /// EAL's argv: a program name, quiet logging unless the user chose a level,
@@ -430,38 +451,33 @@ fn eal_argv(user: &[String]) -> Vec<String> {
 /// TX queue `queue` of the peer. Steering adds its egress ports, whose
 /// default destination (for what is not a response) is the agent port.
 fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
-    if let Some(t) = &config.tensor {
-        return config
-            .ports_used()
-            .into_iter()
-            .map(|rx| QueueRoute {
-                rx_port: PortId(rx),
-                tx_port: PortId(config.peer_of(rx).unwrap_or(t.host_port)),
-                queue,
-            })
-            .collect();
-    }
-    if let Some(steer) = &config.steer {
-        return config
-            .ports_used()
-            .into_iter()
-            .map(|rx| QueueRoute {
-                rx_port: PortId(rx),
-                tx_port: PortId(config.peer_of(rx).unwrap_or(steer.agent_port)),
-                queue,
-            })
-            .collect();
-    }
+    // Where a port outside every pair sends what the pipeline does not
+    // take for itself.
+    let unpaired_to = match &config.pipeline {
+        Pipeline::Forward => {
+            return config
+                .pairs
+                .iter()
+                .flat_map(|pair| {
+                    let [a, b] = pair.ports;
+                    [(a, b), (b, a)]
+                })
+                .map(|(rx, tx)| QueueRoute {
+                    rx_port: PortId(rx),
+                    tx_port: PortId(tx),
+                    queue,
+                })
+                .collect();
+        }
+        Pipeline::Steer(steer) => steer.agent_port,
+        Pipeline::Tensor(t) => t.host_port,
+    };
     config
-        .pairs
-        .iter()
-        .flat_map(|pair| {
-            let [a, b] = pair.ports;
-            [(a, b), (b, a)]
-        })
-        .map(|(rx, tx)| QueueRoute {
+        .ports_used()
+        .into_iter()
+        .map(|rx| QueueRoute {
             rx_port: PortId(rx),
-            tx_port: PortId(tx),
+            tx_port: PortId(config.peer_of(rx).unwrap_or(unpaired_to)),
             queue,
         })
         .collect()

@@ -351,6 +351,10 @@ pub struct StatsReport {
     /// The tensor pipeline's counters (null without it).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub tensor: serde_json::Value,
+    /// The packet pool: size, and mbufs in use with the ports started but
+    /// before the workers ran, and after they stopped and drained.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub mempool: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]

@@ -162,12 +162,7 @@ pub struct ServiceConfig {
 }
 
 fn policy_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
-    let name = String::deserialize(d)?;
-    name.parse().map_err(|()| {
-        serde::de::Error::custom(format!(
-            "policy {name:?} is not token_aware, least_queue or round_robin"
-        ))
-    })
+    crate::config::one_of(d, Policy::ALL.map(|p| (p.name(), p)))
 }
 
 fn default_flow_table_size() -> usize {
@@ -195,6 +190,9 @@ fn default_base_ttft_us() -> f64 {
     5_000.0
 }
 
+/// What a MAC address key must look like.
+pub(crate) const MAC_EXPECTED: &str = "a MAC address (a string such as \"02:00:00:00:00:01\")";
+
 /// Largest flow table (entries).
 pub const MAX_FLOW_TABLE: usize = 1 << 24;
 
@@ -203,55 +201,64 @@ impl SteerConfig {
     pub fn build(&self) -> Result<ServiceTable, ConfigError> {
         let e = |m: String| ConfigError(format!("steer: {m}"));
         if !(1..=MAX_FLOW_TABLE).contains(&self.flow_table_size) {
-            return Err(e(format!(
-                "flow_table_size = {} is out of range (1 to {MAX_FLOW_TABLE})",
-                self.flow_table_size
-            )));
+            return Err(ConfigError::range(
+                "steer.flow_table_size",
+                self.flow_table_size,
+                1,
+                MAX_FLOW_TABLE,
+            ));
         }
         if self.flow_idle_timeout_ms == 0 {
-            return Err(e("flow_idle_timeout_ms must be at least 1".into()));
+            return Err(ConfigError::at_least("steer.flow_idle_timeout_ms", 0, 1));
         }
         if !(64..=65_536).contains(&self.infer_max_scan_bytes) {
-            return Err(e(format!(
-                "infer_max_scan_bytes = {} is out of range (64 to 65536)",
-                self.infer_max_scan_bytes
-            )));
+            return Err(ConfigError::range(
+                "steer.infer_max_scan_bytes",
+                self.infer_max_scan_bytes,
+                64,
+                65_536,
+            ));
         }
         if !(1..=sched::MAX_BAND_LIMIT).contains(&self.band_limit_packets) {
-            return Err(e(format!(
-                "band_limit_packets = {} is out of range (1 to {})",
+            return Err(ConfigError::range(
+                "steer.band_limit_packets",
                 self.band_limit_packets,
-                sched::MAX_BAND_LIMIT
-            )));
+                1,
+                sched::MAX_BAND_LIMIT,
+            ));
         }
         if !(self.queue_wait_us_per_request.is_finite() && self.queue_wait_us_per_request >= 0.0) {
-            return Err(e("queue_wait_us_per_request must be >= 0".into()));
+            return Err(ConfigError::expected(
+                "steer.queue_wait_us_per_request",
+                "a number >= 0",
+                self.queue_wait_us_per_request,
+            ));
         }
-        for name in self.class_weights.keys() {
+        for (name, weight) in &self.class_weights {
             if bulk_class(name).is_none() {
-                return Err(e(format!(
-                    "class_weights: unknown class {name:?} (bulk_chat, bulk_code, bulk_summarisation, bulk_reasoning, other)"
+                return Err(ConfigError(format!(
+                    "unknown key `{name}` in [steer.class_weights]: expected one of {}",
+                    bulk_class_names().join(", ")
                 )));
             }
-        }
-        if let Some((name, _)) = self.class_weights.iter().find(|(_, w)| **w == 0) {
-            return Err(e(format!("class_weights.{name} must be at least 1")));
-        }
-        for eg in &self.egress {
-            if !(eg.rate_mbps.is_finite() && eg.rate_mbps > 0.0) {
-                return Err(e(format!(
-                    "egress port{}: rate_mbps = {} must be > 0",
-                    eg.port, eg.rate_mbps
-                )));
+            if *weight == 0 {
+                return Err(ConfigError::range(
+                    format_args!("steer.class_weights.{name}"),
+                    0,
+                    1,
+                    u16::MAX,
+                ));
             }
         }
+        egress_rates_valid("steer", &self.egress)?;
         let mut paths = Vec::new();
-        for p in &self.paths {
+        for (n, p) in self.paths.iter().enumerate() {
             let mac = parse_mac(&p.next_hop_mac).ok_or_else(|| {
-                e(format!(
-                    "path {}: next_hop_mac {:?} is not a MAC address",
-                    p.name, p.next_hop_mac
-                ))
+                ConfigError::expected(
+                    format_args!("steer.paths[{n}].next_hop_mac"),
+                    MAC_EXPECTED,
+                    format_args!("{:?}", p.next_hop_mac),
+                )
             })?;
             paths.push(PathSpec {
                 id: PathId(p.id),
@@ -263,28 +270,34 @@ impl SteerConfig {
             });
         }
         let mut instances = Vec::new();
-        for i in &self.instances {
+        for (n, i) in self.instances.iter().enumerate() {
             let model_class: ModelClass = i.model_class.parse().map_err(|_| {
-                e(format!(
-                    "instance {}: model_class {:?} is not small_edge or large_centre",
-                    i.name, i.model_class
+                ConfigError::expected(
+                    format_args!("steer.instances[{n}].model_class"),
+                    "one of \"small_edge\", \"large_centre\"",
+                    format_args!("{:?}", i.model_class),
+                )
+            })?;
+            let task_types: TaskTypes = i.task_types.join(",").parse().map_err(|x| {
+                ConfigError(format!(
+                    "`steer.instances[{n}].task_types` (instance {}): {x}",
+                    i.name
                 ))
             })?;
-            let task_types: TaskTypes = i
-                .task_types
-                .join(",")
-                .parse()
-                .map_err(|x| e(format!("instance {}: task_types: {x}", i.name)))?;
             if task_types.bits() == 0 {
-                return Err(e(format!("instance {} serves no task type", i.name)));
+                return Err(ConfigError(format!(
+                    "`steer.instances[{n}].task_types` (instance {}) names no task type",
+                    i.name
+                )));
             }
             let mac = match &i.mac {
                 None => None,
                 Some(m) => Some(parse_mac(m).ok_or_else(|| {
-                    e(format!(
-                        "instance {}: mac {m:?} is not a MAC address",
-                        i.name
-                    ))
+                    ConfigError::expected(
+                        format_args!("steer.instances[{n}].mac"),
+                        MAC_EXPECTED,
+                        format_args!("{m:?}"),
+                    )
                 })?),
             };
             instances.push(InstanceSpec {
@@ -317,15 +330,16 @@ impl SteerConfig {
             })
             .collect();
         let table = ServiceTable::build(paths, instances, services).map_err(|x| e(x.0))?;
-        if table
-            .paths()
+        if let Some(n) = self
+            .paths
             .iter()
-            .any(|p| p.spec.egress_port == self.agent_port)
+            .position(|p| p.egress_port == self.agent_port)
         {
-            return Err(e(format!(
-                "a path leaves by agent_port {}: requests would go back to the agents",
-                self.agent_port
-            )));
+            return Err(ConfigError::expected(
+                format_args!("steer.paths[{n}].egress_port"),
+                "a port other than steer.agent_port (requests would go back to the agents)",
+                self.agent_port,
+            ));
         }
         Ok(table)
     }
@@ -346,6 +360,32 @@ impl SteerConfig {
         v.dedup();
         v
     }
+}
+
+/// `[[steer.egress]]` and `[[tensor.egress]]`: every rate positive.
+pub(crate) fn egress_rates_valid(
+    section: &str,
+    egress: &[EgressConfig],
+) -> Result<(), ConfigError> {
+    for (i, eg) in egress.iter().enumerate() {
+        if !(eg.rate_mbps.is_finite() && eg.rate_mbps > 0.0) {
+            return Err(ConfigError::expected(
+                format_args!("{section}.egress[{i}].rate_mbps"),
+                "a number > 0",
+                eg.rate_mbps,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The names `class_weights` takes.
+fn bulk_class_names() -> Vec<&'static str> {
+    TrafficClass::ALL
+        .into_iter()
+        .filter(|c| !c.is_interactive())
+        .map(|c| c.name())
+        .collect()
 }
 
 fn bulk_class(name: &str) -> Option<TrafficClass> {

@@ -5,13 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use control::ControlState;
 use serde_json::{json, Value};
 
 use crate::control_plane::{ControlCounters, MonoClock, KINDS};
+use crate::dpdk::Mempool;
 use crate::metrics::Exposition;
+use crate::pipeline::tensor_counters::{MetaOutcome, SchedClass, TensorCounters, STATES};
 use steer::stats::{
     FeatureSource, FlowEvent, FragmentEvent, SteerCounters, NO_CHOICE, REASONS, REJECTIONS,
 };
@@ -19,8 +21,15 @@ use steer::TrafficClass;
 
 use crate::stats::{quantile, Decision, DropReason, LcoreCounters, Snapshot, LATENCY_BUCKETS_US};
 
+/// The label naming a `[[steer.instances]]` entry. Not `instance`: that is
+/// the label Prometheus gives every scraped sample (the appliance's own
+/// address), and a clash would rename ours to `exported_instance`.
+const STEER_INSTANCE: &str = "steer_instance";
+
 /// Reads one counter of a port's totals.
 type PortField = fn(&crate::stats::PortTotals) -> u64;
+/// Reads one sum of predicted against observed latency.
+type LatencyField = fn(&steer::stats::LatencySums) -> &AtomicU64;
 
 /// Handles to every counter and table worth exposing.
 #[derive(Clone)]
@@ -37,13 +46,16 @@ pub struct Telemetry {
     pub steer: Option<(Vec<Arc<SteerCounters>>, Vec<String>)>,
     /// Tensor-pipeline counters and the path ids, for `pipeline = "tensor"`.
     pub tensor: Option<TensorHandles>,
+    /// The packet pool. Weak: the pool is freed before EAL, whoever still
+    /// holds a copy of the telemetry; its readers stop before that.
+    pub pool: Option<Weak<Mempool>>,
 }
 
 /// What the telemetry reads of the tensor pipeline.
 #[derive(Clone)]
 pub struct TensorHandles {
     /// One block per worker.
-    pub counters: Vec<Arc<crate::pipeline::tensor_counters::TensorCounters>>,
+    pub counters: Vec<Arc<TensorCounters>>,
     pub predictor: Arc<crate::pipeline::tensor_counters::PredictorCounters>,
     /// Path ids in configuration order.
     pub paths: Vec<u8>,
@@ -125,6 +137,14 @@ impl Telemetry {
         })
     }
 
+    /// The `mempool` section: mbufs in the pool and in use right now.
+    pub fn mempool_json(&self) -> Value {
+        self.pool.as_ref().and_then(Weak::upgrade).map_or(
+            Value::Null,
+            |p| json!({"name": p.name(), "size": p.size(), "in_use": p.in_use()}),
+        )
+    }
+
     /// `ctl query stats`: ports, decisions and control, as JSON.
     pub fn stats_json(&self) -> Value {
         let snap = self.snapshot();
@@ -152,6 +172,7 @@ impl Telemetry {
             "control": self.control_json(),
             "steer": self.steer_json(),
             "tensor": self.tensor_json(),
+            "mempool": self.mempool_json(),
         })
     }
 
@@ -265,7 +286,7 @@ impl Telemetry {
                 {
                     e.sample(
                         "intellinode_steer_chosen_total",
-                        &[("instance", name), ("class", class.name())],
+                        &[(STEER_INSTANCE, name), ("class", class.name())],
                         load(n),
                     );
                 }
@@ -275,7 +296,7 @@ impl Telemetry {
             e,
             ("intellinode_steer_ttft_mae_seconds", "gauge"),
             "Mean absolute error of the predicted compute TTFT, per instance.",
-            "instance",
+            STEER_INSTANCE,
             names
                 .iter()
                 .zip(&c.models)
@@ -285,22 +306,49 @@ impl Telemetry {
             e,
             ("intellinode_steer_observations_total", "counter"),
             "Requests measured (TTFT and completion), per instance.",
-            "instance",
+            STEER_INSTANCE,
             names
                 .iter()
                 .zip(&c.models)
                 .map(|(n, m)| (n.as_str(), load(&m.observations))),
         );
+        let ttft: [(&str, &str, LatencyField); 2] = [
+            (
+                "intellinode_steer_predicted_ttft_seconds",
+                "Time to first token predicted when the measured requests were steered, per instance.",
+                |l| &l.predicted_ttft_us,
+            ),
+            (
+                "intellinode_steer_observed_ttft_seconds",
+                "Time to first token observed on the measured requests, per instance.",
+                |l| &l.observed_ttft_us,
+            ),
+        ];
+        for (name, help, sum_us) in ttft {
+            e.family(name, "summary", help);
+            for (n, l) in names.iter().zip(&c.instance_latency) {
+                e.sample(
+                    &format!("{name}_sum"),
+                    &[(STEER_INSTANCE, n)],
+                    load(sum_us(l)) / 1e6,
+                );
+                e.sample(
+                    &format!("{name}_count"),
+                    &[(STEER_INSTANCE, n)],
+                    load(&l.measured),
+                );
+            }
+        }
     }
 
     fn render_tensor(&self, e: &mut Exposition) {
-        use crate::pipeline::tensor_counters::{Event, MetaOutcome, TensorCounters};
         let Some(t) = &self.tensor else {
             return;
         };
+        // Every worker's block, added up here, off the fast path.
         let c = TensorCounters::sum(t.counters.iter().map(|c| &**c));
-        let load =
-            |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let paths = &t.paths;
+        let load = |a: &AtomicU64| a.load(Relaxed) as f64;
         one_label_family(
             e,
             ("intellinode_tensor_overlay_malformed_total", "counter"),
@@ -313,21 +361,103 @@ impl Telemetry {
         );
         one_label_family(
             e,
+            ("intellinode_tensor_events_total", "counter"),
+            "Tensor-pipeline events: QP table, feature FIFO, overlay, reordering, offload.",
+            "event",
+            crate::pipeline::tensor_counters::Event::ALL
+                .iter()
+                .map(|ev| (ev.name(), load(&c.events[*ev as usize]))),
+        );
+        one_label_family(
+            e,
             ("intellinode_tensor_metadata_total", "counter"),
-            "Metadata option blocks at decapsulation, by outcome.",
+            "Metadata TLVs met at decapsulation, by outcome.",
             "outcome",
             MetaOutcome::ALL
                 .iter()
                 .map(|o| (o.name(), load(&c.metadata[*o as usize]))),
         );
-        one_label_family(
-            e,
-            ("intellinode_tensor_events_total", "counter"),
-            "Tensor pipeline events (QP table, feature FIFO, rewrites, overlay, reordering).",
-            "event",
-            Event::ALL
-                .iter()
-                .map(|ev| (ev.name(), load(&c.events[*ev as usize]))),
+        e.family(
+            "intellinode_tensor_qp_transitions_total",
+            "counter",
+            "QP state transitions.",
+        );
+        for (i, from) in STATES.iter().enumerate() {
+            for (j, to) in STATES.iter().enumerate() {
+                e.sample(
+                    "intellinode_tensor_qp_transitions_total",
+                    &[("from", &from.to_string()), ("to", &to.to_string())],
+                    load(&c.transitions[i][j]),
+                );
+            }
+        }
+        let per_class: [(&str, &str, &[[AtomicU64; SchedClass::COUNT]]); 2] = [
+            (
+                "intellinode_tensor_class_packets_total",
+                "Packets queued for an egress port, by scheduling class.",
+                &c.class_packets,
+            ),
+            (
+                "intellinode_tensor_class_tx_bytes_total",
+                "Bytes sent from an egress port, by scheduling class.",
+                &c.class_tx_bytes,
+            ),
+        ];
+        for (name, help, table) in per_class {
+            e.family(name, "counter", help);
+            for (port, row) in table.iter().enumerate() {
+                for class in SchedClass::ALL {
+                    e.sample(
+                        name,
+                        &[("port", &port.to_string()), ("class", class.name())],
+                        load(&row[class as usize]),
+                    );
+                }
+            }
+        }
+        let per_path: [(&str, &str, &[AtomicU64]); 2] = [
+            (
+                "intellinode_tensor_path_packets_total",
+                "Overlay packets sent on a path.",
+                &c.path_packets,
+            ),
+            (
+                "intellinode_tensor_path_bytes_total",
+                "Overlay bytes sent on a path.",
+                &c.path_bytes,
+            ),
+        ];
+        for (name, help, counters) in per_path {
+            e.family(name, "counter", help);
+            for (id, n) in paths.iter().zip(counters) {
+                e.sample(name, &[("path", &id.to_string())], load(n));
+            }
+        }
+    }
+
+    fn render_mempool(&self, e: &mut Exposition) {
+        let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        e.family(
+            "intellinode_mempool_in_use_mbufs",
+            "gauge",
+            "Packet buffers taken from the pool and not yet returned.",
+        );
+        e.sample(
+            "intellinode_mempool_in_use_mbufs",
+            &[("pool", pool.name())],
+            f64::from(pool.in_use()),
+        );
+        e.family(
+            "intellinode_mempool_size_mbufs",
+            "gauge",
+            "Packet buffers the pool was created with.",
+        );
+        e.sample(
+            "intellinode_mempool_size_mbufs",
+            &[("pool", pool.name())],
+            f64::from(pool.size()),
         );
     }
 
@@ -436,6 +566,7 @@ impl Telemetry {
         }
         self.render_steer(&mut e);
         self.render_tensor(&mut e);
+        self.render_mempool(&mut e);
         e.finish()
     }
 

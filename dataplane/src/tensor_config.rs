@@ -39,6 +39,7 @@ use tensor::QpThresholds;
 
 use crate::config::ConfigError;
 use crate::ctl_messages::parse_mac;
+use crate::steer_config::{egress_rates_valid, MAC_EXPECTED};
 
 /// Largest QP table (entries).
 pub const MAX_QP_TABLE: usize = 1 << 22;
@@ -260,6 +261,31 @@ impl TensorConfig {
             rate_tau_ns: q.rate_tau_us.saturating_mul(1000),
             idle_timeout_ns: q.idle_timeout_ms.saturating_mul(1_000_000),
         };
+        // The thresholds' own check names their fields in ns and bit/s;
+        // these name the keys as written.
+        if q.large_message_bytes == 0 {
+            return Err(ConfigError::at_least("tensor.qp.large_message_bytes", 0, 1));
+        }
+        if !(q.large_rate_mbps.is_finite() && q.large_rate_mbps > 0.0) {
+            return Err(ConfigError::expected(
+                "tensor.qp.large_rate_mbps",
+                "a number > 0",
+                q.large_rate_mbps,
+            ));
+        }
+        if !(q.exit_ratio > 0.0 && q.exit_ratio <= 1.0) {
+            return Err(ConfigError::expected(
+                "tensor.qp.exit_ratio",
+                "a number > 0 and <= 1",
+                q.exit_ratio,
+            ));
+        }
+        if q.rate_tau_us == 0 {
+            return Err(ConfigError::at_least("tensor.qp.rate_tau_us", 0, 1));
+        }
+        if q.idle_timeout_ms == 0 {
+            return Err(ConfigError::at_least("tensor.qp.idle_timeout_ms", 0, 1));
+        }
         th.validate()
             .map_err(|e| ConfigError(format!("tensor.qp: {e}")))?;
         Ok(th)
@@ -268,27 +294,42 @@ impl TensorConfig {
     /// The paths, checked.
     pub fn paths(&self) -> Result<Vec<TensorPath>, ConfigError> {
         let mut out: Vec<TensorPath> = Vec::with_capacity(self.paths.len());
-        for p in &self.paths {
-            let e = |m: String| ConfigError(format!("tensor.paths id {}: {m}", p.id));
+        for (n, p) in self.paths.iter().enumerate() {
+            let key = |k: &str| format!("tensor.paths[{n}].{k}");
             if out.iter().any(|q| q.id == p.id) {
-                return Err(e("id is used twice".into()));
-            }
-            let mac = parse_mac(&p.next_hop_mac)
-                .ok_or_else(|| e(format!("next_hop_mac {:?} is not a MAC", p.next_hop_mac)))?;
-            if !(p.capacity_mbps.is_finite() && p.capacity_mbps > 0.0) {
-                return Err(e(format!(
-                    "capacity_mbps = {} must be > 0",
-                    p.capacity_mbps
+                return Err(ConfigError(format!(
+                    "`{}`: path id {} is used twice",
+                    key("id"),
+                    p.id
                 )));
+            }
+            let mac = parse_mac(&p.next_hop_mac).ok_or_else(|| {
+                ConfigError::expected(
+                    key("next_hop_mac"),
+                    MAC_EXPECTED,
+                    format_args!("{:?}", p.next_hop_mac),
+                )
+            })?;
+            if !(p.capacity_mbps.is_finite() && p.capacity_mbps > 0.0) {
+                return Err(ConfigError::expected(
+                    key("capacity_mbps"),
+                    "a number > 0",
+                    p.capacity_mbps,
+                ));
             }
             if !(p.latency_us.is_finite() && p.latency_us >= 0.0) {
-                return Err(e(format!("latency_us = {} must be >= 0", p.latency_us)));
+                return Err(ConfigError::expected(
+                    key("latency_us"),
+                    "a number >= 0",
+                    p.latency_us,
+                ));
             }
             if p.port == self.host_port {
-                return Err(e(format!(
-                    "port{} is the host port; overlay paths leave by other ports",
-                    p.port
-                )));
+                return Err(ConfigError::expected(
+                    key("port"),
+                    "a port other than tensor.host_port (overlay paths leave by other ports)",
+                    p.port,
+                ));
             }
             out.push(TensorPath {
                 id: p.id,
@@ -305,94 +346,112 @@ impl TensorConfig {
     /// The overlay's outer source MAC.
     pub fn local_mac(&self) -> Result<[u8; 6], ConfigError> {
         parse_mac(&self.local_mac).ok_or_else(|| {
-            ConfigError(format!(
-                "tensor.local_mac {:?} is not a MAC",
-                self.local_mac
-            ))
+            ConfigError::expected(
+                "tensor.local_mac",
+                MAC_EXPECTED,
+                format_args!("{:?}", self.local_mac),
+            )
         })
     }
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let e = |m: String| ConfigError(format!("tensor: {m}"));
         self.thresholds()?;
         self.local_mac()?;
         let paths = self.paths()?;
         if paths.len() > MAX_PATHS {
-            return Err(e(format!("{} paths; at most {MAX_PATHS}", paths.len())));
+            return Err(ConfigError::expected(
+                "tensor.paths",
+                format_args!("at most {MAX_PATHS} paths"),
+                paths.len(),
+            ));
         }
         if !paths.is_empty() {
             if self.local_ip.is_none() {
-                return Err(e("overlay paths need local_ip (the outer source)".into()));
+                return Err(ConfigError(
+                    "[[tensor.paths]] need `tensor.local_ip` (the outer source)".into(),
+                ));
             }
             if self.key_file.is_none() {
-                return Err(e(
-                    "overlay paths need key_file: metadata TLVs are always authenticated".into(),
+                return Err(ConfigError(
+                    "[[tensor.paths]] need `tensor.key_file`: metadata TLVs are always authenticated".into(),
                 ));
             }
         }
         if self.nodes.len() > MAX_NODES {
-            return Err(e(format!(
-                "{} nodes; at most {MAX_NODES}",
-                self.nodes.len()
-            )));
+            return Err(ConfigError::expected(
+                "tensor.nodes",
+                format_args!("at most {MAX_NODES} nodes"),
+                self.nodes.len(),
+            ));
         }
         for (i, n) in self.nodes.iter().enumerate() {
             if n.weight == 0 {
-                return Err(e(format!("node {}: weight must be at least 1", n.name)));
+                return Err(ConfigError::range(
+                    format_args!("tensor.nodes[{i}].weight"),
+                    0,
+                    1,
+                    u16::MAX,
+                ));
             }
             if !(n.capacity_mbps.is_finite() && n.capacity_mbps > 0.0) {
-                return Err(e(format!("node {}: capacity_mbps must be > 0", n.name)));
+                return Err(ConfigError::expected(
+                    format_args!("tensor.nodes[{i}].capacity_mbps"),
+                    "a number > 0",
+                    n.capacity_mbps,
+                ));
             }
             if self.nodes[..i].iter().any(|m| m.ip == n.ip) {
-                return Err(e(format!("node {}: ip {} is used twice", n.name, n.ip)));
-            }
-        }
-        if !(1..=MAX_QP_TABLE).contains(&self.qp_table_size) {
-            return Err(e(format!(
-                "qp_table_size = {} is out of range (1 to {MAX_QP_TABLE})",
-                self.qp_table_size
-            )));
-        }
-        if !(64..=1 << 20).contains(&self.feature_fifo_size) {
-            return Err(e(format!(
-                "feature_fifo_size = {} is out of range (64 to 1048576)",
-                self.feature_fifo_size
-            )));
-        }
-        if !(1..=sched::MAX_BAND_LIMIT).contains(&self.band_limit_packets) {
-            return Err(e(format!(
-                "band_limit_packets = {} is out of range (1 to {})",
-                self.band_limit_packets,
-                sched::MAX_BAND_LIMIT
-            )));
-        }
-        if !(self.small_rate_split_mbps.is_finite() && self.small_rate_split_mbps > 0.0) {
-            return Err(e("small_rate_split_mbps must be > 0".into()));
-        }
-        if !(2..=65_536).contains(&self.reorder_window)
-            || !(1..=1 << 20).contains(&self.reorder_streams)
-            || self.reorder_timeout_us == 0
-        {
-            return Err(e(
-                "reorder_window (2 to 65536), reorder_streams (1 to 1048576) and reorder_timeout_us (>= 1) are out of range".into(),
-            ));
-        }
-        if self.min_slice_bytes < 4096 {
-            return Err(e("min_slice_bytes must be at least 4096".into()));
-        }
-        if self.vni > 0x00FF_FFFF {
-            return Err(e(format!("vni = {} does not fit 24 bits", self.vni)));
-        }
-        for eg in &self.egress {
-            if !(eg.rate_mbps.is_finite() && eg.rate_mbps > 0.0) {
-                return Err(e(format!(
-                    "egress port{}: rate_mbps = {} must be > 0",
-                    eg.port, eg.rate_mbps
+                return Err(ConfigError(format!(
+                    "`tensor.nodes[{i}].ip`: {} is used by an earlier node",
+                    n.ip
                 )));
             }
         }
-        Ok(())
+        for (key, value, lo, hi) in [
+            ("qp_table_size", self.qp_table_size, 1, MAX_QP_TABLE),
+            ("feature_fifo_size", self.feature_fifo_size, 64, 1 << 20),
+            ("reorder_window", self.reorder_window, 2, 65_536),
+            ("reorder_streams", self.reorder_streams, 1, 1 << 20),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(ConfigError::range(
+                    format_args!("tensor.{key}"),
+                    value,
+                    lo,
+                    hi,
+                ));
+            }
+        }
+        if !(1..=sched::MAX_BAND_LIMIT).contains(&self.band_limit_packets) {
+            return Err(ConfigError::range(
+                "tensor.band_limit_packets",
+                self.band_limit_packets,
+                1,
+                sched::MAX_BAND_LIMIT,
+            ));
+        }
+        if !(self.small_rate_split_mbps.is_finite() && self.small_rate_split_mbps > 0.0) {
+            return Err(ConfigError::expected(
+                "tensor.small_rate_split_mbps",
+                "a number > 0",
+                self.small_rate_split_mbps,
+            ));
+        }
+        if self.reorder_timeout_us == 0 {
+            return Err(ConfigError::at_least("tensor.reorder_timeout_us", 0, 1));
+        }
+        if self.min_slice_bytes < 4096 {
+            return Err(ConfigError::at_least(
+                "tensor.min_slice_bytes",
+                self.min_slice_bytes,
+                4096,
+            ));
+        }
+        if self.vni > 0x00FF_FFFF {
+            return Err(ConfigError::range("tensor.vni", self.vni, 0, 0x00FF_FFFF));
+        }
+        egress_rates_valid("tensor", &self.egress)
     }
 
     /// Every port the pipeline uses besides its pairs.

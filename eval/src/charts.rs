@@ -5,7 +5,9 @@
 //!   line per policy, on a log time axis (the tails differ by orders of
 //!   magnitude);
 //! * `short-p99-vs-load`: short-request p99 TTFT per policy against load,
-//!   with the 1.2 × unloaded bound the goal sets.
+//!   with the 1.2 × unloaded bound the goal sets;
+//! * `failover-emulation`, `failover-simulation`: the failure timeline
+//!   over time, answered and failed requests and new flows per second.
 
 use std::path::{Path, PathBuf};
 
@@ -185,6 +187,112 @@ fn draw_p99<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> D
     root.present()
 }
 
+/// The failover chart's file name (without extension) for a run.
+pub fn failover_chart_name(source: &str) -> String {
+    format!("failover-{source}")
+}
+
+fn instance_colour(instance: &str) -> RGBColor {
+    match instance {
+        "edge" => RGBColor(44, 160, 44),
+        _ => RGBColor(148, 103, 189),
+    }
+}
+
+/// A line's name and its value per time bin.
+type NamedSeries = (String, Vec<f64>);
+
+/// Three panels over the run's time: answered requests/s per instance,
+/// failed requests/s, new flows steered per second per instance; grey
+/// lines at each failure and recovery.
+fn draw_failover<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    f: &sim::failover::FailoverReport,
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let sr = &f.series;
+    let bins = sr.failed_rps.len().max(1);
+    let t_end = bins as f64 * sr.bin_ms / 1000.0;
+    let t = |i: usize| (i as f64 + 0.5) * sr.bin_ms / 1000.0;
+    let panels = root.split_evenly((3, 1));
+    let failed = vec![("failed".to_string(), sr.failed_rps.clone())];
+    let specs: [(&str, &[NamedSeries]); 3] = [
+        ("answered requests/s per instance", &sr.answered_rps),
+        ("failed requests/s", &failed),
+        (
+            "new flows steered per second, per instance",
+            &sr.decisions_rps,
+        ),
+    ];
+    for (k, (area, (title, lines))) in panels.iter().zip(specs).enumerate() {
+        let top = lines
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .fold(1.0f64, f64::max)
+            * 1.15;
+        let caption = if k == 0 {
+            format!("{} ({}): {title}", "failure timeline", f.source)
+        } else {
+            title.to_string()
+        };
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 17))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0f64..t_end, 0.0f64..top)?;
+        chart
+            .configure_mesh()
+            .x_desc(if k == 2 {
+                "time from the first arrival (s)"
+            } else {
+                ""
+            })
+            .draw()?;
+        for r in &f.responses {
+            for (x, what) in [
+                (r.failure.at_ms, "fails"),
+                (r.failure.recovered_ms, "recovers"),
+            ] {
+                let x = x / 1000.0;
+                chart.draw_series(LineSeries::new(
+                    [(x, 0.0), (x, top)],
+                    BLACK.mix(0.45).stroke_width(1),
+                ))?;
+                if k == 0 {
+                    chart.draw_series(std::iter::once(Text::new(
+                        format!("{} {what}", r.failure.instance),
+                        (x, top * 0.97),
+                        ("sans-serif", 12),
+                    )))?;
+                }
+            }
+        }
+        for (name, values) in lines {
+            let c = if name == "failed" {
+                RGBColor(214, 39, 40)
+            } else {
+                instance_colour(name)
+            };
+            let points: Vec<(f64, f64)> =
+                values.iter().enumerate().map(|(i, v)| (t(i), *v)).collect();
+            chart
+                .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()?;
+    }
+    root.present()
+}
+
 /// Draws every chart into `dir` as SVG and PNG; returns the files.
 pub fn draw_all(dir: &Path, s: &Summary) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -207,5 +315,18 @@ pub fn draw_all(dir: &Path, s: &Summary) -> anyhow::Result<Vec<PathBuf>> {
     draw_p99(&BitMapBackend::new(&png, (800, 500)).into_drawing_area(), s)
         .map_err(|e| fail(&png, e.to_string()))?;
     files.extend([svg, png]);
+
+    for f in &s.failover {
+        let name = failover_chart_name(&f.source);
+        let (svg, png) = (path(&format!("{name}.svg")), path(&format!("{name}.png")));
+        draw_failover(&SVGBackend::new(&svg, (1000, 820)).into_drawing_area(), f)
+            .map_err(|e| fail(&svg, e.to_string()))?;
+        draw_failover(
+            &BitMapBackend::new(&png, (1000, 820)).into_drawing_area(),
+            f,
+        )
+        .map_err(|e| fail(&png, e.to_string()))?;
+        files.extend([svg, png]);
+    }
     Ok(files)
 }

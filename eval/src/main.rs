@@ -2,6 +2,7 @@
 //! `target/eval/` into `summary.json`, charts and `report.md`.
 
 mod charts;
+mod failover;
 mod report;
 mod runs;
 mod summary;
@@ -39,6 +40,10 @@ enum Command {
         /// The simulator's busy-egress-port scenario (`intellisim uplink`).
         #[arg(long)]
         uplink: Option<PathBuf>,
+        /// The simulator's failure timeline (`intellisim failover`); the
+        /// emulated one is read from DIR/runs/failover-timeline.json.
+        #[arg(long)]
+        failover_sim: Option<PathBuf>,
         /// TrueType font for the charts' text.
         #[arg(long, default_value = charts::DEFAULT_FONT)]
         font: PathBuf,
@@ -62,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             plan,
             scale,
             uplink,
+            failover_sim,
             font,
             wall_s,
         } => {
@@ -71,7 +77,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let plan = plan.map(|p| read_json(&p)).transpose()?;
             let scale = scale.map(|p| read_json(&p)).transpose()?;
             let uplink = uplink.map(|p| read_json(&p)).transpose()?;
-            let s = summary::summarise(&index, runs, sim.as_ref())?;
+            let mut s = summary::summarise(&index, runs, sim.as_ref())?;
+            let cluster = sim::EvalCluster::default();
+            s.failover.extend(failover::load_emulated(&dir, &cluster)?);
+            if let Some(p) = failover_sim {
+                s.failover.push(
+                    serde_json::from_value(read_json(&p)?)
+                        .with_context(|| format!("{} is not a failover report", p.display()))?,
+                );
+            }
             let out = dir.join("summary.json");
             std::fs::write(&out, serde_json::to_string_pretty(&s)?)
                 .with_context(|| format!("cannot write {}", out.display()))?;
@@ -93,6 +107,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for g in &s.goals_not_checked {
                 println!("skipped {g}");
+            }
+            for f in &s.failover {
+                for g in &f.goals {
+                    println!(
+                        "{} failover {}: {:<64} {:>8.1} (bound {})",
+                        if g.met { "met    " } else { "NOT MET" },
+                        f.source,
+                        g.goal,
+                        g.value,
+                        g.bound
+                    );
+                }
             }
             println!("report: {}", md.display());
             Ok(())

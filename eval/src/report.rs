@@ -161,6 +161,114 @@ fn uplink_section(out: &mut String, u: &Value) {
     }
 }
 
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), ms)
+}
+
+/// The failure and recovery run, emulated and simulated: the timeline,
+/// how quickly new flows moved away and came back, what was lost, the
+/// goals and the charts.
+fn failover_section(out: &mut String, s: &Summary) {
+    let Some(first) = s.failover.first() else {
+        return;
+    };
+    let b = first.bounds;
+    let _ = writeln!(
+        out,
+        "\n## Failure and recovery\n\n\
+         IntelliNode alone, in one run: the edge node's process is killed (SIGKILL) and a new one \
+         started, then the centre's path is black-holed (`pktgen wire` drops every frame, SIGUSR1) \
+         and restored (SIGUSR2). Nodes report NODE_STATE and both paths' wires report PATH_STATE \
+         (loss 1 while cut) every {} ms; a node that stops reporting is stale after {} ms \
+         (`max_state_age`). The simulator (`intellisim failover`) plays the same timeline on the \
+         same cluster through the same steering engine.\n\n\
+         *Away*: the last new flow steered to the failed element after it failed (0: none). \
+         *Back*: the last new flow of the class the element served before (its steady class) \
+         still steered elsewhere after the recovery, before the first one steered to it again \
+         (0: none); *first back* is the first new \
+         flow to it, which also waits for an arrival. Times in ms from the failure or recovery. \
+         Losses: *in flight* were on the failed element when it failed; *after the failure* were \
+         steered to it before the appliance moved away; *elsewhere* is every other failed \
+         request. Goals: away within `max_state_age` ({} ms), back within two report intervals \
+         ({} ms), and no request lost except those in flight on the failed element, which counts \
+         both kinds of loss on it: a crashed node cannot be known dead before it has been quiet \
+         long enough, and nothing saves a request sent to a dead process in that window unless \
+         the client retries. For the stricter reading (only what the element held when it \
+         failed), add the *after the failure* column.\n",
+        b.report_interval_ms,
+        b.max_state_age_ms,
+        b.max_state_age_ms,
+        2.0 * b.report_interval_ms,
+    );
+    let _ = writeln!(
+        out,
+        "| run | failure | at / recovered, s | steady class (share) | new flows to it after the failure | away | steady flows elsewhere after recovery | back | first back | lost in flight | lost after the failure |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for f in &s.failover {
+        for r in &f.responses {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} / {:.2} | {} ({:.0}%) | {} | {} | {} | {} | {} | {} | {} |",
+                f.source,
+                r.failure.what,
+                r.failure.at_ms / 1000.0,
+                r.failure.recovered_ms / 1000.0,
+                r.steady_class,
+                r.steady_share * 100.0,
+                r.steered_after_failure,
+                ms(r.away_ms),
+                r.steered_elsewhere_after_recovery,
+                ms(r.back_ms),
+                opt_ms(r.first_back_ms),
+                r.lost_in_flight,
+                r.lost_after_failure,
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n| run | requests | answered | failed | lost elsewhere |\n|---|---|---|---|---|"
+    );
+    for f in &s.failover {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            f.source, f.requests, f.answered, f.failed, f.lost_elsewhere
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| run | goal | measured | bound | |\n|---|---|---|---|---|"
+    );
+    for f in &s.failover {
+        for g in &f.goals {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                f.source,
+                g.goal,
+                ms(g.value),
+                g.bound,
+                if g.met { "met" } else { "**not met**" }
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe evaluation records these goals; it does not fail on them (`make test` asserts the \
+         simulated timeline's).\n"
+    );
+    for f in &s.failover {
+        let _ = writeln!(
+            out,
+            "![{} failure timeline: answered, failed and steered per second]({}.svg)\n",
+            f.source,
+            crate::charts::failover_chart_name(&f.source)
+        );
+    }
+}
+
 /// Renders the report; `plan` is the cluster as the simulator planned it,
 /// `scale` the simulator's run at scale, `uplink` its busy-port scenario.
 pub fn render(
@@ -285,6 +393,7 @@ pub fn render(
             s.agreement.len()
         );
     }
+    failover_section(&mut out, s);
     if let Some(scale) = scale {
         scale_section(&mut out, scale);
     }

@@ -101,6 +101,9 @@ pub struct Summary {
     pub goals_not_checked: Vec<String>,
     /// Simulation against emulation (empty without a simulation).
     pub agreement: Vec<Agreement>,
+    /// The failure and recovery run: emulated (if it ran), then
+    /// simulated (if given).
+    pub failover: Vec<sim::failover::FailoverReport>,
     /// The capacity the loads are fractions of, requests/s.
     pub capacity_rps: f64,
     /// Every run's statistics.
@@ -279,6 +282,7 @@ pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow
         goals,
         goals_not_checked,
         agreement,
+        failover: Vec::new(),
         capacity_rps: index.capacity_rps,
         runs,
     })

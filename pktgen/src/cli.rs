@@ -64,11 +64,13 @@ arguments after `--` go to DPDK's EAL; its first lcore waits, the second runs th
     Send(SendArgs),
     /// Emulate an inference node over real TCP (HTTP/1.1, streamed answers)
     #[command(
-        long_about = "Inference-node emulator over kernel TCP sockets. Answers OpenAI chat-completions \
-POSTs (Content-Length bodies): after the path delay, a FIFO wait for one of --concurrency batch \
-slots, and --base-ttft-ms + prompt tokens / --prefill-tps of prefill, it streams a \
-text/event-stream of `data:` chunks (4 tokens each) at --decode-tps, max_tokens tokens (or \
-tokenfeat's default for the task), then `data: [DONE]`, and closes. `GET /state` returns \
+        long_about = "OpenAI-compatible inference-node emulator over kernel TCP sockets. Answers \
+POST /v1/chat/completions and /v1/completions (HTTP/1.1 keep-alive or HTTP/1.0; Content-Length or \
+chunked bodies; Expect: 100-continue): after the path delay, a FIFO wait for one of --concurrency \
+batch slots, and --base-ttft-ms + prompt tokens / --prefill-tps of prefill, it decodes max_tokens \
+tokens (or tokenfeat's default for the task) at --decode-tps: \"stream\": true gets \
+text/event-stream chat.completion.chunk events (4 tokens each) and `data: [DONE]`, \"stream\": false \
+one chat.completion JSON with usage. GET /v1/models lists --name. `GET /state` returns \
 {name, queue_len, active, served, concurrency, gpu_util, kv_util, est_ttft_ms}. With --udp it \
 also serves the INUD datagram protocol (docs/wire-format.md §8) on that address, with the same \
 model and the same batch slots. Prints `listening on ADDR` first.",
@@ -95,8 +97,10 @@ other after --delay-ms ± --jitter-ms (uniform, never reordering: a frame never 
 one ahead of it), or is lost with probability --loss, independently per direction, from --seed. \
 At most --queue-frames frames wait per direction; more are dropped and counted apart from the \
 emulated loss. Turn the interfaces' offloads off first (ethtool -K IF tso off gso off gro off \
-tx off): the wire forwards frames as the kernel hands them over. Prints `wire: bridging A <-> B` \
-when ready.",
+tx off): the wire forwards frames as the kernel hands them over. SIGUSR1 cuts the wire (every \
+frame, arriving or on the line, is dropped and counted as cut: a black hole); SIGUSR2 restores it. \
+With --report-to it sends a sealed PATH_STATE for --path every --report-interval-ms: latency and \
+jitter as configured, loss as configured or 1 while cut. Prints `wire: bridging A <-> B` when ready.",
         after_help = "Example:\n  ip netns exec w pktgen wire --a wa --b wb --delay-ms 20 --jitter-ms 2 --loss 0.01 --stats-json wire.json"
     )]
     Wire(WireArgs),
@@ -129,10 +133,27 @@ pub struct WireArgs {
     /// Exit after this many seconds (default: run until SIGINT/SIGTERM)
     #[arg(long, value_name = "SECONDS")]
     pub duration_s: Option<f64>,
-    /// Write per-direction counters (in, forwarded, lost, queue_full) and
-    /// the configuration as JSON at exit
+    /// Write per-direction counters (in, forwarded, lost, queue_full, cut)
+    /// and the configuration as JSON at exit
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// Push PATH_STATE control messages for this wire's path (latency and
+    /// jitter as configured, loss as configured or 1 while cut) to the
+    /// appliance's control address
+    #[arg(long, value_name = "ADDR", requires_all = ["key_file", "key_id", "path"])]
+    pub report_to: Option<std::net::SocketAddr>,
+    /// --report-to: this peer's key file (as for `intellinode ctl`)
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// --report-to: this peer's key id
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<u32>,
+    /// --report-to: the path id to report as
+    #[arg(long, value_name = "N")]
+    pub path: Option<u16>,
+    /// --report-to: reporting period
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub report_interval_ms: u64,
 }
 
 /// `pktgen serve`.
@@ -484,6 +505,46 @@ fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Er
     Ok(stop)
 }
 
+/// How often a pending SIGUSR1/SIGUSR2 is applied to the wire.
+const CUT_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// SIGUSR1 cuts the wire (black hole), SIGUSR2 restores it: the returned
+/// flag follows the last signal, within [`CUT_POLL`], until `stop`.
+fn cut_on_signals(
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<crate::live::wire::Cut, Error> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (cut_asked, restore_asked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    for (sig, flag) in [
+        (signal_hook::consts::SIGUSR1, &cut_asked),
+        (signal_hook::consts::SIGUSR2, &restore_asked),
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(flag))
+            .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
+    }
+    let cut = Arc::new(AtomicBool::new(false));
+    let (flag, stop) = (Arc::clone(&cut), Arc::clone(stop));
+    std::thread::Builder::new()
+        .name("wire-cut".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if cut_asked.swap(false, Ordering::Relaxed) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                if restore_asked.swap(false, Ordering::Relaxed) {
+                    flag.store(false, Ordering::Relaxed);
+                }
+                std::thread::sleep(CUT_POLL);
+            }
+        })
+        .map_err(|e| Error::Live(format!("wire: cannot start the signal thread: {e}")))?;
+    Ok(cut)
+}
+
 /// `pktgen wire`: open both interfaces, print `wire: bridging A <-> B`,
 /// bridge until the duration ends or SIGINT/SIGTERM, print the counts.
 pub fn run_wire(args: &WireArgs, out: &mut dyn Write) -> Result<(), Error> {
@@ -500,25 +561,37 @@ pub fn run_wire(args: &WireArgs, out: &mut dyn Write) -> Result<(), Error> {
         seed: args.seed,
         duration: duration_option("--duration-s", args.duration_s)?,
         stats_json: args.stats_json.clone(),
+        report: match (args.report_to, &args.key_file, args.key_id, args.path) {
+            (Some(to), Some(key_file), Some(key_id), Some(path)) => Some(wire::PathReport {
+                to,
+                key_file: key_file.clone(),
+                key_id,
+                path,
+                interval: std::time::Duration::from_millis(args.report_interval_ms.max(1)),
+            }),
+            _ => None,
+        },
     };
     cfg.line.validate().map_err(Error::Usage)?;
     let sockets = wire::open(&cfg).map_err(|e| Error::Usage(format!("wire: {e}")))?;
     let stop = stop_on_signals()?;
+    let cut = cut_on_signals(&stop)?;
     writeln!(
         out,
         "wire: bridging {} <-> {} (delay {} ms ± {} ms, loss {}, queue {} frames, seed {})",
         cfg.a, cfg.b, args.delay_ms, args.jitter_ms, args.loss, args.queue_frames, args.seed
     )?;
     out.flush()?;
-    let stats = wire::run(&cfg, sockets, stop).map_err(|e| Error::Live(format!("wire: {e}")))?;
+    let stats =
+        wire::run(&cfg, sockets, stop, cut).map_err(|e| Error::Live(format!("wire: {e}")))?;
     for (name, d) in [
         (format!("{} -> {}", cfg.a, cfg.b), &stats.a_to_b),
         (format!("{} -> {}", cfg.b, cfg.a), &stats.b_to_a),
     ] {
         writeln!(
             out,
-            "wire {name}: {} in, {} forwarded, {} lost, {} queue_full, {} send errors, {} unsent",
-            d.frames_in, d.forwarded, d.lost, d.queue_full, d.send_errors, d.unsent_at_exit
+            "wire {name}: {} in, {} forwarded, {} lost, {} queue_full, {} send errors, {} cut, {} unsent",
+            d.frames_in, d.forwarded, d.lost, d.queue_full, d.send_errors, d.cut, d.unsent_at_exit
         )?;
     }
     Ok(())

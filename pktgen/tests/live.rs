@@ -66,7 +66,7 @@ impl Drop for Server {
 
 fn state(addr: SocketAddr) -> serde_json::Value {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();

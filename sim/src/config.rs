@@ -192,6 +192,73 @@ pub struct EvalCluster {
     /// The agent's per-request timeout, ms: a request not complete by then
     /// failed, and its latencies are censored at it.
     pub timeout_ms: f64,
+    /// The failure and recovery run.
+    pub failover: FailoverTimeline,
+}
+
+/// The failure and recovery run of `make eval` (and `intellisim
+/// failover`): IntelliNode at one load, and in one run the edge node is
+/// killed and restarted, then the centre's path is black-holed and
+/// restored. Times are seconds from the start of arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FailoverTimeline {
+    /// Arrival rate, fraction of capacity.
+    pub load: f64,
+    /// The edge node's process is killed.
+    pub kill_edge_s: f64,
+    /// A new edge node process starts.
+    pub restart_edge_s: f64,
+    /// The centre's path (`internet`) starts losing every packet.
+    pub cut_internet_s: f64,
+    /// It carries traffic again.
+    pub restore_internet_s: f64,
+    /// Arrivals stop.
+    pub arrivals_s: f64,
+    /// Width of the report's time bins, ms.
+    pub bin_ms: f64,
+}
+
+impl Default for FailoverTimeline {
+    fn default() -> Self {
+        FailoverTimeline {
+            load: 0.5,
+            kill_edge_s: 2.0,
+            restart_edge_s: 4.0,
+            cut_internet_s: 6.0,
+            restore_internet_s: 8.0,
+            arrivals_s: 10.0,
+            bin_ms: 200.0,
+        }
+    }
+}
+
+impl FailoverTimeline {
+    /// Each step after the one before, all within the arrivals.
+    pub fn validate(&self) -> Result<(), String> {
+        let steps = [
+            0.0,
+            self.kill_edge_s,
+            self.restart_edge_s,
+            self.cut_internet_s,
+            self.restore_internet_s,
+            self.arrivals_s,
+        ];
+        if steps.iter().any(|t| !t.is_finite()) || steps.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(
+                "failover: 0 < kill_edge_s < restart_edge_s < cut_internet_s < \
+                 restore_internet_s < arrivals_s"
+                    .into(),
+            );
+        }
+        if !(self.load.is_finite()
+            && self.load > 0.0
+            && self.bin_ms.is_finite()
+            && self.bin_ms > 0.0)
+        {
+            return Err("failover: load and bin_ms must be > 0".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for EvalCluster {
@@ -232,6 +299,7 @@ impl Default for EvalCluster {
             run_seconds: 15.0,
             warmup_ms: 300.0,
             timeout_ms: 20_000.0,
+            failover: FailoverTimeline::default(),
         }
     }
 }
@@ -244,6 +312,7 @@ impl EvalCluster {
         self.paths.line.validate("line")?;
         self.paths.internet.validate("internet")?;
         self.workload.validate()?;
+        self.failover.validate()?;
         let pos = |v: f64| v.is_finite() && v > 0.0;
         if !(pos(self.report_interval_ms) && pos(self.run_seconds) && pos(self.timeout_ms)) {
             return Err("report_interval_ms, run_seconds and timeout_ms must be > 0".into());

@@ -140,6 +140,9 @@ pub fn run_config(c: &EvalCluster, v: Variant, seed: u64, requests: u64) -> RunC
         node_failures: Vec::new(),
         path_failures: Vec::new(),
         record_timeline: false,
+        node_recoveries: Vec::new(),
+        path_recoveries: Vec::new(),
+        record_requests: false,
     }
 }
 

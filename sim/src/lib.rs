@@ -36,7 +36,9 @@
 //!   a management network without delay or loss. A failed node stops
 //!   serving (its queued and in-service requests fail) and stops
 //!   reporting, so its state goes stale after the thresholds'
-//!   `max_state_age` (1 s): that is how the appliance learns of it.
+//!   `max_state_age` (1 s): that is how the appliance learns of it. A
+//!   recovered node restarts empty and reports at once, as a restarted
+//!   `pktgen serve` does; a recovered path carries traffic again.
 //! * **Paths**: one-way delay plus uniform jitter (±), released in order
 //!   per direction (`pktgen wire`'s rule: max(previous release, now +
 //!   delay + jitter)), and independent packet loss. TCP's reaction to loss
@@ -83,7 +85,7 @@
 //! table's capacity, agent-side think time (arrivals are open loop),
 //! batching effects on a node's per-token rates (a slot's speed does not
 //! depend on how many are busy), CAPABILITY announcements (the configured
-//! capabilities stand), node recovery, and the cost of the decision
+//! capabilities stand), and the cost of the decision
 //! itself (it takes no simulated time).
 //!
 //! ## Scenarios
@@ -94,6 +96,11 @@
 //!   summary keys as the emulation.
 //! * [`scale`]: 1,000 nodes behind 200 appliances, shared centre nodes,
 //!   10% of the edge failing and one site's WAN failing.
+//! * [`failover`]: the eval cluster's failure timeline (the edge node
+//!   killed and restarted, the centre's path black-holed and restored,
+//!   PATH_STATE every report interval as `pktgen wire` sends it), and the
+//!   one measurement of moving away, coming back and losses that the
+//!   emulated run is measured by too.
 //! * [`uplink`]: the eval cluster behind one busy shaped egress port, where
 //!   the appliance's egress scheduler ([`sched`], in the bands of
 //!   [`steer::egress`]) decides whether short requests wait behind long
@@ -105,6 +112,7 @@
 pub mod config;
 pub mod engine;
 pub mod eval;
+pub mod failover;
 pub mod scale;
 pub mod stats;
 pub mod uplink;

@@ -398,6 +398,9 @@ impl Scenario {
             node_failures: vec![(self.t_edge_ns, self.failed_nodes.clone())],
             path_failures: vec![(self.t_wan_ns, self.failed_paths.clone())],
             record_timeline: true,
+            node_recoveries: Vec::new(),
+            path_recoveries: Vec::new(),
+            record_requests: false,
         }
     }
 

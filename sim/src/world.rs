@@ -163,12 +163,36 @@ pub struct RunConfig {
     pub probe_interval_ns: Option<u64>,
     /// The control plane's thresholds.
     pub thresholds: Thresholds,
-    /// Node failures: at this time, these nodes (indices) fail for good.
+    /// Node failures: at this time, these nodes (indices) fail (for
+    /// good, unless a recovery names them later).
     pub node_failures: Vec<(u64, Vec<usize>)>,
     /// Path failures: at this time, these paths lose everything.
     pub path_failures: Vec<(u64, Vec<usize>)>,
+    /// Node recoveries: at this time, these failed nodes restart, empty,
+    /// and report at once (as a restarted `pktgen serve` does).
+    pub node_recoveries: Vec<(u64, Vec<usize>)>,
+    /// Path recoveries: at this time, these paths carry traffic again.
+    pub path_recoveries: Vec<(u64, Vec<usize>)>,
     /// Keep (arrival, TTFT) of every short request for windowed results.
     pub record_timeline: bool,
+    /// Keep a [`RequestRecord`] of every request.
+    pub record_requests: bool,
+}
+
+/// What became of one request, for timelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Arrival, which is also when it was decided, ns.
+    pub arrival_ns: u64,
+    /// Short (interactive).
+    pub short: bool,
+    /// The node (index) it was steered to; `None` when no instance could
+    /// take it.
+    pub node: Option<u32>,
+    /// When it completed or failed, ns.
+    pub done_ns: u64,
+    /// Why it failed, if it did.
+    pub failed: Option<FailReason>,
 }
 
 /// What the appliances did about one failure event.
@@ -245,6 +269,8 @@ pub struct Outcome {
     pub models: Vec<ModelReport>,
     /// Per shaped uplink, as [`Topology::uplinks`].
     pub uplinks: Vec<UplinkReport>,
+    /// Every request, in the order they finished, if recorded.
+    pub requests: Vec<RequestRecord>,
     /// Simulated time at the end, ns.
     pub end_ns: u64,
 }
@@ -263,6 +289,8 @@ enum Ev {
     Probe(u32),
     FailNodes(u32),
     FailPaths(u32),
+    RecoverNodes(u32),
+    RecoverPaths(u32),
     UplinkDone(u32),
 }
 
@@ -328,6 +356,8 @@ impl Default for Req {
 struct NodeRt {
     p: NodeParams,
     failed: bool,
+    /// Its report timer runs (a failed node's stops at its next tick).
+    reporting: bool,
     active: Vec<u32>,
     queue: VecDeque<u32>,
     kv_held: u64,
@@ -702,6 +732,7 @@ impl<'a> World<'a> {
             .map(|p| NodeRt {
                 p: *p,
                 failed: false,
+                reporting: true,
                 active: Vec::with_capacity(p.concurrency as usize),
                 queue: VecDeque::new(),
                 kv_held: 0,
@@ -856,6 +887,12 @@ impl<'a> World<'a> {
         for (k, (t, _)) in cfg.path_failures.iter().enumerate() {
             w.q.push(*t, Ev::FailPaths(k as u32));
         }
+        for (k, (t, _)) in cfg.node_recoveries.iter().enumerate() {
+            w.q.push(*t, Ev::RecoverNodes(k as u32));
+        }
+        for (k, (t, _)) in cfg.path_recoveries.iter().enumerate() {
+            w.q.push(*t, Ev::RecoverPaths(k as u32));
+        }
         Ok(w)
     }
 
@@ -925,6 +962,8 @@ impl<'a> World<'a> {
             Ev::Probe(s) => self.probe(now, s as usize),
             Ev::FailNodes(k) => self.fail_nodes(k),
             Ev::FailPaths(k) => self.fail_paths(k),
+            Ev::RecoverNodes(k) => self.recover_nodes(now, k),
+            Ev::RecoverPaths(k) => self.recover_paths(k),
             Ev::UplinkDone(u) => self.uplink_done(now, u as usize),
         }
     }
@@ -986,6 +1025,16 @@ impl<'a> World<'a> {
         }
         let timeout = self.cfg.timeout_ns;
         self.class(q.short).fail(reason, timeout);
+        if self.cfg.record_requests {
+            let now = self.q.now_ns();
+            self.out.requests.push(RequestRecord {
+                arrival_ns: q.t0,
+                short: q.short,
+                node: (reason != FailReason::NoChoice).then_some(q.node),
+                done_ns: now,
+                failed: Some(reason),
+            });
+        }
         if q.short && self.cfg.record_timeline {
             self.out.short_timeline.push((
                 q.t0,
@@ -1425,6 +1474,15 @@ impl<'a> World<'a> {
         let ttft = q.t_first.saturating_sub(q.t0);
         self.class(q.short)
             .complete(ttft, completion, q.features.output_tokens, now);
+        if self.cfg.record_requests {
+            self.out.requests.push(RequestRecord {
+                arrival_ns: q.t0,
+                short: q.short,
+                node: Some(q.node),
+                done_ns: now,
+                failed: None,
+            });
+        }
         if q.short && self.cfg.record_timeline {
             self.out.short_timeline.push((
                 q.t0,
@@ -1457,11 +1515,12 @@ impl<'a> World<'a> {
     }
 
     fn report(&mut self, now: u64, n: usize) {
-        let Some(node) = self.nodes.get(n) else {
+        let Some(node) = self.nodes.get_mut(n) else {
             return;
         };
         if node.failed {
             // A failed node stops reporting: its state goes stale.
+            node.reporting = false;
             return;
         }
         let msg = node.report(n);
@@ -1551,6 +1610,46 @@ impl<'a> World<'a> {
             }
             if let Some(f) = self.path_failure_of.get_mut(p) {
                 *f = Some(k);
+            }
+        }
+    }
+
+    /// Restarts failed nodes: empty, serving, and reporting from now on.
+    /// Decisions for them count as failed choices no more.
+    fn recover_nodes(&mut self, now: u64, k: u32) {
+        let Some((_, list)) = self.cfg.node_recoveries.get(k as usize) else {
+            return;
+        };
+        for &n in list {
+            let Some(node) = self.nodes.get_mut(n) else {
+                continue;
+            };
+            if !node.failed {
+                continue;
+            }
+            node.failed = false;
+            if let Some(f) = self.node_failure_of.get_mut(n) {
+                *f = None;
+            }
+            // The restarted node reports as it comes up, unless the failed
+            // one's timer has not even ticked since (then it carries on).
+            if !node.reporting {
+                node.reporting = true;
+                self.q.push(now, Ev::Report(n as u32));
+            }
+        }
+    }
+
+    fn recover_paths(&mut self, k: u32) {
+        let Some((_, list)) = self.cfg.path_recoveries.get(k as usize) else {
+            return;
+        };
+        for &p in list {
+            if let Some(path) = self.paths.get_mut(p) {
+                path.failed = false;
+            }
+            if let Some(f) = self.path_failure_of.get_mut(p) {
+                *f = None;
             }
         }
     }

@@ -108,6 +108,9 @@ fn single(
         node_failures: vec![],
         path_failures: vec![],
         record_timeline: false,
+        node_recoveries: Vec::new(),
+        path_recoveries: Vec::new(),
+        record_requests: false,
     };
     run(&topo, &cfg).unwrap()
 }

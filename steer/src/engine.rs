@@ -772,7 +772,8 @@ impl Engine {
             model.observe(&obs);
             self.counters.publish_model(usize::from(instance), model);
         }
-        self.counters.class_measured(class, predicted, measured);
+        self.counters
+            .measured(usize::from(instance), class, predicted, measured);
     }
 
     /// Ages out idle flows and fragmented datagrams, at most

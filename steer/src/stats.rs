@@ -175,9 +175,10 @@ pub const NO_CHOICE: [NoChoice; 3] = [
 ];
 pub const REJECTIONS: [&str; 4] = ["capability", "stale_node", "dead_path", "overloaded"];
 
-/// Predicted against observed latency of one class (µs sums).
+/// Predicted against observed latency of the requests measured in one
+/// class, or on one instance (µs sums).
 #[derive(Default)]
-pub struct ClassLatency {
+pub struct LatencySums {
     pub measured: AtomicU64,
     pub predicted_ttft_us: AtomicU64,
     pub observed_ttft_us: AtomicU64,
@@ -185,6 +186,38 @@ pub struct ClassLatency {
     pub observed_completion_us: AtomicU64,
     /// Sum of |predicted − observed| TTFT, µs.
     pub abs_error_ttft_us: AtomicU64,
+}
+
+impl LatencySums {
+    fn add(&self, predicted: &Predicted, measured: &Measured) {
+        let us = |v: f64| v.max(0.0).min(u64::MAX as f64 / 2.0) as u64;
+        bump(&self.measured, 1);
+        bump(&self.predicted_ttft_us, us(predicted.ttft_us));
+        bump(&self.observed_ttft_us, us(measured.ttft_us));
+        bump(&self.predicted_completion_us, us(predicted.completion_us));
+        bump(&self.observed_completion_us, us(measured.completion_us));
+        bump(
+            &self.abs_error_ttft_us,
+            us((predicted.ttft_us - measured.ttft_us).abs()),
+        );
+    }
+
+    /// Adds `other`'s sums to these (readers only).
+    fn accumulate(&self, other: &LatencySums) {
+        for (a, b) in [
+            (&self.measured, &other.measured),
+            (&self.predicted_ttft_us, &other.predicted_ttft_us),
+            (&self.observed_ttft_us, &other.observed_ttft_us),
+            (
+                &self.predicted_completion_us,
+                &other.predicted_completion_us,
+            ),
+            (&self.observed_completion_us, &other.observed_completion_us),
+            (&self.abs_error_ttft_us, &other.abs_error_ttft_us),
+        ] {
+            bump(a, b.load(Relaxed));
+        }
+    }
 }
 
 /// One instance's model, as last published by the worker (f64 bits).
@@ -212,7 +245,10 @@ pub struct SteerCounters {
     pub rejections: [AtomicU64; 4],
     /// `chosen[instance * TrafficClass::COUNT + class]`: new flows.
     pub chosen: Vec<AtomicU64>,
-    pub class_latency: [ClassLatency; TrafficClass::COUNT],
+    pub class_latency: [LatencySums; TrafficClass::COUNT],
+    /// The same sums per instance, in table order: how each instance's
+    /// model predicts against what it delivers.
+    pub instance_latency: Vec<LatencySums>,
     pub models: Vec<ModelGauges>,
     /// Per-flow decision cost, ns.
     pub decision_ns: SampleRing,
@@ -237,6 +273,7 @@ impl SteerCounters {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             class_latency: Default::default(),
+            instance_latency: (0..instances).map(|_| LatencySums::default()).collect(),
             models: (0..instances).map(|_| ModelGauges::default()).collect(),
             decision_ns: SampleRing::new(),
             sojourn_us: Default::default(),
@@ -304,22 +341,24 @@ impl SteerCounters {
             .store(model.decode_us_per_token().to_bits(), Relaxed);
     }
 
-    /// Adds one measured request to its class's predicted-against-observed
-    /// sums.
-    pub fn class_measured(&self, class: TrafficClass, predicted: &Predicted, measured: &Measured) {
-        let Some(l) = self.class_latency.get(class as usize) else {
-            return;
-        };
-        let us = |v: f64| v.max(0.0).min(u64::MAX as f64 / 2.0) as u64;
-        bump(&l.measured, 1);
-        bump(&l.predicted_ttft_us, us(predicted.ttft_us));
-        bump(&l.observed_ttft_us, us(measured.ttft_us));
-        bump(&l.predicted_completion_us, us(predicted.completion_us));
-        bump(&l.observed_completion_us, us(measured.completion_us));
-        bump(
-            &l.abs_error_ttft_us,
-            us((predicted.ttft_us - measured.ttft_us).abs()),
-        );
+    /// Adds one request measured on `instance` to its class's and its
+    /// instance's predicted-against-observed sums.
+    pub fn measured(
+        &self,
+        instance: usize,
+        class: TrafficClass,
+        predicted: &Predicted,
+        measured: &Measured,
+    ) {
+        for sums in [
+            self.class_latency.get(class as usize),
+            self.instance_latency.get(instance),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            sums.add(predicted, measured);
+        }
     }
 
     #[inline]
@@ -391,17 +430,13 @@ impl SteerCounters {
             add(&total.rejections, &part.rejections);
             add(&total.chosen, &part.chosen);
             add(&total.band_drops, &part.band_drops);
-            for (t, l) in total.class_latency.iter().zip(&part.class_latency) {
-                for (a, b) in [
-                    (&t.measured, &l.measured),
-                    (&t.predicted_ttft_us, &l.predicted_ttft_us),
-                    (&t.observed_ttft_us, &l.observed_ttft_us),
-                    (&t.predicted_completion_us, &l.predicted_completion_us),
-                    (&t.observed_completion_us, &l.observed_completion_us),
-                    (&t.abs_error_ttft_us, &l.abs_error_ttft_us),
-                ] {
-                    bump(a, b.load(Relaxed));
-                }
+            for (t, l) in total
+                .class_latency
+                .iter()
+                .zip(&part.class_latency)
+                .chain(total.instance_latency.iter().zip(&part.instance_latency))
+            {
+                t.accumulate(l);
             }
         }
         let f = |a: &AtomicU64| f64::from_bits(a.load(Relaxed));
@@ -449,5 +484,49 @@ impl SteerCounters {
             }),
             ..total
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predicted(ttft_us: f64) -> Predicted {
+        Predicted {
+            ttft_us,
+            completion_us: 2.0 * ttft_us,
+            ..Predicted::default()
+        }
+    }
+
+    fn measured(ttft_us: f64) -> Measured {
+        Measured {
+            ttft_us,
+            completion_us: 3.0 * ttft_us,
+            response_packets: 1,
+        }
+    }
+
+    #[test]
+    fn measured_requests_add_to_their_class_and_instance_and_sum_over_workers() {
+        let (a, b) = (SteerCounters::new(2, 1), SteerCounters::new(2, 1));
+        a.measured(1, TrafficClass::ALL[0], &predicted(100.0), &measured(150.0));
+        b.measured(1, TrafficClass::ALL[0], &predicted(300.0), &measured(200.0));
+        b.measured(0, TrafficClass::ALL[1], &predicted(50.0), &measured(50.0));
+        // Out of range: ignored, not a panic.
+        b.measured(7, TrafficClass::ALL[1], &predicted(1.0), &measured(1.0));
+        let total = SteerCounters::sum([&a, &b]);
+        let read = |l: &LatencySums| {
+            (
+                l.measured.load(Relaxed),
+                l.predicted_ttft_us.load(Relaxed),
+                l.observed_ttft_us.load(Relaxed),
+                l.abs_error_ttft_us.load(Relaxed),
+            )
+        };
+        assert_eq!(read(&total.instance_latency[1]), (2, 400, 350, 150));
+        assert_eq!(read(&total.instance_latency[0]), (1, 50, 50, 0));
+        assert_eq!(read(&total.class_latency[0]), (2, 400, 350, 150));
+        assert_eq!(read(&total.class_latency[1]), (2, 51, 51, 0));
     }
 }

@@ -120,7 +120,7 @@ fn the_library_gives_the_clis_features_and_the_classifiers_option_bytes() {
             .output()
             .unwrap();
         assert!(cli.status.success());
-        let mut cli: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+        let cli: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
         let script = "import intellinode_agent as a, json, sys\n\
                       f = a.features(sys.argv[1])\n\
                       f['ipv4_option'] = a.ipv4_option(f['feature_id']).hex()\n\

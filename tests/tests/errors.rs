@@ -33,7 +33,7 @@ fn unknown_config_key_names_the_key_and_line() {
     )
     .unwrap();
     let out = intellinode(&run_args(&cfg, eal_args("cfgkey", &null_pair())));
-    let line = assert_one_line_error(&out, "unknown field `burst`");
+    let line = assert_one_line_error(&out, "unknown key `burst` in [[pairs]]");
     assert!(line.contains("line 4"), "{line}");
 }
 
@@ -48,12 +48,12 @@ fn bad_config_value_is_rejected() {
     .unwrap();
     assert_one_line_error(
         &intellinode(&run_args(&cfg, eal_args("cfgval", &null_pair()))),
-        "burst_size = 1000",
+        "`burst_size` must be from 1 to 64, found 1000",
     );
     std::fs::write(&cfg, "pipeline = \"route\"\n[[pairs]]\nports = [0, 1]\n").unwrap();
     assert_one_line_error(
         &intellinode(&run_args(&cfg, eal_args("cfgpipe", &null_pair()))),
-        "unknown variant `route`",
+        "`pipeline` must be one of \"forward\", \"steer\", \"tensor\" (a string), found \"route\"",
     );
 }
 

@@ -60,6 +60,7 @@ fn short_requests_beat_fifo_on_the_emulated_cluster() {
         .env("EVAL_LOADS", "80")
         .env("EVAL_SECONDS", "8")
         .env("EVAL_REPORT", "0")
+        .env("EVAL_FAILOVER", "0")
         .env("INTELLINODE_BIN", release_bin("intellinode"))
         .env("PKTGEN_BIN", release_bin("pktgen"))
         .env("INTELLISIM_BIN", release_bin("intellisim"))

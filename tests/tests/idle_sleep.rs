@@ -8,16 +8,12 @@ use std::time::Duration;
 use intellinode_tests::*;
 
 fn children_cpu() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) },
-        0
-    );
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
     };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    tv(usage.user_time()) + tv(usage.system_time())
 }
 
 /// CPU seconds an idle 2-second run took with this config.
@@ -52,12 +48,14 @@ fn idle_sleep_gives_the_core_back_and_polling_does_not() {
         "pipeline = \"forward\"\nidle_sleep_us = 1000\n[[pairs]]\nports = [0, 1]\n",
         "sleep",
     );
+    // A busy machine (CI runs other tests at the same time) may take part
+    // of the polling worker's CPU, so the bounds leave room for that.
     assert!(
-        polling > 1.5,
+        polling > 0.5,
         "a polling worker should spin its core for the whole run, used {polling:.2} s"
     );
     assert!(
-        sleeping < 0.5,
-        "an idle worker with idle_sleep_us = 1000 should mostly sleep, used {sleeping:.2} s"
+        sleeping < 0.5 && sleeping < polling / 4.0,
+        "an idle worker with idle_sleep_us = 1000 should mostly sleep, used {sleeping:.2} s (polling used {polling:.2} s)"
     );
 }

@@ -88,8 +88,9 @@ fn start(ns: &Netns, args: &[&str], ready: &str) -> Child {
 }
 
 fn stop(mut child: Child) {
-    // SAFETY: kill(2) on a child this test started and has not reaped.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    // The child is this test's and not yet reaped, so its pid is still its own.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "pktgen exited with {status}");
 }

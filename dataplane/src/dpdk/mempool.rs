@@ -54,6 +54,23 @@ impl Mempool {
         unsafe { sys::shim_mempool_avail_count(self.raw.as_ptr()) }
     }
 
+    /// Mbufs taken from the pool and not yet returned (mbufs parked in
+    /// per-lcore caches count as returned): what the appliance holds in
+    /// rings, queues and bursts. A leak shows as a count that does not come
+    /// back down once traffic stops.
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: the pool is valid for self's lifetime; the call only
+        // reads its counters.
+        unsafe { sys::rte_mempool_in_use_count(self.raw.as_ptr()) }
+    }
+
+    /// Mbufs the pool was created with.
+    pub fn size(&self) -> u32 {
+        // SAFETY: the pool is valid for self's lifetime; `size` is set at
+        // creation and never written again.
+        unsafe { (*self.raw.as_ptr()).size }
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut sys::rte_mempool {
         self.raw.as_ptr()
     }

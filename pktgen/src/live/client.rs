@@ -302,6 +302,9 @@ pub struct RequestResult {
     pub chunks: usize,
     /// HTTP status code.
     pub status: Option<u16>,
+    /// The node that answered, from the response's `X-Node` header
+    /// (`pktgen serve --name`).
+    pub node: Option<String>,
     /// Local address used.
     pub local: Option<String>,
     /// Why it failed.
@@ -386,6 +389,9 @@ pub struct AgentReport {
     pub transport: &'static str,
     /// Seed.
     pub seed: u64,
+    /// When the run started (the origin of `scheduled_ms` and
+    /// `start_ms`), ms since the Unix epoch.
+    pub start_unix_ms: f64,
     /// Wall time of the run, seconds.
     pub duration_s: f64,
     /// Requests that had to wait for `max_inflight` to start: each one
@@ -545,6 +551,7 @@ fn blank_result(
         bytes_received: 0,
         chunks: 0,
         status: None,
+        node: None,
         local: None,
         error: None,
     }
@@ -639,6 +646,7 @@ fn exchange(
                     .and_then(|h| h.split(' ').nth(1))
                     .and_then(|c| c.parse::<u16>().ok());
                 r.status = status;
+                r.node = header(&buf[..end], "x-node").map(str::to_string);
                 if status != Some(200) {
                     return Err(format!(
                         "HTTP status {}",
@@ -686,6 +694,18 @@ fn exchange(
         return Err("connection closed before data: [DONE]".into());
     }
     Ok(())
+}
+
+/// The value of header `name` (lower case) in an HTTP response head.
+fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a str> {
+    std::str::from_utf8(head)
+        .ok()?
+        .split("\r\n")
+        .skip(1)
+        .find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
 }
 
 /// One read that gives up at `deadline` (the request's `timeout` after it
@@ -828,6 +848,7 @@ pub fn run_with(cfg: &AgentConfig, opts: &LoadOptions) -> AgentReport {
     let results = Arc::new(Mutex::new(Vec::with_capacity(planned.len())));
     let inflight = Arc::new((Mutex::new(0usize), Condvar::new()));
     let start = Instant::now();
+    let start_unix_ms = unix_ms();
     let mut handles = Vec::with_capacity(planned.len());
     let mut held_by_max_inflight = 0usize;
     for req in planned {
@@ -899,11 +920,19 @@ pub fn run_with(cfg: &AgentConfig, opts: &LoadOptions) -> AgentReport {
         },
         transport: transport.name(),
         seed: cfg.seed,
+        start_unix_ms,
         duration_s: start.elapsed().as_secs_f64(),
         held_by_max_inflight,
         requests,
         classes,
     }
+}
+
+/// The wall clock, ms since the Unix epoch.
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// Checks that this process may set the TLV as an IP option (opens a socket
@@ -917,6 +946,16 @@ pub fn check_ip_options(features: &TokenFeatures) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_found_by_name_in_any_case() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nx-NODE:  edge \r\nConnection: close";
+        assert_eq!(header(head, "x-node"), Some("edge"));
+        assert_eq!(header(head, "connection"), Some("close"));
+        assert_eq!(header(head, "x-missing"), None);
+        // The status line is not a header.
+        assert_eq!(header(b"HTTP/1.1 200 OK", "http/1.1 200 ok"), None);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

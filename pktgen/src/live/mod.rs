@@ -7,6 +7,7 @@
 pub mod client;
 pub mod datagram;
 pub mod delay_line;
+pub mod http;
 pub mod report;
 pub mod serve;
 mod sock;

@@ -1,15 +1,28 @@
-//! `pktgen serve`: an inference-node emulator over real TCP sockets.
+//! `pktgen serve`: an inference-node emulator over real TCP sockets that
+//! the official OpenAI SDK and curl talk to as they would to an
+//! OpenAI-compatible server.
 //!
-//! Every connection gets a thread. A request (HTTP/1.1 POST with
-//! `Content-Length`, OpenAI chat-completions JSON) is read whole, then:
+//! Every connection gets a thread (at most [`MAX_CONNECTIONS`]; more get
+//! `503`). Requests are read by [`super::http`]: HTTP/1.1 keep-alive and
+//! HTTP/1.0, `Content-Length` or chunked bodies, `Expect: 100-continue`.
+//! `POST /v1/chat/completions` (and `/v1/completions`) then:
 //!
 //! 1. sleep the one-way path delay (`--delay-ms` ± `--jitter-ms`);
 //! 2. wait for one of `--concurrency` batch slots (FIFO queue,
 //!    Mutex + Condvar); the slot is held until the response is finished;
 //! 3. prefill: sleep `--base-ttft-ms` + prompt tokens / `--prefill-tps`;
-//! 4. sleep the path delay again (the way back), then answer `200 OK`,
-//!    `text/event-stream`, one `data:` chunk per 4 output tokens at
-//!    `--decode-tps`, `data: [DONE]`, and close.
+//! 4. sleep the path delay again (the way back), then decode at
+//!    `--decode-tps`: with `"stream": true`, `text/event-stream` with one
+//!    `chat.completion.chunk` event per 4 output tokens and `data: [DONE]`
+//!    (chunked on a kept connection, else ended by the close); with
+//!    `"stream": false`, one `chat.completion` JSON with `usage` when the
+//!    last token is decoded.
+//!
+//! Every answer names the node in `X-Node: NAME` (`--name`), so an agent
+//! behind the appliance can tell which instance answered.
+//! `GET /v1/models` lists one model, `--name`. Errors are OpenAI-shaped
+//! (`{"error": {"message", "type", "param", "code"}}`) with their status.
+//! Each request is recorded on its own in the stats, with its `peer`.
 //!
 //! Prompt tokens are `tokenfeat`'s count of the request's prompt text;
 //! output tokens are `max_tokens`, or tokenfeat's default for the task when
@@ -32,7 +45,7 @@
 //! (see [`Node::est_ttft_ms`]).
 
 use std::collections::{HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -45,12 +58,21 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::datagram::{self, Datagram, DecodeError};
-use crate::workload::agent::{self, TOKENS_PER_PACKET};
+use super::http;
+use crate::workload::agent::TOKENS_PER_PACKET;
 use crate::workload::seeded_rng;
 use crate::workload::text::WORDS;
 
-/// Largest request accepted (headers and body).
-const MAX_REQUEST: usize = 1 << 20;
+/// Largest request body accepted, after transfer decoding: an agent's
+/// request with a long history and its tool definitions fits.
+const MAX_REQUEST: usize = 4 << 20;
+
+/// Connections served at once; more get `503 Service Unavailable`.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a connection may stay silent, within a request or between
+/// keep-alive requests, and how long a write may block.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Prompt tokens of the typical short request the TTFT estimate is for: a
 /// control command ("turn on the light") is a handful of tokens; 16 leaves
@@ -221,12 +243,17 @@ pub struct ServeStats {
     pub delay_ms: f64,
     /// Jitter, ms.
     pub jitter_ms: f64,
+    /// When the server started (it reports NODE_STATE from then on), ms
+    /// since the Unix epoch.
+    pub started_unix_ms: f64,
     /// Seconds the server ran.
     pub uptime_s: f64,
     /// Requests completed without error.
     pub served: u64,
     /// Requests that failed (bad request, client gone).
     pub errors: u64,
+    /// Connections refused with 503 (too many open).
+    pub refused: u64,
     /// `GET /state` requests answered.
     pub state_queries: u64,
     /// Longest the wait queue got.
@@ -286,10 +313,13 @@ struct UdpCounters {
 pub struct Node {
     cfg: ServeConfig,
     start: Instant,
+    start_unix_ms: f64,
     sched: Mutex<Sched>,
     cv: Condvar,
     served: AtomicU64,
     errors: AtomicU64,
+    /// Connections answered 503 because [`MAX_CONNECTIONS`] were open.
+    refused: AtomicU64,
     state_queries: AtomicU64,
     open: AtomicUsize,
     records: Mutex<Vec<ServiceRecord>>,
@@ -307,10 +337,14 @@ impl Node {
         Node {
             cfg,
             start: Instant::now(),
+            start_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             sched: Mutex::new(Sched::default()),
             cv: Condvar::new(),
             served: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             state_queries: AtomicU64::new(0),
             open: AtomicUsize::new(0),
             records: Mutex::new(Vec::new()),
@@ -428,9 +462,11 @@ impl Node {
             base_ttft_ms: self.cfg.base_ttft_ms,
             delay_ms: self.cfg.delay_ms,
             jitter_ms: self.cfg.jitter_ms,
+            started_unix_ms: self.start_unix_ms,
             uptime_s: self.start.elapsed().as_secs_f64(),
             served: self.served.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             state_queries: self.state_queries.load(Ordering::Relaxed),
             max_queue_len: max_queue,
             udp_datagrams: self.udp.datagrams.load(Ordering::Relaxed),
@@ -444,58 +480,6 @@ impl Node {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads one HTTP request (head and `Content-Length` body).
-fn read_request(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 16384];
-    let mut need: Option<usize> = None;
-    loop {
-        if need.is_none() {
-            if let Some(end) = find(&buf, b"\r\n\r\n") {
-                let head = std::str::from_utf8(&buf[..end]).map_err(|_| bad("head not UTF-8"))?;
-                let mut len = 0usize;
-                for line in head.split("\r\n").skip(1) {
-                    if let Some((k, v)) = line.split_once(':') {
-                        if k.trim().eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
-                        }
-                    }
-                }
-                need = Some(end + 4 + len);
-            }
-        }
-        if let Some(n) = need {
-            if n > MAX_REQUEST {
-                return Err(bad("request too large"));
-            }
-            if buf.len() >= n {
-                buf.truncate(n);
-                return Ok(buf);
-            }
-        } else if buf.len() > MAX_REQUEST {
-            return Err(bad("request head too large"));
-        }
-        let k = stream.read(&mut chunk)?;
-        if k == 0 {
-            return Err(bad("connection closed before the request was complete"));
-        }
-        buf.extend_from_slice(&chunk[..k]);
-    }
-}
-
-fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> io::Result<()> {
-    let msg = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(msg.as_bytes())
 }
 
 fn sleep_until(t: Instant) {
@@ -618,43 +602,312 @@ fn serve_job(
     err
 }
 
-/// Handles one connection (one request).
-fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
-    let cfg = &node.cfg;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let _ = stream.set_nodelay(true);
-    let req = match read_request(&mut stream) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    let arrived = Instant::now();
-    if req.starts_with(b"GET /state") {
-        node.state_queries.fetch_add(1, Ordering::Relaxed);
-        let load = node.load();
-        let body = serde_json::json!({
-            "name": cfg.name,
-            "queue_len": load.queue_len,
-            "active": load.active,
-            "served": load.served,
-            "concurrency": cfg.concurrency,
-            "gpu_util": load.gpu_util,
-            "kv_util": load.kv_util,
-            "est_ttft_ms": load.est_ttft_ms,
-        })
-        .to_string();
-        let _ = reply(&mut stream, "200 OK", "application/json", &body);
-        return;
+/// How an answer is framed on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length` (whole answers) or `Transfer-Encoding: chunked`
+    /// (streams): the connection can carry the next request.
+    KeepAlive,
+    /// The answer ends when the connection closes (HTTP/1.0 streams, and
+    /// whatever the client asked to close).
+    Close,
+}
+
+/// What a completion request asked for, beyond the model's work.
+struct Answer {
+    /// `/chat/completions` (messages) rather than `/completions` (prompt).
+    chat: bool,
+    stream: bool,
+    model: String,
+    /// `--name`, for `X-Node`.
+    node: String,
+    created: u64,
+    /// The request's `max_tokens`, to tell `length` from `stop`.
+    max_tokens: Option<u32>,
+    framing: Framing,
+}
+
+impl Answer {
+    fn id(&self, id: u64) -> String {
+        if self.chat {
+            format!("chatcmpl-{id:016x}")
+        } else {
+            format!("cmpl-{id:016x}")
+        }
     }
+
+    fn finish_reason(&self, output_tokens: u32) -> &'static str {
+        if self.max_tokens == Some(output_tokens) {
+            "length"
+        } else {
+            "stop"
+        }
+    }
+
+    /// The bytes to send, one element per [`TOKENS_PER_PACKET`] tokens at
+    /// the decode rate: SSE events for a stream (the first also carries the
+    /// response head, the last `data: [DONE]`), or nothing until the last,
+    /// which is the whole JSON answer.
+    fn chunks(&self, rng: &mut ChaCha8Rng, f: &tokenfeat::TokenFeatures, id: u64) -> Vec<Vec<u8>> {
+        let tokens = f.output_tokens.max(1);
+        let n = tokens.div_ceil(TOKENS_PER_PACKET);
+        let texts: Vec<String> = (0..n)
+            .map(|i| {
+                let k = (tokens - i * TOKENS_PER_PACKET).min(TOKENS_PER_PACKET);
+                let words: Vec<&str> = (0..k)
+                    .map(|_| WORDS.choose(rng).copied().unwrap_or("the"))
+                    .collect();
+                format!(" {}", words.join(" "))
+            })
+            .collect();
+        let finish = self.finish_reason(tokens);
+        if !self.stream {
+            let text: String = texts.concat();
+            let choice = if self.chat {
+                serde_json::json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish})
+            } else {
+                serde_json::json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
+            };
+            let body = serde_json::json!({
+                "id": self.id(id),
+                "object": if self.chat { "chat.completion" } else { "text_completion" },
+                "created": self.created,
+                "model": self.model,
+                "choices": [choice],
+                "usage": {
+                    "prompt_tokens": f.prompt_tokens,
+                    "completion_tokens": tokens,
+                    "total_tokens": f.prompt_tokens + tokens,
+                },
+            })
+            .to_string();
+            let mut out = vec![Vec::new(); n as usize];
+            if let Some(last) = out.last_mut() {
+                *last = head(
+                    &self.node,
+                    "200 OK",
+                    "application/json",
+                    Some(body.len()),
+                    self.framing,
+                );
+                last.extend_from_slice(body.as_bytes());
+            }
+            return out;
+        }
+        let last = texts.len().saturating_sub(1);
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let reason = if i == last { Some(finish) } else { None };
+                let choice = if self.chat {
+                    let delta = if i == 0 {
+                        serde_json::json!({"role": "assistant", "content": text})
+                    } else {
+                        serde_json::json!({"content": text})
+                    };
+                    serde_json::json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": reason})
+                } else {
+                    serde_json::json!({"index": 0, "text": text, "logprobs": null, "finish_reason": reason})
+                };
+                let event = serde_json::json!({
+                    "id": self.id(id),
+                    "object": if self.chat { "chat.completion.chunk" } else { "text_completion" },
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [choice],
+                });
+                let mut data = format!("data: {event}\n\n");
+                if i == last {
+                    data.push_str("data: [DONE]\n\n");
+                }
+                let mut out = if i == 0 {
+                    head(&self.node, "200 OK", "text/event-stream", None, self.framing)
+                } else {
+                    Vec::new()
+                };
+                match self.framing {
+                    Framing::KeepAlive => {
+                        out.extend_from_slice(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes());
+                        if i == last {
+                            out.extend_from_slice(b"0\r\n\r\n");
+                        }
+                    }
+                    Framing::Close => out.extend_from_slice(data.as_bytes()),
+                }
+                out
+            })
+            .collect()
+    }
+}
+
+/// A response head: with `length` a whole answer, without one a stream
+/// (chunked when the connection is kept, else delimited by the close).
+///
+/// `X-Node: NAME` (`--name`) names the node, so an agent behind the
+/// appliance can tell which instance answered.
+fn head(node: &str, status: &str, ctype: &str, length: Option<usize>, framing: Framing) -> Vec<u8> {
+    let mut h = format!("HTTP/1.1 {status}\r\nX-Node: {node}\r\nContent-Type: {ctype}\r\n");
+    match length {
+        Some(len) => h.push_str(&format!("Content-Length: {len}\r\n")),
+        None => h.push_str("Cache-Control: no-cache\r\n"),
+    }
+    match (length, framing) {
+        (None, Framing::KeepAlive) => h.push_str("Transfer-Encoding: chunked\r\n"),
+        (_, Framing::Close) => h.push_str("Connection: close\r\n"),
+        (Some(_), Framing::KeepAlive) => h.push_str("Connection: keep-alive\r\n"),
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
+/// A whole JSON answer.
+fn reply(
+    stream: &mut TcpStream,
+    node: &str,
+    status: &str,
+    body: &str,
+    framing: Framing,
+) -> io::Result<()> {
+    let mut msg = head(node, status, "application/json", Some(body.len()), framing);
+    msg.extend_from_slice(body.as_bytes());
+    stream.write_all(&msg)
+}
+
+/// An error in the shape of OpenAI's API errors.
+fn error_body(message: &str, kind: &str) -> String {
+    serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+        .to_string()
+}
+
+/// The paths that take a completion request: `true` for chat.
+fn completion_path(path: &str) -> Option<bool> {
+    match path.trim_end_matches('/') {
+        "/v1/chat/completions" | "/chat/completions" => Some(true),
+        "/v1/completions" | "/completions" => Some(false),
+        _ => None,
+    }
+}
+
+/// Handles one connection: requests one after another while the client
+/// keeps it (HTTP/1.1 keep-alive), each answered and recorded on its own.
+fn handle(node: &Node, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
+    let _ = stream.set_nodelay(true);
+    let mut reader = http::RequestReader::new(http::Limits {
+        max_head: 64 * 1024,
+        max_body: MAX_REQUEST,
+    });
+    loop {
+        let req = match reader.next(&mut stream) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    node.errors.fetch_add(1, Ordering::Relaxed);
+                    let body = error_body(&e.to_string(), "invalid_request_error");
+                    let _ = reply(&mut stream, &node.cfg.name, status, &body, Framing::Close);
+                }
+                return;
+            }
+        };
+        let framing = if req.keep_alive {
+            Framing::KeepAlive
+        } else {
+            Framing::Close
+        };
+        let kept = answer(node, &req, &mut stream, peer, framing).is_ok();
+        if !kept || framing == Framing::Close {
+            let _ = stream.flush();
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+    }
+}
+
+/// Answers one request.
+fn answer(
+    node: &Node,
+    req: &http::Request,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    framing: Framing,
+) -> io::Result<()> {
+    let cfg = &node.cfg;
+    let arrived = Instant::now();
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/state") => {
+            node.state_queries.fetch_add(1, Ordering::Relaxed);
+            let load = node.load();
+            let body = serde_json::json!({
+                "name": cfg.name,
+                "queue_len": load.queue_len,
+                "active": load.active,
+                "served": load.served,
+                "concurrency": cfg.concurrency,
+                "gpu_util": load.gpu_util,
+                "kv_util": load.kv_util,
+                "est_ttft_ms": load.est_ttft_ms,
+            })
+            .to_string();
+            return reply(stream, &cfg.name, "200 OK", &body, framing);
+        }
+        ("GET", "/v1/models" | "/models") => {
+            let body = serde_json::json!({
+                "object": "list",
+                "data": [{
+                    "id": cfg.name,
+                    "object": "model",
+                    "created": unix_now(),
+                    "owned_by": "intellinode-emulator",
+                }],
+            })
+            .to_string();
+            return reply(stream, &cfg.name, "200 OK", &body, framing);
+        }
+        ("POST", path) if completion_path(path).is_some() => {}
+        (_, path)
+            if completion_path(path).is_some() || path == "/state" || path == "/v1/models" =>
+        {
+            let body = error_body(
+                &format!("{} is not allowed on {path}", req.method),
+                "invalid_request_error",
+            );
+            return reply(stream, &cfg.name, "405 Method Not Allowed", &body, framing);
+        }
+        (_, path) => {
+            let body = error_body(&format!("no route for {path}"), "invalid_request_error");
+            return reply(stream, &cfg.name, "404 Not Found", &body, framing);
+        }
+    }
+    let chat = completion_path(&req.path) == Some(true);
+    let id = node.next_id.fetch_add(1, Ordering::Relaxed);
     let mut record = new_record(node, id, "tcp", peer, arrived);
-    let Some(parsed) = tokenfeat::parse_openai_request(&req) else {
-        let _ = reply(
-            &mut stream,
-            "400 Bad Request",
-            "application/json",
-            "{\"error\":\"expected an OpenAI chat-completions POST with Content-Length\"}",
+    let json_body = req.header("content-type").map_or(true, |t| {
+        t.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    });
+    let parsed = tokenfeat::parse_openai_json(&req.body).filter(|_| json_body);
+    let Some(parsed) = parsed else {
+        let body = error_body(
+            "expected an OpenAI completion request: a JSON body with `messages` (chat) or `prompt`",
+            "invalid_request_error",
         );
         finish(node, record, arrived, Some("bad request".into()));
-        return;
+        return reply(stream, &cfg.name, "400 Bad Request", &body, framing);
+    };
+    let how = Answer {
+        chat,
+        stream: parsed.stream,
+        model: parsed.model.clone().unwrap_or_else(|| cfg.name.clone()),
+        node: cfg.name.clone(),
+        created: unix_now(),
+        max_tokens: parsed.max_tokens,
+        framing,
     };
     let job = Job::of(&parsed);
     let err = serve_job(
@@ -663,12 +916,21 @@ fn handle(node: &Node, id: u64, mut stream: TcpStream, peer: SocketAddr) {
         &mut record,
         arrived,
         seeded_rng(cfg.seed, id),
-        |rng, f| agent::response(rng, f, id).payloads,
+        |rng, f| how.chunks(rng, f, id),
         |chunk| stream.write_all(chunk),
     );
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let failed = err.is_some();
     finish(node, record, arrived, err);
+    if failed {
+        return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client gone"));
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The token datagrams answering UDP request `client_id`: one per
@@ -866,15 +1128,29 @@ pub fn serve_with(
     };
     while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
         match listener.accept() {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 let _ = stream.set_nonblocking(false);
-                let id = node.next_id.fetch_add(1, Ordering::Relaxed);
+                if node.open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+                    // Bounded: a flood of connections gets a quick 503, not
+                    // a thread each.
+                    node.refused.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                    let body = error_body("too many connections", "server_error");
+                    let _ = reply(
+                        &mut stream,
+                        &node.cfg.name,
+                        "503 Service Unavailable",
+                        &body,
+                        Framing::Close,
+                    );
+                    continue;
+                }
                 let node = Arc::clone(&node);
                 node.open.fetch_add(1, Ordering::SeqCst);
                 std::thread::Builder::new()
-                    .name(format!("serve-{id}"))
+                    .name(format!("serve-{peer}"))
                     .spawn(move || {
-                        handle(&node, id, stream, peer);
+                        handle(&node, stream, peer);
                         node.open.fetch_sub(1, Ordering::SeqCst);
                     })?;
             }
@@ -913,6 +1189,32 @@ pub fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_head_names_the_node_streamed_or_whole() {
+        let f = tokenfeat::TokenFeatures {
+            output_tokens: 8,
+            ..tokenfeat::extract("turn on the light", &tokenfeat::Hints::default())
+        };
+        for stream in [true, false] {
+            let how = Answer {
+                chat: true,
+                stream,
+                model: "m".into(),
+                node: "centre".into(),
+                created: 0,
+                max_tokens: Some(8),
+                framing: Framing::KeepAlive,
+            };
+            let chunks = how.chunks(&mut seeded_rng(1, 1), &f, 1);
+            let first = chunks.iter().find(|c| !c.is_empty()).unwrap();
+            let head = String::from_utf8_lossy(first);
+            assert!(
+                head.starts_with("HTTP/1.1 200 OK\r\nX-Node: centre\r\n"),
+                "{head}"
+            );
+        }
+    }
 
     #[test]
     fn slots_are_fifo_and_the_queue_is_counted() {

@@ -1,54 +1,59 @@
-//! The one place pktgen calls the socket API directly: an IPv4 TCP socket
-//! with IP options set (`setsockopt(IPPROTO_IP, IP_OPTIONS)`) and an
-//! optional local address, connected before it becomes a [`TcpStream`].
-//! `std::net` can neither set IP options nor bind before connecting.
+//! pktgen's socket calls beyond `std::net`, through `nix`: an IPv4 TCP
+//! socket with IP options set (`setsockopt(IPPROTO_IP, IP_OPTIONS)`) and an
+//! optional local address, connected before it becomes a [`TcpStream`]
+//! (`std::net` can neither set IP options nor bind before connecting), and
+//! the one raw `setsockopt` for the options `nix` has no wrapper for.
 
 #![allow(unsafe_code)]
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(addr.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    }
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
+
+/// `e` as an [`io::Error`] that names the call that failed.
+pub(crate) fn failed(e: Errno, what: &str) -> io::Error {
+    let e = io::Error::from(e);
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
-    }
-    Ok(())
+/// `setsockopt(fd, level, name, value)` with `value` as the option's bytes,
+/// for the options `nix` does not wrap (IP_OPTIONS, PACKET_ADD_MEMBERSHIP,
+/// PACKET_IGNORE_OUTGOING).
+pub(crate) fn set_option_bytes(
+    fd: impl AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &[u8],
+) -> Result<(), Errno> {
+    let len = libc::socklen_t::try_from(value.len()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `value` is valid for `len` bytes for the duration of the
+    // call and the kernel copies them; `fd` is an open descriptor.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_fd().as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            len,
+        )
+    };
+    Errno::result(rc).map(drop)
 }
 
 /// Sets `options` (an IPv4 option area, a multiple of 4 bytes, at most 40)
 /// on `fd`: every packet the socket sends then carries them.
-pub fn set_ip_options(fd: &impl AsRawFd, options: &[u8]) -> io::Result<()> {
-    let len = libc::socklen_t::try_from(options.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "IP options too long"))?;
-    // SAFETY: `options` is valid for `len` bytes for the duration of the
-    // call; the kernel copies them.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_OPTIONS,
-            options.as_ptr().cast(),
-            len,
+pub fn set_ip_options(fd: impl AsFd, options: &[u8]) -> io::Result<()> {
+    set_option_bytes(fd, libc::IPPROTO_IP, libc::IP_OPTIONS, options).map_err(|e| {
+        failed(
+            e,
+            "setsockopt(IPPROTO_IP, IP_OPTIONS) failed (unknown IPv4 options need root or CAP_NET_RAW)",
         )
-    };
-    check(
-        rc,
-        "setsockopt(IPPROTO_IP, IP_OPTIONS) failed (unknown IPv4 options need root or CAP_NET_RAW)",
-    )
+    })
 }
 
 /// Opens an IPv4 TCP socket, sets `ip_options` (if not empty), binds it to
@@ -60,38 +65,24 @@ pub fn connect_v4(
     ip_options: &[u8],
     timeout: Duration,
 ) -> io::Result<TcpStream> {
-    // SAFETY: plain socket(2); the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    check(fd, "socket(AF_INET, SOCK_STREAM)")?;
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| failed(e, "socket(AF_INET, SOCK_STREAM)"))?;
     if !ip_options.is_empty() {
         set_ip_options(&fd, ip_options)?;
     }
     if let Some(ip) = bind {
-        let sa = sockaddr(SocketAddrV4::new(ip, 0));
-        // SAFETY: `sa` is a valid sockaddr_in of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        check(rc, &format!("bind({ip})"))?;
+        let local = SockaddrIn::from(SocketAddrV4::new(ip, 0));
+        socket::bind(fd.as_raw_fd(), &local).map_err(|e| failed(e, &format!("bind({ip})")))?;
     }
     let stream = TcpStream::from(fd);
     // Linux bounds a blocking connect(2) by the send timeout.
     stream.set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-    let sa = sockaddr(target);
-    // SAFETY: `sa` is a valid sockaddr_in of the size passed.
-    let rc = unsafe {
-        libc::connect(
-            stream.as_raw_fd(),
-            (&sa as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    check(rc, &format!("connect({target})"))?;
+    socket::connect(stream.as_raw_fd(), &SockaddrIn::from(target))
+        .map_err(|e| failed(e, &format!("connect({target})")))?;
     Ok(stream)
 }

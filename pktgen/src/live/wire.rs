@@ -8,6 +8,17 @@
 //! other side at its release time. One thread per direction: it sends
 //! what is due, then waits in `ppoll` for a frame or the next release.
 //!
+//! A wire can be cut: while [`Cut`] is set (by `SIGUSR1` in `pktgen wire`;
+//! `SIGUSR2` restores it), every frame is dropped, both those arriving and
+//! those already on the line, and counted as `cut`. That is a black-holed
+//! path: nothing gets through, nothing is refused.
+//!
+//! With a [`PathReport`] the wire also stands in for the network
+//! controller's view of its path: every interval it sends a sealed
+//! PATH_STATE (one-way latency and jitter as configured, loss as
+//! configured or 1 while cut) to the appliance's control address, as a
+//! prober that measured the path would (ideally) report it.
+//!
 //! The interfaces must have their offloads off (`ethtool -K IF tso off gso
 //! off gro off tx off`): with them on, the kernel hands AF_PACKET frames
 //! larger than the MTU and checksums left for the NIC to fill, which the
@@ -16,17 +27,26 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::libc;
+use nix::net::if_::if_nametoindex;
+use nix::poll::{ppoll, PollFd, PollFlags};
+use nix::sys::socket::{
+    self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrLike,
+};
+use nix::sys::time::TimeSpec;
 use serde::Serialize;
 
 use super::delay_line::{Admission, DelayLine, LineConfig};
+use super::sock::{failed, set_option_bytes};
 use crate::workload::seeded_rng;
 
 /// Largest frame read; anything longer is a GSO super-frame (offloads on).
@@ -51,10 +71,31 @@ pub struct WireConfig {
     pub duration: Option<Duration>,
     /// Where to write the stats at exit.
     pub stats_json: Option<PathBuf>,
+    /// PATH_STATE reports of this wire's path, if any.
+    pub report: Option<PathReport>,
 }
 
+/// Where and how a wire reports its path (`--report-to`).
+#[derive(Debug, Clone)]
+pub struct PathReport {
+    /// The appliance's control address.
+    pub to: std::net::SocketAddr,
+    /// This peer's key file.
+    pub key_file: PathBuf,
+    /// This peer's key id.
+    pub key_id: u32,
+    /// The path id to report as.
+    pub path: u16,
+    /// Report period.
+    pub interval: Duration,
+}
+
+/// Whether the wire is cut (black-holed); shared with whoever cuts it.
+pub type Cut = Arc<AtomicBool>;
+
 /// One direction's counters. At exit, `frames_in` is the sum of
-/// `forwarded`, `lost`, `queue_full`, `send_errors` and `unsent_at_exit`.
+/// `forwarded`, `lost`, `queue_full`, `send_errors`, `cut` and
+/// `unsent_at_exit`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DirectionStats {
     /// Frames received on the ingress side.
@@ -69,6 +110,8 @@ pub struct DirectionStats {
     pub send_errors: u64,
     /// Still held when the wire stopped.
     pub unsent_at_exit: u64,
+    /// Dropped while the wire was cut (on arrival or still on the line).
+    pub cut: u64,
     /// Bytes forwarded.
     pub bytes_forwarded: u64,
 }
@@ -103,32 +146,8 @@ pub struct WireStats {
     pub a_to_b: DirectionStats,
     /// Frames received on B, sent out of A.
     pub b_to_a: DirectionStats,
-}
-
-fn os_error(what: &str) -> io::Error {
-    let e = io::Error::last_os_error();
-    io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
-    if rc < 0 {
-        return Err(os_error(what));
-    }
-    Ok(())
-}
-
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> libc::c_int {
-    // SAFETY: `value` is a valid `T` for the duration of the call and its
-    // size is passed; the kernel copies it.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    }
+    /// PATH_STATE reports sent.
+    pub reports_sent: u64,
 }
 
 /// An AF_PACKET socket bound to one interface.
@@ -140,82 +159,85 @@ struct PacketSocket {
     ignores_outgoing: bool,
 }
 
+/// `struct packet_mreq` as `setsockopt` reads it: promiscuous membership
+/// of interface `ifindex` (no hardware address).
+fn promiscuous_membership(ifindex: libc::c_int) -> [u8; std::mem::size_of::<libc::packet_mreq>()] {
+    let mut mreq = [0u8; std::mem::size_of::<libc::packet_mreq>()];
+    mreq[0..4].copy_from_slice(&ifindex.to_ne_bytes());
+    let promisc = libc::PACKET_MR_PROMISC as u16;
+    mreq[4..6].copy_from_slice(&promisc.to_ne_bytes());
+    // mr_alen (bytes 6..8) and mr_address (8..16) stay zero.
+    mreq
+}
+
+/// The link-layer address `bind(2)` takes to tie a packet socket to one
+/// interface, for every protocol.
+fn interface_address(ifindex: libc::c_int) -> io::Result<LinkAddr> {
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sll` is a valid, initialised sockaddr_ll of the length
+    // passed; nix copies it (nix has no safe constructor for LinkAddr).
+    unsafe { LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(len)) }
+        .ok_or_else(|| io::Error::other("sockaddr_ll not accepted as a link address"))
+}
+
 impl PacketSocket {
     fn open(iface: &str) -> io::Result<PacketSocket> {
-        let name = CString::new(iface).map_err(|_| {
-            io::Error::new(
+        if iface.as_bytes().contains(&0) {
+            return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("interface name {iface:?} contains a NUL byte"),
-            )
-        })?;
-        // SAFETY: `name` is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no interface named {iface} in this network namespace"),
             ));
         }
-        let all = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::c_int::from(all),
-            )
+        let ifindex = match if_nametoindex(iface) {
+            Ok(i) if i != 0 => i,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no interface named {iface} in this network namespace"),
+                ))
+            }
         };
-        check(
-            raw,
-            "socket(AF_PACKET, SOCK_RAW) (needs root or CAP_NET_RAW)",
-        )?;
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = socket::socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::EthAll,
+        )
+        .map_err(|e| failed(e, "socket(AF_PACKET, SOCK_RAW) (needs root or CAP_NET_RAW)"))?;
         let ifindex = libc::c_int::try_from(ifindex).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface index out of range")
         })?;
-        // SAFETY: all-zero is a valid sockaddr_ll.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = all;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `sll` is a valid sockaddr_ll of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        check(rc, &format!("bind(AF_PACKET, {iface})"))?;
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex,
-            mr_type: libc::PACKET_MR_PROMISC as u16,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        check(
-            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq),
-            &format!("promiscuous mode on {iface}"),
-        )?;
-        let one: libc::c_int = 1;
-        let ignores_outgoing =
-            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one) == 0;
+        socket::bind(fd.as_raw_fd(), &interface_address(ifindex)?)
+            .map_err(|e| failed(e, &format!("bind(AF_PACKET, {iface})")))?;
+        set_option_bytes(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &promiscuous_membership(ifindex),
+        )
+        .map_err(|e| failed(e, &format!("promiscuous mode on {iface}")))?;
+        let ignores_outgoing = set_option_bytes(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &1i32.to_ne_bytes(),
+        )
+        .is_ok();
         // Frames queued in the socket before it was bound to the interface
         // may come from any interface: drain them.
         // Bounded, so a busy interface cannot keep this loop going.
         let mut sink = [0u8; 64];
         for _ in 0..4096 {
-            // SAFETY: `sink` is valid for its length.
-            let n = unsafe {
-                libc::recv(
-                    fd.as_raw_fd(),
-                    sink.as_mut_ptr().cast(),
-                    sink.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
+            if socket::recv(fd.as_raw_fd(), &mut sink, MsgFlags::MSG_DONTWAIT).is_err() {
                 break;
             }
         }
@@ -227,85 +249,73 @@ impl PacketSocket {
 
     /// Waits until a frame can be read or `timeout` passes.
     fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ts = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
-        };
-        // SAFETY: `pfd` and `ts` are valid for the call; no signal mask.
-        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(os_error("ppoll"));
+        let mut pfd = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match ppoll(&mut pfd, Some(TimeSpec::from_duration(timeout)), None) {
+            Ok(n) => Ok(n > 0
+                && pfd[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN))),
+            Err(Errno::EINTR) => Ok(false),
+            Err(e) => Err(failed(e, "ppoll")),
         }
-        Ok(rc > 0 && pfd.revents & libc::POLLIN != 0)
     }
 
     /// One frame received on the interface (not sent by this host), or
     /// `None` when nothing is waiting.
     fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            // SAFETY: all-zero is a valid sockaddr_ll.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: `buf` and `from` are valid for the lengths passed.
-            let n = unsafe {
-                libc::recvfrom(
+            let received = {
+                let mut iov = [IoSliceMut::new(buf)];
+                socket::recvmsg::<LinkAddr>(
                     self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                    (&mut from as *mut libc::sockaddr_ll).cast(),
-                    &mut from_len,
+                    &mut iov,
+                    None,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
                 )
+                .map(|m| (m.bytes, m.address))
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => Err(os_error("recvfrom(AF_PACKET)")),
-                };
-            }
-            if !self.ignores_outgoing && from.sll_pkttype == libc::PACKET_OUTGOING {
+            let (n, from) = match received {
+                Ok(r) => r,
+                Err(Errno::EAGAIN) => return Ok(None),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(failed(e, "recvfrom(AF_PACKET)")),
+            };
+            if !self.ignores_outgoing && from.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING)
+            {
                 continue;
             }
             // MSG_TRUNC reports the real length; a longer frame than the
             // buffer is kept truncated and will fail to send (counted).
-            return Ok(Some(usize::try_from(n).unwrap_or(0).min(buf.len())));
+            return Ok(Some(n.min(buf.len())));
         }
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: `frame` is valid for its length.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        socket::send(self.fd.as_raw_fd(), frame, MsgFlags::empty())
+            .map(drop)
+            .map_err(io::Error::from)
     }
 }
 
-/// Moves frames from `rx` to `tx` through `line` until `stop` is set.
+/// Moves frames from `rx` to `tx` through `line` until `stop` is set;
+/// drops everything while `cut` is set.
 fn run_direction(
     rx: &PacketSocket,
     tx: &PacketSocket,
     mut line: DelayLine<Vec<u8>>,
     origin: Instant,
     stop: &AtomicBool,
+    cut: &AtomicBool,
 ) -> io::Result<DirectionStats> {
     let mut stats = DirectionStats::default();
     let mut buf = vec![0u8; MAX_FRAME];
     while !stop.load(Ordering::Relaxed) {
         let now = origin.elapsed();
         while let Some(frame) = line.pop_due(now) {
+            if cut.load(Ordering::Relaxed) {
+                stats.cut += 1;
+                continue;
+            }
             match tx.send(&frame) {
                 Ok(()) => {
                     stats.forwarded += 1;
@@ -326,6 +336,10 @@ fn run_direction(
                 break;
             };
             stats.frames_in += 1;
+            if cut.load(Ordering::Relaxed) {
+                stats.cut += 1;
+                continue;
+            }
             match line.admit(origin.elapsed(), buf[..n].to_vec()) {
                 Admission::Queued(_) => {}
                 Admission::Lost => stats.lost += 1,
@@ -367,19 +381,74 @@ pub struct OwnedSockets {
     b: PacketSocket,
 }
 
-/// Bridges until `stop` is set or `cfg.duration` passes, then returns the
-/// stats (also written to `cfg.stats_json`).
+/// The PATH_STATE a wire reports: its configured one-way delay and
+/// jitter, and its loss (1 while cut).
+pub fn path_state(path: u16, line: &LineConfig, cut: bool) -> anyhow::Result<control::Message> {
+    use dataplane::ctl::{CtlCommand, PathStateArgs, Source};
+    dataplane::ctl_messages::build(&CtlCommand::PathState(PathStateArgs {
+        path,
+        latency_us: Some(line.delay.as_secs_f64() * 1e6),
+        jitter_us: Some(line.jitter.as_secs_f64() * 1e6),
+        bandwidth_bps: None,
+        loss: Some(if cut { 1.0 } else { line.loss }),
+        source: Source::Measured,
+    }))
+}
+
+/// Starts the reporting thread: a PATH_STATE every interval until `stop`;
+/// returns how many it sent.
+fn spawn_reporter(
+    report: &PathReport,
+    line: LineConfig,
+    cut: Cut,
+    stop: Arc<AtomicBool>,
+) -> io::Result<std::thread::JoinHandle<u64>> {
+    let key = control::Key::from_file(&report.key_file)
+        .map_err(|e| io::Error::other(format!("--key-file {}: {e}", report.key_file.display())))?;
+    let now = dataplane::control_plane::realtime_ns();
+    let mut sender = control::Sender::new(report.key_id, key, now / 1000);
+    let socket = std::net::UdpSocket::bind(if report.to.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
+    socket.connect(report.to)?;
+    let (path, interval) = (report.path, report.interval);
+    std::thread::Builder::new()
+        .name("wire-report".into())
+        .spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(msg) = path_state(path, &line, cut.load(Ordering::Relaxed)) {
+                    if let Ok(d) = sender.seal(&msg, dataplane::control_plane::realtime_ns()) {
+                        // The appliance may not be up yet (or any more):
+                        // a refused datagram is the next report's problem.
+                        if socket.send(&d).is_ok() {
+                            sent += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(interval);
+            }
+            sent
+        })
+}
+
+/// Bridges until `stop` is set or `cfg.duration` passes, dropping
+/// everything while `cut` is set, then returns the stats (also written to
+/// `cfg.stats_json`).
 pub fn run(
     cfg: &WireConfig,
     sockets: OwnedSockets,
     stop: Arc<AtomicBool>,
+    cut: Cut,
 ) -> io::Result<WireStats> {
     let origin = Instant::now();
     let sockets = Arc::new(sockets);
     let line =
         |stream: u64| DelayLine::new(cfg.line, seeded_rng(cfg.seed, 0x7769_7265_0000 + stream));
     let spawn = |name: &str, forward_a_to_b: bool, line: DelayLine<Vec<u8>>| {
-        let (sockets, stop) = (Arc::clone(&sockets), Arc::clone(&stop));
+        let (sockets, stop, cut) = (Arc::clone(&sockets), Arc::clone(&stop), Arc::clone(&cut));
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -388,7 +457,7 @@ pub fn run(
                 } else {
                     (&sockets.b, &sockets.a)
                 };
-                let result = run_direction(rx, tx, line, origin, &stop);
+                let result = run_direction(rx, tx, line, origin, &stop, &cut);
                 // One direction failing ends the whole wire.
                 stop.store(true, Ordering::Relaxed);
                 result
@@ -396,6 +465,17 @@ pub fn run(
     };
     let ab = spawn("wire-a-to-b", true, line(0))?;
     let ba = spawn("wire-b-to-a", false, line(1))?;
+    let reporter = match &cfg.report {
+        Some(r) => match spawn_reporter(r, cfg.line, Arc::clone(&cut), Arc::clone(&stop)) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = (ab.join(), ba.join());
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let deadline = cfg.duration.map(|d| origin + d);
     while !stop.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(20));
@@ -407,6 +487,12 @@ pub fn run(
     };
     let a_to_b = join(ab)?;
     let b_to_a = join(ba)?;
+    let reports_sent = match reporter {
+        Some(h) => h
+            .join()
+            .map_err(|_| io::Error::other("the wire's report thread panicked"))?,
+        None => 0,
+    };
     let stats = WireStats {
         config: WireConfigReport {
             a: cfg.a.clone(),
@@ -420,6 +506,7 @@ pub fn run(
         duration_s: origin.elapsed().as_secs_f64(),
         a_to_b,
         b_to_a,
+        reports_sent,
     };
     if let Some(path) = &cfg.stats_json {
         let text = serde_json::to_string_pretty(&stats).map_err(io::Error::other)?;
@@ -428,4 +515,43 @@ pub fn run(
         })?;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::MetricType;
+
+    fn metric(m: &control::Message, t: MetricType) -> Option<f64> {
+        match m {
+            control::Message::PathState(p) => p
+                .metrics
+                .iter()
+                .find(|x| x.metric_type == t)
+                .map(|x| x.value),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_cut_wire_reports_its_path_losing_everything() {
+        let line = LineConfig {
+            delay: Duration::from_micros(10_500),
+            jitter: Duration::from_millis(3),
+            loss: 0.01,
+            capacity: 100,
+        };
+        let up = path_state(2, &line, false).unwrap();
+        let cut = path_state(2, &line, true).unwrap();
+        for m in [&up, &cut] {
+            match m {
+                control::Message::PathState(p) => assert_eq!(p.path, control::PathId(2)),
+                other => panic!("not a PATH_STATE: {other:?}"),
+            }
+            assert_eq!(metric(m, MetricType::PathLatency), Some(10_500.0));
+            assert_eq!(metric(m, MetricType::PathJitter), Some(3000.0));
+        }
+        assert_eq!(metric(&up, MetricType::PathLoss), Some(0.01));
+        assert_eq!(metric(&cut, MetricType::PathLoss), Some(1.0));
+    }
 }

@@ -4,13 +4,16 @@
 //! intellisim plan
 //! intellisim eval  [--requests N] [--replications R] [--seed S] [--out FILE]
 //! intellisim scale [--nodes N] [--requests N] [--load F] [--seed S] [--policies a,b] [--out FILE]
+//! intellisim failover [--seed S] [--out FILE]
+//! intellisim uplink [--load F] [--utilisation F] [--requests N] [--replications R] [--seed S] [--out FILE]
 //! ```
 //!
 //! * `plan` prints [`sim::eval::Plan`]: the [`sim::EvalCluster`] fields
 //!   (`nodes.{edge,centre}.{base_ttft_ms,prefill_tps,decode_tps,concurrency,kv_tokens}`,
 //!   `paths.{line,internet}.{one_way_ms,jitter_ms,loss}`, `workload.*`,
 //!   `report_interval_ms`, `loads`, `unloaded_load`, `run_seconds`,
-//!   `warmup_ms`, `timeout_ms`), plus `capacity_rps`, `capacity_split`
+//!   `warmup_ms`, `timeout_ms`, `failover.{load,kill_edge_s,restart_edge_s,
+//!   cut_internet_s,restore_internet_s,arrivals_s,bin_ms}`), plus `capacity_rps`, `capacity_split`
 //!   and `rates_rps` per load key.
 //! * `eval` writes [`sim::eval::EvalReport`]: `plan`, `seed`,
 //!   `runs.{fifo,least_queue,intellinode}.{50,80,95}` (and
@@ -33,6 +36,12 @@
 //!   `wall_s` and `decisions_per_wall_s`; and `wall_s_total`. Wall times
 //!   are measured here, outside the simulation, and are the only
 //!   fields that differ between two runs with the same seed.
+//! * `failover` writes [`sim::failover::FailoverReport`] for the plan's
+//!   failure timeline: `source`, `bounds`, `requests`, `answered`,
+//!   `failed`, `lost_elsewhere`, `responses[]` (per failure: `what`,
+//!   `instance`, `at_ms`, `recovered_ms`, `steady_class`, `away_ms`,
+//!   `back_ms`, `first_back_ms`, the flows counted and the losses),
+//!   `goals[]` and `series` (answered, failed and decided per second).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -103,6 +112,16 @@ enum Cmd {
         utilisation: f64,
         #[command(flatten)]
         runs: Replicated,
+    },
+    /// The eval cluster's failure timeline: the edge node killed and
+    /// restarted, the centre's path black-holed and restored.
+    Failover {
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the JSON here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Many sites, shared centre nodes, node and path failures.
     Scale {
@@ -198,6 +217,32 @@ fn main() -> anyhow::Result<()> {
                 began.elapsed().as_secs_f64()
             );
             write(runs.out, serde_json::to_string_pretty(&r)?)?;
+        }
+        Cmd::Failover { seed, out } => {
+            let began = Instant::now();
+            let r = sim::failover::run_failover(&EvalCluster::default(), seed)
+                .map_err(|e| anyhow!(e))?;
+            for x in &r.responses {
+                eprintln!(
+                    "intellisim: {:<24} away after {:.1} ms ({} new flows to it), {} flows back after {:.1} ms; lost {} in flight, {} after the failure",
+                    x.failure.what,
+                    x.away_ms,
+                    x.steered_after_failure,
+                    x.steady_class,
+                    x.back_ms,
+                    x.lost_in_flight,
+                    x.lost_after_failure
+                );
+            }
+            eprintln!(
+                "intellisim: failover {} requests, {} failed, {} lost elsewhere; goals {}; {:.2} s wall",
+                r.requests,
+                r.failed,
+                r.lost_elsewhere,
+                if r.all_met() { "met" } else { "NOT all met" },
+                began.elapsed().as_secs_f64()
+            );
+            write(out, serde_json::to_string_pretty(&r)?)?;
         }
         Cmd::Scale {
             nodes,
