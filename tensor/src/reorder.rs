@@ -9,8 +9,12 @@
 //! # Streams and sequence numbers
 //!
 //! The ingress appliance numbers the packets of each overlay *stream* with
-//! a 32-bit sequence number that wraps. The first packet seen of a stream
-//! sets the number expected next, so streams may start anywhere. Numbers are
+//! a 32-bit sequence number that wraps, from 0. The first packet seen of a
+//! stream sets the number expected next, unless it is less than `window`:
+//! then the stream is taken to start at 0, since its first packets may
+//! still be on a longer path (or another RX queue) and are waited for like
+//! any gap. So streams may start anywhere, and a stream's start is never
+//! refused as late because a later packet overtook it. Numbers are
 //! compared with serial-number arithmetic (RFC 1982): `seq` is ahead of
 //! `expected` by `d = seq − expected (mod 2^32)` when `d < 2^31`, behind
 //! otherwise. A packet `d` ahead is:
@@ -312,11 +316,12 @@ impl<T> ReorderBuffer<T> {
             }
         }
         let i = free?;
+        let start = if (seq as usize) < self.window { 0 } else { seq };
         let s = self.streams.get_mut(i)?;
         *s = Stream {
             id: stream_id,
             active: true,
-            expected: seq,
+            expected: start,
             held: 0,
             last_ns: now_ns,
             oldest_ns: now_ns,

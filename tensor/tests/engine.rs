@@ -406,21 +406,22 @@ fn tampered_metadata_is_forged_and_buys_best_effort() {
         rocev2(host(1), host(2), 31, 0x04, 1, None, 100),
     ];
     let mut overlaid = overlay_frames(&mut ingress, &input);
-    let f = &mut overlaid[0].1;
+    let f = &mut overlaid[1].1;
     let n = f.len();
     // The last byte before the inner frame is the MAC's: flip it.
-    f[n - input[0].len() - 1] ^= 1;
+    f[n - input[1].len() - 1] ^= 1;
     let frames: Vec<Vec<u8>> = overlaid.iter().map(|(_, f)| f.clone()).collect();
     let (out, refused) = decapsulate(&mut egress, &frames);
     assert!(refused.is_empty());
     assert_eq!(
         out.len(),
         2,
-        "the tampered one delivered unsequenced, the next in turn"
+        "the first in turn, the tampered one delivered unsequenced"
     );
+    assert_eq!(out[0].0, input[0]);
     assert_eq!(out[1].0, input[1]);
-    assert_eq!(out[0].1.class, SchedClass::BestEffort);
-    assert_eq!(out[0].1.weight, 1);
+    assert_eq!(out[1].1.class, SchedClass::BestEffort);
+    assert_eq!(out[1].1.weight, 1);
     assert_eq!(ce.metadata[MetaOutcome::BadMac as usize].load(Relaxed), 1);
     assert_eq!(
         ce.semantic[SemanticSource::Forged as usize].load(Relaxed),
