@@ -266,7 +266,9 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     let mut cmd = ns.command(&release_bin("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
-        .args(["--duration", "12", "--stats-interval", "0", "--stats-json"])
+        // Until interrupted after the last phase: three phases of pktgen
+        // runs take longer on a busy machine than any fixed duration.
+        .args(["--stats-interval", "0", "--stats-json"])
         .arg(&json)
         .arg("--");
     cmd.args(eal_args(
@@ -333,6 +335,9 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     std::thread::sleep(Duration::from_millis(2_000)); // both go stale (1.5 s)
     send("c"); // no fresh state: the entry's first path, counted as a fallback
 
+    let _ = Command::new("kill")
+        .args(["-INT", &appliance.id().to_string()])
+        .status();
     let out = appliance.wait_with_output().unwrap();
     assert!(
         out.status.success(),

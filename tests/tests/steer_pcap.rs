@@ -688,7 +688,8 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones(workers: Workers) {
     );
 
     // The scheduler's own measurement says the same. Medians, not tails:
-    // a worker descheduled by a busy machine delays every class alike.
+    // a worker descheduled by a busy machine delays every class alike, and
+    // the factors leave room for that (a quiet machine gives 50-100x).
     let wait = |run: &Run, class: &str, q: &str| {
         run.stats["steer"]["latency"][class]["egress_wait_us"][q]
             .as_u64()
@@ -704,7 +705,7 @@ fn short_requests_do_not_wait_behind_a_backlog_of_long_ones(workers: Workers) {
     );
     let fifo_short_p50 = wait(&fifo, "interactive", "p50");
     assert!(
-        fifo_short_p50 > 10 * short_p50.max(100),
+        fifo_short_p50 > 5 * short_p50.max(100),
         "without priority short requests wait ({fifo_short_p50} us, {short_p50} us with it)"
     );
     // Strict priority must not starve long work: all of it left.
