@@ -24,7 +24,7 @@ help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
 	@echo "make pyenv  target/venv with the OpenAI SDK, httpx and the agent library (python/intellinode-agent)"
 	@echo "make build  release build of the workspace binaries + the C baseline ($(CFWD))"
-	@echo "make test   build, then cargo test --profile ci-test --workspace (release bins stay fat-LTO)"
+	@echo "make test   cargo test --profile ci-test --workspace, the end-to-end tests driving the ci-test binaries"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
 	@echo "            and bench/control.sh (forward under 10k control updates/s, update-to-visible latency; BENCH_ENFORCE=1)"
 	@echo "make soak   build, then bench/soak.sh (forward, steer, tensor at full rate, SOAK_SECS each (600), with"
@@ -62,12 +62,21 @@ $(CFWD): bench/cfwd.c
 	@mkdir -p $(@D)
 	@$(CC) $(CFWD_CFLAGS) $$(pkg-config --cflags libdpdk) $< -o $@ $$(pkg-config --libs libdpdk)
 
-# The integration tests drive the release binaries in target/release/ and so
-# test what `make build` produced; the test binaries themselves are built with
-# the ci-test profile (release without fat LTO, see Cargo.toml).
-test: build pyenv
-	@echo "==> cargo test --profile ci-test --workspace"
-	@$(CARGO) test --profile ci-test --workspace --no-fail-fast
+# One profile for everything `make test` builds: ci-test (release's
+# optimisation without fat LTO, 16 codegen units; see Cargo.toml). The
+# end-to-end tests drive the ci-test build of the binaries
+# (INTELLINODE_BIN_DIR), which shares every compiled crate with the test
+# binaries, instead of waiting for six fat-LTO links that only the speed
+# figures (make bench, make demo, make eval) need. Same code, same
+# opt-level; `INTELLINODE_BIN_DIR=target/release cargo test ...` after
+# `make build` runs the same tests against the shipped binaries.
+TEST_BIN_DIR := target/ci-test
+
+test: deps pyenv
+	@echo "==> cargo build --profile ci-test --workspace --bins"
+	@$(CARGO) build --profile ci-test --workspace --bins
+	@echo "==> cargo test --profile ci-test --workspace (binaries from $(TEST_BIN_DIR))"
+	@INTELLINODE_BIN_DIR=$(abspath $(TEST_BIN_DIR)) $(CARGO) test --profile ci-test --workspace --no-fail-fast
 
 bench: build
 	@echo "==> bench/run.sh"

@@ -1,9 +1,11 @@
-//! Helpers shared by the end-to-end tests: where the release binaries are,
+//! Helpers shared by the end-to-end tests: where the binaries under test are,
 //! how to give each DPDK process its own EAL, and how to read what a run
 //! produced (exit status, its one-line error, the stats JSON).
 //!
-//! The tests drive `target/release/intellinode` and `target/release/pktgen`,
-//! which `make test` builds first, so they test exactly what ships.
+//! The tests drive the workspace's binaries (`intellinode`, `pktgen`, ...)
+//! in `INTELLINODE_BIN_DIR`: `make test` builds them with the ci-test
+//! profile and points there; without the variable it is `target/release`,
+//! what `make build` ships.
 
 pub mod steer_cluster;
 
@@ -21,15 +23,16 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Path of a release binary; fails the test with the fix if it is missing.
-pub fn release_bin(name: &str) -> PathBuf {
+/// Path of a binary under test; fails the test with the fix if it is missing.
+pub fn bin_under_test(name: &str) -> PathBuf {
     let dir = std::env::var_os("INTELLINODE_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/release"));
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `make test` (it builds the release binaries first)",
+        "{} is missing: run `make test` (it builds the binaries first), or `make build` \
+         for target/release",
         path.display()
     );
     path
@@ -88,7 +91,7 @@ pub fn dpdk_lock() -> MutexGuard<'static, ()> {
 
 /// Runs `intellinode` with `args`.
 pub fn intellinode(args: &[String]) -> Output {
-    Command::new(release_bin("intellinode"))
+    Command::new(bin_under_test("intellinode"))
         .args(args)
         .output()
         .expect("spawn intellinode")
@@ -295,7 +298,7 @@ pub fn control_config(
 /// Writes a workload with the shipped `pktgen` binary (`packets` 0 for the
 /// fixed edge-case set, which takes no count).
 pub fn pktgen_write(workload: &str, seed: u64, packets: usize, out: &Path) {
-    let mut cmd = Command::new(release_bin("pktgen"));
+    let mut cmd = Command::new(bin_under_test("pktgen"));
     cmd.args(["write", "--workload", workload, "--seed", &seed.to_string()]);
     if packets > 0 {
         cmd.args(["--packets", &packets.to_string()]);
@@ -334,8 +337,8 @@ pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
 /// (inside `ns` if given), asserts it succeeded and returns its stdout.
 pub fn ctl(ns: Option<&Netns>, port: u16, key: &Path, key_id: u32, args: &[&str]) -> String {
     let mut cmd = match ns {
-        Some(ns) => ns.command(&release_bin("intellinode")),
-        None => Command::new(release_bin("intellinode")),
+        Some(ns) => ns.command(&bin_under_test("intellinode")),
+        None => Command::new(bin_under_test("intellinode")),
     };
     let out = cmd
         .args([

@@ -109,7 +109,7 @@ pub fn scrape(pipeline: &str, dir: &Path) -> String {
     )
     .unwrap();
     let json = dir.join(format!("{}.json", s.tag));
-    let mut cmd = Command::new(release_bin("intellinode"));
+    let mut cmd = Command::new(bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&config)
         .args(["--duration", "2", "--stats-interval", "0", "--stats-json"])

@@ -56,7 +56,7 @@ impl Drop for Topology {
 
 pub fn serve(t: &Topology, side: &str, args: &[&str], stats: &Path) -> Child {
     let mut child = t
-        .command(side, &release_bin("pktgen"))
+        .command(side, &bin_under_test("pktgen"))
         .arg("serve")
         .args(args)
         .args(["--duration-s", "60", "--stats-json"])
@@ -164,7 +164,7 @@ impl Cluster {
         );
 
         let stats_json = dir.join("stats.json");
-        let mut cmd = t.command("", &release_bin("intellinode"));
+        let mut cmd = t.command("", &bin_under_test("intellinode"));
         cmd.args(["run", "--config"])
             .arg(&cfg)
             .args(["--duration", "60", "--stats-interval", "0", "--stats-json"])

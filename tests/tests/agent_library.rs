@@ -115,7 +115,7 @@ fn the_library_gives_the_clis_features_and_the_classifiers_option_bytes() {
         "summarise this report: the quarter closed with revenue up four percent",
     ];
     for prompt in prompts {
-        let cli = Command::new(release_bin("tokenfeat"))
+        let cli = Command::new(bin_under_test("tokenfeat"))
             .args(["--prompt", prompt, "--json"])
             .output()
             .unwrap();

@@ -43,7 +43,7 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
     let (cport, mport) = (free_port(), free_port());
     let cfg = control_config(dir.path(), cport, mport, 60_000, &peers);
     let json = dir.path().join("stats.json");
-    let mut cmd = Command::new(release_bin("intellinode"));
+    let mut cmd = Command::new(bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
         .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
@@ -263,7 +263,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     }
 
     let json = dir.path().join("stats.json");
-    let mut cmd = ns.command(&release_bin("intellinode"));
+    let mut cmd = ns.command(&bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
         // Until interrupted after the last phase: three phases of pktgen
@@ -287,7 +287,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
         );
         gen_eal.extend(["--main-lcore".into(), "1".into()]);
         let out = ns
-            .command(&release_bin("pktgen"))
+            .command(&bin_under_test("pktgen"))
             .args(["send", "--pcap"])
             .arg(&workload)
             .args([
@@ -399,7 +399,7 @@ fn ctl_refuses_a_reply_past_the_age_limit() {
         control::ReceiverConfig::default(),
     )
     .unwrap();
-    let client = Command::new(release_bin("intellinode"))
+    let client = Command::new(bin_under_test("intellinode"))
         .args(["ctl", "--server", &addr.to_string(), "--key-file"])
         .arg(&key_path)
         .args(["--key-id", "3", "--timeout-ms", "3000", "query", "stats"])

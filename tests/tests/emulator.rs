@@ -23,7 +23,7 @@ impl Node {
     fn start() -> Node {
         let dir = tempfile::tempdir().unwrap();
         let stats = dir.path().join("serve.json");
-        let mut child = Command::new(release_bin("pktgen"))
+        let mut child = Command::new(bin_under_test("pktgen"))
             .args(["serve", "--listen", "127.0.0.1:0", "--name", "emu-small"])
             .args([
                 "--prefill-tps",

@@ -61,10 +61,10 @@ fn short_requests_beat_fifo_on_the_emulated_cluster() {
         .env("EVAL_SECONDS", "8")
         .env("EVAL_REPORT", "0")
         .env("EVAL_FAILOVER", "0")
-        .env("INTELLINODE_BIN", release_bin("intellinode"))
-        .env("PKTGEN_BIN", release_bin("pktgen"))
-        .env("INTELLISIM_BIN", release_bin("intellisim"))
-        .env("INTELLIEVAL_BIN", release_bin("intellieval"))
+        .env("INTELLINODE_BIN", bin_under_test("intellinode"))
+        .env("PKTGEN_BIN", bin_under_test("pktgen"))
+        .env("INTELLISIM_BIN", bin_under_test("intellisim"))
+        .env("INTELLIEVAL_BIN", bin_under_test("intellieval"))
         .output()
         .unwrap();
     let log = format!(

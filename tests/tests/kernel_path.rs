@@ -27,7 +27,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
     let ns = Netns::with_two_veth_pairs(&format!("intn-{}", std::process::id()));
     let inb_json = dir.path().join("inb.json");
     let mut inb = ns
-        .command(&release_bin("intellinode"))
+        .command(&bin_under_test("intellinode"))
         .args(["run", "--config"])
         .arg(forward_config())
         .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
@@ -74,7 +74,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
     );
     gen_eal.extend(["--main-lcore".into(), "1".into()]);
     let gen = ns
-        .command(&release_bin("pktgen"))
+        .command(&bin_under_test("pktgen"))
         .args(["send", "--pcap"])
         .arg(&workload)
         .args([

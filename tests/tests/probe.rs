@@ -43,7 +43,7 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     let ns = Netns::with_two_veth_pairs(&format!("intp-{}", std::process::id()));
     ns.exec(&["ip", "link", "set", "lo", "up"]);
     let prober_json = dir.path().join("prober.json");
-    let mut cmd = ns.command(&release_bin("intellinode"));
+    let mut cmd = ns.command(&bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
         .args(["--duration", "8", "--stats-interval", "0", "--stats-json"])
@@ -59,7 +59,7 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     let prober = spawn_until_running(cmd);
 
     let reflector_json = dir.path().join("reflector.json");
-    let mut cmd = ns.command(&release_bin("intellinode"));
+    let mut cmd = ns.command(&bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&reflector_cfg)
         // The test stops it with SIGINT; the bound makes sure it stops by

@@ -23,8 +23,8 @@ fn every_pipeline_soaks_without_leaking_or_losing_count() {
         .env("SOAK_WARMUP_SECS", "5")
         .env("SOAK_CONTROL_PORT", free_port().to_string())
         .env("SOAK_OUT", out_dir.path())
-        .env("INTELLINODE_BIN", release_bin("intellinode"))
-        .env("PKTGEN_BIN", release_bin("pktgen"))
+        .env("INTELLINODE_BIN", bin_under_test("intellinode"))
+        .env("PKTGEN_BIN", bin_under_test("pktgen"))
         .output()
         .expect("bash is required");
     let said = format!(

@@ -27,7 +27,7 @@ use steer::TrafficClass;
 fn spawn_agent(t: &Topology, dir: &Path, name: &str, args: &[&str]) -> (Child, PathBuf) {
     let out_json = dir.join(format!("{name}.json"));
     let child = t
-        .command("agent", &release_bin("pktgen"))
+        .command("agent", &bin_under_test("pktgen"))
         .args([
             "agent",
             "--target",
@@ -85,7 +85,7 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     let cport = cluster.control_port;
     let key_path = cluster.key_path.clone();
     let ctl = |args: &[&str]| {
-        let mut c = t.command("", &release_bin("intellinode"));
+        let mut c = t.command("", &bin_under_test("intellinode"));
         let out = c
             .args([
                 "ctl",

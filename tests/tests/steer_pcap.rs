@@ -158,7 +158,7 @@ jitter_us = 3000
 /// `pktgen write --workload agent` with extra options.
 fn agent_pcap(dir: &Path, name: &str, seed: u64, packets: usize, tlv: &str) -> PathBuf {
     let out = dir.join(name);
-    let status = Command::new(release_bin("pktgen"))
+    let status = Command::new(bin_under_test("pktgen"))
         .args(["write", "--workload", "agent", "--seed", &seed.to_string()])
         .args(["--packets", &packets.to_string(), "--tlv", tlv, "-o"])
         .arg(&out)
@@ -825,7 +825,7 @@ fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
     // Requests and the VIP's answers; the answers are re-sourced from the
     // edge instance, as they arrive once the request was steered there.
     let out = dir.path().join("both.pcap");
-    let status = Command::new(release_bin("pktgen"))
+    let status = Command::new(bin_under_test("pktgen"))
         .args([
             "write",
             "--workload",
@@ -1174,7 +1174,7 @@ fn fragmented_requests_leave_whole_on_the_instance_their_first_fragment_chose(wo
 fn fragmented_responses_are_translated_back_to_the_vip(workers: Workers) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("both.pcap");
-    let status = Command::new(release_bin("pktgen"))
+    let status = Command::new(bin_under_test("pktgen"))
         .args(["write", "--workload", "agent", "--seed", "32"])
         .args(["--packets", "1500", "--tlv", "mixed", "--responses", "-o"])
         .arg(&out)

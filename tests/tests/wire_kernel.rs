@@ -63,7 +63,7 @@ impl Topology {
 /// Starts `args` of pktgen in `ns` and returns once it printed `ready`.
 fn start(ns: &Netns, args: &[&str], ready: &str) -> Child {
     let mut child = ns
-        .command(&release_bin("pktgen"))
+        .command(&bin_under_test("pktgen"))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -122,7 +122,7 @@ fn wire(t: &Topology, loss: &str, stats: &Path) -> Child {
 }
 
 fn agent(t: &Topology, args: &[&str], out: &Path) -> Output {
-    t.a.command(&release_bin("pktgen"))
+    t.a.command(&bin_under_test("pktgen"))
         .arg("agent")
         .args(args)
         .args(["--out", out.to_str().unwrap()])

@@ -282,7 +282,7 @@ fn agent_workload_tlvs_decode_as_the_appliance_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     for (carrier, version) in [("ipv4", 4), ("ipv6", 6)] {
         let pcap = dir.path().join(format!("agent-{carrier}.pcap"));
-        let status = Command::new(release_bin("pktgen"))
+        let status = Command::new(bin_under_test("pktgen"))
             .args([
                 "write",
                 "--workload",
