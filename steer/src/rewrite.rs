@@ -381,19 +381,26 @@ fn refuse_routing_header(frame: &[u8], parsed: &ParsedPacket) -> Result<(), Rewr
 #[inline(always)]
 fn apply(frame: &mut [u8], plan: &Plan) {
     if let Some((range, mac)) = &plan.mac {
-        if let Some(dst) = frame.get_mut(range.clone()) {
-            dst.copy_from_slice(mac);
-        }
+        put(frame, range.start, mac);
     }
-    if let (Some(dst), Some(src)) = (
-        frame.get_mut(plan.addr_at..plan.addr_at + plan.addr_len),
-        plan.addr.get(..plan.addr_len),
-    ) {
-        dst.copy_from_slice(src);
+    // Fixed-size writes: a copy of a length known only at run time is a
+    // call to memcpy per packet, for 4 or 16 bytes.
+    match (plan.addr_len, plan.addr.first_chunk::<4>()) {
+        (4, Some(v4)) => put(frame, plan.addr_at, v4),
+        _ => put(frame, plan.addr_at, &plan.addr),
     }
     for (at, value) in [plan.ip_checksum, plan.l4_checksum].into_iter().flatten() {
-        if let Some(dst) = frame.get_mut(at..at + 2) {
-            dst.copy_from_slice(&value.to_be_bytes());
-        }
+        put(frame, at, &value.to_be_bytes());
+    }
+}
+
+/// Writes `N` bytes at `at`, if they fit.
+#[inline(always)]
+fn put<const N: usize>(frame: &mut [u8], at: usize, bytes: &[u8; N]) {
+    if let Some(dst) = frame
+        .get_mut(at..)
+        .and_then(|tail| tail.first_chunk_mut::<N>())
+    {
+        *dst = *bytes;
     }
 }
