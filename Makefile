@@ -62,20 +62,22 @@ $(CFWD): bench/cfwd.c
 	@mkdir -p $(@D)
 	@$(CC) $(CFWD_CFLAGS) $$(pkg-config --cflags libdpdk) $< -o $@ $$(pkg-config --libs libdpdk)
 
-# One profile for everything `make test` builds: ci-test (release's
-# optimisation without fat LTO, 16 codegen units; see Cargo.toml). The
-# end-to-end tests drive the ci-test build of the binaries
-# (INTELLINODE_BIN_DIR), which shares every compiled crate with the test
-# binaries, instead of waiting for six fat-LTO links that only the speed
-# figures (make bench, make demo, make eval) need. Same code, same
-# opt-level; `INTELLINODE_BIN_DIR=target/release cargo test ...` after
-# `make build` runs the same tests against the shipped binaries.
+# One profile and one feature set for everything `make test` builds:
+# ci-test (release's optimisation without fat LTO, 16 codegen units; see
+# Cargo.toml). Every binary's package has an integration test, so `cargo
+# test` itself builds each binary into target/ci-test/, with the same
+# dependency features as the test binaries (a separate `cargo build --bins`
+# would compile a second copy of every crate whose features dev-dependencies
+# change). The end-to-end tests drive those binaries (INTELLINODE_BIN_DIR)
+# instead of waiting for the fat-LTO links that only the speed figures
+# (make bench, demo, eval) need: same code, same opt-level.
+# `INTELLINODE_BIN_DIR=$PWD/target/release cargo test --profile ci-test
+# --workspace` after `make build` runs the same tests against the shipped
+# binaries.
 TEST_BIN_DIR := target/ci-test
 
 test: deps pyenv
-	@echo "==> cargo build --profile ci-test --workspace --bins"
-	@$(CARGO) build --profile ci-test --workspace --bins
-	@echo "==> cargo test --profile ci-test --workspace (binaries from $(TEST_BIN_DIR))"
+	@echo "==> cargo test --profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/)"
 	@INTELLINODE_BIN_DIR=$(abspath $(TEST_BIN_DIR)) $(CARGO) test --profile ci-test --workspace --no-fail-fast
 
 bench: build
