@@ -342,6 +342,7 @@ impl Default for Req {
                 task: TaskType::Chat,
                 urgency: TaskType::Chat.default_urgency(),
                 explicit_urgency: false,
+                prefix: None,
             },
             predicted: Predicted::default(),
             t0: 0,
@@ -683,6 +684,7 @@ pub fn draw_request(rng: &mut ChaCha8Rng, w: &Workload) -> (bool, TokenFeatures)
             task,
             urgency: task.default_urgency(),
             explicit_urgency: false,
+            prefix: None,
         },
     )
 }

@@ -146,6 +146,7 @@ fn workload(n: usize, short_task_tokens: u32) -> Vec<(TokenFeatures, TrafficClas
                 task,
                 urgency,
                 explicit_urgency,
+                prefix: None,
             };
             (f, TrafficClass::of(&f, short_task_tokens))
         })

@@ -187,6 +187,7 @@ const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
     task: TaskType::Chat,
     urgency: Urgency::Normal,
     explicit_urgency: false,
+    prefix: None,
 };
 
 /// A cycle counter and its period, for timing decisions (the data plane

@@ -173,6 +173,7 @@ mod tests {
             task: TaskType::Chat,
             urgency: TaskType::Chat.default_urgency(),
             explicit_urgency: false,
+            prefix: None,
         };
         let predicted = Predicted {
             net_us: 2_000.0,
