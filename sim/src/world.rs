@@ -803,6 +803,7 @@ impl<'a> World<'a> {
                         held: 0,
                         ..Default::default()
                     },
+                    prefixes: steer::PrefixLimits::default(),
                 },
                 models,
                 std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),

@@ -231,6 +231,7 @@ fn main() {
         policy: steer::Policy::TokenAware,
         turn: 0,
         unreported: &[],
+        prefixes: None,
     };
 
     // Warm-up: one untimed pass over the whole workload (caches, branch

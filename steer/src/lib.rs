@@ -40,6 +40,7 @@ pub mod feedback;
 pub mod flow_table;
 pub mod fragment;
 pub mod infer;
+pub mod prefix;
 pub mod rewrite;
 pub mod service;
 pub mod since_report;
@@ -51,4 +52,5 @@ pub use engine::{Engine, EngineConfig, FragmentKeyed, Keyed, Refusal, Steerable,
 pub use feedback::{Measured, RequestTiming};
 pub use flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
 pub use service::{ServiceError, ServiceTable};
+pub use prefix::{PrefixLimits, PrefixRecord};
 pub use since_report::SinceReport;

@@ -86,6 +86,7 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
                 policy: steer::Policy::ALL[i as usize % 3],
                 turn: i,
                 unreported: &[],
+                prefixes: None,
             };
             let choice = d.decide(0, &f, class, &mut r).unwrap();
             let key = ClientKey {
@@ -146,6 +147,7 @@ fn the_fragment_path_does_not_allocate() {
             flow_idle_ns: 1_000,
             seed: 1,
             fragments: FragmentLimits::default(),
+            prefixes: steer::PrefixLimits::default(),
         },
         models,
         counters,
