@@ -113,11 +113,15 @@ pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod failover;
+pub mod prefix_cache;
+pub mod prefix_eval;
 pub mod scale;
 pub mod stats;
 pub mod uplink;
 pub mod world;
 
-pub use config::{capacity, Capacity, EvalCluster, NodeParams, PathParams, Pool, Workload};
+pub use config::{
+    capacity, AgentMix, Capacity, EvalCluster, NodeParams, PathParams, Pool, Workload,
+};
 pub use engine::EventQueue;
 pub use world::{run, Outcome, RunConfig, SiteSpec, Topology, Uplink};

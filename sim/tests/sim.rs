@@ -99,6 +99,7 @@ fn single(
             long_prompt_tokens: [1, 1],
             long_output_tokens: [1, 1],
             long_prompt_words: [1, 1],
+            ..Workload::default()
         },
         report_interval_ns: 20_000_000,
         warmup_ns: 0,

@@ -26,11 +26,16 @@
 //!   instance's hit-ratio scale.
 //! * **Correction.** Where a collector scrapes `vllm:prefix_cache_hits`
 //!   and `vllm:prefix_cache_queries` (token counters), the record learns how
-//!   far its expectation was true: [`PrefixRecord::correct`] sets an
-//!   instance's scale to observed hits over the hits the record expected
-//!   for the same queried tokens (at most 1). A server that evicts more
-//!   than the TTL assumes, or a prefix hash that collides, is corrected
-//!   within one scrape.
+//!   far its expectation was true: [`PrefixRecord::correct`] gathers the
+//!   increments until the record expected at least
+//!   [`MIN_CORRECTION_EXPECTED_TOKENS`] hit tokens in the window, then
+//!   moves the instance's scale halfway to observed hits over expected
+//!   hits for the same queried tokens (at most 1). A server that evicts
+//!   more than the TTL assumes, or a prefix hash that collides, is
+//!   corrected within a few windows. The window and the smoothing are
+//!   there because one scrape covers a handful of requests: a single
+//!   eviction would otherwise zero the scale, withdraw the instance's
+//!   affinity, spread its prefixes, and cause the evictions it feared.
 //!
 //! Nothing here allocates or panics after [`PrefixRecord::new`].
 
@@ -76,6 +81,11 @@ impl TableKey for PrefixKey {
     }
 }
 
+/// Hit tokens the record must have expected in a correction window before
+/// the window's observed ratio moves the scale: a few agent calls' worth
+/// of shared prefix, so one request's eviction is not a verdict.
+pub const MIN_CORRECTION_EXPECTED_TOKENS: f64 = 16_384.0;
+
 /// What the record knows of one instance's prefix cache as a whole.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct InstanceCache {
@@ -85,6 +95,9 @@ struct InstanceCache {
     queried_tokens: f64,
     /// Tokens the record expected cached (before scaling) since then.
     expected_hit_tokens: f64,
+    /// The scraped counters' increments since then.
+    observed_hit_tokens: f64,
+    observed_queried_tokens: f64,
 }
 
 impl Default for InstanceCache {
@@ -93,6 +106,8 @@ impl Default for InstanceCache {
             scale: 1.0,
             queried_tokens: 0.0,
             expected_hit_tokens: 0.0,
+            observed_hit_tokens: 0.0,
+            observed_queried_tokens: 0.0,
         }
     }
 }
@@ -206,25 +221,37 @@ impl PrefixRecord {
     }
 
     /// The instance's prefix-cache counters moved by `hit_tokens` hits over
-    /// `queried_tokens` queried tokens since the last correction (the
-    /// increments of `vllm:prefix_cache_hits` and `vllm:prefix_cache_queries`).
-    /// Its scale becomes observed hits over the hits the record expected for
-    /// the prompts it sent there in the same time, at most 1; when the record
-    /// expected none, the scale stays. The window restarts either way.
+    /// `queried_tokens` queried tokens since the last call (the increments
+    /// of `vllm:prefix_cache_hits` and `vllm:prefix_cache_queries`). Once
+    /// the record has expected [`MIN_CORRECTION_EXPECTED_TOKENS`] hit tokens
+    /// in the window, the scale moves halfway to the window's observed hit
+    /// ratio over the ratio the record expected for the prompts it sent
+    /// there (at most 1), and the window restarts. Garbage (negative or not
+    /// finite) is ignored.
     pub fn correct(&mut self, instance: u8, hit_tokens: f64, queried_tokens: f64) {
         let Some(c) = self.instances.get_mut(usize::from(instance)) else {
             return;
         };
         let usable = |v: f64| v.is_finite() && v >= 0.0;
-        if usable(hit_tokens) && usable(queried_tokens) && queried_tokens > 0.0 {
-            let observed = (hit_tokens / queried_tokens).min(1.0);
-            if c.expected_hit_tokens > 0.0 && c.queried_tokens > 0.0 {
-                let expected = c.expected_hit_tokens / c.queried_tokens;
-                c.scale = (observed / expected).clamp(0.0, 1.0);
-            }
+        if !(usable(hit_tokens) && usable(queried_tokens)) {
+            return;
         }
+        c.observed_hit_tokens += hit_tokens;
+        c.observed_queried_tokens += queried_tokens;
+        if c.expected_hit_tokens < MIN_CORRECTION_EXPECTED_TOKENS
+            || c.queried_tokens <= 0.0
+            || c.observed_queried_tokens <= 0.0
+        {
+            return;
+        }
+        let observed = (c.observed_hit_tokens / c.observed_queried_tokens).min(1.0);
+        let expected = c.expected_hit_tokens / c.queried_tokens;
+        let ratio = (observed / expected).clamp(0.0, 1.0);
+        c.scale = 0.5 * c.scale + 0.5 * ratio;
         c.queried_tokens = 0.0;
         c.expected_hit_tokens = 0.0;
+        c.observed_hit_tokens = 0.0;
+        c.observed_queried_tokens = 0.0;
     }
 
     /// Removes at most `budget` entries older than the TTL.
@@ -289,27 +316,34 @@ mod tests {
     #[test]
     fn scraped_hits_scale_the_expected_skip() {
         let mut r = PrefixRecord::new(limits(16), 2, 7);
-        r.served(0, &p(5, 1000), 1200, SEC);
-        // Four more requests the record expects to hit 1000 tokens each.
+        let prefix = p(5, 4096);
+        r.served(0, &prefix, 5120, SEC);
+        // Four more requests the record expects to hit 4096 tokens each:
+        // 16384 expected of 25600 queried (0.64).
         for k in 0..4 {
-            r.served(0, &p(5, 1000), 1200, SEC + k);
+            r.served(0, &prefix, 5120, SEC + k);
         }
-        // The record expected 4000 hit tokens of 6000 queried (2/3); the
-        // server reports 2000 of 6000 (1/3): half of what was expected.
-        r.correct(0, 2000.0, 6000.0);
-        assert!((r.scale(0) - 0.5).abs() < 1e-12, "{}", r.scale(0));
-        assert_eq!(r.expected_cached_tokens(0, &p(5, 1000), 2 * SEC), 500.0);
+        // Scraped in two parts; the server hit 8192 of 25600 (0.32): half
+        // of what was expected, so the scale moves halfway to 0.5.
+        r.correct(0, 4096.0, 12_800.0);
+        r.correct(0, 4096.0, 12_800.0);
+        assert!((r.scale(0) - 0.75).abs() < 1e-12, "{}", r.scale(0));
+        assert_eq!(r.expected_cached_tokens(0, &prefix, 2 * SEC), 3072.0);
         // The other instance is untouched.
         assert_eq!(r.scale(1), 1.0);
-        // A server hitting more than expected cannot push the scale past 1.
-        r.served(0, &p(5, 1000), 1200, 2 * SEC);
-        r.correct(0, 1200.0, 1200.0);
-        assert_eq!(r.scale(0), 1.0);
-        // Nothing expected in the window: the scale stays.
-        r.correct(0, 0.0, 500.0);
-        assert_eq!(r.scale(0), 1.0);
+        // Too little expected in the window: a total miss moves nothing yet.
+        r.served(0, &prefix, 5120, 2 * SEC);
+        r.correct(0, 0.0, 5120.0);
+        assert!((r.scale(0) - 0.75).abs() < 1e-12);
         // Garbage is ignored.
         r.correct(0, f64::NAN, 10.0);
+        assert!((r.scale(0) - 0.75).abs() < 1e-12);
+        // A server hitting more than expected cannot push the scale past 1.
+        let mut r = PrefixRecord::new(limits(16), 1, 7);
+        for k in 0..6 {
+            r.served(0, &prefix, 5120, SEC + k);
+        }
+        r.correct(0, 30_720.0, 30_720.0);
         assert_eq!(r.scale(0), 1.0);
     }
 }

@@ -252,11 +252,17 @@ fn the_engine_records_where_a_prefix_went_and_takes_scraped_hit_ratios() {
         .unwrap();
     assert_eq!(second.instance, first.instance);
     assert_eq!(second.predicted.cached_tokens, 4_000.0);
-    // The node's counters say half of the expected hits came: the record
-    // now expects half the skip.
-    engine.correct_prefix_cache(first.instance, 2_000.0, 9_000.0);
-    let third = engine
-        .decide(0, &f, TrafficClass::Interactive, &v, 3 * MS)
+    // Four more, then the node's counters say half of the expected hits
+    // came (20000 expected of 27000 queried; 10000 observed): the record
+    // moves halfway to half the skip.
+    for k in 3..7 {
+        engine
+            .decide(0, &f, TrafficClass::Interactive, &v, k * MS)
+            .unwrap();
+    }
+    engine.correct_prefix_cache(first.instance, 10_000.0, 27_000.0);
+    let next = engine
+        .decide(0, &f, TrafficClass::Interactive, &v, 7 * MS)
         .unwrap();
-    assert_eq!(third.predicted.cached_tokens, 2_000.0);
+    assert_eq!(next.predicted.cached_tokens, 3_000.0);
 }
