@@ -675,7 +675,10 @@ mod tests {
         };
         let id = encode(&f);
         assert_eq!(id.0, 0x2477_1001_8801_6789);
-        assert_eq!(id.to_bytes(), [0x24, 0x77, 0x10, 0x01, 0x88, 0x01, 0x67, 0x89]);
+        assert_eq!(
+            id.to_bytes(),
+            [0x24, 0x77, 0x10, 0x01, 0x88, 0x01, 0x67, 0x89]
+        );
         assert_eq!(decode(id), Ok(f));
     }
 

@@ -188,10 +188,7 @@ impl Workload {
         }
         let agent = self.agents.mean();
         let (wp, wa) = (long_plain / total, self.agent_fraction / total);
-        (
-            wp * plain.0 + wa * agent.0,
-            wp * plain.1 + wa * agent.1,
-        )
+        (wp * plain.0 + wa * agent.0, wp * plain.1 + wa * agent.1)
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -76,7 +76,12 @@ impl PrefixCache {
     /// turn's message and answer included), evicting the least recently
     /// used parts beyond the capacity. A prompt without parts (a plain
     /// request) is counted as queried and caches nothing.
-    pub fn serve(&mut self, prompt_tokens: u32, parts: Option<PromptParts>, history_after: u32) -> u32 {
+    pub fn serve(
+        &mut self,
+        prompt_tokens: u32,
+        parts: Option<PromptParts>,
+        history_after: u32,
+    ) -> u32 {
         self.queried_tokens += u64::from(prompt_tokens);
         let Some(p) = parts else {
             return 0;

@@ -260,7 +260,12 @@ fn run_one(
     let (mut hits, mut queried) = (0u64, 0u64);
     let mut chosen = vec![[0u64; 2]; cluster.nodes.len()];
     for rep in 0..opt.replications.max(1) {
-        let cfg = run_config(&s.asymmetric, v, seed_for(opt.seed, load_key, rep), requests);
+        let cfg = run_config(
+            &s.asymmetric,
+            v,
+            seed_for(opt.seed, load_key, rep),
+            requests,
+        );
         let out = run(&topo, &cfg)?;
         let (t, sp) = out.short.throughput();
         st += t;
@@ -331,7 +336,11 @@ pub fn goals(
                 goal: what,
                 value,
                 bound,
-                met: if at_most { value <= bound } else { value >= bound },
+                met: if at_most {
+                    value <= bound
+                } else {
+                    value >= bound
+                },
             });
         }
     };
@@ -346,7 +355,10 @@ pub fn goals(
         1.5,
         false,
     );
-    for (what, m) in [("short", &sym.short_p99_ttft_ms), ("long", &sym.long_p99_ttft_ms)] {
+    for (what, m) in [
+        ("short", &sym.short_p99_ttft_ms),
+        ("long", &sym.long_p99_ttft_ms),
+    ] {
         goal(
             format!("symmetric {load}%: intellinode / llm_d {what} p99 TTFT, at most"),
             ratio(at(m, "intellinode", load), at(m, "llm_d", load)),
@@ -386,8 +398,7 @@ pub fn run_prefix(s: &PrefixScenario, opt: &PrefixOptions) -> Result<PrefixRepor
     s.asymmetric.validate()?;
     let asym = Cluster::asymmetric(&s.asymmetric);
     let sym = Cluster::symmetric(&s.symmetric, &s.asymmetric.workload);
-    let mut runs: BTreeMap<String, BTreeMap<String, BTreeMap<String, PrefixRun>>> =
-        BTreeMap::new();
+    let mut runs: BTreeMap<String, BTreeMap<String, BTreeMap<String, PrefixRun>>> = BTreeMap::new();
     let sym_key = EvalCluster::load_key(s.symmetric_load);
     for v in PREFIX_POLICIES {
         for &load in &s.asymmetric.loads {

@@ -1183,7 +1183,8 @@ impl<'a> World<'a> {
         let Some(site) = self.sites.get_mut(s) else {
             return;
         };
-        let agent = workload.agent_fraction > 0.0 && site.rng.gen::<f64>() < workload.agent_fraction;
+        let agent =
+            workload.agent_fraction > 0.0 && site.rng.gen::<f64>() < workload.agent_fraction;
         let (short, features, parts, history_after) = if agent {
             let (f, parts, after) = draw_agent_call(
                 &mut site.rng,

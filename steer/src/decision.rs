@@ -37,7 +37,13 @@
 //!
 //! Among the rest, interactive work takes the lowest `ttft_us`; bulk work
 //! the lowest `completion_us`, which already favours ample compute (decode
-//! rate) and short queues. Ties keep configuration order. If every capable
+//! rate) and short queues. Scores within [`NEAR_TIE`] of each other are
+//! treated as equal — the online model's error is larger than that — and
+//! the less loaded candidate (queue, then busy batch slots with the flows
+//! steered since the report) wins them; equal load keeps configuration
+//! order. Without that, identical nodes would all lose to the first one
+//! until it queued, and the first request of every shared prefix would
+//! land there too. If every capable
 //! live candidate is overloaded, the least loaded of them is taken and the
 //! choice says so; if no capable live candidate exists, there is no choice
 //! and the caller counts the request.
@@ -465,7 +471,8 @@ fn decide(
         .get(usize::from(service))
         .ok_or(NoChoice::UnknownService)?;
     let t = view.thresholds();
-    let mut best: Option<(f64, Choice)> = None;
+    // (score, load, choice) of the best candidate so far.
+    let mut best: Option<(f64, f64, Choice)> = None;
     // The least-loaded overloaded candidate, kept in case nothing else
     // qualifies: (queue fill ratio, choice).
     let mut least_loaded: Option<(f64, Choice)> = None;
@@ -484,6 +491,7 @@ fn decide(
         let max_queue = inst.spec.capability.max_queue;
         let overloaded = live.queue_len >= f64::from(max_queue);
         let skip = expected_skip(d, &live, features, shortest_queue);
+        let load = load_of(&live, inst.spec.capability.concurrency, unreported);
 
         for &pi in inst.path_indices() {
             let Some(path) = table.paths().get(usize::from(pi)) else {
@@ -534,14 +542,23 @@ fn decide(
                 }
                 continue;
             }
-            // Strictly lower only: on a tie the earlier candidate stays.
-            if best.as_ref().map_or(true, |(s, _)| score < *s) {
-                best = Some((score, choice));
+            // Clearly lower wins; within NEAR_TIE the less loaded wins;
+            // otherwise (and on equal load) the earlier candidate stays.
+            let better = best.as_ref().map_or(true, |(s, l, _)| {
+                let tie = (score - *s).abs() <= NEAR_TIE * s.abs().max(score.abs());
+                if tie {
+                    load < *l
+                } else {
+                    score < *s
+                }
+            });
+            if better {
+                best = Some((score, load, choice));
             }
         }
     }
     match (best, least_loaded) {
-        (Some((_, c)), _) => Ok(Choice { scored, ..c }),
+        (Some((_, _, c)), _) => Ok(Choice { scored, ..c }),
         (None, Some((_, c))) => Ok(Choice {
             scored,
             reason: ChoiceReason::AllOverloaded,
@@ -598,6 +615,18 @@ pub struct LlmDWeights {
     pub prefix: f64,
 }
 
+/// Relative difference under which two token-aware scores are a tie that
+/// load decides.
+pub const NEAR_TIE: f64 = 0.02;
+
+/// How loaded a candidate looks, for breaking near-ties: queued requests
+/// plus the share of its batch slots busy at the report or taken since.
+fn load_of(live: &Live, concurrency: u32, unreported: u32) -> f64 {
+    let slots = f64::from(concurrency.max(1));
+    let busy = live.gpu_util.unwrap_or(0.0) + f64::from(unreported) / slots;
+    live.queue_len + busy.min(1.0)
+}
+
 /// [`Policy::LeastQueue`], [`Policy::RoundRobin`] and [`Policy::LlmD`]: the
 /// same constraints on capability and node liveness, then a choice that
 /// ignores the network.
@@ -648,11 +677,10 @@ fn decide_baseline(
     let (picked, reason) = match d.policy {
         Policy::LeastQueue | Policy::LlmD => {
             let prefix_score = |l: &Live| match (d.prefixes, features.prefix.as_ref()) {
-                (Some(r), Some(p)) if features.prompt_tokens > 0 => {
-                    (r.expected_cached_tokens(l.instance, p, d.now_ns)
-                        / f64::from(features.prompt_tokens))
-                    .clamp(0.0, 1.0)
-                }
+                (Some(r), Some(p)) if features.prompt_tokens > 0 => (r
+                    .expected_cached_tokens(l.instance, p, d.now_ns)
+                    / f64::from(features.prompt_tokens))
+                .clamp(0.0, 1.0),
                 _ => 0.0,
             };
             let score = |l: &Live| match d.policy {

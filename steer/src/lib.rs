@@ -51,6 +51,6 @@ pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, R
 pub use engine::{Engine, EngineConfig, FragmentKeyed, Keyed, Refusal, Steerable, Verdict};
 pub use feedback::{Measured, RequestTiming};
 pub use flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
-pub use service::{ServiceError, ServiceTable};
 pub use prefix::{PrefixLimits, PrefixRecord};
+pub use service::{ServiceError, ServiceTable};
 pub use since_report::SinceReport;

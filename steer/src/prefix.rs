@@ -77,7 +77,10 @@ struct PrefixKey {
 
 impl TableKey for PrefixKey {
     fn hash(&self, seed: u64) -> u32 {
-        hash_words(seed, [u64::from(self.instance) << 32 | u64::from(self.hash)])
+        hash_words(
+            seed,
+            [u64::from(self.instance) << 32 | u64::from(self.hash)],
+        )
     }
 }
 

@@ -97,7 +97,10 @@ fn agent(prompt: u32, prefix: u32) -> TokenFeatures {
         task: TaskType::Chat,
         urgency: TaskType::Chat.default_urgency(),
         explicit_urgency: false,
-        prefix: Some(SharedPrefix { hash: 42, tokens: prefix }),
+        prefix: Some(SharedPrefix {
+            hash: 42,
+            tokens: prefix,
+        }),
     }
 }
 
@@ -153,7 +156,10 @@ fn a_cached_prefix_subtracts_its_prefill_from_the_prediction() {
     );
     // A request without the prefix gets nothing from it.
     let mut other = f;
-    other.prefix = Some(SharedPrefix { hash: 43, tokens: 4_000 });
+    other.prefix = Some(SharedPrefix {
+        hash: 43,
+        tokens: 4_000,
+    });
     let c = decide(Policy::TokenAware, &v, Some(&record), &other);
     assert_eq!((c.instance, c.predicted.cached_tokens), (A, 0.0));
 }
@@ -165,14 +171,29 @@ fn bounded_load_withholds_affinity_from_a_node_past_the_balance_bound() {
     record.served(B, f.prefix.as_ref().unwrap(), f.prompt_tokens, 0);
     // B has the prefix and 3 queued (within 4 of A's 0): the skip (400 ms)
     // outweighs three queued requests (60 ms).
-    let c = decide(Policy::TokenAware, &view([0.0, 3.0], [0.0, 0.0]), Some(&record), &f);
+    let c = decide(
+        Policy::TokenAware,
+        &view([0.0, 3.0], [0.0, 0.0]),
+        Some(&record),
+        &f,
+    );
     assert_eq!((c.instance, c.predicted.cached_tokens), (B, 4_000.0));
     // 5 queued is past the bound: no affinity, so A, whose queue is
     // shorter, although the skip would still outweigh 5 × 20 ms.
-    let c = decide(Policy::TokenAware, &view([0.0, 5.0], [0.0, 0.0]), Some(&record), &f);
+    let c = decide(
+        Policy::TokenAware,
+        &view([0.0, 5.0], [0.0, 0.0]),
+        Some(&record),
+        &f,
+    );
     assert_eq!((c.instance, c.predicted.cached_tokens), (A, 0.0));
     // The bound is relative to the shortest queue, not absolute.
-    let c = decide(Policy::TokenAware, &view([6.0, 9.0], [0.0, 0.0]), Some(&record), &f);
+    let c = decide(
+        Policy::TokenAware,
+        &view([6.0, 9.0], [0.0, 0.0]),
+        Some(&record),
+        &f,
+    );
     assert_eq!(c.instance, B);
 }
 
@@ -210,7 +231,13 @@ fn llm_d_weighs_queue_kv_cache_and_prefix_two_two_three() {
     assert_eq!(decide(Policy::LlmD, &v, Some(&record), &f).instance, B);
     // least_queue ignores prefixes altogether.
     assert_eq!(
-        decide(Policy::LeastQueue, &view([0.0, 4.0], [0.0, 0.0]), Some(&record), &f).instance,
+        decide(
+            Policy::LeastQueue,
+            &view([0.0, 4.0], [0.0, 0.0]),
+            Some(&record),
+            &f
+        )
+        .instance,
         A
     );
 }
@@ -243,7 +270,9 @@ fn the_engine_records_where_a_prefix_went_and_takes_scraped_hit_ratios() {
     assert_eq!(first.predicted.cached_tokens, 0.0);
     let p = f.prefix.unwrap();
     assert_eq!(
-        engine.prefixes().expected_cached_tokens(first.instance, &p, MS),
+        engine
+            .prefixes()
+            .expected_cached_tokens(first.instance, &p, MS),
         4_000.0
     );
     // The next request of that agent follows its prefix.

@@ -240,12 +240,15 @@ fn main() -> anyhow::Result<()> {
             let opt = sim::prefix_eval::PrefixOptions {
                 seed: runs.seed,
                 requests: runs.requests,
-                replications: runs
-                    .replications
-                    .unwrap_or(if runs.requests.is_some() { 1 } else { 10 }),
+                replications: runs.replications.unwrap_or(if runs.requests.is_some() {
+                    1
+                } else {
+                    10
+                }),
             };
-            let r = sim::prefix_eval::run_prefix(&sim::prefix_eval::PrefixScenario::default(), &opt)
-                .map_err(|e| anyhow!(e))?;
+            let r =
+                sim::prefix_eval::run_prefix(&sim::prefix_eval::PrefixScenario::default(), &opt)
+                    .map_err(|e| anyhow!(e))?;
             for g in &r.goals {
                 eprintln!(
                     "intellisim: {} {:.2} (bound {}): {}",
@@ -255,7 +258,10 @@ fn main() -> anyhow::Result<()> {
                     if g.met { "met" } else { "MISSED" }
                 );
             }
-            eprintln!("intellisim: prefix scenario in {:.1} s", began.elapsed().as_secs_f64());
+            eprintln!(
+                "intellisim: prefix scenario in {:.1} s",
+                began.elapsed().as_secs_f64()
+            );
             write(runs.out, serde_json::to_string_pretty(&r)?)?;
         }
         Cmd::Failover { seed, out } => {

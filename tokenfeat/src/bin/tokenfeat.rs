@@ -56,7 +56,10 @@ fn main() {
                 std::process::exit(2)
             });
             let Some(r) = tokenfeat::parse_openai_json(&body) else {
-                eprintln!("tokenfeat: {} is not an OpenAI request body", path.display());
+                eprintln!(
+                    "tokenfeat: {} is not an OpenAI request body",
+                    path.display()
+                );
                 std::process::exit(2)
             };
             let mut f = r.features(urgency);
@@ -65,7 +68,9 @@ fn main() {
             }
             f
         }
-        (None, prompt) => extract_with_prefix(&args.prefix, prompt.as_deref().unwrap_or(""), &hints),
+        (None, prompt) => {
+            extract_with_prefix(&args.prefix, prompt.as_deref().unwrap_or(""), &hints)
+        }
     };
     let id = encode(&f);
     if args.json {
