@@ -414,8 +414,13 @@ fi
 say "the egress scheduler at a busy port (intellisim uplink)"
 "$SIM" uplink --seed 1 --out "$OUT/uplink.json" >"$OUT/logs/uplink.log" 2>&1 ||
 	die "intellisim uplink failed (see $OUT/logs/uplink.log)"
+say "shared-prefix agents and the nodes' prefix caches, four policies, two clusters (intellisim prefix)"
+# Simulated only: the emulated nodes have no prefix cache yet, so the
+# summary's prefix_hit_rate, symmetric and simulated_prefix come from here.
+"$SIM" prefix --seed 1 --out "$OUT/prefix-sim.json" >"$OUT/logs/prefix-sim.log" 2>&1 ||
+	die "intellisim prefix failed (see $OUT/logs/prefix-sim.log)"
 say "writing the report"
 "$REPORT" report --dir "$OUT" --sim "$OUT/sim.json" --plan "$OUT/plan.json" --scale "$OUT/scale.json" \
-	--uplink "$OUT/uplink.json" "${FAILOVER_SIM[@]}" \
+	--uplink "$OUT/uplink.json" --sim-prefix "$OUT/prefix-sim.json" "${FAILOVER_SIM[@]}" \
 	--wall-s $(($(date +%s) - STARTED)) || die "intellieval report failed"
 say "done in $(($(date +%s) - STARTED)) s: $OUT/report.md, $OUT/summary.json, charts $OUT/*.svg|png"

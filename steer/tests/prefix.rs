@@ -295,3 +295,37 @@ fn the_engine_records_where_a_prefix_went_and_takes_scraped_hit_ratios() {
         .unwrap();
     assert_eq!(next.predicted.cached_tokens, 3_000.0);
 }
+
+#[test]
+fn near_ties_go_to_the_less_loaded_node() {
+    // Identical nodes, both with free slots: the same prediction. A's
+    // slots are 90% busy, B's 10%: B, although A comes first.
+    let mut state = ControlState::new(Thresholds::default());
+    for (id, busy) in [(1, 0.9), (2, 0.1)] {
+        let m: Message = NodeState::new(
+            NodeId(id),
+            vec![
+                Metric::new(MetricType::QueueLength, Unit::Count, 0.0),
+                Metric::new(MetricType::GpuUtilisation, Unit::Ratio, busy),
+            ],
+        )
+        .into();
+        state.apply(1, &m, 0);
+    }
+    let v = state.view(1, 0);
+    let short = TokenFeatures {
+        prompt_tokens: 20,
+        output_tokens: 16,
+        task: TaskType::ImmediateControl,
+        urgency: TaskType::ImmediateControl.default_urgency(),
+        explicit_urgency: false,
+        prefix: None,
+    };
+    assert_eq!(decide(Policy::TokenAware, &v, None, &short).instance, B);
+    // Equal load keeps configuration order.
+    let v = view([0.0, 0.0], [0.0, 0.0]);
+    assert_eq!(decide(Policy::TokenAware, &v, None, &short).instance, A);
+    // A clear difference is no tie: B one queued request (20 ms) behind.
+    let v = view([0.0, 1.0], [0.0, 0.0]);
+    assert_eq!(decide(Policy::TokenAware, &v, None, &short).instance, A);
+}
