@@ -17,7 +17,10 @@
 # open-loop Poisson load, and everything stops by itself. Then
 # `intellisim eval` simulates the same runs, `intellisim scale` runs the
 # decision at 1,000 nodes with failures, `intellisim uplink` puts the
-# cluster behind one busy egress port, and `intellieval report` writes
+# cluster behind one busy egress port, `intellisim prefix` runs
+# shared-prefix agents against modelled prefix caches for four policies
+# (with llm_d) on this cluster and a symmetric one (simulated only: the
+# emulated nodes have no prefix cache yet), and `intellieval report` writes
 # target/eval/{summary.json,report.md,*.svg,*.png}.
 #
 # The failure run (the plan's .failover): IntelliNode alone at one load,

@@ -37,13 +37,16 @@
 //!
 //! Among the rest, interactive work takes the lowest `ttft_us`; bulk work
 //! the lowest `completion_us`, which already favours ample compute (decode
-//! rate) and short queues. Scores within [`NEAR_TIE`] of each other are
-//! treated as equal — the online model's error is larger than that — and
-//! the less loaded candidate (queue, then busy batch slots with the flows
-//! steered since the report) wins them; equal load keeps configuration
+//! rate) and short queues. Two candidates whose scores and network parts
+//! are both within [`NEAR_TIE`] of each other are a tie: what separates
+//! them is the compute prediction alone, by less than the online model's
+//! error. The less loaded one (queue, then busy batch slots with the flows
+//! steered since the report) wins a tie; equal load keeps configuration
 //! order. Without that, identical nodes would all lose to the first one
 //! until it queued, and the first request of every shared prefix would
-//! land there too. If every capable
+//! land there too. Candidates behind different paths are never a tie: the
+//! network part is measured, and a path that looks as fast may still be
+//! the lossier one. If every capable
 //! live candidate is overloaded, the least loaded of them is taken and the
 //! choice says so; if no capable live candidate exists, there is no choice
 //! and the caller counts the request.
@@ -544,8 +547,9 @@ fn decide(
             }
             // Clearly lower wins; within NEAR_TIE the less loaded wins;
             // otherwise (and on equal load) the earlier candidate stays.
-            let better = best.as_ref().map_or(true, |(s, l, _)| {
-                let tie = (score - *s).abs() <= NEAR_TIE * s.abs().max(score.abs());
+            let near = |a: f64, b: f64| (a - b).abs() <= NEAR_TIE * a.abs().max(b.abs());
+            let better = best.as_ref().map_or(true, |(s, l, c)| {
+                let tie = near(score, *s) && near(predicted.net_us, c.predicted.net_us);
                 if tie {
                     load < *l
                 } else {
@@ -615,8 +619,8 @@ pub struct LlmDWeights {
     pub prefix: f64,
 }
 
-/// Relative difference under which two token-aware scores are a tie that
-/// load decides.
+/// Relative difference under which two token-aware scores, and their
+/// network parts, are a tie that load decides.
 pub const NEAR_TIE: f64 = 0.02;
 
 /// How loaded a candidate looks, for breaking near-ties: queued requests
