@@ -19,8 +19,9 @@
 //! * **Ageing.** An entry older than `ttl` counts as gone (the server will
 //!   have evicted it under other traffic), and [`PrefixRecord::expire`]
 //!   removes such entries a bounded number at a time. A full record
-//!   records nothing new until ageing frees room (counted by the caller as
-//!   a miss of the record, never an error).
+//!   records nothing new until ageing frees room; it counts what it could
+//!   not record ([`PrefixRecord::unrecorded`]), and that is never an
+//!   error: the request is steered as if its prefix were new.
 //! * **Expectation.** [`PrefixRecord::expected_cached_tokens`] is the
 //!   prefix's tokens, if recorded and fresh on that instance, times the
 //!   instance's hit-ratio scale.
@@ -122,6 +123,7 @@ pub struct PrefixRecord {
     table: Table<PrefixKey, u32>,
     instances: Vec<InstanceCache>,
     limits: PrefixLimits,
+    unrecorded: u64,
 }
 
 impl PrefixRecord {
@@ -131,7 +133,14 @@ impl PrefixRecord {
             table: Table::new(limits.capacity.max(1), seed),
             instances: vec![InstanceCache::default(); instances],
             limits,
+            unrecorded: 0,
         }
+    }
+
+    /// Sends the record could not note because it was full of fresh
+    /// entries.
+    pub fn unrecorded(&self) -> u64 {
+        self.unrecorded
     }
 
     /// The bounds it was made with.
@@ -217,7 +226,10 @@ impl PrefixRecord {
                         *tokens = prefix.tokens;
                         true
                     }
-                    Err(_) => false,
+                    Err(_) => {
+                        self.unrecorded += 1;
+                        false
+                    }
                 }
             }
         }
@@ -308,7 +320,7 @@ mod tests {
         }
         // Full of fresh entries: the fifth is not recorded.
         assert!(!r.served(0, &p(5, 100), 200, 2 * SEC));
-        assert_eq!(r.len(), 4);
+        assert_eq!((r.len(), r.unrecorded()), (4, 1));
         assert_eq!(r.expected_cached_tokens(0, &p(5, 100), 2 * SEC), 0.0);
         // Once they are stale, a new prefix takes a freed entry.
         assert!(r.served(0, &p(5, 100), 200, 12 * SEC));
