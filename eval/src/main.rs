@@ -299,8 +299,15 @@ mod tests {
             .unwrap()
             .starts_with("simulator"));
         assert_eq!(v["simulated_prefix"]["goals"].as_array().unwrap().len(), 7);
+        charts::register_font(std::path::Path::new(charts::DEFAULT_FONT)).unwrap();
+        let files = charts::draw_all(dir.path(), &s).unwrap();
+        let chart = dir.path().join("prefix-p99-vs-load.svg");
+        assert!(files.contains(&chart), "{files:?}");
+        let svg = std::fs::read_to_string(&chart).unwrap();
+        assert!(svg.contains("llm-d (queue 2, KV 2, prefix 3)"), "{svg}");
         let md = report::render(&s, None, None, None, None);
         assert!(md.contains("## Shared-prefix agents (simulated)"), "{md}");
+        assert!(md.contains("prefix-p99-vs-load.svg"), "{md}");
         assert!(md.contains("| llm_d |"), "{md}");
     }
 

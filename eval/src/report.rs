@@ -308,6 +308,10 @@ fn prefix_section(out: &mut String, p: &crate::summary::SimPrefix) {
     }
     let _ = writeln!(
         out,
+        "\n![shared-prefix agents, simulated: p99 TTFT against load, four policies](prefix-p99-vs-load.svg)"
+    );
+    let _ = writeln!(
+        out,
         "\n| goal (simulated) | measured | bound | |\n|---|---|---|---|"
     );
     for g in &p.goals {
