@@ -99,6 +99,15 @@ pub struct AgentMix {
     /// them, picked at random, or starts a new one in a finished one's
     /// place.
     pub open_sessions: u32,
+    /// Whether agents name their shared prefix in the feature ID (layout
+    /// version 2); `false` sends version 1, for comparison: the gateway
+    /// then cannot tell which prefix a call shares.
+    #[serde(default = "yes")]
+    pub name_prefix: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for AgentMix {
@@ -110,6 +119,7 @@ impl Default for AgentMix {
             output_tokens: [50, 300],
             turns: [2, 8],
             open_sessions: 64,
+            name_prefix: true,
         }
     }
 }

@@ -748,7 +748,9 @@ fn draw_agent_call(
         task: TaskType::Chat,
         urgency: TaskType::Chat.default_urgency(),
         explicit_urgency: false,
-        prefix: Some(persona_prefix(s.persona, prefix_tokens)),
+        prefix: a
+            .name_prefix
+            .then(|| persona_prefix(s.persona, prefix_tokens)),
     };
     let parts = PromptParts {
         persona: s.persona,

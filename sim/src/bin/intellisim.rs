@@ -6,7 +6,7 @@
 //! intellisim scale [--nodes N] [--requests N] [--load F] [--seed S] [--policies a,b] [--out FILE]
 //! intellisim failover [--seed S] [--out FILE]
 //! intellisim uplink [--load F] [--utilisation F] [--requests N] [--replications R] [--seed S] [--out FILE]
-//! intellisim prefix [--requests N] [--replications R] [--seed S] [--out FILE]
+//! intellisim prefix [--requests N] [--replications R] [--seed S] [--no-prefix-names] [--out FILE]
 //! ```
 //!
 //! * `prefix` writes [`sim::prefix_eval::PrefixReport`]: shared-prefix
@@ -139,6 +139,10 @@ enum Cmd {
     Prefix {
         #[command(flatten)]
         runs: Replicated,
+        /// Agents send layout version 1, without their shared prefix (for
+        /// comparison).
+        #[arg(long)]
+        no_prefix_names: bool,
     },
     /// Many sites, shared centre nodes, node and path failures.
     Scale {
@@ -235,7 +239,10 @@ fn main() -> anyhow::Result<()> {
             );
             write(runs.out, serde_json::to_string_pretty(&r)?)?;
         }
-        Cmd::Prefix { runs } => {
+        Cmd::Prefix {
+            runs,
+            no_prefix_names,
+        } => {
             let began = Instant::now();
             let opt = sim::prefix_eval::PrefixOptions {
                 seed: runs.seed,
@@ -246,9 +253,9 @@ fn main() -> anyhow::Result<()> {
                     10
                 }),
             };
-            let r =
-                sim::prefix_eval::run_prefix(&sim::prefix_eval::PrefixScenario::default(), &opt)
-                    .map_err(|e| anyhow!(e))?;
+            let mut scenario = sim::prefix_eval::PrefixScenario::default();
+            scenario.asymmetric.workload.agents.name_prefix = !no_prefix_names;
+            let r = sim::prefix_eval::run_prefix(&scenario, &opt).map_err(|e| anyhow!(e))?;
             for g in &r.goals {
                 eprintln!(
                     "intellisim: {} {:.2} (bound {}): {}",
