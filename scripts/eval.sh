@@ -17,7 +17,10 @@
 # open-loop Poisson load, and everything stops by itself. Then
 # `intellisim eval` simulates the same runs, `intellisim scale` runs the
 # decision at 1,000 nodes with failures, `intellisim uplink` puts the
-# cluster behind one busy egress port, and `intellieval report` writes
+# cluster behind one busy egress port, `intellisim prefix` runs
+# shared-prefix agents against modelled prefix caches for four policies
+# (with llm_d) on this cluster and a symmetric one (simulated only: the
+# emulated nodes have no prefix cache yet), and `intellieval report` writes
 # target/eval/{summary.json,report.md,*.svg,*.png}.
 #
 # The failure run (the plan's .failover): IntelliNode alone at one load,
@@ -414,8 +417,13 @@ fi
 say "the egress scheduler at a busy port (intellisim uplink)"
 "$SIM" uplink --seed 1 --out "$OUT/uplink.json" >"$OUT/logs/uplink.log" 2>&1 ||
 	die "intellisim uplink failed (see $OUT/logs/uplink.log)"
+say "shared-prefix agents and the nodes' prefix caches, four policies, two clusters (intellisim prefix)"
+# Simulated only: the emulated nodes have no prefix cache yet, so the
+# summary's prefix_hit_rate, symmetric and simulated_prefix come from here.
+"$SIM" prefix --seed 1 --out "$OUT/prefix-sim.json" >"$OUT/logs/prefix-sim.log" 2>&1 ||
+	die "intellisim prefix failed (see $OUT/logs/prefix-sim.log)"
 say "writing the report"
 "$REPORT" report --dir "$OUT" --sim "$OUT/sim.json" --plan "$OUT/plan.json" --scale "$OUT/scale.json" \
-	--uplink "$OUT/uplink.json" "${FAILOVER_SIM[@]}" \
+	--uplink "$OUT/uplink.json" --sim-prefix "$OUT/prefix-sim.json" "${FAILOVER_SIM[@]}" \
 	--wall-s $(($(date +%s) - STARTED)) || die "intellieval report failed"
 say "done in $(($(date +%s) - STARTED)) s: $OUT/report.md, $OUT/summary.json, charts $OUT/*.svg|png"

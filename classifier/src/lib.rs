@@ -90,7 +90,9 @@ pub use flow::FlowKey;
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
 pub use span::Span;
-pub use token_feature::{FeatureError, TaskType, TokenFeatureId, TokenFeatures, Urgency};
+pub use token_feature::{
+    FeatureError, SharedPrefix, TaskType, TokenFeatureId, TokenFeatures, Urgency,
+};
 pub use token_feature_tlv::{
     find_token_feature, TlvLookup, TlvMalformed, TokenFeatureTlv, TokenFeatureTlvRepr,
 };

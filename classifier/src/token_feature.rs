@@ -5,8 +5,9 @@
 //! a single load and a few shifts.
 //!
 //! The draft leaves the content of the ID open ("64-bit group ID of token
-//! feature"); the layout below is IntelliNode's, version 1. It is carried
-//! big-endian (network order) in the TLV of [`crate::token_feature_tlv`].
+//! feature"); the layouts below are IntelliNode's, versions 1 and 2. They
+//! are carried big-endian (network order) in the TLV of
+//! [`crate::token_feature_tlv`].
 //!
 //! # Layout, version 1
 //!
@@ -35,6 +36,33 @@
 //! (not "ignore on receipt") so that version 1 decoders never silently
 //! misread a future layout that forgot to bump the version.
 //!
+//! # Layout, version 2: the shared prefix
+//!
+//! Bits 63–29 are as in version 1. Version 2 gives the 29 reserved bits to
+//! the request's **shared prefix**: the leading part of the prompt that
+//! other requests repeat (an agent's system prompt and tool definitions),
+//! which an inference server with a prefix cache does not prefill again.
+//!
+//! ```text
+//!  63    60 59 … 29 (as version 1)  28                    17 16                      0
+//! +--------+-----------------------+------------------------+-------------------------+
+//! |version |  prompt, output, task, |   prefix tokens        |    prefix hash          |
+//! |  = 2   |  urgency, X            |   (12-bit token code)  |    (17 bits)            |
+//! +--------+-----------------------+------------------------+-------------------------+
+//! ```
+//!
+//! | bits | width | field | values |
+//! |---|---|---|---|
+//! | 28–17 | 12 | prefix tokens | token code of the shared prefix's length; at most the prompt's code |
+//! | 16–0 | 17 | prefix hash | the low 17 bits of a hash of the shared prefix's text ([`SharedPrefix::of_hash`]); 0 = none |
+//!
+//! Both zero: the request names no prefix (a version-2 ID without one
+//! decodes like version 1). Exactly one of them zero, or more prefix tokens
+//! than prompt tokens, is malformed ([`FeatureError::BadPrefix`]). 17 bits
+//! tell about 131,000 prefixes apart: a collision only makes the gateway
+//! expect a cache hit that does not come, which its record tolerates
+//! (it is approximate by design).
+//!
 //! # Token code (12 bits)
 //!
 //! A tiny floating-point format, 4-bit exponent `e` and 8-bit mantissa `m`
@@ -53,8 +81,10 @@
 
 use core::fmt;
 
-/// The layout version this module encodes and accepts.
+/// The layout version of an ID without a shared prefix.
 pub const LAYOUT_VERSION: u8 = 1;
+/// The layout version of an ID that names a shared prefix.
+pub const LAYOUT_VERSION_PREFIX: u8 = 2;
 
 /// Largest token count the 12-bit code represents (code `0xFFF`).
 pub const MAX_TOKENS: u32 = 511 << 14;
@@ -67,6 +97,10 @@ const URGENCY_SHIFT: u32 = 30;
 const EXPLICIT_BIT: u64 = 1 << 29;
 const RESERVED_MASK: u64 = (1 << 29) - 1;
 const CODE_MASK: u64 = 0xfff;
+const PREFIX_TOKENS_SHIFT: u32 = 17;
+/// Bits of the prefix hash in a version-2 ID.
+pub const PREFIX_HASH_BITS: u32 = 17;
+const PREFIX_HASH_MASK: u64 = (1 << PREFIX_HASH_BITS) - 1;
 
 /// What kind of work the request asks for (draft §3, §5a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,6 +245,31 @@ pub struct TokenFeatures {
     /// True when the agent set the urgency explicitly rather than it being
     /// inferred from the task type.
     pub explicit_urgency: bool,
+    /// The shared prefix the request starts with, when the agent named one
+    /// (layout version 2).
+    pub prefix: Option<SharedPrefix>,
+}
+
+/// A request's shared prefix: which one (a short hash of its text) and how
+/// many of the prompt's tokens it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SharedPrefix {
+    /// The prefix's identity: 17 bits, never 0.
+    pub hash: u32,
+    /// Prompt tokens the prefix covers.
+    pub tokens: u32,
+}
+
+impl SharedPrefix {
+    /// The prefix whose text hashes to `hash` (any 64-bit hash; its low 17
+    /// bits are kept, and 0, which means "none" on the wire, becomes 1).
+    pub const fn of_hash(hash: u64, tokens: u32) -> SharedPrefix {
+        let h = (hash & PREFIX_HASH_MASK) as u32;
+        SharedPrefix {
+            hash: if h == 0 { 1 } else { h },
+            tokens,
+        }
+    }
 }
 
 impl TokenFeatures {
@@ -235,6 +294,10 @@ pub enum FeatureError {
     ReservedTask(u8),
     /// Reserved bits 28–0 are not zero (the value shown is those bits).
     ReservedBits(u32),
+    /// A version-2 prefix field with a hash but no tokens, tokens but no
+    /// hash, or more prefix than prompt tokens (the value shown is bits
+    /// 28–0).
+    BadPrefix(u32),
 }
 
 impl FeatureError {
@@ -244,6 +307,7 @@ impl FeatureError {
             FeatureError::UnknownVersion(_) => "token_feature.unknown_version",
             FeatureError::ReservedTask(_) => "token_feature.reserved_task",
             FeatureError::ReservedBits(_) => "token_feature.reserved_bits",
+            FeatureError::BadPrefix(_) => "token_feature.bad_prefix",
         }
     }
 }
@@ -260,6 +324,11 @@ impl fmt::Display for FeatureError {
             FeatureError::ReservedBits(b) => write!(
                 f,
                 "token feature ID reserved bits are 0x{b:08x}, must be zero"
+            ),
+            FeatureError::BadPrefix(b) => write!(
+                f,
+                "token feature ID prefix field 0x{b:08x} names a hash without tokens, \
+                 tokens without a hash, or more tokens than the prompt"
             ),
         }
     }
@@ -321,22 +390,53 @@ impl TokenFeatureId {
         (self.0 & RESERVED_MASK) as u32
     }
 
+    /// The 12-bit prefix token code (version 2; bits 28–17).
+    pub const fn prefix_code(self) -> u16 {
+        ((self.0 >> PREFIX_TOKENS_SHIFT) & CODE_MASK) as u16
+    }
+
+    /// The 17-bit prefix hash (version 2; bits 16–0).
+    pub const fn prefix_hash(self) -> u32 {
+        (self.0 & PREFIX_HASH_MASK) as u32
+    }
+
+    /// The shared prefix of a valid version-2 ID, if it names one.
+    pub const fn prefix(self) -> Option<SharedPrefix> {
+        if self.version() != LAYOUT_VERSION_PREFIX || self.prefix_hash() == 0 {
+            return None;
+        }
+        Some(SharedPrefix {
+            hash: self.prefix_hash(),
+            tokens: tokens_from_code(self.prefix_code()),
+        })
+    }
+
     /// True when prompt + output tokens are at most `threshold`.
     pub const fn is_short(self, threshold: u32) -> bool {
         self.prompt_tokens().saturating_add(self.output_tokens()) <= threshold
     }
 
-    /// Checks version, task code and reserved bits.
+    /// Checks version, task code, and the reserved bits (version 1) or the
+    /// prefix field (version 2).
     pub const fn validate(self) -> Result<(), FeatureError> {
-        if self.version() != LAYOUT_VERSION {
-            return Err(FeatureError::UnknownVersion(self.version()));
+        let version = self.version();
+        if version != LAYOUT_VERSION && version != LAYOUT_VERSION_PREFIX {
+            return Err(FeatureError::UnknownVersion(version));
         }
         let task = ((self.0 >> TASK_SHIFT) & 0xf) as u8;
         if TaskType::from_code(task).is_none() {
             return Err(FeatureError::ReservedTask(task));
         }
-        if self.reserved() != 0 {
-            return Err(FeatureError::ReservedBits(self.reserved()));
+        if version == LAYOUT_VERSION {
+            if self.reserved() != 0 {
+                return Err(FeatureError::ReservedBits(self.reserved()));
+            }
+            return Ok(());
+        }
+        let (code, hash) = (self.prefix_code(), self.prefix_hash());
+        // Codes are monotonic, so comparing them compares the counts.
+        if (code == 0) != (hash == 0) || code > self.prompt_code() {
+            return Err(FeatureError::BadPrefix(self.reserved()));
         }
         Ok(())
     }
@@ -409,12 +509,34 @@ pub const fn quantize_tokens(tokens: u32) -> u32 {
     tokens_from_code(tokens_to_code(tokens))
 }
 
-/// Packs `f` into a version-1 ID. Token counts are rounded
-/// ([`tokens_to_code`]); reserved bits are zero.
+/// Packs `f` into an ID: version 1 without a shared prefix (reserved bits
+/// zero), version 2 with one. Token counts are rounded
+/// ([`tokens_to_code`]); a prefix longer than the prompt is cut to the
+/// prompt, and a prefix of no tokens is left out, so the ID always decodes.
 pub const fn encode(f: &TokenFeatures) -> TokenFeatureId {
+    let prompt = tokens_to_code(f.prompt_tokens);
+    let prefix_bits = match f.prefix {
+        Some(p) => {
+            let code = tokens_to_code(p.tokens);
+            let code = if code > prompt { prompt } else { code };
+            let hash = (p.hash as u64) & PREFIX_HASH_MASK;
+            if code == 0 || hash == 0 {
+                0
+            } else {
+                ((code as u64) << PREFIX_TOKENS_SHIFT) | hash
+            }
+        }
+        None => 0,
+    };
+    let version = if prefix_bits == 0 {
+        LAYOUT_VERSION
+    } else {
+        LAYOUT_VERSION_PREFIX
+    };
     TokenFeatureId(
-        ((LAYOUT_VERSION as u64) << VERSION_SHIFT)
-            | ((tokens_to_code(f.prompt_tokens) as u64) << PROMPT_SHIFT)
+        ((version as u64) << VERSION_SHIFT)
+            | prefix_bits
+            | ((prompt as u64) << PROMPT_SHIFT)
             | ((tokens_to_code(f.output_tokens) as u64) << OUTPUT_SHIFT)
             | ((f.task.code() as u64) << TASK_SHIFT)
             | ((f.urgency.code() as u64) << URGENCY_SHIFT)
@@ -422,8 +544,9 @@ pub const fn encode(f: &TokenFeatures) -> TokenFeatureId {
     )
 }
 
-/// Unpacks and validates an ID: unknown layout version, reserved task code
-/// or nonzero reserved bits are errors.
+/// Unpacks and validates an ID: unknown layout version, reserved task code,
+/// nonzero reserved bits (version 1) or an inconsistent prefix field
+/// (version 2) are errors.
 pub const fn decode(id: TokenFeatureId) -> Result<TokenFeatures, FeatureError> {
     if let Err(e) = id.validate() {
         return Err(e);
@@ -438,6 +561,7 @@ pub const fn decode(id: TokenFeatureId) -> Result<TokenFeatures, FeatureError> {
         task,
         urgency: id.urgency(),
         explicit_urgency: id.explicit_urgency(),
+        prefix: id.prefix(),
     })
 }
 
@@ -453,6 +577,7 @@ mod tests {
             task: TaskType::ImmediateControl,
             urgency: Urgency::Immediate,
             explicit_urgency: false,
+            prefix: None,
         }
     }
 
@@ -493,8 +618,8 @@ mod tests {
     #[test]
     fn rejects_bad_words() {
         let id = encode(&light());
-        let v2 = TokenFeatureId((id.0 & !(0xf << 60)) | (2 << 60));
-        assert_eq!(decode(v2), Err(FeatureError::UnknownVersion(2)));
+        let v3 = TokenFeatureId((id.0 & !(0xf << 60)) | (3 << 60));
+        assert_eq!(decode(v3), Err(FeatureError::UnknownVersion(3)));
         assert_eq!(
             decode(TokenFeatureId(0)),
             Err(FeatureError::UnknownVersion(0))
@@ -507,6 +632,82 @@ mod tests {
             FeatureError::ReservedBits(1).code(),
             "token_feature.reserved_bits"
         );
+    }
+
+    #[test]
+    fn version_2_carries_the_shared_prefix() {
+        let mut f = light();
+        f.prompt_tokens = 3000;
+        f.prefix = Some(SharedPrefix::of_hash(0x1_2345_6789, 2048));
+        let id = encode(&f);
+        assert_eq!(id.version(), 2);
+        // Prefix tokens 2048 = code 0x400 at bits 28–17, hash 0x6789 | bit 16
+        // (0x1_6789) at bits 16–0.
+        assert_eq!(id.0 & ((1 << 29) - 1), (0x400 << 17) | 0x1_6789);
+        let d = decode(id).unwrap();
+        assert_eq!(
+            d.prefix,
+            Some(SharedPrefix {
+                hash: 0x1_6789,
+                tokens: 2048
+            })
+        );
+        assert_eq!(d.prompt_tokens, quantize_tokens(3000));
+        // A version-2 word without a prefix decodes like version 1.
+        let bare = TokenFeatureId((encode(&light()).0 & !(0xf << 60)) | (2 << 60));
+        assert_eq!(decode(bare), Ok(light()));
+        // Without a prefix the encoder still writes version 1.
+        assert_eq!(encode(&light()).version(), 1);
+        // A hash whose low bits are 0 still names a prefix.
+        assert_eq!(SharedPrefix::of_hash(1 << 17, 5).hash, 1);
+    }
+
+    #[test]
+    fn version_2_worked_example_of_the_wire_format() {
+        // docs/wire-format.md §5.2a.
+        let f = TokenFeatures {
+            prompt_tokens: 3000,
+            output_tokens: 256,
+            task: TaskType::Chat,
+            urgency: Urgency::Interactive,
+            explicit_urgency: false,
+            prefix: Some(SharedPrefix::of_hash(0x1_6789, 2048)),
+        };
+        let id = encode(&f);
+        assert_eq!(id.0, 0x2477_1001_8801_6789);
+        assert_eq!(
+            id.to_bytes(),
+            [0x24, 0x77, 0x10, 0x01, 0x88, 0x01, 0x67, 0x89]
+        );
+        assert_eq!(decode(id), Ok(f));
+    }
+
+    #[test]
+    fn malformed_version_2_prefixes_are_rejected() {
+        let mut f = light();
+        f.prompt_tokens = 100;
+        f.prefix = Some(SharedPrefix::of_hash(7, 60));
+        let id = encode(&f);
+        assert!(decode(id).is_ok());
+        // A hash without tokens.
+        let no_tokens = TokenFeatureId(id.0 & !(0xfff << 17));
+        assert_eq!(decode(no_tokens), Err(FeatureError::BadPrefix(7)));
+        // Tokens without a hash.
+        let no_hash = TokenFeatureId(id.0 & !0x1ffff);
+        assert!(matches!(decode(no_hash), Err(FeatureError::BadPrefix(_))));
+        // More prefix than prompt.
+        let longer = TokenFeatureId((id.0 & !(0xfff << 17)) | (101 << 17));
+        assert!(matches!(decode(longer), Err(FeatureError::BadPrefix(_))));
+        assert_eq!(
+            FeatureError::BadPrefix(0).code(),
+            "token_feature.bad_prefix"
+        );
+        // The encoder never writes one: it cuts the prefix to the prompt.
+        f.prefix = Some(SharedPrefix::of_hash(7, 5000));
+        assert_eq!(decode(encode(&f)).unwrap().prefix.unwrap().tokens, 100);
+        // Version 1 with the same low bits is "reserved bits", as before.
+        let v1 = TokenFeatureId((id.0 & !(0xf << 60)) | (1 << 60));
+        assert!(matches!(decode(v1), Err(FeatureError::ReservedBits(_))));
     }
 
     proptest! {
@@ -524,7 +725,7 @@ mod tests {
                                    u in 0u8..4, x in any::<bool>()) {
             let f = TokenFeatures {
                 prompt_tokens: p, output_tokens: o, task: TaskType::ALL[t],
-                urgency: Urgency::from_code(u), explicit_urgency: x,
+                urgency: Urgency::from_code(u), explicit_urgency: x, prefix: None,
             };
             let d = decode(encode(&f)).unwrap();
             prop_assert_eq!(d.prompt_tokens, quantize_tokens(p));

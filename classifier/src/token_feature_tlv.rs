@@ -320,11 +320,13 @@ pub enum TlvMalformed {
     OptionFraming,
     /// More than one token feature TLV.
     Duplicate,
+    /// The ID's version-2 prefix field is inconsistent.
+    BadPrefix,
 }
 
 impl TlvMalformed {
     /// Every code, in [`Self::index`] order: the keys of per-code counters.
-    pub const CODES: [&'static str; 7] = [
+    pub const CODES: [&'static str; 8] = [
         "token_tlv.bad_length",
         "token_tlv.truncated",
         "token_tlv.unknown_version",
@@ -332,6 +334,7 @@ impl TlvMalformed {
         "token_tlv.reserved_bits",
         "token_tlv.option_framing",
         "token_tlv.duplicate",
+        "token_tlv.bad_prefix",
     ];
 
     /// This reason's index in [`Self::CODES`].
@@ -344,6 +347,7 @@ impl TlvMalformed {
             TlvMalformed::ReservedBits => 4,
             TlvMalformed::OptionFraming => 5,
             TlvMalformed::Duplicate => 6,
+            TlvMalformed::BadPrefix => 7,
         }
     }
 
@@ -353,6 +357,7 @@ impl TlvMalformed {
             FeatureError::UnknownVersion(v) => TlvMalformed::UnknownVersion(v),
             FeatureError::ReservedTask(t) => TlvMalformed::ReservedTask(t),
             FeatureError::ReservedBits(_) => TlvMalformed::ReservedBits,
+            FeatureError::BadPrefix(_) => TlvMalformed::BadPrefix,
         }
     }
 
@@ -366,6 +371,7 @@ impl TlvMalformed {
             TlvMalformed::ReservedBits => "token_tlv.reserved_bits",
             TlvMalformed::OptionFraming => "token_tlv.option_framing",
             TlvMalformed::Duplicate => "token_tlv.duplicate",
+            TlvMalformed::BadPrefix => "token_tlv.bad_prefix",
         }
     }
 
@@ -392,6 +398,9 @@ impl fmt::Display for TlvMalformed {
                 f.write_str("option area malformed before any token feature TLV")
             }
             TlvMalformed::Duplicate => f.write_str("more than one token feature TLV"),
+            TlvMalformed::BadPrefix => {
+                f.write_str("token feature ID has an inconsistent shared-prefix field")
+            }
         }
     }
 }
@@ -556,6 +565,7 @@ mod tests {
             TlvMalformed::ReservedBits,
             TlvMalformed::OptionFraming,
             TlvMalformed::Duplicate,
+            TlvMalformed::BadPrefix,
         ] {
             assert_eq!(TlvMalformed::CODES[m.index()], m.code());
         }
@@ -573,6 +583,7 @@ mod tests {
                 task: TaskType::ImmediateControl,
                 urgency: Urgency::Immediate,
                 explicit_urgency: false,
+                prefix: None,
             }),
         }
     }
@@ -809,8 +820,17 @@ mod tests {
         assert_eq!(m(lookup(&v6_frame(&h))), Some(M::BadLength(8)));
         // Unknown version.
         let mut h = hbh_bytes();
+        h[8] = 0x30;
+        assert_eq!(m(lookup(&v6_frame(&h))), Some(M::UnknownVersion(3)));
+        // Version 2 (the shared prefix) with a hash but no prefix tokens.
+        let mut h = hbh_bytes();
         h[8] = 0x20;
-        assert_eq!(m(lookup(&v6_frame(&h))), Some(M::UnknownVersion(2)));
+        h[15] = 1;
+        assert_eq!(m(lookup(&v6_frame(&h))), Some(M::BadPrefix));
+        // Version 2 without a prefix is the version-1 features.
+        let mut h = hbh_bytes();
+        h[8] = 0x20;
+        assert!(matches!(lookup(&v6_frame(&h)), TlvLookup::Present { .. }));
         // Reserved bits.
         let mut h = hbh_bytes();
         h[15] = 1;
@@ -870,6 +890,7 @@ mod tests {
                 feature_id: encode(&TokenFeatures {
                     prompt_tokens: p, output_tokens: o, task: TaskType::ALL[t],
                     urgency: Urgency::from_code(u), explicit_urgency: x,
+                    prefix: None,
                 }),
             };
             let mut h = [0u8; 16];

@@ -95,6 +95,9 @@ local tf = {
     explicit = ProtoField.bool("intellinode.tf.explicit_urgency", "X (urgency set by the agent)", 8,
         { "explicit", "inferred from the task" }, 0x20),
     reserved = ProtoField.uint32("intellinode.tf.reserved", "Reserved", base.HEX, nil, 0x1FFFFFFF),
+    prefix_code = ProtoField.uint32("intellinode.tf.prefix_code", "Shared-prefix tokens code", base.HEX, nil, 0x1FFE0000),
+    prefix_tokens = ProtoField.uint32("intellinode.tf.prefix_tokens", "Shared-prefix tokens", base.DEC),
+    prefix_hash = ProtoField.uint32("intellinode.tf.prefix_hash", "Shared-prefix hash", base.HEX, nil, 0x0001FFFF),
     value = ProtoField.bytes("intellinode.tf.value", "Value"),
 }
 p_tf.fields = tf
@@ -111,6 +114,8 @@ local tf_ex = {
     reserved_task = ProtoExpert.new("intellinode.tf.reserved_task", "token_feature.reserved_task",
         expert.group.MALFORMED, expert.severity.ERROR),
     reserved_bits = ProtoExpert.new("intellinode.tf.reserved_bits", "token_feature.reserved_bits",
+        expert.group.MALFORMED, expert.severity.ERROR),
+    bad_prefix = ProtoExpert.new("intellinode.tf.bad_prefix", "token_tlv.bad_prefix",
         expert.group.MALFORMED, expert.severity.ERROR),
     duplicate = ProtoExpert.new("intellinode.tf.duplicate", "token_tlv.duplicate",
         expert.group.MALFORMED, expert.severity.ERROR),
@@ -170,9 +175,9 @@ local function dissect_tf(opt, tree, carrier, duplicate)
     for i = 0, 7 do b[i] = idr(i, 1):uint() end
     local version = shr(b[0], 4)
     idt:add(tf.version, idr(0, 1))
-    if version ~= 1 then
+    if version ~= 1 and version ~= 2 then
         idt:add_proto_expert_info(tf_ex.unknown_version, string.format(
-            "token_feature.unknown_version: layout version %d; only 1 is defined, the ID is rejected",
+            "token_feature.unknown_version: layout version %d; only 1 and 2 are defined, the ID is rejected",
             version))
         t:set_text(string.format("IntelliNode Token Feature TLV (%s 0x%02X), unknown layout version %d",
             label, opt(0, 1):uint(), version))
@@ -194,20 +199,38 @@ local function dissect_tf(opt, tree, carrier, duplicate)
     local task_item = idt:add(tf.task, idr(3, 1))
     idt:add(tf.urgency, idr(4, 1))
     idt:add(tf.explicit, idr(4, 1))
-    local res_item = idt:add(tf.reserved, idr(4, 4))
     if task > 4 then
         task_item:add_proto_expert_info(tf_ex.reserved_task, string.format(
             "token_feature.reserved_task: task code %d is reserved, the ID is rejected", task))
     end
-    if reserved ~= 0 then
-        res_item:add_proto_expert_info(tf_ex.reserved_bits,
-            "token_feature.reserved_bits: must be 0 in version 1, the ID is rejected")
+    -- Version 2 (wire-format §5.2a): bits 28-17 the shared prefix's token
+    -- code, bits 16-0 its hash; both 0 is no prefix.
+    local prefix_text = ""
+    if version == 1 then
+        local res_item = idt:add(tf.reserved, idr(4, 4))
+        if reserved ~= 0 then
+            res_item:add_proto_expert_info(tf_ex.reserved_bits,
+                "token_feature.reserved_bits: must be 0 in version 1, the ID is rejected")
+        end
+    else
+        local prefix_code = shr(reserved, 17)
+        local hash = low(reserved, 17)
+        idt:add(tf.prefix_code, idr(4, 4))
+        local tokens = token_count(prefix_code)
+        idt:add(tf.prefix_tokens, idr(4, 2), tokens):set_generated()
+        local hash_item = idt:add(tf.prefix_hash, idr(4, 4))
+        if (prefix_code == 0) ~= (hash == 0) or prefix_code > prompt_code then
+            hash_item:add_proto_expert_info(tf_ex.bad_prefix,
+                "token_tlv.bad_prefix: a hash without tokens, tokens without a hash, or more than the prompt; the ID is rejected")
+        elseif hash ~= 0 then
+            prefix_text = string.format(", shared prefix %d tokens (hash 0x%05X)", tokens, hash)
+        end
     end
 
     t:set_text(string.format(
-        "IntelliNode Token Feature TLV (%s 0x%02X): prompt %d, output %d tokens, %s, urgency %s%s%s",
+        "IntelliNode Token Feature TLV (%s 0x%02X): prompt %d, output %d tokens, %s, urgency %s%s%s%s",
         label, opt(0, 1):uint(), prompt, output, task_names[task], urgency_names[urgency],
-        explicit and " (explicit)" or "", directed and ", directed" or ""))
+        explicit and " (explicit)" or "", directed and ", directed" or "", prefix_text))
 end
 
 -- IPv4 option area of the IPv4 header whose hdr_len field was added last:

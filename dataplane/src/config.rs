@@ -916,7 +916,7 @@ mod tests {
         let text = base.replacen("[steer]\n", "[steer]\npolicy = \"fifo\"\n", 1);
         let e = Config::parse(&text).unwrap_err();
         assert!(
-            e.0.starts_with("`steer.policy` must be one of \"token_aware\", \"least_queue\", \"round_robin\" (a string), found \"fifo\" (line "),
+            e.0.starts_with("`steer.policy` must be one of \"token_aware\", \"least_queue\", \"round_robin\", \"llm_d\" (a string), found \"fifo\" (line "),
             "{e}"
         );
     }

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [steer]
-//! policy = "token_aware"         # or the baselines least_queue, round_robin
+//! policy = "token_aware"         # or the baselines least_queue, round_robin, llm_d
 //! agent_port = 0                 # agents are on this port
 //! infer_http_ports = [8000]      # infer features of TLV-less requests here
 //!
@@ -77,9 +77,22 @@ pub struct SteerConfig {
     pub infer_max_scan_bytes: usize,
     /// How new flows choose an instance and path: `token_aware` (the
     /// product), or a baseline kept for evaluation: `least_queue` (queue
-    /// and KV-cache scorers, no network awareness) or `round_robin`.
+    /// and KV-cache scorers, no network awareness), `round_robin`, or
+    /// `llm_d` (llm-d's queue, KV-cache and approximate prefix scorers).
     #[serde(default, deserialize_with = "policy_by_name")]
     pub policy: Policy,
+    /// (instance, shared prefix) pairs the prefix records hold, in all:
+    /// each of W workers holds `prefix_record_size / W` (rounded up).
+    #[serde(default = "default_prefix_record_size")]
+    pub prefix_record_size: usize,
+    /// A prefix not sent to an instance for this long is assumed evicted
+    /// from its cache.
+    #[serde(default = "default_prefix_ttl_ms")]
+    pub prefix_ttl_ms: u64,
+    /// Bounded load: a candidate whose queue exceeds the service's shortest
+    /// live queue by more than this many requests gets no prefix affinity.
+    #[serde(default = "default_prefix_balance_queue")]
+    pub prefix_balance_queue: f64,
     /// Serve the interactive class strictly first on every egress port.
     /// `false` makes each port one FIFO (for comparison only).
     #[serde(default = "default_true")]
@@ -174,6 +187,15 @@ fn default_flow_idle_timeout_ms() -> u64 {
 fn default_infer_max_scan_bytes() -> usize {
     2048
 }
+fn default_prefix_record_size() -> usize {
+    steer::PrefixLimits::default().capacity
+}
+fn default_prefix_ttl_ms() -> u64 {
+    steer::PrefixLimits::default().ttl_ns / 1_000_000
+}
+fn default_prefix_balance_queue() -> f64 {
+    steer::PrefixLimits::default().balance_queue
+}
 fn default_true() -> bool {
     true
 }
@@ -210,6 +232,24 @@ impl SteerConfig {
         }
         if self.flow_idle_timeout_ms == 0 {
             return Err(ConfigError::at_least("steer.flow_idle_timeout_ms", 0, 1));
+        }
+        if !(1..=MAX_FLOW_TABLE).contains(&self.prefix_record_size) {
+            return Err(ConfigError::range(
+                "steer.prefix_record_size",
+                self.prefix_record_size,
+                1,
+                MAX_FLOW_TABLE,
+            ));
+        }
+        if self.prefix_ttl_ms == 0 {
+            return Err(ConfigError::at_least("steer.prefix_ttl_ms", 0, 1));
+        }
+        if !(self.prefix_balance_queue.is_finite() && self.prefix_balance_queue >= 0.0) {
+            return Err(ConfigError::expected(
+                "steer.prefix_balance_queue",
+                "a number >= 0",
+                self.prefix_balance_queue,
+            ));
         }
         if !(64..=65_536).contains(&self.infer_max_scan_bytes) {
             return Err(ConfigError::range(

@@ -39,6 +39,7 @@ fn colour(policy: &str) -> RGBColor {
     match policy {
         "fifo" => RGBColor(214, 39, 40),
         "least_queue" => RGBColor(255, 127, 14),
+        "llm_d" => RGBColor(44, 160, 44),
         _ => RGBColor(31, 119, 180),
     }
 }
@@ -47,6 +48,7 @@ fn label(policy: &str) -> &str {
     match policy {
         "fifo" => "FIFO + round robin",
         "least_queue" => "least queue (KV + queue)",
+        "llm_d" => "llm-d (queue 2, KV 2, prefix 3)",
         _ => "IntelliNode token-aware",
     }
 }
@@ -187,6 +189,71 @@ fn draw_p99<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> D
     root.present()
 }
 
+/// The shared-prefix scenario (simulated): short and long p99 TTFT against
+/// load on the asymmetric cluster, all four policies.
+fn draw_prefix<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    p: &crate::summary::SimPrefix,
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+    for (area, what, per_policy) in [
+        (&left, "short", &p.short_p99_ttft_ms),
+        (&right, "long", &p.long_p99_ttft_ms),
+    ] {
+        let values: Vec<f64> = per_policy
+            .values()
+            .flat_map(|m| m.values().copied())
+            .filter(|v| *v > 0.0)
+            .collect();
+        let max = values.iter().copied().fold(1.0, f64::max) * 2.0;
+        let min = values
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(max / 10.0)
+            / 2.0;
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("shared-prefix agents (simulated): {what} p99 TTFT"),
+                ("sans-serif", 18),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(40.0f64..100.0f64, (min.max(0.1)..max).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("offered load (% of cluster capacity)")
+            .y_desc("p99 TTFT (ms, log)")
+            .draw()?;
+        for policy in ["fifo", "least_queue", "llm_d", "intellinode"] {
+            let Some(per) = per_policy.get(policy) else {
+                continue;
+            };
+            let points: Vec<(f64, f64)> = LOADS
+                .iter()
+                .filter_map(|l| Some((l.parse::<f64>().ok()?, *per.get(*l)?)))
+                .collect();
+            let c = colour(policy);
+            chart
+                .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))?
+                .label(label(policy))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 5, c.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()?;
+    }
+    root.present()
+}
+
 /// The failover chart's file name (without extension) for a run.
 pub fn failover_chart_name(source: &str) -> String {
     format!("failover-{source}")
@@ -315,6 +382,21 @@ pub fn draw_all(dir: &Path, s: &Summary) -> anyhow::Result<Vec<PathBuf>> {
     draw_p99(&BitMapBackend::new(&png, (800, 500)).into_drawing_area(), s)
         .map_err(|e| fail(&png, e.to_string()))?;
     files.extend([svg, png]);
+
+    if let Some(p) = &s.simulated_prefix {
+        let (svg, png) = (
+            path("prefix-p99-vs-load.svg"),
+            path("prefix-p99-vs-load.png"),
+        );
+        draw_prefix(&SVGBackend::new(&svg, (1200, 500)).into_drawing_area(), p)
+            .map_err(|e| fail(&svg, e.to_string()))?;
+        draw_prefix(
+            &BitMapBackend::new(&png, (1200, 500)).into_drawing_area(),
+            p,
+        )
+        .map_err(|e| fail(&png, e.to_string()))?;
+        files.extend([svg, png]);
+    }
 
     for f in &s.failover {
         let name = failover_chart_name(&f.source);

@@ -40,6 +40,11 @@ enum Command {
         /// The simulator's busy-egress-port scenario (`intellisim uplink`).
         #[arg(long)]
         uplink: Option<PathBuf>,
+        /// The simulator's shared-prefix scenario (`intellisim prefix`):
+        /// `prefix_hit_rate`, `symmetric` and `simulated_prefix` in the
+        /// summary.
+        #[arg(long)]
+        sim_prefix: Option<PathBuf>,
         /// The simulator's failure timeline (`intellisim failover`); the
         /// emulated one is read from DIR/runs/failover-timeline.json.
         #[arg(long)]
@@ -67,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             plan,
             scale,
             uplink,
+            sim_prefix,
             failover_sim,
             font,
             wall_s,
@@ -78,6 +84,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let scale = scale.map(|p| read_json(&p)).transpose()?;
             let uplink = uplink.map(|p| read_json(&p)).transpose()?;
             let mut s = summary::summarise(&index, runs, sim.as_ref())?;
+            if let Some(p) = sim_prefix {
+                summary::attach_prefix(&mut s, summary::load_sim_prefix(&p)?);
+            }
             let cluster = sim::EvalCluster::default();
             s.failover.extend(failover::load_emulated(&dir, &cluster)?);
             if let Some(p) = failover_sim {
@@ -107,6 +116,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for g in &s.goals_not_checked {
                 println!("skipped {g}");
+            }
+            for g in s.simulated_prefix.iter().flat_map(|p| &p.goals) {
+                println!(
+                    "{} simulated: {:<80} {:>8.2} (bound {})",
+                    if g.met { "met    " } else { "NOT MET" },
+                    g.goal,
+                    g.value,
+                    g.bound
+                );
             }
             for f in &s.failover {
                 for g in &f.goals {
@@ -227,6 +245,70 @@ mod tests {
         assert!(md.contains("| short tokens/s |"), "{md}");
         assert!(!md.contains("not met"), "{md}");
         assert!(md.contains("took 42 s"), "{md}");
+    }
+
+    #[test]
+    fn the_shared_prefix_simulation_fills_the_prefix_keys_of_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("runs")).unwrap();
+        let name = "runs/intellinode-80.json";
+        std::fs::write(dir.path().join(name), agent(&[10.0, 12.0], 100).to_string()).unwrap();
+        std::fs::write(
+            dir.path().join("runs/index.json"),
+            json!({"capacity_rps": 20.0, "timeout_ms": 30000.0, "runs": [
+                {"policy": "intellinode", "load": "80", "rate_rps": 10.0, "requests": 12, "agent": name}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        // The simulator's real output, small.
+        let report = sim::prefix_eval::run_prefix(
+            &sim::prefix_eval::PrefixScenario::default(),
+            &sim::prefix_eval::PrefixOptions {
+                seed: 3,
+                requests: Some(400),
+                replications: 1,
+            },
+        )
+        .unwrap();
+        let path = dir.path().join("prefix-sim.json");
+        std::fs::write(&path, serde_json::to_string(&report).unwrap()).unwrap();
+
+        let (index, runs) = summary::load_runs(dir.path()).unwrap();
+        let mut s = summary::summarise(&index, runs, None).unwrap();
+        // The emulated long p99 is there without the simulation.
+        assert!((s.long_p99_ttft_ms["intellinode"]["80"] - 50.0).abs() < 1e-9);
+        assert!(s.prefix_hit_rate.is_none() && s.symmetric.is_none());
+        summary::attach_prefix(&mut s, summary::load_sim_prefix(&path).unwrap());
+        let v = serde_json::to_value(&s).unwrap();
+        for policy in ["fifo", "least_queue", "llm_d", "intellinode"] {
+            let sym = v["symmetric"]["short_p99_ttft_ms"][policy]["80"]
+                .as_f64()
+                .unwrap();
+            assert_eq!(sym, report.symmetric.short_p99_ttft_ms[policy]["80"]);
+            assert!(v["symmetric"]["long_p99_ttft_ms"][policy]["80"].is_f64());
+            assert!(v["symmetric"]["prefix_hit_rate"][policy]["80"].is_f64());
+            let hit = v["prefix_hit_rate"][policy]["80"].as_f64().unwrap();
+            assert_eq!(hit, report.prefix_hit_rate[policy]["80"]);
+            for load in ["50", "80", "95"] {
+                assert!(v["simulated_prefix"]["long_p99_ttft_ms"][policy][load].is_f64());
+            }
+        }
+        assert!(v["prefix_source"]
+            .as_str()
+            .unwrap()
+            .starts_with("simulator"));
+        assert_eq!(v["simulated_prefix"]["goals"].as_array().unwrap().len(), 7);
+        charts::register_font(std::path::Path::new(charts::DEFAULT_FONT)).unwrap();
+        let files = charts::draw_all(dir.path(), &s).unwrap();
+        let chart = dir.path().join("prefix-p99-vs-load.svg");
+        assert!(files.contains(&chart), "{files:?}");
+        let svg = std::fs::read_to_string(&chart).unwrap();
+        assert!(svg.contains("llm-d (queue 2, KV 2, prefix 3)"), "{svg}");
+        let md = report::render(&s, None, None, None, None);
+        assert!(md.contains("## Shared-prefix agents (simulated)"), "{md}");
+        assert!(md.contains("prefix-p99-vs-load.svg"), "{md}");
+        assert!(md.contains("| llm_d |"), "{md}");
     }
 
     #[test]

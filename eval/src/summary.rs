@@ -58,8 +58,42 @@ pub struct Run {
     pub chosen: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
+/// policy → load → value.
+pub type PerPolicyLoad = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// The symmetric cluster's keys (`intellisim prefix`'s `symmetric`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SymmetricPrefix {
+    /// Short p99 TTFT, ms, policy → load.
+    pub short_p99_ttft_ms: PerPolicyLoad,
+    /// Long p99 TTFT, ms.
+    pub long_p99_ttft_ms: PerPolicyLoad,
+    /// Prefix hit rate.
+    pub prefix_hit_rate: PerPolicyLoad,
+}
+
+/// What `intellisim prefix` measured: shared-prefix agent traffic with
+/// the nodes' prefix caches, four policies, asymmetric and symmetric
+/// clusters.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SimPrefix {
+    /// Asymmetric cluster: short p99 TTFT, ms, policy → load.
+    pub short_p99_ttft_ms: PerPolicyLoad,
+    /// Asymmetric cluster: long p99 TTFT, ms.
+    pub long_p99_ttft_ms: PerPolicyLoad,
+    /// Asymmetric cluster: prefix hit rate.
+    pub prefix_hit_rate: PerPolicyLoad,
+    /// The symmetric cluster.
+    pub symmetric: SymmetricPrefix,
+    /// Issue 15's goals, checked on these numbers.
+    pub goals: Vec<Goal>,
+}
+
+/// Where the prefix-cache keys of the summary come from.
+pub const PREFIX_SOURCE: &str = "simulator (intellisim prefix): the emulated nodes have no      prefix cache yet, so the emulated runs carry no shared-prefix agents";
+
 /// A goal and whether it was met.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Goal {
     /// What is promised.
     pub goal: String,
@@ -89,6 +123,22 @@ pub struct Agreement {
 pub struct Summary {
     /// Short-request p99 TTFT, ms, per policy and load.
     pub short_p99_ttft_ms: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Long-request p99 TTFT, ms, per policy and load.
+    pub long_p99_ttft_ms: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Prefix hit rate per policy and load on the asymmetric cluster
+    /// (from [`Summary::prefix_source`]; absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_hit_rate: Option<PerPolicyLoad>,
+    /// The symmetric cluster at 80% (from [`Summary::prefix_source`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symmetric: Option<SymmetricPrefix>,
+    /// Where `prefix_hit_rate`, `symmetric` and `simulated_prefix` come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_source: Option<String>,
+    /// The shared-prefix scenario's short and long p99 TTFT for all four
+    /// policies (`llm_d` included) and its goals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated_prefix: Option<SimPrefix>,
     /// Short-request p99 TTFT with the system nearly idle, ms (null when
     /// that run was left out).
     pub short_p99_ttft_unloaded_ms: Option<f64>,
@@ -192,6 +242,7 @@ pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow
         anyhow::bail!("runs/index.json lists no runs");
     }
     let mut short: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut long: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for policy in POLICIES {
         for load in LOADS {
             if let Some(run) = find(&runs, policy, load) {
@@ -199,6 +250,9 @@ pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow
                     .entry(policy.to_owned())
                     .or_default()
                     .insert(load.to_owned(), run.stats.short.ttft_ms.p99);
+                long.entry(policy.to_owned())
+                    .or_default()
+                    .insert(load.to_owned(), run.stats.long.ttft_ms.p99);
             }
         }
     }
@@ -277,6 +331,11 @@ pub fn summarise(index: &RunIndex, runs: Vec<Run>, sim: Option<&Keys>) -> anyhow
     let agreement = sim.map(|s| agreement(&keys, s)).unwrap_or_default();
     Ok(Summary {
         short_p99_ttft_ms: keys.short_p99_ttft_ms,
+        long_p99_ttft_ms: long,
+        prefix_hit_rate: None,
+        symmetric: None,
+        prefix_source: None,
+        simulated_prefix: None,
         short_p99_ttft_unloaded_ms: unloaded,
         long_throughput_vs_fifo: keys.long_throughput_vs_fifo,
         goals,
@@ -323,6 +382,24 @@ fn agreement(emu: &Keys, sim: &Keys) -> Vec<Agreement> {
         }
     }
     out
+}
+
+/// Adds the shared-prefix scenario's numbers: `prefix_hit_rate` and
+/// `symmetric` at the top (as issue 15 names them), all of it under
+/// `simulated_prefix`, and where they come from.
+pub fn attach_prefix(s: &mut Summary, p: SimPrefix) {
+    s.prefix_hit_rate = Some(p.prefix_hit_rate.clone());
+    s.symmetric = Some(p.symmetric.clone());
+    s.prefix_source = Some(PREFIX_SOURCE.to_owned());
+    s.simulated_prefix = Some(p);
+}
+
+/// `intellisim prefix`'s output, read.
+pub fn load_sim_prefix(path: &Path) -> anyhow::Result<SimPrefix> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an `intellisim prefix` report", path.display()))
 }
 
 /// The simulator's keys from its output file.

@@ -79,8 +79,68 @@ impl PathParams {
     }
 }
 
+/// Agents whose calls share a prefix: each persona has a system prompt
+/// plus tool definitions of `prefix_tokens`, repeated on every call, and
+/// talks in multi-turn sessions whose history grows by each turn's user
+/// message and answer. Sizes are uniform in the inclusive ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AgentMix {
+    /// Agent personas (distinct shared prefixes).
+    pub personas: u32,
+    /// A persona's system prompt and tools, tokens, [lo, hi].
+    pub prefix_tokens: [u32; 2],
+    /// A turn's new user message, tokens, [lo, hi].
+    pub user_tokens: [u32; 2],
+    /// A turn's answer, tokens, [lo, hi].
+    pub output_tokens: [u32; 2],
+    /// Turns per session, [lo, hi].
+    pub turns: [u32; 2],
+    /// Sessions open at once per site: an agent call continues one of
+    /// them, picked at random, or starts a new one in a finished one's
+    /// place.
+    pub open_sessions: u32,
+    /// Whether agents name their shared prefix in the feature ID (layout
+    /// version 2); `false` sends version 1, for comparison: the gateway
+    /// then cannot tell which prefix a call shares.
+    #[serde(default = "yes")]
+    pub name_prefix: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AgentMix {
+    fn default() -> Self {
+        AgentMix {
+            personas: 20,
+            prefix_tokens: [2000, 8000],
+            user_tokens: [20, 200],
+            output_tokens: [50, 300],
+            turns: [2, 8],
+            open_sessions: 64,
+            name_prefix: true,
+        }
+    }
+}
+
+impl AgentMix {
+    /// Mean (prompt, output) tokens of an agent call: the prefix, the
+    /// history before the mean turn (half the mean number of turns before
+    /// it, each a user message and an answer) and the user message.
+    pub fn mean(&self) -> (f64, f64) {
+        let (user, out) = (mean(self.user_tokens), mean(self.output_tokens));
+        let earlier_turns = (mean(self.turns) - 1.0).max(0.0) / 2.0;
+        (
+            mean(self.prefix_tokens) + earlier_turns * (user + out) + user,
+            out,
+        )
+    }
+}
+
 /// The request mix: short interactive requests and long bulk ones, sizes
-/// uniform in the inclusive ranges.
+/// uniform in the inclusive ranges, and optionally agent calls that share
+/// prefixes ([`AgentMix`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
     /// Share of short requests.
@@ -98,6 +158,13 @@ pub struct Workload {
     /// tokens: `long_prompt_tokens / 1.3` (English text runs about 1.3
     /// cl100k tokens a word). The simulator itself uses the tokens.
     pub long_prompt_words: [u32; 2],
+    /// Share of all requests that are agent calls (0: none, as in the
+    /// emulated cluster); `short_fraction` splits the rest.
+    #[serde(default)]
+    pub agent_fraction: f64,
+    /// The agents, when `agent_fraction` > 0.
+    #[serde(default)]
+    pub agents: AgentMix,
 }
 
 fn mean(r: [u32; 2]) -> f64 {
@@ -113,14 +180,49 @@ impl Workload {
         )
     }
 
-    /// Mean (prompt, output) tokens of long requests.
+    /// Share of all requests that are short.
+    pub fn short_share(&self) -> f64 {
+        (1.0 - self.agent_fraction) * self.short_fraction
+    }
+
+    /// Mean (prompt, output) tokens of long requests: long prompts and
+    /// agent calls (both bulk work), weighted by their shares. Agent calls
+    /// count their whole prompt, as on a cold cache: the capacity the loads
+    /// are fractions of assumes no prefix-cache hit.
     pub fn long_mean(&self) -> (f64, f64) {
-        (mean(self.long_prompt_tokens), mean(self.long_output_tokens))
+        let plain = (mean(self.long_prompt_tokens), mean(self.long_output_tokens));
+        let long_plain = (1.0 - self.agent_fraction) * (1.0 - self.short_fraction);
+        let total = long_plain + self.agent_fraction;
+        if self.agent_fraction <= 0.0 || total <= 0.0 {
+            return plain;
+        }
+        let agent = self.agents.mean();
+        let (wp, wa) = (long_plain / total, self.agent_fraction / total);
+        (wp * plain.0 + wa * agent.0, wp * plain.1 + wa * agent.1)
     }
 
     fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.short_fraction) {
             return Err("workload: short_fraction must be in 0..=1".into());
+        }
+        if !(0.0..=1.0).contains(&self.agent_fraction) {
+            return Err("workload: agent_fraction must be in 0..=1".into());
+        }
+        if self.agent_fraction > 0.0 {
+            let a = &self.agents;
+            if a.personas == 0 || a.open_sessions == 0 || a.turns[0] == 0 {
+                return Err("workload: agents need personas, open_sessions and turns >= 1".into());
+            }
+            for (n, r) in [
+                ("agents.prefix_tokens", a.prefix_tokens),
+                ("agents.user_tokens", a.user_tokens),
+                ("agents.output_tokens", a.output_tokens),
+                ("agents.turns", a.turns),
+            ] {
+                if r[0] > r[1] {
+                    return Err(format!("workload: {n} [{}, {}] is empty", r[0], r[1]));
+                }
+            }
         }
         for (n, r) in [
             ("short_prompt_tokens", self.short_prompt_tokens),
@@ -145,6 +247,8 @@ impl Default for Workload {
             long_prompt_tokens: [400, 2000],
             long_output_tokens: [128, 512],
             long_prompt_words: [310, 1540],
+            agent_fraction: 0.0,
+            agents: AgentMix::default(),
         }
     }
 }
@@ -396,7 +500,7 @@ pub struct Capacity {
 pub fn capacity(w: &Workload, pools: [Pool; 2]) -> Capacity {
     let (sp, so) = w.short_mean();
     let (lp, lo) = w.long_mean();
-    let fs = w.short_fraction;
+    let fs = w.short_share();
     let fl = 1.0 - fs;
     let slots = |p: &Pool| f64::from(p.node.concurrency) * f64::from(p.count);
     let (c0, c1) = (slots(&pools[0]), slots(&pools[1]));
@@ -462,6 +566,7 @@ mod tests {
             long_prompt_tokens: [0, 0],
             long_output_tokens: l,
             long_prompt_words: [0, 0],
+            ..Workload::default()
         }
     }
 
@@ -489,6 +594,7 @@ mod tests {
             long_prompt_tokens: [0, 0],
             long_output_tokens: [100, 100],
             long_prompt_words: [0, 0],
+            ..Workload::default()
         };
         let p0 = Pool {
             node: node(0.0, 1000.0, 100.0, 1),

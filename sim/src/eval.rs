@@ -46,6 +46,13 @@ pub const LEAST_QUEUE: Variant = Variant {
     policy: Policy::LeastQueue,
     strict_priority: false,
 };
+/// llm-d's default endpoint picker (queue, KV-cache and approximate
+/// prefix scorers): no network awareness, so no egress priority either.
+pub const LLM_D: Variant = Variant {
+    name: "llm_d",
+    policy: Policy::LlmD,
+    strict_priority: false,
+};
 /// The product: token-aware joint steering, interactive band first.
 pub const INTELLINODE: Variant = Variant {
     name: "intellinode",

@@ -38,7 +38,16 @@
 //!   reporting, so its state goes stale after the thresholds'
 //!   `max_state_age` (1 s): that is how the appliance learns of it. A
 //!   recovered node restarts empty and reports at once, as a restarted
-//!   `pktgen serve` does; a recovered path carries traffic again.
+//!   `pktgen serve` does; a recovered path carries traffic again. Each
+//!   node has a prefix cache ([`prefix_cache`]): LRU, bounded by
+//!   `kv_tokens`, holding agents' shared prefixes and session histories;
+//!   the cached tokens of a prompt are not prefilled. Every report
+//!   interval its hit and query counters correct the appliances' prefix
+//!   records, as a collector scraping vLLM would.
+//! * **Agents** (when the workload's `agent_fraction` > 0): calls of
+//!   personas with a long shared system prompt and tools, named in the
+//!   request's features, in multi-turn sessions whose history grows
+//!   ([`config::AgentMix`]).
 //! * **Paths**: one-way delay plus uniform jitter (±), released in order
 //!   per direction (`pktgen wire`'s rule: max(previous release, now +
 //!   delay + jitter)), and independent packet loss. TCP's reaction to loss
@@ -72,7 +81,9 @@
 //! strict interactive egress band; `least_queue` =
 //! [`steer::Policy::LeastQueue`] (the Gateway API Inference Extension's
 //! queue and KV-cache scorers, no network awareness) with FIFO egress;
-//! `fifo` = [`steer::Policy::RoundRobin`] with FIFO egress. Egress
+//! `fifo` = [`steer::Policy::RoundRobin`] with FIFO egress; `llm_d` =
+//! [`steer::Policy::LlmD`] (llm-d's queue, KV-cache and approximate
+//! prefix scorers) with FIFO egress, in the [`prefix_eval`] scenario. Egress
 //! priority only matters on a shaped uplink. Nodes always serve FIFO: they
 //! are not the appliance's.
 //!
@@ -101,6 +112,9 @@
 //!   PATH_STATE every report interval as `pktgen wire` sends it), and the
 //!   one measurement of moving away, coming back and losses that the
 //!   emulated run is measured by too.
+//! * [`prefix_eval`]: shared-prefix agents against the nodes' prefix
+//!   caches, four policies (with `llm_d`), the eval cluster and a
+//!   symmetric one where the network cannot help.
 //! * [`uplink`]: the eval cluster behind one busy shaped egress port, where
 //!   the appliance's egress scheduler ([`sched`], in the bands of
 //!   [`steer::egress`]) decides whether short requests wait behind long
@@ -113,11 +127,15 @@ pub mod config;
 pub mod engine;
 pub mod eval;
 pub mod failover;
+pub mod prefix_cache;
+pub mod prefix_eval;
 pub mod scale;
 pub mod stats;
 pub mod uplink;
 pub mod world;
 
-pub use config::{capacity, Capacity, EvalCluster, NodeParams, PathParams, Pool, Workload};
+pub use config::{
+    capacity, AgentMix, Capacity, EvalCluster, NodeParams, PathParams, Pool, Workload,
+};
 pub use engine::EventQueue;
 pub use world::{run, Outcome, RunConfig, SiteSpec, Topology, Uplink};

@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 
-use classifier::{TaskType, TokenFeatures};
+use classifier::{SharedPrefix, TaskType, TokenFeatures};
 use control::capability::ModelClass;
 use control::ids::{NodeId, PathId};
 use control::message::Message;
@@ -41,8 +41,9 @@ use steer::decision::Predicted;
 use steer::service::{InstanceCapability, InstanceSpec, PathSpec, ServiceSpec};
 use steer::{Policy, ServiceTable, TrafficClass};
 
-use crate::config::{NodeParams, PathParams, Workload};
+use crate::config::{AgentMix, NodeParams, PathParams, Workload};
 use crate::engine::EventQueue;
+use crate::prefix_cache::{PrefixCache, PromptParts};
 use crate::stats::{ClassStats, FailReason};
 
 const MS: u64 = 1_000_000;
@@ -271,6 +272,11 @@ pub struct Outcome {
     pub uplinks: Vec<UplinkReport>,
     /// Every request, in the order they finished, if recorded.
     pub requests: Vec<RequestRecord>,
+    /// Prompt tokens the nodes found in their prefix caches, over every
+    /// node (`vllm:prefix_cache_hits`).
+    pub prefix_hit_tokens: u64,
+    /// Prompt tokens the nodes looked up (`vllm:prefix_cache_queries`).
+    pub prefix_queried_tokens: u64,
     /// Simulated time at the end, ns.
     pub end_ns: u64,
 }
@@ -311,6 +317,9 @@ struct Req {
     path: u32,
     syn_tries: u8,
     features: TokenFeatures,
+    /// An agent call's cacheable parts, and its session's history after it.
+    parts: Option<PromptParts>,
+    history_after: u32,
     predicted: Predicted,
     t0: u64,
     /// When the appliance saw the request's last payload packet.
@@ -342,7 +351,10 @@ impl Default for Req {
                 task: TaskType::Chat,
                 urgency: TaskType::Chat.default_urgency(),
                 explicit_urgency: false,
+                prefix: None,
             },
+            parts: None,
+            history_after: 0,
             predicted: Predicted::default(),
             t0: 0,
             t_seen: 0,
@@ -361,6 +373,10 @@ struct NodeRt {
     active: Vec<u32>,
     queue: VecDeque<u32>,
     kv_held: u64,
+    /// Its prefix cache, and its counters when the collector last read
+    /// them (hits, queries).
+    cache: PrefixCache,
+    scraped: (u64, u64),
     hold_total_ns: u64,
     holds: u64,
     /// Sites whose appliance receives this node's NODE_STATE.
@@ -538,6 +554,19 @@ struct Site {
     inst: Vec<(u32, u32)>,
     rng: ChaCha8Rng,
     rate_rps: f64,
+    /// The agents' open sessions at this site.
+    sessions: Vec<Session>,
+    next_session: u64,
+}
+
+/// An agent's multi-turn conversation.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    id: u64,
+    persona: u32,
+    turn: u32,
+    turns: u32,
+    history_tokens: u32,
 }
 
 /// The frames a request puts on the wire toward its node, in order: its
@@ -589,6 +618,7 @@ pub fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
 
 const SITE_STREAM: u64 = 1 << 32;
 const PATH_STREAM: u64 = 2 << 32;
+const PERSONA_STREAM: u64 = 3 << 32;
 
 /// The appliance's configuration for a site: one path per instance (its
 /// priors are the path's true delay and jitter) and one service over all
@@ -654,6 +684,83 @@ fn uniform(rng: &mut ChaCha8Rng, r: [u32; 2]) -> u32 {
     rng.gen_range(lo..=hi)
 }
 
+/// A persona's shared prefix as its agent library names it: a hash of
+/// its text (here of its index) and its tokens.
+fn persona_prefix(persona: u32, tokens: u32) -> SharedPrefix {
+    // SplitMix64 of the index: distinct personas, distinct hashes.
+    let mut z = u64::from(persona).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    SharedPrefix::of_hash(z ^ (z >> 31), tokens)
+}
+
+/// One agent call: a turn of a random open session (a new session in a
+/// finished one's place). Returns the features (the persona's prefix
+/// named, as the agent library sends it), the parts a node can cache and
+/// the session's history after this turn.
+fn draw_agent_call(
+    rng: &mut ChaCha8Rng,
+    a: &AgentMix,
+    persona_tokens: &[u32],
+    sessions: &mut Vec<Session>,
+    next_session: &mut u64,
+) -> (TokenFeatures, PromptParts, u32) {
+    let slots = a.open_sessions.max(1) as usize;
+    let slot = rng.gen_range(0..slots);
+    let fresh = |rng: &mut ChaCha8Rng, next: &mut u64| {
+        *next += 1;
+        Session {
+            id: *next,
+            persona: rng.gen_range(0..a.personas.max(1)),
+            turn: 0,
+            turns: uniform(rng, a.turns).max(1),
+            history_tokens: 0,
+        }
+    };
+    if sessions.len() < slots {
+        sessions.resize_with(slots, || Session {
+            id: 0,
+            persona: 0,
+            turn: 0,
+            turns: 0,
+            history_tokens: 0,
+        });
+    }
+    let s = match sessions.get(slot) {
+        Some(s) if s.turn < s.turns => *s,
+        _ => fresh(rng, next_session),
+    };
+    let prefix_tokens = persona_tokens.get(s.persona as usize).copied().unwrap_or(0);
+    let user = uniform(rng, a.user_tokens);
+    let output = uniform(rng, a.output_tokens);
+    let prompt = prefix_tokens + s.history_tokens + user;
+    let history_after = s.history_tokens + user + output;
+    if let Some(slot) = sessions.get_mut(slot) {
+        *slot = Session {
+            turn: s.turn + 1,
+            history_tokens: history_after,
+            ..s
+        };
+    }
+    let features = TokenFeatures {
+        prompt_tokens: prompt,
+        output_tokens: output,
+        task: TaskType::Chat,
+        urgency: TaskType::Chat.default_urgency(),
+        explicit_urgency: false,
+        prefix: a
+            .name_prefix
+            .then(|| persona_prefix(s.persona, prefix_tokens)),
+    };
+    let parts = PromptParts {
+        persona: s.persona,
+        prefix_tokens,
+        session: s.id,
+        history_tokens: s.history_tokens,
+    };
+    (features, parts, history_after)
+}
+
 /// Draws one request: (short?, features).
 pub fn draw_request(rng: &mut ChaCha8Rng, w: &Workload) -> (bool, TokenFeatures) {
     let short = rng.gen::<f64>() < w.short_fraction;
@@ -683,6 +790,7 @@ pub fn draw_request(rng: &mut ChaCha8Rng, w: &Workload) -> (bool, TokenFeatures)
             task,
             urgency: task.default_urgency(),
             explicit_urgency: false,
+            prefix: None,
         },
     )
 }
@@ -701,6 +809,8 @@ struct World<'a> {
     live: u64,
     arrived: u64,
     out: Outcome,
+    /// Each agent persona's system prompt and tools, tokens.
+    persona_tokens: Vec<u32>,
     /// Which failure event failed each node / path, if any.
     node_failure_of: Vec<Option<u32>>,
     path_failure_of: Vec<Option<u32>>,
@@ -736,6 +846,8 @@ impl<'a> World<'a> {
                 active: Vec::with_capacity(p.concurrency as usize),
                 queue: VecDeque::new(),
                 kv_held: 0,
+                cache: PrefixCache::new(p.kv_tokens),
+                scraped: (0, 0),
                 hold_total_ns: 0,
                 holds: 0,
                 watchers: Vec::new(),
@@ -801,6 +913,7 @@ impl<'a> World<'a> {
                         held: 0,
                         ..Default::default()
                     },
+                    prefixes: steer::PrefixLimits::default(),
                 },
                 models,
                 std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),
@@ -824,6 +937,8 @@ impl<'a> World<'a> {
                     .collect(),
                 rng: stream_rng(cfg.seed, SITE_STREAM + si as u64),
                 rate_rps: s.rate_rps,
+                sessions: Vec::new(),
+                next_session: (si as u64) << 40,
             });
         }
         let out = Outcome {
@@ -846,8 +961,14 @@ impl<'a> World<'a> {
                 .collect(),
             ..Outcome::default()
         };
+        let agents = cfg.workload.agents;
+        let mut persona_rng = stream_rng(cfg.seed, PERSONA_STREAM);
+        let persona_tokens = (0..agents.personas)
+            .map(|_| uniform(&mut persona_rng, agents.prefix_tokens))
+            .collect();
         let mut w = World {
             cfg,
+            persona_tokens,
             q: EventQueue::new(),
             node_failure_of: vec![None; nodes.len()],
             path_failure_of: vec![None; topo.paths.len()],
@@ -1064,7 +1185,21 @@ impl<'a> World<'a> {
         let Some(site) = self.sites.get_mut(s) else {
             return;
         };
-        let (short, features) = draw_request(&mut site.rng, &workload);
+        let agent =
+            workload.agent_fraction > 0.0 && site.rng.gen::<f64>() < workload.agent_fraction;
+        let (short, features, parts, history_after) = if agent {
+            let (f, parts, after) = draw_agent_call(
+                &mut site.rng,
+                &workload.agents,
+                &self.persona_tokens,
+                &mut site.sessions,
+                &mut site.next_session,
+            );
+            (false, f, Some(parts), after)
+        } else {
+            let (short, f) = draw_request(&mut site.rng, &workload);
+            (short, f, None, 0)
+        };
         if site.dirty {
             // Rebuilt only when a message arrived since the last decision:
             // the control thread publishes a new view per change.
@@ -1080,6 +1215,8 @@ impl<'a> World<'a> {
             short,
             site: s as u32,
             features,
+            parts,
+            history_after,
             t0: now,
             ..Req::default()
         };
@@ -1384,7 +1521,12 @@ impl<'a> World<'a> {
         };
         node.active.push(r);
         node.kv_held += u64::from(q.features.prompt_tokens) + u64::from(q.features.output_tokens);
-        let prefill = ns_of_s(node.p.prefill_s(f64::from(q.features.prompt_tokens)));
+        // Cached prefix tokens are not prefilled again.
+        let cached = node
+            .cache
+            .serve(q.features.prompt_tokens, q.parts, q.history_after);
+        let prefilled = q.features.prompt_tokens.saturating_sub(cached);
+        let prefill = ns_of_s(node.p.prefill_s(f64::from(prefilled)));
         let decode = ns_of_s(f64::from(q.features.output_tokens) / node.p.decode_tps);
         let t_ft = now + prefill;
         if let Some(m) = self.req_mut(r) {
@@ -1524,11 +1666,28 @@ impl<'a> World<'a> {
             return;
         }
         let msg = node.report(n);
+        // The collector's scrape of `vllm:prefix_cache_hits` and
+        // `_queries`, at the same period: their increments correct each
+        // appliance's prefix record.
+        let (hits, queries) = (node.cache.hit_tokens, node.cache.queried_tokens);
+        let (d_hits, d_queries) = (hits - node.scraped.0, queries - node.scraped.1);
+        node.scraped = (hits, queries);
         for &s in &node.watchers {
             if let Some(site) = self.sites.get_mut(s as usize) {
                 site.state.apply(0, &msg, now);
                 site.dirty = true;
                 self.out.state_messages += 1;
+                if d_queries > 0 && std::env::var_os("NOCORR").is_none() {
+                    for (k, &(inst_node, _)) in site.inst.iter().enumerate() {
+                        if inst_node as usize == n {
+                            site.engine.correct_prefix_cache(
+                                k as u8,
+                                d_hits as f64,
+                                d_queries as f64,
+                            );
+                        }
+                    }
+                }
             }
         }
         self.q
@@ -1628,6 +1787,8 @@ impl<'a> World<'a> {
                 continue;
             }
             node.failed = false;
+            // A restarted server's prefix cache starts empty.
+            node.cache.clear();
             if let Some(f) = self.node_failure_of.get_mut(n) {
                 *f = None;
             }
@@ -1675,5 +1836,7 @@ impl<'a> World<'a> {
                 .collect();
         }
         self.out.uplinks = self.uplinks.iter().map(|l| l.report).collect();
+        self.out.prefix_hit_tokens = self.nodes.iter().map(|n| n.cache.hit_tokens).sum();
+        self.out.prefix_queried_tokens = self.nodes.iter().map(|n| n.cache.queried_tokens).sum();
     }
 }

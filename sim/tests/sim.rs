@@ -99,6 +99,7 @@ fn single(
             long_prompt_tokens: [1, 1],
             long_output_tokens: [1, 1],
             long_prompt_words: [1, 1],
+            ..Workload::default()
         },
         report_interval_ns: 20_000_000,
         warmup_ns: 0,
@@ -373,5 +374,54 @@ fn on_a_busy_egress_port_strict_priority_keeps_short_requests_ahead_of_long_ones
         fifo_port.short.ttft_ms.p50 - unshaped.short.ttft_ms.p50 > 2.0 * added,
         "fifo port median {} ms",
         fifo_port.short.ttft_ms.p50
+    );
+}
+
+/// The shared-prefix scenario: four policies on both clusters, the nodes'
+/// prefix caches counted, the goals of issue 15 checked, deterministic.
+#[test]
+fn shared_prefix_agents_hit_the_cache_where_the_policy_follows_the_prefix() {
+    use sim::prefix_eval::{run_prefix, PrefixOptions, PrefixScenario};
+    let opt = PrefixOptions {
+        seed: 7,
+        requests: Some(1500),
+        replications: 2,
+    };
+    let s = PrefixScenario::default();
+    let r = run_prefix(&s, &opt).unwrap();
+    let hit = |policy: &str| r.prefix_hit_rate[policy]["80"];
+    let sym_hit = |policy: &str| r.symmetric.prefix_hit_rate[policy]["80"];
+    for p in ["fifo", "least_queue", "llm_d", "intellinode"] {
+        for load in ["50", "80", "95"] {
+            assert!(r.short_p99_ttft_ms[p][load] > 0.0, "{p} {load}");
+            assert!(r.long_p99_ttft_ms[p][load] > 0.0, "{p} {load}");
+        }
+        assert!((0.0..=1.0).contains(&hit(p)) && (0.0..=1.0).contains(&sym_hit(p)));
+    }
+    // Round robin scatters every persona over every node; the prefix-aware
+    // policies keep them together, on both clusters.
+    for p in ["llm_d", "intellinode"] {
+        assert!(
+            sym_hit(p) > sym_hit("fifo") + 0.2,
+            "{p} {} vs fifo {}",
+            sym_hit(p),
+            sym_hit("fifo")
+        );
+        assert!(
+            hit(p) > hit("fifo") + 0.2,
+            "{p} {} vs fifo {}",
+            hit(p),
+            hit("fifo")
+        );
+    }
+    // The network-aware choice keeps short commands off the lossy path.
+    assert!(r.short_p99_ttft_ms["intellinode"]["80"] * 1.5 < r.short_p99_ttft_ms["llm_d"]["80"]);
+    // Every goal is checked (met or not, the report says which).
+    assert_eq!(r.goals.len(), 7, "{:?}", r.goals);
+    // Deterministic: the same seed, the same numbers.
+    let again = run_prefix(&s, &opt).unwrap();
+    assert_eq!(
+        serde_json::to_string(&again.runs).unwrap(),
+        serde_json::to_string(&r.runs).unwrap()
     );
 }

@@ -16,8 +16,13 @@
 //! cargo run --release -p steer --example decision_bench [-- DECISIONS]
 //! ```
 //!
+//! Then the same decisions again, each naming one of 20 shared prefixes
+//! (layout version 2), with a prefix record in which half of them are
+//! cached on one instance or the other: the cost of prefix-cache affinity
+//! (`prefix_p50_ns`, `prefix_p99_ns`).
+//!
 //! Prints one JSON line:
-//! `{"decisions":N,"p50_ns":..,"p99_ns":..,"p999_ns":..,"mean_ns":..,...}`.
+//! `{"decisions":N,"p50_ns":..,"p99_ns":..,"p999_ns":..,"mean_ns":..,...,"prefix_p50_ns":..,"prefix_p99_ns":..}`.
 
 // The same service table and models as the decision tests: the topology
 // of `examples/steer.toml` with its priors.
@@ -146,6 +151,7 @@ fn workload(n: usize, short_task_tokens: u32) -> Vec<(TokenFeatures, TrafficClas
                 task,
                 urgency,
                 explicit_urgency,
+                prefix: None,
             };
             (f, TrafficClass::of(&f, short_task_tokens))
         })
@@ -230,6 +236,7 @@ fn main() {
         policy: steer::Policy::TokenAware,
         turn: 0,
         unreported: &[],
+        prefixes: None,
     };
 
     // Warm-up: one untimed pass over the whole workload (caches, branch
@@ -270,10 +277,54 @@ fn main() {
         hist.saturating_record((ns.round() as u64).max(1));
     }
 
+    // The same work, every request naming one of 20 shared prefixes, ten
+    // of them recorded (on alternating instances).
+    let mut record = steer::PrefixRecord::new(steer::PrefixLimits::default(), 2, 0x5eed);
+    for persona in 0..10u64 {
+        let p = classifier::SharedPrefix::of_hash(persona, 2_000);
+        record.served((persona % 2) as u8, &p, 3_000, 0);
+    }
+    let prefixed: Vec<(TokenFeatures, TrafficClass)> = work
+        .iter()
+        .enumerate()
+        .map(|(i, (f, class))| {
+            let prefix =
+                classifier::SharedPrefix::of_hash((i % 20) as u64, f.prompt_tokens.min(2_000));
+            (
+                TokenFeatures {
+                    prefix: Some(prefix),
+                    ..*f
+                },
+                *class,
+            )
+        })
+        .collect();
+    let with_record = Decider {
+        prefixes: Some(&record),
+        ..decider
+    };
+    let mut prefix_hist =
+        Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram bounds");
+    for _ in 0..2 {
+        // The first pass warms up; the second is recorded.
+        prefix_hist.reset();
+        for (f, class) in &prefixed {
+            let mut r = Rejections::default();
+            let t0 = ticks();
+            let out =
+                black_box(with_record).decide(black_box(service), black_box(f), *class, &mut r);
+            let t1 = ticks();
+            let _ = black_box((out, r));
+            let ns = t1.wrapping_sub(t0).saturating_sub(overhead) as f64 / ticks_per_ns;
+            prefix_hist.saturating_record((ns.round() as u64).max(1));
+        }
+    }
+
     let q = |p: f64| hist.value_at_quantile(p);
     println!(
         "{{\"decisions\":{},\"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"mean_ns\":{:.1},\"max_ns\":{},\
-         \"timer_overhead_ns\":{:.1},\"tsc_ghz\":{:.3},\"chosen_edge\":{},\"chosen_centre\":{}}}",
+         \"timer_overhead_ns\":{:.1},\"tsc_ghz\":{:.3},\"chosen_edge\":{},\"chosen_centre\":{},\
+         \"prefix_p50_ns\":{},\"prefix_p99_ns\":{}}}",
         hist.len(),
         q(0.5),
         q(0.99),
@@ -284,5 +335,7 @@ fn main() {
         ticks_per_ns,
         chosen[0],
         chosen[1],
+        prefix_hist.value_at_quantile(0.5),
+        prefix_hist.value_at_quantile(0.99),
     );
 }

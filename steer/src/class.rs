@@ -104,6 +104,7 @@ mod tests {
             task,
             urgency,
             explicit_urgency: false,
+            prefix: None,
         }
     }
 

@@ -37,7 +37,16 @@
 //!
 //! Among the rest, interactive work takes the lowest `ttft_us`; bulk work
 //! the lowest `completion_us`, which already favours ample compute (decode
-//! rate) and short queues. Ties keep configuration order. If every capable
+//! rate) and short queues. Two candidates whose scores and network parts
+//! are both within [`NEAR_TIE`] of each other are a tie: what separates
+//! them is the compute prediction alone, by less than the online model's
+//! error. The less loaded one (queue, then busy batch slots with the flows
+//! steered since the report) wins a tie; equal load keeps configuration
+//! order. Without that, identical nodes would all lose to the first one
+//! until it queued, and the first request of every shared prefix would
+//! land there too. Candidates behind different paths are never a tie: the
+//! network part is measured, and a path that looks as fast may still be
+//! the lossier one. If every capable
 //! live candidate is overloaded, the least loaded of them is taken and the
 //! choice says so; if no capable live candidate exists, there is no choice
 //! and the caller counts the request.
@@ -59,6 +68,34 @@
 //!   (modulo their number): with a per-service counter in the caller,
 //!   plain round robin.
 //!
+//! * [`Policy::LlmD`] is llm-d's default endpoint picker without its
+//!   network-blind parts changed: the same queue and KV-cache scorers plus
+//!   the approximate prefix-cache scorer, weighted queue 2, KV cache 2,
+//!   prefix 3 — the `default-plugins.yaml` scheduling profile of the
+//!   Gateway API Inference Extension's EPP that llm-d's inference scheduler
+//!   ships (`queue-scorer` 2, `kv-cache-utilization-scorer` 2,
+//!   `prefix-cache-scorer` 3; found reproduced in llm-d guides and in
+//!   operators that mirror the upstream default). The prefix score is the
+//!   share of the prompt the [`PrefixRecord`] expects cached on the
+//!   instance (0 to 1), as llm-d's approximate scorer scores matched
+//!   blocks over the prompt's blocks. The highest weighted sum wins; ties
+//!   go round robin.
+//!
+//! # Prefix-cache affinity
+//!
+//! When the request names a shared prefix ([`classifier::SharedPrefix`],
+//! layout version 2) and the caller passes its [`PrefixRecord`], the
+//! token-aware prediction of each candidate subtracts the prefill it
+//! expects to skip: the model predicts the compute TTFT of
+//! `prompt − expected cached tokens`, i.e. the cached tokens times the
+//! model's learnt per-token prefill, and the [`Predicted::cached_tokens`]
+//! it assumed is kept with the flow so the model learns from the uncached
+//! tokens it really prefilled. **Bounded load**: a candidate whose queue
+//! (with the flows steered since its report) exceeds the shortest live
+//! queue of the service by more than [`crate::prefix::PrefixLimits::balance_queue`] gets
+//! no skip, so a hot prefix spills to other nodes once its node is
+//! visibly busier than the rest instead of piling up there.
+//!
 //! The baselines still fill in the token-aware prediction for what they
 //! chose, so the appliance measures and learns from their flows exactly as
 //! from its own.
@@ -73,6 +110,7 @@ use control::view::DataplaneView;
 use predictor::InstanceModel;
 
 use crate::class::TrafficClass;
+use crate::prefix::PrefixRecord;
 use crate::service::{task_bit, ServiceTable, MAX_INSTANCES_PER_SERVICE};
 
 /// Why the winning candidate won.
@@ -88,6 +126,9 @@ pub enum ChoiceReason {
     LeastQueue,
     /// Baseline: the next live capable instance ([`Policy::RoundRobin`]).
     RoundRobin,
+    /// Baseline: llm-d's weighted queue, KV-cache and prefix scorers
+    /// ([`Policy::LlmD`]).
+    LlmD,
 }
 
 impl ChoiceReason {
@@ -99,6 +140,7 @@ impl ChoiceReason {
             ChoiceReason::AllOverloaded => "all_overloaded",
             ChoiceReason::LeastQueue => "least_queue",
             ChoiceReason::RoundRobin => "round_robin",
+            ChoiceReason::LlmD => "llm_d",
         }
     }
 }
@@ -140,6 +182,9 @@ pub struct Predicted {
     pub completion_us: f64,
     /// The node's queue length the prediction assumed.
     pub queue_len: f64,
+    /// Prompt tokens the prediction expected the node's prefix cache to
+    /// hold (not prefilled).
+    pub cached_tokens: f64,
 }
 
 /// The outcome of a decision.
@@ -180,11 +225,19 @@ pub enum Policy {
     LeastQueue,
     /// Baseline: round robin over live capable instances.
     RoundRobin,
+    /// Baseline: llm-d's default scorers (queue, KV cache, approximate
+    /// prefix), no network awareness.
+    LlmD,
 }
 
 impl Policy {
     /// Every policy.
-    pub const ALL: [Policy; 3] = [Policy::TokenAware, Policy::LeastQueue, Policy::RoundRobin];
+    pub const ALL: [Policy; 4] = [
+        Policy::TokenAware,
+        Policy::LeastQueue,
+        Policy::RoundRobin,
+        Policy::LlmD,
+    ];
 
     /// Stable name, as in the configuration.
     pub const fn name(self) -> &'static str {
@@ -192,6 +245,7 @@ impl Policy {
             Policy::TokenAware => "token_aware",
             Policy::LeastQueue => "least_queue",
             Policy::RoundRobin => "round_robin",
+            Policy::LlmD => "llm_d",
         }
     }
 }
@@ -227,6 +281,9 @@ pub struct Decider<'a> {
     /// tracked). Token-aware steering only: the baselines read what the
     /// nodes report and nothing else.
     pub unreported: &'a [u32],
+    /// Where shared prefixes were recently sent (`None`: no prefix-cache
+    /// affinity).
+    pub prefixes: Option<&'a PrefixRecord>,
 }
 
 impl Decider<'_> {
@@ -241,7 +298,7 @@ impl Decider<'_> {
     ) -> Result<Choice, NoChoice> {
         match self.policy {
             Policy::TokenAware => decide(self, service, features, class, rejections),
-            Policy::LeastQueue | Policy::RoundRobin => {
+            Policy::LeastQueue | Policy::RoundRobin | Policy::LlmD => {
                 decide_baseline(self, service, features, rejections)
             }
         }
@@ -320,17 +377,21 @@ fn live_instance(
 }
 
 /// The token-aware prediction for `live` over path `pi`, given the path's
-/// one-way latency and jitter.
+/// one-way latency and jitter and the prompt tokens expected cached there.
 fn predict(
     d: &Decider<'_>,
     live: &Live,
     features: &TokenFeatures,
     latency_us: f64,
     jitter_us: f64,
+    cached_tokens: f64,
 ) -> Option<Predicted> {
     let model = d.models.get(usize::from(live.instance))?;
+    let cached_tokens = cached_tokens.clamp(0.0, f64::from(features.prompt_tokens));
+    // The model is linear in the prompt: predicting for the uncached tokens
+    // subtracts exactly the cached tokens times its per-token prefill.
     let prediction = model.predict(
-        features.prompt_tokens,
+        features.prompt_tokens - cached_tokens as u32,
         features.output_tokens,
         live.queue_len,
     );
@@ -346,7 +407,53 @@ fn predict(
         ttft_us,
         completion_us: ttft_us + decode_us,
         queue_len: live.queue_len,
+        cached_tokens,
     })
+}
+
+/// The prefill `live` is expected to skip for this request: its prefix's
+/// cached tokens there, unless bounded load withholds the affinity because
+/// its queue exceeds the shortest by more than the bound.
+fn expected_skip(
+    d: &Decider<'_>,
+    live: &Live,
+    features: &TokenFeatures,
+    shortest_queue: f64,
+) -> f64 {
+    let (Some(record), Some(prefix)) = (d.prefixes, features.prefix.as_ref()) else {
+        return 0.0;
+    };
+    if live.queue_len > shortest_queue + record.limits().balance_queue {
+        return 0.0;
+    }
+    record.expected_cached_tokens(live.instance, prefix, d.now_ns)
+}
+
+/// The shortest queue (with unreported flows) among the service's live
+/// capable instances; only needed, and only computed, when the request
+/// names a prefix the record can match.
+fn shortest_live_queue(d: &Decider<'_>, service_instances: &[u8], features: &TokenFeatures) -> f64 {
+    if d.prefixes.is_none() || features.prefix.is_none() {
+        return 0.0;
+    }
+    let mut scratch = Rejections::default();
+    let mut shortest = f64::INFINITY;
+    for &ii in service_instances {
+        let (Ok(live), Some(inst)) = (
+            live_instance(d, ii, features, &mut scratch),
+            d.table.instances().get(usize::from(ii)),
+        ) else {
+            continue;
+        };
+        let unreported = d.unreported.get(usize::from(ii)).copied().unwrap_or(0);
+        let q = queue_with_unreported(&live, inst.spec.capability.concurrency, unreported);
+        shortest = shortest.min(q);
+    }
+    if shortest.is_finite() {
+        shortest
+    } else {
+        0.0
+    }
 }
 
 fn decide(
@@ -367,12 +474,14 @@ fn decide(
         .get(usize::from(service))
         .ok_or(NoChoice::UnknownService)?;
     let t = view.thresholds();
-    let mut best: Option<(f64, Choice)> = None;
+    // (score, load, choice) of the best candidate so far.
+    let mut best: Option<(f64, f64, Choice)> = None;
     // The least-loaded overloaded candidate, kept in case nothing else
     // qualifies: (queue fill ratio, choice).
     let mut least_loaded: Option<(f64, Choice)> = None;
     let mut scored = 0u8;
     let mut capable_seen = false;
+    let shortest_queue = shortest_live_queue(d, svc.instance_indices(), features);
 
     for &ii in svc.instance_indices() {
         let live = live_instance(d, ii, features, rejections);
@@ -384,6 +493,8 @@ fn decide(
         live.queue_len = queue_with_unreported(&live, inst.spec.capability.concurrency, unreported);
         let max_queue = inst.spec.capability.max_queue;
         let overloaded = live.queue_len >= f64::from(max_queue);
+        let skip = expected_skip(d, &live, features, shortest_queue);
+        let load = load_of(&live, inst.spec.capability.concurrency, unreported);
 
         for &pi in inst.path_indices() {
             let Some(path) = table.paths().get(usize::from(pi)) else {
@@ -406,7 +517,7 @@ fn decide(
                 }
                 Freshness::Unknown => (path.spec.prior_latency_us, path.spec.prior_jitter_us),
             };
-            let Some(predicted) = predict(d, &live, features, latency_us, jitter_us) else {
+            let Some(predicted) = predict(d, &live, features, latency_us, jitter_us, skip) else {
                 continue;
             };
             let (score, reason) = if class.is_interactive() {
@@ -434,14 +545,24 @@ fn decide(
                 }
                 continue;
             }
-            // Strictly lower only: on a tie the earlier candidate stays.
-            if best.as_ref().map_or(true, |(s, _)| score < *s) {
-                best = Some((score, choice));
+            // Clearly lower wins; within NEAR_TIE the less loaded wins;
+            // otherwise (and on equal load) the earlier candidate stays.
+            let near = |a: f64, b: f64| (a - b).abs() <= NEAR_TIE * a.abs().max(b.abs());
+            let better = best.as_ref().map_or(true, |(s, l, c)| {
+                let tie = near(score, *s) && near(predicted.net_us, c.predicted.net_us);
+                if tie {
+                    load < *l
+                } else {
+                    score < *s
+                }
+            });
+            if better {
+                best = Some((score, load, choice));
             }
         }
     }
     match (best, least_loaded) {
-        (Some((_, c)), _) => Ok(Choice { scored, ..c }),
+        (Some((_, _, c)), _) => Ok(Choice { scored, ..c }),
         (None, Some((_, c))) => Ok(Choice {
             scored,
             reason: ChoiceReason::AllOverloaded,
@@ -479,8 +600,40 @@ fn score_of(class: TrafficClass, c: &Choice) -> f64 {
     }
 }
 
-/// [`Policy::LeastQueue`] and [`Policy::RoundRobin`]: the same constraints
-/// on capability and node liveness, then a choice that ignores the network.
+/// llm-d's default scheduling profile: `queue-scorer` 2,
+/// `kv-cache-utilization-scorer` 2, `prefix-cache-scorer` 3.
+pub const LLM_D_WEIGHTS: LlmDWeights = LlmDWeights {
+    queue: 2.0,
+    kv_cache: 2.0,
+    prefix: 3.0,
+};
+
+/// The weights of [`Policy::LlmD`]'s scorers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LlmDWeights {
+    /// Queue scorer.
+    pub queue: f64,
+    /// KV-cache utilisation scorer.
+    pub kv_cache: f64,
+    /// Approximate prefix-cache scorer.
+    pub prefix: f64,
+}
+
+/// Relative difference under which two token-aware scores, and their
+/// network parts, are a tie that load decides.
+pub const NEAR_TIE: f64 = 0.02;
+
+/// How loaded a candidate looks, for breaking near-ties: queued requests
+/// plus the share of its batch slots busy at the report or taken since.
+fn load_of(live: &Live, concurrency: u32, unreported: u32) -> f64 {
+    let slots = f64::from(concurrency.max(1));
+    let busy = live.gpu_util.unwrap_or(0.0) + f64::from(unreported) / slots;
+    live.queue_len + busy.min(1.0)
+}
+
+/// [`Policy::LeastQueue`], [`Policy::RoundRobin`] and [`Policy::LlmD`]: the
+/// same constraints on capability and node liveness, then a choice that
+/// ignores the network.
 fn decide_baseline(
     d: &Decider<'_>,
     service: u8,
@@ -513,18 +666,35 @@ fn decide_baseline(
     }
     let start = d.turn as usize % live.len();
     let rotated = (0..live.len()).filter_map(|k| live.get((start + k) % live.len()));
+    let (min_q, max_q) = live.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| {
+        (lo.min(l.queue_len), hi.max(l.queue_len))
+    });
+    // The Inference Extension's queue scorer: 1 for the shortest queue, 0
+    // for the longest, 1 for all when they are equal.
+    let queue_score = |l: &Live| {
+        if max_q > min_q {
+            (max_q - l.queue_len) / (max_q - min_q)
+        } else {
+            1.0
+        }
+    };
     let (picked, reason) = match d.policy {
-        Policy::LeastQueue => {
-            let (min_q, max_q) = live.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| {
-                (lo.min(l.queue_len), hi.max(l.queue_len))
-            });
-            let score = |l: &Live| {
-                let queue_score = if max_q > min_q {
-                    (max_q - l.queue_len) / (max_q - min_q)
-                } else {
-                    1.0
-                };
-                queue_score + (1.0 - l.kv_util)
+        Policy::LeastQueue | Policy::LlmD => {
+            let prefix_score = |l: &Live| match (d.prefixes, features.prefix.as_ref()) {
+                (Some(r), Some(p)) if features.prompt_tokens > 0 => (r
+                    .expected_cached_tokens(l.instance, p, d.now_ns)
+                    / f64::from(features.prompt_tokens))
+                .clamp(0.0, 1.0),
+                _ => 0.0,
+            };
+            let score = |l: &Live| match d.policy {
+                Policy::LlmD => {
+                    let w = LLM_D_WEIGHTS;
+                    w.queue * queue_score(l)
+                        + w.kv_cache * (1.0 - l.kv_util)
+                        + w.prefix * prefix_score(l)
+                }
+                _ => queue_score(l) + (1.0 - l.kv_util),
             };
             // Strictly higher only: a tie stays with the earlier one in
             // the rotation, so ties are served round robin.
@@ -535,7 +705,12 @@ fn decide_baseline(
                     _ => Some((s, l)),
                 }
             });
-            (best.map(|(_, l)| l), ChoiceReason::LeastQueue)
+            let reason = if d.policy == Policy::LlmD {
+                ChoiceReason::LlmD
+            } else {
+                ChoiceReason::LeastQueue
+            };
+            (best.map(|(_, l)| l), reason)
         }
         Policy::RoundRobin | Policy::TokenAware => (live.get(start), ChoiceReason::RoundRobin),
     };
@@ -557,12 +732,17 @@ fn decide_baseline(
     // The prediction the appliance will later score against what it
     // observes: the path's configured priors, since the baselines do not
     // read path state.
+    let skip = match (d.prefixes, features.prefix.as_ref()) {
+        (Some(r), Some(p)) => r.expected_cached_tokens(picked.instance, p, d.now_ns),
+        _ => 0.0,
+    };
     let predicted = predict(
         d,
         picked,
         features,
         path.spec.prior_latency_us,
         path.spec.prior_jitter_us,
+        skip,
     )
     .unwrap_or_default();
     Ok(Choice {

@@ -52,6 +52,7 @@ use crate::fragment::{
     self, Follow, FragmentKey, FragmentLimits, Fragments, Nat, Treatment, Unheld,
 };
 use crate::infer::{infer_http, InferLimits, Inference};
+use crate::prefix::{PrefixLimits, PrefixRecord};
 use crate::rewrite::{rewrite_destination, rewrite_source};
 use crate::service::{ServiceTable, MAX_SERVICES};
 use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SteerCounters};
@@ -84,6 +85,8 @@ pub struct EngineConfig {
     pub seed: u64,
     /// The fragment table's bounds (see [`crate::fragment`]).
     pub fragments: FragmentLimits,
+    /// The prefix record's bounds (see [`crate::prefix`]).
+    pub prefixes: PrefixLimits,
 }
 
 /// A packet's client-side flow key, its hash, and the service (request) or
@@ -187,6 +190,7 @@ const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
     task: TaskType::Chat,
     urgency: Urgency::Normal,
     explicit_urgency: false,
+    prefix: None,
 };
 
 /// A cycle counter and its period, for timing decisions (the data plane
@@ -201,6 +205,8 @@ pub struct Engine {
     fragments: Fragments,
     models: Vec<InstanceModel>,
     since_report: SinceReport,
+    /// Where shared prefixes were recently sent.
+    prefixes: PrefixRecord,
     /// Decisions made per service: the baselines' round-robin turn.
     turns: [u32; MAX_SERVICES],
     counters: Arc<SteerCounters>,
@@ -220,6 +226,7 @@ impl Engine {
         Engine {
             flows: FlowTable::new(config.flow_table_size, config.seed),
             fragments: Fragments::new(config.fragments, config.seed),
+            prefixes: PrefixRecord::new(config.prefixes, table.instances().len(), config.seed),
             table,
             config,
             models,
@@ -244,6 +251,18 @@ impl Engine {
     /// Each instance's latency model, as learnt so far.
     pub fn models(&self) -> &[InstanceModel] {
         &self.models
+    }
+
+    /// Where shared prefixes were recently sent.
+    pub fn prefixes(&self) -> &PrefixRecord {
+        &self.prefixes
+    }
+
+    /// An instance's scraped prefix-cache counters moved by `hit_tokens`
+    /// over `queried_tokens` (`vllm:prefix_cache_hits`, `_queries`): see
+    /// [`PrefixRecord::correct`].
+    pub fn correct_prefix_cache(&mut self, instance: u8, hit_tokens: f64, queried_tokens: f64) {
+        self.prefixes.correct(instance, hit_tokens, queried_tokens);
     }
 
     /// Flows held.
@@ -636,6 +655,7 @@ impl Engine {
             policy: self.config.policy,
             turn: turn.as_deref().copied().unwrap_or(0),
             unreported: self.since_report.counts(),
+            prefixes: Some(&self.prefixes),
         }
         .decide(service, features, class, &mut rejections);
         if let Some(t) = turn {
@@ -643,6 +663,10 @@ impl Engine {
         }
         if let Ok(c) = &decided {
             self.since_report.steered(c.instance);
+            if let Some(p) = &features.prefix {
+                self.prefixes
+                    .served(c.instance, p, features.prompt_tokens, now_ns);
+            }
         }
         if let (Some(start), Some((clock, ns_per_cycle))) = (started, self.cost_clock) {
             let ns = clock().wrapping_sub(start) as f64 * ns_per_cycle;
@@ -776,7 +800,7 @@ impl Engine {
             .measured(usize::from(instance), class, predicted, measured);
     }
 
-    /// Ages out idle flows and fragmented datagrams, at most
+    /// Ages out idle flows, fragmented datagrams and stale prefixes, at most
     /// [`EXPIRE_BUDGET`] of each per call, learns from the answers the
     /// flows were still streaming, and hands back the fragments held for
     /// datagrams whose first fragment never came ([`Engine::next_unheld`]).
@@ -804,6 +828,7 @@ impl Engine {
         for (e, m) in finished.iter().take(n).flatten() {
             self.learn_flow(e, m);
         }
+        self.prefixes.expire(now_ns, EXPIRE_BUDGET);
         let gone = self.fragments.expire(now_ns, EXPIRE_BUDGET);
         self.counters
             .fragments_n(FragmentEvent::TimedOut, gone.held);

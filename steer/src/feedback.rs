@@ -51,6 +51,9 @@ pub fn instance_models(
 /// What a measured request teaches its instance's model: the measured
 /// times minus the network round trip the decision predicted (the model
 /// predicts compute only), next to what it predicted at decision time.
+/// The prompt is the tokens the decision expected prefilled: those it
+/// expected the node's prefix cache to hold are left out, as they were
+/// left out of the prediction.
 pub fn observation(
     features: &TokenFeatures,
     predicted: &Predicted,
@@ -58,7 +61,9 @@ pub fn observation(
 ) -> Observation {
     let net = predicted.net_us;
     Observation {
-        prompt_tokens: features.prompt_tokens,
+        prompt_tokens: features
+            .prompt_tokens
+            .saturating_sub(predicted.cached_tokens.max(0.0) as u32),
         output_tokens: features.output_tokens,
         queue_len: predicted.queue_len,
         predicted_compute_ttft_us: predicted.compute_ttft_us,
@@ -173,6 +178,7 @@ mod tests {
             task: TaskType::Chat,
             urgency: TaskType::Chat.default_urgency(),
             explicit_urgency: false,
+            prefix: None,
         };
         let predicted = Predicted {
             net_us: 2_000.0,
@@ -180,6 +186,7 @@ mod tests {
             ttft_us: 32_000.0,
             completion_us: 132_000.0,
             queue_len: 3.0,
+            cached_tokens: 0.0,
         };
         let measured = Measured {
             ttft_us: 41_000.0,

@@ -150,6 +150,7 @@ mod tests {
             task: classifier::TaskType::Chat,
             urgency: classifier::Urgency::Normal,
             explicit_urgency: false,
+            prefix: None,
         };
         FlowEntry::new(
             0,

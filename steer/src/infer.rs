@@ -146,6 +146,7 @@ pub fn infer_http(payload: &[u8], limits: &InferLimits) -> Inference {
             task,
             urgency: task.default_urgency(),
             explicit_urgency: false,
+            prefix: None,
         },
         scanned_bytes: scanned,
     })

@@ -40,6 +40,7 @@ pub mod feedback;
 pub mod flow_table;
 pub mod fragment;
 pub mod infer;
+pub mod prefix;
 pub mod rewrite;
 pub mod service;
 pub mod since_report;
@@ -50,5 +51,6 @@ pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, R
 pub use engine::{Engine, EngineConfig, FragmentKeyed, Keyed, Refusal, Steerable, Verdict};
 pub use feedback::{Measured, RequestTiming};
 pub use flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
+pub use prefix::{PrefixLimits, PrefixRecord};
 pub use service::{ServiceError, ServiceTable};
 pub use since_report::SinceReport;

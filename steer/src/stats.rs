@@ -161,12 +161,13 @@ impl FragmentEvent {
     }
 }
 
-pub const REASONS: [ChoiceReason; 5] = [
+pub const REASONS: [ChoiceReason; 6] = [
     ChoiceReason::LowestTtft,
     ChoiceReason::LowestCompletion,
     ChoiceReason::AllOverloaded,
     ChoiceReason::LeastQueue,
     ChoiceReason::RoundRobin,
+    ChoiceReason::LlmD,
 ];
 pub const NO_CHOICE: [NoChoice; 3] = [
     NoChoice::NoCapableInstance,

@@ -37,6 +37,7 @@ fn decide(
         policy: Policy::TokenAware,
         turn: 0,
         unreported: &[],
+        prefixes: None,
     };
     (d.decide(0, &f, class, &mut r), r)
 }
@@ -234,6 +235,7 @@ fn baseline(
         policy,
         turn,
         unreported: &[],
+        prefixes: None,
     };
     d.decide(0, &f, class, &mut Rejections::default())
 }
@@ -282,6 +284,7 @@ fn round_robin_skips_a_stale_node() {
             policy: Policy::RoundRobin,
             turn,
             unreported: &[],
+            prefixes: None,
         }
         .decide(0, &short(), TrafficClass::Interactive, &mut r)
         .unwrap();
@@ -386,6 +389,7 @@ fn with_unreported(view: &DataplaneView, unreported: u32) -> (steer::Choice, Rej
         policy: Policy::TokenAware,
         turn: 0,
         unreported: &counts,
+        prefixes: None,
     }
     .decide(0, &short(), TrafficClass::Interactive, &mut r)
     .unwrap();
@@ -430,6 +434,7 @@ fn the_baselines_ignore_the_unreported_flows() {
         policy: Policy::LeastQueue,
         turn: 0,
         unreported: &counts,
+        prefixes: None,
     }
     .decide(
         0,

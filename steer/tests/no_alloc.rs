@@ -72,10 +72,23 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
     let mut frame = request_frame(br#"{"model":"m","messages":[{"role":"user","content":"turn on the light"}],"max_tokens":20}"#);
     let parsed = classifier::parse(&frame).unwrap();
     let limits = InferLimits::default();
+    // Prefix-cache affinity: the record is allocated here, once.
+    let mut prefixes = steer::PrefixRecord::new(
+        steer::PrefixLimits {
+            capacity: 64,
+            ..steer::PrefixLimits::default()
+        },
+        table.instances().len(),
+        0x5eed,
+    );
 
     let n = allocations_during(|| {
         for i in 0..2000u32 {
-            let f = if i % 2 == 0 { short() } else { long() };
+            let mut f = if i % 2 == 0 { short() } else { long() };
+            if i % 3 == 0 {
+                // Many prefixes, so the record fills and ages too.
+                f.prefix = Some(classifier::SharedPrefix::of_hash(u64::from(i % 97), 400));
+            }
             let class = TrafficClass::of(&f, 256);
             let mut r = Rejections::default();
             let d = Decider {
@@ -83,11 +96,17 @@ fn the_per_packet_and_per_flow_steering_calls_do_not_allocate() {
                 view: &view,
                 models: &models,
                 now_ns: u64::from(i),
-                policy: steer::Policy::ALL[i as usize % 3],
+                policy: steer::Policy::ALL[i as usize % steer::Policy::ALL.len()],
                 turn: i,
                 unreported: &[],
+                prefixes: Some(&prefixes),
             };
             let choice = d.decide(0, &f, class, &mut r).unwrap();
+            if let Some(p) = &f.prefix {
+                prefixes.served(choice.instance, p, f.prompt_tokens, u64::from(i));
+            }
+            prefixes.correct(choice.instance, 100.0, 400.0);
+            prefixes.expire(u64::from(i), 64);
             let key = ClientKey {
                 addr: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 1, 11],
                 port: (i % 3000) as u16,
@@ -146,6 +165,7 @@ fn the_fragment_path_does_not_allocate() {
             flow_idle_ns: 1_000,
             seed: 1,
             fragments: FragmentLimits::default(),
+            prefixes: steer::PrefixLimits::default(),
         },
         models,
         counters,

@@ -366,11 +366,15 @@ fn worked_example_and_malformed_tlvs() {
     let frames = vec![
         with_v4(&v4_area),
         udp6_hbh(&hbh, body),
-        with_id(0x2004_0100_c000_0000), // layout version 2
+        with_id(0x3004_0100_c000_0000), // layout version 3
         with_id(0x1004_0105_c000_0000), // task 5
         with_id(0x1004_0100_c000_0001), // reserved bit 0
         with_v4(&[v4_area.clone(), v4_area.clone()].concat()), // two TLVs
         udp6_hbh(&hbh_bad_len, body),
+        // Layout version 2 (§5.2a): prompt 3000 with a 2048-token shared
+        // prefix, hash 0x1_6789; then a hash without prefix tokens.
+        with_id(0x2477_1001_8801_6789),
+        with_id(0x2004_0100_c000_0001),
     ];
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("tlv.pcap");
@@ -381,8 +385,15 @@ fn worked_example_and_malformed_tlvs() {
         "intellinode.tf.reserved_bits",
         "intellinode.tf.duplicate",
         "intellinode.tf.bad_length",
+        "intellinode.tf.bad_prefix",
     ];
-    let fields: Vec<&str> = TF_FIELDS.iter().chain(&errors).copied().collect();
+    let prefix_fields = ["intellinode.tf.prefix_tokens", "intellinode.tf.prefix_hash"];
+    let fields: Vec<&str> = TF_FIELDS
+        .iter()
+        .chain(&errors)
+        .chain(&prefix_fields)
+        .copied()
+        .collect();
     let rows = dissect(&pcap, &fields);
     assert_eq!(rows.len(), frames.len());
 
@@ -408,7 +419,7 @@ fn worked_example_and_malformed_tlvs() {
         assert!(raised(row).is_empty(), "{row:?}");
     }
     assert_eq!(raised(&rows[2]), ["intellinode.tf.unknown_version"]);
-    assert_eq!(get(&rows[2], "intellinode.tf.version"), "2");
+    assert_eq!(get(&rows[2], "intellinode.tf.version"), "3");
     assert_eq!(
         rows[2]["intellinode.tf.prompt_tokens"], "",
         "an unknown layout is not decoded"
@@ -421,6 +432,12 @@ fn worked_example_and_malformed_tlvs() {
     assert_eq!(get(&rows[5], "intellinode.tf.prompt_tokens"), "4,4");
     assert_eq!(raised(&rows[6]), ["intellinode.tf.bad_length"]);
     assert_eq!(get(&rows[6], "intellinode.tf.carrier"), "6");
+    assert!(raised(&rows[7]).is_empty(), "{:?}", rows[7]);
+    assert_eq!(get(&rows[7], "intellinode.tf.version"), "2");
+    assert_eq!(get(&rows[7], "intellinode.tf.prompt_tokens"), "3000");
+    assert_eq!(get(&rows[7], "intellinode.tf.prefix_tokens"), "2048");
+    assert_eq!(num(&rows[7], "intellinode.tf.prefix_hash"), 0x1_6789);
+    assert_eq!(raised(&rows[8]), ["intellinode.tf.bad_prefix"]);
 }
 
 /// Adds Geneve options in front of and behind an overlay frame's own

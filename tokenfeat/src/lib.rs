@@ -68,7 +68,7 @@
 use std::sync::OnceLock;
 
 pub use classifier::token_feature::{
-    decode, encode, TaskType, TokenFeatureId, TokenFeatures, Urgency,
+    decode, encode, SharedPrefix, TaskType, TokenFeatureId, TokenFeatures, Urgency,
 };
 
 /// Largest HTTP request (headers + body) [`parse_openai_request`] looks at.
@@ -247,6 +247,41 @@ pub fn extract_split(counted: &str, classified: &str, hints: &Hints) -> TokenFea
         task,
         urgency,
         explicit_urgency,
+        prefix: None,
+    }
+}
+
+/// The 64-bit FNV-1a hash of a shared prefix's text, whose low 17 bits
+/// name the prefix in a version-2 feature ID (docs/wire-format.md §5.2a).
+/// FNV-1a because it is tiny, has no seed an agent and a reader must
+/// agree on, and spreads its low bits well enough for 17 of them.
+pub fn prefix_hash(text: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    text.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// The shared prefix of this text (an agent's system prompt and tool
+/// definitions): its hash and its token count; `None` for empty text.
+pub fn shared_prefix(text: &str) -> Option<SharedPrefix> {
+    if text.is_empty() {
+        return None;
+    }
+    Some(SharedPrefix::of_hash(prefix_hash(text), count_tokens(text)))
+}
+
+/// The features of a prompt that follows a shared prefix: tokens over
+/// both (the model reads both), the task from the prompt alone, and the
+/// prefix named (layout version 2) when there is one.
+pub fn extract_with_prefix(prefix: &str, prompt: &str, hints: &Hints) -> TokenFeatures {
+    if prefix.is_empty() {
+        return extract(prompt, hints);
+    }
+    let counted = format!("{prefix}\n{prompt}");
+    TokenFeatures {
+        prefix: shared_prefix(prefix),
+        ..extract_split(&counted, prompt, hints)
     }
 }
 
@@ -258,6 +293,11 @@ pub struct ParsedRequest {
     pub prompt_text: String,
     /// The last `user` message's text (the whole prompt for completions).
     pub last_user_text: String,
+    /// The shared prefix: the leading `system` and `developer` messages'
+    /// text, then the `tools` array as JSON, joined with newlines (empty
+    /// when there is neither). Every request of an agent repeats it, so an
+    /// inference server's prefix cache holds it.
+    pub prefix_text: String,
     /// `max_tokens` (or `max_completion_tokens`).
     pub max_tokens: Option<u32>,
     /// `model`.
@@ -268,14 +308,19 @@ pub struct ParsedRequest {
 
 impl ParsedRequest {
     /// Features for this request: tokens over the whole prompt, task from
-    /// the last user message, `max_tokens` as the output cap.
+    /// the last user message, `max_tokens` as the output cap, and the
+    /// shared prefix ([`shared_prefix`] of [`ParsedRequest::prefix_text`])
+    /// when there is one.
     pub fn features(&self, urgency: Option<Urgency>) -> TokenFeatures {
         let hints = Hints {
             max_tokens: self.max_tokens,
             urgency,
             task: None,
         };
-        extract_split(&self.prompt_text, &self.last_user_text, &hints)
+        TokenFeatures {
+            prefix: shared_prefix(&self.prefix_text),
+            ..extract_split(&self.prompt_text, &self.last_user_text, &hints)
+        }
     }
 }
 
@@ -375,13 +420,27 @@ pub fn parse_openai_request(body: &[u8]) -> Option<ParsedRequest> {
 pub fn parse_openai_json(json: &[u8]) -> Option<ParsedRequest> {
     let v: serde_json::Value = serde_json::from_slice(json).ok()?;
     let obj = v.as_object()?;
+    let mut prefix_text = String::new();
+    let join = |out: &mut String, text: &str| {
+        if !text.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(text);
+        }
+    };
     let (prompt_text, last_user_text) = if let Some(msgs) = obj.get("messages") {
         let msgs = msgs.as_array()?;
         let mut all = String::new();
         let mut last_user = None;
+        let mut leading = true;
         for m in msgs {
             let role = m.get("role")?.as_str()?;
             let text = text_of(m.get("content").unwrap_or(&serde_json::Value::Null))?;
+            leading &= role == "system" || role == "developer";
+            if leading {
+                join(&mut prefix_text, &text);
+            }
             if role == "user" {
                 last_user = Some(text.clone());
             }
@@ -420,9 +479,18 @@ pub fn parse_openai_json(json: &[u8]) -> Option<ParsedRequest> {
         None | Some(serde_json::Value::Null) => false,
         Some(s) => s.as_bool()?,
     };
+    // The model reads the tool definitions too: they count as prompt and
+    // belong to the shared prefix.
+    let mut prompt_text = prompt_text;
+    if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
+        let tools = tools.to_string();
+        join(&mut prefix_text, &tools);
+        join(&mut prompt_text, &tools);
+    }
     Some(ParsedRequest {
         prompt_text,
         last_user_text,
+        prefix_text,
         max_tokens,
         model,
         stream,
@@ -436,6 +504,55 @@ mod tests {
 
     fn task(p: &str) -> TaskType {
         extract(p, &Hints::default()).task
+    }
+
+    #[test]
+    fn agent_requests_name_their_shared_prefix() {
+        let body = |user: &str| {
+            serde_json::json!({
+                "model": "m",
+                "messages": [
+                    {"role": "system", "content": "You are the lights agent. Be brief."},
+                    {"role": "user", "content": user},
+                ],
+                "tools": [{"type": "function", "function": {"name": "set_light"}}],
+            })
+            .to_string()
+        };
+        let a = parse_openai_json(body("turn on the light").as_bytes()).unwrap();
+        let b = parse_openai_json(body("dim the kitchen").as_bytes()).unwrap();
+        assert!(a.prefix_text.starts_with("You are the lights agent."));
+        assert!(a.prefix_text.contains("set_light"));
+        let (fa, fb) = (a.features(None), b.features(None));
+        let (pa, pb) = (fa.prefix.unwrap(), fb.prefix.unwrap());
+        // The same agent: the same prefix, whatever the user asks.
+        assert_eq!(pa, pb);
+        assert_eq!(pa.tokens, count_tokens(&a.prefix_text));
+        assert!(pa.tokens < fa.prompt_tokens);
+        // On the wire: version 2, and it decodes to the same prefix.
+        let id = encode(&fa);
+        assert_eq!(id.version(), 2);
+        assert_eq!(decode(id).unwrap().prefix, Some(pa));
+        // Another system prompt is another prefix.
+        let other = shared_prefix("You are the music agent.").unwrap();
+        assert_ne!(other.hash, pa.hash);
+        // No system message and no tools: no prefix, version 1.
+        let plain = parse_openai_json(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
+            .unwrap()
+            .features(None);
+        assert_eq!(plain.prefix, None);
+        assert_eq!(encode(&plain).version(), 1);
+    }
+
+    #[test]
+    fn prefix_hash_is_fnv1a() {
+        // FNV-1a 64 test vectors.
+        assert_eq!(prefix_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(prefix_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let f = extract_with_prefix("system text", "turn on the light", &Hints::default());
+        assert_eq!(f.task, TaskType::ImmediateControl);
+        assert_eq!(f.prefix, shared_prefix("system text"));
+        assert!(f.prompt_tokens > count_tokens("turn on the light"));
     }
 
     #[test]

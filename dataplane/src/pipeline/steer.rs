@@ -263,6 +263,13 @@ impl<'a> SteerPipeline<'a> {
                 flow_idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
                 seed: shared.seed,
                 fragments: FragmentLimits::default(),
+                // Like the flows: each worker records the prefixes of the
+                // clients it owns.
+                prefixes: steer::PrefixLimits {
+                    capacity: cfg.prefix_record_size.div_ceil(conf.handoff.workers()),
+                    ttl_ns: cfg.prefix_ttl_ms.saturating_mul(1_000_000),
+                    balance_queue: cfg.prefix_balance_queue,
+                },
             },
             shared.models.clone(),
             Arc::clone(&counters),

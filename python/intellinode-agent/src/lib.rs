@@ -23,6 +23,8 @@ fn to_dict<'py>(py: Python<'py>, f: &TokenFeatures) -> PyResult<Bound<'py, PyDic
     d.set_item("urgency_code", f.urgency.code())?;
     d.set_item("explicit_urgency", f.explicit_urgency)?;
     d.set_item("tokenizer", token_counter().name())?;
+    d.set_item("prefix_tokens", f.prefix.map(|p| p.tokens))?;
+    d.set_item("prefix_hash", f.prefix.map(|p| p.hash))?;
     d.set_item("feature_id", encode(f).0)?;
     Ok(d)
 }
@@ -31,24 +33,27 @@ fn urgency_hint(urgent: bool) -> Option<Urgency> {
     urgent.then_some(Urgency::Immediate)
 }
 
-/// features(prompt, max_tokens=None, urgent=False) -> dict
+/// features(prompt, max_tokens=None, urgent=False, prefix="") -> dict
 ///
 /// The token features of one prompt, exactly as `tokenfeat --prompt ...
-/// --json` prints them (`feature_id` is an int here).
+/// [--prefix ...] --json` prints them (`feature_id` is an int here). A
+/// non-empty `prefix` (the agent's system prompt and tools) is named in the
+/// ID: layout version 2.
 #[pyfunction]
-#[pyo3(signature = (prompt, max_tokens=None, urgent=false))]
+#[pyo3(signature = (prompt, max_tokens=None, urgent=false, prefix=""))]
 fn features<'py>(
     py: Python<'py>,
     prompt: &str,
     max_tokens: Option<u32>,
     urgent: bool,
+    prefix: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let hints = Hints {
         max_tokens,
         urgency: urgency_hint(urgent),
         task: None,
     };
-    to_dict(py, &tokenfeat::extract(prompt, &hints))
+    to_dict(py, &tokenfeat::extract_with_prefix(prefix, prompt, &hints))
 }
 
 /// request_features(body, urgent=False) -> dict | None
@@ -56,7 +61,9 @@ fn features<'py>(
 /// The features of an OpenAI chat-completions or completions request body
 /// (JSON bytes, any size): tokens over every message, task and urgency from
 /// the last user message, `max_tokens` (or `max_completion_tokens`) as the
-/// output cap. None when the body is not such a request.
+/// output cap, and the shared prefix (the leading system messages and the
+/// `tools`; layout version 2) when the body has one. None when the body is
+/// not such a request.
 #[pyfunction]
 #[pyo3(signature = (body, urgent=false))]
 fn request_features<'py>(

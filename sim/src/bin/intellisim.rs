@@ -6,7 +6,18 @@
 //! intellisim scale [--nodes N] [--requests N] [--load F] [--seed S] [--policies a,b] [--out FILE]
 //! intellisim failover [--seed S] [--out FILE]
 //! intellisim uplink [--load F] [--utilisation F] [--requests N] [--replications R] [--seed S] [--out FILE]
+//! intellisim prefix [--requests N] [--replications R] [--seed S] [--no-prefix-names] [--out FILE]
 //! ```
+//!
+//! * `prefix` writes [`sim::prefix_eval::PrefixReport`]: shared-prefix
+//!   agent traffic with the nodes' prefix caches modelled, on the
+//!   asymmetric (eval) and a symmetric cluster, for `fifo`,
+//!   `least_queue`, `llm_d` and `intellinode`: `short_p99_ttft_ms`,
+//!   `long_p99_ttft_ms` and `prefix_hit_rate` per policy and load
+//!   (asymmetric), `symmetric.{short_p99_ttft_ms,long_p99_ttft_ms,prefix_hit_rate}`
+//!   at 80%, `goals[]`, `capacity_rps` and every run under `runs`.
+//!   Without `--requests`, runs are rate × run_seconds, replicated 10
+//!   times.
 //!
 //! * `plan` prints [`sim::eval::Plan`]: the [`sim::EvalCluster`] fields
 //!   (`nodes.{edge,centre}.{base_ttft_ms,prefill_tps,decode_tps,concurrency,kv_tokens}`,
@@ -123,6 +134,16 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Shared-prefix agent traffic, the nodes' prefix caches, four
+    /// policies on an asymmetric and a symmetric cluster.
+    Prefix {
+        #[command(flatten)]
+        runs: Replicated,
+        /// Agents send layout version 1, without their shared prefix (for
+        /// comparison).
+        #[arg(long)]
+        no_prefix_names: bool,
+    },
     /// Many sites, shared centre nodes, node and path failures.
     Scale {
         /// Nodes in all.
@@ -214,6 +235,38 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "intellisim: intellinode, unshaped      short p99 TTFT {:.1} ms ({:.1} s wall)",
                 r.intellinode_unshaped_short_p99_ttft_ms,
+                began.elapsed().as_secs_f64()
+            );
+            write(runs.out, serde_json::to_string_pretty(&r)?)?;
+        }
+        Cmd::Prefix {
+            runs,
+            no_prefix_names,
+        } => {
+            let began = Instant::now();
+            let opt = sim::prefix_eval::PrefixOptions {
+                seed: runs.seed,
+                requests: runs.requests,
+                replications: runs.replications.unwrap_or(if runs.requests.is_some() {
+                    1
+                } else {
+                    10
+                }),
+            };
+            let mut scenario = sim::prefix_eval::PrefixScenario::default();
+            scenario.asymmetric.workload.agents.name_prefix = !no_prefix_names;
+            let r = sim::prefix_eval::run_prefix(&scenario, &opt).map_err(|e| anyhow!(e))?;
+            for g in &r.goals {
+                eprintln!(
+                    "intellisim: {} {:.2} (bound {}): {}",
+                    g.goal,
+                    g.value,
+                    g.bound,
+                    if g.met { "met" } else { "MISSED" }
+                );
+            }
+            eprintln!(
+                "intellisim: prefix scenario in {:.1} s",
                 began.elapsed().as_secs_f64()
             );
             write(runs.out, serde_json::to_string_pretty(&r)?)?;

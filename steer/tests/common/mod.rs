@@ -112,6 +112,7 @@ pub fn features(prompt: u32, output: u32, task: TaskType) -> TokenFeatures {
         task,
         urgency: task.default_urgency(),
         explicit_urgency: false,
+        prefix: None,
     }
 }
 

@@ -12,7 +12,11 @@ connection's path, instance and class before any payload arrives.
 
 `Transport` reads each request's JSON body, computes its features with the
 same code as the `tokenfeat` CLI, and sends the request on a connection whose
-socket carries that request's TLV from the SYN on. Connections are pooled per
+socket carries that request's TLV from the SYN on. A request with leading
+system (or developer) messages or `tools` names them as its shared prefix:
+the ID is layout version 2 (wire-format §5.2a), so the appliance can send
+it where that prefix is cached. `features(prompt, prefix=...)` does the
+same for a bare prompt. Connections are pooled per
 feature ID (a bounded number of pools), so keep-alive still works for
 requests with the same features.
 
