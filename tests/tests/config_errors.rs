@@ -137,7 +137,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             steer_with("[steer]\n", "[steer]\npolicy = 3\n"),
-            &["`steer.policy` must be one of \"token_aware\", \"least_queue\", \"round_robin\" (a string), found an integer 3"],
+            &["`steer.policy` must be one of \"token_aware\", \"least_queue\", \"round_robin\", \"llm_d\" (a string), found an integer 3"],
         ),
         case(
             steer_with("[steer]\n", "[steer]\nflow_table_size = 0\n"),
