@@ -48,7 +48,9 @@ impl Fixture {
                     continue;
                 };
                 stream.set_nonblocking(false).unwrap();
-                stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(1)))
+                    .unwrap();
                 let mut reader = BufReader::new(stream);
                 let mut request = String::new();
                 if reader.read_line(&mut request).is_err() {
@@ -174,7 +176,8 @@ impl StateQuery {
     fn new(port: u16, key: control::Key, key_id: u32) -> StateQuery {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.connect(("127.0.0.1", port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         StateQuery {
             sock,
             sender: control::Sender::new(key_id, key, control::realtime_ns() / 1000),
@@ -191,7 +194,10 @@ impl StateQuery {
         let mut buf = vec![0u8; 70_000];
         loop {
             let n = self.sock.recv(&mut buf).expect("the appliance answers");
-            if let Ok(body) = self.sender.open_reply(&buf[..n], seq, control::realtime_ns()) {
+            if let Ok(body) = self
+                .sender
+                .open_reply(&buf[..n], seq, control::realtime_ns())
+            {
                 return serde_json::from_str(&body).unwrap();
             }
         }
@@ -250,7 +256,10 @@ fn start_collector(cfg: &std::path::Path, stats: &std::path::Path) -> Child {
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("collector: scraping 3 instances"), "{line}");
+    assert!(
+        line.starts_with("collector: scraping 3 instances"),
+        "{line}"
+    );
     child
 }
 
@@ -314,8 +323,12 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     q.until(1, Instant::now(), Duration::from_secs(5), |n| {
         close(&n["queue_len"], 1.0) && close(&n["est_ttft_us"], 2_000_000.0)
     });
-    q.until(2, Instant::now(), Duration::from_secs(5), |n| close(&n["queue_len"], 1.0));
-    q.until(3, Instant::now(), Duration::from_secs(5), |n| close(&n["queue_len"], 1.0));
+    q.until(2, Instant::now(), Duration::from_secs(5), |n| {
+        close(&n["queue_len"], 1.0)
+    });
+    q.until(3, Instant::now(), Duration::from_secs(5), |n| {
+        close(&n["queue_len"], 1.0)
+    });
 
     // Every server changes; each node follows within two intervals (plus
     // the poll that sees it). Node 1's TTFT becomes that of the two new
@@ -382,7 +395,9 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     // It comes back on the same address: so does its state.
     let back = Instant::now();
     let _trt_again = Fixture::start_at(trt_server.addr, trtllm(4, 0.2));
-    let (t, poll) = q.until(3, back, Duration::from_secs(2), |n| close(&n["queue_len"], 4.0));
+    let (t, poll) = q.until(3, back, Duration::from_secs(2), |n| {
+        close(&n["queue_len"], 4.0)
+    });
     assert!(t <= 2 * INTERVAL + poll, "node 3 came back after {t:?}");
 
     let mut collector = collector;
@@ -391,7 +406,12 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
         .status();
     let status = collector.wait().unwrap();
     let mut err = String::new();
-    collector.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    collector
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(status.success(), "collector: {err}");
     assert!(err.contains("collector: node 3 down:"), "{err}");
     let stats = read_json(&collector_stats);
@@ -401,14 +421,20 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     assert_eq!(inst[2]["server"], "trtllm", "{stats}");
     assert_eq!(inst[2]["went_down"], 1, "{stats}");
     assert!(err.contains("collector: node 3 up again"), "{err}");
-    assert!(inst[2]["scrape_failures"]["connect"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(
+        inst[2]["scrape_failures"]["connect"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
     assert_eq!(inst[0]["last"]["prefix_hit_ratio"], 0.6, "{stats}");
     assert!(inst[0]["capabilities"].as_u64().unwrap() >= 1, "{stats}");
     assert_eq!(stats["push_failures"], 0, "{stats}");
 
     // Every scrape pushed a NODE_STATE (the down ones too), and the
     // appliance accepted every one.
-    let pushed: u64 = inst.iter().map(|i| i["node_states"].as_u64().unwrap()).sum();
+    let pushed: u64 = inst
+        .iter()
+        .map(|i| i["node_states"].as_u64().unwrap())
+        .sum();
     let scrapes: u64 = inst
         .iter()
         .map(|i| {
@@ -429,5 +455,10 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
         "{}",
         stats["control"]
     );
-    assert_eq!(stats["control"]["accepted"]["capability"].as_u64().map(|c| c >= 1), Some(true));
+    assert_eq!(
+        stats["control"]["accepted"]["capability"]
+            .as_u64()
+            .map(|c| c >= 1),
+        Some(true)
+    );
 }
