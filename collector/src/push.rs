@@ -84,3 +84,55 @@ impl Pusher {
         took
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::{PeerConfig, Receiver, ReceiverConfig, Roles};
+
+    #[test]
+    fn every_appliance_gets_each_message_sealed_once_in_sequence() {
+        let key = Key::generate();
+        let appliances: Vec<UdpSocket> = (0..2)
+            .map(|_| {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                    .unwrap();
+                s
+            })
+            .collect();
+        let to: Vec<SocketAddr> = appliances.iter().map(|s| s.local_addr().unwrap()).collect();
+        let mut pusher = Pusher::with_key(key.clone(), 9, &to).unwrap();
+        let state = |queue| control::NodeStateFields {
+            node: 4,
+            gpu_util: None,
+            mem_util: None,
+            queue: Some(queue),
+            ttft_ms: None,
+            source: control::Source::Measured,
+        };
+        assert_eq!(pusher.push(&state(1.0).message().unwrap()), 2);
+        assert_eq!(pusher.push(&state(2.0).message().unwrap()), 2);
+        assert_eq!((pusher.sent, pusher.failed), (4, 0));
+        for s in &appliances {
+            let mut rx = Receiver::new(
+                vec![PeerConfig::new(9, "collector", key.clone(), Roles::STATE)],
+                ReceiverConfig::default(),
+            )
+            .unwrap();
+            let mut seqs = Vec::new();
+            for want in [1.0, 2.0] {
+                let mut buf = [0u8; 2048];
+                let n = s.recv(&mut buf).unwrap();
+                let got = rx.accept(&buf[..n], control::realtime_ns()).unwrap();
+                let Message::NodeState(ns) = got.message else {
+                    panic!("not a NODE_STATE")
+                };
+                assert_eq!(ns.metrics[0].value, want);
+                seqs.push(got.seq);
+            }
+            assert_eq!(seqs[1], seqs[0] + 1);
+        }
+        assert!(Pusher::with_key(key, 9, &[]).is_err());
+    }
+}
