@@ -350,6 +350,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
         close(&n["queue_len"], 2.0) && close(&n["mem_util"], 0.75)
     });
     for (node, t, poll) in [(1, t1, p1), (2, t2, p2), (3, t3, p3)] {
+        eprintln!("node {node} followed its server after {t:?} (poll {poll:?})");
         assert!(
             t <= 2 * INTERVAL + poll,
             "node {node} followed its server after {t:?} (interval {INTERVAL:?}, poll {poll:?})"
@@ -384,6 +385,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     let (t, poll) = q.until(3, died, Duration::from_secs(2), |n| {
         close(&n["queue_len"], 1_000_000.0) && close(&n["gpu_util"], 1.0)
     });
+    eprintln!("node 3 failed after {t:?} (poll {poll:?})");
     assert!(
         t <= 3 * INTERVAL + poll,
         "node 3 failed after {t:?} (interval {INTERVAL:?}, poll {poll:?})"
