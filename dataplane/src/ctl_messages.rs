@@ -7,8 +7,8 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 use control::thresholds::{Threshold, ThresholdId};
 use control::{
-    Capability, ClassWeight, FwdEntry, IpPrefix, Message, Metric, MetricType, NodeId, NodeState,
-    PathDef, PathId, PathState, Policy, Query, Source, Unit,
+    ClassWeight, FwdEntry, IpPrefix, Message, MetricType, NodeId, NodeState, PathDef, PathId,
+    PathState, Policy, Query, Source, Unit,
 };
 
 use crate::ctl::{CtlCommand, ModelClass, QueryWhat, Source as CliSource};
@@ -21,11 +21,7 @@ fn source(s: CliSource) -> Source {
     }
 }
 
-/// A raw, current metric from `source`: the control crate's constructor
-/// with the source the flag asked for.
-fn metric(metric_type: MetricType, unit: Unit, source: Source, value: f64) -> Metric {
-    Metric::new(metric_type, unit, value).with_source(source)
-}
+use control::compose::metric;
 
 /// A path-state update with just a latency (used by `ctl stream`).
 pub fn path_state_update(path: u16, latency_us: f64) -> Message {
@@ -66,100 +62,40 @@ pub fn query(what: QueryWhat) -> Message {
 /// The message a state, capability or policy command sends.
 pub fn build(command: &CtlCommand) -> Result<Message> {
     Ok(match command {
-        CtlCommand::PathState(a) => {
-            let src = source(a.source);
-            let mut m = Vec::new();
-            if let Some(v) = a.latency_us {
-                m.push(metric(MetricType::PathLatency, Unit::Microseconds, src, v));
-            }
-            if let Some(v) = a.jitter_us {
-                m.push(metric(MetricType::PathJitter, Unit::Microseconds, src, v));
-            }
-            if let Some(v) = a.bandwidth_bps {
-                m.push(metric(
-                    MetricType::PathAvailableBw,
-                    Unit::BitsPerSecond,
-                    src,
-                    v,
-                ));
-            }
-            if let Some(v) = a.loss {
-                m.push(metric(MetricType::PathLoss, Unit::Ratio, src, v));
-            }
-            if m.is_empty() {
-                bail!("path-state needs at least one of --latency-us, --jitter-us, --bandwidth-bps, --loss");
-            }
-            Message::PathState(PathState::new(PathId(a.path), m))
+        CtlCommand::PathState(a) => control::PathStateFields {
+            path: a.path,
+            latency_us: a.latency_us,
+            jitter_us: a.jitter_us,
+            bandwidth_bps: a.bandwidth_bps,
+            loss: a.loss,
+            source: source(a.source),
         }
-        CtlCommand::NodeState(a) => {
-            let src = source(a.source);
-            let mut m = Vec::new();
-            if let Some(v) = a.gpu_util {
-                m.push(metric(MetricType::GpuUtilisation, Unit::Ratio, src, v));
-            }
-            if let Some(v) = a.mem_util {
-                m.push(metric(
-                    MetricType::GpuMemoryUtilisation,
-                    Unit::Ratio,
-                    src,
-                    v,
-                ));
-            }
-            if let Some(v) = a.queue {
-                m.push(metric(MetricType::QueueLength, Unit::Count, src, v));
-            }
-            if let Some(v) = a.ttft_ms {
-                m.push(metric(MetricType::EstTtft, Unit::Milliseconds, src, v));
-            }
-            if m.is_empty() {
-                bail!(
-                    "node-state needs at least one of --gpu-util, --mem-util, --queue, --ttft-ms"
-                );
-            }
-            Message::NodeState(NodeState::new(NodeId(a.node), m))
+        .message()?,
+        CtlCommand::NodeState(a) => control::NodeStateFields {
+            node: a.node,
+            gpu_util: a.gpu_util,
+            mem_util: a.mem_util,
+            queue: a.queue,
+            ttft_ms: a.ttft_ms,
+            source: source(a.source),
         }
-        CtlCommand::Capability(a) => {
-            let class = match a.class {
+        .message()?,
+        CtlCommand::Capability(a) => control::CapabilityFields {
+            node: a.node,
+            model: a.model.clone(),
+            class: match a.class {
                 ModelClass::Edge => control::ModelClass::SmallEdge,
                 ModelClass::Centre => control::ModelClass::LargeCentre,
-            };
-            let tasks = control::task_types::TaskTypes::from_str(&a.tasks.join(","))
-                .map_err(|e| anyhow!("--tasks: {e}"))?;
-            let mut cap = Capability::new(
-                NodeId(a.node),
-                a.model.clone(),
-                class,
-                a.accelerator.clone(),
-                tasks,
-            );
-            cap.metrics.push(metric(
-                MetricType::MaxContextTokens,
-                Unit::Tokens,
-                Source::Nominal,
-                f64::from(a.max_context),
-            ));
-            cap.metrics.push(metric(
-                MetricType::TokensPerSPrefill,
-                Unit::TokensPerSecond,
-                Source::Nominal,
-                a.prefill_tps,
-            ));
-            cap.metrics.push(metric(
-                MetricType::TokensPerSDecode,
-                Unit::TokensPerSecond,
-                Source::Nominal,
-                a.decode_tps,
-            ));
-            if let Some(c) = a.concurrency {
-                cap.metrics.push(metric(
-                    MetricType::ConcurrencyLimit,
-                    Unit::Count,
-                    Source::Nominal,
-                    f64::from(c),
-                ));
-            }
-            Message::Capability(cap)
+            },
+            accelerator: a.accelerator.clone(),
+            tasks: control::task_types::TaskTypes::from_str(&a.tasks.join(","))
+                .map_err(|e| anyhow!("--tasks: {e}"))?,
+            max_context: a.max_context,
+            prefill_tps: a.prefill_tps,
+            decode_tps: a.decode_tps,
+            concurrency: a.concurrency,
         }
+        .message(),
         CtlCommand::Policy(a) => {
             let mut p = Policy {
                 replace: a.replace,

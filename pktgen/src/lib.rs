@@ -9,8 +9,8 @@
 //! * [`pcap`] — a classic-pcap writer and a reader that survives corrupt files;
 //! * [`verify`] and [`stats`] — the checks and per-class counts behind
 //!   `pktgen inspect`;
-//! * [`live`] — kernel-socket tools: `serve` (inference-node emulator) and
-//!   `agent` (load generator measuring TTFT);
+//! * `pktgen serve|agent|wire` run the `emulator` crate's subcommands (the
+//!   inference-node emulator, the agent load generator, the path emulator);
 //! * [`cli`] — the `pktgen` command line.
 //!
 //! Integration tests and the end-to-end harness use the library directly:
@@ -29,7 +29,6 @@
 
 pub mod build;
 pub mod cli;
-pub mod live;
 mod packet;
 pub mod pcap;
 pub mod send;

@@ -136,6 +136,26 @@ pub fn count_tokens(text: &str) -> u32 {
     }
 }
 
+/// The tokens of `text` as ids: cl100k_base BPE ids when available (as
+/// [`count_tokens`] counts them), else one id per [`heuristic_tokens`]
+/// piece (4-byte chunks, each id a hash of its bytes), so the list is as
+/// long as the heuristic count of a text without long runs of spaces.
+/// The emulator's prefix cache hashes these in blocks.
+pub fn token_ids(text: &str) -> Vec<u32> {
+    match bpe() {
+        Some(b) => b.encode_ordinary(text),
+        None => text
+            .as_bytes()
+            .chunks(4)
+            .map(|c| {
+                c.iter().fold(0x811c_9dc5u32, |h, &b| {
+                    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+                })
+            })
+            .collect(),
+    }
+}
+
 /// Lower-case words, split on anything that is not alphanumeric or one of
 /// `+#;`, so `c++`, `c#` and `tl;dr` survive.
 use classifier::task_keywords::{

@@ -76,15 +76,17 @@ use classifier::token_feature_tlv::TokenFeatureTlvRepr;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tokenfeat::{encode, Hints, TaskType, TokenFeatures};
+use tokenfeat::{encode, TokenFeatures};
 
 use super::flows::{tcp_exchange, udp_exchange, Carrier, Host, Response};
-use super::text::{
-    chat_body, control_prompt, http_post, long_prompt, sized_request, LongTask, WORDS,
-};
+use super::text::WORDS;
 use super::{exp_gap_ns, finish, seeded_rng, WorkloadConfig, EPOCH_NS};
 use crate::build::BuildError;
 use crate::Packet;
+pub use llm_requests::{
+    control_request_sized, long_request_sized, request_features, task_hint, PromptKind,
+    LONG_PROMPT_WORDS, SHORT_OUTPUT_TOKENS, TOKENS_PER_PACKET,
+};
 
 /// The inference service's virtual IP.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 100, 1);
@@ -92,13 +94,6 @@ pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 100, 1);
 pub const SERVER_PORT: u16 = 8000;
 /// The `Host:` header agents send.
 pub const HOST_HEADER: &str = "10.0.100.1:8000";
-
-const CONTROL_MODEL: &str = "llama-3.1-8b-instruct";
-const LONG_MODELS: &[&str] = &[
-    "llama-3.1-70b-instruct",
-    "qwen2.5-coder-32b-instruct",
-    "deepseek-r1-distill-llama-70b",
-];
 
 /// Mean gap between requests across all agents.
 const MEAN_REQUEST_GAP_NS: f64 = 400_000.0;
@@ -110,15 +105,6 @@ pub fn agents() -> Vec<Host> {
     (11..=16)
         .map(|i| Host::new(Ipv4Addr::new(10, 0, 1, i)))
         .collect()
-}
-
-/// What a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PromptKind {
-    /// A short control command.
-    Control,
-    /// A long generation prompt.
-    Long(LongTask),
 }
 
 /// One HTTP request of the agent population, at most `max_bytes` long
@@ -136,69 +122,10 @@ pub fn control_request(rng: &mut ChaCha8Rng, host: &str) -> (PromptKind, Vec<u8>
     control_request_sized(rng, host, SHORT_OUTPUT_TOKENS)
 }
 
-/// `max_tokens` of a control command: [`control_request`] draws it from
-/// this range.
-pub const SHORT_OUTPUT_TOKENS: std::ops::RangeInclusive<u32> = 64..=256;
-/// Words of a long prompt: [`long_request`] draws them from this range.
-pub const LONG_PROMPT_WORDS: std::ops::RangeInclusive<usize> = 300..=3000;
-
-/// [`control_request`] with `max_tokens` drawn from `max_tokens`; with
-/// [`SHORT_OUTPUT_TOKENS`] it is [`control_request`], draw for draw.
-pub fn control_request_sized(
-    rng: &mut ChaCha8Rng,
-    host: &str,
-    max_tokens: std::ops::RangeInclusive<u32>,
-) -> (PromptKind, Vec<u8>) {
-    let body = chat_body(
-        CONTROL_MODEL,
-        control_prompt(rng),
-        rng.gen_range(max_tokens),
-    );
-    (PromptKind::Control, http_post(host, &body))
-}
-
 /// A long generation request to `host`, at most `max_bytes` long (trimmed
 /// to fit). Draws exactly what [`request`] draws for one.
 pub fn long_request(rng: &mut ChaCha8Rng, host: &str, max_bytes: u64) -> (PromptKind, Vec<u8>) {
     long_request_sized(rng, host, max_bytes, LONG_PROMPT_WORDS, None)
-}
-
-/// [`long_request`] with the prompt's words drawn from `words` and, when
-/// given, `max_tokens` from `max_tokens` (otherwise 1024, 2048, 3072 or
-/// 4096). With [`LONG_PROMPT_WORDS`] and `None` it is [`long_request`],
-/// draw for draw.
-pub fn long_request_sized(
-    rng: &mut ChaCha8Rng,
-    host: &str,
-    max_bytes: u64,
-    words: std::ops::RangeInclusive<usize>,
-    max_tokens: Option<std::ops::RangeInclusive<u32>>,
-) -> (PromptKind, Vec<u8>) {
-    let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-    let task = *[
-        LongTask::CodeGeneration,
-        LongTask::Reasoning,
-        LongTask::Summarisation,
-    ]
-    .choose(rng)
-    .unwrap_or(&LongTask::Reasoning);
-    let model = LONG_MODELS.choose(rng).copied().unwrap_or(LONG_MODELS[0]);
-    let words = rng.gen_range(words);
-    let prompt = long_prompt(rng, task, words);
-    let max_tokens = match max_tokens {
-        Some(range) => rng.gen_range(range),
-        None => rng.gen_range(1..=4) * 1024,
-    };
-    let body = chat_body(model, &prompt, max_tokens);
-    let req = http_post(host, &body);
-    if req.len() > max_bytes {
-        (
-            PromptKind::Long(task),
-            sized_request(rng, host, model, max_bytes),
-        )
-    } else {
-        (PromptKind::Long(task), req)
-    }
 }
 
 /// Which token feature TLV carrier agents use (`--tlv`).
@@ -252,10 +179,6 @@ pub const TTFT_BASE_NS: u64 = 20_000_000;
 pub const PREFILL_TOKENS_PER_S: u64 = 5_000;
 /// Decode throughput of one stream: output tokens per second.
 pub const DECODE_TOKENS_PER_S: u64 = 50;
-/// Output tokens per response packet (the server flushes its event stream
-/// every this many tokens).
-pub const TOKENS_PER_PACKET: u32 = 4;
-
 /// Time to first token for a prompt of `prompt_tokens`:
 /// `20 ms + prompt_tokens / 5000 tokens/s`.
 pub fn ttft_ns(prompt_tokens: u32) -> u64 {
@@ -266,43 +189,6 @@ pub fn ttft_ns(prompt_tokens: u32) -> u64 {
 /// [`DECODE_TOKENS_PER_S`] (80 ms).
 pub const RESPONSE_INTERVAL_NS: u64 =
     TOKENS_PER_PACKET as u64 * 1_000_000_000 / DECODE_TOKENS_PER_S;
-
-/// The task an agent declares for what it asks: none for a control
-/// command (tokenfeat's rules recognise those), the generation task for a
-/// long prompt. The hint is needed because the filler prose of long
-/// prompts contains words such as "function" and "compile", which
-/// tokenfeat's keyword rules read as code generation whatever the task.
-pub fn task_hint(kind: PromptKind) -> Option<TaskType> {
-    match kind {
-        PromptKind::Control => None,
-        PromptKind::Long(LongTask::CodeGeneration) => Some(TaskType::CodeGeneration),
-        PromptKind::Long(LongTask::Reasoning) => Some(TaskType::ComplexReasoning),
-        PromptKind::Long(LongTask::Summarisation) => Some(TaskType::Summarisation),
-    }
-}
-
-/// The features an agent puts in the TLV for `http`:
-/// [`tokenfeat::extract`] of the request's prompt text with its
-/// `max_tokens` and the agent's `task` hint (see [`task_hint`]).
-pub fn request_features(http: &[u8], task: Option<TaskType>) -> TokenFeatures {
-    match tokenfeat::parse_openai_request(http) {
-        Some(req) => tokenfeat::extract(
-            &req.prompt_text,
-            &Hints {
-                max_tokens: req.max_tokens,
-                task,
-                ..Hints::default()
-            },
-        ),
-        None => tokenfeat::extract(
-            &String::from_utf8_lossy(http),
-            &Hints {
-                task,
-                ..Hints::default()
-            },
-        ),
-    }
-}
 
 /// The server's streamed chat-completion answer: `output_tokens` tokens of
 /// text as server-sent events, [`TOKENS_PER_PACKET`] per packet; the first
@@ -459,6 +345,7 @@ const AUX_STREAM: u64 = 0x7463_6c76;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::text::{chat_body, http_post};
     use classifier::{parse, IpProtocol};
 
     #[test]
@@ -496,11 +383,11 @@ mod tests {
         let f = request_features(
             &http_post(
                 HOST_HEADER,
-                &chat_body(CONTROL_MODEL, "turn on the light", 64),
+                &chat_body("llama-3.1-8b-instruct", "turn on the light", 64),
             ),
             None,
         );
-        assert_eq!(f.task, TaskType::ImmediateControl);
+        assert_eq!(f.task, tokenfeat::TaskType::ImmediateControl);
         let r = response(&mut rng, &f, 1);
         // 16 output tokens, 4 per packet.
         assert_eq!(r.payloads.len(), 4);

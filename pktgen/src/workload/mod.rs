@@ -22,11 +22,11 @@ pub mod edge_cases;
 pub mod flows;
 pub mod mix;
 pub mod roce;
-pub mod text;
+/// The prompt text and HTTP requests, shared with the emulator.
+pub use llm_requests::text;
 
 use std::fmt;
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::build::BuildError;
@@ -100,14 +100,7 @@ pub fn generate(kind: WorkloadKind, cfg: &WorkloadConfig) -> Result<Vec<Packet>,
     }
 }
 
-/// The generator behind every workload: ChaCha8 seeded from `seed`, on
-/// `stream`. Each workload uses its own stream so that, e.g., the agent
-/// traffic inside `mix` is not a copy of `agent`'s.
-pub fn seeded_rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream);
-    rng
-}
+pub use llm_requests::seeded_rng;
 
 /// Orders a timeline by timestamp (stable, so generation order breaks ties
 /// deterministically) and keeps the first `limit` packets.

@@ -1,4 +1,4 @@
-//! `pktgen agent`: an open-loop load generator over real TCP or UDP
+//! `emulator agent`: an open-loop load generator over real TCP or UDP
 //! sockets.
 //!
 //! Requests come from the agent workload's generators (short control
@@ -37,11 +37,11 @@ use serde::Serialize;
 use tokenfeat::TokenFeatures;
 
 use super::datagram::{self, Datagram};
-use crate::workload::agent::{self, PromptKind};
-use crate::workload::seeded_rng;
-use crate::workload::text::LongTask;
+use llm_requests::seeded_rng;
+use llm_requests::text::LongTask;
+use llm_requests::{self as agent, PromptKind};
 
-/// Token feature TLV carrier for `pktgen agent`.
+/// Token feature TLV carrier for `emulator agent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SocketTlv {
     /// No TLV.
@@ -105,7 +105,7 @@ pub struct WorkloadSizes {
     pub long_prompt_words: Option<RangeInclusive<usize>>,
 }
 
-/// What `pktgen agent` does beyond [`AgentConfig`].
+/// What `emulator agent` does beyond [`AgentConfig`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// TCP or UDP.
@@ -123,7 +123,7 @@ pub enum Arrivals {
     Fixed(Duration),
 }
 
-/// What `pktgen agent` does.
+/// What `emulator agent` does.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// The service VIP.
@@ -303,7 +303,7 @@ pub struct RequestResult {
     /// HTTP status code.
     pub status: Option<u16>,
     /// The node that answered, from the response's `X-Node` header
-    /// (`pktgen serve --name`).
+    /// (`emulator serve --name`).
     pub node: Option<String>,
     /// Local address used.
     pub local: Option<String>,

@@ -1,4 +1,4 @@
-//! The HTTP/1.x server side of `pktgen serve`, as real clients speak it:
+//! The HTTP/1.x server side of `emulator serve`, as real clients speak it:
 //! the official OpenAI SDK (httpx: keep-alive, `Content-Length`), curl
 //! (`Expect: 100-continue`, chunked bodies with `-H 'Transfer-Encoding:
 //! chunked'`, `--http1.0`) and the project's own agent (`Connection:

@@ -1,4 +1,4 @@
-//! `pktgen serve`: an inference-node emulator over real TCP sockets that
+//! `emulator serve`: an inference-node emulator over real TCP sockets that
 //! the official OpenAI SDK and curl talk to as they would to an
 //! OpenAI-compatible server.
 //!
@@ -10,7 +10,8 @@
 //! 1. sleep the one-way path delay (`--delay-ms` ± `--jitter-ms`);
 //! 2. wait for one of `--concurrency` batch slots (FIFO queue,
 //!    Mutex + Condvar); the slot is held until the response is finished;
-//! 3. prefill: sleep `--base-ttft-ms` + prompt tokens / `--prefill-tps`;
+//! 3. prefill: sleep `--base-ttft-ms` + prompt tokens not in the prefix
+//!    cache / `--prefill-tps`;
 //! 4. sleep the path delay again (the way back), then decode at
 //!    `--decode-tps`: with `"stream": true`, `text/event-stream` with one
 //!    `chat.completion.chunk` event per 4 output tokens and `data: [DONE]`
@@ -23,6 +24,15 @@
 //! `GET /v1/models` lists one model, `--name`. Errors are OpenAI-shaped
 //! (`{"error": {"message", "type", "param", "code"}}`) with their status.
 //! Each request is recorded on its own in the stats, with its `peer`.
+//!
+//! `GET /metrics` is vLLM's Prometheus exposition ([`crate::vllm_metrics`]):
+//! queue, running, KV-cache use, the prefix cache's queries and hits, and
+//! the TTFT histogram with vLLM's buckets. `GET /v1/models` also gives
+//! `max_model_len` (`--max-model-len`), as vLLM does.
+//!
+//! A prefix cache ([`crate::prefix_cache`], vLLM's 16-token chained
+//! blocks, LRU-bounded by `--kv-tokens`) is looked up when a request gets
+//! its slot: its cached leading tokens skip prefill.
 //!
 //! Prompt tokens are `tokenfeat`'s count of the request's prompt text;
 //! output tokens are `max_tokens`, or tokenfeat's default for the task when
@@ -59,9 +69,11 @@ use serde::Serialize;
 
 use super::datagram::{self, Datagram, DecodeError};
 use super::http;
-use crate::workload::agent::TOKENS_PER_PACKET;
-use crate::workload::seeded_rng;
-use crate::workload::text::WORDS;
+use crate::prefix_cache::PrefixCache;
+use crate::vllm_metrics::{self, TtftHistogram, VllmSnapshot};
+use llm_requests::seeded_rng;
+use llm_requests::text::WORDS;
+use llm_requests::TOKENS_PER_PACKET;
 
 /// Largest request body accepted, after transfer decoding: an agent's
 /// request with a long history and its tool definitions fits.
@@ -86,19 +98,25 @@ const ASSUMED_OUTPUT_TOKENS: u32 = 128;
 /// Default `--kv-tokens`: 16 sequences of a 4096-token context.
 pub const DEFAULT_KV_TOKENS: u64 = 16 * 4096;
 
+/// Default `--max-model-len`: the longest context `/v1/models` announces.
+pub const DEFAULT_MAX_MODEL_LEN: u32 = 32_768;
+
 /// RNG stream offset of UDP requests, so that their draws never repeat a
 /// TCP request's.
 const UDP_RNG_STREAM: u64 = 1 << 40;
 
-/// What `pktgen serve` emulates.
+/// What `emulator serve` emulates.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Address to listen on (TCP).
     pub listen: SocketAddr,
     /// Also serve the datagram protocol on this UDP address.
     pub udp: Option<SocketAddr>,
-    /// KV-cache capacity in tokens, the denominator of KV utilisation.
+    /// KV-cache capacity in tokens, the denominator of KV utilisation and
+    /// the bound of the prefix cache.
     pub kv_tokens: u64,
+    /// The longest context, tokens, as `GET /v1/models` gives it.
+    pub max_model_len: u32,
     /// Node name, reported in `/state` and the stats.
     pub name: String,
     /// Prefill throughput, prompt tokens per second.
@@ -129,6 +147,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             udp: None,
             kv_tokens: DEFAULT_KV_TOKENS,
+            max_model_len: DEFAULT_MAX_MODEL_LEN,
             name: "edge".into(),
             prefill_tps: 5000.0,
             decode_tps: 50.0,
@@ -202,6 +221,8 @@ pub struct ServiceRecord {
     pub queue_position: usize,
     /// Prompt tokens counted.
     pub prompt_tokens: u32,
+    /// Of those, found in the prefix cache (prefill skipped them).
+    pub cached_tokens: u64,
     /// Output tokens streamed.
     pub output_tokens: u32,
     /// Task type tokenfeat saw.
@@ -210,7 +231,8 @@ pub struct ServiceRecord {
     pub delay_ms: f64,
     /// Time waiting for a batch slot, milliseconds.
     pub queue_wait_ms: f64,
-    /// Prefill time (base + prompt / prefill rate), milliseconds.
+    /// Prefill time (base + uncached prompt tokens / prefill rate),
+    /// milliseconds.
     pub prefill_ms: f64,
     /// From the request read to the first response byte, milliseconds.
     pub ttft_ms: f64,
@@ -271,8 +293,12 @@ pub struct ServeStats {
     pub requests: Vec<ServiceRecord>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sched {
+    /// The prefix cache, looked up as a request gets its slot.
+    prefix: PrefixCache,
+    /// Times to first token at the node, for `/metrics`.
+    ttft: TtftHistogram,
     active: usize,
     queue: VecDeque<u64>,
     max_queue: usize,
@@ -334,13 +360,23 @@ pub type Snapshot = (usize, usize, u64);
 
 impl Node {
     fn new(cfg: ServeConfig) -> Self {
+        let kv_tokens = cfg.kv_tokens;
         Node {
             cfg,
             start: Instant::now(),
             start_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
-            sched: Mutex::new(Sched::default()),
+            sched: Mutex::new(Sched {
+                prefix: PrefixCache::new(kv_tokens),
+                ttft: TtftHistogram::default(),
+                active: 0,
+                queue: VecDeque::new(),
+                max_queue: 0,
+                kv_held: 0,
+                hold_total: Duration::ZERO,
+                holds: 0,
+            }),
             cv: Condvar::new(),
             served: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -432,6 +468,32 @@ impl Node {
         ahead + 1
     }
 
+    /// Looks a request that just got its slot up in the prefix cache and
+    /// caches its blocks; returns its prompt tokens found cached.
+    fn admit_prefix(&self, prompt_ids: &[u32]) -> u64 {
+        self.lock().prefix.admit(prompt_ids)
+    }
+
+    /// Records a time to first token at the node for `/metrics`.
+    fn observe_ttft(&self, ttft: Duration) {
+        self.lock().ttft.observe(ttft.as_secs_f64());
+    }
+
+    /// What `GET /metrics` shows now.
+    pub fn vllm_snapshot(&self) -> VllmSnapshot {
+        let s = self.lock();
+        VllmSnapshot {
+            model_name: self.cfg.name.clone(),
+            running: s.active,
+            waiting: s.queue.len(),
+            kv_cache_usage: (s.kv_held as f64 / self.cfg.kv_tokens.max(1) as f64).min(1.0),
+            prefix_cache_queries: s.prefix.queries,
+            prefix_cache_hits: s.prefix.hits,
+            num_gpu_blocks: s.prefix.capacity_blocks() as u64,
+            ttft: s.ttft.clone(),
+        }
+    }
+
     /// Frees the slot and KV cache [`Node::acquire`] took, `held` after.
     fn release(&self, kv_tokens: u64, held: Duration) {
         let mut s = self.lock();
@@ -505,6 +567,7 @@ fn new_record(
         arrived_ms: ms(arrived - node.start),
         queue_position: 0,
         prompt_tokens: 0,
+        cached_tokens: 0,
         output_tokens: 0,
         task: String::new(),
         delay_ms: 0.0,
@@ -534,10 +597,23 @@ fn finish(node: &Node, mut record: ServiceRecord, arrived: Instant, err: Option<
 /// What a parsed request asks of the model.
 struct Job {
     features: tokenfeat::TokenFeatures,
+    /// The prompt's token ids, for the prefix cache.
+    prompt_ids: Vec<u32>,
+}
+
+/// The `tools` array of a JSON request body, as sent, if it has one: the
+/// chat template puts tool definitions in the prompt ahead of the
+/// conversation, so they belong to the cached prefix.
+fn tools_json(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("tools")
+        .filter(|t| !t.is_null())
+        .map(|t| t.to_string())
 }
 
 impl Job {
-    fn of(parsed: &tokenfeat::ParsedRequest) -> Job {
+    /// The job of `parsed`, whose body had `tools` (see [`tools_json`]).
+    fn of(parsed: &tokenfeat::ParsedRequest, tools: Option<&str>) -> Job {
         let mut features = parsed.features(None);
         features.output_tokens = parsed
             .max_tokens
@@ -545,7 +621,14 @@ impl Job {
                 tokenfeat::default_output_tokens(features.task, features.prompt_tokens)
             })
             .max(1);
-        Job { features }
+        Job {
+            features,
+            // What the prefix cache keys on: the tools, then the messages.
+            prompt_ids: match tools {
+                Some(t) => tokenfeat::token_ids(&format!("{t}\n{}", parsed.prompt_text)),
+                None => tokenfeat::token_ids(&parsed.prompt_text),
+            },
+        }
     }
 }
 
@@ -581,8 +664,13 @@ fn serve_job(
     record.queue_position = node.acquire(record.id, kv_tokens);
     let started = Instant::now();
     record.queue_wait_ms = ms(started - queued);
-    let prefill = cfg.model_ttft(f.prompt_tokens);
+    record.cached_tokens = node.admit_prefix(&job.prompt_ids);
+    let uncached = u64::from(f.prompt_tokens).saturating_sub(record.cached_tokens);
+    let prefill = cfg.model_ttft(u32::try_from(uncached).unwrap_or(u32::MAX));
     record.prefill_ms = ms(prefill);
+    // vLLM's TTFT runs from the request's arrival at the server to its
+    // first token, so the emulated path delays are not in it.
+    node.observe_ttft(started + prefill - queued);
     // Prefill, then the answer's way out.
     sleep_until(started + prefill + delay);
 
@@ -853,6 +941,18 @@ fn answer(
             .to_string();
             return reply(stream, &cfg.name, "200 OK", &body, framing);
         }
+        ("GET", "/metrics") => {
+            let body = vllm_metrics::render(&node.vllm_snapshot());
+            let mut msg = head(
+                &cfg.name,
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                Some(body.len()),
+                framing,
+            );
+            msg.extend_from_slice(body.as_bytes());
+            return stream.write_all(&msg);
+        }
         ("GET", "/v1/models" | "/models") => {
             let body = serde_json::json!({
                 "object": "list",
@@ -861,6 +961,9 @@ fn answer(
                     "object": "model",
                     "created": unix_now(),
                     "owned_by": "intellinode-emulator",
+                    "root": cfg.name,
+                    "parent": null,
+                    "max_model_len": cfg.max_model_len,
                 }],
             })
             .to_string();
@@ -868,7 +971,8 @@ fn answer(
         }
         ("POST", path) if completion_path(path).is_some() => {}
         (_, path)
-            if completion_path(path).is_some() || path == "/state" || path == "/v1/models" =>
+            if completion_path(path).is_some()
+                || ["/state", "/v1/models", "/metrics"].contains(&path) =>
         {
             let body = error_body(
                 &format!("{} is not allowed on {path}", req.method),
@@ -909,7 +1013,7 @@ fn answer(
         max_tokens: parsed.max_tokens,
         framing,
     };
-    let job = Job::of(&parsed);
+    let job = Job::of(&parsed, tools_json(&req.body).as_deref());
     let err = serve_job(
         node,
         &job,
@@ -979,7 +1083,7 @@ fn handle_udp(
         }
         Some(parsed) => serve_job(
             node,
-            &Job::of(&parsed),
+            &Job::of(&parsed, None),
             &mut record,
             arrived,
             seeded_rng(node.cfg.seed, UDP_RNG_STREAM + id),
@@ -1346,7 +1450,7 @@ mod tests {
         client
             .set_read_timeout(Some(Duration::from_millis(600)))
             .unwrap();
-        let body = crate::workload::text::chat_body("m", "turn on the light", 8);
+        let body = llm_requests::text::chat_body("m", "turn on the light", 8);
         let request = datagram::encode_request(5, body.as_bytes()).unwrap();
         client.send(&request).unwrap();
         // Still in service (150 ms of prefill): ignored.

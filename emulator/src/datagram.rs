@@ -1,4 +1,4 @@
-//! The UDP inference protocol of `pktgen serve --udp` and `pktgen agent
+//! The UDP inference protocol of `emulator serve --udp` and `emulator agent
 //! --transport udp` (docs/wire-format.md §8), encoded and decoded without
 //! I/O.
 //!

@@ -351,7 +351,7 @@ pub fn sized_request(rng: &mut ChaCha8Rng, host: &str, model: &str, target: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::seeded_rng;
+    use crate::seeded_rng;
 
     #[test]
     fn bodies_are_valid_openai_json() {

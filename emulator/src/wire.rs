@@ -1,4 +1,4 @@
-//! `pktgen wire`: a user-space path emulator between two Linux interfaces,
+//! `emulator wire`: a user-space path emulator between two Linux interfaces,
 //! for kernels without `tc netem`.
 //!
 //! Each interface gets an AF_PACKET raw socket bound to it (ETH_P_ALL,
@@ -8,7 +8,7 @@
 //! other side at its release time. One thread per direction: it sends
 //! what is due, then waits in `ppoll` for a frame or the next release.
 //!
-//! A wire can be cut: while [`Cut`] is set (by `SIGUSR1` in `pktgen wire`;
+//! A wire can be cut: while [`Cut`] is set (by `SIGUSR1` in `emulator wire`;
 //! `SIGUSR2` restores it), every frame is dropped, both those arriving and
 //! those already on the line, and counted as `cut`. That is a black-holed
 //! path: nothing gets through, nothing is refused.
@@ -47,7 +47,7 @@ use serde::Serialize;
 
 use super::delay_line::{Admission, DelayLine, LineConfig};
 use super::sock::{failed, set_option_bytes};
-use crate::workload::seeded_rng;
+use llm_requests::seeded_rng;
 
 /// Largest frame read; anything longer is a GSO super-frame (offloads on).
 const MAX_FRAME: usize = 65_536;
@@ -56,7 +56,7 @@ const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// Frames read per wake-up before due frames get their turn again.
 const READ_BATCH: usize = 64;
 
-/// What `pktgen wire` does.
+/// What `emulator wire` does.
 #[derive(Debug, Clone)]
 pub struct WireConfig {
     /// First interface.
@@ -383,16 +383,20 @@ pub struct OwnedSockets {
 
 /// The PATH_STATE a wire reports: its configured one-way delay and
 /// jitter, and its loss (1 while cut).
-pub fn path_state(path: u16, line: &LineConfig, cut: bool) -> anyhow::Result<control::Message> {
-    use dataplane::ctl::{CtlCommand, PathStateArgs, Source};
-    dataplane::ctl_messages::build(&CtlCommand::PathState(PathStateArgs {
+pub fn path_state(
+    path: u16,
+    line: &LineConfig,
+    cut: bool,
+) -> Result<control::Message, control::compose::NothingToSend> {
+    control::PathStateFields {
         path,
         latency_us: Some(line.delay.as_secs_f64() * 1e6),
         jitter_us: Some(line.jitter.as_secs_f64() * 1e6),
         bandwidth_bps: None,
         loss: Some(if cut { 1.0 } else { line.loss }),
-        source: Source::Measured,
-    }))
+        source: control::Source::Measured,
+    }
+    .message()
 }
 
 /// Starts the reporting thread: a PATH_STATE every interval until `stop`;
@@ -403,34 +407,20 @@ fn spawn_reporter(
     cut: Cut,
     stop: Arc<AtomicBool>,
 ) -> io::Result<std::thread::JoinHandle<u64>> {
-    let key = control::Key::from_file(&report.key_file)
-        .map_err(|e| io::Error::other(format!("--key-file {}: {e}", report.key_file.display())))?;
-    let now = dataplane::control_plane::realtime_ns();
-    let mut sender = control::Sender::new(report.key_id, key, now / 1000);
-    let socket = std::net::UdpSocket::bind(if report.to.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    })?;
-    socket.connect(report.to)?;
+    // The appliance may not be up yet (or any more): a refused datagram
+    // is the next report's problem, which the pusher counts.
+    let mut pusher = collector::push::Pusher::new(&report.key_file, report.key_id, &[report.to])?;
     let (path, interval) = (report.path, report.interval);
     std::thread::Builder::new()
         .name("wire-report".into())
         .spawn(move || {
-            let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(msg) = path_state(path, &line, cut.load(Ordering::Relaxed)) {
-                    if let Ok(d) = sender.seal(&msg, dataplane::control_plane::realtime_ns()) {
-                        // The appliance may not be up yet (or any more):
-                        // a refused datagram is the next report's problem.
-                        if socket.send(&d).is_ok() {
-                            sent += 1;
-                        }
-                    }
+                    pusher.push(&msg);
                 }
                 std::thread::sleep(interval);
             }
-            sent
+            pusher.sent
         })
 }
 

@@ -1,4 +1,4 @@
-//! pktgen's socket calls beyond `std::net`, through `nix`: an IPv4 TCP
+//! The emulator's socket calls beyond `std::net`, through `nix`: an IPv4 TCP
 //! socket with IP options set (`setsockopt(IPPROTO_IP, IP_OPTIONS)`) and an
 //! optional local address, connected before it becomes a [`TcpStream`]
 //! (`std::net` can neither set IP options nor bind before connecting), and

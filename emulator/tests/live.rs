@@ -1,4 +1,4 @@
-//! `pktgen serve` and `pktgen agent` over loopback TCP.
+//! `emulator serve` and `emulator agent` over loopback TCP.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use classifier::token_feature_tlv::{emit_ipv4_option, scan_ipv4, TlvLookup, TokenFeatureTlvRepr};
-use pktgen::live::client::{self, AgentConfig, Arrivals, PlannedRequest, SocketTlv};
-use pktgen::workload::agent::{self, PromptKind};
-use pktgen::workload::text::{chat_body, http_post, LongTask};
+use emulator::client::{self, AgentConfig, Arrivals, PlannedRequest, SocketTlv};
+use llm_requests::text::{chat_body, http_post, LongTask};
+use llm_requests::{self as agent, PromptKind};
 
 struct Server {
     child: Child,
@@ -17,13 +17,13 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pktgen"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_emulator"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawn pktgen serve");
+            .expect("spawn emulator serve");
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap())
             .read_line(&mut line)
@@ -93,7 +93,7 @@ fn agent_ttft_follows_the_serve_model() {
         stats.to_str().unwrap(),
     ]);
     let out = dir.path().join("agent.json");
-    let o = Command::new(env!("CARGO_BIN_EXE_pktgen"))
+    let o = Command::new(env!("CARGO_BIN_EXE_emulator"))
         .args(["agent", "--target", &srv.addr.to_string()])
         .args(["--requests", "16", "--rate", "20", "--seed", "3"])
         .args([
@@ -301,7 +301,7 @@ fn ip_option_bytes_are_the_classifier_tlv() {
 #[test]
 fn agent_with_ipv4_tlv_runs_or_says_why_not() {
     let srv = Server::start(&["--decode-tps", "100000", "--base-ttft-ms", "1"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_pktgen"))
+    let o = Command::new(env!("CARGO_BIN_EXE_emulator"))
         .args(["agent", "--target", &srv.addr.to_string()])
         .args(["--requests", "4", "--interval-ms", "10", "--tlv", "ipv4"])
         .args(["--bind", "127.0.0.1", "--short-fraction", "1"])
@@ -316,7 +316,7 @@ fn agent_with_ipv4_tlv_runs_or_says_why_not() {
         // Unprivileged: one line naming the problem.
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
-            err.starts_with("pktgen: error: --tlv ipv4: ") && err.contains("IP_OPTIONS"),
+            err.starts_with("emulator: error: --tlv ipv4: ") && err.contains("IP_OPTIONS"),
             "{err}"
         );
     }
@@ -401,7 +401,7 @@ fn agent_fails_in_one_line_when_nothing_answers() {
         .local_addr()
         .unwrap()
         .port();
-    let o = Command::new(env!("CARGO_BIN_EXE_pktgen"))
+    let o = Command::new(env!("CARGO_BIN_EXE_emulator"))
         .args(["agent", "--target", &format!("127.0.0.1:{port}")])
         .args(["--requests", "2", "--interval-ms", "1", "--timeout-s", "2"])
         .output()
@@ -410,13 +410,101 @@ fn agent_fails_in_one_line_when_nothing_answers() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("pktgen: error: all 2 requests to 127.0.0.1:") && err.contains("refused"),
+        err.starts_with("emulator: error: all 2 requests to 127.0.0.1:") && err.contains("refused"),
         "{err}"
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_pktgen"))
+    let o = Command::new(env!("CARGO_BIN_EXE_emulator"))
         .args(["agent", "--target", "127.0.0.1:9", "--short-fraction", "2"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--short-fraction 2"));
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    r.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// Sends one non-streamed chat request with `messages` and reads the
+/// whole answer.
+fn chat(addr: SocketAddr, messages: serde_json::Value) {
+    let body =
+        serde_json::json!({"model": "m", "messages": messages, "max_tokens": 4, "stream": false})
+            .to_string();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+}
+
+/// `/metrics` speaks vLLM: the collector's parser reads it as vLLM, the
+/// prefix cache counts the shared system prompt of the second request as
+/// hit tokens, and the TTFT histogram counts both requests; `/v1/models`
+/// gives `max_model_len`.
+#[test]
+fn metrics_are_vllms_and_a_shared_prefix_hits_the_cache() {
+    let srv = Server::start(&[
+        "--name",
+        "edge",
+        "--max-model-len",
+        "8192",
+        "--prefill-tps",
+        "1000",
+        "--decode-tps",
+        "10000",
+    ]);
+    let models: serde_json::Value = serde_json::from_str(&get(srv.addr, "/v1/models")).unwrap();
+    assert_eq!(models["data"][0]["max_model_len"], 8192, "{models}");
+
+    let page = get(srv.addr, "/metrics");
+    let r = collector::reading::read(&page).unwrap_or_else(|e| panic!("{e}:\n{page}"));
+    assert_eq!(r.server, collector::reading::Server::Vllm);
+    assert_eq!((r.waiting, r.running), (Some(0.0), Some(0.0)));
+    assert!(
+        page.contains("vllm:cache_config_info{block_size=\"16\""),
+        "{page}"
+    );
+
+    let system = llm_requests::text::WORDS.join(" ");
+    let turn = |text: &str| {
+        serde_json::json!([
+            {"role": "system", "content": system},
+            {"role": "user", "content": text},
+        ])
+    };
+    chat(srv.addr, turn("turn on the light"));
+    chat(srv.addr, turn("what time is it in Tokyo"));
+    let r = collector::reading::read(&get(srv.addr, "/metrics")).unwrap();
+    let Some(collector::reading::PrefixCacheStats::Tokens { queries, hits }) = r.prefix_cache
+    else {
+        panic!("no prefix cache counters: {r:?}")
+    };
+    let prompt = f64::from(tokenfeat::count_tokens(&system));
+    // Both prompts were looked up; the second found the system prompt's
+    // whole blocks.
+    assert!(
+        queries > 2.0 * prompt,
+        "queries {queries}, system prompt {prompt} tokens"
+    );
+    assert!(
+        hits >= prompt - 32.0 && hits <= prompt + 16.0,
+        "hits {hits}, system prompt {prompt} tokens"
+    );
+    assert_eq!(r.ttft.unwrap().count, 2.0);
+    srv.stop();
 }

@@ -1,17 +1,18 @@
-//! `pktgen serve --report-to`: push NODE_STATE control messages (GPU and
+//! `emulator serve --report-to`: push NODE_STATE control messages (GPU and
 //! KV-cache utilisation, queue length, estimated TTFT; see
-//! [`Node::load`]) to the appliance, built and sealed exactly as
-//! `intellinode ctl node-state` does (the dataplane crate's `ctl_messages`).
+//! [`Node::load`]) to the appliance, built by the control crate's
+//! [`control::NodeStateFields`] as `intellinode ctl node-state` builds
+//! them, and sent by the collector's [`collector::push::Pusher`]. With the
+//! collector scraping `/metrics` instead, this push is off.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use control::{Key, Sender};
-use dataplane::ctl::{CtlCommand, NodeStateArgs, Source};
+use control::{NodeStateFields, Source};
 
 use super::serve::{Node, NodeLoad};
 
@@ -30,10 +31,10 @@ pub struct ReportConfig {
     pub interval: Duration,
 }
 
-/// The NODE_STATE arguments for `load`: KV-cache utilisation travels as
+/// The NODE_STATE fields for `load`: KV-cache utilisation travels as
 /// the memory utilisation, since the KV cache is what fills GPU memory.
-pub fn node_state_args(node: u16, load: &NodeLoad) -> NodeStateArgs {
-    NodeStateArgs {
+pub fn node_state_fields(node: u16, load: &NodeLoad) -> NodeStateFields {
+    NodeStateFields {
         node,
         gpu_util: Some(load.gpu_util),
         mem_util: Some(load.kv_util),
@@ -43,36 +44,19 @@ pub fn node_state_args(node: u16, load: &NodeLoad) -> NodeStateArgs {
     }
 }
 
-/// The NODE_STATE message for `load`.
-pub fn node_state(node: u16, load: &NodeLoad) -> anyhow::Result<control::Message> {
-    dataplane::ctl_messages::build(&CtlCommand::NodeState(node_state_args(node, load)))
-}
-
 /// Starts the reporting thread; it stops when `stop` is set.
 pub(crate) fn spawn(
     cfg: ReportConfig,
     node: Arc<Node>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let key = Key::from_file(&cfg.key_file).map_err(|e| {
-        std::io::Error::other(format!("--key-file {}: {e}", cfg.key_file.display()))
-    })?;
-    let now = dataplane::control_plane::realtime_ns();
-    let mut sender = Sender::new(cfg.key_id, key, now / 1000);
-    let socket = UdpSocket::bind(if cfg.to.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    })?;
-    socket.connect(cfg.to)?;
+    let mut pusher = collector::push::Pusher::new(&cfg.key_file, cfg.key_id, &[cfg.to])?;
     std::thread::Builder::new()
         .name("serve-report".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(msg) = node_state(cfg.node, &node.load()) {
-                    if let Ok(d) = sender.seal(&msg, dataplane::control_plane::realtime_ns()) {
-                        let _ = socket.send(&d);
-                    }
+                if let Ok(msg) = node_state_fields(cfg.node, &node.load()).message() {
+                    pusher.push(&msg);
                 }
                 std::thread::sleep(cfg.interval);
             }
@@ -93,12 +77,12 @@ mod tests {
             kv_util: 0.25,
             est_ttft_ms: 42.0,
         };
-        let args = node_state_args(4, &load);
+        let args = node_state_fields(4, &load);
         assert_eq!(args.node, 4);
         assert_eq!(args.gpu_util, Some(0.5));
         assert_eq!(args.mem_util, Some(0.25));
         assert_eq!(args.queue, Some(3.0));
         assert_eq!(args.ttft_ms, Some(42.0));
-        assert!(node_state(4, &load).is_ok());
+        assert!(args.message().is_ok());
     }
 }

@@ -1,4 +1,4 @@
-//! The timing and loss decisions of `pktgen wire`, without any I/O: one
+//! The timing and loss decisions of `emulator wire`, without any I/O: one
 //! [`DelayLine`] per direction decides, for each frame as it arrives,
 //! whether it is lost and when it leaves, and holds it until then.
 //!
@@ -121,7 +121,7 @@ impl<T> DelayLine<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::seeded_rng;
+    use llm_requests::seeded_rng;
 
     fn line(delay_ms: u64, jitter_ms: u64, loss: f64, capacity: usize) -> DelayLine<u32> {
         DelayLine::new(
