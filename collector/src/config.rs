@@ -161,11 +161,32 @@ impl CollectorConfig {
     }
 }
 
+/// One line naming the key (its path, as `instances[1].url`) and what is
+/// wrong with it, with the line and column where the file says it.
+fn describe(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let what = e.inner().message().trim().replace('\n', " ");
+    let at = e
+        .inner()
+        .span()
+        .map(|span| {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" (line {line}, column {column})")
+        })
+        .unwrap_or_default();
+    match e.path().to_string() {
+        path if path == "." || path.is_empty() => format!("{what}{at}"),
+        path => format!("`{path}`: {what}{at}"),
+    }
+}
+
 impl FromStr for CollectorConfig {
     type Err = String;
     fn from_str(text: &str) -> Result<CollectorConfig, String> {
         let cfg: CollectorConfig =
-            toml::from_str(text).map_err(|e| e.message().trim().replace('\n', " "))?;
+            serde_path_to_error::deserialize(toml::Deserializer::new(text))
+                .map_err(|e| describe(text, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }

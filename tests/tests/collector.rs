@@ -243,7 +243,7 @@ fn close(a: &serde_json::Value, b: f64) -> bool {
 }
 
 fn start_collector(cfg: &std::path::Path, stats: &std::path::Path) -> Child {
-    let mut child = Command::new(release_bin("collector"))
+    let mut child = Command::new(bin_under_test("collector"))
         .args(["--config"])
         .arg(cfg)
         .args(["--duration-s", "20", "--stats-json"])
@@ -280,7 +280,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     // collector's report, not the age limit.
     let cfg = control_config(dir.path(), cport, mport, 600_000, &peers);
     let json = dir.path().join("stats.json");
-    let mut cmd = Command::new(release_bin("intellinode"));
+    let mut cmd = Command::new(bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
         .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
