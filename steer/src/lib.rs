@@ -39,6 +39,7 @@ pub mod engine;
 pub mod feedback;
 pub mod flow_table;
 pub mod fragment;
+pub mod http;
 pub mod infer;
 pub mod rewrite;
 pub mod service;
