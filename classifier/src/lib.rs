@@ -87,10 +87,10 @@ pub use bth::ROCEV2_UDP_PORT;
 pub use bth_opcode::BthOpcode;
 pub use ethernet::{EtherType, MacAddr};
 pub use flow::FlowKey;
-pub use tcp::{TcpOption, TcpOptions};
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
 pub use span::Span;
+pub use tcp::{TcpOption, TcpOptions};
 pub use token_feature::{FeatureError, TaskType, TokenFeatureId, TokenFeatures, Urgency};
 pub use token_feature_tlv::{
     find_token_feature, TlvLookup, TlvMalformed, TokenFeatureTlv, TokenFeatureTlvRepr,

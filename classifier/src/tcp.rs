@@ -590,7 +590,9 @@ mod option_tests {
 
     #[test]
     fn reads_a_linux_syn_and_sack_blocks_with_offsets() {
-        let syn = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+        let syn = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
         let got: Vec<_> = TcpOptions::new(&syn).collect();
         assert_eq!(
             got,

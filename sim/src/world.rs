@@ -801,6 +801,7 @@ impl<'a> World<'a> {
                         held: 0,
                         ..Default::default()
                     },
+                    splice: None,
                 },
                 models,
                 std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),

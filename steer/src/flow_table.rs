@@ -95,6 +95,9 @@ pub struct FlowEntry {
     /// A FIN or RST was seen: a later SYN from the same client port is a
     /// new connection, to be decided afresh, not this flow.
     pub closed: bool,
+    /// Decided by delayed binding ([`crate::splice`]): its later requests
+    /// are read by the splicer, not by the one-segment inference.
+    pub spliced: bool,
 }
 
 impl FlowEntry {
@@ -118,6 +121,7 @@ impl FlowEntry {
             created_ns: now_ns,
             timing: RequestTiming::default(),
             closed: false,
+            spliced: false,
         }
     }
 }

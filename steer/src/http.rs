@@ -575,7 +575,12 @@ impl RequestReader {
         let mut i = 0usize;
         while let Some(&b) = data.get(i) {
             match self.state {
-                State::Failed => return Fed { consumed: data.len(), event: None },
+                State::Failed => {
+                    return Fed {
+                        consumed: data.len(),
+                        event: None,
+                    }
+                }
                 State::RequestLine | State::Headers | State::ChunkSize | State::Trailers => {
                     i += 1;
                     if b != b'\n' {
@@ -687,13 +692,13 @@ impl RequestReader {
                 None
             }
             State::ChunkSize => {
-                let digits = line
-                    .iter()
-                    .take_while(|b| b.is_ascii_hexdigit())
-                    .fold(Some(0u64), |acc, &b| {
-                        acc?.checked_mul(16)?
-                            .checked_add(u64::from(char::from(b).to_digit(16)?))
-                    });
+                let digits =
+                    line.iter()
+                        .take_while(|b| b.is_ascii_hexdigit())
+                        .try_fold(0u64, |acc, &b| {
+                            acc.checked_mul(16)?
+                                .checked_add(u64::from(char::from(b).to_digit(16)?))
+                        });
                 let n_digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
                 match digits {
                     Some(0) if n_digits > 0 => {
@@ -813,7 +818,9 @@ mod tests {
     }
 
     fn messages(last_user: &str) -> String {
-        format!(r#"{{"model":"m","messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":"{last_user}"}}],"stream":true}}"#)
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":"{last_user}"}}],"stream":true}}"#
+        )
     }
 
     #[test]
@@ -890,10 +897,8 @@ mod tests {
 
     #[test]
     fn non_json_content_type_is_not_classified() {
-        let req = chat(&messages("turn on the light"), "").replace(
-            "Content-Type: application/json",
-            "Content-Type: text/plain",
-        );
+        let req = chat(&messages("turn on the light"), "")
+            .replace("Content-Type: application/json", "Content-Type: text/plain");
         let ev = events(&mut RequestReader::new(), &[req.as_bytes()]);
         assert_eq!(ev.last(), Some(&ReadEvent::RequestDone { features: None }));
     }
@@ -919,18 +924,27 @@ mod tests {
     #[test]
     fn content_as_array_of_parts_and_roles_after_content() {
         let body = r#"{"messages":[{"content":[{"type":"text","text":"Summarise"},{"type":"text","text":"the key points of this memo"}],"role":"user"}]}"#;
-        let f = done(&events(&mut RequestReader::new(), &[chat(body, "").as_bytes()]));
+        let f = done(&events(
+            &mut RequestReader::new(),
+            &[chat(body, "").as_bytes()],
+        ));
         assert_eq!(f[0].task, TaskType::Summarisation);
     }
 
     #[test]
     fn escaped_quotes_and_unicode_do_not_derail_the_walk() {
         let body = r#"{"messages":[{"role":"user","content":"say \"}]\" then \u0054urn it \\"}]}"#;
-        let f = done(&events(&mut RequestReader::new(), &[chat(body, "").as_bytes()]));
+        let f = done(&events(
+            &mut RequestReader::new(),
+            &[chat(body, "").as_bytes()],
+        ));
         // "say ..." is not a control verb; the walk stayed in the message.
         assert_eq!(f[0].task, TaskType::Chat);
         let body = r#"{"messages":[{"role":"user","content":"\u0054urn on the light"}]}"#;
-        let f = done(&events(&mut RequestReader::new(), &[chat(body, "").as_bytes()]));
+        let f = done(&events(
+            &mut RequestReader::new(),
+            &[chat(body, "").as_bytes()],
+        ));
         assert_eq!(f[0].task, TaskType::ImmediateControl);
     }
 
@@ -969,7 +983,10 @@ mod tests {
         let f = done(&events(&mut RequestReader::new(), &[req.as_bytes()]));
         assert_eq!(f[0].task, TaskType::ImmediateControl);
         let mut r = RequestReader::new();
-        let ev = events(&mut r, &[b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n"]);
+        let ev = events(
+            &mut r,
+            &[b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n"],
+        );
         assert_eq!(ev, vec![ReadEvent::NotHttp]);
         assert!(r.failed());
         let ev = events(&mut r, &[b"POST / HTTP/1.1\r\n\r\n"]);
@@ -979,7 +996,10 @@ mod tests {
     #[test]
     fn completions_prompt_and_partial_features() {
         let body = r#"{"model":"m","prompt":"write a program in go that sorts","max_tokens":64}"#;
-        let f = done(&events(&mut RequestReader::new(), &[chat(body, "").as_bytes()]));
+        let f = done(&events(
+            &mut RequestReader::new(),
+            &[chat(body, "").as_bytes()],
+        ));
         assert_eq!(f[0].task, TaskType::CodeGeneration);
         assert_eq!(f[0].output_tokens, 64);
         // Cut in the middle of the last user message: decided on what was

@@ -153,7 +153,11 @@ pub(crate) fn body_prompt_tokens(body_bytes: u64) -> u32 {
 
 /// Features of a request of `task` and `prompt_tokens`, its output capped
 /// by `max_tokens`, quantised through the wire code.
-pub(crate) fn features_of(task: TaskType, prompt_tokens: u32, max_tokens: Option<u32>) -> TokenFeatures {
+pub(crate) fn features_of(
+    task: TaskType,
+    prompt_tokens: u32,
+    max_tokens: Option<u32>,
+) -> TokenFeatures {
     let mut output_tokens = task.default_output_tokens(prompt_tokens);
     if let Some(cap) = max_tokens {
         output_tokens = output_tokens.min(cap);

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod class;
+pub mod cookie;
 pub mod decision;
 pub mod egress;
 pub mod engine;
@@ -44,6 +45,7 @@ pub mod infer;
 pub mod rewrite;
 pub mod service;
 pub mod since_report;
+pub mod splice;
 pub mod stats;
 
 pub use class::TrafficClass;

@@ -135,6 +135,7 @@ fn engine_with(limits: FragmentLimits) -> (Engine, Arc<SteerCounters>) {
             flow_idle_ns: 10_000 * MS,
             seed: 0x5eed,
             fragments: limits,
+            splice: None,
         },
         models,
         Arc::clone(&counters),

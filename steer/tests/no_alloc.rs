@@ -146,6 +146,7 @@ fn the_fragment_path_does_not_allocate() {
             flow_idle_ns: 1_000,
             seed: 1,
             fragments: FragmentLimits::default(),
+            splice: None,
         },
         models,
         counters,
