@@ -259,7 +259,8 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 dpdk::tsc_hz(),
                 table_seed,
             )
-            .map_err(|e| anyhow!(e))?;
+            .map_err(|e| anyhow!(e))?
+            .with_pool(Arc::clone(&pool));
             telemetry.steer = Some((shared.counters.clone(), shared.instance_names()));
             WorkerShared::Steer(Arc::new(shared))
         }

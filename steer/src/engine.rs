@@ -575,6 +575,11 @@ impl Engine {
         self.splicer.as_mut()?.poll_transmit(buf)
     }
 
+    /// Whether [`Engine::poll_transmit`] has something to write.
+    pub fn transmit_pending(&self) -> bool {
+        self.splicer.as_ref().is_some_and(|s| s.queued() > 0)
+    }
+
     /// Connections being spliced.
     pub fn spliced_connections(&self) -> usize {
         self.splicer.as_ref().map_or(0, Splicer::connections)
