@@ -439,14 +439,18 @@ impl Engine {
             FromClient::Consumed => Verdict::Consumed,
             FromClient::Refused => Verdict::Drop(Refusal::SpliceRefused),
             FromClient::Decide { slot, features } => {
-                self.bind(slot, keyed, features, view, now_ns);
+                let streaming = self.splicer.as_ref().is_some_and(|s| s.streaming(slot));
+                self.bind(slot, keyed, features, streaming, view, now_ns);
                 Verdict::Consumed
             }
             FromClient::Forward { completed } => {
                 let t = self.request_treatment(frame, p, keyed, view, now_ns);
                 let v = self.apply(frame, p, t);
                 if let Some(features) = completed {
-                    self.next_request(keyed, features, view);
+                    let streaming = self.splicer.as_ref().is_some_and(|s| {
+                        s.lookup(&keyed.key).is_some_and(|slot| s.streaming(slot))
+                    });
+                    self.next_request(keyed, features, streaming, view);
                 }
                 v
             }
@@ -460,6 +464,7 @@ impl Engine {
         slot: u32,
         keyed: Keyed,
         features: Option<TokenFeatures>,
+        streaming: bool,
         view: &DataplaneView,
         now_ns: u64,
     ) {
@@ -490,6 +495,7 @@ impl Engine {
                     now_ns,
                 );
                 entry.spliced = true;
+                entry.streaming = streaming;
                 entry.timing.on_request_payload(now_ns);
                 match self.flows.insert(keyed.key, entry, now_ns) {
                     Ok(_) => {
@@ -530,6 +536,7 @@ impl Engine {
         &mut self,
         keyed: Keyed,
         features: Option<TokenFeatures>,
+        streaming: bool,
         view: &DataplaneView,
     ) {
         let short_tokens = view.thresholds().short_task_tokens;
@@ -545,6 +552,7 @@ impl Engine {
         if let Some(e) = self.flows.get_mut_hashed(&keyed.key, keyed.hash) {
             e.features = features;
             e.class = class;
+            e.streaming = streaming;
             let instance = e.instance;
             self.counters.chosen(instance, class);
         }
@@ -973,7 +981,15 @@ impl Engine {
     }
 
     fn learn_flow(&mut self, e: &FlowEntry, measured: &Measured) {
-        self.learn(e.instance, e.class, &e.features, &e.predicted, measured);
+        let mut m = *measured;
+        if !e.streaming {
+            // A whole (non-streamed) answer's first byte is its last: its
+            // TTFT is its completion less the decode time predicted at
+            // the decision, not the first byte's time.
+            let decode = (e.predicted.completion_us - e.predicted.ttft_us).max(0.0);
+            m.ttft_us = (m.completion_us - decode).clamp(0.0, m.completion_us.max(0.0));
+        }
+        self.learn(e.instance, e.class, &e.features, &e.predicted, &m);
     }
 
     /// Feeds one measured request to its instance's model and the class

@@ -98,6 +98,10 @@ pub struct FlowEntry {
     /// Decided by delayed binding ([`crate::splice`]): its later requests
     /// are read by the splicer, not by the one-segment inference.
     pub spliced: bool,
+    /// The request asked for a streamed answer (or is not known to have
+    /// asked otherwise: every TLV flow). A whole answer's first byte is
+    /// its last, so its TTFT is not its first byte's time.
+    pub streaming: bool,
 }
 
 impl FlowEntry {
@@ -122,6 +126,7 @@ impl FlowEntry {
             timing: RequestTiming::default(),
             closed: false,
             spliced: false,
+            streaming: true,
         }
     }
 }

@@ -126,6 +126,7 @@ enum Key {
     Text,
     Prompt,
     MaxTokens,
+    Stream,
     Other,
 }
 
@@ -211,6 +212,8 @@ struct Json {
     /// Digits of `max_tokens` being read.
     number: Option<u64>,
     max_tokens: Option<u32>,
+    /// The top-level `"stream"`, when given.
+    stream: Option<bool>,
 }
 
 impl Json {
@@ -231,6 +234,7 @@ impl Json {
             last_user: None,
             number: None,
             max_tokens: None,
+            stream: None,
         }
     }
 
@@ -350,6 +354,10 @@ impl Json {
             b'0'..=b'9' if self.top() == Some(Ctx::Root) && self.key == Key::MaxTokens => {
                 self.number = Some(u64::from(b - b'0'));
             }
+            b't' | b'f' if self.top() == Some(Ctx::Root) && self.key == Key::Stream => {
+                self.stream = Some(b == b't');
+                self.key = Key::Other;
+            }
             _ => {}
         }
     }
@@ -428,6 +436,7 @@ impl Json {
                     (Some(Ctx::Root), b"messages") => Key::Messages,
                     (Some(Ctx::Root), b"prompt") => Key::Prompt,
                     (Some(Ctx::Root), b"max_tokens" | b"max_completion_tokens") => Key::MaxTokens,
+                    (Some(Ctx::Root), b"stream") => Key::Stream,
                     (Some(Ctx::Message), b"role") => Key::Role,
                     (Some(Ctx::Message), b"content") => Key::Content,
                     (Some(Ctx::Part), b"text") => Key::Text,
@@ -459,6 +468,8 @@ pub struct RequestReader {
     body_bytes: u64,
     body: Json,
     requests: u32,
+    /// Whether the last finished request asked for a streamed answer.
+    last_streaming: bool,
 }
 
 impl Default for RequestReader {
@@ -483,6 +494,18 @@ impl RequestReader {
             body_bytes: 0,
             body: Json::new(),
             requests: 0,
+            last_streaming: false,
+        }
+    }
+
+    /// Whether the request last finished asked for a streamed answer
+    /// (`"stream": true`; OpenAI's default is a whole answer), or, while
+    /// one is being read, whether it does so far.
+    pub fn streaming(&self) -> bool {
+        if self.idle() {
+            self.last_streaming
+        } else {
+            self.body.stream == Some(true)
         }
     }
 
@@ -554,8 +577,10 @@ impl RequestReader {
             self.features(false)
         });
         let requests = self.requests.saturating_add(1);
+        let streaming = self.body.stream == Some(true);
         *self = RequestReader::new();
         self.requests = requests;
+        self.last_streaming = streaming;
         Fed {
             consumed,
             event: Some(ReadEvent::RequestDone { features }),
@@ -840,6 +865,7 @@ mod tests {
         assert_eq!(f[0].task, TaskType::ImmediateControl);
         assert_eq!(r.requests(), 1);
         assert!(r.idle());
+        assert!(r.streaming(), "\"stream\": true");
     }
 
     #[test]
@@ -996,12 +1022,11 @@ mod tests {
     #[test]
     fn completions_prompt_and_partial_features() {
         let body = r#"{"model":"m","prompt":"write a program in go that sorts","max_tokens":64}"#;
-        let f = done(&events(
-            &mut RequestReader::new(),
-            &[chat(body, "").as_bytes()],
-        ));
+        let mut r = RequestReader::new();
+        let f = done(&events(&mut r, &[chat(body, "").as_bytes()]));
         assert_eq!(f[0].task, TaskType::CodeGeneration);
         assert_eq!(f[0].output_tokens, 64);
+        assert!(!r.streaming(), "no \"stream\": a whole answer");
         // Cut in the middle of the last user message: decided on what was
         // seen, never as a control command.
         let req = chat(&messages("turn on the light and then"), "");

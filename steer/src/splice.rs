@@ -848,6 +848,14 @@ impl Splicer {
         self.from_client(slot, frame, seg, now_ns)
     }
 
+    /// Whether the request just decided or completed on `slot` asked for
+    /// a streamed answer.
+    pub fn streaming(&self, slot: u32) -> bool {
+        self.conns
+            .get(slot as usize)
+            .is_some_and(|c| c.reader.streaming())
+    }
+
     /// The service a connection belongs to.
     pub fn service(&self, slot: u32) -> Option<u8> {
         self.conns.get(slot as usize).map(|c| c.service)
