@@ -147,6 +147,10 @@ def flood(args):
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xFFFF, 0, 64, 6, 0, src, dst)
         raw.sendto(ip + tcp, (host, 0))
         sent += 1
+        if sent % 100 == 0:
+            # Paced a little, so the veth and packet rings keep up: the
+            # point is many sources, not overrunning the NIC.
+            time.sleep(0.005)
     return {"sent": sent}
 
 
