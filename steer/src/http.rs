@@ -524,6 +524,11 @@ impl RequestReader {
         self.state == State::RequestLine && self.line_len == 0
     }
 
+    /// Stops reading (the caller missed bytes): nothing more is read.
+    pub fn abandon(&mut self) {
+        self.state = State::Failed;
+    }
+
     /// True once the reader gave up ([`ReadEvent::NotHttp`]).
     pub fn failed(&self) -> bool {
         self.state == State::Failed

@@ -1258,9 +1258,17 @@ impl Splicer {
             return None;
         }
         let end = seg.seq.wrapping_add(seg.payload_len);
-        if !seq_lt(c.parse_nxt, end) || seq_lt(c.parse_nxt, seg.seq) {
-            // Already read, or after a gap (read when the gap is filled:
-            // the client retransmits the missing bytes first).
+        if !seq_lt(c.parse_nxt, end) {
+            // Already read (a retransmission).
+            return None;
+        }
+        if seq_lt(c.parse_nxt, seg.seq) {
+            // After a gap: these bytes go on to the instance, which will
+            // not ask for them again, so the reader would lose its place.
+            // It stops; the connection's later requests keep the last
+            // request's class.
+            c.reader.abandon();
+            self.count(SpliceEvent::ReadingLost);
             return None;
         }
         let skip = c.parse_nxt.wrapping_sub(seg.seq) as usize;

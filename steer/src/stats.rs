@@ -212,6 +212,9 @@ pub enum SpliceEvent {
     Spliced,
     /// A later request on a spliced keep-alive connection read.
     KeepAliveRequest,
+    /// A spliced connection's client bytes came after a gap: its later
+    /// requests are no longer read (they keep the last class).
+    ReadingLost,
     /// A spliced connection closed (FIN both ways or RST).
     Closed,
     /// A spliced connection forgotten after being idle.
@@ -224,7 +227,7 @@ pub enum SpliceEvent {
 }
 
 impl SpliceEvent {
-    pub const ALL: [SpliceEvent; 25] = [
+    pub const ALL: [SpliceEvent; 26] = [
         SpliceEvent::SynAnswered,
         SpliceEvent::Accepted,
         SpliceEvent::CookieInvalid,
@@ -246,6 +249,7 @@ impl SpliceEvent {
         SpliceEvent::RetransmitExhausted,
         SpliceEvent::Spliced,
         SpliceEvent::KeepAliveRequest,
+        SpliceEvent::ReadingLost,
         SpliceEvent::Closed,
         SpliceEvent::Expired,
         SpliceEvent::TxQueueFull,
@@ -274,6 +278,7 @@ impl SpliceEvent {
             SpliceEvent::RetransmitExhausted => "retransmit_exhausted",
             SpliceEvent::Spliced => "spliced",
             SpliceEvent::KeepAliveRequest => "keepalive_request",
+            SpliceEvent::ReadingLost => "reading_lost",
             SpliceEvent::Closed => "closed",
             SpliceEvent::Expired => "expired",
             SpliceEvent::TxQueueFull => "tx_queue_full",
