@@ -264,12 +264,42 @@ impl SteerConfig {
             ));
         }
         let ranges: [(&str, u64, u64, u64); 6] = [
-            ("steer.splice_connections", self.splice_connections as u64, 1, 1 << 20),
-            ("steer.splice_request_max_bytes", self.splice_request_max_bytes as u64, 1024, 64 << 20),
-            ("steer.splice_buffer_bytes", self.splice_buffer_bytes as u64, 16 * 1024, 1 << 32),
-            ("steer.splice_request_timeout_ms", self.splice_request_timeout_ms, 1, 3_600_000),
-            ("steer.splice_retransmit_ms", self.splice_retransmit_ms, 1, 60_000),
-            ("steer.splice_retransmit_tries", u64::from(self.splice_retransmit_tries), 1, 16),
+            (
+                "steer.splice_connections",
+                self.splice_connections as u64,
+                1,
+                1 << 20,
+            ),
+            (
+                "steer.splice_request_max_bytes",
+                self.splice_request_max_bytes as u64,
+                1024,
+                64 << 20,
+            ),
+            (
+                "steer.splice_buffer_bytes",
+                self.splice_buffer_bytes as u64,
+                16 * 1024,
+                1 << 32,
+            ),
+            (
+                "steer.splice_request_timeout_ms",
+                self.splice_request_timeout_ms,
+                1,
+                3_600_000,
+            ),
+            (
+                "steer.splice_retransmit_ms",
+                self.splice_retransmit_ms,
+                1,
+                60_000,
+            ),
+            (
+                "steer.splice_retransmit_tries",
+                u64::from(self.splice_retransmit_tries),
+                1,
+                16,
+            ),
         ];
         for (key, value, lo, hi) in ranges {
             if !(lo..=hi).contains(&value) {

@@ -207,7 +207,10 @@ impl Telemetry {
         }
         let mut splice = splice_json(&c);
         if let (Some(s), Some((parts, _))) = (splice.as_object_mut(), &self.steer) {
-            s.insert("workers".into(), parts.iter().map(|p| splice_json(p)).collect());
+            s.insert(
+                "workers".into(),
+                parts.iter().map(|p| splice_json(p)).collect(),
+            );
         }
         if let Some(o) = v.as_object_mut() {
             o.insert("fragments".into(), fragments);
@@ -780,8 +783,14 @@ fn splice_json(c: &SteerCounters) -> Value {
     for ev in SpliceEvent::ALL {
         out.insert(ev.name().into(), json!(c.splice[ev as usize].load(Relaxed)));
     }
-    out.insert("connections".into(), json!(c.splice_connections.load(Relaxed)));
-    out.insert("buffer_bytes".into(), json!(c.splice_buffer_bytes.load(Relaxed)));
+    out.insert(
+        "connections".into(),
+        json!(c.splice_connections.load(Relaxed)),
+    );
+    out.insert(
+        "buffer_bytes".into(),
+        json!(c.splice_buffer_bytes.load(Relaxed)),
+    );
     Value::Object(out)
 }
 

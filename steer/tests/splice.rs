@@ -821,3 +821,124 @@ fn a_syn_with_a_tlv_is_decided_at_the_syn() {
     assert_eq!(r.count(SpliceEvent::SynAnswered), 0);
     let _ = Ipv4Addr::LOCALHOST;
 }
+
+#[global_allocator]
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
+
+/// A whole spliced connection, after a first one warmed everything up:
+/// handshake, request, decision, the instance's handshake, replay, answer
+/// and reset, with every segment the appliance builds written out. Nothing
+/// on that path allocates.
+#[test]
+fn the_splice_path_does_not_allocate() {
+    let mut r = rig();
+    let (head, body) = request("turn on the light", "");
+    let whole = format!("{head}{body}");
+    let seg = |src, dst, sport, dport, seq, ack, flags, payload: &[u8]| {
+        frame(&Seg {
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 500,
+            opts: &[TcpOptionRepr::Mss(1460)],
+            payload,
+        })
+    };
+    let start = ISN.wrapping_add(1);
+    let end = start.wrapping_add(whole.len() as u32);
+    let syn = seg(CLIENT, VIP, SPORT, 8000, ISN, 0, TcpFlags::SYN, &[]);
+    let ack = seg(
+        CLIENT,
+        VIP,
+        SPORT,
+        8000,
+        start,
+        0,
+        TcpFlags::ACK | TcpFlags::PSH,
+        whole.as_bytes(),
+    );
+    let synack = seg(
+        EDGE_IP,
+        CLIENT,
+        8000,
+        SPORT,
+        INST_ISN,
+        start,
+        TcpFlags::SYN | TcpFlags::ACK,
+        &[],
+    );
+    let acked = seg(
+        EDGE_IP,
+        CLIENT,
+        8000,
+        SPORT,
+        INST_ISN + 1,
+        end,
+        TcpFlags::ACK,
+        &[],
+    );
+    let answer = seg(
+        EDGE_IP,
+        CLIENT,
+        8000,
+        SPORT,
+        INST_ISN + 1,
+        end,
+        TcpFlags::ACK,
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    );
+    let rst = seg(CLIENT, VIP, SPORT, 8000, end, 0, TcpFlags::RST, &[]);
+    let one =
+        |r: &mut Rig, f: &[u8], from_agents: bool, cookie: Option<u32>| -> (Verdict, usize, u32) {
+            let mut s = [0u8; 2048];
+            let frame = &mut s[..f.len()];
+            frame.copy_from_slice(f);
+            if let Some(c) = cookie {
+                // The client acknowledges the cookie (the engine does not
+                // check TCP checksums).
+                frame[42..46].copy_from_slice(&c.wrapping_add(1).to_be_bytes());
+            }
+            let p = classifier::parse(frame).unwrap();
+            let k = r.engine.key_of(&p, from_agents).unwrap();
+            let v = r.engine.handle(frame, &p, k, from_agents, &r.view, r.now);
+            let mut out = [0u8; 2048];
+            let (mut n, mut first_seq) = (0, 0);
+            while let Some(t) = r.engine.poll_transmit(&mut out) {
+                if n == 0 {
+                    first_seq = u32::from_be_bytes([out[38], out[39], out[40], out[41]]);
+                }
+                n += 1;
+                let _ = t;
+            }
+            (v, n, first_seq)
+        };
+    let connection = |r: &mut Rig| {
+        let (v, n, cookie) = one(r, &syn, true, None);
+        assert_eq!((v, n), (Verdict::Consumed, 1));
+        let (v, n, _) = one(r, &ack, true, Some(cookie));
+        assert_eq!((v, n), (Verdict::Consumed, 2), "ACK and SYN");
+        let (v, n, _) = one(r, &synack, false, None);
+        assert_eq!((v, n), (Verdict::Consumed, 1), "the replay");
+        assert_eq!(one(r, &acked, false, None).0, Verdict::Consumed);
+        assert!(matches!(
+            one(r, &answer, false, None).0,
+            Verdict::Send { .. }
+        ));
+        assert!(matches!(one(r, &rst, true, None).0, Verdict::Send { .. }));
+        r.now += 10 * MS;
+        r.engine.expire(r.now);
+        assert_eq!(r.engine.spliced_connections(), 0);
+    };
+    connection(&mut r);
+    let n = counting_alloc::allocations_during(|| {
+        for _ in 0..20 {
+            connection(&mut r);
+        }
+    });
+    assert_eq!(n, 0, "the splice path allocated {n} times");
+    assert_eq!(r.count(SpliceEvent::Spliced), 21);
+}

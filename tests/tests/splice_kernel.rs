@@ -89,7 +89,10 @@ impl Rig<'_> {
     fn chosen_since(&self, before: &serde_json::Value) -> Vec<(String, String)> {
         let after = self.stats();
         if std::env::var_os("SPLICE_DEBUG").is_some() {
-            eprintln!("steer: {}", serde_json::to_string(&after["steer"]).unwrap_or_default());
+            eprintln!(
+                "steer: {}",
+                serde_json::to_string(&after["steer"]).unwrap_or_default()
+            );
         }
         let mut out = Vec::new();
         for inst in [EDGE, CENTRE] {
@@ -101,7 +104,8 @@ impl Rig<'_> {
                 "bulk_reasoning",
                 "other",
             ] {
-                let n = |v: &serde_json::Value| v["steer"]["chosen"][inst][class].as_u64().unwrap_or(0);
+                let n =
+                    |v: &serde_json::Value| v["steer"]["chosen"][inst][class].as_u64().unwrap_or(0);
                 for _ in 0..n(&after).saturating_sub(n(before)) {
                     out.push((inst.to_string(), class.to_string()));
                 }
@@ -138,7 +142,14 @@ impl Rig<'_> {
 
     fn sdk(&self, prompt: &str, stream: bool) -> serde_json::Value {
         let base = format!("http://{VIP}/v1");
-        let mut args = vec!["--base-url", &base, "--max-tokens", "16", "--prompt", prompt];
+        let mut args = vec![
+            "--base-url",
+            &base,
+            "--max-tokens",
+            "16",
+            "--prompt",
+            prompt,
+        ];
         if stream {
             args.push("--stream");
         }
@@ -161,7 +172,14 @@ impl Rig<'_> {
         let path = self.dir.join("curl-body.json");
         std::fs::write(&path, body.to_string()).unwrap();
         let mut c = self.t.command("agent", Path::new("curl"));
-        c.args(["-sS", "-i", "--max-time", "20", "-H", "Content-Type: application/json"]);
+        c.args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            "-H",
+            "Content-Type: application/json",
+        ]);
         for h in headers {
             c.args(["-H", h]);
         }
@@ -173,9 +191,16 @@ impl Rig<'_> {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains(" 200 "), "curl {headers:?}: {text}");
+        assert!(
+            out.status.success() && text.contains(" 200 "),
+            "curl {headers:?}: {text}"
+        );
         text.lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-node:").map(|v| v.trim().to_owned()))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("x-node:")
+                    .map(|v| v.trim().to_owned())
+            })
             .unwrap_or_else(|| panic!("no X-Node in {text}"))
     }
 }
@@ -211,34 +236,70 @@ fn scenario(workers: Workers, tag: &str) {
 
     // curl: plain, Expect: 100-continue, chunked.
     let (node, d) = rig.decided(|| rig.curl(SHORT, &[]));
-    assert_eq!((node.as_str(), one(&d)), ("edge", (EDGE, "interactive")), "curl");
+    assert_eq!(
+        (node.as_str(), one(&d)),
+        ("edge", (EDGE, "interactive")),
+        "curl"
+    );
     let (node, d) = rig.decided(|| rig.curl(&reasoning, &[]));
-    assert_eq!((node.as_str(), one(&d)), ("centre", (CENTRE, "bulk_reasoning")), "curl reasoning");
+    assert_eq!(
+        (node.as_str(), one(&d)),
+        ("centre", (CENTRE, "bulk_reasoning")),
+        "curl reasoning"
+    );
     let (node, d) = rig.decided(|| rig.curl(SHORT, &["Expect: 100-continue"]));
-    assert_eq!((node.as_str(), one(&d)), ("edge", (EDGE, "interactive")), "Expect");
+    assert_eq!(
+        (node.as_str(), one(&d)),
+        ("edge", (EDGE, "interactive")),
+        "Expect"
+    );
     let (node, d) = rig.decided(|| rig.curl(&long, &["Expect: 100-continue"]));
-    assert_eq!((node.as_str(), one(&d)), ("centre", (CENTRE, "bulk_code")), "Expect long");
+    assert_eq!(
+        (node.as_str(), one(&d)),
+        ("centre", (CENTRE, "bulk_code")),
+        "Expect long"
+    );
     let (node, d) = rig.decided(|| rig.curl(SHORT, &["Transfer-Encoding: chunked"]));
-    assert_eq!((node.as_str(), one(&d)), ("edge", (EDGE, "interactive")), "chunked");
+    assert_eq!(
+        (node.as_str(), one(&d)),
+        ("edge", (EDGE, "interactive")),
+        "chunked"
+    );
 
     // Raw sockets: a body over many small segments; a 200 KiB body with a
     // large tools array before a short last user message.
     let (r, d) = rig.decided(|| rig.raw(&["split", "--prompt", SHORT, "--piece", "40"]));
-    assert_eq!((r["node"].as_str(), one(&d)), (Some("edge"), (EDGE, "interactive")), "split {r}");
+    assert_eq!(
+        (r["node"].as_str(), one(&d)),
+        (Some("edge"), (EDGE, "interactive")),
+        "split {r}"
+    );
     let (r, d) = rig.decided(|| rig.raw(&["split", "--prompt", &long, "--piece", "700"]));
-    assert_eq!((r["node"].as_str(), one(&d)), (Some("centre"), (CENTRE, "bulk_code")), "split long {r}");
+    assert_eq!(
+        (r["node"].as_str(), one(&d)),
+        (Some("centre"), (CENTRE, "bulk_code")),
+        "split long {r}"
+    );
     let (r, d) = rig.decided(|| rig.raw(&["tools", "--prompt", SHORT, "--tools-kib", "200"]));
     assert!(r["body_bytes"].as_u64().unwrap() > 200 * 1024, "{r}");
     assert_eq!(r["status"], 200, "{r}");
     let (_, class) = one(&d);
-    assert_eq!(class, "interactive", "the short command after the tools: {d:?}");
+    assert_eq!(
+        class, "interactive",
+        "the short command after the tools: {d:?}"
+    );
 
     // Keep-alive: a short then a long request, each in its own class, on
     // the instance the first chose.
     let (r, d) = rig.decided(|| rig.raw(&["keepalive", "--prompt", SHORT, "--prompt", &reasoning]));
     let answers = r["answers"].as_array().unwrap();
     assert_eq!(answers.len(), 2, "{r}");
-    assert!(answers.iter().all(|a| a["status"] == 200 && a["node"] == "edge"), "{r}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["status"] == 200 && a["node"] == "edge"),
+        "{r}"
+    );
     let mut d = d;
     d.sort();
     assert_eq!(
@@ -262,13 +323,27 @@ fn scenario(workers: Workers, tag: &str) {
     let base = format!("http://{VIP}/v1");
     let r = rig.python(
         "sdk_agent.py",
-        &["--base-url", &base, "--agent-lib", "--max-tokens", "16", "--prompt", SHORT],
+        &[
+            "--base-url",
+            &base,
+            "--agent-lib",
+            "--max-tokens",
+            "16",
+            "--prompt",
+            SHORT,
+        ],
     );
     assert!(!r["content"].as_str().unwrap_or_default().is_empty(), "{r}");
     let after = rig.stats();
     let n = |v: &serde_json::Value, k: &str, f: &str| v["steer"][k][f].as_u64().unwrap_or(0);
-    assert_eq!(n(&after, "features", "tlv") - n(&before, "features", "tlv"), 1);
-    assert_eq!(n(&after, "splice", "syn_answered"), n(&before, "splice", "syn_answered"));
+    assert_eq!(
+        n(&after, "features", "tlv") - n(&before, "features", "tlv"),
+        1
+    );
+    assert_eq!(
+        n(&after, "splice", "syn_answered"),
+        n(&before, "splice", "syn_answered")
+    );
 
     // A SYN flood from many addresses, and clients that stall after the
     // handshake; a well-behaved client is served meanwhile.
@@ -283,22 +358,39 @@ fn scenario(workers: Workers, tag: &str) {
     let flood = rig.raw(&["flood", "--count", "3000"]);
     assert_eq!(flood["sent"], 3000);
     let (_, d) = rig.decided(|| rig.sdk(SHORT, false));
-    assert_eq!(one(&d), (EDGE, "interactive"), "served during the flood and the stall");
+    assert_eq!(
+        one(&d),
+        (EDGE, "interactive"),
+        "served during the flood and the stall"
+    );
     let mid = rig.stats();
     let held = mid["steer"]["splice"]["connections"].as_u64().unwrap();
-    assert!(held >= 20 && held < 100, "the stalled clients and no flood state: {held}");
+    assert!(
+        held >= 20 && held < 100,
+        "the stalled clients and no flood state: {held}"
+    );
     let out = stall.wait_with_output().unwrap();
-    let stalled: serde_json::Value =
-        serde_json::from_slice(out.stdout.rsplit(|&b| b == b'\n').find(|l| !l.is_empty()).unwrap())
-            .unwrap();
-    assert_eq!(stalled["reset"], 20, "every stalled client timed out: {stalled}");
+    let stalled: serde_json::Value = serde_json::from_slice(
+        out.stdout
+            .rsplit(|&b| b == b'\n')
+            .find(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        stalled["reset"], 20,
+        "every stalled client timed out: {stalled}"
+    );
     let after = rig.stats();
     let s = |v: &serde_json::Value, f: &str| v["steer"]["splice"][f].as_u64().unwrap_or(0);
     // Every SYN the appliance received was answered (a few may be lost
     // in the kernel's packet rings before it sees them).
     let answered = s(&after, "syn_answered") - s(&before, "syn_answered");
     assert!(answered >= 2500 + 20, "{answered} SYNs answered");
-    assert_eq!(s(&after, "request_timeout") - s(&before, "request_timeout"), 20);
+    assert_eq!(
+        s(&after, "request_timeout") - s(&before, "request_timeout"),
+        20
+    );
     assert_eq!(s(&after, "connections"), 0, "{}", after["steer"]["splice"]);
     assert_eq!(s(&after, "buffer_bytes"), 0);
 
@@ -306,7 +398,10 @@ fn scenario(workers: Workers, tag: &str) {
     assert_eq!(report["totals"]["balanced"], true, "{}", report["totals"]);
     assert!(report["totals"]["generated_packets"].as_u64().unwrap() > 3000);
     let features = &report["steer"]["features"];
-    assert_eq!(features["unknown"], 0, "no TLV-less flow decided blind: {features}");
+    assert_eq!(
+        features["unknown"], 0,
+        "no TLV-less flow decided blind: {features}"
+    );
 }
 
 #[test]
