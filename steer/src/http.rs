@@ -858,7 +858,10 @@ mod tests {
         let req = chat(&messages("turn on the light"), "");
         let split = req.find("\r\n\r\n").unwrap() + 4;
         let mut r = RequestReader::new();
-        let ev = events(&mut r, &[req[..split].as_bytes(), req[split..].as_bytes()]);
+        let ev = events(
+            &mut r,
+            &[&req.as_bytes()[..split], &req.as_bytes()[split..]],
+        );
         assert_eq!(
             ev[0],
             ReadEvent::HeadersDone {
@@ -1037,7 +1040,7 @@ mod tests {
         let req = chat(&messages("turn on the light and then"), "");
         let mut r = RequestReader::new();
         let cut = req.len() - 20;
-        let ev = events(&mut r, &[req[..cut].as_bytes()]);
+        let ev = events(&mut r, &[&req.as_bytes()[..cut]]);
         assert!(done(&ev).is_empty());
         let f = r.features_so_far().unwrap();
         assert_ne!(f.task, TaskType::ImmediateControl);

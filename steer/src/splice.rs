@@ -1146,7 +1146,7 @@ impl Splicer {
         };
         c.last_ns = now_ns;
         match c.phase {
-            Phase::Free | Phase::Reading => return FromInstance::Consumed,
+            Phase::Free | Phase::Reading => FromInstance::Consumed,
             Phase::Connecting => {
                 if seg.has(TcpFlags::RST) {
                     self.count(SpliceEvent::InstanceRefused);
@@ -1177,7 +1177,7 @@ impl Splicer {
                 self.store(slot, c);
                 self.count(SpliceEvent::Connected);
                 self.pump(slot);
-                return FromInstance::Consumed;
+                FromInstance::Consumed
             }
             Phase::Replaying => {
                 if seg.has(TcpFlags::SYN) {

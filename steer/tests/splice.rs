@@ -225,6 +225,7 @@ impl Rig {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn instance(
         &mut self,
         from: [u8; 4],

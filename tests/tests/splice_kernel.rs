@@ -366,7 +366,7 @@ fn scenario(workers: Workers, tag: &str) {
     let mid = rig.stats();
     let held = mid["steer"]["splice"]["connections"].as_u64().unwrap();
     assert!(
-        held >= 20 && held < 100,
+        (20..100).contains(&held),
         "the stalled clients and no flood state: {held}"
     );
     let out = stall.wait_with_output().unwrap();
