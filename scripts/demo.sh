@@ -45,7 +45,7 @@ die() {
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 preflight demo "$INB" "$PKTGEN"
 [[ -x $VENV_PY ]] || die "no $VENV_PY: run make pyenv (the OpenAI SDK, for the requests without a TLV)"
-VENV_PY=$(realpath "$VENV_PY")
+VENV_PY=$PWD/$VENV_PY # not realpath: the venv is its symlinked interpreter
 INB=$(realpath "$INB")
 PKTGEN=$(realpath "$PKTGEN")
 

@@ -198,7 +198,9 @@ pub enum SpliceEvent {
     ClientAborted,
     /// A request decided and the instance's SYN sent.
     Decided,
-    /// No instance could take a decided request: client reset.
+    /// No instance could take a decided request, or the flow table had
+    /// no room for it (then also counted as the flow event `table_full`):
+    /// client reset.
     NoInstance,
     /// The instance's SYN-ACK came: replay under way.
     Connected,
