@@ -943,3 +943,89 @@ fn the_splice_path_does_not_allocate() {
     assert_eq!(n, 0, "the splice path allocated {n} times");
     assert_eq!(r.count(SpliceEvent::Spliced), 21);
 }
+
+/// A request larger than the instance's window is replayed window by
+/// window as the instance acknowledges it, and from the last acknowledged
+/// byte again when an acknowledgement does not come in time.
+#[test]
+fn a_large_replay_follows_the_instance_window_and_is_retransmitted() {
+    let mut r = rig();
+    let cookie = r.handshake();
+    let filler = "x".repeat(100_000);
+    let (head, body) = request(&format!("turn on the light {filler}"), "");
+    let whole = format!("{head}{body}").into_bytes();
+    let mut seq = ISN.wrapping_add(1);
+    for piece in whole.chunks(1400) {
+        assert_eq!(
+            r.client(seq, cookie.wrapping_add(1), TcpFlags::ACK, piece),
+            Verdict::Consumed
+        );
+        seq = seq.wrapping_add(piece.len() as u32);
+    }
+    let syn = r
+        .sent()
+        .into_iter()
+        .find(|(_, s)| s.flags == TcpFlags::SYN)
+        .expect("a SYN");
+    let inst = syn.1.dst;
+    let (v, _) = r.instance(
+        inst,
+        INST_ISN,
+        ISN.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+        20_000,
+        &[TcpOptionRepr::Mss(1000)],
+        &[],
+    );
+    assert_eq!(v, Verdict::Consumed);
+    let first: usize = r.sent().iter().map(|(_, s)| s.payload.len()).sum();
+    assert_eq!(first, 20_000, "one window (the SYN-ACK's, unscaled)");
+    // Nothing acknowledged: after the timeout, from the start again.
+    r.now += 300 * MS;
+    r.engine.expire(r.now);
+    let again = r.sent();
+    assert_eq!(again[0].1.seq, ISN.wrapping_add(1));
+    assert_eq!(r.count(SpliceEvent::Retransmit), 1);
+    // Acknowledged window by window to the end.
+    let mut acked = 0usize;
+    while acked < whole.len() {
+        acked = (acked + 20_000).min(whole.len());
+        let (v, _) = r.instance(
+            inst,
+            INST_ISN + 1,
+            ISN.wrapping_add(1 + acked as u32),
+            TcpFlags::ACK,
+            20_000,
+            &[],
+            &[],
+        );
+        assert_eq!(v, Verdict::Consumed);
+        let out = r.sent();
+        if acked < whole.len() {
+            let next = out.first().expect("the next window");
+            assert_eq!(next.1.seq, ISN.wrapping_add(1 + acked as u32));
+        }
+    }
+    assert_eq!(r.count(SpliceEvent::Spliced), 1);
+    assert_eq!(
+        r.counters.splice_buffer_bytes.load(Relaxed),
+        0,
+        "the buffer is freed once acknowledged"
+    );
+}
+
+#[test]
+fn a_client_that_closes_before_its_request_is_read_is_reset_and_forgotten() {
+    let mut r = rig();
+    let cookie = r.handshake();
+    let v = r.client(
+        ISN.wrapping_add(1),
+        cookie.wrapping_add(1),
+        TcpFlags::ACK | TcpFlags::FIN,
+        &[],
+    );
+    assert_eq!(v, Verdict::Consumed);
+    assert!(r.sent()[0].1.flags.contains(TcpFlags::RST));
+    assert_eq!(r.engine.spliced_connections(), 0);
+    assert_eq!(r.count(SpliceEvent::ClientAborted), 1);
+}
