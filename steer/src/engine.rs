@@ -409,11 +409,18 @@ impl Engine {
     ) -> Option<Verdict> {
         let seg = Segment::read(frame, p)?;
         let splicer = self.splicer.as_mut()?;
-        let out = match splicer.lookup(&keyed.key) {
+        let mut spliced = splicer.lookup(&keyed.key);
+        if let (Some(slot), true) = (spliced, seg.is_syn()) {
+            // A new connection on the client port (the old one closed, or
+            // the client gave it up): spliced afresh.
+            splicer.forget(slot);
+            spliced = None;
+        }
+        let out = match spliced {
             Some(slot) => splicer.from_client(slot, frame, &seg, now_ns),
             None => {
                 if let Some(e) = self.flows.get_mut_hashed(&keyed.key, keyed.hash) {
-                    if !(seg.is_syn() && e.closed && e.spliced) {
+                    if !(seg.is_syn() && e.spliced) {
                         return None;
                     }
                     // A spliced connection's port reused: spliced afresh.

@@ -1072,6 +1072,20 @@ impl Splicer {
         self.release(slot);
     }
 
+    /// Forgets connection `slot` because its client port opened a new
+    /// one: counted closed when both sides had finished, else aborted.
+    pub fn forget(&mut self, slot: u32) {
+        let Some(c) = self.conns.get(slot as usize) else {
+            return;
+        };
+        self.count(if c.fin_client && c.fin_instance {
+            SpliceEvent::Closed
+        } else {
+            SpliceEvent::ClientAborted
+        });
+        self.release(slot);
+    }
+
     fn store(&mut self, slot: u32, c: Conn) {
         if let Some(m) = self.conns.get_mut(slot as usize) {
             *m = c;

@@ -1029,3 +1029,25 @@ fn a_client_that_closes_before_its_request_is_read_is_reset_and_forgotten() {
     assert_eq!(r.engine.spliced_connections(), 0);
     assert_eq!(r.count(SpliceEvent::ClientAborted), 1);
 }
+
+#[test]
+fn a_new_syn_on_a_closed_spliced_port_is_spliced_afresh_at_once() {
+    let mut r = rig();
+    let (cookie, inst, replayed) = splice(&mut r, "turn on the light", "");
+    let end = ISN.wrapping_add(1 + replayed.len() as u32);
+    let fin = TcpFlags::FIN | TcpFlags::ACK;
+    let (v, _) = r.instance(inst, INST_ISN + 1, end, fin, 500, &[], &[]);
+    assert!(matches!(v, Verdict::Send { .. }));
+    let v = r.client(end, cookie.wrapping_add(2), fin, &[]);
+    assert!(matches!(v, Verdict::Send { .. }));
+    r.sent();
+    // At once, not after the linger: a SYN from the same port.
+    let (v, _) = r.client_opts(ISN.wrapping_add(99_999), 0, TcpFlags::SYN, &[], &[]);
+    assert_eq!(v, Verdict::Consumed);
+    let out = r.sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(out[0].1.ack, ISN.wrapping_add(100_000));
+    assert_eq!(r.count(SpliceEvent::Closed), 1);
+    assert_eq!(r.engine.spliced_connections(), 0);
+}
