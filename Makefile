@@ -94,7 +94,7 @@ soak: build
 	@echo "==> bench/soak.sh"
 	@bash bench/soak.sh
 
-demo: build
+demo: build pyenv
 	@echo "==> scripts/demo.sh"
 	@bash scripts/demo.sh
 

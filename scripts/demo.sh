@@ -33,6 +33,7 @@ PREFIX="demo-$$"
 CTL_ADDR=127.0.0.1:7470 # inside $NS: its own loopback, no clash with others
 PHASE1_REQUESTS=40
 PHASE2_REQUESTS=10
+VENV_PY=target/venv/bin/python
 
 say() { printf 'demo: %s\n' "$*"; }
 die() {
@@ -43,11 +44,14 @@ die() {
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 preflight demo "$INB" "$PKTGEN"
+[[ -x $VENV_PY ]] || die "no $VENV_PY: run make pyenv (the OpenAI SDK, for the requests without a TLV)"
+VENV_PY=$PWD/$VENV_PY # not realpath: the venv is its symlinked interpreter
 INB=$(realpath "$INB")
 PKTGEN=$(realpath "$PKTGEN")
 
 mkdir -p "$OUT"
 rm -f "$OUT"/{orch.key,steer.toml,stats.json,phase1.json,phase2.json,phase1-stats.json} \
+	"$OUT"/{sdk-before,sdk-short,sdk-after}-stats.json "$OUT"/sdk-{short,long}.json \
 	"$OUT"/{edge,centre}.json "$OUT"/{intellinode,edge,centre}.log
 
 # --- set-up and a clean-up that always runs ---------------------------------
@@ -127,6 +131,26 @@ ctl --timeout-ms 5000 --json query stats >"$OUT/phase1-stats.json" || die "intel
 jq -e '.steer.chosen | type == "object"' "$OUT/phase1-stats.json" >/dev/null 2>&1 ||
 	die "$OUT/phase1-stats.json has no .steer.chosen"
 
+# The official OpenAI SDK without a TLV: decided on the whole HTTP request
+# by delayed binding (the appliance answers the handshake, reads the
+# request, then connects to the chosen instance).
+sdk() { # OUT.json PROMPT
+	in_ns agent "$VENV_PY" tests/python/sdk_agent.py --base-url http://10.0.100.1:8000/v1 \
+		--max-tokens 16 --prompt "$2" >"$1" || die "the OpenAI SDK request failed (see $1)"
+}
+long_prompt() {
+	printf 'Write a Rust function that parses the log format of the program below and returns the error lines grouped by module.\n\n'
+	for i in $(seq 300); do
+		printf 'fn handler_%d(req: &Request) -> Result<Response, Error> { log::info!("module_%d got {:?}", req.id); Ok(Response::new()) }\n' "$i" "$i"
+	done
+}
+say "phase 1b: the OpenAI SDK without a TLV, a short command and a long code prompt"
+ctl --timeout-ms 5000 --json query stats >"$OUT/sdk-before-stats.json" || die "intellinode ctl query stats failed"
+sdk "$OUT/sdk-short.json" "turn on the light in the kitchen"
+ctl --timeout-ms 5000 --json query stats >"$OUT/sdk-short-stats.json" || die "intellinode ctl query stats failed"
+sdk "$OUT/sdk-long.json" "$(long_prompt)"
+ctl --timeout-ms 5000 --json query stats >"$OUT/sdk-after-stats.json" || die "intellinode ctl query stats failed"
+
 say "phase 2, the orchestrator reports the edge overloaded (node 1, queue 100)"
 ctl node-state --node 1 --queue 100 >/dev/null || die "intellinode ctl node-state failed"
 # The report is a datagram: give the appliance a moment to publish it to
@@ -176,7 +200,7 @@ jq -r '.classes | to_entries[] | select(.value.ok > 0)
 done
 
 # Phase 2: the difference in chosen totals between the end and phase 1.
-delta() { jq -n --slurpfile a "$P1" --slurpfile b "$S" \
+delta() { jq -n --slurpfile a "$OUT/sdk-after-stats.json" --slurpfile b "$S" \
 	"(\$b[0].steer.chosen[\"$1\"].total // 0) - (\$a[0].steer.chosen[\"$1\"].total // 0)"; }
 p2_centre=$(delta centre-large)
 p2_edge=$(delta edge-small)
@@ -205,7 +229,16 @@ read -r wrong interactive bulk < <(jq -r '.steer.chosen as $c
 	| [., ($c["edge-small"].interactive // 0), ([$c["centre-large"] | to_entries[]
 		| select(.key | startswith("bulk_")) | .value] | add // 0)] | @tsv' "$P1")
 measured=$(jq '.steer.flows.measured' "$S")
+# One TLV-less SDK request per class: new decisions between two snapshots.
+chosen() { # BEFORE AFTER INSTANCE CLASS
+	jq -n --slurpfile a "$1" --slurpfile b "$2" \
+		"(\$b[0].steer.chosen[\"$3\"][\"$4\"] // 0) - (\$a[0].steer.chosen[\"$3\"][\"$4\"] // 0)"
+}
+sdk_short=$(chosen "$OUT/sdk-before-stats.json" "$OUT/sdk-short-stats.json" edge-small interactive)
+sdk_long=$(chosen "$OUT/sdk-short-stats.json" "$OUT/sdk-after-stats.json" centre-large bulk_code)
+spliced=$(jq '.steer.splice.spliced' "$S")
 rx=$(jq '.totals.rx_packets' "$S")
+generated=$(jq '.totals.generated_packets' "$S")
 tx=$(jq '.totals.tx_packets' "$S")
 drops=$(jq '.totals.drops_total' "$S")
 balanced=$(jq -r '.totals.balanced' "$S")
@@ -227,8 +260,12 @@ verdict $((wrong == 0 && interactive > 0 && bulk > 0)) "phase 1: interactive->ed
 	"$interactive interactive on edge-small, $bulk bulk on centre-large, $wrong elsewhere"
 verdict $((p2_centre == PHASE2_REQUESTS && p2_edge == 0)) "phase 2: all went to centre-large" \
 	"$p2_centre of $PHASE2_REQUESTS (edge-small $p2_edge)"
-verdict $((measured == requests)) "every answer was measured" "$measured of $requests"
-verdict "$([[ $balanced == true ]] && echo 1 || echo 0)" "rx = tx + drops" "$rx = $tx + $drops"
+verdict $((sdk_short == 1)) "SDK, no TLV: short command -> edge" \
+	"interactive on edge-small: $sdk_short (spliced connections: $spliced)"
+verdict $((sdk_long == 1)) "SDK, no TLV: long code prompt -> centre" "bulk_code on centre-large: $sdk_long"
+verdict $((measured >= requests + 2)) "every answer was measured" "$measured of $requests + 2 SDK requests"
+verdict "$([[ $balanced == true ]] && echo 1 || echo 0)" "rx + generated = tx + drops" \
+	"$rx + $generated = $tx + $drops"
 echo
 ((ok)) || die "the demo's checks failed (stats: $S, agent reports: $OUT/phase{1,2}.json)"
 say "all checks passed; output in $OUT/"

@@ -327,7 +327,8 @@ pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
     let out = child.wait_with_output().expect("wait for intellinode");
     assert!(
         out.status.success(),
-        "intellinode failed:\n{}",
+        "intellinode failed ({}):\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     read_json(stats_json)

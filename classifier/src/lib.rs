@@ -90,6 +90,7 @@ pub use flow::FlowKey;
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
 pub use span::Span;
+pub use tcp::{TcpOption, TcpOptions};
 pub use token_feature::{
     FeatureError, SharedPrefix, TaskType, TokenFeatureId, TokenFeatures, Urgency,
 };

@@ -499,6 +499,126 @@ impl TcpOptionRepr {
     }
 }
 
+/// One option of a received segment, read in place by [`TcpOptions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOption<'a> {
+    /// Maximum segment size (kind 2).
+    Mss(u16),
+    /// Window scale shift (kind 3).
+    WindowScale(u8),
+    /// SACK permitted (kind 4).
+    SackPermitted,
+    /// SACK blocks (kind 5): pairs of big-endian 32-bit edges.
+    Sack(&'a [u8]),
+    /// Timestamps (kind 8).
+    Timestamps {
+        /// Sender's clock.
+        tsval: u32,
+        /// Echoed peer clock.
+        tsecr: u32,
+    },
+    /// Any other kind, with its value bytes.
+    Other {
+        /// Option kind.
+        kind: u8,
+        /// Value bytes (after kind and length).
+        value: &'a [u8],
+    },
+}
+
+/// The options of a segment ([`TcpPacket::options`]), each with the
+/// offset of its kind byte within the option bytes (so a caller can patch
+/// a value in place). Stops at End of list, and at the first malformed
+/// option (a length below 2 or past the end): nothing after it can be
+/// read reliably. Never panics.
+#[derive(Debug, Clone)]
+pub struct TcpOptions<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> TcpOptions<'a> {
+    /// Iterates over raw option bytes.
+    pub const fn new(bytes: &'a [u8]) -> Self {
+        TcpOptions { bytes, at: 0 }
+    }
+}
+
+impl<'a> Iterator for TcpOptions<'a> {
+    type Item = (usize, TcpOption<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let at = self.at;
+            let kind = *self.bytes.get(at)?;
+            match kind {
+                0 => {
+                    self.at = self.bytes.len();
+                    return None;
+                }
+                1 => {
+                    self.at += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*self.bytes.get(at + 1)?);
+            let Some(value) = self.bytes.get(at + 2..at + len).filter(|_| len >= 2) else {
+                self.at = self.bytes.len();
+                return None;
+            };
+            self.at = at + len;
+            let option = match (kind, value) {
+                (2, &[a, b]) => TcpOption::Mss(u16::from_be_bytes([a, b])),
+                (3, &[s]) => TcpOption::WindowScale(s),
+                (4, &[]) => TcpOption::SackPermitted,
+                (5, v) if v.len() % 8 == 0 => TcpOption::Sack(v),
+                (8, &[a, b, c, d, e, f, g, h]) => TcpOption::Timestamps {
+                    tsval: u32::from_be_bytes([a, b, c, d]),
+                    tsecr: u32::from_be_bytes([e, f, g, h]),
+                },
+                (kind, value) => TcpOption::Other { kind, value },
+            };
+            return Some((at, option));
+        }
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_linux_syn_and_sack_blocks_with_offsets() {
+        let syn = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        let got: Vec<_> = TcpOptions::new(&syn).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, TcpOption::Mss(1460)),
+                (4, TcpOption::SackPermitted),
+                (6, TcpOption::Timestamps { tsval: 1, tsecr: 0 }),
+                (17, TcpOption::WindowScale(7)),
+            ]
+        );
+        let sack = [1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+        assert_eq!(
+            TcpOptions::new(&sack).collect::<Vec<_>>(),
+            vec![(2, TcpOption::Sack(&[0, 0, 0, 1, 0, 0, 0, 2]))]
+        );
+    }
+
+    #[test]
+    fn stops_at_malformed_lengths_and_end_of_list() {
+        assert_eq!(TcpOptions::new(&[2, 1, 5, 0xb4]).count(), 0);
+        assert_eq!(TcpOptions::new(&[2, 9, 5, 0xb4]).count(), 0);
+        assert_eq!(TcpOptions::new(&[0, 2, 4, 5, 0xb4]).count(), 0);
+        assert_eq!(TcpOptions::new(&[1, 1, 2]).count(), 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,7 @@ pub fn build(
                 rx_bytes: c.rx_bytes,
                 tx_packets: c.tx_packets,
                 tx_bytes: c.tx_bytes,
+                generated_packets: c.generated_packets,
                 drops_total: c.drops_total(),
                 drops,
                 nic: NicReport {
@@ -221,6 +222,7 @@ pub fn build(
         })
         .collect();
     let (rx, tx, drops) = (snap.rx_total(), snap.tx_total(), snap.drops_total());
+    let generated = snap.generated_total();
     StatsReport {
         pipeline: config.pipeline.to_string(),
         burst_size: config.burst_size,
@@ -246,6 +248,7 @@ pub fn build(
         totals: TotalsReport {
             rx_packets: rx,
             tx_packets: tx,
+            generated_packets: generated,
             drops_total: drops,
             mpps: if duration_secs > 0.0 {
                 tx as f64 / duration_secs / 1e6
@@ -253,7 +256,7 @@ pub fn build(
                 0.0
             },
             cycles_per_packet: snap.busy_cycles_per_packet(),
-            balanced: rx == tx + drops,
+            balanced: rx + generated == tx + drops,
         },
     }
 }

@@ -259,7 +259,8 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 dpdk::tsc_hz(),
                 table_seed,
             )
-            .map_err(|e| anyhow!(e))?;
+            .map_err(|e| anyhow!(e))?
+            .with_pool(Arc::clone(&pool));
             telemetry.steer = Some((shared.counters.clone(), shared.instance_names()));
             WorkerShared::Steer(Arc::new(shared))
         }
@@ -408,6 +409,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             .map_err(|e| anyhow!("{} did not stop cleanly: {e}", port.id()))?;
     }
     drop(ports);
+    // The steering workers' share holds the pool too (they build packets
+    // in it): it goes first, so the pool is freed here, before EAL.
+    drop(shared);
     drop(pool);
     live.print_summary(&report);
     if let Some(path) = &opts.stats_json {

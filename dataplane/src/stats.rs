@@ -70,10 +70,17 @@ pub enum DropReason {
     /// `steer`: a later fragment whose datagram had no entry, with the
     /// fragment table full.
     FragmentTableFull,
+    /// `steer`: taken by the appliance itself, not forwarded: a TLV-less
+    /// SYN answered with a cookie, request bytes buffered for delayed
+    /// binding, the instance's SYN-ACK and ACKs of the replay.
+    SpliceConsumed,
+    /// `steer`: a client segment delayed binding did not take (out of
+    /// order, or before the instance answered); the client retransmits.
+    SpliceRefused,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::TxQueueFull,
         DropReason::ProbeReplyConsumed,
         DropReason::ProbeQueueFull,
@@ -95,6 +102,8 @@ impl DropReason {
         DropReason::FragmentTimeout,
         DropReason::FragmentHoldFull,
         DropReason::FragmentTableFull,
+        DropReason::SpliceConsumed,
+        DropReason::SpliceRefused,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -121,6 +130,8 @@ impl DropReason {
             DropReason::FragmentTimeout => "fragment_timeout",
             DropReason::FragmentHoldFull => "fragment_hold_full",
             DropReason::FragmentTableFull => "fragment_table_full",
+            DropReason::SpliceConsumed => "splice_consumed",
+            DropReason::SpliceRefused => "splice_refused",
         }
     }
 }
@@ -178,6 +189,9 @@ pub struct PortCounters {
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// Packets the appliance built and sent on this port (not received:
+    /// delayed binding's segments), so rx + generated = tx + drops.
+    pub generated_packets: AtomicU64,
 }
 
 /// Everything one worker counts.
@@ -232,6 +246,7 @@ pub struct PortTotals {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub drops: [u64; DropReason::COUNT],
+    pub generated_packets: u64,
 }
 
 impl PortTotals {
@@ -288,6 +303,7 @@ impl Snapshot {
                 total.rx_bytes += c.rx_bytes.load(Relaxed);
                 total.tx_packets += c.tx_packets.load(Relaxed);
                 total.tx_bytes += c.tx_bytes.load(Relaxed);
+                total.generated_packets += c.generated_packets.load(Relaxed);
                 for (d, cd) in total.drops.iter_mut().zip(&c.drops) {
                     *d += cd.load(Relaxed);
                 }
@@ -315,6 +331,10 @@ impl Snapshot {
     }
     pub fn drops_total(&self) -> u64 {
         self.ports.iter().map(|p| p.drops_total()).sum()
+    }
+    /// Packets the appliance built itself (delayed binding's segments).
+    pub fn generated_total(&self) -> u64 {
+        self.ports.iter().map(|p| p.generated_packets).sum()
     }
     pub fn busy_cycles_per_packet(&self) -> f64 {
         let cycles: u64 = self.lcores.iter().map(|l| l.busy_cycles).sum();
@@ -366,6 +386,8 @@ pub struct PortReport {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Of `tx_packets`, built by the appliance itself.
+    pub generated_packets: u64,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
     pub drops_total: u64,
     /// What the driver itself counted, including packets it dropped before
@@ -397,11 +419,14 @@ pub struct LcoreReport {
 pub struct TotalsReport {
     pub rx_packets: u64,
     pub tx_packets: u64,
+    /// Of `tx_packets`, built by the appliance itself (delayed binding's
+    /// SYN-ACKs, ACKs, SYNs and replays).
+    pub generated_packets: u64,
     pub drops_total: u64,
     /// Transmitted packets per second over the forwarding time, in millions.
     pub mpps: f64,
     pub cycles_per_packet: f64,
-    /// `rx_packets == tx_packets + drops_total`.
+    /// `rx_packets + generated_packets == tx_packets + drops_total`.
     pub balanced: bool,
 }
 

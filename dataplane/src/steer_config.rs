@@ -75,6 +75,32 @@ pub struct SteerConfig {
     /// Bytes of that payload the inference may scan.
     #[serde(default = "default_infer_max_scan_bytes")]
     pub infer_max_scan_bytes: usize,
+    /// Delayed binding on `infer_http_ports`: a TCP request without a TLV
+    /// is decided on its whole HTTP request, read by the appliance, not
+    /// at its SYN (`steer::splice`). `false` decides it at its SYN and
+    /// infers from its first payload only.
+    #[serde(default = "default_true")]
+    pub splice_tlv_less: bool,
+    /// Connections between handshake and close that delayed binding holds,
+    /// in all (each of W workers holds `/ W`, rounded up).
+    #[serde(default = "default_splice_connections")]
+    pub splice_connections: usize,
+    /// Bytes of one request buffered before it is decided anyway.
+    #[serde(default = "default_splice_request_max_bytes")]
+    pub splice_request_max_bytes: usize,
+    /// Bytes of all request buffers, in all (each worker `/ W`).
+    #[serde(default = "default_splice_buffer_bytes")]
+    pub splice_buffer_bytes: usize,
+    /// From a spliced connection's handshake to its complete request.
+    #[serde(default = "default_splice_request_timeout_ms")]
+    pub splice_request_timeout_ms: u64,
+    /// First retransmission timeout towards the instance, doubled per try.
+    #[serde(default = "default_splice_retransmit_ms")]
+    pub splice_retransmit_ms: u64,
+    /// Tries of the SYN and of the replay to the instance before both
+    /// sides are reset.
+    #[serde(default = "default_splice_retransmit_tries")]
+    pub splice_retransmit_tries: u8,
     /// How new flows choose an instance and path: `token_aware` (the
     /// product), or a baseline kept for evaluation: `least_queue` (queue
     /// and KV-cache scorers, no network awareness), `round_robin`, or
@@ -196,6 +222,24 @@ fn default_prefix_ttl_ms() -> u64 {
 fn default_prefix_balance_queue() -> f64 {
     steer::PrefixLimits::default().balance_queue
 }
+fn default_splice_connections() -> usize {
+    4096
+}
+fn default_splice_request_max_bytes() -> usize {
+    272 * 1024
+}
+fn default_splice_buffer_bytes() -> usize {
+    32 * 1024 * 1024
+}
+fn default_splice_request_timeout_ms() -> u64 {
+    5_000
+}
+fn default_splice_retransmit_ms() -> u64 {
+    200
+}
+fn default_splice_retransmit_tries() -> u8 {
+    5
+}
 fn default_true() -> bool {
     true
 }
@@ -258,6 +302,49 @@ impl SteerConfig {
                 64,
                 65_536,
             ));
+        }
+        let ranges: [(&str, u64, u64, u64); 6] = [
+            (
+                "steer.splice_connections",
+                self.splice_connections as u64,
+                1,
+                1 << 20,
+            ),
+            (
+                "steer.splice_request_max_bytes",
+                self.splice_request_max_bytes as u64,
+                1024,
+                64 << 20,
+            ),
+            (
+                "steer.splice_buffer_bytes",
+                self.splice_buffer_bytes as u64,
+                16 * 1024,
+                1 << 32,
+            ),
+            (
+                "steer.splice_request_timeout_ms",
+                self.splice_request_timeout_ms,
+                1,
+                3_600_000,
+            ),
+            (
+                "steer.splice_retransmit_ms",
+                self.splice_retransmit_ms,
+                1,
+                60_000,
+            ),
+            (
+                "steer.splice_retransmit_tries",
+                u64::from(self.splice_retransmit_tries),
+                1,
+                16,
+            ),
+        ];
+        for (key, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return Err(ConfigError::range(key, value, lo, hi));
+            }
         }
         if !(1..=sched::MAX_BAND_LIMIT).contains(&self.band_limit_packets) {
             return Err(ConfigError::range(

@@ -15,7 +15,8 @@ use crate::dpdk::Mempool;
 use crate::metrics::Exposition;
 use crate::pipeline::tensor_counters::{SchedClass, STATES};
 use steer::stats::{
-    FeatureSource, FlowEvent, FragmentEvent, SteerCounters, NO_CHOICE, REASONS, REJECTIONS,
+    FeatureSource, FlowEvent, FragmentEvent, SpliceEvent, SteerCounters, NO_CHOICE, REASONS,
+    REJECTIONS,
 };
 use steer::TrafficClass;
 
@@ -162,6 +163,7 @@ impl Telemetry {
                     "port": id, "name": name,
                     "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes,
                     "tx_packets": p.tx_packets, "tx_bytes": p.tx_bytes,
+                    "generated_packets": p.generated_packets,
                     "drops": drops, "drops_total": p.drops_total(),
                 })
             })
@@ -203,8 +205,16 @@ impl Telemetry {
                 parts.iter().map(|p| fragments_json(p)).collect(),
             );
         }
+        let mut splice = splice_json(&c);
+        if let (Some(s), Some((parts, _))) = (splice.as_object_mut(), &self.steer) {
+            s.insert(
+                "workers".into(),
+                parts.iter().map(|p| splice_json(p)).collect(),
+            );
+        }
         if let Some(o) = v.as_object_mut() {
             o.insert("fragments".into(), fragments);
+            o.insert("splice".into(), splice);
         }
         v
     }
@@ -270,6 +280,41 @@ impl Telemetry {
                             load(&part.fragments[*ev as usize]),
                         );
                     }
+                }
+            }
+        }
+        if let Some((parts, _)) = &self.steer {
+            let family = "intellinode_steer_splice_total";
+            e.family(
+                family,
+                "counter",
+                "Delayed binding of TLV-less TCP requests, per worker and event (handshakes answered, connections, bounds hit, retransmissions, ...).",
+            );
+            for (w, part) in parts.iter().enumerate() {
+                let worker = w.to_string();
+                for ev in SpliceEvent::ALL {
+                    e.sample(
+                        family,
+                        &[("worker", &worker), ("event", ev.name())],
+                        load(&part.splice[ev as usize]),
+                    );
+                }
+            }
+            for (family, help, get) in [
+                (
+                    "intellinode_steer_splice_connections",
+                    "Connections delayed binding holds now, per worker.",
+                    (|p: &SteerCounters| &p.splice_connections) as fn(&SteerCounters) -> &AtomicU64,
+                ),
+                (
+                    "intellinode_steer_splice_buffer_bytes",
+                    "Request-buffer bytes delayed binding holds now, per worker.",
+                    |p: &SteerCounters| &p.splice_buffer_bytes,
+                ),
+            ] {
+                e.family(family, "gauge", help);
+                for (w, part) in parts.iter().enumerate() {
+                    e.sample(family, &[("worker", &w.to_string())], load(get(part)));
                 }
             }
         }
@@ -465,7 +510,7 @@ impl Telemetry {
     pub fn render(&self) -> String {
         let snap = self.snapshot();
         let mut e = Exposition::new();
-        let port_families: [(&str, &str, PortField); 4] = [
+        let port_families: [(&str, &str, PortField); 5] = [
             (
                 "intellinode_port_rx_packets_total",
                 "Packets received on a port.",
@@ -485,6 +530,11 @@ impl Telemetry {
                 "intellinode_port_tx_bytes_total",
                 "Bytes transmitted on a port.",
                 |p| p.tx_bytes,
+            ),
+            (
+                "intellinode_port_generated_packets_total",
+                "Of the packets transmitted on a port, those the appliance built itself (delayed binding's segments).",
+                |p| p.generated_packets,
             ),
         ];
         for (name, help, get) in port_families {
@@ -723,6 +773,24 @@ fn fragments_json(c: &SteerCounters) -> Value {
         }
     }
     out.insert("dropped".into(), Value::Object(dropped));
+    Value::Object(out)
+}
+
+/// The stats JSON `steer.splice` of one counter block: the events by
+/// name, and the gauges.
+fn splice_json(c: &SteerCounters) -> Value {
+    let mut out = serde_json::Map::new();
+    for ev in SpliceEvent::ALL {
+        out.insert(ev.name().into(), json!(c.splice[ev as usize].load(Relaxed)));
+    }
+    out.insert(
+        "connections".into(),
+        json!(c.splice_connections.load(Relaxed)),
+    );
+    out.insert(
+        "buffer_bytes".into(),
+        json!(c.splice_buffer_bytes.load(Relaxed)),
+    );
     Value::Object(out)
 }
 

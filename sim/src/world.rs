@@ -914,6 +914,7 @@ impl<'a> World<'a> {
                         ..Default::default()
                     },
                     prefixes: steer::PrefixLimits::default(),
+                    splice: None,
                 },
                 models,
                 std::sync::Arc::new(steer::stats::SteerCounters::new(instances, 0)),

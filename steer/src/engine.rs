@@ -55,7 +55,8 @@ use crate::infer::{infer_http, InferLimits, Inference};
 use crate::prefix::{PrefixLimits, PrefixRecord};
 use crate::rewrite::{rewrite_destination, rewrite_source};
 use crate::service::{ServiceTable, MAX_SERVICES};
-use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SteerCounters};
+use crate::splice::{FromClient, FromInstance, Segment, SpliceLimits, Splicer, Target, Transmit};
+use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SpliceEvent, SteerCounters};
 use crate::{SinceReport, TrafficClass};
 
 /// Flows the ageing sweep visits per [`Engine::expire`] call.
@@ -87,6 +88,9 @@ pub struct EngineConfig {
     pub fragments: FragmentLimits,
     /// The prefix record's bounds (see [`crate::prefix`]).
     pub prefixes: PrefixLimits,
+    /// Delayed binding for TLV-less TCP requests on the inference ports
+    /// (see [`crate::splice`]); `None` decides them at their SYN.
+    pub splice: Option<SpliceLimits>,
 }
 
 /// A packet's client-side flow key, its hash, and the service (request) or
@@ -155,6 +159,10 @@ pub enum Refusal {
     /// A later fragment that came before its first, when its datagram or
     /// the worker already holds as many as allowed.
     FragmentHoldFull,
+    /// A client segment of a connection being spliced that the appliance
+    /// did not take (out of order, or before the instance answered): the
+    /// client retransmits it.
+    SpliceRefused,
 }
 
 /// What to do with a packet.
@@ -181,6 +189,11 @@ pub enum Verdict {
     },
     /// Refused.
     Drop(Refusal),
+    /// Taken by the appliance itself (a SYN answered with a cookie, a
+    /// request segment buffered, the instance's SYN-ACK of a spliced
+    /// connection): not forwarded. What the appliance sends instead comes
+    /// from [`Engine::poll_transmit`].
+    Consumed,
 }
 
 /// Features assumed for a request nobody described.
@@ -211,6 +224,7 @@ pub struct Engine {
     turns: [u32; MAX_SERVICES],
     counters: Arc<SteerCounters>,
     cost_clock: Option<CostClock>,
+    splicer: Option<Splicer>,
 }
 
 impl Engine {
@@ -223,7 +237,11 @@ impl Engine {
         models: Vec<InstanceModel>,
         counters: Arc<SteerCounters>,
     ) -> Engine {
+        let splicer = config
+            .splice
+            .map(|limits| Splicer::new(limits, config.seed, Arc::clone(&counters)));
         Engine {
+            splicer,
             flows: FlowTable::new(config.flow_table_size, config.seed),
             fragments: Fragments::new(config.fragments, config.seed),
             prefixes: PrefixRecord::new(config.prefixes, table.instances().len(), config.seed),
@@ -377,11 +395,228 @@ impl Engine {
         view: &DataplaneView,
         now_ns: u64,
     ) -> Verdict {
+        if let Steerable::Flow(k) = s {
+            if self.splicer.is_some() && self.config.infer_http_ports.contains(&k.key.service_port)
+            {
+                let spliced = if from_agents {
+                    self.splice_request(frame, p, k, view, now_ns)
+                } else {
+                    self.splice_response(frame, p, k, now_ns)
+                };
+                if let Some(v) = spliced {
+                    return v;
+                }
+            }
+        }
         match s {
             Steerable::Flow(k) if from_agents => self.request(frame, p, k, view, now_ns),
             Steerable::Flow(k) => self.response(frame, p, k, now_ns),
             Steerable::Fragment(f) => self.fragment(frame, p, &f, from_agents, view, now_ns),
         }
+    }
+
+    /// A request segment on an inference port, when splicing is on: `None`
+    /// for what the flow path handles as before (a TLV's SYN, a flow
+    /// decided at its SYN, anything but untagged IPv4 TCP).
+    fn splice_request(
+        &mut self,
+        frame: &mut [u8],
+        p: &ParsedPacket,
+        keyed: Keyed,
+        view: &DataplaneView,
+        now_ns: u64,
+    ) -> Option<Verdict> {
+        let seg = Segment::read(frame, p)?;
+        let splicer = self.splicer.as_mut()?;
+        let mut spliced = splicer.lookup(&keyed.key);
+        if let (Some(slot), true) = (spliced, seg.is_syn()) {
+            // A new connection on the client port (the old one closed, or
+            // the client gave it up): spliced afresh.
+            splicer.forget(slot);
+            spliced = None;
+        }
+        let out = match spliced {
+            Some(slot) => splicer.from_client(slot, frame, &seg, now_ns),
+            None => {
+                if let Some(e) = self.flows.get_mut_hashed(&keyed.key, keyed.hash) {
+                    if !(seg.is_syn() && e.spliced) {
+                        return None;
+                    }
+                    // A spliced connection's port reused: spliced afresh.
+                    self.flows.remove(&keyed.key);
+                }
+                if seg.is_syn() {
+                    if !matches!(classifier::find_token_feature(frame, p), TlvLookup::Absent) {
+                        return None;
+                    }
+                    let splicer = self.splicer.as_mut()?;
+                    splicer.answer_syn(frame, &seg, now_ns);
+                    return Some(Verdict::Consumed);
+                }
+                let splicer = self.splicer.as_mut()?;
+                if seg.is_rst() {
+                    // Nothing to reset.
+                    return Some(Verdict::Consumed);
+                }
+                splicer.accept(frame, &seg, keyed.key, keyed.owner, now_ns)
+            }
+        };
+        Some(match out {
+            FromClient::Consumed => Verdict::Consumed,
+            FromClient::Refused => Verdict::Drop(Refusal::SpliceRefused),
+            FromClient::Decide { slot, features } => {
+                let streaming = self.splicer.as_ref().is_some_and(|s| s.streaming(slot));
+                self.bind(slot, keyed, features, streaming, view, now_ns);
+                Verdict::Consumed
+            }
+            FromClient::Forward { completed } => {
+                let t = self.request_treatment(frame, p, keyed, view, now_ns);
+                let v = self.apply(frame, p, t);
+                if let Some(features) = completed {
+                    let streaming = self.splicer.as_ref().is_some_and(|s| {
+                        s.lookup(&keyed.key).is_some_and(|slot| s.streaming(slot))
+                    });
+                    self.next_request(keyed, features, streaming, view);
+                }
+                v
+            }
+        })
+    }
+
+    /// A spliced connection's request is read: decided like a new flow on
+    /// its features, remembered, and the instance's connection opened.
+    fn bind(
+        &mut self,
+        slot: u32,
+        keyed: Keyed,
+        features: Option<TokenFeatures>,
+        streaming: bool,
+        view: &DataplaneView,
+        now_ns: u64,
+    ) {
+        let short_tokens = view.thresholds().short_task_tokens;
+        let service = keyed.owner;
+        self.counters.feature(if features.is_some() {
+            FeatureSource::InferredHttp
+        } else {
+            FeatureSource::InferFailed
+        });
+        let (features, class) = match features {
+            Some(f) => (f, TrafficClass::of(&f, short_tokens)),
+            None => (UNKNOWN_FEATURES, TrafficClass::Other),
+        };
+        let target = self
+            .decide(service, &features, class, view, now_ns)
+            .ok()
+            .and_then(|choice| {
+                let (mac, ip, port) = self.target(choice.instance, choice.path)?;
+                let IpAddr::V4(ip) = ip else { return None };
+                let mut entry = FlowEntry::new(
+                    service,
+                    choice.instance,
+                    choice.path,
+                    class,
+                    features,
+                    choice.predicted,
+                    now_ns,
+                );
+                entry.spliced = true;
+                entry.streaming = streaming;
+                entry.timing.on_request_payload(now_ns);
+                match self.flows.insert(keyed.key, entry, now_ns) {
+                    Ok(_) => {
+                        self.counters.flow(FlowEvent::New);
+                        self.counters.chosen(choice.instance, class);
+                    }
+                    Err(_) => {
+                        // Spliced without an entry the NAT could follow:
+                        // refused like a full table.
+                        self.counters.flow(FlowEvent::TableFull);
+                        return None;
+                    }
+                }
+                Some(Target {
+                    mac,
+                    ip: ip.octets(),
+                    port,
+                    band: class as u8,
+                })
+            });
+        let Some(splicer) = self.splicer.as_mut() else {
+            return;
+        };
+        match target {
+            Some(t) => splicer.connect(slot, t, now_ns),
+            None => {
+                self.counters.splice(SpliceEvent::NoInstance);
+                splicer.abort(slot);
+            }
+        }
+    }
+
+    /// A later request on a spliced keep-alive connection was read: its
+    /// features and class are the flow's from now on (its answer is timed
+    /// and learnt with them; the previous answer was closed when this
+    /// request's first byte came). The instance stays.
+    fn next_request(
+        &mut self,
+        keyed: Keyed,
+        features: Option<TokenFeatures>,
+        streaming: bool,
+        view: &DataplaneView,
+    ) {
+        let short_tokens = view.thresholds().short_task_tokens;
+        self.counters.feature(if features.is_some() {
+            FeatureSource::InferredHttp
+        } else {
+            FeatureSource::InferFailed
+        });
+        let (features, class) = match features {
+            Some(f) => (f, TrafficClass::of(&f, short_tokens)),
+            None => (UNKNOWN_FEATURES, TrafficClass::Other),
+        };
+        if let Some(e) = self.flows.get_mut_hashed(&keyed.key, keyed.hash) {
+            e.features = features;
+            e.class = class;
+            e.streaming = streaming;
+            let instance = e.instance;
+            self.counters.chosen(instance, class);
+        }
+    }
+
+    /// An instance's segment of a spliced connection: `None` when the
+    /// connection is not spliced.
+    fn splice_response(
+        &mut self,
+        frame: &mut [u8],
+        p: &ParsedPacket,
+        keyed: Keyed,
+        now_ns: u64,
+    ) -> Option<Verdict> {
+        let splicer = self.splicer.as_mut()?;
+        let slot = splicer.lookup(&keyed.key)?;
+        let seg = Segment::read(frame, p)?;
+        match splicer.from_instance(slot, frame, &seg, now_ns) {
+            FromInstance::Consumed => Some(Verdict::Consumed),
+            FromInstance::Forward => Some(self.response(frame, p, keyed, now_ns)),
+        }
+    }
+
+    /// The next segment the appliance itself must send (see
+    /// [`crate::splice`]), written as an Ethernet frame into `buf`; call
+    /// until `None` after every burst and [`Engine::expire`].
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        self.splicer.as_mut()?.poll_transmit(buf)
+    }
+
+    /// Whether [`Engine::poll_transmit`] has something to write.
+    pub fn transmit_pending(&self) -> bool {
+        self.splicer.as_ref().is_some_and(|s| s.queued() > 0)
+    }
+
+    /// Connections being spliced.
+    pub fn spliced_connections(&self) -> usize {
+        self.splicer.as_ref().map_or(0, Splicer::connections)
     }
 
     /// A request from the agents: its flow's choice, or a new decision;
@@ -456,7 +691,7 @@ impl Engine {
         let hit = match self.flows.touch_hashed(&key, hash, now_ns) {
             Some(entry) if entry.service == service => {
                 entry.closed |= ends;
-                if entry.class == TrafficClass::Other && payload_len > 0 {
+                if entry.class == TrafficClass::Other && payload_len > 0 && !entry.spliced {
                     // A TLV-less TCP flow was decided at its SYN; its
                     // first payload tells what it is, for the egress band
                     // and the latency model (the instance is already set:
@@ -777,7 +1012,15 @@ impl Engine {
     }
 
     fn learn_flow(&mut self, e: &FlowEntry, measured: &Measured) {
-        self.learn(e.instance, e.class, &e.features, &e.predicted, measured);
+        let mut m = *measured;
+        if !e.streaming {
+            // A whole (non-streamed) answer's first byte is its last: its
+            // TTFT is its completion less the decode time predicted at
+            // the decision, not the first byte's time.
+            let decode = (e.predicted.completion_us - e.predicted.ttft_us).max(0.0);
+            m.ttft_us = (m.completion_us - decode).clamp(0.0, m.completion_us.max(0.0));
+        }
+        self.learn(e.instance, e.class, &e.features, &e.predicted, &m);
     }
 
     /// Feeds one measured request to its instance's model and the class
@@ -829,6 +1072,9 @@ impl Engine {
             self.learn_flow(e, m);
         }
         self.prefixes.expire(now_ns, EXPIRE_BUDGET);
+        if let Some(s) = self.splicer.as_mut() {
+            s.expire(now_ns);
+        }
         let gone = self.fragments.expire(now_ns, EXPIRE_BUDGET);
         self.counters
             .fragments_n(FragmentEvent::TimedOut, gone.held);

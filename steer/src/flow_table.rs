@@ -95,6 +95,13 @@ pub struct FlowEntry {
     /// A FIN or RST was seen: a later SYN from the same client port is a
     /// new connection, to be decided afresh, not this flow.
     pub closed: bool,
+    /// Decided by delayed binding ([`crate::splice`]): its later requests
+    /// are read by the splicer, not by the one-segment inference.
+    pub spliced: bool,
+    /// The request asked for a streamed answer (or is not known to have
+    /// asked otherwise: every TLV flow). A whole answer's first byte is
+    /// its last, so its TTFT is not its first byte's time.
+    pub streaming: bool,
 }
 
 impl FlowEntry {
@@ -118,6 +125,8 @@ impl FlowEntry {
             created_ns: now_ns,
             timing: RequestTiming::default(),
             closed: false,
+            spliced: false,
+            streaming: true,
         }
     }
 }

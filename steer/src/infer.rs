@@ -135,21 +135,42 @@ pub fn infer_http(payload: &[u8], limits: &InferLimits) -> Inference {
     let prompt_tokens = u32::try_from(estimate).unwrap_or(u32::MAX);
 
     let task = classify_body(body, prompt_tokens);
-    let mut output_tokens = task.default_output_tokens(prompt_tokens);
-    if let Some(cap) = max_tokens(body) {
-        output_tokens = output_tokens.min(cap);
-    }
     Inference::Inferred(InferredRequest {
-        features: TokenFeatures {
-            prompt_tokens: quantize_tokens(prompt_tokens),
-            output_tokens: quantize_tokens(output_tokens),
-            task,
-            urgency: task.default_urgency(),
-            explicit_urgency: false,
-            prefix: None,
-        },
+        features: features_of(task, prompt_tokens, max_tokens(body)),
         scanned_bytes: scanned,
     })
+}
+
+/// The prompt-token estimate of a body of `body_bytes`: the body minus
+/// [`JSON_OVERHEAD_BYTES`], at [`BYTES_PER_TOKEN`], at least 1.
+pub(crate) fn body_prompt_tokens(body_bytes: u64) -> u32 {
+    let estimate = body_bytes
+        .saturating_sub(JSON_OVERHEAD_BYTES as u64)
+        .div_ceil(BYTES_PER_TOKEN as u64)
+        .max(1);
+    u32::try_from(estimate).unwrap_or(u32::MAX)
+}
+
+/// Features of a request of `task` and `prompt_tokens`, its output capped
+/// by `max_tokens`, quantised through the wire code.
+pub(crate) fn features_of(
+    task: TaskType,
+    prompt_tokens: u32,
+    max_tokens: Option<u32>,
+) -> TokenFeatures {
+    let mut output_tokens = task.default_output_tokens(prompt_tokens);
+    if let Some(cap) = max_tokens {
+        output_tokens = output_tokens.min(cap);
+    }
+    TokenFeatures {
+        prompt_tokens: quantize_tokens(prompt_tokens),
+        output_tokens: quantize_tokens(output_tokens),
+        task,
+        urgency: task.default_urgency(),
+        explicit_urgency: false,
+        // The body's leading messages are not hashed (yet): no shared prefix.
+        prefix: None,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -455,8 +476,8 @@ const fn is_word_byte(b: u8) -> bool {
 }
 
 /// One pass over lower-cased text, collecting what the rules ask about.
-#[derive(Default)]
-struct Scan {
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Scan {
     tail: u128,
     word: u128,
     word_len: usize,
@@ -473,14 +494,14 @@ struct Scan {
 }
 
 impl Scan {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Scan {
             prev_space: true,
             ..Scan::default()
         }
     }
 
-    fn feed(&mut self, b: u8) {
+    pub(crate) fn feed(&mut self, b: u8) {
         self.bytes += 1;
         self.tail = (self.tail << 8) | u128::from(b);
         self.code_phrase |= any_suffix(self.tail, &CODE_PHRASES);
@@ -506,7 +527,7 @@ impl Scan {
         }
     }
 
-    fn end_word(&mut self) {
+    pub(crate) fn end_word(&mut self) {
         if self.word_len > 0 {
             self.code_word |= is_word(self.word, self.word_len, &CODE_WORDS);
             self.language |= is_word(self.word, self.word_len, &LANGUAGES);
@@ -517,7 +538,7 @@ impl Scan {
     }
 
     /// tokenfeat's fallback count, `max(ceil(bytes / 4), words)`.
-    fn heuristic_tokens(&self) -> u32 {
+    pub(crate) fn heuristic_tokens(&self) -> u32 {
         let t = self.bytes.div_ceil(BYTES_PER_TOKEN).max(self.ws_words);
         u32::try_from(t).unwrap_or(u32::MAX)
     }
@@ -550,6 +571,13 @@ fn classify_body(body: &[u8], body_tokens: u32) -> TaskType {
             (body_tokens, false)
         }
     };
+    task_of(&scan, tokens, control)
+}
+
+/// tokenfeat's rules, first match wins, on a finished scan of the
+/// classified text of `tokens` tokens; `control` is the control rule's
+/// verdict ([`is_control_text`] and at most [`CONTROL_MAX_TOKENS`]).
+pub(crate) fn task_of(scan: &Scan, tokens: u32, control: bool) -> TaskType {
     if control {
         return TaskType::ImmediateControl;
     }
@@ -567,7 +595,7 @@ fn classify_body(body: &[u8], body_tokens: u32) -> TaskType {
 
 /// Longest decoded command the control rule looks at: 24 tokens of the
 /// byte heuristic is at most 96 bytes.
-const CONTROL_TEXT_MAX: usize = 128;
+pub(crate) const CONTROL_TEXT_MAX: usize = 128;
 
 /// tokenfeat's control rule: after an optional wake prefix (`hey …,`,
 /// `ok …,`, `okay …,`) and `please`, the first word is a command verb.
@@ -581,7 +609,12 @@ fn is_control(raw: &[u8]) -> bool {
         *slot = b;
         len += 1;
     }
-    let mut text = trim_start(buf.get(..len).unwrap_or(&[]));
+    is_control_text(buf.get(..len).unwrap_or(&[]))
+}
+
+/// The control rule on decoded, lower-cased text.
+pub(crate) fn is_control_text(text: &[u8]) -> bool {
+    let mut text = trim_start(text);
     for wake in [&b"hey "[..], b"ok ", b"okay "] {
         if let Some(rest) = text.strip_prefix(wake) {
             if let Some(comma) = rest.iter().position(|&b| b == b',') {

@@ -33,17 +33,20 @@
 #![warn(missing_docs)]
 
 pub mod class;
+pub mod cookie;
 pub mod decision;
 pub mod egress;
 pub mod engine;
 pub mod feedback;
 pub mod flow_table;
 pub mod fragment;
+pub mod http;
 pub mod infer;
 pub mod prefix;
 pub mod rewrite;
 pub mod service;
 pub mod since_report;
+pub mod splice;
 pub mod stats;
 
 pub use class::TrafficClass;

@@ -161,6 +161,134 @@ impl FragmentEvent {
     }
 }
 
+/// What delayed binding did ([`crate::splice`]). The `refused`,
+/// `timeout`, `aborted`, `exhausted` and `*_full` / `*_bound` events are
+/// the counted fallbacks of its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum SpliceEvent {
+    /// A TLV-less SYN answered with a cookie SYN-ACK (no state kept).
+    SynAnswered,
+    /// A handshake ACK with a valid cookie: a connection opened.
+    Accepted,
+    /// An ACK without a connection whose cookie is invalid or expired:
+    /// answered with a RST.
+    CookieInvalid,
+    /// A valid cookie but no free connection slot: answered with a RST.
+    TableFull,
+    /// A client segment buffered (and ACKed) before the decision.
+    Buffered,
+    /// A client segment whose bytes were all buffered already: re-ACKed.
+    Duplicate,
+    /// A client segment after a gap: dropped (the client retransmits).
+    OutOfOrder,
+    /// Client data after the decision, before the instance answered:
+    /// dropped (the client retransmits).
+    EarlyData,
+    /// A request reached the per-connection bound: decided on what was
+    /// read.
+    RequestBound,
+    /// The buffer pool ran out: decided on what was read.
+    PoolBound,
+    /// `HTTP/1.1 100 Continue` sent by the appliance.
+    ContinueSent,
+    /// No complete request within the request timeout: client reset.
+    RequestTimeout,
+    /// The client closed or reset before its request was decided.
+    ClientAborted,
+    /// A request decided and the instance's SYN sent.
+    Decided,
+    /// No instance could take a decided request, or the flow table had
+    /// no room for it (then also counted as the flow event `table_full`):
+    /// client reset.
+    NoInstance,
+    /// The instance's SYN-ACK came: replay under way.
+    Connected,
+    /// The instance reset the connection attempt: client reset.
+    InstanceRefused,
+    /// The SYN or the replay retransmitted.
+    Retransmit,
+    /// The SYN or the replay unanswered after every try: both reset.
+    RetransmitExhausted,
+    /// The replay fully acknowledged: the connection is spliced.
+    Spliced,
+    /// A later request on a spliced keep-alive connection read.
+    KeepAliveRequest,
+    /// A spliced connection's client bytes came after a gap: its later
+    /// requests are no longer read (they keep the last class).
+    ReadingLost,
+    /// A spliced connection closed (FIN both ways or RST).
+    Closed,
+    /// A spliced connection forgotten after being idle.
+    Expired,
+    /// A segment to send found the transmit queue full (lost; TCP
+    /// retransmission recovers).
+    TxQueueFull,
+    /// Segments the appliance built and handed out to send.
+    Sent,
+}
+
+impl SpliceEvent {
+    pub const ALL: [SpliceEvent; 26] = [
+        SpliceEvent::SynAnswered,
+        SpliceEvent::Accepted,
+        SpliceEvent::CookieInvalid,
+        SpliceEvent::TableFull,
+        SpliceEvent::Buffered,
+        SpliceEvent::Duplicate,
+        SpliceEvent::OutOfOrder,
+        SpliceEvent::EarlyData,
+        SpliceEvent::RequestBound,
+        SpliceEvent::PoolBound,
+        SpliceEvent::ContinueSent,
+        SpliceEvent::RequestTimeout,
+        SpliceEvent::ClientAborted,
+        SpliceEvent::Decided,
+        SpliceEvent::NoInstance,
+        SpliceEvent::Connected,
+        SpliceEvent::InstanceRefused,
+        SpliceEvent::Retransmit,
+        SpliceEvent::RetransmitExhausted,
+        SpliceEvent::Spliced,
+        SpliceEvent::KeepAliveRequest,
+        SpliceEvent::ReadingLost,
+        SpliceEvent::Closed,
+        SpliceEvent::Expired,
+        SpliceEvent::TxQueueFull,
+        SpliceEvent::Sent,
+    ];
+    pub const fn name(self) -> &'static str {
+        match self {
+            SpliceEvent::SynAnswered => "syn_answered",
+            SpliceEvent::Accepted => "accepted",
+            SpliceEvent::CookieInvalid => "cookie_invalid",
+            SpliceEvent::TableFull => "table_full",
+            SpliceEvent::Buffered => "buffered",
+            SpliceEvent::Duplicate => "duplicate",
+            SpliceEvent::OutOfOrder => "out_of_order",
+            SpliceEvent::EarlyData => "early_data",
+            SpliceEvent::RequestBound => "request_bound",
+            SpliceEvent::PoolBound => "pool_bound",
+            SpliceEvent::ContinueSent => "continue_sent",
+            SpliceEvent::RequestTimeout => "request_timeout",
+            SpliceEvent::ClientAborted => "client_aborted",
+            SpliceEvent::Decided => "decided",
+            SpliceEvent::NoInstance => "no_instance",
+            SpliceEvent::Connected => "connected",
+            SpliceEvent::InstanceRefused => "instance_refused",
+            SpliceEvent::Retransmit => "retransmit",
+            SpliceEvent::RetransmitExhausted => "retransmit_exhausted",
+            SpliceEvent::Spliced => "spliced",
+            SpliceEvent::KeepAliveRequest => "keepalive_request",
+            SpliceEvent::ReadingLost => "reading_lost",
+            SpliceEvent::Closed => "closed",
+            SpliceEvent::Expired => "expired",
+            SpliceEvent::TxQueueFull => "tx_queue_full",
+            SpliceEvent::Sent => "sent",
+        }
+    }
+}
+
 pub const REASONS: [ChoiceReason; 6] = [
     ChoiceReason::LowestTtft,
     ChoiceReason::LowestCompletion,
@@ -241,6 +369,11 @@ pub struct SteerCounters {
     pub tlv_malformed: [AtomicU64; classifier::TlvMalformed::CODES.len()],
     pub flows: [AtomicU64; 8],
     pub fragments: [AtomicU64; FragmentEvent::ALL.len()],
+    pub splice: [AtomicU64; SpliceEvent::ALL.len()],
+    /// Spliced connections held now (a gauge).
+    pub splice_connections: AtomicU64,
+    /// Request-buffer bytes in use now (a gauge).
+    pub splice_buffer_bytes: AtomicU64,
     pub reasons: [AtomicU64; REASONS.len()],
     pub no_choice: [AtomicU64; 3],
     pub rejections: [AtomicU64; 4],
@@ -267,6 +400,9 @@ impl SteerCounters {
             tlv_malformed: Default::default(),
             flows: Default::default(),
             fragments: Default::default(),
+            splice: Default::default(),
+            splice_connections: AtomicU64::new(0),
+            splice_buffer_bytes: AtomicU64::new(0),
             reasons: Default::default(),
             no_choice: Default::default(),
             rejections: Default::default(),
@@ -322,6 +458,17 @@ impl SteerCounters {
         if n > 0 {
             bump(&self.fragments[e as usize], n);
         }
+    }
+
+    #[inline]
+    pub fn splice(&self, e: SpliceEvent) {
+        bump(&self.splice[e as usize], 1);
+    }
+
+    /// The splicer's gauges: connections held, buffer bytes in use.
+    pub fn splice_gauges(&self, connections: u64, buffer_bytes: u64) {
+        self.splice_connections.store(connections, Relaxed);
+        self.splice_buffer_bytes.store(buffer_bytes, Relaxed);
     }
 
     /// Publishes an instance's model after it learnt (f64 bits).
@@ -426,6 +573,15 @@ impl SteerCounters {
             add(&total.tlv_malformed, &part.tlv_malformed);
             add(&total.flows, &part.flows);
             add(&total.fragments, &part.fragments);
+            add(&total.splice, &part.splice);
+            bump(
+                &total.splice_connections,
+                part.splice_connections.load(Relaxed),
+            );
+            bump(
+                &total.splice_buffer_bytes,
+                part.splice_buffer_bytes.load(Relaxed),
+            );
             add(&total.reasons, &part.reasons);
             add(&total.no_choice, &part.no_choice);
             add(&total.rejections, &part.rejections);

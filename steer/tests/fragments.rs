@@ -136,6 +136,7 @@ fn engine_with(limits: FragmentLimits) -> (Engine, Arc<SteerCounters>) {
             seed: 0x5eed,
             fragments: limits,
             prefixes: steer::PrefixLimits::default(),
+            splice: None,
         },
         models,
         Arc::clone(&counters),

@@ -166,6 +166,7 @@ fn the_fragment_path_does_not_allocate() {
             seed: 1,
             fragments: FragmentLimits::default(),
             prefixes: steer::PrefixLimits::default(),
+            splice: None,
         },
         models,
         counters,

@@ -258,6 +258,7 @@ fn the_engine_records_where_a_prefix_went_and_takes_scraped_hit_ratios() {
             seed: 3,
             fragments: steer::fragment::FragmentLimits::default(),
             prefixes: limits(8.0),
+            splice: None,
         },
         models,
         counters,

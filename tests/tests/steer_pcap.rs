@@ -67,6 +67,8 @@ ports = [0, 1]
 [steer]
 agent_port = 0
 infer_http_ports = [8000]
+# Replayed captures cannot answer handshakes: decided at the SYN.
+splice_tlv_less = false
 flow_table_size = {fts}
 strict_priority = {sp}
 band_limit_packets = {bl}

@@ -78,6 +78,36 @@ impl Mbuf {
         Some(unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, usize::from(len)) })
     }
 
+    /// Grows the packet at its tail by `len` bytes and returns them for
+    /// the caller to fill (a frame built in place); `None`, with the
+    /// packet unchanged, if they do not fit in the tailroom.
+    #[inline]
+    pub fn extend(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: single-segment mbuf we own exclusively.
+        let dst = unsafe { sys::shim_pktmbuf_append(self.0.as_ptr(), len) };
+        if dst.is_null() {
+            return None;
+        }
+        // SAFETY: append returned `len` writable bytes inside our buffer.
+        Some(unsafe { std::slice::from_raw_parts_mut(dst as *mut u8, usize::from(len)) })
+    }
+
+    /// Shortens a single-segment packet to `len` bytes (no-op if it is
+    /// not longer).
+    #[inline]
+    pub fn truncate(&mut self, len: usize) {
+        // SAFETY: single-segment mbuf we own exclusively; only shrinks.
+        unsafe {
+            let m = self.0.as_ptr();
+            if let Ok(len) = u16::try_from(len) {
+                if len < (*m).data_len {
+                    (*m).data_len = len;
+                    (*m).pkt_len = u32::from(len);
+                }
+            }
+        }
+    }
+
     /// Removes `len` bytes from the packet's head (a decapsulation);
     /// returns false, with the packet unchanged, if it is shorter.
     #[inline]

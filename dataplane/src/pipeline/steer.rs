@@ -45,13 +45,14 @@ use sched::Scheduler;
 use steer::engine::{Engine, EngineConfig, Refusal, Steerable, Verdict, OTHER_BAND};
 use steer::fragment::{FragmentLimits, Treatment, Unhold};
 use steer::infer::InferLimits;
+use steer::splice::SpliceLimits;
 use steer::stats::SteerCounters;
 use steer::{ServiceTable, TrafficClass};
 
 use super::egress::{count_drop, send_pending, Shaper};
 use super::{Arrival, Handoff, Pipeline, QueueRoute, Tick, WorkerConf};
 use crate::control_plane::PublishedView;
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, MAX_BURST, MAX_PORTS};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool, MAX_BURST, MAX_PORTS};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 use crate::steer_config::SteerConfig;
 
@@ -72,6 +73,9 @@ pub struct SteerShared {
     /// Keys the flow tables' hash (the same in every worker, so all agree
     /// on which one owns a flow), so agents cannot choose colliding flows.
     pub seed: u64,
+    /// The packet pool the segments the engine builds (delayed binding's
+    /// SYN-ACKs, ACKs, SYNs and replays) are allocated from.
+    pub pool: Option<Arc<Mempool>>,
 }
 
 /// A shaped port's single scheduler: which worker runs it, and the ring
@@ -128,7 +132,14 @@ impl SteerShared {
             models,
             shaped,
             seed,
+            pool: None,
         })
+    }
+
+    /// Gives the workers the pool to build segments in.
+    pub fn with_pool(mut self, pool: Arc<Mempool>) -> SteerShared {
+        self.pool = Some(pool);
+        self
     }
 
     /// Frees and counts what is left in the shaped ports' rings, once every
@@ -191,6 +202,7 @@ fn drop_reason(r: Refusal) -> DropReason {
         Refusal::RewriteFailed => DropReason::RewriteFailed,
         Refusal::FragmentTableFull => DropReason::FragmentTableFull,
         Refusal::FragmentHoldFull => DropReason::FragmentHoldFull,
+        Refusal::SpliceRefused => DropReason::SpliceRefused,
     }
 }
 
@@ -270,6 +282,17 @@ impl<'a> SteerPipeline<'a> {
                     ttl_ns: cfg.prefix_ttl_ms.saturating_mul(1_000_000),
                     balance_queue: cfg.prefix_balance_queue,
                 },
+                // The configured bounds are the appliance's: each worker
+                // holds an even share, like the flow table.
+                splice: cfg.splice_tlv_less.then(|| SpliceLimits {
+                    connections: cfg.splice_connections.div_ceil(conf.handoff.workers()),
+                    request_max_bytes: cfg.splice_request_max_bytes,
+                    buffer_bytes: cfg.splice_buffer_bytes.div_ceil(conf.handoff.workers()),
+                    request_timeout_ns: cfg.splice_request_timeout_ms.saturating_mul(1_000_000),
+                    retransmit_ns: cfg.splice_retransmit_ms.saturating_mul(1_000_000),
+                    retransmit_tries: cfg.splice_retransmit_tries,
+                    idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
+                }),
             },
             shared.models.clone(),
             Arc::clone(&counters),
@@ -345,8 +368,10 @@ impl<'a> SteerPipeline<'a> {
             ),
             Verdict::Pass => (default_port, OTHER_BAND, Decision::NoEntry),
             Verdict::Drop(r) => return count_drop(lcore, m, drop_reason(r)),
-            // `apply` never holds.
-            Verdict::Hold { .. } => return count_drop(lcore, m, DropReason::FragmentHoldFull),
+            // `apply` never holds nor consumes.
+            Verdict::Hold { .. } | Verdict::Consumed => {
+                return count_drop(lcore, m, DropReason::FragmentHoldFull)
+            }
         };
         let Some(port) = port else {
             return count_drop(lcore, m, DropReason::TxQueueFull);
@@ -359,6 +384,46 @@ impl<'a> SteerPipeline<'a> {
         if let Some(reason) = self.enqueue(port, band, m, len, rdtsc(), idle) {
             if let Some(p) = lcore.ports.get(usize::from(rx.0)) {
                 bump(&p.drops[reason as usize], 1);
+            }
+        }
+    }
+
+    /// Sends the segments the engine built (delayed binding): each
+    /// written straight into a fresh mbuf, queued like a forwarded packet
+    /// of its port and band, and counted as generated on that port, so
+    /// that rx + generated = tx + drops. Towards the agents they leave by
+    /// the agent port; `agent_side` is the port that faces them from
+    /// the instances' side (the ingress pair's peer is not it).
+    fn send_built(&mut self, _agent_side: usize) {
+        let Some(pool) = self.shared.pool.as_deref() else {
+            return;
+        };
+        let agent_port = usize::from(self.shared.config.agent_port);
+        let tsc = rdtsc();
+        while self.engine.transmit_pending() {
+            let Ok(mut m) = Mbuf::alloc(pool) else {
+                // No mbuf now: the segments stay queued in the engine
+                // until the next burst or housekeeping.
+                return;
+            };
+            let Some(room) = m.extend(BUILT_FRAME_ROOM) else {
+                return;
+            };
+            let Some(t) = self.engine.poll_transmit(room) else {
+                return;
+            };
+            m.truncate(t.len);
+            let port = t.port.map_or(agent_port, usize::from);
+            let len = m.pkt_len();
+            let lcore = self.lcore();
+            if let Some(p) = lcore.ports.get(port) {
+                bump(&p.generated_packets, 1);
+            }
+            let idle = self.idle(port);
+            if let Some(reason) = self.enqueue(port, t.band, m, len, tsc, idle) {
+                if let Some(p) = self.lcore().ports.get(port) {
+                    bump(&p.drops[reason as usize], 1);
+                }
             }
         }
     }
@@ -581,6 +646,9 @@ impl Pipeline for SteerPipeline<'_> {
                         // Counted as decided when it is released.
                         Verdict::Hold { slot } => (Fate::Hold(slot), None),
                         Verdict::Drop(r) => (Fate::Drop(drop_reason(r)), None),
+                        // Taken by the appliance: accounted as a drop of
+                        // its own reason, so rx = tx + drops holds.
+                        Verdict::Consumed => (Fate::Drop(DropReason::SpliceConsumed), None),
                     }
                 }
             };
@@ -658,6 +726,7 @@ impl Pipeline for SteerPipeline<'_> {
             }
         }
         self.take_unheld();
+        self.send_built(default_port);
     }
 
     /// Sends what each egress port may send now: its refused packets first,
@@ -710,6 +779,7 @@ impl Pipeline for SteerPipeline<'_> {
     fn housekeeping(&mut self, now_ns: u64) {
         self.engine.expire(now_ns);
         self.take_unheld();
+        self.send_built(0);
     }
 
     fn backlog(&self) -> usize {
@@ -757,6 +827,11 @@ impl Pipeline for SteerPipeline<'_> {
         }
     }
 }
+
+/// Bytes of the mbuf handed to the engine for one built frame: Ethernet,
+/// IPv4, TCP with options, and a 1460-byte segment, within the 2048-byte
+/// data room of the pool's mbufs.
+const BUILT_FRAME_ROOM: u16 = 14 + 20 + 60 + 1460;
 
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
