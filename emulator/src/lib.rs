@@ -21,3 +21,22 @@ pub mod serve;
 mod sock;
 pub mod vllm_metrics;
 pub mod wire;
+
+/// Makes a panic end in one line an operator can report, not a trace:
+/// `PROGRAM: internal error: MESSAGE at FILE:LINE`. For the emulator's and
+/// the traffic generator's binaries.
+pub fn one_line_panics(program: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("{program}: internal error: {msg}{at}");
+    }));
+}
