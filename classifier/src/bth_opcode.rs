@@ -160,6 +160,7 @@ impl BthOpcode {
     pub const CNP: BthOpcode = BthOpcode(0x81);
 
     /// The transport service.
+    #[inline]
     pub const fn transport(self) -> Transport {
         match self.0 >> 5 {
             0 => Transport::Rc,
@@ -173,11 +174,13 @@ impl BthOpcode {
     }
 
     /// The operation (low five bits).
+    #[inline]
     pub const fn operation(self) -> u8 {
         self.0 & 0x1f
     }
 
     /// Whether the opcode is defined for its transport.
+    #[inline]
     pub const fn is_valid(self) -> bool {
         let o = self.operation();
         match self.transport() {
@@ -193,6 +196,7 @@ impl BthOpcode {
     /// The operation bits, when they carry the shared RC/UC/RD/UD/XRC
     /// meaning (a defined opcode of a non-CNP transport). 0xFF otherwise,
     /// which matches none of the operation constants.
+    #[inline]
     const fn op(self) -> u8 {
         if self.is_valid() && !matches!(self.transport(), Transport::Cnp) {
             self.operation()
@@ -202,12 +206,14 @@ impl BthOpcode {
     }
 
     /// SEND of any kind (First/Middle/Last/Only, with Immediate or Invalidate).
+    #[inline]
     pub const fn is_send(self) -> bool {
         let o = self.op();
         o <= op::SEND_ONLY_IMM || o == op::SEND_LAST_INV || o == op::SEND_ONLY_INV
     }
 
     /// RDMA WRITE of any kind.
+    #[inline]
     pub const fn is_write(self) -> bool {
         let o = self.op();
         o >= op::WRITE_FIRST && o <= op::WRITE_ONLY_IMM
@@ -231,18 +237,21 @@ impl BthOpcode {
     }
 
     /// The first packet of a multi-packet message.
+    #[inline]
     pub const fn is_first(self) -> bool {
         let o = self.op();
         o == op::SEND_FIRST || o == op::WRITE_FIRST || o == op::READ_RESPONSE_FIRST
     }
 
     /// A middle packet of a multi-packet message.
+    #[inline]
     pub const fn is_middle(self) -> bool {
         let o = self.op();
         o == op::SEND_MIDDLE || o == op::WRITE_MIDDLE || o == op::READ_RESPONSE_MIDDLE
     }
 
     /// The last packet of a multi-packet message.
+    #[inline]
     pub const fn is_last(self) -> bool {
         let o = self.op();
         matches!(
@@ -259,17 +268,20 @@ impl BthOpcode {
     /// A message that fits in one packet: the explicit "Only" opcodes, plus
     /// the inherently single-packet ones (READ Request, acknowledges,
     /// atomics, CNP).
+    #[inline]
     pub const fn is_only(self) -> bool {
         self.is_valid() && !self.is_first() && !self.is_middle() && !self.is_last()
     }
 
     /// The packet that completes a message (Last or Only): where a flow
     /// tracker can account a finished message.
+    #[inline]
     pub const fn is_last_or_only(self) -> bool {
         self.is_last() || self.is_only()
     }
 
     /// Whether a RETH (virtual address, R_Key, DMA length) follows.
+    #[inline]
     pub const fn has_reth(self) -> bool {
         let o = self.op();
         !matches!(self.transport(), Transport::Ud)
@@ -302,6 +314,7 @@ impl BthOpcode {
     }
 
     /// Where the RETH starts, counted from the end of the BTH.
+    #[inline]
     pub const fn reth_offset(self) -> Option<usize> {
         if !self.has_reth() {
             return None;
@@ -316,6 +329,7 @@ impl BthOpcode {
     /// Bytes of extension headers between the BTH and the payload, or
     /// `None` for an undefined opcode. CNPs count their 16 reserved bytes
     /// as payload.
+    #[inline]
     pub const fn ext_headers_len(self) -> Option<usize> {
         if !self.is_valid() {
             return None;

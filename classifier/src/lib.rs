@@ -75,6 +75,7 @@ pub mod ipv6_frag;
 pub mod ipv6_option;
 pub mod parse;
 pub mod reth;
+pub mod roce;
 pub mod span;
 pub mod task_keywords;
 pub mod tcp;
@@ -88,6 +89,7 @@ pub use bth_opcode::BthOpcode;
 pub use ethernet::{EtherType, MacAddr};
 pub use flow::FlowKey;
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
+pub use roce::RocePacket;
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
 pub use span::Span;
 pub use token_feature::{
