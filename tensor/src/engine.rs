@@ -148,8 +148,11 @@ pub struct EngineConfig {
     pub paths: Vec<OverlayPath>,
     /// Compute nodes.
     pub nodes: Vec<Node>,
-    /// Check the ICRC of every RoCEv2 packet from the hosts.
+    /// Check the ICRC of RoCEv2 packets from the hosts.
     pub validate_icrc: bool,
+    /// With `validate_icrc`, check one host-side RoCEv2 packet in this
+    /// many (per engine, the first one included); 1 checks every packet.
+    pub icrc_check_every: u32,
     /// Decrement TTL / hop limit (router mode).
     pub decrement_ttl: bool,
     /// Mark CE on ECN-capable packets queued behind more than this many
@@ -358,6 +361,8 @@ pub struct Engine<T> {
     /// a record sums every packet its QP had in the burst.
     batch: [FeatureRecord; FEATURE_BATCH],
     batched: usize,
+    /// Host-side RoCEv2 packets until the next ICRC check (0: this one).
+    icrc_countdown: u32,
     /// Where a QP's open record may be in `batch` (index + 1, by the QP
     /// hash's low bits; 0 none): a direct-mapped guess, checked, so a
     /// collision only costs a second record.
@@ -396,6 +401,7 @@ impl<T> Engine<T> {
             counters,
             batch: [FeatureRecord::default(); FEATURE_BATCH],
             batched: 0,
+            icrc_countdown: 0,
             open: [0; COALESCE_SLOTS],
             cfg,
         }
@@ -442,6 +448,19 @@ impl<T> Engine<T> {
         Qp {
             key: r.key,
             hash: self.qps.hash(&r.key),
+        }
+    }
+
+    /// Whether this host-side packet's ICRC is checked: every
+    /// `icrc_check_every`-th one, starting with the first.
+    #[inline]
+    fn icrc_due(&mut self) -> bool {
+        if self.icrc_countdown == 0 {
+            self.icrc_countdown = self.cfg.icrc_check_every.max(1) - 1;
+            true
+        } else {
+            self.icrc_countdown -= 1;
+            false
         }
     }
 
@@ -500,7 +519,7 @@ impl<T> Engine<T> {
     ) -> Verdict {
         let len = frame.len() as u32;
         let bth = r.bth;
-        if self.cfg.validate_icrc {
+        if self.cfg.validate_icrc && self.icrc_due() {
             self.counters.event(Event::IcrcChecked);
             let l3 = r.l3(frame);
             let checked = match r.icrc_layout() {

@@ -566,6 +566,7 @@ pub fn build_shared(
         paths: paths.clone(),
         nodes: nodes.clone(),
         validate_icrc: cfg.validate_icrc,
+        icrc_check_every: cfg.icrc_check_every,
         decrement_ttl: cfg.decrement_ttl,
         ecn_mark_packets: cfg.ecn_mark_packets,
         small_rate_split_bps: cfg.small_rate_split_mbps * 1e6,
