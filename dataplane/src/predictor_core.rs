@@ -72,9 +72,11 @@ pub fn predictor_config(cfg: &TensorConfig, paths: &[TensorPath]) -> Result<Pred
 
 impl PredictorThread {
     /// Starts the thread, pinned to `cpu`, or by default to the last CPU
-    /// this process may use that runs no worker lcore (`worker_cpus`), so
-    /// it never takes time from a worker; the last CPU when every CPU
-    /// runs one.
+    /// of the calling thread's set that runs no worker lcore
+    /// (`worker_cpus`), else the last of that set. Called on the main
+    /// lcore after EAL's init, that set is the main lcore's: in practice
+    /// its CPU, as before this rule; it differs only when the main lcore's
+    /// set also holds a worker's CPU.
     pub fn start(
         config: PredictorConfig,
         cpu: Option<usize>,
