@@ -357,7 +357,10 @@ impl BthOpcode {
     /// the inherently single-packet ones (READ Request, acknowledges,
     /// atomics, CNP).
     const fn spec_is_only(self) -> bool {
-        self.spec_is_valid() && !self.spec_is_first() && !self.spec_is_middle() && !self.spec_is_last()
+        self.spec_is_valid()
+            && !self.spec_is_first()
+            && !self.spec_is_middle()
+            && !self.spec_is_last()
     }
 
     /// The packet that completes a message (Last or Only): where a flow

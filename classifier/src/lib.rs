@@ -89,8 +89,8 @@ pub use bth_opcode::BthOpcode;
 pub use ethernet::{EtherType, MacAddr};
 pub use flow::FlowKey;
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
-pub use roce::RocePacket;
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
+pub use roce::RocePacket;
 pub use span::Span;
 pub use token_feature::{
     FeatureError, SharedPrefix, TaskType, TokenFeatureId, TokenFeatures, Urgency,
