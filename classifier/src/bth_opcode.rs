@@ -159,7 +159,102 @@ impl BthOpcode {
     /// RoCEv2 Congestion Notification Packet (DCQCN).
     pub const CNP: BthOpcode = BthOpcode(0x81);
 
+    #[inline]
+    const fn props(self) -> Props {
+        PROPS[self.0 as usize]
+    }
+
+    /// Whether the opcode is defined for its transport.
+    #[inline]
+    pub const fn is_valid(self) -> bool {
+        self.props().flags & F_VALID != 0
+    }
+
+    /// SEND of any kind (First/Middle/Last/Only, with Immediate or Invalidate).
+    #[inline]
+    pub const fn is_send(self) -> bool {
+        self.props().flags & F_SEND != 0
+    }
+
+    /// RDMA WRITE of any kind.
+    #[inline]
+    pub const fn is_write(self) -> bool {
+        self.props().flags & F_WRITE != 0
+    }
+
+    /// RDMA READ Request.
+    #[inline]
+    pub const fn is_read_request(self) -> bool {
+        self.props().flags & F_READ_REQUEST != 0
+    }
+
+    /// RDMA READ Response of any kind.
+    #[inline]
+    pub const fn is_read_response(self) -> bool {
+        self.props().flags & F_READ_RESPONSE != 0
+    }
+
+    /// The first packet of a multi-packet message.
+    #[inline]
+    pub const fn is_first(self) -> bool {
+        self.props().flags & F_FIRST != 0
+    }
+
+    /// A middle packet of a multi-packet message.
+    #[inline]
+    pub const fn is_middle(self) -> bool {
+        self.props().flags & F_MIDDLE != 0
+    }
+
+    /// The last packet of a multi-packet message.
+    #[inline]
+    pub const fn is_last(self) -> bool {
+        self.props().flags & F_LAST != 0
+    }
+
+    /// A message that fits in one packet: the explicit "Only" opcodes, plus
+    /// the inherently single-packet ones (READ Request, acknowledges,
+    /// atomics, CNP).
+    #[inline]
+    pub const fn is_only(self) -> bool {
+        self.props().flags & F_ONLY != 0
+    }
+
+    /// The packet that completes a message (Last or Only): where a flow
+    /// tracker can account a finished message.
+    #[inline]
+    pub const fn is_last_or_only(self) -> bool {
+        self.props().flags & (F_LAST | F_ONLY) != 0
+    }
+
+    /// Whether a RETH (virtual address, R_Key, DMA length) follows.
+    #[inline]
+    pub const fn has_reth(self) -> bool {
+        self.props().flags & F_RETH != 0
+    }
+
+    /// Where the RETH starts, counted from the end of the BTH.
+    #[inline]
+    pub const fn reth_offset(self) -> Option<usize> {
+        match self.props().reth_offset {
+            NO_LEN => None,
+            n => Some(n as usize),
+        }
+    }
+
+    /// Bytes of extension headers between the BTH and the payload, or
+    /// `None` for an undefined opcode. CNPs count their 16 reserved bytes
+    /// as payload.
+    #[inline]
+    pub const fn ext_headers_len(self) -> Option<usize> {
+        match self.props().ext_len {
+            NO_LEN => None,
+            n => Some(n as usize),
+        }
+    }
+
     /// The transport service.
+    #[inline]
     pub const fn transport(self) -> Transport {
         match self.0 >> 5 {
             0 => Transport::Rc,
@@ -173,12 +268,13 @@ impl BthOpcode {
     }
 
     /// The operation (low five bits).
+    #[inline]
     pub const fn operation(self) -> u8 {
         self.0 & 0x1f
     }
 
     /// Whether the opcode is defined for its transport.
-    pub const fn is_valid(self) -> bool {
+    const fn spec_is_valid(self) -> bool {
         let o = self.operation();
         match self.transport() {
             Transport::Rc | Transport::Xrc => o <= op::SEND_ONLY_INV && o != 0x15,
@@ -193,8 +289,9 @@ impl BthOpcode {
     /// The operation bits, when they carry the shared RC/UC/RD/UD/XRC
     /// meaning (a defined opcode of a non-CNP transport). 0xFF otherwise,
     /// which matches none of the operation constants.
+    #[inline]
     const fn op(self) -> u8 {
-        if self.is_valid() && !matches!(self.transport(), Transport::Cnp) {
+        if self.spec_is_valid() && !matches!(self.transport(), Transport::Cnp) {
             self.operation()
         } else {
             0xff
@@ -202,24 +299,24 @@ impl BthOpcode {
     }
 
     /// SEND of any kind (First/Middle/Last/Only, with Immediate or Invalidate).
-    pub const fn is_send(self) -> bool {
+    const fn spec_is_send(self) -> bool {
         let o = self.op();
         o <= op::SEND_ONLY_IMM || o == op::SEND_LAST_INV || o == op::SEND_ONLY_INV
     }
 
     /// RDMA WRITE of any kind.
-    pub const fn is_write(self) -> bool {
+    const fn spec_is_write(self) -> bool {
         let o = self.op();
         o >= op::WRITE_FIRST && o <= op::WRITE_ONLY_IMM
     }
 
     /// RDMA READ Request.
-    pub const fn is_read_request(self) -> bool {
+    const fn spec_is_read_request(self) -> bool {
         self.op() == op::READ_REQUEST
     }
 
     /// RDMA READ Response of any kind.
-    pub const fn is_read_response(self) -> bool {
+    const fn spec_is_read_response(self) -> bool {
         let o = self.op();
         o >= op::READ_RESPONSE_FIRST && o <= op::READ_RESPONSE_ONLY
     }
@@ -231,19 +328,19 @@ impl BthOpcode {
     }
 
     /// The first packet of a multi-packet message.
-    pub const fn is_first(self) -> bool {
+    const fn spec_is_first(self) -> bool {
         let o = self.op();
         o == op::SEND_FIRST || o == op::WRITE_FIRST || o == op::READ_RESPONSE_FIRST
     }
 
     /// A middle packet of a multi-packet message.
-    pub const fn is_middle(self) -> bool {
+    const fn spec_is_middle(self) -> bool {
         let o = self.op();
         o == op::SEND_MIDDLE || o == op::WRITE_MIDDLE || o == op::READ_RESPONSE_MIDDLE
     }
 
     /// The last packet of a multi-packet message.
-    pub const fn is_last(self) -> bool {
+    const fn spec_is_last(self) -> bool {
         let o = self.op();
         matches!(
             o,
@@ -259,18 +356,22 @@ impl BthOpcode {
     /// A message that fits in one packet: the explicit "Only" opcodes, plus
     /// the inherently single-packet ones (READ Request, acknowledges,
     /// atomics, CNP).
-    pub const fn is_only(self) -> bool {
-        self.is_valid() && !self.is_first() && !self.is_middle() && !self.is_last()
+    const fn spec_is_only(self) -> bool {
+        self.spec_is_valid()
+            && !self.spec_is_first()
+            && !self.spec_is_middle()
+            && !self.spec_is_last()
     }
 
     /// The packet that completes a message (Last or Only): where a flow
     /// tracker can account a finished message.
-    pub const fn is_last_or_only(self) -> bool {
-        self.is_last() || self.is_only()
+    #[cfg(test)]
+    const fn spec_is_last_or_only(self) -> bool {
+        self.spec_is_last() || self.spec_is_only()
     }
 
     /// Whether a RETH (virtual address, R_Key, DMA length) follows.
-    pub const fn has_reth(self) -> bool {
+    const fn spec_has_reth(self) -> bool {
         let o = self.op();
         !matches!(self.transport(), Transport::Ud)
             && matches!(
@@ -302,8 +403,8 @@ impl BthOpcode {
     }
 
     /// Where the RETH starts, counted from the end of the BTH.
-    pub const fn reth_offset(self) -> Option<usize> {
-        if !self.has_reth() {
+    const fn spec_reth_offset(self) -> Option<usize> {
+        if !self.spec_has_reth() {
             return None;
         }
         Some(match self.transport() {
@@ -316,8 +417,8 @@ impl BthOpcode {
     /// Bytes of extension headers between the BTH and the payload, or
     /// `None` for an undefined opcode. CNPs count their 16 reserved bytes
     /// as payload.
-    pub const fn ext_headers_len(self) -> Option<usize> {
-        if !self.is_valid() {
+    const fn spec_ext_headers_len(self) -> Option<usize> {
+        if !self.spec_is_valid() {
             return None;
         }
         let o = self.op();
@@ -327,7 +428,7 @@ impl BthOpcode {
             Transport::Xrc => ext::XRCETH,
             _ => 0,
         };
-        if self.has_reth() {
+        if self.spec_has_reth() {
             n += ext::RETH;
         }
         if o == op::COMPARE_SWAP || o == op::FETCH_ADD {
@@ -354,7 +455,7 @@ impl BthOpcode {
         if self.0 == 0x81 {
             return Some("CNP");
         }
-        if !self.is_valid() {
+        if !self.spec_is_valid() {
             return None;
         }
         NAMES.get(usize::from(self.operation())).copied().flatten()
@@ -373,6 +474,74 @@ impl BthOpcode {
         }
     }
 }
+
+/// What every opcode's predicates answer, computed once at compile time
+/// from their definitions (the `spec_` functions), so a per-packet
+/// question is one table load instead of a chain of matches.
+#[derive(Clone, Copy)]
+struct Props {
+    flags: u16,
+    ext_len: u8,
+    reth_offset: u8,
+}
+
+const F_VALID: u16 = 1;
+const F_SEND: u16 = 1 << 1;
+const F_WRITE: u16 = 1 << 2;
+const F_READ_REQUEST: u16 = 1 << 3;
+const F_READ_RESPONSE: u16 = 1 << 4;
+const F_FIRST: u16 = 1 << 5;
+const F_MIDDLE: u16 = 1 << 6;
+const F_LAST: u16 = 1 << 7;
+const F_ONLY: u16 = 1 << 8;
+const F_RETH: u16 = 1 << 9;
+/// `None` in a length column.
+const NO_LEN: u8 = u8::MAX;
+
+const fn bit(on: bool, f: u16) -> u16 {
+    if on {
+        f
+    } else {
+        0
+    }
+}
+
+const fn len_col(n: Option<usize>) -> u8 {
+    match n {
+        // Every length is a few dozen bytes.
+        Some(n) if n < NO_LEN as usize => n as u8,
+        _ => NO_LEN,
+    }
+}
+
+const PROPS: [Props; 256] = {
+    let mut t = [Props {
+        flags: 0,
+        ext_len: NO_LEN,
+        reth_offset: NO_LEN,
+    }; 256];
+    let mut i = 0;
+    while i < 256 {
+        let o = BthOpcode(i as u8);
+        let flags = bit(o.spec_is_valid(), F_VALID)
+            | bit(o.spec_is_send(), F_SEND)
+            | bit(o.spec_is_write(), F_WRITE)
+            | bit(o.spec_is_read_request(), F_READ_REQUEST)
+            | bit(o.spec_is_read_response(), F_READ_RESPONSE)
+            | bit(o.spec_is_first(), F_FIRST)
+            | bit(o.spec_is_middle(), F_MIDDLE)
+            | bit(o.spec_is_last(), F_LAST)
+            | bit(o.spec_is_only(), F_ONLY)
+            | bit(o.spec_has_reth(), F_RETH);
+        t[i] = Props {
+            flags,
+            ext_len: len_col(o.spec_ext_headers_len()),
+            reth_offset: len_col(o.spec_reth_offset()),
+        };
+        i += 1;
+    }
+    t
+};
 
 impl fmt::Display for BthOpcode {
     /// `RC_RDMA_WRITE_FIRST`, `CNP`, or `opcode 0xNN` when undefined.
@@ -394,6 +563,26 @@ impl fmt::Debug for BthOpcode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_answers_as_the_definitions_do() {
+        for b in 0..=255u8 {
+            let o = BthOpcode(b);
+            assert_eq!(o.is_valid(), o.spec_is_valid(), "{b:#x}");
+            assert_eq!(o.is_send(), o.spec_is_send(), "{b:#x}");
+            assert_eq!(o.is_write(), o.spec_is_write(), "{b:#x}");
+            assert_eq!(o.is_read_request(), o.spec_is_read_request(), "{b:#x}");
+            assert_eq!(o.is_read_response(), o.spec_is_read_response(), "{b:#x}");
+            assert_eq!(o.is_first(), o.spec_is_first(), "{b:#x}");
+            assert_eq!(o.is_middle(), o.spec_is_middle(), "{b:#x}");
+            assert_eq!(o.is_last(), o.spec_is_last(), "{b:#x}");
+            assert_eq!(o.is_only(), o.spec_is_only(), "{b:#x}");
+            assert_eq!(o.is_last_or_only(), o.spec_is_last_or_only(), "{b:#x}");
+            assert_eq!(o.has_reth(), o.spec_has_reth(), "{b:#x}");
+            assert_eq!(o.reth_offset(), o.spec_reth_offset(), "{b:#x}");
+            assert_eq!(o.ext_headers_len(), o.spec_ext_headers_len(), "{b:#x}");
+        }
+    }
 
     #[test]
     fn write_sequence_classification() {

@@ -102,6 +102,12 @@ struct Layout {
     udp_len: usize,
 }
 
+impl Layout {
+    fn located(&self) -> IcrcLayout {
+        IcrcLayout::new(self.v4, self.ip_header_len, self.udp_len)
+    }
+}
+
 fn locate(l3: &[u8]) -> Result<Layout, IcrcError> {
     let first = *l3.first().ok_or(IcrcError::Empty)?;
     // The views prove `ip_header_len <= ip_end <= l3.len()`.
@@ -140,47 +146,104 @@ fn locate(l3: &[u8]) -> Result<Layout, IcrcError> {
     })
 }
 
+/// Where the regions the ICRC covers sit in an L3 packet, once a header
+/// walk has proved them (see [`crate::roce::RocePacket::icrc_layout`]):
+/// [`verify_icrc_at`] then checks the ICRC without walking the IP and UDP
+/// headers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcrcLayout {
+    v4: bool,
+    ip_header_len: u16,
+    udp_len: u16,
+}
+
+impl IcrcLayout {
+    pub(crate) fn new(v4: bool, ip_header_len: usize, udp_len: usize) -> IcrcLayout {
+        IcrcLayout {
+            v4,
+            ip_header_len: ip_header_len.min(usize::from(u16::MAX)) as u16,
+            udp_len: udp_len.min(usize::from(u16::MAX)) as u16,
+        }
+    }
+
+    /// Bytes of IP header (options included) before the UDP header.
+    pub fn ip_header_len(&self) -> usize {
+        usize::from(self.ip_header_len)
+    }
+}
+
+/// The CRC state after the eight `0xFF` bytes that stand in for the LRH
+/// (`rxe` seeds its raw register with the equivalent `0xDEBB20E3`).
+const AFTER_LRH: u32 = 0x2144_df1c;
+
+/// The ICRC of `l3` laid out as `layout` says, or `None` if the buffer is
+/// too short for it. Every covered header byte is masked in one stack copy
+/// and fed to the CRC at once, then the payload.
+fn compute_at(l3: &[u8], layout: IcrcLayout) -> Option<u32> {
+    let ip_len = usize::from(layout.ip_header_len);
+    let udp_len = usize::from(layout.udp_len);
+    // IP header (≤ 60) + UDP (8) + BTH (12).
+    const MAX_HDR: usize = 60 + 8 + 12;
+    let hdr_len = ip_len + 8 + 12;
+    let payload_end = (ip_len + udp_len).checked_sub(ICRC_LEN)?;
+    if hdr_len > MAX_HDR || payload_end < hdr_len {
+        return None;
+    }
+    let mut hdr = [0u8; MAX_HDR];
+    let masked = hdr.get_mut(..hdr_len)?;
+    masked.copy_from_slice(l3.get(..hdr_len)?);
+    let payload = l3.get(hdr_len..payload_end)?;
+    if layout.v4 {
+        masked[1] = 0xff; // TOS
+        masked[8] = 0xff; // TTL
+        masked[10] = 0xff; // header checksum
+        masked[11] = 0xff;
+    } else {
+        masked[0] |= 0x0f; // traffic class, high nibble
+        masked[1] = 0xff; // traffic class low nibble + flow label
+        masked[2] = 0xff;
+        masked[3] = 0xff;
+        masked[7] = 0xff; // hop limit
+    }
+    masked[ip_len + 6] = 0xff; // UDP checksum
+    masked[ip_len + 7] = 0xff;
+    masked[ip_len + 8 + 4] = 0xff; // BTH FECN/BECN/reserved
+    let mut crc = crc32fast::Hasher::new_with_initial(AFTER_LRH);
+    crc.update(masked);
+    crc.update(payload);
+    Some(crc.finalize())
+}
+
+/// The stored trailer of `l3` laid out as `layout` says.
+fn stored_at(l3: &[u8], layout: IcrcLayout) -> Option<u32> {
+    let end = usize::from(layout.ip_header_len) + usize::from(layout.udp_len);
+    let b = l3.get(end.checked_sub(ICRC_LEN)?..end)?;
+    let mut w = [0u8; ICRC_LEN];
+    w.copy_from_slice(b);
+    Some(u32::from_le_bytes(w))
+}
+
 /// Computes the ICRC of a RoCEv2 packet. `l3_packet` starts at the IP header
 /// and may carry trailing Ethernet padding (lengths come from the headers).
 /// Returns the CRC value; its wire form is `value.to_le_bytes()`.
 pub fn compute_icrc(l3_packet: &[u8]) -> Result<u32, IcrcError> {
     let layout = locate(l3_packet)?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&[0xff; 8]);
+    // `locate` proved every region present.
+    compute_at(l3_packet, layout.located()).ok_or(IcrcError::PayloadTooShort {
+        udp_payload_len: layout.udp_len.saturating_sub(8),
+    })
+}
 
-    // Masked copies live on the stack; the header sizes are bounded (≤ 60).
-    let mut ip = [0u8; 60];
-    let ip = &mut ip[..layout.ip_header_len];
-    ip.copy_from_slice(&l3_packet[..layout.ip_header_len]);
-    if layout.v4 {
-        ip[1] = 0xff; // TOS
-        ip[8] = 0xff; // TTL
-        ip[10] = 0xff; // header checksum
-        ip[11] = 0xff;
-    } else {
-        ip[0] |= 0x0f; // traffic class, high nibble
-        ip[1] = 0xff; // traffic class low nibble + flow label
-        ip[2] = 0xff;
-        ip[3] = 0xff;
-        ip[7] = 0xff; // hop limit
+/// [`verify_icrc`] for a packet whose layout a header walk already proved
+/// (`l3` is [`crate::roce::RocePacket::l3`]): no header is walked again.
+/// A buffer shorter than the layout (not the walked frame) is an error.
+pub fn verify_icrc_at(l3: &[u8], layout: IcrcLayout) -> Result<bool, IcrcError> {
+    match (compute_at(l3, layout), stored_at(l3, layout)) {
+        (Some(c), Some(s)) => Ok(c == s),
+        _ => Err(IcrcError::PayloadTooShort {
+            udp_payload_len: usize::from(layout.udp_len).saturating_sub(8),
+        }),
     }
-    crc.update(ip);
-
-    let mut udp = [0u8; 8];
-    udp.copy_from_slice(&l3_packet[layout.udp..layout.udp + 8]);
-    udp[6] = 0xff;
-    udp[7] = 0xff;
-    crc.update(&udp);
-
-    let bth_at = layout.udp + 8;
-    let mut bth = [0u8; 12];
-    bth.copy_from_slice(&l3_packet[bth_at..bth_at + 12]);
-    bth[4] = 0xff;
-    crc.update(&bth);
-
-    let icrc_at = layout.udp + layout.udp_len - ICRC_LEN;
-    crc.update(&l3_packet[bth_at + 12..icrc_at]);
-    Ok(crc.finalize())
 }
 
 /// The ICRC value stored in the packet's trailer.
@@ -222,6 +285,21 @@ pub(crate) mod tests {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // CNP reserved
         0x82, 0xfd, 0x00, 0x2a, // ICRC
     ];
+
+    #[test]
+    fn after_lrh_is_the_crc_of_eight_ones() {
+        assert_eq!(crc32fast::hash(&[0xff; 8]), AFTER_LRH);
+    }
+
+    #[test]
+    fn located_check_matches_the_walking_one() {
+        let layout = locate(&CONNECTX4_CNP_L3).unwrap().located();
+        assert_eq!(verify_icrc_at(&CONNECTX4_CNP_L3, layout), Ok(true));
+        let mut q = CONNECTX4_CNP_L3;
+        q[45] ^= 1;
+        assert_eq!(verify_icrc_at(&q, layout), Ok(false));
+        assert!(verify_icrc_at(&CONNECTX4_CNP_L3[..50], layout).is_err());
+    }
 
     #[test]
     fn hardware_cnp_vector() {

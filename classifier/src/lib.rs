@@ -75,6 +75,7 @@ pub mod ipv6_frag;
 pub mod ipv6_option;
 pub mod parse;
 pub mod reth;
+pub mod roce;
 pub mod span;
 pub mod task_keywords;
 pub mod tcp;
@@ -89,6 +90,7 @@ pub use ethernet::{EtherType, MacAddr};
 pub use flow::FlowKey;
 pub use ip::{Ecn, FragmentInfo, IpProtocol, IpVersion};
 pub use parse::{parse, BthSummary, L3Kind, ParseError, ParsedPacket, MAX_FRAME_LEN};
+pub use roce::RocePacket;
 pub use span::Span;
 pub use tcp::{TcpOption, TcpOptions};
 pub use token_feature::{

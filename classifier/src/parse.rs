@@ -439,7 +439,7 @@ fn parse_transport(
 }
 
 /// `udp_payload` is bounded by UDP Length and starts at frame offset `at`.
-fn parse_bth(udp_payload: &[u8], at: usize) -> Result<BthSummary, BthError> {
+pub(crate) fn parse_bth(udp_payload: &[u8], at: usize) -> Result<BthSummary, BthError> {
     let bth = Bth::new_checked(udp_payload)?;
     let opcode = bth.opcode();
     // An undefined opcode still has a BTH; assume no extension headers so

@@ -71,9 +71,16 @@ pub fn predictor_config(cfg: &TensorConfig, paths: &[TensorPath]) -> Result<Pred
 }
 
 impl PredictorThread {
+    /// Starts the thread, pinned to `cpu`, or by default to the last CPU
+    /// of the calling thread's set that runs no worker lcore
+    /// (`worker_cpus`), else the last of that set. Called on the main
+    /// lcore after EAL's init, that set is the main lcore's: in practice
+    /// its CPU, as before this rule; it differs only when the main lcore's
+    /// set also holds a worker's CPU.
     pub fn start(
         config: PredictorConfig,
         cpu: Option<usize>,
+        worker_cpus: &[usize],
         fifos: Vec<Arc<ArrayQueue<FeatureRecord>>>,
         snapshot: Arc<ArcSwap<Predictions>>,
         counters: Arc<PredictorCounters>,
@@ -82,8 +89,16 @@ impl PredictorThread {
         let mut core = PredictorCore::new(config).map_err(|e| anyhow!("tensor: predictor: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop_thread = Arc::clone(&stop);
-        let target =
-            cpu.or_else(|| core_affinity::get_core_ids().and_then(|ids| ids.last().map(|c| c.id)));
+        let target = cpu.or_else(|| {
+            default_cpu(
+                &core_affinity::get_core_ids()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.id)
+                    .collect::<Vec<_>>(),
+                worker_cpus,
+            )
+        });
         let handle = std::thread::Builder::new()
             .name("predictor".into())
             .spawn(move || {
@@ -141,11 +156,37 @@ impl PredictorThread {
     }
 }
 
+/// The predictor's CPU when none is configured: the last of `allowed` that
+/// runs no worker, else the last of `allowed`.
+pub fn default_cpu(allowed: &[usize], worker_cpus: &[usize]) -> Option<usize> {
+    allowed
+        .iter()
+        .rev()
+        .find(|c| !worker_cpus.contains(c))
+        .or_else(|| allowed.last())
+        .copied()
+}
+
 impl Drop for PredictorThread {
     fn drop(&mut self) {
         self.stop.store(true, Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_cpu;
+
+    #[test]
+    fn the_predictor_avoids_worker_cpus() {
+        // -l 0,1: the worker on CPU 1, the main lcore on CPU 0.
+        assert_eq!(default_cpu(&[0, 1], &[1]), Some(0));
+        // --lcores 0@0,1@1,2@0: workers on both CPUs, so the last one.
+        assert_eq!(default_cpu(&[0, 1], &[1, 0]), Some(1));
+        assert_eq!(default_cpu(&[0, 1, 2, 3], &[1, 2]), Some(3));
+        assert_eq!(default_cpu(&[], &[1]), None);
     }
 }

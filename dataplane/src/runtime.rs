@@ -272,9 +272,12 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 predictor: Arc::clone(&shared.predictor),
                 paths: shared.paths.iter().map(|p| p.id).collect(),
             });
+            let worker_cpus: Vec<usize> =
+                workers.iter().filter_map(|&l| eal.lcore_cpu(l)).collect();
             predictor_thread = Some(PredictorThread::start(
                 predictor_cfg,
                 tc.predictor_cpu,
+                &worker_cpus,
                 shared.fifos.clone(),
                 Arc::clone(&shared.predictions),
                 Arc::clone(&shared.predictor),

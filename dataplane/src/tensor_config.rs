@@ -75,6 +75,12 @@ pub struct TensorConfig {
     /// counted drop (`icrc_bad`), as a RoCE NIC would discard it.
     #[serde(default = "default_true")]
     pub validate_icrc: bool,
+    /// With `validate_icrc`, check the ICRC of one RoCEv2 packet in this
+    /// many per worker (the first included); 1 checks every packet. A
+    /// packet not checked is forwarded as if it had passed (the receiving
+    /// RoCE NIC checks it anyway).
+    #[serde(default = "default_icrc_check_every")]
+    pub icrc_check_every: u32,
     /// Decrement the IPv4 TTL (router mode); a TTL that would reach 0 is a
     /// counted drop.
     #[serde(default)]
@@ -200,6 +206,9 @@ fn default_key_id() -> u8 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_icrc_check_every() -> u32 {
+    16
 }
 fn default_ecn_mark() -> u32 {
     256
@@ -422,6 +431,14 @@ impl TensorConfig {
                     hi,
                 ));
             }
+        }
+        if !(1..=1 << 20).contains(&self.icrc_check_every) {
+            return Err(ConfigError::range(
+                "tensor.icrc_check_every",
+                self.icrc_check_every,
+                1,
+                1 << 20,
+            ));
         }
         if !(1..=sched::MAX_BAND_LIMIT).contains(&self.band_limit_packets) {
             return Err(ConfigError::range(

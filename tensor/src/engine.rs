@@ -34,7 +34,9 @@ use std::sync::Arc;
 
 use classifier::ipv4::Ipv4Packet;
 use classifier::ipv6::Ipv6Packet;
-use classifier::{parse, BthOpcode, BthSummary, Ecn, FlowKey, IpProtocol, L3Kind, ParsedPacket};
+use classifier::{
+    parse, BthOpcode, BthSummary, Ecn, FlowKey, IpProtocol, L3Kind, ParsedPacket, RocePacket,
+};
 
 use crate::egress::QueueMeta;
 use crate::encap::{addressed_to_overlay, encap_len, read_encap, write_encap, OverlayEndpoint};
@@ -65,6 +67,9 @@ pub const NO_NODE: u16 = u16::MAX;
 /// Feature records an engine holds between two
 /// [`Engine::drain_features`] calls (the data plane drains every burst).
 pub const FEATURE_BATCH: usize = 128;
+/// Direct-mapped slots that find a QP's open feature record.
+const COALESCE_SLOTS: usize = 64;
+const _: () = assert!(FEATURE_BATCH < 256, "open record indices are u8");
 
 /// Which of `workers` owns the QP with this key hash: the high bits, so
 /// the choice is independent of the table slot (the low bits).
@@ -143,8 +148,11 @@ pub struct EngineConfig {
     pub paths: Vec<OverlayPath>,
     /// Compute nodes.
     pub nodes: Vec<Node>,
-    /// Check the ICRC of every RoCEv2 packet from the hosts.
+    /// Check the ICRC of RoCEv2 packets from the hosts.
     pub validate_icrc: bool,
+    /// With `validate_icrc`, check one host-side RoCEv2 packet in this
+    /// many (per engine, the first one included); 1 checks every packet.
+    pub icrc_check_every: u32,
     /// Decrement TTL / hop limit (router mode).
     pub decrement_ttl: bool,
     /// Mark CE on ECN-capable packets queued behind more than this many
@@ -347,11 +355,18 @@ pub struct Engine<T> {
     plan_config: PlanConfig,
     offload_config: OffloadConfig,
     counters: Arc<TensorCounters>,
-    /// The feature record being coalesced (consecutive packets of one QP).
-    run: Option<FeatureRecord>,
-    /// Records waiting for [`Engine::drain_features`].
+    /// Records waiting for [`Engine::drain_features`], one per QP (and
+    /// ports and path) seen since, stamped with its first packet's time:
+    /// the data plane drains every burst, whose packets share a time, so
+    /// a record sums every packet its QP had in the burst.
     batch: [FeatureRecord; FEATURE_BATCH],
     batched: usize,
+    /// Host-side RoCEv2 packets until the next ICRC check (0: this one).
+    icrc_countdown: u32,
+    /// Where a QP's open record may be in `batch` (index + 1, by the QP
+    /// hash's low bits; 0 none): a direct-mapped guess, checked, so a
+    /// collision only costs a second record.
+    open: [u8; COALESCE_SLOTS],
 }
 
 impl<T> Engine<T> {
@@ -384,9 +399,10 @@ impl<T> Engine<T> {
             plan_config,
             offload_config,
             counters,
-            run: None,
             batch: [FeatureRecord::default(); FEATURE_BATCH],
             batched: 0,
+            icrc_countdown: 0,
+            open: [0; COALESCE_SLOTS],
             cfg,
         }
     }
@@ -424,6 +440,30 @@ impl<T> Engine<T> {
         })
     }
 
+    /// The QP of a host-side RoCEv2 packet found by
+    /// [`classifier::roce::walk`] (or [`RocePacket::from_parsed`]): one
+    /// hash, the same as [`Engine::qp_of`] gives for its full parse.
+    #[inline]
+    pub fn qp_of_roce(&self, r: &RocePacket) -> Qp {
+        Qp {
+            key: r.key,
+            hash: self.qps.hash(&r.key),
+        }
+    }
+
+    /// Whether this host-side packet's ICRC is checked: every
+    /// `icrc_check_every`-th one, starting with the first.
+    #[inline]
+    fn icrc_due(&mut self) -> bool {
+        if self.icrc_countdown == 0 {
+            self.icrc_countdown = self.cfg.icrc_check_every.max(1) - 1;
+            true
+        } else {
+            self.icrc_countdown -= 1;
+            false
+        }
+    }
+
     /// Touches the table lines a lookup of `hash` will read.
     #[inline]
     pub fn warm(&self, hash: u32) -> u32 {
@@ -445,21 +485,59 @@ impl<T> Engine<T> {
         predictions: &Predictions,
         depth: &impl Fn(u16) -> u32,
     ) -> Verdict {
+        match (qp, RocePacket::from_parsed(p)) {
+            (Some(qp), Some(r)) => self.host_roce(
+                frame,
+                &r,
+                qp,
+                rx_port,
+                default_port,
+                now_ns,
+                predictions,
+                depth,
+            ),
+            _ => Verdict::Send(best_effort(default_port)),
+        }
+    }
+
+    /// [`Engine::host`] for a RoCEv2 packet located by
+    /// [`classifier::roce::walk`], `qp` from [`Engine::qp_of_roce`]: what
+    /// the data plane calls (a packet without a QP goes best effort on its
+    /// default route, without the engine).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn host_roce(
+        &mut self,
+        frame: &mut [u8],
+        r: &RocePacket,
+        qp: Qp,
+        rx_port: u16,
+        default_port: u16,
+        now_ns: u64,
+        predictions: &Predictions,
+        depth: &impl Fn(u16) -> u32,
+    ) -> Verdict {
         let len = frame.len() as u32;
-        let (Some(qp), Some(bth)) = (qp, p.bth) else {
-            return Verdict::Send(best_effort(default_port));
-        };
-        if self.cfg.validate_icrc {
+        let bth = r.bth;
+        if self.cfg.validate_icrc && self.icrc_due() {
             self.counters.event(Event::IcrcChecked);
-            match classifier::icrc::verify_icrc(p.l3(frame)) {
+            let l3 = r.l3(frame);
+            let checked = match r.icrc_layout() {
+                Some(layout) => classifier::icrc::verify_icrc_at(l3, layout),
+                // IPv6 with extension headers: refused as before.
+                None => classifier::icrc::verify_icrc(l3),
+            };
+            match checked {
                 Ok(true) => {}
                 Ok(false) => return Verdict::Drop(Refusal::IcrcBad),
                 Err(_) => return Verdict::Drop(Refusal::IcrcUnreadable),
             }
         }
         let th = self.cfg.thresholds;
-        let key = qp.key;
-        let (entry, inserted) = match self.qps.entry_hashed(&key, qp.hash, now_ns) {
+        // By reference: the key is 44 bytes, and the table and the node
+        // lookup only read it.
+        let key = &qp.key;
+        let (entry, inserted) = match self.qps.entry_hashed(key, qp.hash, now_ns) {
             Ok(e) => e,
             Err(_) => {
                 // No state for this QP: it still goes through, best effort
@@ -539,8 +617,15 @@ impl<T> Engine<T> {
         // Rewrites of the inner packet: TTL, then ECN by the egress queue.
         let queue_depth = depth(port);
         let mark = self.cfg.ecn_mark_packets > 0 && queue_depth > self.cfg.ecn_mark_packets;
-        if let Err(r) = rewrite_ttl_ecn(frame, p, self.cfg.decrement_ttl, mark, &self.counters) {
-            return Verdict::Drop(r);
+        if let Err(refused) = rewrite_ttl_ecn(
+            frame,
+            r.l3_offset,
+            r.l3_kind,
+            self.cfg.decrement_ttl,
+            mark,
+            &self.counters,
+        ) {
+            return Verdict::Drop(refused);
         }
 
         let seq = entry.seq;
@@ -562,7 +647,7 @@ impl<T> Engine<T> {
                 predictions,
                 now_ns,
             ),
-            key,
+            key: *key,
             // The entropy port spreads one QP's slices like ECMP would,
             // but keeps a slice's packets together.
             entropy: (qp.hash as u16) ^ u16::from(self.cfg.paths.get(slot).map_or(0, |p| p.id)),
@@ -864,9 +949,11 @@ impl<T> Engine<T> {
     /// to `push` (the feature FIFO), counting what it refused: a full FIFO
     /// drops a record and never blocks the worker.
     pub fn drain_features(&mut self, mut push: impl FnMut(FeatureRecord) -> bool) {
-        self.end_run();
         let (mut pushed, mut full) = (0u64, 0u64);
         for r in self.batch.iter().take(self.batched) {
+            if let Some(o) = self.open.get_mut(r.qp as usize % COALESCE_SLOTS) {
+                *o = 0;
+            }
             if push(*r) {
                 pushed += 1;
             } else {
@@ -878,35 +965,38 @@ impl<T> Engine<T> {
         self.counters.events(Event::FifoFull, full);
     }
 
-    /// Adds a packet to the record being coalesced, closing the previous
-    /// one when the QP or port changes.
+    /// Adds a packet to its QP's open record (same QP, ports and path,
+    /// however the QPs interleave), or opens one. The predictor sums packets and bytes and keeps the
+    /// deepest queue, so a coalesced record tells it what the packets
+    /// would have one by one.
     fn feature(&mut self, r: FeatureRecord) {
-        match self.run.as_mut() {
-            Some(run)
-                if run.qp == r.qp && run.egress_port == r.egress_port && run.packets < u16::MAX =>
+        let slot = r.qp as usize % COALESCE_SLOTS;
+        let open = self.open.get(slot).map_or(0, |&o| usize::from(o));
+        if let Some(rec) = open.checked_sub(1).and_then(|i| self.batch.get_mut(i)) {
+            if rec.qp == r.qp
+                && rec.egress_port == r.egress_port
+                && rec.ingress_port == r.ingress_port
+                && rec.path == r.path
+                && rec.packets < u16::MAX
             {
-                run.packets += 1;
-                run.bytes = run.bytes.saturating_add(r.bytes);
-                run.state = r.state;
-                run.queue_depth = r.queue_depth;
-                run.rate_mbps = r.rate_mbps;
-            }
-            _ => {
-                self.end_run();
-                self.run = Some(r);
+                rec.packets += 1;
+                rec.bytes = rec.bytes.saturating_add(r.bytes);
+                rec.state = r.state;
+                rec.queue_depth = rec.queue_depth.max(r.queue_depth);
+                rec.rate_mbps = r.rate_mbps;
+                return;
             }
         }
-    }
-
-    fn end_run(&mut self) {
-        if let Some(r) = self.run.take() {
-            match self.batch.get_mut(self.batched) {
-                Some(slot) => {
-                    *slot = r;
-                    self.batched += 1;
+        match self.batch.get_mut(self.batched) {
+            Some(rec) => {
+                *rec = r;
+                self.batched += 1;
+                if let Some(o) = self.open.get_mut(slot) {
+                    // FEATURE_BATCH < 256, so the index fits.
+                    *o = self.batched as u8;
                 }
-                None => self.counters.event(Event::FifoFull),
             }
+            None => self.counters.event(Event::FifoFull),
         }
     }
 
@@ -1236,7 +1326,8 @@ pub fn interleave_lanes(plan: &mut SlicePlan) {
 /// the checksum, so it stays valid without recomputation.
 fn rewrite_ttl_ecn(
     frame: &mut [u8],
-    p: &ParsedPacket,
+    l3_offset: u16,
+    l3_kind: L3Kind,
     decrement_ttl: bool,
     mark: bool,
     counters: &TensorCounters,
@@ -1244,10 +1335,10 @@ fn rewrite_ttl_ecn(
     if !decrement_ttl && !mark {
         return Ok(());
     }
-    let Some(l3) = frame.get_mut(usize::from(p.l3_offset)..) else {
+    let Some(l3) = frame.get_mut(usize::from(l3_offset)..) else {
         return Ok(());
     };
-    match p.l3_kind {
+    match l3_kind {
         L3Kind::Ipv4 => {
             let Ok(mut ip) = Ipv4Packet::new_checked(l3) else {
                 return Ok(());

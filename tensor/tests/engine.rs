@@ -116,6 +116,7 @@ fn config(paths: Vec<OverlayPath>, local: Ipv4Addr) -> EngineConfig {
         signing_key: (!paths.is_empty()).then(key),
         paths,
         validate_icrc: true,
+        icrc_check_every: 1,
         decrement_ttl: false,
         ecn_mark_packets: 0,
         small_rate_split_bps: 1e9,
@@ -206,6 +207,27 @@ fn classes_follow_qp_state_and_semantics_follow_opcodes() {
     }
     assert_eq!(e.qps(), 0);
     assert_eq!(c.get(Event::QpExpired), 2);
+}
+
+#[test]
+fn a_sampled_icrc_check_looks_at_one_packet_in_n_starting_with_the_first() {
+    let mut cfg = config(Vec::new(), host(100));
+    cfg.icrc_check_every = 4;
+    let (mut e, c) = engine::<()>(cfg);
+    let mut refused = 0;
+    for i in 0..8u32 {
+        let mut f = rocev2(host(1), host(2), 11, 0x04, i, None, 64);
+        let n = f.len();
+        f[n - 1] ^= 0x5a;
+        if matches!(
+            send(&mut e, &mut f, 1 + u64::from(i), 0),
+            Verdict::Drop(Refusal::IcrcBad)
+        ) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2, "packets 0 and 4 are checked");
+    assert_eq!(c.get(Event::IcrcChecked), 2);
 }
 
 #[test]

@@ -107,6 +107,8 @@ struct RouteKnobs {
     ecn_mark: u32,
     band_limit: u32,
     nodes: Vec<(u8, u16)>,
+    /// Every packet's ICRC is checked here (the shipped default samples).
+    icrc_check_every: u32,
 }
 
 impl Default for RouteKnobs {
@@ -117,6 +119,7 @@ impl Default for RouteKnobs {
             ecn_mark: 0,
             band_limit: 4096,
             nodes: Vec::new(),
+            icrc_check_every: 1,
         }
     }
 }
@@ -132,8 +135,9 @@ fn route_config(dir: &Path, k: &RouteKnobs) -> PathBuf {
     let mut text = format!(
         "pipeline = \"tensor\"\n[[pairs]]\nports = [0, 1]\n[tensor]\nhost_port = 0\n\
          decrement_ttl = {}\necn_mark_packets = {}\nband_limit_packets = {}\n\
+         icrc_check_every = {}\n\
          [tensor.qp]\nlarge_rate_mbps = 1e12\nidle_timeout_ms = 200\n",
-        k.decrement_ttl, k.ecn_mark, k.band_limit
+        k.decrement_ttl, k.ecn_mark, k.band_limit, k.icrc_check_every
     );
     if let Some(r) = k.rate_mbps {
         text += &format!("[[tensor.egress]]\nport = 1\nrate_mbps = {r}\n");

@@ -91,6 +91,14 @@ impl Eal {
         out
     }
 
+    /// The CPU an lcore runs on (the first of its set), if EAL knows it.
+    pub fn lcore_cpu(&self, lcore: LcoreId) -> Option<usize> {
+        let id = c_int::try_from(lcore.0).ok()?;
+        // SAFETY: EAL is initialised; an unknown lcore returns -1.
+        let cpu = unsafe { sys::rte_lcore_to_cpu_id(id) };
+        usize::try_from(cpu).ok()
+    }
+
     /// Number of Ethernet ports EAL probed.
     pub fn port_count(&self) -> u16 {
         // SAFETY: EAL is initialised.

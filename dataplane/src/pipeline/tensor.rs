@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use classifier::ethernet::EthernetError;
-use classifier::{parse, ParseError, ParsedPacket};
+use classifier::{parse, ParseError, ParsedPacket, RocePacket};
 use crossbeam_queue::ArrayQueue;
 use tensor::egress::{PortQueue, QueueMeta};
 use tensor::engine::{
@@ -151,7 +151,7 @@ impl Discipline for TensorQueue {
 /// What to do with one packet of a burst, decided in the first pass.
 #[derive(Clone, Copy)]
 enum Seen {
-    /// Host side: its QP, if RoCEv2.
+    /// Host side: its QP, if RoCEv2 (the packet itself in `roce`).
     Host(Option<Qp>),
     /// Network side.
     Network(NetworkClass),
@@ -170,9 +170,11 @@ pub struct TensorWorker<'a> {
     fifo: Arc<ArrayQueue<FeatureRecord>>,
     /// The predictor's latest snapshot, reloaded only when it changed.
     predictions: arc_swap::Cache<Arc<ArcSwap<Predictions>>, Arc<Predictions>>,
-    /// Parse results of the burst in hand, written in place (taken and
-    /// put back each burst, never reallocated).
+    /// Parse results of the burst in hand (network side), written in
+    /// place (taken and put back each burst, never reallocated).
     parsed: Vec<Result<ParsedPacket, ParseError>>,
+    /// The RoCEv2 packets of the burst in hand (host side), likewise.
+    roce: Vec<Option<RocePacket>>,
     /// This worker's TX queue on every port.
     queue: u16,
 }
@@ -226,6 +228,7 @@ impl<'a> TensorWorker<'a> {
                 }));
                 MAX_BURST
             ],
+            roce: vec![None; MAX_BURST],
             queue: conf.queue(),
         }
     }
@@ -252,14 +255,16 @@ impl<'a> TensorWorker<'a> {
         // warm the QP table lines the lookups will read, so their misses
         // overlap.
         let mut parsed = std::mem::take(&mut self.parsed);
+        let mut roce = std::mem::take(&mut self.roce);
         let mut seen = [Seen::Unparsed; MAX_BURST];
         {
             let packets = burst.as_slice();
             for m in packets.iter().take(PREFETCH_AHEAD) {
                 m.prefetch_data();
             }
-            for (i, (slot, s)) in parsed
+            for (i, ((slot, r), s)) in parsed
                 .iter_mut()
+                .zip(roce.iter_mut())
                 .zip(seen.iter_mut())
                 .enumerate()
                 .take(packets.len())
@@ -268,11 +273,20 @@ impl<'a> TensorWorker<'a> {
                     ahead.prefetch_data();
                 }
                 let Some(m) = packets.get(i) else { continue };
-                *slot = parse(m.data());
-                let p = slot.as_ref().ok();
                 *s = if from_hosts {
-                    p.map_or(Seen::Unparsed, |p| Seen::Host(self.engine.qp_of(p)))
+                    // The RoCEv2 walk; a frame it does not cover gets the
+                    // full parse, which decides. Either way a packet
+                    // without a QP goes best effort, like an unparsed one.
+                    *r = classifier::roce::walk(m.data()).or_else(|| {
+                        parse(m.data())
+                            .ok()
+                            .as_ref()
+                            .and_then(RocePacket::from_parsed)
+                    });
+                    Seen::Host(r.as_ref().map(|r| self.engine.qp_of_roce(r)))
                 } else {
+                    *slot = parse(m.data());
+                    let p = slot.as_ref().ok();
                     Seen::Network(self.engine.classify_network(m.data(), p))
                 };
             }
@@ -294,8 +308,8 @@ impl<'a> TensorWorker<'a> {
         let lcore = self.lcore;
         let handoff = self.handoff;
         burst.drain_into(|mut m| {
-            let p = parsed.get(i).and_then(|r| r.as_ref().ok());
             let s = seen.get(i).copied().unwrap_or(Seen::Unparsed);
+            let r = roce.get(i).and_then(Option::as_ref);
             i += 1;
             rx_bytes += u64::from(m.pkt_len());
             let outcome = match s {
@@ -313,20 +327,20 @@ impl<'a> TensorWorker<'a> {
                     handoff.send(owner(o.qp.hash, workers), m, lcore);
                     Ok(())
                 }
-                Seen::Host(qp) => match p {
-                    // Cannot happen (a host-side packet is `Host` only
-                    // when it parsed); passed on like any unparsed frame.
-                    None => ports.enqueue(
+                Seen::Host(qp) => match (qp, r) {
+                    // Not RoCEv2 (or, cannot happen, a QP without its
+                    // packet): best effort on the default route.
+                    (None, _) | (_, None) => ports.enqueue(
                         usize::from(default_port),
                         m,
                         QueueMeta::BEST_EFFORT,
                         counters,
                     ),
-                    Some(p) => {
+                    (Some(qp), Some(r)) => {
                         let depth = |port: u16| ports.depth(usize::from(port));
-                        let verdict = engine.host(
+                        let verdict = engine.host_roce(
                             m.data_mut(),
-                            p,
+                            r,
                             qp,
                             rx_port as u16,
                             default_port,
@@ -388,6 +402,7 @@ impl<'a> TensorWorker<'a> {
             }
         });
         self.parsed = parsed;
+        self.roce = roce;
         let fifo = &self.fifo;
         self.engine.drain_features(|r| fifo.push(r).is_ok());
         if let Some(rx) = self.lcore.ports.get(rx_port) {
@@ -551,6 +566,7 @@ pub fn build_shared(
         paths: paths.clone(),
         nodes: nodes.clone(),
         validate_icrc: cfg.validate_icrc,
+        icrc_check_every: cfg.icrc_check_every,
         decrement_ttl: cfg.decrement_ttl,
         ecn_mark_packets: cfg.ecn_mark_packets,
         small_rate_split_bps: cfg.small_rate_split_mbps * 1e6,
