@@ -15,10 +15,10 @@
 #     training workload, replayed forever into port 0, out of port 1 (a
 #     net_null sink); alternated with forward on the same pcap.
 #       tensor_mpps, tensor_vs_forward_ratio  (target ratio >= 0.6)
-#       tensor_full_icrc_mpps, tensor_full_icrc_vs_forward_ratio
-#                                             the same with every packet's ICRC
-#                                             checked (icrc_check_every = 1; the
-#                                             default checks one in 16)
+#       tensor_sampled_icrc_mpps, tensor_sampled_icrc_vs_forward_ratio
+#                                             the same with one packet's ICRC in
+#                                             16 checked (icrc_check_every = 16;
+#                                             the default checks every packet)
 #       feature_fifo_drop_rate                (FIFO records refused / offered, at that load)
 #     The overlay's cost (Geneve + TLVs + AES-CMAC per packet, two paths)
 #     is measured the same way and recorded as tensor_overlay_mpps.
@@ -102,12 +102,12 @@ $common
 [tensor]
 host_port = 0
 EOF
-cat >"$DIR/tensor-full-icrc.toml" <<EOF
+cat >"$DIR/tensor-sampled-icrc.toml" <<EOF
 pipeline = "tensor"
 $common
 [tensor]
 host_port = 0
-icrc_check_every = 1
+icrc_check_every = 16
 EOF
 cat >"$DIR/overlay.toml" <<EOF
 pipeline = "tensor"
@@ -131,7 +131,7 @@ capacity_mbps = 100000
 EOF
 
 TIMEOUT=(timeout --signal=INT --kill-after=10 $((SECS + 60)))
-run_pipeline() { # ROUND forward|tensor|tensor-full-icrc|overlay
+run_pipeline() { # ROUND forward|tensor|tensor-sampled-icrc|overlay
 	local i=$1 mode=$2 prefix="tensor-$$-$2-$1" json="$DIR/$2-$1.json" log="$DIR/$2-$1.log" rc=0
 	local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix" -l 0,1
 		--vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1" --vdev "net_null1,no-rx=1")
@@ -154,16 +154,16 @@ run_pipeline() { # ROUND forward|tensor|tensor-full-icrc|overlay
 	fi
 }
 
-t_mpps=() f_mpps=() o_mpps=() fi_mpps=() drops=()
+t_mpps=() f_mpps=() o_mpps=() si_mpps=() drops=()
 for ((i = 1; i <= ROUNDS; i++)); do
 	out=$(run_pipeline "$i" tensor)
 	read -r m cpp d <<<"$out"
 	bench_say "round $i/$ROUNDS: tensor   $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt), feature FIFO drop rate $d"
 	t_mpps+=("$m") drops+=("$d")
-	out=$(run_pipeline "$i" tensor-full-icrc)
+	out=$(run_pipeline "$i" tensor-sampled-icrc)
 	read -r m cpp d <<<"$out"
-	bench_say "round $i/$ROUNDS: tensor, every ICRC checked $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt)"
-	fi_mpps+=("$m")
+	bench_say "round $i/$ROUNDS: tensor, one ICRC in 16 checked $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt)"
+	si_mpps+=("$m")
 	out=$(run_pipeline "$i" overlay)
 	read -r m cpp d <<<"$out"
 	bench_say "round $i/$ROUNDS: overlay  $(printf '%8.3f' "$m") Mpps ($(printf '%.1f' "$cpp") cycles/pkt)"
@@ -219,11 +219,11 @@ fwd_scaling=$(jq -n --argjson a "$(median "${sf2[@]}")" --argjson b "$(median "$
 tensor_scaling=$(jq -n --argjson a "$(median "${st2[@]}")" --argjson b "$(median "${st1[@]}")" '$a / $b')
 t_med=$(median "${t_mpps[@]}")
 o_med=$(median "${o_mpps[@]}")
-fi_med=$(median "${fi_mpps[@]}")
+si_med=$(median "${si_mpps[@]}")
 f_med=$(median "${f_mpps[@]}")
 d_med=$(median "${drops[@]}")
 ratio=$(jq -n --argjson t "$t_med" --argjson f "$f_med" '$t / $f')
-fi_ratio=$(jq -n --argjson t "$fi_med" --argjson f "$f_med" '$t / $f')
+si_ratio=$(jq -n --argjson t "$si_med" --argjson f "$f_med" '$t / $f')
 read -r mae1 mae1lv mae5 mae5lv < <(jq -r '"\(.predictor_mae_1ms) \(.predictor_mae_1ms_last_value) \(.predictor_mae_5ms) \(.predictor_mae_5ms_last_value)"' <<<"$pline")
 gain=$(jq -n --argjson m "$mae1" --argjson l "$mae1lv" '1 - $m / $l')
 
@@ -233,8 +233,8 @@ printf '  %-44s %14.3f\n' "tensor Mpps (route mode)" "$t_med"
 printf '  %-44s %14.3f\n' "tensor Mpps (overlay, 2 paths, CMAC)" "$o_med"
 printf '  %-44s %14.3f\n' "forward Mpps (same pcap)" "$f_med"
 printf '  %-44s %14.3f  (target >= %s)\n' "ratio tensor / forward" "$ratio" "$MIN_RATIO"
-printf '  %-44s %14.3f\n' "tensor Mpps, every ICRC checked" "$fi_med"
-printf '  %-44s %14.3f\n' "ratio with every ICRC checked / forward" "$fi_ratio"
+printf '  %-44s %14.3f\n' "tensor Mpps, one ICRC in 16 checked" "$si_med"
+printf '  %-44s %14.3f\n' "ratio with one ICRC in 16 checked / forward" "$si_ratio"
 printf '  %-44s %14s\n' "feature FIFO drop rate" "$d_med"
 printf '  %-44s %14.0f\n' "predictor MAE 1 ms (bit/s)" "$mae1"
 printf '  %-44s %14.0f\n' "last-value MAE 1 ms (bit/s)" "$mae1lv"
@@ -247,8 +247,8 @@ echo
 summary_set tensor_mpps "$t_med"
 summary_set tensor_overlay_mpps "$o_med"
 summary_set tensor_vs_forward_ratio "$ratio"
-summary_set tensor_full_icrc_mpps "$fi_med"
-summary_set tensor_full_icrc_vs_forward_ratio "$fi_ratio"
+summary_set tensor_sampled_icrc_mpps "$si_med"
+summary_set tensor_sampled_icrc_vs_forward_ratio "$si_ratio"
 summary_set feature_fifo_drop_rate "$d_med"
 summary_set predictor_mae_1ms "$mae1"
 summary_set predictor_mae_1ms_last_value "$mae1lv"
