@@ -335,6 +335,23 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     std::thread::sleep(Duration::from_millis(2_000)); // both go stale (1.5 s)
     send("c"); // no fresh state: the entry's first path, counted as a fallback
 
+    // Stop only once all three phases have left port 1: at the stop flag
+    // the workers drain what they hold, not what still waits in the
+    // kernel's socket rings.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats: serde_json::Value =
+            serde_json::from_str(&c(&["--json", "query", "stats"])).unwrap();
+        if stats["ports"][1]["tx_packets"].as_u64().unwrap_or(0) >= 600 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port 1 sent {} of 600 packets",
+            stats["ports"][1]["tx_packets"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = Command::new("kill")
         .args(["-INT", &appliance.id().to_string()])
         .status();
