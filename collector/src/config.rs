@@ -184,9 +184,8 @@ fn describe(text: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> Stri
 impl FromStr for CollectorConfig {
     type Err = String;
     fn from_str(text: &str) -> Result<CollectorConfig, String> {
-        let cfg: CollectorConfig =
-            serde_path_to_error::deserialize(toml::Deserializer::new(text))
-                .map_err(|e| describe(text, &e))?;
+        let cfg: CollectorConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| describe(text, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -71,10 +71,21 @@ fn the_cli_prints_the_library_features() {
     ] {
         let cli = run(&["--prompt", prompt]);
         let lib = tokenfeat::extract(prompt, &tokenfeat::Hints::default());
-        assert_eq!(cli["prompt_tokens"], u64::from(lib.prompt_tokens), "{prompt}");
-        assert_eq!(cli["output_tokens"], u64::from(lib.output_tokens), "{prompt}");
+        assert_eq!(
+            cli["prompt_tokens"],
+            u64::from(lib.prompt_tokens),
+            "{prompt}"
+        );
+        assert_eq!(
+            cli["output_tokens"],
+            u64::from(lib.output_tokens),
+            "{prompt}"
+        );
         assert_eq!(cli["task_code"], lib.task as u64, "{prompt}");
         assert_eq!(id(&cli), tokenfeat::encode(&lib), "{prompt}");
     }
-    assert_eq!(run(&["--prompt", "turn on the light"])["task"], "immediate_control");
+    assert_eq!(
+        run(&["--prompt", "turn on the light"])["task"],
+        "immediate_control"
+    );
 }
