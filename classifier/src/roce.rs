@@ -143,28 +143,15 @@ fn walk_ipv4(l3: &[u8], l3_offset: usize) -> Option<RocePacket> {
     if !ip.verify_checksum() {
         return None;
     }
-    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-    if udp.dst_port() != ROCEV2_UDP_PORT {
-        return None;
-    }
-    let udp_at = l3_offset + HDR;
-    let bth = parse_bth(udp.payload(), udp_at + UdpPacket::<&[u8]>::HEADER_LEN).ok()?;
-    let key = FlowKey::v4(
-        ip.src_addr(),
-        ip.dst_addr(),
-        IpProtocol::UDP,
-        udp.src_port(),
-        udp.dst_port(),
+    let addresses = FlowKey::v4(ip.src_addr(), ip.dst_addr(), IpProtocol::UDP, 0, 0);
+    over_udp(
+        ip.payload(),
+        l3_offset,
+        HDR,
+        ip.total_len(),
+        L3Kind::Ipv4,
+        addresses,
     )
-    .with_dest_qpn(bth.dest_qp);
-    Some(RocePacket {
-        key,
-        bth,
-        l3_kind: L3Kind::Ipv4,
-        l3_offset: l3_offset as u16,
-        l3_len: ip.total_len(),
-        icrc: Some(IcrcLayout::new(true, HDR, usize::from(udp.len()))),
-    })
 }
 
 #[inline]
@@ -174,27 +161,48 @@ fn walk_ipv6(l3: &[u8], l3_offset: usize) -> Option<RocePacket> {
     if ip.next_header() != IpProtocol::UDP {
         return None;
     }
-    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    let l3_len = (HDR + usize::from(ip.payload_len())) as u16;
+    let addresses = FlowKey::v6(ip.src_addr(), ip.dst_addr(), IpProtocol::UDP, 0, 0);
+    over_udp(
+        ip.payload(),
+        l3_offset,
+        HDR,
+        l3_len,
+        L3Kind::Ipv6,
+        addresses,
+    )
+}
+
+/// The UDP and BTH part, the same over either IP version: `key` holds the
+/// addresses (ports 0), `l3_header_len` the IP header's length before UDP.
+#[inline(always)]
+fn over_udp(
+    ip_payload: &[u8],
+    l3_offset: usize,
+    l3_header_len: usize,
+    l3_len: u16,
+    l3_kind: L3Kind,
+    mut key: FlowKey,
+) -> Option<RocePacket> {
+    let udp = UdpPacket::new_checked(ip_payload).ok()?;
     if udp.dst_port() != ROCEV2_UDP_PORT {
         return None;
     }
-    let udp_at = l3_offset + HDR;
+    let udp_at = l3_offset + l3_header_len;
     let bth = parse_bth(udp.payload(), udp_at + UdpPacket::<&[u8]>::HEADER_LEN).ok()?;
-    let key = FlowKey::v6(
-        ip.src_addr(),
-        ip.dst_addr(),
-        IpProtocol::UDP,
-        udp.src_port(),
-        udp.dst_port(),
-    )
-    .with_dest_qpn(bth.dest_qp);
+    key.src_port = udp.src_port();
+    key.dst_port = udp.dst_port();
     Some(RocePacket {
-        key,
+        key: key.with_dest_qpn(bth.dest_qp),
         bth,
-        l3_kind: L3Kind::Ipv6,
+        l3_kind,
         l3_offset: l3_offset as u16,
-        l3_len: (HDR + usize::from(ip.payload_len())) as u16,
-        icrc: Some(IcrcLayout::new(false, HDR, usize::from(udp.len()))),
+        l3_len,
+        icrc: Some(IcrcLayout::new(
+            l3_kind == L3Kind::Ipv4,
+            l3_header_len,
+            usize::from(udp.len()),
+        )),
     })
 }
 
