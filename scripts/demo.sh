@@ -7,26 +7,36 @@
 #   NAME-agent            NAME (intellinode, net_af_packet)        NAME-edge
 #   pktgen agent ─veth─ port 0      port 1 ─veth─ pktgen serve 10.0.2.2  (small, near)
 #                                   port 2 ─veth─ pktgen serve 10.0.3.2  (large, 15 ms away)
-#                                                                  NAME-centre
+#                       collector ─ m1, m2 (management) ─ /metrics      NAME-centre
+#
+# The servers' load reaches the appliance as real inference servers' does:
+# the compute-state collector (`collector`, on the appliance's host) scrapes
+# each server's vLLM-style /metrics every 50 ms over the management links
+# and pushes sealed NODE_STATE (and CAPABILITY, with /v1/models'
+# max_model_len) to the appliance's control port.
 #
 # Phase 1, normal load: a Poisson mix of short control commands and long
 # prompts. Interactive requests should go to the edge (lowest predicted time
 # to first token), bulk ones to the centre (lowest predicted completion).
-# Phase 2, the orchestrator reports the edge overloaded (`intellinode ctl
-# node-state`): new short requests should all go to the centre.
+# Phase 2, the edge server hangs (SIGSTOP): its /metrics stops answering, the
+# collector reports the node down at its first failed scrape
+# (docs/wire-format.md §3.7), and new short requests should all go to the
+# centre.
 #
 # Needs root (network namespaces) and jq, ip, ethtool. The topology is that
 # of scripts/steer-topology.sh, the config examples/steer.toml plus a
 # [control] section. Outputs go to target/demo/. The plain pcap forwarding
 # demo is `make demo-forward` (scripts/demo-forward.sh).
 #
-# Environment: INTELLINODE_BIN, PKTGEN_BIN override the binaries' paths.
+# Environment: INTELLINODE_BIN, PKTGEN_BIN, COLLECTOR_BIN override the
+# binaries' paths.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PATH=$PATH:/usr/sbin:/sbin
 
 INB=${INTELLINODE_BIN:-target/release/intellinode}
 PKTGEN=${PKTGEN_BIN:-target/release/pktgen}
+COLLECTOR=${COLLECTOR_BIN:-target/release/collector}
 OUT=target/demo
 NS="idemo$$"
 PREFIX="demo-$$"
@@ -43,14 +53,16 @@ die() {
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-preflight demo "$INB" "$PKTGEN"
+preflight demo "$INB" "$PKTGEN" "$COLLECTOR"
 [[ -x $VENV_PY ]] || die "no $VENV_PY: run make pyenv (the OpenAI SDK, for the requests without a TLV)"
 VENV_PY=$PWD/$VENV_PY # not realpath: the venv is its symlinked interpreter
 INB=$(realpath "$INB")
 PKTGEN=$(realpath "$PKTGEN")
+COLLECTOR=$(realpath "$COLLECTOR")
 
 mkdir -p "$OUT"
-rm -f "$OUT"/{orch.key,steer.toml,stats.json,phase1.json,phase2.json,phase1-stats.json} \
+rm -f "$OUT"/{orch.key,collector.key,steer.toml,collector.toml,collector.json,collector.log} \
+	"$OUT"/{stats.json,phase1.json,phase2.json,phase1-stats.json} \
 	"$OUT"/{sdk-before,sdk-short,sdk-after}-stats.json "$OUT"/sdk-{short,long}.json \
 	"$OUT"/{edge,centre}.json "$OUT"/{intellinode,edge,centre}.log
 
@@ -84,32 +96,73 @@ say "building the topology (namespaces $NS, $NS-agent, $NS-edge, $NS-centre)"
 bash scripts/steer-topology.sh up "$NS" || die "could not build the topology"
 
 "$INB" ctl keygen "$OUT/orch.key" >/dev/null
+"$INB" ctl keygen "$OUT/collector.key" >/dev/null
 {
 	cat examples/steer.toml
-	# max_state_age_ms: the edge's overload report must stay fresh (not
-	# stale) for all of phase 2.
 	cat <<EOF
 
 [control]
 listen = "$CTL_ADDR"
-max_state_age_ms = 10000
 
 [[control.peers]]
 id = 1
 name = "orchestrator"
 key_file = "$(realpath "$OUT/orch.key")"
-roles = ["state", "query"]
+roles = ["query"]
+
+[[control.peers]]
+id = 2
+name = "collector"
+key_file = "$(realpath "$OUT/collector.key")"
+roles = ["state", "capability"]
+nodes = [1, 2]
 EOF
 } >"$OUT/steer.toml"
 
+# The collector: each server's metrics over its management link (10.9.1.2,
+# 10.9.2.2); the capabilities as examples/steer.toml configures them, with
+# the context length from /v1/models (the servers announce the same).
+cat >"$OUT/collector.toml" <<EOF
+interval_ms = 50
+timeout_ms = 200
+key_file = "$(realpath "$OUT/collector.key")"
+key_id = 2
+appliances = ["$CTL_ADDR"]
+
+[[instances]]
+node = 1
+metrics_url = "http://10.9.1.2:8000/metrics"
+concurrency = 16
+[instances.capability]
+class = "edge"
+accelerator = "emulated"
+tasks = ["immediate_control", "chat", "code_generation", "summarisation", "complex_reasoning"]
+prefill_tps = 2000.0
+decode_tps = 200.0
+
+[[instances]]
+node = 2
+metrics_url = "http://10.9.2.2:8000/metrics"
+concurrency = 32
+[instances.capability]
+class = "centre"
+accelerator = "emulated"
+tasks = ["immediate_control", "chat", "code_generation", "summarisation", "complex_reasoning"]
+prefill_tps = 20000.0
+decode_tps = 2000.0
+EOF
+
 say "starting the edge (small model, near) and centre (large model, 15±3 ms away) servers"
-ip netns exec "$NS-edge" "$PKTGEN" serve --listen 10.0.2.2:8000 --name edge --prefill-tps 2000 --decode-tps 200 \
-	--base-ttft-ms 3 --concurrency 16 --duration-s 120 --stats-json "$OUT/edge.json" \
+# Listening on every address: requests arrive on 10.0.2.2 through the
+# appliance, scrapes on the management link.
+ip netns exec "$NS-edge" "$PKTGEN" serve --listen 0.0.0.0:8000 --name edge --prefill-tps 2000 --decode-tps 200 \
+	--base-ttft-ms 3 --concurrency 16 --max-model-len 8192 --duration-s 120 --stats-json "$OUT/edge.json" \
 	>"$OUT/edge.log" 2>&1 &
-PIDS+=($!)
+EDGE=$!
+PIDS+=("$EDGE")
 wait_for "$OUT/edge.log" "listening on" "$!" "pktgen serve (edge)"
-ip netns exec "$NS-centre" "$PKTGEN" serve --listen 10.0.3.2:8000 --name centre --prefill-tps 20000 --decode-tps 2000 \
-	--base-ttft-ms 8 --concurrency 32 --delay-ms 15 --jitter-ms 3 --duration-s 120 \
+ip netns exec "$NS-centre" "$PKTGEN" serve --listen 0.0.0.0:8000 --name centre --prefill-tps 20000 --decode-tps 2000 \
+	--base-ttft-ms 8 --concurrency 32 --max-model-len 131072 --delay-ms 15 --jitter-ms 3 --duration-s 120 \
 	--stats-json "$OUT/centre.json" >"$OUT/centre.log" 2>&1 &
 PIDS+=($!)
 wait_for "$OUT/centre.log" "listening on" "$!" "pktgen serve (centre)"
@@ -123,6 +176,25 @@ ip netns exec "$NS" "$INB" run --config "$OUT/steer.toml" --duration 120 --stats
 APP=$!
 PIDS+=("$APP")
 wait_for "$OUT/intellinode.log" "running \(for\|until\)" "$APP" "intellinode"
+
+say "starting the collector (scrapes both servers every 50 ms, pushes NODE_STATE and CAPABILITY)"
+ip netns exec "$NS" "$COLLECTOR" --config "$OUT/collector.toml" --stats-json "$OUT/collector.json" \
+	>"$OUT/collector.log" 2>&1 &
+COLL=$!
+PIDS+=("$COLL")
+wait_for "$OUT/collector.log" "collector: scraping" "$COLL" "collector"
+# node_field NODE FIELD: a field of the node's state as the appliance holds it.
+node_field() {
+	ctl --timeout-ms 2000 --json query state 2>/dev/null |
+		jq -r --argjson n "$1" ".nodes[] | select(.id == \$n) | .$2 // empty" 2>/dev/null || true
+}
+# Both nodes' state has come through the collector before any request.
+for _ in $(seq 100); do
+	[[ -n $(node_field 1 queue_len) && -n $(node_field 2 queue_len) ]] && break
+	sleep 0.1
+done
+[[ -n $(node_field 1 queue_len) && -n $(node_field 2 queue_len) ]] ||
+	die "no node state from the collector within 10 s (see $OUT/collector.log)"
 
 # --- the two phases ----------------------------------------------------------
 say "phase 1, normal load: $PHASE1_REQUESTS requests, Poisson 15/s, 70% short control commands"
@@ -151,15 +223,23 @@ ctl --timeout-ms 5000 --json query stats >"$OUT/sdk-short-stats.json" || die "in
 sdk "$OUT/sdk-long.json" "$(long_prompt)"
 ctl --timeout-ms 5000 --json query stats >"$OUT/sdk-after-stats.json" || die "intellinode ctl query stats failed"
 
-say "phase 2, the orchestrator reports the edge overloaded (node 1, queue 100)"
-ctl node-state --node 1 --queue 100 >/dev/null || die "intellinode ctl node-state failed"
-# The report is a datagram: give the appliance a moment to publish it to
-# its worker before the first request.
-sleep 0.2
-say "phase 2: $PHASE2_REQUESTS short requests"
+say "phase 2, the edge server hangs (SIGSTOP): its /metrics stops answering"
+kill -STOP "$EDGE"
+hung=$(date +%s%N)
+down_ms=-1
+for _ in $(seq 100); do
+	if [[ $(node_field 1 queue_len) == 1000000 ]]; then
+		down_ms=$((($(date +%s%N) - hung) / 1000000))
+		break
+	fi
+	sleep 0.05
+done
+say "phase 2: the collector reported the edge down after $down_ms ms; $PHASE2_REQUESTS short requests"
 agent "$OUT/phase2.json" --requests "$PHASE2_REQUESTS" --interval-ms 50 --short-fraction 1 --seed 43
+kill -CONT "$EDGE"
 
-say "stopping intellinode and the servers"
+say "stopping the collector, intellinode and the servers"
+stop_pids "$COLL"
 kill -INT "$APP" 2>/dev/null || true
 rc=0
 wait "$APP" || rc=$?
@@ -206,7 +286,7 @@ p2_centre=$(delta centre-large)
 p2_edge=$(delta edge-small)
 overloaded=$(jq '.steer.rejected_candidates.overloaded // 0' "$S")
 echo
-say "phase 2, edge overloaded: $PHASE2_REQUESTS short requests"
+say "phase 2, the edge hung and reported down by the collector: $PHASE2_REQUESTS short requests"
 printf '  centre-large %s, edge-small %s; the edge was rejected as overloaded %s times\n' \
 	"$p2_centre" "$p2_edge" "$overloaded"
 
@@ -258,6 +338,8 @@ verdict $((sent == requests && failed == 0)) "every agent request answered (NAT 
 	"$((sent - failed)) of $requests"
 verdict $((wrong == 0 && interactive > 0 && bulk > 0)) "phase 1: interactive->edge, bulk->centre" \
 	"$interactive interactive on edge-small, $bulk bulk on centre-large, $wrong elsewhere"
+verdict $((down_ms >= 0)) "phase 2: the collector reported the edge down" \
+	"after $down_ms ms (its first failed scrape waits timeout_ms, 200)"
 verdict $((p2_centre == PHASE2_REQUESTS && p2_edge == 0)) "phase 2: all went to centre-large" \
 	"$p2_centre of $PHASE2_REQUESTS (edge-small $p2_edge)"
 verdict $((sdk_short == 1)) "SDK, no TLV: short command -> edge" \

@@ -20,12 +20,13 @@
 # a partial checksum for the "hardware" would hand the appliance TCP
 # segments whose checksum is not yet computed.
 #
-# With --wire (make eval), each node sits behind a path namespace where
-# `pktgen wire` bridges two veths and adds the path's delay, jitter and
-# loss (this kernel has no tc netem), and each node also gets a management
-# link to the appliance's namespace, so its NODE_STATE reports reach the
-# control plane out of band (and each path namespace one, for the wire's
-# PATH_STATE reports):
+# Each node has a management link to the appliance's namespace, so its
+# state (NODE_STATE, pushed by the node itself or by the collector scraping
+# its /metrics) reaches the control plane out of band. With --wire (make
+# eval), each node also sits behind a path namespace where `pktgen wire`
+# bridges two veths and adds the path's delay, jitter and loss (this
+# kernel has no tc netem), and each path namespace gets a management link
+# too, for the wire's PATH_STATE reports:
 #
 #  NAME ded ─veth─ la [NAME-line: pktgen wire] lb ─veth─ ed NAME-edge
 #  NAME dce ─veth─ ia [NAME-inet: pktgen wire] ib ─veth─ ce NAME-centre
@@ -118,8 +119,6 @@ up() {
 		line inet dce ia
 		host edge ed lb "$EDGE_MAC" 10.0.2.2/24 "$n-line"
 		host centre ce ib "$CENTRE_MAC" 10.0.3.2/24 "$n-inet"
-		mgmt edge m1 me 10.9.1
-		mgmt centre m2 mc 10.9.2
 		# The wires report their path's state (PATH_STATE) to the
 		# appliance's control plane, as a network controller would.
 		mgmt line m3 ml 10.9.3
@@ -128,6 +127,11 @@ up() {
 		host edge ed ded "$EDGE_MAC" 10.0.2.2/24
 		host centre ce dce "$CENTRE_MAC" 10.0.3.2/24
 	fi
+	# Management links beside the data path: the nodes' state reaches the
+	# control plane over them (the collector scraping /metrics, or a node
+	# pushing its own NODE_STATE).
+	mgmt edge m1 me 10.9.1
+	mgmt centre m2 mc 10.9.2
 	ip -n "$n-agent" route add 10.0.100.0/24 dev ag
 	ip -n "$n-agent" neigh add 10.0.100.1 lladdr "$VIP_MAC" dev ag nud permanent
 	for side in edge:ed centre:ce; do

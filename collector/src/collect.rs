@@ -159,7 +159,7 @@ fn prefix_hit_ratio(r: &Reading) -> Option<f64> {
     match r.prefix_cache? {
         PrefixCacheStats::Tokens { queries, hits } if queries > 0.0 => Some(hits / queries),
         PrefixCacheStats::Tokens { .. } => None,
-        PrefixCacheStats::HitRate(h) => Some(h),
+        PrefixCacheStats::HitRate { rate, .. } => Some(rate),
     }
 }
 
@@ -206,9 +206,11 @@ fn run_instance(
                 stats.lock().unwrap_or_else(|e| e.into_inner()).capabilities += 1;
             }
         }
+        let mut prefix_cache = None;
         let (fields, failure) = match scrape(&agent, &inst.metrics_url) {
             Ok(r) => {
                 let fields = deriver.node_state(inst.node, &r, inst.concurrency);
+                prefix_cache = deriver.prefix_cache(&r);
                 let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
                 s.scrapes_ok += 1;
                 s.server = Some(r.server.name());
@@ -249,7 +251,13 @@ fn run_instance(
         }
         // A reading without any value the protocol carries (a TGI page
         // gives only counts) still says the node is alive: its queue.
-        if let Ok(m) = fields.message() {
+        if let Ok(mut m) = fields.message() {
+            // The prefix cache's increments ride along (PREFIX_CACHE,
+            // docs/wire-format.md §3.4) for the appliance to correct its
+            // prefix record with.
+            if let (control::Message::NodeState(ns), Some(c)) = (&mut m, prefix_cache) {
+                ns.prefix_cache = Some(c);
+            }
             push(&m);
             stats.lock().unwrap_or_else(|e| e.into_inner()).node_states += 1;
         }

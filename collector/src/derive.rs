@@ -14,6 +14,14 @@
 //!   server restarted) restarts the deltas from zero. [`Delta::quantile`]
 //!   gives a quantile of the same increments, interpolated within a bucket
 //!   as Prometheus' `histogram_quantile` does.
+//! * **Prefix cache** (NODE_STATE's PREFIX_CACHE): the increments of the
+//!   hit and queried prompt tokens since the previous scrape. vLLM counts
+//!   both (`vllm:prefix_cache_hits`, `vllm:prefix_cache_queries`); SGLang
+//!   gives a hit rate over its recent batches, taken as the hit share of
+//!   the prompt tokens counted since the previous scrape
+//!   (`sglang:prompt_tokens`), so nothing without that counter. The first
+//!   scrape has no previous one and sends none; counters that went down
+//!   (a restart) count from zero, as the TTFT histogram does.
 //! * **A failed scrape** (no connection, timeout, an HTTP error, a page
 //!   that does not parse or names no known server) makes the node *down*:
 //!   NODE_STATE has no "down" field, so the collector reports what a down
@@ -24,9 +32,9 @@
 //!   the first failure, and keeps doing so every interval until a scrape
 //!   succeeds, instead of falling silent and waiting for the state to age.
 
-use control::{NodeStateFields, Source};
+use control::{NodeStateFields, PrefixCacheCounts, Source};
 
-use crate::reading::{Histogram, Reading};
+use crate::reading::{Histogram, PrefixCacheStats, Reading};
 
 /// The queue length a down node is reported with.
 pub const DOWN_QUEUE_LENGTH: f64 = 1_000_000.0;
@@ -114,6 +122,9 @@ impl Delta {
 pub struct Deriver {
     last_ttft: Option<Histogram>,
     ttft_estimate_ms: Option<f64>,
+    /// The prefix counters of the previous scrape: (hits, queried) tokens
+    /// for vLLM, prompt tokens for SGLang.
+    last_prefix: Option<(f64, f64)>,
 }
 
 impl Deriver {
@@ -144,6 +155,36 @@ impl Deriver {
             ttft_ms: self.ttft_estimate_ms,
             source: Source::Measured,
         }
+    }
+}
+
+impl Deriver {
+    /// The prefix cache's increments since the previous scrape (see the
+    /// module docs), valid by the protocol's rules (hits at most queried).
+    pub fn prefix_cache(&mut self, reading: &Reading) -> Option<PrefixCacheCounts> {
+        // (hits, queried) now, cumulative; for a hit rate the hits are
+        // derived from the increment below.
+        let (now, rate) = match reading.prefix_cache? {
+            PrefixCacheStats::Tokens { queries, hits } => ((hits, queries), None),
+            PrefixCacheStats::HitRate {
+                rate,
+                prompt_tokens: Some(p),
+            } => ((0.0, p), Some(rate)),
+            PrefixCacheStats::HitRate { .. } => return None,
+        };
+        let before = self.last_prefix.replace(now)?;
+        let restarted = now.0 < before.0 || now.1 < before.1;
+        let (hits, queried) = if restarted {
+            now
+        } else {
+            (now.0 - before.0, now.1 - before.1)
+        };
+        let hits = rate.map_or(hits, |r| r * queried);
+        let c = PrefixCacheCounts {
+            hit_tokens: hits.clamp(0.0, queried),
+            queried_tokens: queried,
+        };
+        c.validate().ok().map(|()| c)
     }
 }
 
@@ -218,6 +259,50 @@ mod tests {
         assert_eq!(d.mean(), Some(0.18));
         let empty = Delta::between(Some(&now), &now);
         assert_eq!((empty.mean(), empty.quantile(0.5)), (None, None));
+    }
+
+    #[test]
+    fn prefix_cache_increments_between_scrapes() {
+        let page = |prefix| Reading {
+            prefix_cache: Some(prefix),
+            ..reading(None)
+        };
+        let vllm = |hits, queries| page(PrefixCacheStats::Tokens { queries, hits });
+        let mut d = Deriver::default();
+        // The first scrape has nothing to compare with.
+        assert_eq!(d.prefix_cache(&vllm(600.0, 1000.0)), None);
+        let c = d.prefix_cache(&vllm(1400.0, 2500.0)).unwrap();
+        assert_eq!((c.hit_tokens, c.queried_tokens), (800.0, 1500.0));
+        // Nothing moved: zero increments, still a report.
+        let c = d.prefix_cache(&vllm(1400.0, 2500.0)).unwrap();
+        assert_eq!((c.hit_tokens, c.queried_tokens), (0.0, 0.0));
+        // A restart: the counters since it.
+        let c = d.prefix_cache(&vllm(10.0, 40.0)).unwrap();
+        assert_eq!((c.hit_tokens, c.queried_tokens), (10.0, 40.0));
+        // The message carries it, and the receiver's rules hold.
+        let mut m = d.node_state(1, &vllm(10.0, 40.0), None).message().unwrap();
+        if let control::Message::NodeState(ns) = &mut m {
+            ns.prefix_cache = Some(c);
+        }
+        assert!(m.encode(1).is_ok());
+
+        // SGLang: its hit rate over the prompt tokens counted since.
+        let sglang = |rate, prompt_tokens| {
+            page(PrefixCacheStats::HitRate {
+                rate,
+                prompt_tokens,
+            })
+        };
+        let mut d = Deriver::default();
+        assert_eq!(d.prefix_cache(&sglang(0.5, Some(100.0))), None);
+        let c = d.prefix_cache(&sglang(0.25, Some(500.0))).unwrap();
+        assert_eq!((c.hit_tokens, c.queried_tokens), (100.0, 400.0));
+        // Without the prompt-token counter a rate alone weighs nothing.
+        let mut d = Deriver::default();
+        assert_eq!(d.prefix_cache(&sglang(0.5, None)), None);
+        assert_eq!(d.prefix_cache(&sglang(0.5, None)), None);
+        // No prefix account at all (TensorRT-LLM): nothing.
+        assert_eq!(Deriver::default().prefix_cache(&reading(None)), None);
     }
 
     #[test]

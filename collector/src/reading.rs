@@ -8,7 +8,7 @@
 //! | server | waiting | running | KV-cache use (0–1) | TTFT histogram | prefix cache |
 //! |---|---|---|---|---|---|
 //! | vLLM | `vllm:num_requests_waiting` | `vllm:num_requests_running` | `vllm:kv_cache_usage_perc` (else the deprecated `vllm:gpu_cache_usage_perc`) | `vllm:time_to_first_token_seconds` | `vllm:prefix_cache_queries`, `vllm:prefix_cache_hits` (tokens; `_total` counters) |
-//! | SGLang | `sglang:num_queue_reqs` | `sglang:num_running_reqs` | `sglang:token_usage` | `sglang:time_to_first_token_seconds` | `sglang:cache_hit_rate` (a ratio) |
+//! | SGLang | `sglang:num_queue_reqs` | `sglang:num_running_reqs` | `sglang:token_usage` | `sglang:time_to_first_token_seconds` | `sglang:cache_hit_rate` (a ratio), with `sglang:prompt_tokens` (a counter) when present |
 //! | TensorRT-LLM | `trtllm_num_requests_waiting` | `trtllm_num_requests_running` | `trtllm_kv_cache_utilization` | — | — |
 //! | TGI | `tgi_queue_size` | `tgi_batch_current_size` | — | — | — |
 //!
@@ -68,8 +68,14 @@ pub enum PrefixCacheStats {
         /// Of those, found cached.
         hits: f64,
     },
-    /// A hit rate, 0–1 (SGLang).
-    HitRate(f64),
+    /// A hit rate, 0–1, over the server's recent batches (SGLang), and
+    /// the prompt tokens counted since start when the server says.
+    HitRate {
+        /// `sglang:cache_hit_rate`.
+        rate: f64,
+        /// `sglang:prompt_tokens_total`.
+        prompt_tokens: Option<f64>,
+    },
 }
 
 /// One scrape's facts; `None` where the server does not say.
@@ -219,7 +225,12 @@ pub fn read(text: &str) -> Result<Reading, ReadError> {
             running: sum(&families, "sglang:num_running_reqs"),
             kv_usage: max(&families, "sglang:token_usage"),
             ttft: histogram(&families, "sglang:time_to_first_token_seconds"),
-            prefix_cache: max(&families, "sglang:cache_hit_rate").map(PrefixCacheStats::HitRate),
+            prefix_cache: max(&families, "sglang:cache_hit_rate").map(|rate| {
+                PrefixCacheStats::HitRate {
+                    rate: rate.clamp(0.0, 1.0),
+                    prompt_tokens: sum(&families, "sglang:prompt_tokens"),
+                }
+            }),
         }
     } else if has("trtllm_num_requests_waiting") || has("trtllm_num_requests_running") {
         Reading {
@@ -325,7 +336,13 @@ vllm:cache_config_info{block_size="16",engine="0"} 1.0
             (r.waiting, r.running, r.kv_usage),
             (Some(4.0), Some(2.0), Some(0.3))
         );
-        assert_eq!(r.prefix_cache, Some(PrefixCacheStats::HitRate(0.6)));
+        assert_eq!(
+            r.prefix_cache,
+            Some(PrefixCacheStats::HitRate {
+                rate: 0.6,
+                prompt_tokens: None
+            })
+        );
         assert_eq!(r.ttft.unwrap().count, 2.0);
 
         let trt = "# TYPE trtllm_num_requests_waiting gauge\ntrtllm_num_requests_waiting 1\n\

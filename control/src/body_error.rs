@@ -172,6 +172,14 @@ pub enum BodyError {
     },
     /// A POLICY without any record.
     EmptyPolicy,
+    /// PREFIX_CACHE increments that are not finite, negative, above 2^53,
+    /// or more hits than queried tokens.
+    BadPrefixCache {
+        /// Hit tokens sent.
+        hit_tokens: f64,
+        /// Queried tokens sent.
+        queried_tokens: f64,
+    },
     /// A message kind that does not travel in this direction (REPLY to the
     /// appliance, anything but REPLY to a client).
     UnexpectedKind(Kind),
@@ -266,6 +274,13 @@ impl fmt::Display for BodyError {
                 rt::name(*rtype)
             ),
             BodyError::EmptyPolicy => f.write_str("POLICY without any record"),
+            BodyError::BadPrefixCache {
+                hit_tokens,
+                queried_tokens,
+            } => write!(
+                f,
+                "PREFIX_CACHE of {hit_tokens} hit over {queried_tokens} queried tokens: each must be finite, 0 to 2^53, hits at most queried"
+            ),
             BodyError::UnexpectedKind(k) => {
                 write!(f, "{} does not travel in this direction", k.name())
             }

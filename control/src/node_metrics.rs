@@ -1,6 +1,7 @@
 //! The load of one compute node in canonical units.
 
 use crate::metric::{Metric, MetricType};
+use crate::prefix_cache::PrefixCacheTotals;
 
 /// Latest load of a node; `None` = not reported in the last NODE_STATE.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -17,6 +18,9 @@ pub struct NodeMetrics {
     pub tokens_per_s_prefill: Option<f64>,
     /// Current decode throughput, tokens per second.
     pub tokens_per_s_decode: Option<f64>,
+    /// The prefix-cache increments of every report so far, summed (not
+    /// reset by a report without them: they count events, not state).
+    pub prefix_cache: PrefixCacheTotals,
 }
 
 impl NodeMetrics {

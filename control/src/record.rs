@@ -39,12 +39,15 @@ pub mod rt {
     pub const IN_REPLY_TO: u16 = 0x0040;
     /// UTF-8 JSON reply body.
     pub const BODY: u16 = 0x0041;
+    /// NODE_STATE's prefix-cache increments (hit, queried tokens). Above
+    /// 0x8000 so that receivers predating it skip it.
+    pub const PREFIX_CACHE: u16 = 0x8001;
 
     /// From here up, unknown types are skipped instead of refused.
     pub const FIRST_SKIPPABLE: u16 = 0x8000;
 
     /// Every type this version understands.
-    pub const KNOWN: [u16; 15] = [
+    pub const KNOWN: [u16; 16] = [
         METRIC,
         PATH_ID,
         NODE_ID,
@@ -60,6 +63,7 @@ pub mod rt {
         QUERY_WHAT,
         IN_REPLY_TO,
         BODY,
+        PREFIX_CACHE,
     ];
 
     /// The record type's name, for error messages.
@@ -80,6 +84,7 @@ pub mod rt {
             QUERY_WHAT => "QUERY_WHAT",
             IN_REPLY_TO => "IN_REPLY_TO",
             BODY => "BODY",
+            PREFIX_CACHE => "PREFIX_CACHE",
             _ => "unknown",
         }
     }
@@ -181,7 +186,7 @@ mod tests {
 
     #[test]
     fn skips_high_unknown_refuses_low_unknown() {
-        let buf = [0x80, 0x01, 0, 2, 9, 9, 0, 2, 0, 2, 0, 7];
+        let buf = [0x8f, 0xff, 0, 2, 9, 9, 0, 2, 0, 2, 0, 7];
         let recs = parse_records(&buf).expect("valid");
         assert_eq!(
             recs,

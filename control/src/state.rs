@@ -67,7 +67,17 @@ impl ControlState {
                 Applied::Path(s.path)
             }
             Message::NodeState(s) => {
-                let t = Timed::new(NodeMetrics::from_metrics(&s.metrics), now_ns, from_peer);
+                let mut metrics = NodeMetrics::from_metrics(&s.metrics);
+                let totals = self
+                    .nodes
+                    .get(&s.node)
+                    .map(|t| t.value.prefix_cache)
+                    .unwrap_or_default();
+                metrics.prefix_cache = match &s.prefix_cache {
+                    Some(c) => totals.add(c),
+                    None => totals,
+                };
+                let t = Timed::new(metrics, now_ns, from_peer);
                 self.nodes.insert(s.node, t);
                 Applied::Node(s.node)
             }

@@ -64,6 +64,14 @@ impl ControlState {
                 m.insert("est_ttft_us".into(), json!(v.est_ttft_us));
                 m.insert("tokens_per_s_prefill".into(), json!(v.tokens_per_s_prefill));
                 m.insert("tokens_per_s_decode".into(), json!(v.tokens_per_s_decode));
+                m.insert(
+                    "prefix_cache".into(),
+                    json!({
+                        "reports": v.prefix_cache.reports,
+                        "hit_tokens": v.prefix_cache.hit_tokens,
+                        "queried_tokens": v.prefix_cache.queried_tokens,
+                    }),
+                );
                 Value::Object(m)
             })
             .collect();

@@ -307,6 +307,17 @@ impl DataplaneView {
             })
     }
 
+    /// A node's latest load report, fresh or not: what steering reads when
+    /// a new report came (its time, [`Timed::updated_ns`], and its
+    /// prefix-cache totals), whatever its age.
+    pub fn node_report(&self, id: NodeId) -> Option<&Timed<NodeMetrics>> {
+        self.nodes
+            .binary_search_by_key(&id, |(n, _)| *n)
+            .ok()
+            .and_then(|i| self.nodes.get(i))
+            .map(|(_, t)| t)
+    }
+
     /// When a node's latest load report was stored (the control thread's
     /// monotonic ns), fresh or not; `None` if it never reported. Steering
     /// uses it to tell which of its own decisions the report cannot yet

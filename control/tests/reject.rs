@@ -784,3 +784,86 @@ fn receiver_config_is_checked_and_reload_keeps_windows() {
         .expect("valid");
     h.expect_reject(&genuine(8), RejectCode::UnknownPeer);
 }
+
+/// A NODE_STATE's PREFIX_CACHE record (0x8001), built from the wire spec
+/// (§3.4): two big-endian binary64, hit then queried tokens.
+fn prefix_cache(hit: f64, queried: f64) -> Vec<u8> {
+    [hit.to_be_bytes(), queried.to_be_bytes()].concat()
+}
+
+#[test]
+fn prefix_cache_increments_add_up_and_bad_ones_are_malformed() {
+    let queue = Metric::new(MetricType::QueueLength, Unit::Count, 3.0)
+        .encode()
+        .to_vec();
+    let node_state = |extra: Records| -> Vec<u8> {
+        let mut recs: Records = vec![(rt::NODE_ID, vec![0, 7]), (rt::METRIC, queue.clone())];
+        recs.extend(extra);
+        plaintext(2, NOW, &recs)
+    };
+    let mut h = Harness::new();
+    let totals = |h: &Harness| match h.state.node(NodeId(7), MONO) {
+        Freshness::Fresh(m) => m.prefix_cache,
+        other => panic!("node 7: {other:?}"),
+    };
+    // Two reports add up; one without the record keeps the totals (the
+    // increments count events, they are not state).
+    h.feed(&seal_as(AGENT, 1, &node_state(vec![(rt::PREFIX_CACHE, prefix_cache(640.0, 1000.0))])))
+        .unwrap();
+    h.feed(&seal_as(AGENT, 2, &node_state(vec![(rt::PREFIX_CACHE, prefix_cache(0.0, 24.5))])))
+        .unwrap();
+    h.feed(&seal_as(AGENT, 3, &node_state(vec![]))).unwrap();
+    let t = totals(&h);
+    assert_eq!(
+        (t.hit_tokens, t.queried_tokens, t.reports),
+        (640.0, 1024.5, 2)
+    );
+    let view = h.state.view(1, MONO);
+    assert_eq!(view.node_report(NodeId(7)).unwrap().value.prefix_cache, t);
+    // The same bytes as the crate's own encoder writes.
+    let Message::NodeState(decoded) = Message::decode(&node_state(vec![(
+        rt::PREFIX_CACHE,
+        prefix_cache(1.0, 2.0),
+    )]))
+    .unwrap()
+    .message
+    else {
+        panic!("not a NODE_STATE")
+    };
+    assert_eq!(
+        decoded.prefix_cache,
+        Some(PrefixCacheCounts {
+            hit_tokens: 1.0,
+            queried_tokens: 2.0
+        })
+    );
+
+    let cases: Vec<(&str, Records)> = vec![
+        ("hits above queried", vec![(rt::PREFIX_CACHE, prefix_cache(5.0, 4.0))]),
+        ("negative", vec![(rt::PREFIX_CACHE, prefix_cache(-1.0, 4.0))]),
+        ("NaN", vec![(rt::PREFIX_CACHE, prefix_cache(f64::NAN, 4.0))]),
+        ("infinite", vec![(rt::PREFIX_CACHE, prefix_cache(0.0, f64::INFINITY))]),
+        ("above 2^53", vec![(rt::PREFIX_CACHE, prefix_cache(0.0, 1e17))]),
+        ("short", vec![(rt::PREFIX_CACHE, vec![0; 15])]),
+        (
+            "twice",
+            vec![
+                (rt::PREFIX_CACHE, prefix_cache(1.0, 2.0)),
+                (rt::PREFIX_CACHE, prefix_cache(1.0, 2.0)),
+            ],
+        ),
+    ];
+    for (i, (what, recs)) in cases.into_iter().enumerate() {
+        let e = h.expect_reject(
+            &seal_as(AGENT, 10 + i as u64, &node_state(recs)),
+            RejectCode::MalformedBody,
+        );
+        assert!(matches!(e, Reject::MalformedBody(_)), "{what}: {e}");
+    }
+    // Only NODE_STATE carries it: in a PATH_STATE it is a known record in
+    // the wrong kind of message.
+    let mut p = good_plaintext(NOW);
+    p.extend_from_slice(&[0x80, 0x01, 0, 16]);
+    p.extend_from_slice(&prefix_cache(1.0, 2.0));
+    h.expect_reject(&seal_as(PROBER, 1, &p), RejectCode::MalformedBody);
+}

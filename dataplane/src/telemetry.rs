@@ -879,6 +879,8 @@ fn steer_counters_json(c: &SteerCounters, instances: &[String]) -> Value {
                     "completion_mae_us": f(&m.completion_mae_us),
                     "ttft_coefficients": [f(&m.coefficients[0]), f(&m.coefficients[1]), f(&m.coefficients[2])],
                     "decode_us_per_token": f(&m.decode_us_per_token),
+                    "prefix_cache_reports": load(&m.prefix_cache_reports),
+                    "prefix_cache_scale": if load(&m.prefix_cache_reports) > 0 { f(&m.prefix_cache_scale) } else { 1.0 },
                 }),
             );
         }

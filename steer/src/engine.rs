@@ -42,7 +42,7 @@ use classifier::token_feature::decode as decode_feature_id;
 use classifier::{
     FlowKey, IpProtocol, ParsedPacket, TaskType, TlvLookup, TlvMalformed, TokenFeatures, Urgency,
 };
-use control::DataplaneView;
+use control::{DataplaneView, PrefixCacheTotals};
 use predictor::InstanceModel;
 
 use crate::decision::{Choice, Decider, NoChoice, Policy, Predicted, Rejections};
@@ -54,7 +54,7 @@ use crate::fragment::{
 use crate::infer::{infer_http, InferLimits, Inference};
 use crate::prefix::{PrefixLimits, PrefixRecord};
 use crate::rewrite::{rewrite_destination, rewrite_source};
-use crate::service::{ServiceTable, MAX_SERVICES};
+use crate::service::{ServiceTable, MAX_INSTANCES, MAX_SERVICES};
 use crate::splice::{FromClient, FromInstance, Segment, SpliceLimits, Splicer, Target, Transmit};
 use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SpliceEvent, SteerCounters};
 use crate::{SinceReport, TrafficClass};
@@ -220,6 +220,9 @@ pub struct Engine {
     since_report: SinceReport,
     /// Where shared prefixes were recently sent.
     prefixes: PrefixRecord,
+    /// Each instance's node's prefix-cache totals as last applied to
+    /// `prefixes` (see [`Engine::decide`]).
+    prefix_reports: [PrefixCacheTotals; MAX_INSTANCES],
     /// Decisions made per service: the baselines' round-robin turn.
     turns: [u32; MAX_SERVICES],
     counters: Arc<SteerCounters>,
@@ -245,6 +248,7 @@ impl Engine {
             flows: FlowTable::new(config.flow_table_size, config.seed),
             fragments: Fragments::new(config.fragments, config.seed),
             prefixes: PrefixRecord::new(config.prefixes, table.instances().len(), config.seed),
+            prefix_reports: [PrefixCacheTotals::default(); MAX_INSTANCES],
             table,
             config,
             models,
@@ -880,7 +884,26 @@ impl Engine {
     ) -> Result<Choice, NoChoice> {
         let started = self.cost_clock.map(|(clock, _)| clock());
         let mut rejections = Rejections::default();
-        self.since_report.refresh(&self.table, view, service);
+        // A node's new report may carry its prefix cache's counters
+        // (NODE_STATE's PREFIX_CACHE, summed per node by the control
+        // plane): what they moved by since this engine last looked
+        // corrects its record. Every worker's engine reads the same
+        // totals from its snapshot, so each corrects its own record by
+        // the node's hit ratio, and a snapshot it never saw is still in
+        // the next difference.
+        let (prefixes, applied, counters) =
+            (&mut self.prefixes, &mut self.prefix_reports, &self.counters);
+        self.since_report
+            .refresh(&self.table, view, service, |instance, report| {
+                let Some(last) = applied.get_mut(usize::from(instance)) else {
+                    return;
+                };
+                if let Some(d) = report.prefix_cache.since(last) {
+                    prefixes.correct(instance, d.hit_tokens, d.queried_tokens);
+                    counters.prefix_cache_report(usize::from(instance), prefixes.scale(instance));
+                }
+                *last = report.prefix_cache;
+            });
         let turn = self.turns.get_mut(usize::from(service));
         let decided = Decider {
             table: &self.table,

@@ -31,7 +31,9 @@
 //!   the top-level `"prompt"` (legacy completions, read as the user's),
 //!   and the top-level `"max_tokens"` / `"max_completion_tokens"`. Other
 //!   keys (`"tools"`, `"system"`, `"model"`, …) are walked over; strings
-//!   inside them are never classified.
+//!   inside them are never classified. The top-level `"tools"` and the
+//!   leading system messages' contents are hashed as they pass, for the
+//!   request's shared prefix ([`crate::body_prefix`]).
 //!
 //! # What it estimates
 //!
@@ -44,9 +46,12 @@
 //!   escapes, ASCII lower-cased); the control rule uses that message's
 //!   own token estimate. Without a user message: chat.
 //! * **Output tokens** and **urgency** as [`crate::infer`] does.
+//! * **Shared prefix** of a request read to its end: see
+//!   [`crate::body_prefix`].
 
 use classifier::{TaskType, TokenFeatures};
 
+use crate::body_prefix::{BodyPrefix, Target};
 use crate::infer::{
     body_prompt_tokens, features_of, is_control_text, task_of, Scan, CONTROL_MAX_TOKENS,
     CONTROL_TEXT_MAX,
@@ -127,6 +132,7 @@ enum Key {
     Prompt,
     MaxTokens,
     Stream,
+    Tools,
     Other,
 }
 
@@ -214,6 +220,8 @@ struct Json {
     max_tokens: Option<u32>,
     /// The top-level `"stream"`, when given.
     stream: Option<bool>,
+    /// The shared prefix's hash ([`crate::body_prefix`]).
+    prefix: BodyPrefix,
 }
 
 impl Json {
@@ -235,6 +243,7 @@ impl Json {
             number: None,
             max_tokens: None,
             stream: None,
+            prefix: BodyPrefix::new(),
         }
     }
 
@@ -265,12 +274,17 @@ impl Json {
         if ctx == Ctx::Message {
             self.current = MessageText::new();
             self.role_len = 0;
+            self.prefix.message_start();
         }
     }
 
     fn pop(&mut self) {
-        if self.top() == Some(Ctx::Message) && self.role.get(..self.role_len) == Some(b"user") {
-            self.last_user = Some(self.current);
+        if self.top() == Some(Ctx::Message) {
+            let role = self.role.get(..self.role_len);
+            if role == Some(b"user") {
+                self.last_user = Some(self.current);
+            }
+            self.prefix.message_end(role);
         }
         self.depth = self.depth.saturating_sub(1);
         self.key = Key::Other;
@@ -309,7 +323,40 @@ impl Json {
         }
     }
 
+    /// Walks byte `b`, hashing it into the shared prefix when it belongs
+    /// to the tools or a message's content.
     fn feed(&mut self, b: u8) {
+        let target = self.prefix_target(b);
+        if let Some(t) = target {
+            self.prefix.open(t, self.depth, b);
+        }
+        self.walk(b);
+        if self.prefix.capturing() {
+            self.prefix
+                .byte(b, target.is_some(), self.depth, self.in_string.is_some());
+        }
+    }
+
+    /// The prefix value `b` opens, if it opens one: a string, array or
+    /// object as the value of the top-level `"tools"` or of a message's
+    /// `"content"`.
+    #[inline]
+    fn prefix_target(&self, b: u8) -> Option<Target> {
+        if self.prefix.capturing()
+            || self.in_string.is_some()
+            || !matches!(b, b'"' | b'[' | b'{')
+            || (self.in_object() && self.expect_key)
+        {
+            return None;
+        }
+        match (self.top(), self.key) {
+            (Some(Ctx::Root), Key::Tools) => Some(Target::Tools),
+            (Some(Ctx::Message), Key::Content) => Some(Target::Content),
+            _ => None,
+        }
+    }
+
+    fn walk(&mut self, b: u8) {
         if let Some(kind) = self.in_string {
             self.string_byte(kind, b);
             return;
@@ -437,6 +484,7 @@ impl Json {
                     (Some(Ctx::Root), b"prompt") => Key::Prompt,
                     (Some(Ctx::Root), b"max_tokens" | b"max_completion_tokens") => Key::MaxTokens,
                     (Some(Ctx::Root), b"stream") => Key::Stream,
+                    (Some(Ctx::Root), b"tools") => Key::Tools,
                     (Some(Ctx::Message), b"role") => Key::Role,
                     (Some(Ctx::Message), b"content") => Key::Content,
                     (Some(Ctx::Part), b"text") => Key::Text,
@@ -562,7 +610,14 @@ impl RequestReader {
             }
             None => TaskType::Chat,
         };
-        features_of(task, prompt_tokens, self.body.max_tokens)
+        let mut f = features_of(task, prompt_tokens, self.body.max_tokens);
+        // A request cut short may not have shown its tools yet (the SDK
+        // writes them after the messages): no prefix rather than another
+        // prefix's hash.
+        if !partial {
+            f.prefix = self.body.prefix.prefix(f.prompt_tokens);
+        }
+        f
     }
 
     fn fail(&mut self, consumed: usize) -> Fed {
@@ -851,6 +906,138 @@ mod tests {
         format!(
             r#"{{"model":"m","messages":[{{"role":"system","content":"You are helpful."}},{{"role":"user","content":"{last_user}"}}],"stream":true}}"#
         )
+    }
+
+    /// An agent's request as the OpenAI SDK writes it: messages first,
+    /// tools after.
+    fn agent_body(system: &str, tools: &str, turns: &[&str]) -> String {
+        let mut msgs = format!(r#"{{"role":"system","content":"{system}"}}"#);
+        for (i, t) in turns.iter().enumerate() {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            msgs.push_str(&format!(r#",{{"role":"{role}","content":"{t}"}}"#));
+        }
+        format!(r#"{{"messages":[{msgs}],"model":"gpt-4o","tools":{tools},"stream":true}}"#)
+    }
+
+    const TOOLS: &str = r#"[{"type":"function","function":{"name":"get_weather","description":"Get the current weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]"#;
+
+    fn system_prompt(topic: &str) -> String {
+        format!("You are a careful assistant for {topic}. Answer briefly, cite your sources, and never invent facts. ").repeat(8)
+    }
+
+    fn prefix_of(req: &str) -> Option<classifier::SharedPrefix> {
+        let f = done(&events(&mut RequestReader::new(), &[req.as_bytes()]));
+        assert_eq!(f.len(), 1, "one request");
+        f[0].prefix
+    }
+
+    fn fnv(h: u64, bytes: &[u8]) -> u64 {
+        bytes
+            .iter()
+            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    }
+
+    #[test]
+    fn the_shared_prefix_is_the_hash_of_the_system_messages_and_tools_as_docs_say() {
+        let system = system_prompt("travel");
+        let req = chat(&agent_body(&system, TOOLS, &["Weather in Paris?"]), "");
+        let p = prefix_of(&req).expect("a prefix");
+        // Independently, from docs/wire-format.md §5.7: T over the tools
+        // value, c over the system content with its quotes, S over c's
+        // bytes, then FNV-1a over T and S, little-endian; 17 bits.
+        const BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+        let t = fnv(BASIS, TOOLS.as_bytes());
+        let content = format!("\"{system}\"");
+        let c = fnv(BASIS, content.as_bytes());
+        let s = fnv(BASIS, &c.to_le_bytes());
+        let h = fnv(fnv(BASIS, &t.to_le_bytes()), &s.to_le_bytes());
+        assert_eq!(p.hash, (h & 0x1_ffff) as u32);
+        let tokens = (TOOLS.len() + content.len()) as u32 / 4;
+        assert_eq!(p.tokens, classifier::token_feature::quantize_tokens(tokens));
+    }
+
+    #[test]
+    fn same_system_and_tools_same_prefix_whatever_the_turns() {
+        let system = system_prompt("travel");
+        let first = prefix_of(&chat(&agent_body(&system, TOOLS, &["Weather in Paris?"]), ""));
+        let later = prefix_of(&chat(
+            &agent_body(
+                &system,
+                TOOLS,
+                &["Weather in Paris?", "Sunny, 21 C.", "And in Rome tomorrow? Plan a day there."],
+            ),
+            "",
+        ));
+        assert!(first.is_some());
+        assert_eq!(first, later);
+        // Another system prompt, or other tools: another prefix.
+        let other_system = prefix_of(&chat(
+            &agent_body(&system_prompt("cooking"), TOOLS, &["Weather in Paris?"]),
+            "",
+        ));
+        assert_ne!(first.unwrap().hash, other_system.unwrap().hash);
+        let no_tools = prefix_of(&chat(&agent_body(&system, "[]", &["Weather in Paris?"]), ""));
+        assert_ne!(first.unwrap().hash, no_tools.unwrap().hash);
+        // Tools before the messages hash the same as after them, and a
+        // message's content before its role the same as after it.
+        let body = agent_body(&system, TOOLS, &["Hi"]);
+        let reordered = format!(
+            r#"{{"tools":{TOOLS},"messages":[{{"content":"{system}","role":"system"}},{{"role":"user","content":"Hi"}}],"model":"gpt-4o","stream":true}}"#
+        );
+        assert_eq!(prefix_of(&chat(&body, "")), prefix_of(&chat(&reordered, "")));
+    }
+
+    #[test]
+    fn only_the_leading_system_messages_count() {
+        let system = system_prompt("travel");
+        // No system message and no tools: no prefix.
+        let plain = format!(r#"{{"messages":[{{"role":"user","content":"{system}"}}]}}"#);
+        assert_eq!(prefix_of(&chat(&plain, "")), None);
+        // A system message after the first user turn is not leading.
+        let late = format!(
+            r#"{{"messages":[{{"role":"user","content":"hi"}},{{"role":"system","content":"{system}"}}]}}"#
+        );
+        assert_eq!(prefix_of(&chat(&late, "")), None);
+        // Two leading system/developer messages both count.
+        let one = format!(
+            r#"{{"messages":[{{"role":"system","content":"{system}"}},{{"role":"user","content":"hi"}}]}}"#
+        );
+        let two = format!(
+            r#"{{"messages":[{{"role":"system","content":"{system}"}},{{"role":"Developer","content":[{{"type":"text","text":"Be terse."}}]}},{{"role":"user","content":"hi"}}]}}"#
+        );
+        let (one, two) = (prefix_of(&chat(&one, "")).unwrap(), prefix_of(&chat(&two, "")).unwrap());
+        assert_ne!(one.hash, two.hash);
+        assert!(two.tokens > one.tokens);
+        // Under one KV block: none.
+        let tiny = r#"{"messages":[{"role":"system","content":"Be terse."},{"role":"user","content":"hi"}]}"#;
+        assert_eq!(prefix_of(&chat(tiny, "")), None);
+    }
+
+    #[test]
+    fn the_prefix_is_the_same_split_at_every_byte_and_chunked() {
+        let body = agent_body(&system_prompt("travel"), TOOLS, &["Weather in Paris?"]);
+        let req = chat(&body, "");
+        let whole = prefix_of(&req);
+        assert!(whole.is_some());
+        let bytes = req.as_bytes();
+        for at in 0..=bytes.len() {
+            let f = done(&events(
+                &mut RequestReader::new(),
+                &[&bytes[..at], &bytes[at..]],
+            ));
+            assert_eq!(f[0].prefix, whole, "split at {at}");
+        }
+        // Chunked framing is not hashed: the same prefix.
+        let mut chunked = String::from(
+            "POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        for piece in body.as_bytes().chunks(97) {
+            chunked.push_str(&format!("{:x};ext=1\r\n", piece.len()));
+            chunked.push_str(std::str::from_utf8(piece).unwrap());
+            chunked.push_str("\r\n");
+        }
+        chunked.push_str("0\r\n\r\n");
+        assert_eq!(prefix_of(&chunked), whole);
     }
 
     #[test]

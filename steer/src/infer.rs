@@ -168,7 +168,8 @@ pub(crate) fn features_of(
         task,
         urgency: task.default_urgency(),
         explicit_urgency: false,
-        // The body's leading messages are not hashed (yet): no shared prefix.
+        // A first payload is not the whole body: its shared prefix is
+        // derived only when the body is read whole ([`crate::http`]).
         prefix: None,
     }
 }

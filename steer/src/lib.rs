@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod body_prefix;
 pub mod class;
 pub mod cookie;
 pub mod decision;

@@ -14,6 +14,7 @@
 //! Fixed size, no allocation; one per worker, like the models.
 
 use control::view::DataplaneView;
+use control::NodeMetrics;
 
 use crate::service::{ServiceTable, MAX_INSTANCES};
 
@@ -36,8 +37,16 @@ impl Default for SinceReport {
 
 impl SinceReport {
     /// Brings the counts of `service`'s instances up to `view`: an
-    /// instance whose node has reported since restarts from 0.
-    pub fn refresh(&mut self, table: &ServiceTable, view: &DataplaneView, service: u8) {
+    /// instance whose node has reported since restarts from 0, and
+    /// `on_report` sees that report (what else a new report carries, the
+    /// prefix-cache counters, is read once per report, not per decision).
+    pub fn refresh(
+        &mut self,
+        table: &ServiceTable,
+        view: &DataplaneView,
+        service: u8,
+        mut on_report: impl FnMut(u8, &NodeMetrics),
+    ) {
         let Some(svc) = table.services().get(usize::from(service)) else {
             return;
         };
@@ -50,10 +59,14 @@ impl SinceReport {
             ) else {
                 continue;
             };
-            let latest = view.node_reported_ns(inst.spec.node).unwrap_or(0);
+            let report = view.node_report(inst.spec.node);
+            let latest = report.map_or(0, |t| t.updated_ns);
             if latest != *seen {
                 *seen = latest;
                 *count = 0;
+                if let Some(t) = report {
+                    on_report(ii, &t.value);
+                }
             }
         }
     }

@@ -358,6 +358,11 @@ pub struct ModelGauges {
     pub completion_mae_us: AtomicU64,
     pub coefficients: [AtomicU64; 3],
     pub decode_us_per_token: AtomicU64,
+    /// Node reports with prefix-cache counters this engine applied.
+    pub prefix_cache_reports: AtomicU64,
+    /// The prefix record's hit-ratio scale after the last of them (f64
+    /// bits; meaningful once `prefix_cache_reports` > 0, 1 before).
+    pub prefix_cache_scale: AtomicU64,
 }
 
 /// Everything the steering worker counts.
@@ -487,6 +492,15 @@ impl SteerCounters {
         }
         g.decode_us_per_token
             .store(model.decode_us_per_token().to_bits(), Relaxed);
+    }
+
+    /// A node report with prefix-cache counters was applied to
+    /// `instance`'s record, which now scales its expected hits by `scale`.
+    pub fn prefix_cache_report(&self, instance: usize, scale: f64) {
+        if let Some(g) = self.models.get(instance) {
+            bump(&g.prefix_cache_reports, 1);
+            g.prefix_cache_scale.store(scale.to_bits(), Relaxed);
+        }
     }
 
     /// Adds one request measured on `instance` to its class's and its
@@ -621,6 +635,26 @@ impl SteerCounters {
                 .store(weighted(|g| &g.ttft_bias_us).to_bits(), Relaxed);
             m.completion_mae_us
                 .store(weighted(|g| &g.completion_mae_us).to_bits(), Relaxed);
+            // Every engine corrects its own record from the same node
+            // reports: the reports add up, the scales are averaged over
+            // the engines that applied any.
+            let corrected: Vec<&&ModelGauges> = gauges
+                .iter()
+                .filter(|g| g.prefix_cache_reports.load(Relaxed) > 0)
+                .collect();
+            let reports: u64 = corrected
+                .iter()
+                .map(|g| g.prefix_cache_reports.load(Relaxed))
+                .sum();
+            m.prefix_cache_reports.store(reports, Relaxed);
+            if !corrected.is_empty() {
+                let mean = corrected
+                    .iter()
+                    .map(|g| f(&g.prefix_cache_scale))
+                    .sum::<f64>()
+                    / corrected.len() as f64;
+                m.prefix_cache_scale.store(mean.to_bits(), Relaxed);
+            }
             if let Some(best) = gauges.iter().max_by_key(|g| g.observations.load(Relaxed)) {
                 for (a, b) in m.coefficients.iter().zip(&best.coefficients) {
                     a.store(b.load(Relaxed), Relaxed);

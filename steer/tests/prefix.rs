@@ -330,3 +330,105 @@ fn near_ties_go_to_the_less_loaded_node() {
     let v = view([0.0, 1.0], [0.0, 0.0]);
     assert_eq!(decide(Policy::TokenAware, &v, None, &short).instance, A);
 }
+
+/// The scraped counters arrive as NODE_STATE's PREFIX_CACHE: the control
+/// state sums them per node, every engine reads the totals from its
+/// snapshot at its next decision and corrects its record, and a node
+/// whose cache did not hold what the record expected loses the affinity
+/// it would otherwise have kept.
+#[test]
+fn prefix_cache_counters_in_node_state_correct_the_record_and_change_the_decision() {
+    let t = Arc::new(symmetric());
+    let engine = || {
+        Engine::new(
+            Arc::clone(&t),
+            EngineConfig {
+                policy: Policy::TokenAware,
+                infer_http_ports: Vec::new(),
+                infer_limits: steer::infer::InferLimits::default(),
+                flow_table_size: 16,
+                flow_idle_ns: SEC,
+                seed: 3,
+                fragments: steer::fragment::FragmentLimits::default(),
+                prefixes: limits(64.0),
+                splice: None,
+            },
+            steer::feedback::instance_models(&t, 20_000.0).unwrap(),
+            Arc::new(steer::stats::SteerCounters::new(2, 0)),
+        )
+    };
+    let f = agent(4_500, 4_000);
+    // Two workers' engines; each sends six calls of one agent, all to A
+    // (equal load, configuration order): 20000 tokens expected cached of
+    // 27000 queried, in each record.
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node(1, 0.0, 0.0), 0);
+    state.apply(1, &node(2, 0.0, 0.0), 0);
+    let v = state.view(1, 0);
+    let (mut one, mut two) = (engine(), engine());
+    for e in [&mut one, &mut two] {
+        for k in 1..=6 {
+            assert_eq!(
+                e.decide(0, &f, TrafficClass::Interactive, &v, k * MS)
+                    .unwrap()
+                    .instance,
+                A
+            );
+        }
+    }
+    // A is now busier than B; by less than a whole cached prefix's
+    // prefill, so with its record intact A keeps the agent.
+    let queue_a = 10.0;
+    let busier = |state: &mut ControlState, at: u64, counts: Option<(f64, f64)>| {
+        let mut a = NodeState::new(
+            NodeId(1),
+            vec![
+                Metric::new(MetricType::QueueLength, Unit::Count, queue_a),
+                Metric::new(MetricType::GpuMemoryUtilisation, Unit::Ratio, 0.0),
+            ],
+        );
+        if let Some((hit, queried)) = counts {
+            a = a.with_prefix_cache(control::PrefixCacheCounts {
+                hit_tokens: hit,
+                queried_tokens: queried,
+            });
+        }
+        state.apply(1, &Message::NodeState(a), at);
+        state.view(at, at)
+    };
+    let mut intact = state.clone();
+    let v = busier(&mut intact, 7 * MS, None);
+    let mut control_engine = engine();
+    for k in 1..=6 {
+        control_engine
+            .decide(0, &f, TrafficClass::Interactive, &state.view(1, 0), k * MS)
+            .unwrap();
+    }
+    let kept = control_engine
+        .decide(0, &f, TrafficClass::Interactive, &v, 8 * MS)
+        .unwrap();
+    assert_eq!((kept.instance, kept.predicted.cached_tokens), (A, 4_000.0));
+
+    // A's server reports, in two NODE_STATEs, that none of those prompt
+    // tokens hit its cache (it evicted them). Engine one sees only the
+    // second snapshot: the totals still carry the first report.
+    busier(&mut state, 7 * MS, Some((0.0, 13_500.0)));
+    let v = busier(&mut state, 8 * MS, Some((0.0, 13_500.0)));
+    for e in [&mut one, &mut two] {
+        let moved = e
+            .decide(0, &f, TrafficClass::Interactive, &v, 9 * MS)
+            .unwrap();
+        assert!((e.prefixes().scale(A) - 0.5).abs() < 1e-12, "{}", e.prefixes().scale(A));
+        assert_eq!(moved.instance, B, "{moved:?}");
+        let g = &e.counters().models[usize::from(A)];
+        assert_eq!(
+            g.prefix_cache_reports
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+    // The same snapshot again is no new report: nothing is applied twice.
+    one.decide(0, &f, TrafficClass::Interactive, &v, 10 * MS)
+        .unwrap();
+    assert!((one.prefixes().scale(A) - 0.5).abs() < 1e-12);
+}
