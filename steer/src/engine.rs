@@ -894,7 +894,7 @@ impl Engine {
         let (prefixes, applied, counters) =
             (&mut self.prefixes, &mut self.prefix_reports, &self.counters);
         self.since_report
-            .refresh(&self.table, view, service, |instance, report| {
+            .refresh_with(&self.table, view, service, |instance, report| {
                 let Some(last) = applied.get_mut(usize::from(instance)) else {
                     return;
                 };

@@ -37,10 +37,15 @@ impl Default for SinceReport {
 
 impl SinceReport {
     /// Brings the counts of `service`'s instances up to `view`: an
-    /// instance whose node has reported since restarts from 0, and
-    /// `on_report` sees that report (what else a new report carries, the
-    /// prefix-cache counters, is read once per report, not per decision).
-    pub fn refresh(
+    /// instance whose node has reported since restarts from 0.
+    pub fn refresh(&mut self, table: &ServiceTable, view: &DataplaneView, service: u8) {
+        self.refresh_with(table, view, service, |_, _| {});
+    }
+
+    /// [`SinceReport::refresh`], and `on_report` sees each instance's new
+    /// report (what else a report carries, the prefix-cache counters, is
+    /// then read once per report, not per decision).
+    pub fn refresh_with(
         &mut self,
         table: &ServiceTable,
         view: &DataplaneView,

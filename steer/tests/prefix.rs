@@ -410,8 +410,8 @@ fn prefix_cache_counters_in_node_state_correct_the_record_and_change_the_decisio
     assert_eq!((kept.instance, kept.predicted.cached_tokens), (A, 4_000.0));
 
     // A's server reports, in two NODE_STATEs, that none of those prompt
-    // tokens hit its cache (it evicted them). Engine one sees only the
-    // second snapshot: the totals still carry the first report.
+    // tokens hit its cache (it evicted them). The engines decide only
+    // after the second: the sums still carry the first report.
     busier(&mut state, 7 * MS, Some((0.0, 13_500.0)));
     let v = busier(&mut state, 8 * MS, Some((0.0, 13_500.0)));
     for e in [&mut one, &mut two] {
