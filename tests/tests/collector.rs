@@ -1,8 +1,10 @@
 //! The compute-state collector against fixture servers that expose vLLM,
 //! SGLang and TensorRT-LLM metrics by their exact names: the real
 //! appliance's node state follows each server within two scrape
-//! intervals, an endpoint that dies fails its node within three, and
-//! CAPABILITY carries `max_model_len` from `/v1/models`.
+//! intervals, an endpoint that dies fails its node within three,
+//! CAPABILITY carries `max_model_len` from `/v1/models`, and the prefix
+//! caches' counters reach the appliance's per-node sums (NODE_STATE's
+//! PREFIX_CACHE).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -105,9 +107,17 @@ impl Drop for Fixture {
 }
 
 /// vLLM's page (as `prometheus_client` writes it) with `waiting` queued,
-/// KV-cache use `kv`, and `ttft_count` first tokens that took `ttft_sum`
-/// seconds in all, in the 2.5 s bucket and below.
-fn vllm(waiting: u32, kv: f64, fast: u32, slow: u32, ttft_sum: f64) -> String {
+/// KV-cache use `kv`, `fast + slow` first tokens that took `ttft_sum`
+/// seconds in all, in the 2.5 s bucket and below, and `hits` of `queries`
+/// prompt tokens found in the prefix cache since start.
+fn vllm(
+    waiting: u32,
+    kv: f64,
+    fast: u32,
+    slow: u32,
+    ttft_sum: f64,
+    (queries, hits): (u32, u32),
+) -> String {
     let l = "engine=\"0\",model_name=\"llama-3.1-8b\"";
     let n = fast + slow;
     format!(
@@ -118,9 +128,9 @@ fn vllm(waiting: u32, kv: f64, fast: u32, slow: u32, ttft_sum: f64) -> String {
          # HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n\
          # TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc{{{l}}} {kv:?}\n\
          # HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.\n\
-         # TYPE vllm:prefix_cache_queries_total counter\nvllm:prefix_cache_queries_total{{{l}}} 1000.0\n\
+         # TYPE vllm:prefix_cache_queries_total counter\nvllm:prefix_cache_queries_total{{{l}}} {queries}.0\n\
          # HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.\n\
-         # TYPE vllm:prefix_cache_hits_total counter\nvllm:prefix_cache_hits_total{{{l}}} 600.0\n\
+         # TYPE vllm:prefix_cache_hits_total counter\nvllm:prefix_cache_hits_total{{{l}}} {hits}.0\n\
          # HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.\n\
          # TYPE vllm:time_to_first_token_seconds histogram\n\
          vllm:time_to_first_token_seconds_bucket{{{l},le=\"0.1\"}} {fast}.0\n\
@@ -134,7 +144,9 @@ fn vllm(waiting: u32, kv: f64, fast: u32, slow: u32, ttft_sum: f64) -> String {
     )
 }
 
-fn sglang(queue: u32, token_usage: f64) -> String {
+/// SGLang's page with `queue` waiting, `token_usage`, a prefix-cache hit
+/// rate of 0.5 and `prompt_tokens` counted since start.
+fn sglang(queue: u32, token_usage: f64, prompt_tokens: u32) -> String {
     let l = "model_name=\"qwen\"";
     format!(
         "# HELP sglang:num_queue_reqs The number of requests in the waiting queue\n\
@@ -145,6 +157,8 @@ fn sglang(queue: u32, token_usage: f64) -> String {
          # TYPE sglang:token_usage gauge\nsglang:token_usage{{{l}}} {token_usage:?}\n\
          # HELP sglang:cache_hit_rate The prefix cache hit rate\n\
          # TYPE sglang:cache_hit_rate gauge\nsglang:cache_hit_rate{{{l}}} 0.5\n\
+         # HELP sglang:prompt_tokens_total Number of prefill tokens processed.\n\
+         # TYPE sglang:prompt_tokens_total counter\nsglang:prompt_tokens_total{{{l}}} {prompt_tokens}.0\n\
          # HELP sglang:time_to_first_token_seconds Histogram of time to first token in seconds.\n\
          # TYPE sglang:time_to_first_token_seconds histogram\n\
          sglang:time_to_first_token_seconds_bucket{{{l},le=\"0.5\"}} 4.0\n\
@@ -294,8 +308,8 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     ));
     let appliance = spawn_until_running(cmd);
 
-    let vllm_server = Fixture::start(vllm(1, 0.1, 0, 10, 20.0));
-    let sglang_server = Fixture::start(sglang(1, 0.1));
+    let vllm_server = Fixture::start(vllm(1, 0.1, 0, 10, 20.0, (1000, 600)));
+    let sglang_server = Fixture::start(sglang(1, 0.1, 1000));
     let mut trt_server = Fixture::start(trtllm(1, 0.1));
     let collector_cfg = dir.path().join("collector.toml");
     std::fs::write(
@@ -334,8 +348,10 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     // the poll that sees it). Node 1's TTFT becomes that of the two new
     // first tokens alone (0.1 s in all: 50 ms), not the all-time mean.
     let changed = Instant::now();
-    vllm_server.set(vllm(7, 0.5, 2, 10, 20.1));
-    sglang_server.set(sglang(3, 0.25));
+    // The prefix caches too: vLLM hit 3000 of 5000 more prompt tokens,
+    // SGLang counted 2000 more at a hit rate of 0.5.
+    vllm_server.set(vllm(7, 0.5, 2, 10, 20.1, (6000, 3600)));
+    sglang_server.set(sglang(3, 0.25, 3000));
     trt_server.set(trtllm(2, 0.75));
     let (t1, p1) = q.until(1, changed, Duration::from_secs(2), |n| {
         close(&n["queue_len"], 7.0)
@@ -349,7 +365,28 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     let (t3, p3) = q.until(3, changed, Duration::from_secs(2), |n| {
         close(&n["queue_len"], 2.0) && close(&n["mem_util"], 0.75)
     });
-    for (node, t, poll) in [(1, t1, p1), (2, t2, p2), (3, t3, p3)] {
+    // The prefix counters' increments since the previous scrape reach the
+    // appliance's per-node sums (the first scrape, with nothing to compare,
+    // sends none; the unchanged ones send zeros): exactly the moves above,
+    // within two intervals like the rest.
+    let sums = |n: &serde_json::Value| {
+        (
+            n["prefix_cache"]["hit_tokens"].as_f64().unwrap_or(-1.0),
+            n["prefix_cache"]["queried_tokens"].as_f64().unwrap_or(-1.0),
+        )
+    };
+    let (t4, p4) = q.until(1, changed, Duration::from_secs(2), |n| {
+        sums(n) == (3000.0, 5000.0)
+    });
+    let (t5, p5) = q.until(2, changed, Duration::from_secs(2), |n| {
+        sums(n) == (1000.0, 2000.0)
+    });
+    let n1 = q.node(1).unwrap();
+    assert!(n1["prefix_cache"]["reports"].as_u64().unwrap() >= 1, "{n1}");
+    // TensorRT-LLM has no prefix-cache account: no reports.
+    let n3 = q.node(3).unwrap();
+    assert_eq!(n3["prefix_cache"]["reports"], 0, "{n3}");
+    for (node, t, poll) in [(1, t1, p1), (2, t2, p2), (3, t3, p3), (1, t4, p4), (2, t5, p5)] {
         eprintln!("node {node} followed its server after {t:?} (poll {poll:?})");
         assert!(
             t <= 2 * INTERVAL + poll,
