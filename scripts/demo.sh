@@ -289,6 +289,8 @@ echo
 say "phase 2, the edge hung and reported down by the collector: $PHASE2_REQUESTS short requests"
 printf '  centre-large %s, edge-small %s; the edge was rejected as overloaded %s times\n' \
 	"$p2_centre" "$p2_edge" "$overloaded"
+jq -r '.instances[] | "  collector, node \(.node) (\(.server // "-")): \(.scrapes_ok) scrapes, \(.node_states) NODE_STATE pushed, down \(.went_down) time(s)"' \
+	"$OUT/collector.json" 2>/dev/null || true
 
 echo
 say "latency models learnt per instance"
@@ -317,6 +319,9 @@ chosen() { # BEFORE AFTER INSTANCE CLASS
 sdk_short=$(chosen "$OUT/sdk-before-stats.json" "$OUT/sdk-short-stats.json" edge-small interactive)
 sdk_long=$(chosen "$OUT/sdk-short-stats.json" "$OUT/sdk-after-stats.json" centre-large bulk_code)
 spliced=$(jq '.steer.splice.spliced' "$S")
+# The servers' prefix-cache counters (PREFIX_CACHE in the collector's
+# NODE_STATE) applied by the steering engines, per instance: the fewest.
+prefix_reports=$(jq '[.steer.models[].prefix_cache_reports // 0] | min // 0' "$S")
 rx=$(jq '.totals.rx_packets' "$S")
 generated=$(jq '.totals.generated_packets' "$S")
 tx=$(jq '.totals.tx_packets' "$S")
@@ -346,6 +351,8 @@ verdict $((sdk_short == 1)) "SDK, no TLV: short command -> edge" \
 	"interactive on edge-small: $sdk_short (spliced connections: $spliced)"
 verdict $((sdk_long == 1)) "SDK, no TLV: long code prompt -> centre" "bulk_code on centre-large: $sdk_long"
 verdict $((measured >= requests + 2)) "every answer was measured" "$measured of $requests + 2 SDK requests"
+verdict $((prefix_reports > 0)) "prefix-cache counters reached the decision" \
+	"at least $prefix_reports collector reports applied per instance"
 verdict "$([[ $balanced == true ]] && echo 1 || echo 0)" "rx + generated = tx + drops" \
 	"$rx + $generated = $tx + $drops"
 echo
