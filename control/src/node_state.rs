@@ -68,7 +68,9 @@ impl NodeState {
                     let m = metric(kind, r, NodeState::allows, &metrics)?;
                     metrics.push(m);
                 }
-                rt::PREFIX_CACHE => once(&mut prefix_cache, r.rtype, PrefixCacheCounts::decode(r)?)?,
+                rt::PREFIX_CACHE => {
+                    once(&mut prefix_cache, r.rtype, PrefixCacheCounts::decode(r)?)?
+                }
                 _ => return Err(not_allowed(kind, r)),
             }
         }

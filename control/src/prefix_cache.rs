@@ -90,7 +90,7 @@ pub struct PrefixCacheTotals {
 
 impl PrefixCacheTotals {
     /// The totals after one more report.
-    pub fn add(self, c: &PrefixCacheCounts) -> PrefixCacheTotals {
+    pub fn with_report(self, c: &PrefixCacheCounts) -> PrefixCacheTotals {
         PrefixCacheTotals {
             hit_tokens: self.hit_tokens + c.hit_tokens,
             queried_tokens: self.queried_tokens + c.queried_tokens,
@@ -200,8 +200,8 @@ mod tests {
             queried_tokens: q,
         };
         let start = PrefixCacheTotals::default();
-        let one = start.add(&c(10.0, 40.0));
-        let two = one.add(&c(30.0, 60.0));
+        let one = start.with_report(&c(10.0, 40.0));
+        let two = one.with_report(&c(30.0, 60.0));
         assert_eq!(start.since(&start), None);
         assert_eq!(two.since(&one), Some(c(30.0, 60.0)));
         // A reader that last looked before both sees both.

@@ -74,7 +74,7 @@ impl ControlState {
                     .map(|t| t.value.prefix_cache)
                     .unwrap_or_default();
                 metrics.prefix_cache = match &s.prefix_cache {
-                    Some(c) => totals.add(c),
+                    Some(c) => totals.with_report(c),
                     None => totals,
                 };
                 let t = Timed::new(metrics, now_ns, from_peer);

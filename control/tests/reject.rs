@@ -808,10 +808,18 @@ fn prefix_cache_increments_add_up_and_bad_ones_are_malformed() {
     };
     // Two reports add up; one without the record keeps the totals (the
     // increments count events, they are not state).
-    h.feed(&seal_as(AGENT, 1, &node_state(vec![(rt::PREFIX_CACHE, prefix_cache(640.0, 1000.0))])))
-        .unwrap();
-    h.feed(&seal_as(AGENT, 2, &node_state(vec![(rt::PREFIX_CACHE, prefix_cache(0.0, 24.5))])))
-        .unwrap();
+    h.feed(&seal_as(
+        AGENT,
+        1,
+        &node_state(vec![(rt::PREFIX_CACHE, prefix_cache(640.0, 1000.0))]),
+    ))
+    .unwrap();
+    h.feed(&seal_as(
+        AGENT,
+        2,
+        &node_state(vec![(rt::PREFIX_CACHE, prefix_cache(0.0, 24.5))]),
+    ))
+    .unwrap();
     h.feed(&seal_as(AGENT, 3, &node_state(vec![]))).unwrap();
     let t = totals(&h);
     assert_eq!(
@@ -839,11 +847,23 @@ fn prefix_cache_increments_add_up_and_bad_ones_are_malformed() {
     );
 
     let cases: Vec<(&str, Records)> = vec![
-        ("hits above queried", vec![(rt::PREFIX_CACHE, prefix_cache(5.0, 4.0))]),
-        ("negative", vec![(rt::PREFIX_CACHE, prefix_cache(-1.0, 4.0))]),
+        (
+            "hits above queried",
+            vec![(rt::PREFIX_CACHE, prefix_cache(5.0, 4.0))],
+        ),
+        (
+            "negative",
+            vec![(rt::PREFIX_CACHE, prefix_cache(-1.0, 4.0))],
+        ),
         ("NaN", vec![(rt::PREFIX_CACHE, prefix_cache(f64::NAN, 4.0))]),
-        ("infinite", vec![(rt::PREFIX_CACHE, prefix_cache(0.0, f64::INFINITY))]),
-        ("above 2^53", vec![(rt::PREFIX_CACHE, prefix_cache(0.0, 1e17))]),
+        (
+            "infinite",
+            vec![(rt::PREFIX_CACHE, prefix_cache(0.0, f64::INFINITY))],
+        ),
+        (
+            "above 2^53",
+            vec![(rt::PREFIX_CACHE, prefix_cache(0.0, 1e17))],
+        ),
         ("short", vec![(rt::PREFIX_CACHE, vec![0; 15])]),
         (
             "twice",

@@ -143,14 +143,19 @@ impl BodyPrefix {
         match c.target {
             Target::Tools => {
                 self.tools = fnv(self.tools, b);
-                self.tools_bytes += 1;
+                self.tools_bytes = self.tools_bytes.saturating_add(1);
             }
             Target::Content => {
                 self.content = fnv(self.content, b);
-                self.content_bytes += 1;
+                self.content_bytes = self.content_bytes.saturating_add(1);
             }
         }
-        let closed = !opening && if c.string { !in_string } else { depth == c.depth };
+        let closed = !opening
+            && if c.string {
+                !in_string
+            } else {
+                depth == c.depth
+            };
         if closed {
             self.capture = None;
         }
@@ -170,8 +175,8 @@ impl BodyPrefix {
         }
         if matches!(role, Some(b"system" | b"developer")) {
             self.system = fnv_bytes(self.system, &self.content.to_le_bytes());
-            self.system_bytes += self.content_bytes;
-            self.system_messages += 1;
+            self.system_bytes = self.system_bytes.saturating_add(self.content_bytes);
+            self.system_messages = self.system_messages.saturating_add(1);
         } else {
             self.leading = false;
         }
@@ -183,7 +188,7 @@ impl BodyPrefix {
         if self.tools_bytes == 0 && self.system_messages == 0 {
             return None;
         }
-        let tokens = (self.tools_bytes + self.system_bytes) / 4;
+        let tokens = self.tools_bytes.saturating_add(self.system_bytes) / 4;
         // Quantised through the wire's token code, as a TLV's would be:
         // the code is monotonic, so it stays at most the prompt's.
         let tokens = quantize_tokens(u32::try_from(tokens).unwrap_or(u32::MAX)).min(prompt_tokens);

@@ -959,12 +959,19 @@ mod tests {
     #[test]
     fn same_system_and_tools_same_prefix_whatever_the_turns() {
         let system = system_prompt("travel");
-        let first = prefix_of(&chat(&agent_body(&system, TOOLS, &["Weather in Paris?"]), ""));
+        let first = prefix_of(&chat(
+            &agent_body(&system, TOOLS, &["Weather in Paris?"]),
+            "",
+        ));
         let later = prefix_of(&chat(
             &agent_body(
                 &system,
                 TOOLS,
-                &["Weather in Paris?", "Sunny, 21 C.", "And in Rome tomorrow? Plan a day there."],
+                &[
+                    "Weather in Paris?",
+                    "Sunny, 21 C.",
+                    "And in Rome tomorrow? Plan a day there.",
+                ],
             ),
             "",
         ));
@@ -976,7 +983,10 @@ mod tests {
             "",
         ));
         assert_ne!(first.unwrap().hash, other_system.unwrap().hash);
-        let no_tools = prefix_of(&chat(&agent_body(&system, "[]", &["Weather in Paris?"]), ""));
+        let no_tools = prefix_of(&chat(
+            &agent_body(&system, "[]", &["Weather in Paris?"]),
+            "",
+        ));
         assert_ne!(first.unwrap().hash, no_tools.unwrap().hash);
         // Tools before the messages hash the same as after them, and a
         // message's content before its role the same as after it.
@@ -984,7 +994,10 @@ mod tests {
         let reordered = format!(
             r#"{{"tools":{TOOLS},"messages":[{{"content":"{system}","role":"system"}},{{"role":"user","content":"Hi"}}],"model":"gpt-4o","stream":true}}"#
         );
-        assert_eq!(prefix_of(&chat(&body, "")), prefix_of(&chat(&reordered, "")));
+        assert_eq!(
+            prefix_of(&chat(&body, "")),
+            prefix_of(&chat(&reordered, ""))
+        );
     }
 
     #[test]
@@ -1005,7 +1018,10 @@ mod tests {
         let two = format!(
             r#"{{"messages":[{{"role":"system","content":"{system}"}},{{"role":"Developer","content":[{{"type":"text","text":"Be terse."}}]}},{{"role":"user","content":"hi"}}]}}"#
         );
-        let (one, two) = (prefix_of(&chat(&one, "")).unwrap(), prefix_of(&chat(&two, "")).unwrap());
+        let (one, two) = (
+            prefix_of(&chat(&one, "")).unwrap(),
+            prefix_of(&chat(&two, "")).unwrap(),
+        );
         assert_ne!(one.hash, two.hash);
         assert!(two.tokens > one.tokens);
         // Under one KV block: none.

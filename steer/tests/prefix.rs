@@ -418,7 +418,11 @@ fn prefix_cache_counters_in_node_state_correct_the_record_and_change_the_decisio
         let moved = e
             .decide(0, &f, TrafficClass::Interactive, &v, 9 * MS)
             .unwrap();
-        assert!((e.prefixes().scale(A) - 0.5).abs() < 1e-12, "{}", e.prefixes().scale(A));
+        assert!(
+            (e.prefixes().scale(A) - 0.5).abs() < 1e-12,
+            "{}",
+            e.prefixes().scale(A)
+        );
         assert_eq!(moved.instance, B, "{moved:?}");
         let g = &e.counters().models[usize::from(A)];
         assert_eq!(

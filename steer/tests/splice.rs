@@ -307,8 +307,12 @@ impl Rig {
 }
 
 fn request(last_user: &str, extra: &str) -> (String, String) {
+    request_with_system("You are terse.", last_user, extra)
+}
+
+fn request_with_system(system: &str, last_user: &str, extra: &str) -> (String, String) {
     let body = format!(
-        r#"{{"model":"m","messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{last_user}"}}],"stream":true}}"#
+        r#"{{"model":"m","messages":[{{"role":"system","content":"{system}"}},{{"role":"user","content":"{last_user}"}}],"stream":true}}"#
     );
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: vip\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
@@ -322,8 +326,18 @@ const LONG: &str = "Write a Python function that implements a trie with insert, 
 /// Splices one request sent as headers then body; returns (cookie, the
 /// instance's address, the bytes replayed).
 fn splice(r: &mut Rig, last_user: &str, extra: &str) -> (u32, [u8; 4], Vec<u8>) {
+    splice_with_system(r, "You are terse.", last_user, extra)
+}
+
+/// [`splice`] with another system prompt.
+fn splice_with_system(
+    r: &mut Rig,
+    system: &str,
+    last_user: &str,
+    extra: &str,
+) -> (u32, [u8; 4], Vec<u8>) {
     let cookie = r.handshake();
-    let (head, body) = request(last_user, extra);
+    let (head, body) = request_with_system(system, last_user, extra);
     let mut seq = ISN.wrapping_add(1);
     let v = r.client(
         seq,
@@ -523,6 +537,27 @@ fn a_long_code_prompt_goes_to_the_centre() {
     let mut r = rig();
     let (_, inst, _) = splice(&mut r, LONG, "");
     assert_eq!(inst, CENTRE_IP);
+}
+
+#[test]
+fn a_request_s_long_system_prompt_read_whole_is_its_shared_prefix() {
+    // The official SDK sends no TLV: the prefix comes from the body
+    // (steer::body_prefix) and is recorded for the chosen instance, as a
+    // layout-2 TLV's would be.
+    let mut r = rig();
+    let system =
+        "You are the operations assistant of a smart home; answer in one sentence. ".repeat(8);
+    let (_, inst, _) = splice_with_system(&mut r, &system, LONG, "");
+    assert_eq!(inst, CENTRE_IP);
+    assert_eq!(
+        r.engine.prefixes().len(),
+        1,
+        "one (instance, prefix) recorded"
+    );
+    // A system prompt under one KV block names no prefix.
+    let mut r = rig();
+    splice(&mut r, LONG, "");
+    assert!(r.engine.prefixes().is_empty());
 }
 
 #[test]

@@ -386,7 +386,13 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     // TensorRT-LLM has no prefix-cache account: no reports.
     let n3 = q.node(3).unwrap();
     assert_eq!(n3["prefix_cache"]["reports"], 0, "{n3}");
-    for (node, t, poll) in [(1, t1, p1), (2, t2, p2), (3, t3, p3), (1, t4, p4), (2, t5, p5)] {
+    for (node, t, poll) in [
+        (1, t1, p1),
+        (2, t2, p2),
+        (3, t3, p3),
+        (1, t4, p4),
+        (2, t5, p5),
+    ] {
         eprintln!("node {node} followed its server after {t:?} (poll {poll:?})");
         assert!(
             t <= 2 * INTERVAL + poll,
