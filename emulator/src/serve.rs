@@ -280,6 +280,11 @@ pub struct ServeStats {
     pub state_queries: u64,
     /// Longest the wait queue got.
     pub max_queue_len: usize,
+    /// Prompt tokens looked up in the prefix cache, as
+    /// `vllm:prefix_cache_queries` counts them.
+    pub prefix_cache_queries: u64,
+    /// Of those, found cached (`vllm:prefix_cache_hits`).
+    pub prefix_cache_hits: u64,
     /// UDP request datagrams received (duplicates, oversized and
     /// malformed ones included).
     pub udp_datagrams: u64,
@@ -506,7 +511,10 @@ impl Node {
     }
 
     fn stats(&self) -> ServeStats {
-        let max_queue = self.lock().max_queue;
+        let (max_queue, prefix_cache_queries, prefix_cache_hits) = {
+            let s = self.lock();
+            (s.max_queue, s.prefix.queries, s.prefix.hits)
+        };
         let mut requests = self
             .records
             .lock()
@@ -531,6 +539,8 @@ impl Node {
             refused: self.refused.load(Ordering::Relaxed),
             state_queries: self.state_queries.load(Ordering::Relaxed),
             max_queue_len: max_queue,
+            prefix_cache_queries,
+            prefix_cache_hits,
             udp_datagrams: self.udp.datagrams.load(Ordering::Relaxed),
             udp_malformed: self.udp.malformed.load(Ordering::Relaxed),
             udp_oversize: self.udp.oversize.load(Ordering::Relaxed),
