@@ -633,12 +633,28 @@ impl Job {
             .max(1);
         Job {
             features,
-            // What the prefix cache keys on: the tools, then the messages.
-            prompt_ids: match tools {
-                Some(t) => tokenfeat::token_ids(&format!("{t}\n{}", parsed.prompt_text)),
-                None => tokenfeat::token_ids(&parsed.prompt_text),
-            },
+            prompt_ids: tokenfeat::token_ids(&cache_text(parsed, tools)),
         }
+    }
+}
+
+/// What the prefix cache keys on: the tools, then the messages, each once.
+/// `prompt_text` counts the tools too, after the messages (tokenfeat's
+/// order, for counting); they are taken off there, or a request would be
+/// looked up with its tool definitions twice, the second copy after the
+/// conversation where it can never be a cached prefix.
+fn cache_text(parsed: &tokenfeat::ParsedRequest, tools: Option<&str>) -> String {
+    match tools {
+        Some(t) => {
+            let messages = parsed
+                .prompt_text
+                .strip_suffix(t)
+                .map_or(parsed.prompt_text.as_str(), |m| {
+                    m.strip_suffix('\n').unwrap_or(m)
+                });
+            format!("{t}\n{messages}")
+        }
+        None => parsed.prompt_text.clone(),
     }
 }
 
@@ -1303,6 +1319,31 @@ pub fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefix_cache_sees_the_tools_once_then_the_messages() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"You are the lights agent."},{"role":"user","content":"dim the hall"}],"tools":[{"type":"function","function":{"name":"set_light"}}],"max_tokens":8}"#;
+        let parsed = tokenfeat::parse_openai_json(body).unwrap();
+        let tools = tools_json(body).unwrap();
+        let text = cache_text(&parsed, Some(&tools));
+        assert_eq!(
+            text,
+            format!("{tools}\nYou are the lights agent.\ndim the hall")
+        );
+        assert_eq!(text.matches("set_light").count(), 1);
+        // As many tokens looked up as the request has.
+        let job = Job::of(&parsed, Some(&tools));
+        let counted = job.features.prompt_tokens as usize;
+        assert!(
+            job.prompt_ids.len().abs_diff(counted) <= 2,
+            "{} ids, {counted} tokens",
+            job.prompt_ids.len()
+        );
+        let plain =
+            tokenfeat::parse_openai_json(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
+                .unwrap();
+        assert_eq!(cache_text(&plain, None), "hi");
+    }
 
     #[test]
     fn the_response_head_names_the_node_streamed_or_whole() {
