@@ -442,7 +442,11 @@ mod tests {
         // System, turn 0 (user, answer), then the new user message.
         assert_eq!(m1["messages"].as_array().unwrap().len(), 4);
         assert_eq!(m2["messages"].as_array().unwrap().len(), 6);
-        assert_eq!(m1["messages"][..3], m2["messages"][..3]);
+        let (a1, a2) = (
+            m1["messages"].as_array().unwrap(),
+            m2["messages"].as_array().unwrap(),
+        );
+        assert_eq!(a1[..3], a2[..3]);
         assert_eq!(m1["tools"], m2["tools"]);
         assert_eq!(m1["max_tokens"], first.output_tokens);
         let (f1, f2) = (
