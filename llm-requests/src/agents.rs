@@ -351,8 +351,10 @@ pub fn agent_request(call: &AgentCall, persona: &Persona, seed: u64, host: &str)
 
 /// The features an agent puts in the TLV for an agent call's JSON `body`:
 /// tokens over the whole prompt, task chat (what agents' turns are, as the
-/// simulator has them), `max_tokens` as the output, and, when `name_prefix`,
-/// the shared prefix (system prompt and tools) named: layout version 2.
+/// simulator has them), the output tokenfeat expects for a chat turn capped
+/// by `max_tokens` (the same rule as every other request's,
+/// [`crate::request_features`]), and, when `name_prefix`, the shared
+/// prefix (system prompt and tools) named: layout version 2.
 pub fn agent_features(body: &[u8], name_prefix: bool) -> Option<TokenFeatures> {
     let req = tokenfeat::parse_openai_json(body)?;
     let hints = Hints {
@@ -456,7 +458,11 @@ mod tests {
         assert_eq!(f1.prefix, f2.prefix);
         assert_eq!(tokenfeat::encode(&f1).version(), 2);
         assert_eq!(f1.task, TaskType::Chat);
-        assert_eq!(f1.output_tokens, first.output_tokens);
+        assert_eq!(
+            f1.output_tokens,
+            tokenfeat::default_output_tokens(TaskType::Chat, f1.prompt_tokens)
+                .min(first.output_tokens)
+        );
         assert!(f2.prompt_tokens > f1.prompt_tokens);
         // Another persona: another prefix. Unnamed: layout version 1.
         let other = c.iter().find(|x| x.persona != first.persona).unwrap();
