@@ -58,7 +58,8 @@ emulator serve --listen 10.0.3.1:8000 --name centre --delay-ms 20 --jitter-ms 2 
     /// Open-loop load generator: AI-agent requests over TCP, TTFT per class
     #[command(
         long_about = "Open-loop client. Sends --requests chat-completion requests (short control \
-commands and long prompts from the agent workload) to --target at Poisson arrivals (--rate) or a \
+commands and long prompts from the agent workload, and with --agent-fraction shared-prefix agent \
+calls: personas' system prompts and tools, multi-turn sessions) to --target at Poisson arrivals (--rate) or a \
 fixed --interval-ms, each on its own connection and thread, and measures TTFT (last request byte \
 written to the first `data:` byte) and completion (to `data: [DONE]`). With --tlv ipv4 every \
 packet of a request's connection carries the token feature TLV as IPv4 option 0x9E \
@@ -296,6 +297,37 @@ pub struct AgentArgs {
     /// Words of long prompts, drawn uniformly [default: 300-3000]
     #[arg(long, value_name = "LO-HI")]
     pub long_prompt_words: Option<String>,
+    /// Share of requests that are shared-prefix agent calls: a persona's
+    /// system prompt and tools, its session's earlier turns, a new user
+    /// message, the prefix named in the TLV (layout version 2);
+    /// --short-fraction splits the rest. Agent calls count as long
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub agent_fraction: f64,
+    /// --agent-fraction: agent personas (distinct shared prefixes)
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub personas: u32,
+    /// --agent-fraction: tokens of a persona's system prompt and tools,
+    /// drawn once per persona
+    #[arg(long, default_value = "2000-8000", value_name = "LO-HI")]
+    pub agent_prefix_tokens: String,
+    /// --agent-fraction: tokens of a turn's user message
+    #[arg(long, default_value = "20-200", value_name = "LO-HI")]
+    pub agent_user_tokens: String,
+    /// --agent-fraction: tokens of a turn's answer (its max_tokens; the
+    /// history repeats it)
+    #[arg(long, default_value = "50-300", value_name = "LO-HI")]
+    pub agent_output_tokens: String,
+    /// --agent-fraction: turns per session
+    #[arg(long, default_value = "2-8", value_name = "LO-HI")]
+    pub agent_turns: String,
+    /// --agent-fraction: sessions open at once; a call continues one at
+    /// random, or starts a new one in a finished one's place
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub agent_sessions: u32,
+    /// --agent-fraction: send layout version 1, without the shared prefix
+    /// (for comparison)
+    #[arg(long)]
+    pub no_prefix_names: bool,
 }
 
 fn duration_option(
@@ -317,6 +349,41 @@ fn millis_option(option: &str, ms: f64) -> Result<std::time::Duration, Error> {
     } else {
         Err(Error::Usage(format!("{option} {ms} must be zero or more")))
     }
+}
+
+/// The agent calls `--agent-fraction` and the `--agent-*` options ask for.
+fn agent_load(args: &AgentArgs) -> Result<Option<client::AgentLoad>, Error> {
+    if !(0.0..=1.0).contains(&args.agent_fraction) {
+        return Err(Error::Usage(format!(
+            "--agent-fraction {} must be between 0 and 1",
+            args.agent_fraction
+        )));
+    }
+    if args.agent_fraction == 0.0 {
+        return Ok(None);
+    }
+    let range = |option: &str, text: &str| -> Result<[u32; 2], Error> {
+        let (lo, hi) =
+            client::parse_size_range(text).map_err(|e| Error::Usage(format!("{option} {e}")))?;
+        match (u32::try_from(lo), u32::try_from(hi)) {
+            (Ok(lo), Ok(hi)) => Ok([lo, hi]),
+            _ => Err(Error::Usage(format!("{option} {lo}-{hi} is too large"))),
+        }
+    };
+    let mix = llm_requests::agents::AgentMix {
+        personas: args.personas,
+        prefix_tokens: range("--agent-prefix-tokens", &args.agent_prefix_tokens)?,
+        user_tokens: range("--agent-user-tokens", &args.agent_user_tokens)?,
+        output_tokens: range("--agent-output-tokens", &args.agent_output_tokens)?,
+        turns: range("--agent-turns", &args.agent_turns)?,
+        open_sessions: args.agent_sessions,
+        name_prefix: !args.no_prefix_names,
+    };
+    mix.validate().map_err(Error::Usage)?;
+    Ok(Some(client::AgentLoad {
+        fraction: args.agent_fraction,
+        mix,
+    }))
 }
 
 /// Registers SIGINT and SIGTERM to set the returned flag.
@@ -543,6 +610,7 @@ pub fn run_agent(args: &AgentArgs, out: &mut dyn Write) -> Result<(), Error> {
                     ..=usize::try_from(hi).unwrap_or(usize::MAX)
             },
         ),
+        agents: agent_load(args)?,
     };
     let opts = LoadOptions {
         transport: args.transport,

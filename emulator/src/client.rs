@@ -37,7 +37,11 @@ use serde::Serialize;
 use tokenfeat::TokenFeatures;
 
 use super::datagram::{self, Datagram};
+use llm_requests::agents::{self, AgentMix, Persona, Sessions};
 use llm_requests::seeded_rng;
+
+/// The generator stream of the agent personas' sizes.
+const PERSONA_STREAM: u64 = 0x7065_7273;
 use llm_requests::text::LongTask;
 use llm_requests::{self as agent, PromptKind};
 
@@ -94,8 +98,18 @@ pub fn parse_size_range(text: &str) -> Result<(u64, u64), String> {
     Ok((lo, hi))
 }
 
+/// Shared-prefix agent calls mixed into the load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentLoad {
+    /// Share of all requests that are agent calls; the short fraction
+    /// splits the rest (as the simulator's `Workload::agent_fraction`).
+    pub fraction: f64,
+    /// The personas and sessions.
+    pub mix: AgentMix,
+}
+
 /// Request sizes; `None` keeps the default workload's, draw for draw.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkloadSizes {
     /// `max_tokens` of short requests (default 64–256).
     pub short_output_tokens: Option<RangeInclusive<u32>>,
@@ -103,10 +117,12 @@ pub struct WorkloadSizes {
     pub long_output_tokens: Option<RangeInclusive<u32>>,
     /// Words of long prompts (default 300–3000).
     pub long_prompt_words: Option<RangeInclusive<usize>>,
+    /// Agent calls (default none).
+    pub agents: Option<AgentLoad>,
 }
 
 /// What `emulator agent` does beyond [`AgentConfig`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadOptions {
     /// TCP or UDP.
     pub transport: Transport,
@@ -168,7 +184,8 @@ impl PlannedRequest {
     pub fn class(&self) -> &'static str {
         match self.kind {
             PromptKind::Control => "short",
-            PromptKind::Long(_) => "long",
+            // Agent calls are bulk chat work, long as in the simulator.
+            PromptKind::Long(_) | PromptKind::Agent => "long",
         }
     }
 
@@ -208,6 +225,23 @@ pub fn plan_with(cfg: &AgentConfig, sizes: &WorkloadSizes) -> Vec<PlannedRequest
     let host = cfg.target.to_string();
     let mut rng = seeded_rng(cfg.seed, 0x6c69_7665);
     let mut at = Duration::ZERO;
+    // The personas are drawn once, on their own stream, and rendered once;
+    // sessions are drawn from the arrival stream, as the simulator's are
+    // from its site's.
+    let agents = sizes.agents.as_ref().filter(|a| a.fraction > 0.0);
+    let personas = agents
+        .map(|a| {
+            let tokens = a
+                .mix
+                .persona_tokens(&mut seeded_rng(cfg.seed, PERSONA_STREAM));
+            Persona::all(cfg.seed, &tokens)
+                .into_iter()
+                .zip(tokens)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let persona_tokens: Vec<u32> = personas.iter().map(|(_, t)| *t).collect();
+    let mut sessions = Sessions::new(0);
     (0..cfg.requests)
         .map(|id| {
             if id > 0 {
@@ -217,6 +251,23 @@ pub fn plan_with(cfg: &AgentConfig, sizes: &WorkloadSizes) -> Vec<PlannedRequest
                         let u: f64 = rng.gen();
                         Duration::from_secs_f64(-(1.0 - u).ln() / rate)
                     }
+                };
+            }
+            if let Some(a) = agents.filter(|a| rng.gen::<f64>() < a.fraction) {
+                let call = sessions.next_call(&mut rng, &a.mix, &persona_tokens);
+                let persona = personas.get(call.persona as usize).map(|(p, _)| p);
+                let body = persona
+                    .map(|p| agents::agent_body(&call, p, cfg.seed))
+                    .unwrap_or_default();
+                let features = agents::agent_features(body.as_bytes(), a.mix.name_prefix)
+                    .unwrap_or_else(|| agent::request_features(body.as_bytes(), None));
+                return PlannedRequest {
+                    id,
+                    at,
+                    kind: PromptKind::Agent,
+                    http: agent::text::http_post(&host, &body),
+                    features,
+                    max_tokens: Some(call.output_tokens),
                 };
             }
             let (kind, http) = if rng.gen_bool(cfg.short_fraction.clamp(0.0, 1.0)) {
@@ -261,7 +312,7 @@ pub struct RequestResult {
     /// `tcp` or `udp`.
     pub transport: &'static str,
     /// What the agent asked for: `control`, `code`, `reasoning`,
-    /// `summarisation`.
+    /// `summarisation`, `agent` (a shared-prefix agent call).
     pub prompt: &'static str,
     /// tokenfeat's task type.
     pub task: &'static str,
@@ -531,6 +582,7 @@ fn blank_result(
         transport: transport.name(),
         prompt: match req.kind {
             PromptKind::Control => "control",
+            PromptKind::Agent => "agent",
             PromptKind::Long(t) => long_task_name(t),
         },
         task: req.features.task.name(),
@@ -1042,6 +1094,7 @@ mod tests {
                 short_output_tokens: Some(agent::SHORT_OUTPUT_TOKENS),
                 long_output_tokens: None,
                 long_prompt_words: Some(agent::LONG_PROMPT_WORDS),
+                agents: None,
             },
         );
         assert!(a
@@ -1057,6 +1110,7 @@ mod tests {
             short_output_tokens: Some(8..=16),
             long_output_tokens: Some(100..=200),
             long_prompt_words: Some(40..=60),
+            agents: None,
         };
         let p = plan_with(&cfg, &sizes);
         let default = plan(&cfg);
@@ -1084,6 +1138,55 @@ mod tests {
             .max()
             .unwrap();
         assert!(longest_default > 1500, "{longest_default}");
+    }
+
+    #[test]
+    fn agent_calls_share_their_persona_prefix_on_the_wire() {
+        let cfg = AgentConfig {
+            requests: 600,
+            ..base_cfg()
+        };
+        let sizes = WorkloadSizes {
+            agents: Some(AgentLoad {
+                fraction: 0.4,
+                mix: AgentMix::default(),
+            }),
+            ..WorkloadSizes::default()
+        };
+        let p = plan_with(&cfg, &sizes);
+        assert_eq!(
+            p.iter().map(|r| &r.http).collect::<Vec<_>>(),
+            plan_with(&cfg, &sizes)
+                .iter()
+                .map(|r| &r.http)
+                .collect::<Vec<_>>(),
+            "same seed, same requests"
+        );
+        let calls: Vec<&PlannedRequest> =
+            p.iter().filter(|r| r.kind == PromptKind::Agent).collect();
+        let share = calls.len() as f64 / p.len() as f64;
+        assert!((0.3..0.5).contains(&share), "{share} agent calls");
+        let mut prefixes = std::collections::HashMap::new();
+        for r in &calls {
+            assert_eq!(r.class(), "long");
+            let prefix = r.features.prefix.expect("agent calls name their prefix");
+            assert!(prefix.tokens >= 1500, "{} prefix tokens", prefix.tokens);
+            assert!(r.features.prompt_tokens > prefix.tokens);
+            // The TLV on the socket carries layout version 2.
+            let opts = r.ip_options();
+            assert_eq!(opts[0], 0x9E);
+            assert_eq!(tokenfeat::encode(&r.features).version(), 2);
+            *prefixes.entry(prefix).or_insert(0) += 1;
+        }
+        // 20 personas, each used again and again.
+        assert!(
+            prefixes.len() <= 20 && prefixes.len() >= 15,
+            "{}",
+            prefixes.len()
+        );
+        assert!(prefixes.values().any(|&n| n >= 5));
+        // Short and long requests go on as before between the calls.
+        assert!(p.iter().any(|r| r.kind == PromptKind::Control));
     }
 
     #[test]

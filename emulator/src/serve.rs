@@ -280,6 +280,11 @@ pub struct ServeStats {
     pub state_queries: u64,
     /// Longest the wait queue got.
     pub max_queue_len: usize,
+    /// Prompt tokens looked up in the prefix cache, as
+    /// `vllm:prefix_cache_queries` counts them.
+    pub prefix_cache_queries: u64,
+    /// Of those, found cached (`vllm:prefix_cache_hits`).
+    pub prefix_cache_hits: u64,
     /// UDP request datagrams received (duplicates, oversized and
     /// malformed ones included).
     pub udp_datagrams: u64,
@@ -506,7 +511,10 @@ impl Node {
     }
 
     fn stats(&self) -> ServeStats {
-        let max_queue = self.lock().max_queue;
+        let (max_queue, prefix_cache_queries, prefix_cache_hits) = {
+            let s = self.lock();
+            (s.max_queue, s.prefix.queries, s.prefix.hits)
+        };
         let mut requests = self
             .records
             .lock()
@@ -531,6 +539,8 @@ impl Node {
             refused: self.refused.load(Ordering::Relaxed),
             state_queries: self.state_queries.load(Ordering::Relaxed),
             max_queue_len: max_queue,
+            prefix_cache_queries,
+            prefix_cache_hits,
             udp_datagrams: self.udp.datagrams.load(Ordering::Relaxed),
             udp_malformed: self.udp.malformed.load(Ordering::Relaxed),
             udp_oversize: self.udp.oversize.load(Ordering::Relaxed),
@@ -623,12 +633,28 @@ impl Job {
             .max(1);
         Job {
             features,
-            // What the prefix cache keys on: the tools, then the messages.
-            prompt_ids: match tools {
-                Some(t) => tokenfeat::token_ids(&format!("{t}\n{}", parsed.prompt_text)),
-                None => tokenfeat::token_ids(&parsed.prompt_text),
-            },
+            prompt_ids: tokenfeat::token_ids(&cache_text(parsed, tools)),
         }
+    }
+}
+
+/// What the prefix cache keys on: the tools, then the messages, each once.
+/// `prompt_text` counts the tools too, after the messages (tokenfeat's
+/// order, for counting); they are taken off there, or a request would be
+/// looked up with its tool definitions twice, the second copy after the
+/// conversation where it can never be a cached prefix.
+fn cache_text(parsed: &tokenfeat::ParsedRequest, tools: Option<&str>) -> String {
+    match tools {
+        Some(t) => {
+            let messages = parsed
+                .prompt_text
+                .strip_suffix(t)
+                .map_or(parsed.prompt_text.as_str(), |m| {
+                    m.strip_suffix('\n').unwrap_or(m)
+                });
+            format!("{t}\n{messages}")
+        }
+        None => parsed.prompt_text.clone(),
     }
 }
 
@@ -1293,6 +1319,31 @@ pub fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefix_cache_sees_the_tools_once_then_the_messages() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"You are the lights agent."},{"role":"user","content":"dim the hall"}],"tools":[{"type":"function","function":{"name":"set_light"}}],"max_tokens":8}"#;
+        let parsed = tokenfeat::parse_openai_json(body).unwrap();
+        let tools = tools_json(body).unwrap();
+        let text = cache_text(&parsed, Some(&tools));
+        assert_eq!(
+            text,
+            format!("{tools}\nYou are the lights agent.\ndim the hall")
+        );
+        assert_eq!(text.matches("set_light").count(), 1);
+        // As many tokens looked up as the request has.
+        let job = Job::of(&parsed, Some(&tools));
+        let counted = job.features.prompt_tokens as usize;
+        assert!(
+            job.prompt_ids.len().abs_diff(counted) <= 2,
+            "{} ids, {counted} tokens",
+            job.prompt_ids.len()
+        );
+        let plain =
+            tokenfeat::parse_openai_json(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
+                .unwrap();
+        assert_eq!(cache_text(&plain, None), "hi");
+    }
 
     #[test]
     fn the_response_head_names_the_node_streamed_or_whole() {

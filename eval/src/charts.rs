@@ -15,7 +15,7 @@ use anyhow::{anyhow, Context};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::summary::{Summary, GOAL_LOAD, LOADS, POLICIES};
+use crate::summary::{PerPolicyLoad, Summary, ASYMMETRIC, GOAL_LOAD, LOADS, POLICIES};
 
 /// Where fonts are looked for when `--font` is not given (Debian's
 /// fonts-dejavu-core, which `make deps` installs).
@@ -72,10 +72,11 @@ fn draw_cdf<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> D
         let series: Vec<(&str, Vec<(f64, f64)>)> = POLICIES
             .iter()
             .filter_map(|p| {
-                let run = s
-                    .runs
-                    .iter()
-                    .find(|r| r.entry.policy == *p && r.entry.load == GOAL_LOAD)?;
+                let run = s.runs.iter().find(|r| {
+                    r.entry.cluster == ASYMMETRIC
+                        && r.entry.policy == *p
+                        && r.entry.load == GOAL_LOAD
+                })?;
                 let st = if class == "short" {
                     &run.stats.short
                 } else {
@@ -189,18 +190,17 @@ fn draw_p99<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Summary) -> D
     root.present()
 }
 
-/// The shared-prefix scenario (simulated): short and long p99 TTFT against
-/// load on the asymmetric cluster, all four policies.
-fn draw_prefix<DB: DrawingBackend>(
+/// Short and long p99 TTFT against load on the asymmetric cluster, all
+/// four policies; `source` says whose numbers (emulated, simulated).
+fn draw_short_long<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    p: &crate::summary::SimPrefix,
+    source: &str,
+    short: &PerPolicyLoad,
+    long: &PerPolicyLoad,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
-    for (area, what, per_policy) in [
-        (&left, "short", &p.short_p99_ttft_ms),
-        (&right, "long", &p.long_p99_ttft_ms),
-    ] {
+    for (area, what, per_policy) in [(&left, "short", short), (&right, "long", long)] {
         let values: Vec<f64> = per_policy
             .values()
             .flat_map(|m| m.values().copied())
@@ -215,7 +215,7 @@ fn draw_prefix<DB: DrawingBackend>(
             / 2.0;
         let mut chart = ChartBuilder::on(area)
             .caption(
-                format!("shared-prefix agents (simulated): {what} p99 TTFT"),
+                format!("{what} requests ({source}): p99 TTFT"),
                 ("sans-serif", 18),
             )
             .margin(15)
@@ -227,7 +227,7 @@ fn draw_prefix<DB: DrawingBackend>(
             .x_desc("offered load (% of cluster capacity)")
             .y_desc("p99 TTFT (ms, log)")
             .draw()?;
-        for policy in ["fifo", "least_queue", "llm_d", "intellinode"] {
+        for policy in POLICIES {
             let Some(per) = per_policy.get(policy) else {
                 continue;
             };
@@ -383,16 +383,25 @@ pub fn draw_all(dir: &Path, s: &Summary) -> anyhow::Result<Vec<PathBuf>> {
         .map_err(|e| fail(&png, e.to_string()))?;
     files.extend([svg, png]);
 
+    let mut short_long = vec![("emulated", &s.short_p99_ttft_ms, &s.long_p99_ttft_ms)];
     if let Some(p) = &s.simulated_prefix {
-        let (svg, png) = (
-            path("prefix-p99-vs-load.svg"),
-            path("prefix-p99-vs-load.png"),
-        );
-        draw_prefix(&SVGBackend::new(&svg, (1200, 500)).into_drawing_area(), p)
-            .map_err(|e| fail(&svg, e.to_string()))?;
-        draw_prefix(
+        short_long.push(("simulated", &p.short_p99_ttft_ms, &p.long_p99_ttft_ms));
+    }
+    for (source, short, long) in short_long {
+        let name = format!("p99-vs-load-{source}");
+        let (svg, png) = (path(&format!("{name}.svg")), path(&format!("{name}.png")));
+        draw_short_long(
+            &SVGBackend::new(&svg, (1200, 500)).into_drawing_area(),
+            source,
+            short,
+            long,
+        )
+        .map_err(|e| fail(&svg, e.to_string()))?;
+        draw_short_long(
             &BitMapBackend::new(&png, (1200, 500)).into_drawing_area(),
-            p,
+            source,
+            short,
+            long,
         )
         .map_err(|e| fail(&png, e.to_string()))?;
         files.extend([svg, png]);

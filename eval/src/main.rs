@@ -28,9 +28,6 @@ enum Command {
         /// The evaluation directory.
         #[arg(long, default_value = "target/eval")]
         dir: PathBuf,
-        /// The simulator's output for the same cluster (`intellisim eval`).
-        #[arg(long)]
-        sim: Option<PathBuf>,
         /// The cluster plan (`intellisim plan`), quoted in the report.
         #[arg(long)]
         plan: Option<PathBuf>,
@@ -40,9 +37,9 @@ enum Command {
         /// The simulator's busy-egress-port scenario (`intellisim uplink`).
         #[arg(long)]
         uplink: Option<PathBuf>,
-        /// The simulator's shared-prefix scenario (`intellisim prefix`):
-        /// `prefix_hit_rate`, `symmetric` and `simulated_prefix` in the
-        /// summary.
+        /// The simulator's runs of the same clusters and workload
+        /// (`intellisim prefix`): `simulated_prefix` in the summary, and
+        /// the simulation-against-emulation comparisons.
         #[arg(long)]
         sim_prefix: Option<PathBuf>,
         /// The simulator's failure timeline (`intellisim failover`); the
@@ -68,7 +65,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Report {
             dir,
-            sim,
             plan,
             scale,
             uplink,
@@ -79,14 +75,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             charts::register_font(&font)?;
             let (index, runs) = summary::load_runs(&dir)?;
-            let sim = sim.map(|p| summary::load_sim(&p)).transpose()?;
             let plan = plan.map(|p| read_json(&p)).transpose()?;
             let scale = scale.map(|p| read_json(&p)).transpose()?;
             let uplink = uplink.map(|p| read_json(&p)).transpose()?;
-            let mut s = summary::summarise(&index, runs, sim.as_ref())?;
-            if let Some(p) = sim_prefix {
-                summary::attach_prefix(&mut s, summary::load_sim_prefix(&p)?);
-            }
+            let sim = sim_prefix
+                .map(|p| summary::load_sim_prefix(&p))
+                .transpose()?;
+            let mut s = summary::summarise(&index, runs, sim)?;
             let cluster = sim::EvalCluster::default();
             s.failover.extend(failover::load_emulated(&dir, &cluster)?);
             if let Some(p) = failover_sim {
@@ -107,7 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", md.display()))?;
             for g in &s.goals {
                 println!(
-                    "{} {:<52} {:>8.2} (bound {})",
+                    "{} {:<96} {:>8.2} (bound {})",
                     if g.met { "met    " } else { "NOT MET" },
                     g.goal,
                     g.value,
@@ -178,39 +173,99 @@ mod tests {
         json!({ "requests": requests })
     }
 
+    /// A node's stats with its prefix-cache counters.
+    fn node(hits: u64, queries: u64) -> serde_json::Value {
+        json!({"name": "n", "prefix_cache_hits": hits, "prefix_cache_queries": queries})
+    }
+
+    /// Writes a run's agent report and its two nodes' stats; returns its
+    /// index entry.
+    fn write_run(
+        dir: &std::path::Path,
+        cluster: &str,
+        policy: &str,
+        load: &str,
+        short_ms: &[f64],
+        long_tokens: u64,
+        hit_rate: f64,
+    ) -> serde_json::Value {
+        let tag = format!("{cluster}-{policy}-{load}");
+        let agent_path = format!("runs/{tag}.json");
+        std::fs::write(
+            dir.join(&agent_path),
+            agent(short_ms, long_tokens).to_string(),
+        )
+        .unwrap();
+        let nodes: Vec<String> = ["edge", "centre"]
+            .iter()
+            .map(|n| {
+                let p = format!("runs/{tag}-{n}.json");
+                let q = 1000;
+                std::fs::write(
+                    dir.join(&p),
+                    node((hit_rate * q as f64) as u64, q).to_string(),
+                )
+                .unwrap();
+                p
+            })
+            .collect();
+        json!({"cluster": cluster, "policy": policy, "load": load, "rate_rps": 10.0,
+               "requests": short_ms.len() + 10, "agent": agent_path, "nodes": nodes})
+    }
+
+    /// p99 of 100 values 1..=100 scaled to `p99`.
+    fn scaled(p99: f64) -> Vec<f64> {
+        (1..=100).map(|i| p99 * f64::from(i) / 99.0).collect()
+    }
+
     #[test]
     fn a_report_is_summarised_charted_and_written() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("runs")).unwrap();
         let mut runs = Vec::new();
-        // p99 of 100 values 1..=100 scaled: intellinode 10 ms, least_queue
-        // 20 ms, fifo 100 ms at every load; unloaded 9 ms.
-        let scaled =
-            |p99: f64| -> Vec<f64> { (1..=100).map(|i| p99 * f64::from(i) / 99.0).collect() };
-        for (policy, p99, tokens) in [
-            ("fifo", 100.0, 100),
-            ("least_queue", 20.0, 100),
-            ("intellinode", 10.0, 99),
+        // Short p99: intellinode 10 ms, llm_d 15, least_queue 20, fifo 100
+        // at every load; unloaded 9 ms. Hit rates 0.5 for the
+        // prefix-aware policies, 0.2 for the others.
+        for (policy, p99, tokens, hit) in [
+            ("fifo", 100.0, 100, 0.2),
+            ("least_queue", 20.0, 100, 0.2),
+            ("llm_d", 15.0, 100, 0.5),
+            ("intellinode", 10.0, 99, 0.5),
         ] {
             for load in ["50", "80", "95"] {
-                let name = format!("runs/{policy}-{load}.json");
-                std::fs::write(
-                    dir.path().join(&name),
-                    agent(&scaled(p99), tokens).to_string(),
-                )
-                .unwrap();
-                runs.push(json!({"policy": policy, "load": load, "rate_rps": 10.0, "requests": 110, "agent": name}));
+                runs.push(write_run(
+                    dir.path(),
+                    "asymmetric",
+                    policy,
+                    load,
+                    &scaled(p99),
+                    tokens,
+                    hit,
+                ));
             }
+            // The symmetric cluster: all alike.
+            runs.push(write_run(
+                dir.path(),
+                "symmetric",
+                policy,
+                "80",
+                &scaled(20.0),
+                100,
+                hit,
+            ));
         }
-        std::fs::write(
-            dir.path().join("runs/unloaded.json"),
-            agent(&scaled(9.0), 99).to_string(),
-        )
-        .unwrap();
-        runs.push(json!({"policy": "intellinode", "load": "unloaded", "rate_rps": 1.0, "requests": 110, "agent": "runs/unloaded.json"}));
+        runs.push(write_run(
+            dir.path(),
+            "asymmetric",
+            "intellinode",
+            "unloaded",
+            &scaled(9.0),
+            99,
+            0.5,
+        ));
         std::fs::write(
             dir.path().join("runs/index.json"),
-            json!({"capacity_rps": 20.0, "timeout_ms": 30000.0, "runs": runs}).to_string(),
+            json!({"capacity_rps": 20.0, "symmetric_capacity_rps": 30.0, "timeout_ms": 30000.0, "runs": runs}).to_string(),
         )
         .unwrap();
 
@@ -220,15 +275,28 @@ mod tests {
         let p99 = |p: &str| s.short_p99_ttft_ms[p]["80"];
         assert!((p99("intellinode") - 10.0).abs() < 1e-9);
         assert!((p99("fifo") - 100.0).abs() < 1e-9);
+        assert!((p99("llm_d") - 15.0).abs() < 1e-9);
         assert!((s.short_p99_ttft_unloaded_ms.unwrap() - 9.0).abs() < 1e-9);
+        assert!((s.prefix_hit_rate["llm_d"]["80"] - 0.5).abs() < 1e-9);
+        assert!((s.prefix_hit_rate["fifo"]["80"] - 0.2).abs() < 1e-9);
+        let sym = s.symmetric.as_ref().unwrap();
+        assert!((sym.short_p99_ttft_ms["llm_d"]["80"] - 20.0).abs() < 1e-9);
+        assert!((sym.prefix_hit_rate["intellinode"]["80"] - 0.5).abs() < 1e-9);
         assert!(s.goals_not_checked.is_empty(), "{:?}", s.goals_not_checked);
         assert!((s.long_throughput_vs_fifo["80"] - 0.99).abs() < 1e-9);
-        let met: Vec<bool> = s.goals.iter().map(|g| g.met).collect();
-        // 10/9 ≤ 1.2; fifo 10× ≥ 5; 0.99 ≥ 0.95; least_queue 2× ≥ 1.5.
-        assert_eq!(met, [true, true, true, true]);
+        // 10/9 ≤ 1.2; fifo 10× ≥ 5; 0.99 ≥ 0.95; least_queue 2× ≥ 1.5;
+        // then issue 15's seven: llm_d 1.5× ≥ 1.5, the symmetric ties,
+        // the long ties and the equal hit rates.
+        assert_eq!(s.goals.len(), 11);
+        assert!(s.goals.iter().all(|g| g.met), "{:?}", s.goals);
+        let v = serde_json::to_value(&s).unwrap();
+        for policy in summary::POLICIES {
+            assert!(v["symmetric"]["long_p99_ttft_ms"][policy]["80"].is_f64());
+            assert!(v["long_p99_ttft_ms"][policy]["95"].is_f64());
+        }
 
         let files = charts::draw_all(dir.path(), &s).unwrap();
-        assert_eq!(files.len(), 4);
+        assert_eq!(files.len(), 6);
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
             if f.extension().unwrap() == "png" {
@@ -237,28 +305,53 @@ mod tests {
                 let text = String::from_utf8(bytes).unwrap();
                 assert!(text.contains("<svg"), "{}", f.display());
                 assert!(text.contains("IntelliNode token-aware"), "{}", f.display());
+                assert!(
+                    text.contains("llm-d (queue 2, KV 2, prefix 3)"),
+                    "{}",
+                    f.display()
+                );
             }
         }
         let md = report::render(&s, None, None, None, Some(42.0));
-        assert!(md.contains("| intellinode | unloaded |"), "{md}");
-        assert!(md.contains("| fifo | 95 |"), "{md}");
+        assert!(
+            md.contains("| asymmetric | intellinode | unloaded |"),
+            "{md}"
+        );
+        assert!(md.contains("| asymmetric | fifo | 95 |"), "{md}");
+        assert!(md.contains("| symmetric | llm_d | 80 |"), "{md}");
         assert!(md.contains("| short tokens/s |"), "{md}");
+        assert!(md.contains("p99-vs-load-emulated.svg"), "{md}");
         assert!(!md.contains("not met"), "{md}");
         assert!(md.contains("took 42 s"), "{md}");
     }
 
     #[test]
-    fn the_shared_prefix_simulation_fills_the_prefix_keys_of_the_summary() {
+    fn the_simulation_is_compared_with_the_emulation() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("runs")).unwrap();
-        let name = "runs/intellinode-80.json";
-        std::fs::write(dir.path().join(name), agent(&[10.0, 12.0], 100).to_string()).unwrap();
+        let runs = vec![
+            write_run(
+                dir.path(),
+                "asymmetric",
+                "llm_d",
+                "80",
+                &[30.0, 40.0],
+                100,
+                0.4,
+            ),
+            write_run(
+                dir.path(),
+                "asymmetric",
+                "intellinode",
+                "80",
+                &[10.0, 12.0],
+                100,
+                0.6,
+            ),
+        ];
         std::fs::write(
             dir.path().join("runs/index.json"),
-            json!({"capacity_rps": 20.0, "timeout_ms": 30000.0, "runs": [
-                {"policy": "intellinode", "load": "80", "rate_rps": 10.0, "requests": 12, "agent": name}
-            ]})
-            .to_string(),
+            json!({"capacity_rps": 20.0, "timeout_ms": 30000.0, "runs": runs}).to_string(),
         )
         .unwrap();
         // The simulator's real output, small.
@@ -275,39 +368,42 @@ mod tests {
         std::fs::write(&path, serde_json::to_string(&report).unwrap()).unwrap();
 
         let (index, runs) = summary::load_runs(dir.path()).unwrap();
-        let mut s = summary::summarise(&index, runs, None).unwrap();
-        // The emulated long p99 is there without the simulation.
+        let sim = summary::load_sim_prefix(&path).unwrap();
+        let s = summary::summarise(&index, runs, Some(sim)).unwrap();
+        // The emulated numbers stay the emulation's.
         assert!((s.long_p99_ttft_ms["intellinode"]["80"] - 50.0).abs() < 1e-9);
-        assert!(s.prefix_hit_rate.is_none() && s.symmetric.is_none());
-        summary::attach_prefix(&mut s, summary::load_sim_prefix(&path).unwrap());
+        assert!((s.prefix_hit_rate["intellinode"]["80"] - 0.6).abs() < 1e-9);
+        assert!(s.symmetric.is_none());
+        let what: Vec<&str> = s.agreement.iter().map(|a| a.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "asymmetric 80%: llm_d / intellinode short p99 TTFT",
+                "asymmetric 80%: llm_d / intellinode long p99 TTFT",
+                "asymmetric 80%: intellinode / llm_d prefix hit rate"
+            ]
+        );
+        let sim_short =
+            report.short_p99_ttft_ms["llm_d"]["80"] / report.short_p99_ttft_ms["intellinode"]["80"];
+        assert!((s.agreement[0].simulation - sim_short).abs() < 1e-9);
+        assert!((s.agreement[0].emulation - 40.0 / 12.0).abs() < 1e-9);
+        assert!((s.agreement[2].emulation - 1.5).abs() < 1e-9);
         let v = serde_json::to_value(&s).unwrap();
-        for policy in ["fifo", "least_queue", "llm_d", "intellinode"] {
-            let sym = v["symmetric"]["short_p99_ttft_ms"][policy]["80"]
-                .as_f64()
-                .unwrap();
-            assert_eq!(sym, report.symmetric.short_p99_ttft_ms[policy]["80"]);
-            assert!(v["symmetric"]["long_p99_ttft_ms"][policy]["80"].is_f64());
-            assert!(v["symmetric"]["prefix_hit_rate"][policy]["80"].is_f64());
-            let hit = v["prefix_hit_rate"][policy]["80"].as_f64().unwrap();
-            assert_eq!(hit, report.prefix_hit_rate[policy]["80"]);
-            for load in ["50", "80", "95"] {
-                assert!(v["simulated_prefix"]["long_p99_ttft_ms"][policy][load].is_f64());
-            }
-        }
         assert!(v["prefix_source"]
             .as_str()
             .unwrap()
-            .starts_with("simulator"));
+            .starts_with("emulation"));
         assert_eq!(v["simulated_prefix"]["goals"].as_array().unwrap().len(), 7);
+        for policy in summary::POLICIES {
+            assert!(v["simulated_prefix"]["symmetric"]["long_p99_ttft_ms"][policy]["80"].is_f64());
+        }
         charts::register_font(std::path::Path::new(charts::DEFAULT_FONT)).unwrap();
         let files = charts::draw_all(dir.path(), &s).unwrap();
-        let chart = dir.path().join("prefix-p99-vs-load.svg");
+        let chart = dir.path().join("p99-vs-load-simulated.svg");
         assert!(files.contains(&chart), "{files:?}");
-        let svg = std::fs::read_to_string(&chart).unwrap();
-        assert!(svg.contains("llm-d (queue 2, KV 2, prefix 3)"), "{svg}");
         let md = report::render(&s, None, None, None, None);
-        assert!(md.contains("## Shared-prefix agents (simulated)"), "{md}");
-        assert!(md.contains("prefix-p99-vs-load.svg"), "{md}");
+        assert!(md.contains("## Simulation against emulation"), "{md}");
+        assert!(md.contains("p99-vs-load-simulated.svg"), "{md}");
         assert!(md.contains("| llm_d |"), "{md}");
     }
 
@@ -347,15 +443,21 @@ mod tests {
         );
         assert!((s.goals[0].value - 950.0 / 12.0).abs() < 1e-9);
         assert_eq!(
-            s.goals_not_checked,
+            s.goals_not_checked[..2],
             [
                 "intellinode short p99 TTFT / unloaded, at most (no run of intellinode unloaded)",
                 "least_queue / intellinode short p99 TTFT, at least (no run of least_queue at 80%)"
             ]
         );
+        // Issue 15's seven need llm_d, the baselines and the symmetric
+        // cluster.
+        assert_eq!(s.goals_not_checked.len(), 2 + 7);
+        assert!(s.goals_not_checked[2..]
+            .iter()
+            .all(|g| g.contains("no runs of llm_d")));
         charts::draw_all(dir.path(), &s).unwrap();
         let md = report::render(&s, None, None, None, None);
-        assert!(md.contains("| fifo | 80 |"), "{md}");
+        assert!(md.contains("| asymmetric | fifo | 80 |"), "{md}");
         assert!(md.contains("not checked"), "{md}");
         assert!(!md.contains("unloaded:"), "{md}");
     }

@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::summary::{Run, Summary, LOADS, POLICIES};
+use crate::summary::{
+    PerPolicyLoad, Run, Summary, SymmetricKeys, ASYMMETRIC, LOADS, POLICIES, SYMMETRIC,
+};
 
 fn ms(v: f64) -> String {
     if v >= 100.0 {
@@ -19,7 +21,8 @@ fn run_row(out: &mut String, r: &Run) {
     let (s, l) = (&r.stats.short, &r.stats.long);
     let _ = writeln!(
         out,
-        "| {} | {} | {:.1} | {} / {} | {} / {} | {:.0} | {} | {} / {} | {} / {} | {:.0} | {} |",
+        "| {} | {} | {} | {:.1} | {} / {} | {} / {} | {:.0} | {} | {} / {} | {} / {} | {:.0} | {} | {} |",
+        r.entry.cluster,
         r.entry.policy,
         r.entry.load,
         r.entry.rate_rps,
@@ -35,6 +38,8 @@ fn run_row(out: &mut String, r: &Run) {
         ms(l.completion_ms.p99),
         l.throughput_tokens_per_s,
         l.failed,
+        r.prefix
+            .map_or_else(|| "–".to_owned(), |p| format!("{:.2}", p.rate())),
     );
 }
 
@@ -269,60 +274,103 @@ fn failover_section(out: &mut String, s: &Summary) {
     }
 }
 
-/// The shared-prefix agents, simulated: four policies on both clusters.
-fn prefix_section(out: &mut String, p: &crate::summary::SimPrefix) {
-    let _ = writeln!(out, "## Shared-prefix agents (simulated)\n");
-    let _ = writeln!(
-        out,
-        "`intellisim prefix`: the short commands and long prompts above plus agent calls \
-         that repeat a persona's 2,000–8,000-token system prompt and tools in growing \
-         multi-turn sessions; the nodes cache prefixes (LRU in `kv_tokens`). The emulated nodes \
-         have no prefix cache yet, so these numbers are the simulator's only. p99 TTFT in ms; \
-         hit rate = prompt tokens found cached / prompt tokens.\n"
-    );
+/// The shared-prefix table: per policy, short and long p99 TTFT at every
+/// load and the prefix hit rate at 80% on the asymmetric cluster, and the
+/// symmetric cluster's three at 80%.
+fn prefix_table(
+    out: &mut String,
+    short: &PerPolicyLoad,
+    long: &PerPolicyLoad,
+    hit: &PerPolicyLoad,
+    sym: Option<&SymmetricKeys>,
+) {
     let _ = writeln!(
         out,
         "| policy | short p99 50% | 80% | 95% | long p99 50% | 80% | 95% | hit rate 80% | symmetric short p99 | long p99 | hit rate |\n\
          |---|---|---|---|---|---|---|---|---|---|---|"
     );
-    let at = |m: &crate::summary::PerPolicyLoad, policy: &str, load: &str| {
+    let at = |m: &PerPolicyLoad, policy: &str, load: &str| {
         m.get(policy).and_then(|l| l.get(load)).copied()
     };
     let cell = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), ms);
     let rate = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"));
-    for policy in ["fifo", "least_queue", "llm_d", "intellinode"] {
+    for policy in POLICIES {
+        let s_at = |pick: fn(&SymmetricKeys) -> &PerPolicyLoad| {
+            sym.and_then(|k| at(pick(k), policy, "80"))
+        };
         let _ = writeln!(
             out,
             "| {policy} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            cell(at(&p.short_p99_ttft_ms, policy, "50")),
-            cell(at(&p.short_p99_ttft_ms, policy, "80")),
-            cell(at(&p.short_p99_ttft_ms, policy, "95")),
-            cell(at(&p.long_p99_ttft_ms, policy, "50")),
-            cell(at(&p.long_p99_ttft_ms, policy, "80")),
-            cell(at(&p.long_p99_ttft_ms, policy, "95")),
-            rate(at(&p.prefix_hit_rate, policy, "80")),
-            cell(at(&p.symmetric.short_p99_ttft_ms, policy, "80")),
-            cell(at(&p.symmetric.long_p99_ttft_ms, policy, "80")),
-            rate(at(&p.symmetric.prefix_hit_rate, policy, "80")),
+            cell(at(short, policy, "50")),
+            cell(at(short, policy, "80")),
+            cell(at(short, policy, "95")),
+            cell(at(long, policy, "50")),
+            cell(at(long, policy, "80")),
+            cell(at(long, policy, "95")),
+            rate(at(hit, policy, "80")),
+            cell(s_at(|k| &k.short_p99_ttft_ms)),
+            cell(s_at(|k| &k.long_p99_ttft_ms)),
+            rate(s_at(|k| &k.prefix_hit_rate)),
         );
     }
+}
+
+/// The shared-prefix agents: four policies on both clusters, emulated,
+/// then simulated.
+fn prefix_section(out: &mut String, s: &Summary) {
+    let _ = writeln!(out, "## Four policies, two clusters\n");
     let _ = writeln!(
         out,
-        "\n![shared-prefix agents, simulated: p99 TTFT against load, four policies](prefix-p99-vs-load.svg)"
+        "The agents send short control commands, long prompts and shared-prefix agent calls \
+         that repeat a persona's 2,000–8,000-token system prompt and tools in growing \
+         multi-turn sessions (their prefix named in the token-feature TLV, layout version 2); \
+         the nodes cache prompt prefixes (vLLM's 16-token blocks, LRU in `kv_tokens`). p99 \
+         TTFT in ms; hit rate = prompt tokens found cached / prompt tokens looked up, both \
+         nodes, every request ({}).\n",
+        s.prefix_source
+    );
+    let _ = writeln!(out, "Emulated (this run):\n");
+    prefix_table(
+        out,
+        &s.short_p99_ttft_ms,
+        &s.long_p99_ttft_ms,
+        &s.prefix_hit_rate,
+        s.symmetric.as_ref(),
     );
     let _ = writeln!(
         out,
-        "\n| goal (simulated) | measured | bound | |\n|---|---|---|---|"
+        "\n![p99 TTFT against load, emulated, four policies](p99-vs-load-emulated.svg)\n"
     );
-    for g in &p.goals {
+    if let Some(p) = &s.simulated_prefix {
         let _ = writeln!(
             out,
-            "| {} | {:.2} | {} | {} |",
-            g.goal,
-            g.value,
-            g.bound,
-            if g.met { "met" } else { "**not met**" }
+            "Simulated (`intellisim prefix`, the same clusters and workload):\n"
         );
+        prefix_table(
+            out,
+            &p.short_p99_ttft_ms,
+            &p.long_p99_ttft_ms,
+            &p.prefix_hit_rate,
+            Some(&p.symmetric),
+        );
+        let _ = writeln!(
+            out,
+            "\n![p99 TTFT against load, simulated, four policies](p99-vs-load-simulated.svg)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| goal (simulated) | measured | bound | |\n|---|---|---|---|"
+        );
+        for g in &p.goals {
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {} | {} |",
+                g.goal,
+                g.value,
+                g.bound,
+                if g.met { "met" } else { "**not met**" }
+            );
+        }
     }
     let _ = writeln!(out);
 }
@@ -341,18 +389,25 @@ pub fn render(
     let _ = writeln!(
         out,
         "Agents in one network namespace call a chat service through the real appliance \
-         (`intellinode`, `net_af_packet`), which reaches an edge node over a low-delay line and a \
-         centre node over a high-delay, jittery, lossy path. Both paths are emulated in user space \
-         (`pktgen wire`); the nodes are `pktgen serve` inference emulators reporting their state \
-         over the control plane. Each policy runs the same seeded open-loop Poisson load at \
-         50%, 80% and 95% of the cluster's capacity ({:.1} requests/s). Latencies are from each \
-         request's scheduled arrival; failed requests count as the agent's timeout.\n",
-        s.capacity_rps
+         (`intellinode`, `net_af_packet`). On the asymmetric cluster it reaches an edge node over \
+         a low-delay line and a centre node over a high-delay, jittery, lossy path; on the \
+         symmetric cluster two identical nodes over identical clean paths. The paths are \
+         emulated in user space (`pktgen wire`); the nodes are `pktgen serve` inference \
+         emulators with vLLM's metrics and a prefix cache, and their state reaches the appliance \
+         through the `collector`, which scrapes their `/metrics` and `/v1/models`. Each policy \
+         (FIFO + round robin, least queue, llm_d, IntelliNode) runs the same seeded open-loop \
+         Poisson load (short commands, long prompts, shared-prefix agent calls) at 50%, 80% and \
+         95% of the asymmetric cluster's capacity ({:.1} requests/s), and at 80% of the \
+         symmetric cluster's ({}). Latencies are from each request's scheduled arrival; failed \
+         requests count as the agent's timeout.\n",
+        s.capacity_rps,
+        s.symmetric_capacity_rps
+            .map_or_else(|| "not run".to_owned(), |c| format!("{c:.1} requests/s"))
     );
     if let Some(w) = wall_s {
         let _ = writeln!(out, "The whole evaluation took {w:.0} s.\n");
     }
-    let _ = writeln!(out, "## Goals at 80% load\n");
+    let _ = writeln!(out, "## Goals at 80% load (emulated)\n");
     let _ = writeln!(out, "| goal | measured | bound | |\n|---|---|---|---|");
     for g in &s.goals {
         let _ = writeln!(
@@ -380,27 +435,25 @@ pub fn render(
         "![short p99 TTFT against load](short-p99-vs-load.svg)\n"
     );
     let _ = writeln!(out, "![TTFT distributions at 80% load](ttft-cdf-80.svg)\n");
-    if let Some(p) = &s.simulated_prefix {
-        prefix_section(&mut out, p);
-    }
+    prefix_section(&mut out, s);
     let _ = writeln!(out, "## Every run\n");
     let _ = writeln!(
         out,
         "TTFT and completion in ms (p50 / p99); throughput in output tokens/s.\n\n\
-         | policy | load % | rate/s | short TTFT | short completion | short tokens/s | short failed | long TTFT | long completion | long tokens/s | long failed |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|"
+         | cluster | policy | load % | rate/s | short TTFT | short completion | short tokens/s | short failed | long TTFT | long completion | long tokens/s | long failed | prefix hit rate |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    let order = std::iter::once(("intellinode", "unloaded")).chain(
-        POLICIES
-            .iter()
-            .flat_map(|p| LOADS.iter().map(move |l| (*p, *l))),
-    );
-    for (policy, load) in order {
-        if let Some(r) = s
-            .runs
-            .iter()
-            .find(|r| r.entry.policy == policy && r.entry.load == load)
-        {
+    let order = std::iter::once((ASYMMETRIC, "intellinode", "unloaded"))
+        .chain(
+            POLICIES
+                .iter()
+                .flat_map(|p| LOADS.iter().map(move |l| (ASYMMETRIC, *p, *l))),
+        )
+        .chain(POLICIES.iter().map(|p| (SYMMETRIC, *p, "80")));
+    for (cluster, policy, load) in order {
+        if let Some(r) = s.runs.iter().find(|r| {
+            r.entry.cluster == cluster && r.entry.policy == policy && r.entry.load == load
+        }) {
             run_row(&mut out, r);
         }
     }
@@ -409,7 +462,8 @@ pub fn render(
         if !r.chosen.is_empty() {
             let _ = writeln!(
                 out,
-                "- {} at {}: {}",
+                "- {} {} at {}: {}",
+                r.entry.cluster,
                 r.entry.policy,
                 r.entry.load,
                 placement(r)
@@ -420,9 +474,12 @@ pub fn render(
         let _ = writeln!(out, "\n## Simulation against emulation\n");
         let _ = writeln!(
             out,
-            "The discrete-event simulator (`intellisim eval`) runs the same decision code \
-             (`steer::Decider`, `predictor::InstanceModel`) on the same cluster. Ratios above 1 \
-             mean IntelliNode is better; the last column is how far the simulation is off the emulation, as a factor.\n\n| comparison | emulation | simulation | same direction | emulation ÷ simulation |\n|---|---|---|---|---|"
+            "The discrete-event simulator (`intellisim prefix`) runs the same decision code \
+             (`steer::Decider`, `predictor::InstanceModel`) on the same clusters and workload \
+             (`intellisim plan`), with the nodes' prefix caches modelled. Ratios above 1 mean \
+             IntelliNode is better; two ratios agree in direction when both are on the same side \
+             of 1 or both within 5% of it; the last column is how far the simulation is off the \
+             emulation, as a factor.\n\n| comparison | emulation | simulation | same direction | emulation ÷ simulation |\n|---|---|---|---|---|"
         );
         for a in &s.agreement {
             let _ = writeln!(

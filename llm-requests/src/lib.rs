@@ -7,11 +7,14 @@
 //! ([`request_features`]). It needs no DPDK, so the pcap workloads
 //! (`pktgen write --workload agent`) and the live load generator
 //! (`emulator agent`) build their requests with this one implementation,
-//! draw for draw from the same seeded generator ([`seeded_rng`]).
+//! draw for draw from the same seeded generator ([`seeded_rng`]). The
+//! shared-prefix agents ([`agents`]: personas, multi-turn sessions) are
+//! defined here once for the simulator and the live agent.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod text;
 
 use rand::seq::SliceRandom;
@@ -44,6 +47,9 @@ pub enum PromptKind {
     Control,
     /// A long generation prompt.
     Long(LongTask),
+    /// A shared-prefix agent call ([`agents`]): a persona's system prompt
+    /// and tools, its session's history, a new user message.
+    Agent,
 }
 
 /// `max_tokens` of a control command: pktgen's agent workload draws it
@@ -117,6 +123,7 @@ pub const TOKENS_PER_PACKET: u32 = 4;
 pub fn task_hint(kind: PromptKind) -> Option<TaskType> {
     match kind {
         PromptKind::Control => None,
+        PromptKind::Agent => Some(TaskType::Chat),
         PromptKind::Long(LongTask::CodeGeneration) => Some(TaskType::CodeGeneration),
         PromptKind::Long(LongTask::Reasoning) => Some(TaskType::ComplexReasoning),
         PromptKind::Long(LongTask::Summarisation) => Some(TaskType::Summarisation),

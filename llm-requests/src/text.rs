@@ -270,6 +270,14 @@ pub fn long_prompt_from(
     };
     let mut s = String::with_capacity(words * 8);
     s.push_str(openers.choose(rng).copied().unwrap_or("Explain"));
+    push_sentences(&mut s, rng, vocab, words);
+    s
+}
+
+/// Appends sentences of `vocab` words (6 to 17 each, capitalised, ending
+/// in a full stop or a comma) to `s` until at least `words` words were
+/// added.
+pub fn push_sentences(s: &mut String, rng: &mut ChaCha8Rng, vocab: &[&str], words: usize) {
     let mut count = 0;
     while count < words {
         let sentence = rng.gen_range(6..18);
@@ -289,7 +297,6 @@ pub fn long_prompt_from(
         s.push(if rng.gen_ratio(1, 8) { ',' } else { '.' });
         count += sentence;
     }
-    s
 }
 
 /// The JSON body of a streaming chat-completion request.

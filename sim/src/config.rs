@@ -79,64 +79,9 @@ impl PathParams {
     }
 }
 
-/// Agents whose calls share a prefix: each persona has a system prompt
-/// plus tool definitions of `prefix_tokens`, repeated on every call, and
-/// talks in multi-turn sessions whose history grows by each turn's user
-/// message and answer. Sizes are uniform in the inclusive ranges.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct AgentMix {
-    /// Agent personas (distinct shared prefixes).
-    pub personas: u32,
-    /// A persona's system prompt and tools, tokens, [lo, hi].
-    pub prefix_tokens: [u32; 2],
-    /// A turn's new user message, tokens, [lo, hi].
-    pub user_tokens: [u32; 2],
-    /// A turn's answer, tokens, [lo, hi].
-    pub output_tokens: [u32; 2],
-    /// Turns per session, [lo, hi].
-    pub turns: [u32; 2],
-    /// Sessions open at once per site: an agent call continues one of
-    /// them, picked at random, or starts a new one in a finished one's
-    /// place.
-    pub open_sessions: u32,
-    /// Whether agents name their shared prefix in the feature ID (layout
-    /// version 2); `false` sends version 1, for comparison: the gateway
-    /// then cannot tell which prefix a call shares.
-    #[serde(default = "yes")]
-    pub name_prefix: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for AgentMix {
-    fn default() -> Self {
-        AgentMix {
-            personas: 20,
-            prefix_tokens: [2000, 8000],
-            user_tokens: [20, 200],
-            output_tokens: [50, 300],
-            turns: [2, 8],
-            open_sessions: 64,
-            name_prefix: true,
-        }
-    }
-}
-
-impl AgentMix {
-    /// Mean (prompt, output) tokens of an agent call: the prefix, the
-    /// history before the mean turn (half the mean number of turns before
-    /// it, each a user message and an answer) and the user message.
-    pub fn mean(&self) -> (f64, f64) {
-        let (user, out) = (mean(self.user_tokens), mean(self.output_tokens));
-        let earlier_turns = (mean(self.turns) - 1.0).max(0.0) / 2.0;
-        (
-            mean(self.prefix_tokens) + earlier_turns * (user + out) + user,
-            out,
-        )
-    }
-}
+/// The shared-prefix agents: one definition, in `llm-requests`, for the
+/// simulator and the live agent (`emulator agent --agent-fraction`).
+pub use llm_requests::agents::AgentMix;
 
 /// The request mix: short interactive requests and long bulk ones, sizes
 /// uniform in the inclusive ranges, and optionally agent calls that share
@@ -209,20 +154,9 @@ impl Workload {
             return Err("workload: agent_fraction must be in 0..=1".into());
         }
         if self.agent_fraction > 0.0 {
-            let a = &self.agents;
-            if a.personas == 0 || a.open_sessions == 0 || a.turns[0] == 0 {
-                return Err("workload: agents need personas, open_sessions and turns >= 1".into());
-            }
-            for (n, r) in [
-                ("agents.prefix_tokens", a.prefix_tokens),
-                ("agents.user_tokens", a.user_tokens),
-                ("agents.output_tokens", a.output_tokens),
-                ("agents.turns", a.turns),
-            ] {
-                if r[0] > r[1] {
-                    return Err(format!("workload: {n} [{}, {}] is empty", r[0], r[1]));
-                }
-            }
+            self.agents
+                .validate()
+                .map_err(|e| format!("workload: {e}"))?;
         }
         for (n, r) in [
             ("short_prompt_tokens", self.short_prompt_tokens),

@@ -61,7 +61,9 @@ impl Default for SymmetricCluster {
                 // all twenty, so where a prefix goes matters.
                 kv_tokens: 65_536,
             },
-            nodes: 3,
+            // Two, as `make eval` emulates it: the same two node
+            // namespaces and wires as the asymmetric cluster.
+            nodes: 2,
             path: PathParams {
                 one_way_ms: 1.0,
                 jitter_ms: 0.1,
@@ -154,6 +156,56 @@ impl Cluster {
     }
 }
 
+/// What `intellisim plan` says of the symmetric cluster: its nodes and
+/// paths, how many, the load it runs at and its capacity.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymmetricPlan {
+    /// The cluster.
+    #[serde(flatten)]
+    pub cluster: SymmetricCluster,
+    /// The load it runs at, fraction of its capacity.
+    pub load: f64,
+    /// Its capacity, requests/s, for the asymmetric cluster's workload.
+    pub capacity_rps: f64,
+}
+
+/// What `intellisim plan` prints: the asymmetric cluster with the
+/// shared-prefix agents in its workload ([`crate::eval::Plan`]), and the
+/// symmetric cluster. `make eval` emulates both from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrefixPlan {
+    /// The asymmetric cluster.
+    #[serde(flatten)]
+    pub asymmetric: crate::eval::Plan,
+    /// The symmetric cluster.
+    pub symmetric: SymmetricPlan,
+    /// The capacity of the asymmetric cluster without the agents,
+    /// requests/s: the failure run's (`intellisim failover` runs the
+    /// cluster without agents, and so does `make eval`'s failure run).
+    pub failover_capacity_rps: f64,
+}
+
+/// The plan of a scenario.
+pub fn plan(s: &PrefixScenario) -> PrefixPlan {
+    let sym = Cluster::symmetric(&s.symmetric, &s.asymmetric.workload);
+    PrefixPlan {
+        asymmetric: crate::eval::plan(&s.asymmetric),
+        symmetric: SymmetricPlan {
+            cluster: s.symmetric,
+            load: s.symmetric_load,
+            capacity_rps: sym.capacity_rps,
+        },
+        failover_capacity_rps: EvalCluster {
+            workload: Workload {
+                agent_fraction: 0.0,
+                ..s.asymmetric.workload
+            },
+            ..s.asymmetric.clone()
+        }
+        .capacity_rps(),
+    }
+}
+
 /// How `intellisim prefix` runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrefixOptions {
@@ -199,7 +251,7 @@ pub struct PrefixGoal {
 pub type PerPolicyLoad = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// The symmetric cluster's keys.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SymmetricKeys {
     /// Short p99 TTFT, ms, policy → load.
     pub short_p99_ttft_ms: PerPolicyLoad,

@@ -45,6 +45,7 @@ use crate::config::{AgentMix, NodeParams, PathParams, Workload};
 use crate::engine::EventQueue;
 use crate::prefix_cache::{PrefixCache, PromptParts};
 use crate::stats::{ClassStats, FailReason};
+use llm_requests::agents::Sessions;
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -555,18 +556,7 @@ struct Site {
     rng: ChaCha8Rng,
     rate_rps: f64,
     /// The agents' open sessions at this site.
-    sessions: Vec<Session>,
-    next_session: u64,
-}
-
-/// An agent's multi-turn conversation.
-#[derive(Debug, Clone, Copy)]
-struct Session {
-    id: u64,
-    persona: u32,
-    turn: u32,
-    turns: u32,
-    history_tokens: u32,
+    sessions: Sessions,
 }
 
 /// The frames a request puts on the wire toward its node, in order: its
@@ -680,8 +670,7 @@ fn site_table(topo: &Topology, site: &SiteSpec) -> Result<ServiceTable, String> 
 }
 
 fn uniform(rng: &mut ChaCha8Rng, r: [u32; 2]) -> u32 {
-    let (lo, hi) = (r[0].min(r[1]), r[0].max(r[1]));
-    rng.gen_range(lo..=hi)
+    llm_requests::agents::uniform(rng, r)
 }
 
 /// A persona's shared prefix as its agent library names it: a hash of
@@ -694,71 +683,33 @@ fn persona_prefix(persona: u32, tokens: u32) -> SharedPrefix {
     SharedPrefix::of_hash(z ^ (z >> 31), tokens)
 }
 
-/// One agent call: a turn of a random open session (a new session in a
-/// finished one's place). Returns the features (the persona's prefix
-/// named, as the agent library sends it), the parts a node can cache and
-/// the session's history after this turn.
+/// One agent call ([`Sessions::next_call`]). Returns the features (the
+/// persona's prefix named, as the agent library sends it), the parts a
+/// node can cache and the session's history after this turn.
 fn draw_agent_call(
     rng: &mut ChaCha8Rng,
     a: &AgentMix,
     persona_tokens: &[u32],
-    sessions: &mut Vec<Session>,
-    next_session: &mut u64,
+    sessions: &mut Sessions,
 ) -> (TokenFeatures, PromptParts, u32) {
-    let slots = a.open_sessions.max(1) as usize;
-    let slot = rng.gen_range(0..slots);
-    let fresh = |rng: &mut ChaCha8Rng, next: &mut u64| {
-        *next += 1;
-        Session {
-            id: *next,
-            persona: rng.gen_range(0..a.personas.max(1)),
-            turn: 0,
-            turns: uniform(rng, a.turns).max(1),
-            history_tokens: 0,
-        }
-    };
-    if sessions.len() < slots {
-        sessions.resize_with(slots, || Session {
-            id: 0,
-            persona: 0,
-            turn: 0,
-            turns: 0,
-            history_tokens: 0,
-        });
-    }
-    let s = match sessions.get(slot) {
-        Some(s) if s.turn < s.turns => *s,
-        _ => fresh(rng, next_session),
-    };
-    let prefix_tokens = persona_tokens.get(s.persona as usize).copied().unwrap_or(0);
-    let user = uniform(rng, a.user_tokens);
-    let output = uniform(rng, a.output_tokens);
-    let prompt = prefix_tokens + s.history_tokens + user;
-    let history_after = s.history_tokens + user + output;
-    if let Some(slot) = sessions.get_mut(slot) {
-        *slot = Session {
-            turn: s.turn + 1,
-            history_tokens: history_after,
-            ..s
-        };
-    }
+    let call = sessions.next_call(rng, a, persona_tokens);
     let features = TokenFeatures {
-        prompt_tokens: prompt,
-        output_tokens: output,
+        prompt_tokens: call.prompt_tokens(),
+        output_tokens: call.output_tokens,
         task: TaskType::Chat,
         urgency: TaskType::Chat.default_urgency(),
         explicit_urgency: false,
         prefix: a
             .name_prefix
-            .then(|| persona_prefix(s.persona, prefix_tokens)),
+            .then(|| persona_prefix(call.persona, call.prefix_tokens)),
     };
     let parts = PromptParts {
-        persona: s.persona,
-        prefix_tokens,
-        session: s.id,
-        history_tokens: s.history_tokens,
+        persona: call.persona,
+        prefix_tokens: call.prefix_tokens,
+        session: call.session,
+        history_tokens: call.history_tokens(),
     };
-    (features, parts, history_after)
+    (features, parts, call.history_after())
 }
 
 /// Draws one request: (short?, features).
@@ -938,8 +889,7 @@ impl<'a> World<'a> {
                     .collect(),
                 rng: stream_rng(cfg.seed, SITE_STREAM + si as u64),
                 rate_rps: s.rate_rps,
-                sessions: Vec::new(),
-                next_session: (si as u64) << 40,
+                sessions: Sessions::new((si as u64) << 40),
             });
         }
         let out = Outcome {
@@ -964,9 +914,7 @@ impl<'a> World<'a> {
         };
         let agents = cfg.workload.agents;
         let mut persona_rng = stream_rng(cfg.seed, PERSONA_STREAM);
-        let persona_tokens = (0..agents.personas)
-            .map(|_| uniform(&mut persona_rng, agents.prefix_tokens))
-            .collect();
+        let persona_tokens = agents.persona_tokens(&mut persona_rng);
         let mut w = World {
             cfg,
             persona_tokens,
@@ -1194,7 +1142,6 @@ impl<'a> World<'a> {
                 &workload.agents,
                 &self.persona_tokens,
                 &mut site.sessions,
-                &mut site.next_session,
             );
             (false, f, Some(parts), after)
         } else {

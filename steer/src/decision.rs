@@ -89,8 +89,9 @@
 //! expects to skip: the model predicts the compute TTFT of
 //! `prompt − expected cached tokens`, i.e. the cached tokens times the
 //! model's learnt per-token prefill, and the [`Predicted::cached_tokens`]
-//! it assumed is kept with the flow so the model learns from the uncached
-//! tokens it really prefilled. **Bounded load**: a candidate whose queue
+//! it assumed is kept with the flow. Such a request does not teach the
+//! model ([`crate::Engine::learn`]): what the node really found cached is
+//! not known here. **Bounded load**: a candidate whose queue
 //! (with the flows steered since its report) exceeds the shortest live
 //! queue of the service by more than [`crate::prefix::PrefixLimits::balance_queue`] gets
 //! no skip, so a hot prefix spills to other nodes once its node is

@@ -1058,9 +1058,17 @@ impl Engine {
     ) {
         self.counters.flow(FlowEvent::Measured);
         let obs = crate::feedback::observation(features, predicted, measured);
-        if let Some(model) = self.models.get_mut(usize::from(instance)) {
-            model.observe(&obs);
-            self.counters.publish_model(usize::from(instance), model);
+        // A request naming a shared prefix teaches the model nothing: how
+        // much of it the node found cached (the prefix, and the session's
+        // earlier turns, which the appliance cannot see) is only the
+        // record's estimate, and prefill rates learnt from estimates were
+        // several times too fast on the node serving the agents, which
+        // then drew every bulk request.
+        if features.prefix.is_none() {
+            if let Some(model) = self.models.get_mut(usize::from(instance)) {
+                model.observe(&obs);
+                self.counters.publish_model(usize::from(instance), model);
+            }
         }
         self.counters
             .measured(usize::from(instance), class, predicted, measured);

@@ -48,12 +48,19 @@ pub fn instance_models(
         .collect()
 }
 
+/// Answers shorter than this many output tokens teach no decode time: the
+/// fixed costs of an answer (its last chunk, the close, a late wake-up)
+/// spread over a few tokens read as a slow decode, and a node that served
+/// only short answers would then look slow for every long one.
+pub const MIN_DECODE_LEARN_TOKENS: u32 = 64;
+
 /// What a measured request teaches its instance's model: the measured
 /// times minus the network round trip the decision predicted (the model
 /// predicts compute only), next to what it predicted at decision time.
 /// The prompt is the tokens the decision expected prefilled: those it
 /// expected the node's prefix cache to hold are left out, as they were
-/// left out of the prediction.
+/// left out of the prediction. The completion is left out below
+/// [`MIN_DECODE_LEARN_TOKENS`] output tokens.
 pub fn observation(
     features: &TokenFeatures,
     predicted: &Predicted,
@@ -69,7 +76,8 @@ pub fn observation(
         predicted_compute_ttft_us: predicted.compute_ttft_us,
         observed_compute_ttft_us: (measured.ttft_us - net).max(0.0),
         predicted_completion_us: Some((predicted.completion_us - net).max(0.0)),
-        observed_completion_us: Some((measured.completion_us - net).max(0.0)),
+        observed_completion_us: (features.output_tokens >= MIN_DECODE_LEARN_TOKENS)
+            .then(|| (measured.completion_us - net).max(0.0)),
     }
 }
 
@@ -199,6 +207,13 @@ mod tests {
         assert_eq!(o.predicted_compute_ttft_us, 30_000.0);
         assert_eq!(o.observed_compute_ttft_us, 39_000.0);
         assert_eq!(o.predicted_completion_us, Some(130_000.0));
+        // 40 output tokens teach no decode time; 64 do.
+        assert_eq!(o.observed_completion_us, None);
+        let long = TokenFeatures {
+            output_tokens: MIN_DECODE_LEARN_TOKENS,
+            ..features
+        };
+        let o = observation(&long, &predicted, &measured);
         assert_eq!(o.observed_completion_us, Some(148_000.0));
         // Faster than the predicted round trip: nothing negative.
         let quick = Measured {
@@ -206,7 +221,7 @@ mod tests {
             completion_us: 1_500.0,
             ..measured
         };
-        let o = observation(&features, &predicted, &quick);
+        let o = observation(&long, &predicted, &quick);
         assert_eq!(o.observed_compute_ttft_us, 0.0);
         assert_eq!(o.observed_completion_us, Some(0.0));
     }

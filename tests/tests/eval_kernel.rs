@@ -1,14 +1,18 @@
-//! `make eval`, smaller: the same script, topology and cluster (agents,
-//! the real appliance, a low-delay line and a jittery lossy path emulated
-//! in user space, two `pktgen serve` nodes reporting NODE_STATE), but only
-//! FIFO with round robin against IntelliNode, at 80% of capacity, for a few
-//! seconds of arrivals each.
+//! `make eval`, smaller: the same script, topology and cluster (agents
+//! with shared-prefix personas, the real appliance, a low-delay line and a
+//! jittery lossy path emulated in user space, two `pktgen serve` nodes
+//! whose state the `collector` scrapes), but only FIFO with round robin,
+//! llm_d and IntelliNode, at 80% of capacity on the asymmetric cluster,
+//! for a few seconds of arrivals each.
 //!
 //! It asserts what the evaluation exists to show, from the agents' own
-//! measurements and the appliance's counters: short requests get their
-//! first token much sooner under IntelliNode than under FIFO, because
-//! IntelliNode keeps them on the near node and away from the long work
-//! that round robin spreads everywhere.
+//! measurements, the nodes' and the appliance's counters: short requests
+//! get their first token much sooner under IntelliNode than under FIFO,
+//! because IntelliNode keeps them on the near node and away from the long
+//! work that round robin spreads everywhere; llm_d decides every flow by
+//! its own scorers; the agents' shared prefixes hit the nodes' prefix
+//! caches, and the prefix-aware policies keep them there better than
+//! round robin does.
 
 use std::process::Command;
 
@@ -56,13 +60,15 @@ fn short_requests_beat_fifo_on_the_emulated_cluster() {
     let out = Command::new("bash")
         .arg(workspace_root().join("scripts/eval.sh"))
         .env("EVAL_OUT", dir.path())
-        .env("EVAL_POLICIES", "fifo intellinode")
+        .env("EVAL_POLICIES", "fifo llm_d intellinode")
         .env("EVAL_LOADS", "80")
+        .env("EVAL_SYMMETRIC", "0")
         .env("EVAL_SECONDS", "8")
         .env("EVAL_REPORT", "0")
         .env("EVAL_FAILOVER", "0")
         .env("INTELLINODE_BIN", bin_under_test("intellinode"))
         .env("PKTGEN_BIN", bin_under_test("pktgen"))
+        .env("COLLECTOR_BIN", bin_under_test("collector"))
         .env("INTELLISIM_BIN", bin_under_test("intellisim"))
         .env("INTELLIEVAL_BIN", bin_under_test("intellieval"))
         .output()
@@ -126,7 +132,47 @@ fn short_requests_beat_fifo_on_the_emulated_cluster() {
         Some(fifo_stats["steer"]["flows"]["new"].as_u64().unwrap()),
         "every fifo decision is round robin"
     );
-    for stats in [&smart_stats, &fifo_stats] {
+    let llm_d_stats = read_json(&runs.join("llm_d-80-appliance.json"));
+    assert_eq!(
+        llm_d_stats["steer"]["reasons"]["llm_d"].as_u64(),
+        Some(llm_d_stats["steer"]["flows"]["new"].as_u64().unwrap()),
+        "every llm_d decision is llm_d's"
+    );
+    for stats in [&smart_stats, &fifo_stats, &llm_d_stats] {
         assert_eq!(stats["totals"]["balanced"], true, "rx = tx + drops");
+    }
+
+    // The shared-prefix agents: calls were sent, the nodes' prefix caches
+    // (as vllm:prefix_cache_hits / _queries count) found their prefixes,
+    // and the prefix-aware policies found more than round robin, which
+    // sends every persona to both nodes.
+    let agent_calls = smart["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["prompt"] == "agent")
+        .count();
+    assert!(agent_calls >= 20, "{agent_calls} agent calls\n{log}");
+    let hit_rate = |policy: &str| {
+        let (mut hits, mut queried) = (0, 0);
+        for node in ["edge", "centre"] {
+            let s = read_json(&dir.path().join(format!("logs/{policy}-80-{node}.json")));
+            hits += s["prefix_cache_hits"].as_u64().unwrap();
+            queried += s["prefix_cache_queries"].as_u64().unwrap();
+        }
+        assert!(queried > 0, "{policy}: no prompt tokens looked up");
+        hits as f64 / queried as f64
+    };
+    let (hf, hl, hi) = (hit_rate("fifo"), hit_rate("llm_d"), hit_rate("intellinode"));
+    assert!(hf > 0.0, "fifo's nodes found no prefix cached");
+    assert!(
+        hl > hf && hi > hf,
+        "prefix hit rates: fifo {hf:.2}, llm_d {hl:.2}, intellinode {hi:.2}"
+    );
+    // The nodes' state came from the collector, scraping both of them.
+    let collector = read_json(&dir.path().join("logs/intellinode-80-collector.json"));
+    for i in collector["instances"].as_array().unwrap() {
+        assert!(i["scrapes_ok"].as_u64().unwrap() > 10, "{i}");
+        assert!(i["node_states"].as_u64().unwrap() > 10, "{i}");
     }
 }

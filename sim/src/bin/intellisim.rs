@@ -25,7 +25,12 @@
 //!   `report_interval_ms`, `loads`, `unloaded_load`, `run_seconds`,
 //!   `warmup_ms`, `timeout_ms`, `failover.{load,kill_edge_s,restart_edge_s,
 //!   cut_internet_s,restore_internet_s,arrivals_s,bin_ms}`), plus `capacity_rps`, `capacity_split`
-//!   and `rates_rps` per load key.
+//!   and `rates_rps` per load key, of the cluster `prefix` calls
+//!   asymmetric (its `workload` has the shared-prefix agents:
+//!   `agent_fraction`, `agents.{personas,prefix_tokens,user_tokens,
+//!   output_tokens,turns,open_sessions,name_prefix}`); and `symmetric`
+//!   ([`sim::prefix_eval::SymmetricPlan`]: `node.*`, `nodes`, `path.*`,
+//!   `load`, `capacity_rps`). `make eval` emulates both clusters from it.
 //! * `eval` writes [`sim::eval::EvalReport`]: `plan`, `seed`,
 //!   `runs.{fifo,least_queue,intellinode}.{50,80,95}` (and
 //!   `runs.intellinode.unloaded`), each with `short` and `long`
@@ -105,7 +110,8 @@ impl Replicated {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Print the eval cluster, its capacity and per-load rates as JSON.
+    /// Print the eval cluster (with the shared-prefix agents), its
+    /// capacity and per-load rates, and the symmetric cluster, as JSON.
     Plan,
     /// Simulate the emulated cluster: three policies at every load.
     Eval {
@@ -182,9 +188,15 @@ fn write(out: Option<PathBuf>, json: String) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Plan => {
-            let c = EvalCluster::default();
-            c.validate().map_err(|e| anyhow!(e))?;
-            println!("{}", serde_json::to_string_pretty(&sim::eval::plan(&c))?);
+            // The cluster `make eval` emulates: the asymmetric one with the
+            // shared-prefix agents, and the symmetric one, as `prefix`
+            // simulates them.
+            let s = sim::prefix_eval::PrefixScenario::default();
+            s.asymmetric.validate().map_err(|e| anyhow!(e))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sim::prefix_eval::plan(&s))?
+            );
         }
         Cmd::Eval { runs } => {
             let c = EvalCluster::default();
