@@ -227,6 +227,7 @@ impl Service {
     }
 
     /// Does the service listen on `port`?
+    #[allow(clippy::manual_contains)] // measured: `contains` is a call per packet
     pub fn has_port(&self, port: u16) -> bool {
         let ports = self
             .ports

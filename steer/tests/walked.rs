@@ -67,6 +67,9 @@ struct Pkt {
     features: Option<TokenFeatures>,
     tamper_tlv: bool,
     vlan: bool,
+    /// An IPv6 Destination Options header before the transport, which the
+    /// walk leaves to the full parse.
+    dest_opts: bool,
 }
 
 fn build(p: &Pkt) -> Vec<u8> {
@@ -122,18 +125,23 @@ fn build(p: &Pkt) -> Vec<u8> {
             let c = PseudoHeader::V6 { src: s, dst: d }.checksum(proto, &l4);
             l4[ck_at..ck_at + 2].copy_from_slice(&c.to_be_bytes());
             let mut ext = Vec::new();
+            let upper = if p.dest_opts { 60 } else { proto.0 };
             let next = match tlv {
                 Some(t) => {
                     let mut hbh = [0u8; 16];
-                    emit_hbh_header(&t, proto.0, &mut hbh).unwrap();
+                    emit_hbh_header(&t, upper, &mut hbh).unwrap();
                     if p.tamper_tlv {
                         hbh[7] ^= 0x5a;
                     }
                     ext.extend_from_slice(&hbh);
                     0
                 }
-                None => proto.0,
+                None => upper,
             };
+            if p.dest_opts {
+                // Next header, length 0, PadN of 4.
+                ext.extend_from_slice(&[proto.0, 0, 1, 4, 0, 0, 0, 0]);
+            }
             let mut h = vec![0x60, 0, 0, 0];
             h.extend_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
             h.extend_from_slice(&[next, 64]);
@@ -160,9 +168,25 @@ fn full(e: &mut Engine, frame: &mut [u8], from_agents: bool, now_ns: u64) -> Ver
     }
 }
 
+/// Which way [`walked`] went: the fast path's answer, its hand-back to
+/// the full path, or the full path alone (a frame the walk declines).
+#[derive(Default, Debug)]
+struct Ways {
+    fast: u32,
+    declined: u32,
+    unwalked: u32,
+}
+
 /// The fast path, falling back to the full one as the data plane does.
-fn walked(e: &mut Engine, frame: &mut [u8], from_agents: bool, now_ns: u64) -> Verdict {
+fn walked(
+    e: &mut Engine,
+    frame: &mut [u8],
+    from_agents: bool,
+    now_ns: u64,
+    ways: &mut Ways,
+) -> Verdict {
     let Some(w) = flow_walk::walk(frame) else {
+        ways.unwalked += 1;
         return full(e, frame, from_agents, now_ns);
     };
     let Some(k) = e.key_of_walked(&w, from_agents) else {
@@ -172,8 +196,10 @@ fn walked(e: &mut Engine, frame: &mut [u8], from_agents: bool, now_ns: u64) -> V
     };
     let view = DataplaneView::default();
     if let Some(v) = e.handle_walked(frame, &w, k, from_agents, &view, now_ns) {
+        ways.fast += 1;
         return v;
     }
+    ways.declined += 1;
     let p = parse(frame).expect("what the walk locates parses");
     assert!(matches!(
         e.key_of(&p, from_agents),
@@ -220,6 +246,7 @@ fn run(splice: bool, seed: u64) {
     let http = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 58\r\n\r\n{\"messages\":[{\"role\":\"user\",\"content\":\"turn on the light\"}]}".to_vec();
     let features = [short(), long(), features(300, 50, TaskType::CodeGeneration)];
     let mut now = 0u64;
+    let mut ways = Ways::default();
     for step in 0..6000u32 {
         now += 20_000 + next() % 400_000;
         let r = next();
@@ -261,6 +288,7 @@ fn run(splice: bool, seed: u64) {
                     features: tlv.then(|| features[(r >> 34) as usize % 3]),
                     tamper_tlv: (r >> 36) % 17 == 0,
                     vlan: (r >> 38) % 11 == 0,
+                    dest_opts: v6 && (r >> 44) % 3 == 0,
                 },
                 true,
             )
@@ -281,6 +309,7 @@ fn run(splice: bool, seed: u64) {
                     features: None,
                     tamper_tlv: false,
                     vlan: false,
+                    dest_opts: v6 && (r >> 44) % 3 == 0,
                 },
                 false,
             )
@@ -288,7 +317,7 @@ fn run(splice: bool, seed: u64) {
         let frame = build(&pkt);
         let (mut fa, mut fb) = (frame.clone(), frame);
         let va = full(&mut a, &mut fa, from_agents, now);
-        let vb = walked(&mut b, &mut fb, from_agents, now);
+        let vb = walked(&mut b, &mut fb, from_agents, now, &mut ways);
         assert_eq!(va, vb, "step {step}: verdicts differ");
         assert_eq!(fa, fb, "step {step}: frames differ");
         assert_eq!(
@@ -321,7 +350,10 @@ fn run(splice: bool, seed: u64) {
     ] {
         assert_eq!(load(x), load(y));
     }
-    // The mix exercised what it is meant to.
+    // The mix exercised what it is meant to: the fast path, its
+    // hand-backs (with delayed binding) and frames it does not walk.
+    assert!(ways.fast > 2000 && ways.unwalked > 100, "{ways:?}");
+    assert_eq!(ways.declined > 20, splice, "{ways:?}");
     assert!(
         load(&ca.flows).iter().sum::<u64>() > 100,
         "{:?}",
