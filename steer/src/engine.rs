@@ -1176,7 +1176,12 @@ impl Engine {
             self.learn_flow(e, m);
         }
         self.prefixes.expire(now_ns, EXPIRE_BUDGET);
-        if let Some(s) = self.splicer.as_mut() {
+        // The splicer's sweep reads (copies) every slot it visits, free or
+        // not: with no connection held there is nothing to time out, and
+        // skipping it spares the worker a pass over 256 of its slots every
+        // tick (a tenth to a fifth of the worker's samples on the bench's
+        // TLV traffic, which never splices: docs/performance.md).
+        if let Some(s) = self.splicer.as_mut().filter(|s| s.connections() > 0) {
             s.expire(now_ns);
         }
         let gone = self.fragments.expire(now_ns, EXPIRE_BUDGET);
