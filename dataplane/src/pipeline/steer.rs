@@ -620,13 +620,18 @@ impl Pipeline for SteerPipeline<'_> {
         let mut parsed = std::mem::take(&mut self.parsed);
         let mut walked = std::mem::take(&mut self.walked);
         let mut keyed: [Option<Steerable>; MAX_BURST] = [None; MAX_BURST];
+        // The worker a packet is handed to (`NOT_HANDED`: this one's, or
+        // nobody's), known from its key in pass 1, so that pass 2 warms
+        // only this worker's table lines.
+        let mut hand_to = [NOT_HANDED; MAX_BURST];
         for m in packets.iter().take(PREFETCH_AHEAD) {
             m.prefetch_data();
         }
-        for (i, ((slot, w), key)) in parsed
+        for (i, (((slot, w), key), to)) in parsed
             .iter_mut()
             .zip(walked.iter_mut())
             .zip(keyed.iter_mut())
+            .zip(hand_to.iter_mut())
             .enumerate()
             .take(packets.len())
         {
@@ -647,10 +652,18 @@ impl Pipeline for SteerPipeline<'_> {
                         .and_then(|p| self.engine.key_of(p, from_agents))
                 }
             };
+            if let (true, Some(k)) = (workers > 1, key.as_ref()) {
+                let owner = Engine::owner(self.engine.worker_hash(k), workers);
+                if owner != me {
+                    *to = owner;
+                }
+            }
         }
         let mut warm = 0u32;
-        for k in keyed.iter().flatten() {
-            warm ^= self.engine.warm(k);
+        for (k, to) in keyed.iter().zip(&hand_to) {
+            if let (Some(k), NOT_HANDED) = (k, *to) {
+                warm ^= self.engine.warm(k);
+            }
         }
         core::hint::black_box(warm);
         for i in 0..packets.len() {
@@ -669,14 +682,9 @@ impl Pipeline for SteerPipeline<'_> {
                 band: OTHER_BAND,
             };
             let k = keyed.get(i).copied().flatten();
-            if let Some(k) = k {
-                if workers > 1 {
-                    let owner = Engine::owner(self.engine.worker_hash(&k), workers);
-                    if owner != me {
-                        *fate = Fate::HandOff(owner);
-                        continue;
-                    }
-                }
+            if let Some(&owner) = hand_to.get(i).filter(|&&o| o != NOT_HANDED) {
+                *fate = Fate::HandOff(owner);
+                continue;
             }
             let w = walked.get(i).copied().flatten();
             let fast = match (w, k) {
@@ -899,6 +907,9 @@ const BUILT_FRAME_ROOM: u16 = 14 + 20 + 60 + 1460;
 
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
+
+/// A packet this worker keeps (see `hand_to` in [`SteerPipeline::process`]).
+const NOT_HANDED: usize = usize::MAX;
 
 /// Runs the steering pipeline until `conf.stop` is set.
 pub fn run(conf: &WorkerConf, shared: &SteerShared) {
