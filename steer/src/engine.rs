@@ -40,7 +40,8 @@ use std::sync::Arc;
 use classifier::tcp::{TcpFlags, TcpPacket};
 use classifier::token_feature::decode as decode_feature_id;
 use classifier::{
-    FlowKey, IpProtocol, ParsedPacket, TaskType, TlvLookup, TlvMalformed, TokenFeatures, Urgency,
+    FlowKey, FlowPacket, IpProtocol, ParsedPacket, Span, TaskType, TlvLookup, TlvMalformed,
+    TokenFeatures, Urgency,
 };
 use control::{DataplaneView, PrefixCacheTotals};
 use predictor::InstanceModel;
@@ -53,7 +54,7 @@ use crate::fragment::{
 };
 use crate::infer::{infer_http, InferLimits, Inference};
 use crate::prefix::{PrefixLimits, PrefixRecord};
-use crate::rewrite::{rewrite_destination, rewrite_source};
+use crate::rewrite::{rewrite_destination_at, rewrite_source_at, Layout};
 use crate::service::{ServiceTable, MAX_INSTANCES, MAX_SERVICES};
 use crate::splice::{FromClient, FromInstance, Segment, SpliceLimits, Splicer, Target, Transmit};
 use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SpliceEvent, SteerCounters};
@@ -352,7 +353,9 @@ impl Engine {
     #[inline]
     fn flow_key(&self, flow: &FlowKey, from_agents: bool) -> Option<Keyed> {
         let (key, owner) = if from_agents {
-            let service = self.table.service_for(flow.dst_ip(), flow.dst_port)?;
+            let service =
+                self.table
+                    .service_for_key(flow.version, &flow.dst_addr, flow.dst_port)?;
             let key = ClientKey {
                 addr: flow.src_addr,
                 port: flow.src_port,
@@ -361,7 +364,9 @@ impl Engine {
             };
             (key, service)
         } else {
-            let instance = self.table.instance_for(flow.src_ip(), flow.src_port)?;
+            let instance =
+                self.table
+                    .instance_for_key(flow.version, &flow.src_addr, flow.src_port)?;
             let key = ClientKey {
                 addr: flow.dst_addr,
                 port: flow.dst_port,
@@ -400,8 +405,7 @@ impl Engine {
         now_ns: u64,
     ) -> Verdict {
         if let Steerable::Flow(k) = s {
-            if self.splicer.is_some() && self.config.infer_http_ports.contains(&k.key.service_port)
-            {
+            if self.splicer.is_some() && is_infer_port(&self.config, k.key.service_port) {
                 let spliced = if from_agents {
                     self.splice_request(frame, p, k, view, now_ns)
                 } else {
@@ -416,6 +420,75 @@ impl Engine {
             Steerable::Flow(k) if from_agents => self.request(frame, p, k, view, now_ns),
             Steerable::Flow(k) => self.response(frame, p, k, now_ns),
             Steerable::Fragment(f) => self.fragment(frame, p, &f, from_agents, view, now_ns),
+        }
+    }
+
+    /// [`Engine::key_of`] for a packet [`classifier::flow_walk::walk`]
+    /// located (always an unfragmented TCP or UDP packet, so always a
+    /// [`Steerable::Flow`] when it is steering's): to a service from the
+    /// agents, or from an instance towards them.
+    #[inline]
+    pub fn key_of_walked(&self, w: &FlowPacket, from_agents: bool) -> Option<Keyed> {
+        self.flow_key(&w.key, from_agents)
+    }
+
+    /// [`Engine::handle`] for a packet [`classifier::flow_walk::walk`]
+    /// located and [`Engine::key_of_walked`] keyed, without the full
+    /// parse: the same code on the walk's [`FlowPacket`], so the same
+    /// verdict, rewrite and state changes. `None`, with nothing changed,
+    /// for what delayed binding would take (a connection being spliced, a
+    /// TLV-less SYN or a segment of no flow on an inference port, a
+    /// spliced connection's port reused): the caller then parses the
+    /// packet and calls `handle`.
+    #[inline]
+    pub fn handle_walked(
+        &mut self,
+        frame: &mut [u8],
+        w: &FlowPacket,
+        k: Keyed,
+        from_agents: bool,
+        view: &DataplaneView,
+        now_ns: u64,
+    ) -> Option<Verdict> {
+        // `handle`'s splice step, without reading the segment: whatever it
+        // would take is declined here, whatever it would pass on to the
+        // flow path is handled below as the flow path does.
+        let spliceable = self.splicer.is_some() && is_infer_port(&self.config, k.key.service_port);
+        let mut decline_miss = false;
+        if spliceable {
+            if self
+                .splicer
+                .as_ref()
+                .is_some_and(|s| s.lookup(&k.key).is_some())
+            {
+                return None;
+            }
+            if from_agents {
+                // A SYN as the splicer reads one: not a SYN-ACK.
+                let syn =
+                    w.tcp_flags.contains(TcpFlags::SYN) && !w.tcp_flags.contains(TcpFlags::ACK);
+                if syn {
+                    match self.flows.get_mut_hashed(&k.key, k.hash) {
+                        // A spliced connection's port reused.
+                        Some(e) if e.spliced => return None,
+                        Some(_) => {}
+                        // A new connection without a TLV: spliced.
+                        None if matches!(w.token_feature(frame), TlvLookup::Absent) => return None,
+                        None => {}
+                    }
+                } else {
+                    // A segment of no flow: the splicer's.
+                    decline_miss = true;
+                }
+            }
+        }
+        let at = Layout::of_walked(w);
+        if from_agents {
+            let t = self.request_treatment_of(frame, w, k, view, now_ns, decline_miss)?;
+            Some(self.apply_at(frame, &at, t))
+        } else {
+            let t = self.response_treatment(w.tcp_flags, w.payload.len, k, now_ns);
+            Some(self.translate_at(frame, &at, t))
         }
     }
 
@@ -642,13 +715,19 @@ impl Engine {
     /// fragments handed back by [`Engine::next_unheld`] too.
     #[inline(always)]
     pub fn apply(&self, frame: &mut [u8], p: &ParsedPacket, t: Treatment) -> Verdict {
+        self.apply_at(frame, &Layout::of_parsed(p), t)
+    }
+
+    /// [`Engine::apply`] for headers located by a [`Layout`].
+    #[inline(always)]
+    fn apply_at(&self, frame: &mut [u8], at: &Layout, t: Treatment) -> Verdict {
         match t {
             Treatment::Pass => Verdict::Pass,
             Treatment::Drop(r) => Verdict::Drop(r),
             Treatment::Send { port, band, nat } => {
                 let rewritten = match nat {
-                    Nat::Destination { mac, ip } => rewrite_destination(frame, p, mac, ip),
-                    Nat::Source { ip } => rewrite_source(frame, p, None, ip),
+                    Nat::Destination { mac, ip } => rewrite_destination_at(frame, at, mac, ip),
+                    Nat::Source { ip } => rewrite_source_at(frame, at, None, ip),
                 };
                 match rewritten {
                     Ok(()) => Verdict::Send { port, band },
@@ -670,15 +749,34 @@ impl Engine {
         view: &DataplaneView,
         now_ns: u64,
     ) -> Treatment {
+        self.request_treatment_of(frame, p, keyed, view, now_ns, false)
+            .unwrap_or(Treatment::Drop(Refusal::NoInstance))
+    }
+
+    /// [`Engine::request_treatment`] for a packet located by a full parse
+    /// or by the flow walk. With `decline_miss`, a packet without its flow
+    /// is not decided but declined (`None`), before anything changed: the
+    /// fast path's hand-back to the full path (where the splicer takes it).
+    /// Without it the answer is always `Some`.
+    #[inline(always)]
+    fn request_treatment_of<P: Located>(
+        &mut self,
+        frame: &[u8],
+        p: &P,
+        keyed: Keyed,
+        view: &DataplaneView,
+        now_ns: u64,
+        decline_miss: bool,
+    ) -> Option<Treatment> {
         let Keyed {
             key,
             hash,
             owner: service,
             ..
         } = keyed;
-        let payload_len = p.payload.len;
+        let payload_len = p.payload_span().len;
         let short_tokens = view.thresholds().short_task_tokens;
-        let flags = tcp_flags(p, frame);
+        let flags = p.flags(frame);
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
             // A client port reused after its previous connection closed:
@@ -693,6 +791,7 @@ impl Engine {
         }
         let mut finished = None;
         let hit = match self.flows.touch_hashed(&key, hash, now_ns) {
+            None if decline_miss => return None,
             Some(entry) if entry.service == service => {
                 entry.closed |= ends;
                 if entry.class == TrafficClass::Other && payload_len > 0 && !entry.spliced {
@@ -725,22 +824,22 @@ impl Engine {
                 self.counters.flow(FlowEvent::KeyConflict);
                 match self.overflow_choice(service) {
                     Some((i, p)) => (i, p, OTHER_BAND),
-                    None => return Treatment::Drop(Refusal::NoInstance),
+                    None => return Some(Treatment::Drop(Refusal::NoInstance)),
                 }
             }
             None => match self.new_flow(p, frame, key, service, view, now_ns) {
                 Some(choice) => choice,
-                None => return Treatment::Drop(Refusal::NoInstance),
+                None => return Some(Treatment::Drop(Refusal::NoInstance)),
             },
         };
         let Some((mac, ip, port)) = self.target(instance, path) else {
-            return Treatment::Drop(Refusal::NoInstance);
+            return Some(Treatment::Drop(Refusal::NoInstance));
         };
-        Treatment::Send {
+        Some(Treatment::Send {
             port: Some(port),
             band,
             nat: Nat::Destination { mac, ip },
-        }
+        })
     }
 
     /// A piece of a fragmented datagram. The first decides as an
@@ -787,7 +886,7 @@ impl Engine {
                 (t, self.apply(frame, p, t))
             }
             Some(k) => {
-                let t = self.response_treatment(frame, p, k, now_ns);
+                let t = self.response_treatment(tcp_flags(p, frame), p.payload.len, k, now_ns);
                 (t, self.translate(frame, p, t))
             }
             None => (Treatment::Pass, Verdict::Pass),
@@ -824,9 +923,9 @@ impl Engine {
 
     /// A new flow's features, decision and table entry; `None` when no
     /// instance can take it.
-    fn new_flow(
+    fn new_flow<P: Located>(
         &mut self,
-        p: &ParsedPacket,
+        p: &P,
         frame: &[u8],
         key: ClientKey,
         service: u8,
@@ -849,7 +948,7 @@ impl Engine {
             choice.predicted,
             now_ns,
         );
-        if p.payload.len > 0 {
+        if p.payload_span().len > 0 {
             entry.timing.on_request_payload(now_ns);
         }
         match self.flows.insert(key, entry, now_ns) {
@@ -964,14 +1063,20 @@ impl Engine {
         keyed: Keyed,
         now_ns: u64,
     ) -> Verdict {
-        let t = self.response_treatment(frame, p, keyed, now_ns);
+        let t = self.response_treatment(tcp_flags(p, frame), p.payload.len, keyed, now_ns);
         self.translate(frame, p, t)
     }
 
     /// [`Engine::apply`] for a response, counting it translated.
     #[inline(always)]
     fn translate(&self, frame: &mut [u8], p: &ParsedPacket, t: Treatment) -> Verdict {
-        let v = self.apply(frame, p, t);
+        self.translate_at(frame, &Layout::of_parsed(p), t)
+    }
+
+    /// [`Engine::translate`] for headers located by a [`Layout`].
+    #[inline(always)]
+    fn translate_at(&self, frame: &mut [u8], at: &Layout, t: Treatment) -> Verdict {
+        let v = self.apply_at(frame, at, t);
         if matches!(v, Verdict::Send { .. }) {
             self.counters.flow(FlowEvent::ResponseTranslated);
         }
@@ -983,8 +1088,8 @@ impl Engine {
     #[inline(always)]
     fn response_treatment(
         &mut self,
-        frame: &[u8],
-        p: &ParsedPacket,
+        flags: TcpFlags,
+        payload_len: u16,
         keyed: Keyed,
         now_ns: u64,
     ) -> Treatment {
@@ -1003,12 +1108,11 @@ impl Engine {
         else {
             return Treatment::Pass;
         };
-        let flags = tcp_flags(p, frame);
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let mut finished = None;
         let band = match self.flows.touch_hashed(&key, hash, now_ns) {
             Some(entry) => {
-                if p.payload.len > 0 {
+                if payload_len > 0 {
                     entry.timing.on_response_payload(now_ns);
                 }
                 entry.closed |= ends;
@@ -1103,7 +1207,12 @@ impl Engine {
             self.learn_flow(e, m);
         }
         self.prefixes.expire(now_ns, EXPIRE_BUDGET);
-        if let Some(s) = self.splicer.as_mut() {
+        // The splicer's sweep reads (copies) every slot it visits, free or
+        // not: with no connection held there is nothing to time out, and
+        // skipping it spares the worker a pass over 256 of its slots every
+        // tick (a tenth to a fifth of the worker's samples on the bench's
+        // TLV traffic, which never splices: docs/performance.md).
+        if let Some(s) = self.splicer.as_mut().filter(|s| s.connections() > 0) {
             s.expire(now_ns);
         }
         let gone = self.fragments.expire(now_ns, EXPIRE_BUDGET);
@@ -1113,14 +1222,14 @@ impl Engine {
 }
 
 /// A new flow's features: a valid TLV, else inference where configured.
-fn features(
+fn features<P: Located>(
     config: &EngineConfig,
     counters: &SteerCounters,
-    p: &ParsedPacket,
+    p: &P,
     frame: &[u8],
     service_port: u16,
 ) -> Option<TokenFeatures> {
-    match classifier::find_token_feature(frame, p) {
+    match p.token_feature(frame) {
         TlvLookup::Present { id, .. } => match decode_feature_id(id) {
             Ok(f) => {
                 counters.feature(FeatureSource::Tlv);
@@ -1131,7 +1240,7 @@ fn features(
         TlvLookup::Malformed(why) => counters.tlv_malformed(why),
         TlvLookup::Absent => {}
     }
-    if p.payload.len == 0 {
+    if p.payload_span().len == 0 {
         // A TCP SYN: nothing to infer from yet.
         counters.feature(FeatureSource::Unknown);
         return None;
@@ -1143,18 +1252,27 @@ fn features(
     inferred
 }
 
+/// Whether `port` is one of the ports whose requests are inferred from
+/// HTTP (and spliced): a loop the compiler inlines, for a list of a port
+/// or two, where `contains` is a call per packet.
+#[inline(always)]
+#[allow(clippy::manual_contains)] // measured: `contains` is not inlined here
+fn is_infer_port(config: &EngineConfig, port: u16) -> bool {
+    config.infer_http_ports.iter().any(|&p| p == port)
+}
+
 /// Bounded inference from a payload, on configured ports.
-fn infer(
+fn infer<P: Located>(
     config: &EngineConfig,
     counters: &SteerCounters,
-    p: &ParsedPacket,
+    p: &P,
     frame: &[u8],
     service_port: u16,
 ) -> Option<TokenFeatures> {
-    if !config.infer_http_ports.contains(&service_port) {
+    if !is_infer_port(config, service_port) {
         return None;
     }
-    match infer_http(p.payload(frame), &config.infer_limits) {
+    match infer_http(p.payload_span().slice(frame), &config.infer_limits) {
         Inference::Inferred(r) => {
             counters.feature(FeatureSource::InferredHttp);
             Some(r.features)
@@ -1163,6 +1281,49 @@ fn infer(
             counters.feature(FeatureSource::InferFailed);
             None
         }
+    }
+}
+
+/// What the request path reads of a located packet: [`classifier::parse`]'s
+/// [`ParsedPacket`], or the fast path's [`FlowPacket`]
+/// ([`classifier::flow_walk`]), which agree on all of it for the frames
+/// both locate.
+trait Located {
+    /// The TCP/UDP payload (for the full parse, see [`ParsedPacket::payload`]).
+    fn payload_span(&self) -> Span;
+    /// The TCP flags (none for anything else).
+    fn flags(&self, frame: &[u8]) -> TcpFlags;
+    /// The token-feature TLV, if any.
+    fn token_feature(&self, frame: &[u8]) -> TlvLookup;
+}
+
+impl Located for ParsedPacket {
+    #[inline(always)]
+    fn payload_span(&self) -> Span {
+        self.payload
+    }
+    #[inline(always)]
+    fn flags(&self, frame: &[u8]) -> TcpFlags {
+        tcp_flags(self, frame)
+    }
+    #[inline(always)]
+    fn token_feature(&self, frame: &[u8]) -> TlvLookup {
+        classifier::find_token_feature(frame, self)
+    }
+}
+
+impl Located for FlowPacket {
+    #[inline(always)]
+    fn payload_span(&self) -> Span {
+        self.payload
+    }
+    #[inline(always)]
+    fn flags(&self, _frame: &[u8]) -> TcpFlags {
+        self.tcp_flags
+    }
+    #[inline(always)]
+    fn token_feature(&self, frame: &[u8]) -> TlvLookup {
+        FlowPacket::token_feature(self, frame)
     }
 }
 

@@ -60,8 +60,8 @@ use core::fmt;
 use core::ops::Range;
 use std::net::IpAddr;
 
-use classifier::checksum::update_bytes;
-use classifier::{EtherType, IpProtocol, IpVersion, L3Kind, ParsedPacket};
+use classifier::checksum::{fold, partial_sum};
+use classifier::{EtherType, FlowPacket, IpProtocol, IpVersion, L3Kind, ParsedPacket, Span};
 
 /// Why a rewrite was refused. The frame is unchanged in every case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +172,57 @@ const TCP_CHECKSUM: usize = 16;
 const UDP_CHECKSUM: usize = 6;
 const ICMPV6_CHECKSUM: usize = 2;
 
+/// Where the headers a rewrite touches sit: what it reads of a parse
+/// result. Built from [`classifier::parse`]'s [`ParsedPacket`] or from the
+/// steering fast path's [`FlowPacket`] ([`classifier::flow_walk`]), which
+/// locate the same headers alike for the frames both accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// The EtherType after any VLAN tags.
+    pub ethertype: EtherType,
+    /// Network-layer kind.
+    pub l3_kind: L3Kind,
+    /// Frame offset of the IP header.
+    pub l3_offset: u16,
+    /// Frame offset of the transport header, when there is one.
+    pub l4_offset: Option<u16>,
+    /// The upper-layer protocol.
+    pub ip_protocol: Option<IpProtocol>,
+    /// The IPv6 Routing header, when present.
+    pub ipv6_routing: Option<Span>,
+}
+
+impl Layout {
+    /// The headers a full parse located.
+    #[inline(always)]
+    pub fn of_parsed(p: &ParsedPacket) -> Layout {
+        Layout {
+            ethertype: p.ethertype,
+            l3_kind: p.l3_kind,
+            l3_offset: p.l3_offset,
+            l4_offset: p.l4_offset,
+            ip_protocol: p.ip_protocol,
+            ipv6_routing: p.ipv6_routing,
+        }
+    }
+
+    /// The headers the flow walk located (it declines Routing headers).
+    #[inline(always)]
+    pub fn of_walked(w: &FlowPacket) -> Layout {
+        Layout {
+            ethertype: match w.l3_kind {
+                L3Kind::Ipv6 => EtherType::IPV6,
+                _ => EtherType::IPV4,
+            },
+            l3_kind: w.l3_kind,
+            l3_offset: w.l3_offset,
+            l4_offset: Some(w.l4_offset),
+            ip_protocol: Some(w.key.protocol),
+            ipv6_routing: None,
+        }
+    }
+}
+
 /// Everything the write phase needs, computed without touching the frame.
 struct Plan {
     mac: Option<(Range<usize>, [u8; 6])>,
@@ -193,7 +244,18 @@ pub fn rewrite_destination(
     mac: [u8; 6],
     ip: IpAddr,
 ) -> Result<(), RewriteError> {
-    let plan = plan(frame, parsed, Side::Destination, Some(mac), ip)?;
+    rewrite_destination_at(frame, &Layout::of_parsed(parsed), mac, ip)
+}
+
+/// [`rewrite_destination`] for headers located by a [`Layout`].
+#[inline(always)]
+pub fn rewrite_destination_at(
+    frame: &mut [u8],
+    at: &Layout,
+    mac: [u8; 6],
+    ip: IpAddr,
+) -> Result<(), RewriteError> {
+    let plan = plan(frame, at, Side::Destination, Some(mac), ip)?;
     apply(frame, &plan);
     Ok(())
 }
@@ -209,7 +271,18 @@ pub fn rewrite_source(
     mac: Option<[u8; 6]>,
     ip: IpAddr,
 ) -> Result<(), RewriteError> {
-    let plan = plan(frame, parsed, Side::Source, mac, ip)?;
+    rewrite_source_at(frame, &Layout::of_parsed(parsed), mac, ip)
+}
+
+/// [`rewrite_source`] for headers located by a [`Layout`].
+#[inline(always)]
+pub fn rewrite_source_at(
+    frame: &mut [u8],
+    at: &Layout,
+    mac: Option<[u8; 6]>,
+    ip: IpAddr,
+) -> Result<(), RewriteError> {
+    let plan = plan(frame, at, Side::Source, mac, ip)?;
     apply(frame, &plan);
     Ok(())
 }
@@ -234,7 +307,7 @@ fn read16(frame: &[u8], at: usize) -> Result<u16, RewriteError> {
 #[inline(always)]
 fn plan(
     frame: &[u8],
-    parsed: &ParsedPacket,
+    parsed: &Layout,
     side: Side,
     mac: Option<[u8; 6]>,
     ip: IpAddr,
@@ -306,9 +379,11 @@ fn plan(
         refuse_routing_header(frame, parsed)?;
     }
 
-    // update_bytes only refuses unequal or odd lengths; both are 4 or 16.
-    let patch =
-        |c: u16| update_bytes(c, old, new).ok_or(RewriteError::HeaderMismatch { l3_offset: l3 });
+    // RFC 1624 eq. 3 as `update_bytes` computes it, with the part that
+    // depends only on the addresses (both 4 or 16 bytes) summed once for
+    // both checksums: update_bytes(c, old, new) == !fold(!c + delta).
+    let delta = u64::from(!addr_sum(old)) + u64::from(addr_sum(new));
+    let patch = |c: u16| Ok::<u16, RewriteError>(!fold(u64::from(!c) + delta));
 
     let ip_checksum = match version {
         IpVersion::V4 => {
@@ -363,8 +438,20 @@ fn plan(
     })
 }
 
+/// `partial_sum(0, addr)` folded to 16 bits, for a 4- or 16-byte address:
+/// the same sum, without the general loop's call and tail handling.
+#[inline(always)]
+fn addr_sum(addr: &[u8]) -> u16 {
+    let word = |w: &[u8; 4]| u64::from(u32::from_be_bytes(*w));
+    let acc = match addr.first_chunk::<4>() {
+        Some(w) if addr.len() == 4 => word(w),
+        _ => return partial_sum(0, addr) as u16,
+    };
+    fold(acc)
+}
+
 /// Refuses a destination rewrite of a packet with an IPv6 Routing header.
-fn refuse_routing_header(frame: &[u8], parsed: &ParsedPacket) -> Result<(), RewriteError> {
+fn refuse_routing_header(frame: &[u8], parsed: &Layout) -> Result<(), RewriteError> {
     // The parser located the Routing header while walking the chain; its
     // byte 3 is Segments Left.
     match parsed.ipv6_routing {

@@ -17,7 +17,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
-use classifier::TaskType;
+use classifier::{IpVersion, TaskType};
 use control::capability::ModelClass;
 use control::ids::{NodeId, PathId};
 use control::task_types::TaskTypes;
@@ -125,6 +125,8 @@ pub struct Instance {
     path_count: u8,
     /// Index of the service it belongs to.
     pub service: u8,
+    /// `spec.ip`, as flow keys hold it.
+    key_addr: KeyAddr,
 }
 
 impl Instance {
@@ -158,6 +160,49 @@ pub const fn task_bit(task: TaskType) -> TaskTypes {
     }
 }
 
+/// A configured address as a [`classifier::FlowKey`] holds addresses (16
+/// bytes, IPv4 in mapped form), worked out once when the table is built,
+/// so the per-packet lookups compare bytes instead of building an
+/// [`IpAddr`] per packet and candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyAddr {
+    raw: [u8; 16],
+    v4: bool,
+    /// An IPv6 address in IPv4-mapped form.
+    mapped: bool,
+}
+
+impl KeyAddr {
+    fn of(ip: &IpAddr) -> KeyAddr {
+        match ip {
+            IpAddr::V4(a) => KeyAddr {
+                raw: a.to_ipv6_mapped().octets(),
+                v4: true,
+                mapped: false,
+            },
+            IpAddr::V6(a) => KeyAddr {
+                raw: a.octets(),
+                v4: false,
+                mapped: a.to_ipv4_mapped().is_some(),
+            },
+        }
+    }
+
+    /// Whether a `FlowKey` address (`version`, `raw`) is this address:
+    /// exactly `FlowKey`'s own `src_ip()`/`dst_ip()` == the address, which
+    /// reads an IPv4 key's mapped bytes as IPv4 and everything else as
+    /// IPv6.
+    #[inline(always)]
+    fn matches(&self, version: IpVersion, raw: &[u8; 16]) -> bool {
+        *raw == self.raw
+            && if self.v4 {
+                version == IpVersion::V4
+            } else {
+                !(version == IpVersion::V4 && self.mapped)
+            }
+    }
+}
+
 /// A service in the built table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
@@ -169,6 +214,8 @@ pub struct Service {
     instance_count: u8,
     /// Index of the overflow instance.
     pub overflow: u8,
+    /// `spec.vip`, as flow keys hold it.
+    key_addr: KeyAddr,
 }
 
 impl Service {
@@ -180,12 +227,14 @@ impl Service {
     }
 
     /// Does the service listen on `port`?
+    #[allow(clippy::manual_contains)] // measured: `contains` is a call per packet
     pub fn has_port(&self, port: u16) -> bool {
         let ports = self
             .ports
             .get(..usize::from(self.port_count))
             .unwrap_or(&[]);
-        ports.is_empty() || ports.contains(&port)
+        // A loop the compiler inlines, where `contains` is a call.
+        ports.is_empty() || ports.iter().any(|&p| p == port)
     }
 }
 
@@ -295,6 +344,7 @@ impl ServiceTable {
                 *slot = i as u8;
             }
             table.instances.push(Instance {
+                key_addr: KeyAddr::of(&spec.ip),
                 path_count: spec.paths.len() as u8,
                 paths: idx,
                 service: u8::MAX,
@@ -368,6 +418,7 @@ impl ServiceTable {
                 *slot = *p;
             }
             table.services.push(Service {
+                key_addr: KeyAddr::of(&spec.vip),
                 port_count: spec.ports.len() as u8,
                 ports,
                 instance_count: spec.instances.len() as u8,
@@ -423,6 +474,34 @@ impl ServiceTable {
             .map(|i| i as u8)
     }
 
+    /// [`ServiceTable::service_for`] for a destination as a
+    /// [`classifier::FlowKey`] holds it (its version and 16 address bytes,
+    /// IPv4 in mapped form), compared without building an [`IpAddr`].
+    #[inline]
+    pub fn service_for_key(&self, version: IpVersion, dst: &[u8; 16], port: u16) -> Option<u8> {
+        self.services
+            .iter()
+            .position(|s| s.key_addr.matches(version, dst) && s.has_port(port))
+            .map(|i| i as u8)
+    }
+
+    /// [`ServiceTable::instance_for`] for a source as a
+    /// [`classifier::FlowKey`] holds it (see
+    /// [`ServiceTable::service_for_key`]).
+    #[inline]
+    pub fn instance_for_key(&self, version: IpVersion, src: &[u8; 16], port: u16) -> Option<u8> {
+        self.instances
+            .iter()
+            .position(|i| {
+                i.key_addr.matches(version, src)
+                    && self
+                        .services
+                        .get(usize::from(i.service))
+                        .is_some_and(|s| s.has_port(port))
+            })
+            .map(|i| i as u8)
+    }
+
     /// Whether `ip` is some service's VIP, whatever the port: a later
     /// fragment, which has no ports, may be part of a request.
     pub fn is_vip(&self, ip: IpAddr) -> bool {
@@ -438,5 +517,50 @@ impl ServiceTable {
     /// Egress ports any path uses.
     pub fn egress_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.paths.iter().map(|p| p.spec.egress_port)
+    }
+}
+
+#[cfg(test)]
+mod key_addr_tests {
+    use super::*;
+    use classifier::{FlowKey, IpProtocol};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// `KeyAddr::matches` says exactly what comparing `FlowKey::dst_ip()` does,
+    /// for IPv4 and IPv6 keys and addresses, mapped ones included.
+    #[test]
+    fn key_addr_is_agrees_with_flow_key_ips() {
+        let v4 = [Ipv4Addr::new(10, 0, 100, 1), Ipv4Addr::new(10, 0, 100, 2)];
+        let v6 = [
+            "2001:db8::1".parse::<Ipv6Addr>().unwrap(),
+            Ipv4Addr::new(10, 0, 100, 1).to_ipv6_mapped(),
+            Ipv6Addr::UNSPECIFIED,
+        ];
+        let ips: Vec<IpAddr> = v4
+            .iter()
+            .map(|a| IpAddr::V4(*a))
+            .chain(v6.iter().map(|a| IpAddr::V6(*a)))
+            .collect();
+        let mut keys: Vec<FlowKey> = Vec::new();
+        for a in v4 {
+            keys.push(FlowKey::v4(a, a, IpProtocol::TCP, 1, 2));
+        }
+        for a in v6 {
+            keys.push(FlowKey::v6(a, a, IpProtocol::TCP, 1, 2));
+        }
+        // A v4 key whose bytes are not in mapped form (not what the
+        // parsers build, but FlowKey allows it).
+        let mut odd = FlowKey::v4(v4[0], v4[0], IpProtocol::TCP, 1, 2);
+        odd.dst_addr = v6[0].octets();
+        keys.push(odd);
+        for k in &keys {
+            for ip in &ips {
+                assert_eq!(
+                    KeyAddr::of(ip).matches(k.version, &k.dst_addr),
+                    k.dst_ip() == *ip,
+                    "{k:?} vs {ip}"
+                );
+            }
+        }
     }
 }

@@ -4,9 +4,9 @@
 //! Per burst, on each worker:
 //!
 //! ```text
-//! parse ──► flow key ──► owned by another worker? ──yes──► its handoff ring
-//!                              │no
-//!                              ▼
+//! flow walk ──► flow key ──► owned by another worker? ──yes──► its handoff ring
+//! (other shapes:                  │no
+//!  full parse)                      ▼
 //!    steer::Engine: request (decide or follow the flow, DNAT)
 //!                   response (SNAT back to the VIP, time the answer)
 //!                   fragment (the first decides, the others follow;
@@ -16,6 +16,11 @@
 //!    egress port: own TX queue (idle port), own scheduler (busy port),
 //!                 or the port's one scheduler on its owner (shaped port)
 //! ```
+//!
+//! A TCP/UDP packet is located by [`flow_walk::walk`] and, unless the
+//! engine declines it (what delayed binding takes), decided by
+//! [`Engine::handle_walked`] without a full parse; anything else is
+//! parsed and goes to [`Engine::handle`].
 //!
 //! All decisions are [`steer::Engine`]'s; this module applies its verdicts
 //! to mbufs. A flow belongs to the worker its client address hashes to
@@ -38,7 +43,8 @@
 use std::sync::Arc;
 
 use classifier::ethernet::EthernetError;
-use classifier::{parse, ParseError, ParsedPacket};
+use classifier::flow_walk;
+use classifier::{parse, FlowPacket, ParseError, ParsedPacket};
 use crossbeam_queue::ArrayQueue;
 use predictor::InstanceModel;
 use sched::Scheduler;
@@ -206,6 +212,33 @@ fn drop_reason(r: Refusal) -> DropReason {
     }
 }
 
+/// A packet's fate and the decision it counts as, from the engine's verdict.
+#[inline(always)]
+fn fate_of(verdict: Verdict, default_port: usize) -> (Fate, Option<Decision>) {
+    match verdict {
+        Verdict::Pass => (
+            Fate::Send {
+                port: default_port,
+                band: OTHER_BAND,
+            },
+            Some(Decision::NoEntry),
+        ),
+        Verdict::Send { port, band } => (
+            Fate::Send {
+                port: port.map_or(default_port, usize::from),
+                band,
+            },
+            Some(Decision::Steered),
+        ),
+        // Counted as decided when it is released.
+        Verdict::Hold { slot } => (Fate::Hold(slot), None),
+        Verdict::Drop(r) => (Fate::Drop(drop_reason(r)), None),
+        // Taken by the appliance: accounted as a drop of its own reason,
+        // so rx = tx + drops holds.
+        Verdict::Consumed => (Fate::Drop(DropReason::SpliceConsumed), None),
+    }
+}
+
 /// The steering pipeline of one worker.
 pub struct SteerPipeline<'a> {
     conf: &'a WorkerConf,
@@ -217,8 +250,12 @@ pub struct SteerPipeline<'a> {
     weights_version: u64,
     ns_per_cycle: f64,
     /// Parse results of the burst in hand, written in place (taken and put
-    /// back each burst, never reallocated).
+    /// back each burst, never reallocated): for the packets the flow walk
+    /// did not locate.
     parsed: Vec<Result<ParsedPacket, ParseError>>,
+    /// The flow walk's results of the burst in hand ([`flow_walk::walk`]),
+    /// kept the same way: `Some` for a located TCP/UDP packet.
+    walked: Vec<Option<FlowPacket>>,
     /// Fragments the engine holds until their first fragment comes, by
     /// the slot it named (one per [`Engine::hold_slots`]).
     held: Vec<Option<Mbuf>>,
@@ -314,6 +351,7 @@ impl<'a> SteerPipeline<'a> {
                 }));
                 MAX_BURST
             ],
+            walked: vec![None; MAX_BURST],
         }
     }
 
@@ -571,19 +609,29 @@ impl Pipeline for SteerPipeline<'_> {
         let mut lengths = [0u32; MAX_BURST];
         let mut decisions = [0u64; Decision::COUNT];
         let packets = burst.as_mut_slice();
-        // Pass 1: parse every packet and key its flow; pass 2: touch the
-        // flow-table lines all those lookups will read, so their cache
-        // misses overlap instead of queueing one per packet; pass 3:
-        // decide. Parse results are written straight into the worker's own
-        // array (taken and put back, no allocation).
+        // Pass 1: locate every packet's headers and key its flow: the flow
+        // walk for the TCP/UDP packets it covers (no `ParsedPacket` built),
+        // the full parse for the rest; pass 2: touch the flow-table lines
+        // all those lookups will read, so their cache misses overlap
+        // instead of queueing one per packet; pass 3: decide, on the walk's
+        // fast path where the flow decides alone. Results are written
+        // straight into the worker's own arrays (taken and put back, no
+        // allocation).
         let mut parsed = std::mem::take(&mut self.parsed);
+        let mut walked = std::mem::take(&mut self.walked);
         let mut keyed: [Option<Steerable>; MAX_BURST] = [None; MAX_BURST];
+        // The worker a packet is handed to (`NOT_HANDED`: this one's, or
+        // nobody's), known from its key in pass 1, so that pass 2 warms
+        // only this worker's table lines.
+        let mut hand_to = [NOT_HANDED; MAX_BURST];
         for m in packets.iter().take(PREFETCH_AHEAD) {
             m.prefetch_data();
         }
-        for (i, (slot, key)) in parsed
+        for (i, (((slot, w), key), to)) in parsed
             .iter_mut()
+            .zip(walked.iter_mut())
             .zip(keyed.iter_mut())
+            .zip(hand_to.iter_mut())
             .enumerate()
             .take(packets.len())
         {
@@ -591,14 +639,31 @@ impl Pipeline for SteerPipeline<'_> {
                 ahead.prefetch_data();
             }
             let Some(m) = packets.get(i) else { continue };
-            *slot = parse(m.data());
-            if let Ok(p) = slot {
-                *key = self.engine.key_of(p, from_agents);
+            *w = flow_walk::walk(m.data());
+            *key = match w {
+                Some(w) => self
+                    .engine
+                    .key_of_walked(w, from_agents)
+                    .map(Steerable::Flow),
+                None => {
+                    *slot = parse(m.data());
+                    slot.as_ref()
+                        .ok()
+                        .and_then(|p| self.engine.key_of(p, from_agents))
+                }
+            };
+            if let (true, Some(k)) = (workers > 1, key.as_ref()) {
+                let owner = Engine::owner(self.engine.worker_hash(k), workers);
+                if owner != me {
+                    *to = owner;
+                }
             }
         }
         let mut warm = 0u32;
-        for k in keyed.iter().flatten() {
-            warm ^= self.engine.warm(k);
+        for (k, to) in keyed.iter().zip(&hand_to) {
+            if let (Some(k), NOT_HANDED) = (k, *to) {
+                warm ^= self.engine.warm(k);
+            }
         }
         core::hint::black_box(warm);
         for i in 0..packets.len() {
@@ -616,39 +681,45 @@ impl Pipeline for SteerPipeline<'_> {
                 port: default_port,
                 band: OTHER_BAND,
             };
-            let p = parsed.get(i).and_then(|r| r.as_ref().ok());
             let k = keyed.get(i).copied().flatten();
-            let (f, d) = match (p, k) {
-                (None, _) => (pass, Some(Decision::Unparsed)),
-                (Some(p), _) if p.flow.is_none() => (pass, Some(Decision::Unparsed)),
-                (Some(_), None) => (pass, Some(Decision::NoEntry)),
-                (Some(_), Some(k))
-                    if workers > 1 && Engine::owner(self.engine.worker_hash(&k), workers) != me =>
-                {
-                    (
-                        Fate::HandOff(Engine::owner(self.engine.worker_hash(&k), workers)),
-                        None,
-                    )
+            if let Some(&owner) = hand_to.get(i).filter(|&&o| o != NOT_HANDED) {
+                *fate = Fate::HandOff(owner);
+                continue;
+            }
+            let w = walked.get(i).copied().flatten();
+            let fast = match (w, k) {
+                (Some(w), Some(Steerable::Flow(kf))) => {
+                    self.engine
+                        .handle_walked(m.data_mut(), &w, kf, from_agents, dv, now_ns)
                 }
-                (Some(p), Some(k)) => {
-                    let verdict = self
-                        .engine
-                        .handle(m.data_mut(), p, k, from_agents, dv, now_ns);
-                    match verdict {
-                        Verdict::Pass => (pass, Some(Decision::NoEntry)),
-                        Verdict::Send { port, band } => (
-                            Fate::Send {
-                                port: port.map_or(default_port, usize::from),
-                                band,
-                            },
-                            Some(Decision::Steered),
+                _ => None,
+            };
+            let (f, d) = match (fast, w, k) {
+                (Some(verdict), _, _) => fate_of(verdict, default_port),
+                // Walked, but not steering's.
+                (None, Some(_), None) => (pass, Some(Decision::NoEntry)),
+                (None, walked, k) => {
+                    // The full path: parsed in pass 1, or now for a walked
+                    // packet the fast path declined (the walk and the
+                    // parse agree on what they both locate).
+                    let slot = parsed.get_mut(i);
+                    let p = match (walked, slot) {
+                        (Some(_), Some(slot)) => {
+                            *slot = parse(m.data());
+                            slot.as_ref().ok()
+                        }
+                        (None, Some(slot)) => slot.as_ref().ok(),
+                        (_, None) => None,
+                    };
+                    match (p, k) {
+                        (None, _) => (pass, Some(Decision::Unparsed)),
+                        (Some(p), _) if p.flow.is_none() => (pass, Some(Decision::Unparsed)),
+                        (Some(_), None) => (pass, Some(Decision::NoEntry)),
+                        (Some(p), Some(k)) => fate_of(
+                            self.engine
+                                .handle(m.data_mut(), p, k, from_agents, dv, now_ns),
+                            default_port,
                         ),
-                        // Counted as decided when it is released.
-                        Verdict::Hold { slot } => (Fate::Hold(slot), None),
-                        Verdict::Drop(r) => (Fate::Drop(drop_reason(r)), None),
-                        // Taken by the appliance: accounted as a drop of
-                        // its own reason, so rx = tx + drops holds.
-                        Verdict::Consumed => (Fate::Drop(DropReason::SpliceConsumed), None),
                     }
                 }
             };
@@ -657,6 +728,7 @@ impl Pipeline for SteerPipeline<'_> {
                 decisions[d as usize] += 1;
             }
         }
+        self.walked = walked;
         self.parsed = parsed;
 
         let enqueue_tsc = rdtsc();
@@ -835,6 +907,9 @@ const BUILT_FRAME_ROOM: u16 = 14 + 20 + 60 + 1460;
 
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
+
+/// A packet this worker keeps (see `hand_to` in [`SteerPipeline::process`]).
+const NOT_HANDED: usize = usize::MAX;
 
 /// Runs the steering pipeline until `conf.stop` is set.
 pub fn run(conf: &WorkerConf, shared: &SteerShared) {

@@ -290,10 +290,15 @@ impl<'a> TensorWorker<'a> {
                     Seen::Network(self.engine.classify_network(m.data(), p))
                 };
             }
+            // Only this worker's QPs: another worker's are handed over
+            // without a lookup here, and warming their lines in this
+            // worker's table would only cost misses.
             let mut warm = 0u32;
             for s in seen.iter().take(packets.len()) {
                 if let Seen::Host(Some(qp)) = s {
-                    warm ^= self.engine.warm(qp.hash);
+                    if workers < 2 || owner(qp.hash, workers) == me {
+                        warm ^= self.engine.warm(qp.hash);
+                    }
                 }
             }
             core::hint::black_box(warm);
