@@ -361,6 +361,14 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The capture, too, may lag behind the port on a busy machine: stop
+    // tcpdump once it has written all 600 (or after a bound), not at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && pktgen::pcap::read_file(&capture).map_or(0, |r| r.len()) < 600
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = Command::new("kill")
         .args(["-INT", &tcpdump.id().to_string()])
         .status();
