@@ -82,8 +82,9 @@ $(CFWD): bench/cfwd.c
 # same time, one test per CPU, except the `serial` group of
 # .config/nextest.toml (everything that starts DPDK or asserts wall-clock
 # bounds), which runs one at a time alongside the rest. nextest does not
-# run doc tests, so `cargo test --doc` follows. Without cargo-nextest,
-# plain `cargo test` runs everything, one binary after another (slower).
+# run doc tests, so `cargo test --doc` runs beside it, at nice 19 so that it
+# only takes CPU the tests leave idle. Without cargo-nextest, plain `cargo
+# test` runs everything, one binary after another (slower).
 # Every step runs even when an earlier one failed; the last lines say which
 # failed.
 TEST_BIN_DIR := target/ci-test
@@ -100,11 +101,14 @@ test: deps
 	 [[ $$build == 0 ]] || { echo "==> make test: the build failed" >&2; exit 1; }
 	@failed=(); \
 	 if [[ -n "$(NEXTEST)" ]]; then \
+	   echo "==> cargo test --doc in the background (nice 19: only the CPU the tests leave idle; target/doctest.log)"; \
+	   ( $(TEST_ENV) nice -n 19 $(CARGO) test --profile ci-test --workspace --doc --no-fail-fast > target/doctest.log 2>&1 ) & doc=$$!; \
 	   echo "==> cargo nextest run --cargo-profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/; .config/nextest.toml)"; \
 	   $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --workspace --no-fail-fast || failed+=("cargo nextest run"); \
 	   echo "==> tests: $${SECONDS} s"; \
-	   echo "==> cargo test --profile ci-test --workspace --doc"; \
-	   $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --doc --no-fail-fast || failed+=("cargo test --doc"); \
+	   doc_rc=0; wait $$doc || doc_rc=$$?; \
+	   echo "==> cargo test --doc (target/doctest.log)"; cat target/doctest.log; \
+	   (( doc_rc == 0 )) || failed+=("cargo test --doc"); \
 	   echo "==> tests and doc tests: $${SECONDS} s"; \
 	 else \
 	   echo "==> cargo-nextest not found: plain cargo test, one test binary after another (slower; cargo install cargo-nextest)"; \
@@ -112,7 +116,7 @@ test: deps
 	   $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-fail-fast || failed+=("cargo test"); \
 	   echo "==> tests: $${SECONDS} s"; \
 	 fi; \
-	 if (( $${#failed[@]} )); then echo "==> make test: FAILED: $${failed[*]} (the failing tests are listed above)" >&2; exit 1; fi; \
+	 if (( $${#failed[@]} )); then printf '==> make test: FAILED: %s (the failing tests are listed above)\n' "$$(IFS=,; echo "$${failed[*]}" | sed 's/,/, /g')" >&2; exit 1; fi; \
 	 echo "==> make test: all passed"
 
 bench: build

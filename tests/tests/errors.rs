@@ -245,7 +245,10 @@ fn dpdk_missing_at_build_time() {
             let out = Command::new(env!("CARGO"))
                 .current_dir(workspace_root())
                 .args(["check", "--quiet", "--offline", "-p", "dpdk-sys"])
-                .env("CARGO_TARGET_DIR", workspace_root().join("target/nodpdk-check"))
+                .env(
+                    "CARGO_TARGET_DIR",
+                    workspace_root().join("target/nodpdk-check"),
+                )
                 .env("PKG_CONFIG_LIBDIR", "/nonexistent")
                 .env("PKG_CONFIG_PATH", "/nonexistent")
                 .output()
@@ -270,7 +273,11 @@ fn dpdk_missing_at_build_time() {
 /// (target/PROFILE/deps/errors-HASH -> target/PROFILE/build/dpdk-sys-HASH/
 /// build-script-build), the newest if several builds left one.
 fn dpdk_sys_build_script() -> Option<std::path::PathBuf> {
-    let profile_dir = std::env::current_exe().ok()?.parent()?.parent()?.to_path_buf();
+    let profile_dir = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()?
+        .to_path_buf();
     std::fs::read_dir(profile_dir.join("build"))
         .ok()?
         .filter_map(Result::ok)
