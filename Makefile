@@ -24,7 +24,8 @@ help:
 	@echo "make deps   install missing system packages (DPDK, clang, libpcap, jq, tcpdump, ...)"
 	@echo "make pyenv  target/venv with the OpenAI SDK, httpx and the agent library (python/intellinode-agent)"
 	@echo "make build  release build of the workspace binaries + the C baseline ($(CFWD))"
-	@echo "make test   cargo test --profile ci-test --workspace, the end-to-end tests driving the ci-test binaries"
+	@echo "make test   the workspace's tests with the ci-test profile, the end-to-end tests driving the ci-test binaries:"
+	@echo "            under cargo-nextest (.config/nextest.toml) when installed, plain cargo test otherwise"
 	@echo "make bench  build, then bench/run.sh (Rust forward vs C baseline; BENCH_SECS, BENCH_ROUNDS, BENCH_MIN_RATIO)"
 	@echo "            and bench/control.sh (forward under 10k control updates/s, update-to-visible latency; BENCH_ENFORCE=1)"
 	@echo "make soak   build, then bench/soak.sh (forward, steer, tensor at full rate, SOAK_SECS each (600), with"
@@ -75,11 +76,50 @@ $(CFWD): bench/cfwd.c
 # `INTELLINODE_BIN_DIR=$PWD/target/release cargo test --profile ci-test
 # --workspace` after `make build` runs the same tests against the shipped
 # binaries.
+#
+# The steps: scripts/pyenv.sh (pip, and a maturin build of the agent
+# library in its own target dir) runs in the background while the test
+# binaries build, since only the tests need target/venv. Then the tests
+# run under cargo-nextest when it is installed: test binaries run at the
+# same time, one test per CPU, except the `serial` group of
+# .config/nextest.toml (everything that starts DPDK or asserts wall-clock
+# bounds), which runs one at a time alongside the rest. nextest does not
+# run doc tests, so `cargo test --doc` runs beside it, at nice 19 so that it
+# only takes CPU the tests leave idle. Without cargo-nextest, plain `cargo
+# test` runs everything, one binary after another (slower).
+# Every step runs even when an earlier one failed; the last lines say which
+# failed.
 TEST_BIN_DIR := target/ci-test
+TEST_ENV := INTELLINODE_BIN_DIR=$(abspath $(TEST_BIN_DIR))
+NEXTEST ?= $(shell command -v cargo-nextest 2>/dev/null)
 
-test: deps pyenv
-	@echo "==> cargo test --profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/)"
-	@INTELLINODE_BIN_DIR=$(abspath $(TEST_BIN_DIR)) $(CARGO) test --profile ci-test --workspace --no-fail-fast
+test: deps
+	@echo "==> scripts/pyenv.sh (in the background) and cargo test --profile ci-test --workspace --no-run"
+	@mkdir -p target; bash scripts/pyenv.sh > target/pyenv.log 2>&1 & pyenv=$$!; \
+	 build=0; $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-run --quiet || build=$$?; \
+	 echo "==> build: $${SECONDS} s"; \
+	 wait $$pyenv || { cat target/pyenv.log; echo "==> make test: scripts/pyenv.sh failed" >&2; exit 1; }; \
+	 cat target/pyenv.log; echo "==> build and pyenv: $${SECONDS} s"; \
+	 [[ $$build == 0 ]] || { echo "==> make test: the build failed" >&2; exit 1; }
+	@failed=(); \
+	 if [[ -n "$(NEXTEST)" ]]; then \
+	   echo "==> cargo test --doc in the background (nice 19: only the CPU the tests leave idle; target/doctest.log)"; \
+	   ( $(TEST_ENV) nice -n 19 $(CARGO) test --profile ci-test --workspace --doc --no-fail-fast > target/doctest.log 2>&1 ) & doc=$$!; \
+	   echo "==> cargo nextest run --cargo-profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/; .config/nextest.toml)"; \
+	   $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --workspace --no-fail-fast || failed+=("cargo nextest run"); \
+	   echo "==> tests: $${SECONDS} s"; \
+	   doc_rc=0; wait $$doc || doc_rc=$$?; \
+	   echo "==> cargo test --doc (target/doctest.log)"; cat target/doctest.log; \
+	   (( doc_rc == 0 )) || failed+=("cargo test --doc"); \
+	   echo "==> tests and doc tests: $${SECONDS} s"; \
+	 else \
+	   echo "==> cargo-nextest not found: plain cargo test, one test binary after another (slower; cargo install cargo-nextest)"; \
+	   echo "==> cargo test --profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/)"; \
+	   $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-fail-fast || failed+=("cargo test"); \
+	   echo "==> tests: $${SECONDS} s"; \
+	 fi; \
+	 if (( $${#failed[@]} )); then printf '==> make test: FAILED: %s (the failing tests are listed above)\n' "$$(IFS=,; echo "$${failed[*]}" | sed 's/,/, /g')" >&2; exit 1; fi; \
+	 echo "==> make test: all passed"
 
 bench: build
 	@echo "==> bench/run.sh"

@@ -84,9 +84,28 @@ pub fn eal_args(tag: &str, vdevs: &[String]) -> Vec<String> {
 
 /// DPDK processes busy-poll a pinned lcore; on a 2-core machine running
 /// several at once only makes each slower. Tests that start one hold this.
+///
+/// Under `cargo test` this mutex keeps a binary's DPDK tests apart (the
+/// binaries themselves run one after another). Under cargo-nextest every
+/// test is a process of its own, so the mutex excludes nothing: there the
+/// `serial` test group of `.config/nextest.toml` does the job, and this
+/// fails a test that starts DPDK outside it.
 pub fn dpdk_lock() -> MutexGuard<'static, ()> {
+    if let Some(group) = nextest_group_if_not_serial() {
+        panic!(
+            "this test starts DPDK but runs in nextest's test group {group:?}: \
+             add it to the `serial` group's filter in .config/nextest.toml"
+        );
+    }
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Under cargo-nextest (which sets `NEXTEST_TEST_GROUP` for every test,
+/// `@global` outside any group), the group when it is not `serial`.
+fn nextest_group_if_not_serial() -> Option<String> {
+    let group = std::env::var("NEXTEST_TEST_GROUP").ok()?;
+    (group != "serial").then_some(group)
 }
 
 /// Runs `intellinode` with `args`.

@@ -93,6 +93,11 @@ fn main() -> ExitCode {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         eprintln!("collector: internal error{at}");
+        // As a release build (`panic = "abort"`) does, also under the
+        // ci-test profile, which unwinds: a panicking thread ends the process.
+        if cfg!(panic = "unwind") {
+            std::process::abort();
+        }
     }));
     let cli = Cli::parse();
     match run(&cli) {

@@ -80,7 +80,24 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Release builds abort on a panic (`panic = "abort"`). The ci-test profile
+/// that `make test` builds unwinds, so that its test binaries and the
+/// binaries the end-to-end tests drive share one build of every library;
+/// there a panic in a helper thread (control, metrics, probe, predictor)
+/// would end only that thread. Abort after the usual message instead, so
+/// the binary under test fails the way a release one does.
+fn abort_on_panic() {
+    if cfg!(panic = "unwind") {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            std::process::abort();
+        }));
+    }
+}
+
 fn main() -> ExitCode {
+    abort_on_panic();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => runtime::run(&RunOptions {

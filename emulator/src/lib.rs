@@ -23,8 +23,9 @@ pub mod vllm_metrics;
 pub mod wire;
 
 /// Makes a panic end in one line an operator can report, not a trace:
-/// `PROGRAM: internal error: MESSAGE at FILE:LINE`. For the emulator's and
-/// the traffic generator's binaries.
+/// `PROGRAM: internal error: MESSAGE at FILE:LINE`, and the end of the
+/// process, whichever thread panicked. For the emulator's and the traffic
+/// generator's binaries.
 pub fn one_line_panics(program: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
@@ -38,5 +39,11 @@ pub fn one_line_panics(program: &'static str) {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         eprintln!("{program}: internal error: {msg}{at}");
+        // Release builds abort here anyway (`panic = "abort"`); the
+        // ci-test profile unwinds, where a panicking thread would end
+        // alone. The binaries under test must fail as release ones do.
+        if cfg!(panic = "unwind") {
+            std::process::abort();
+        }
     }));
 }

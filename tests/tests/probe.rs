@@ -46,7 +46,9 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     let mut cmd = ns.command(&bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
-        .args(["--duration", "8", "--stats-interval", "0", "--stats-json"])
+        // Stopped with SIGINT once the checks are done; the bound (past
+        // the 20 s the test waits for replies) stops it if the test fails.
+        .args(["--duration", "25", "--stats-interval", "0", "--stats-json"])
         .arg(&prober_json)
         .arg("--");
     cmd.args(eal_args(
@@ -136,6 +138,9 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     assert_eq!(p["loss_ratio"], 1.0, "{p}");
     assert!(p["latency_us"].is_null(), "no latency without replies: {p}");
 
+    let _ = Command::new("kill")
+        .args(["-INT", &prober.id().to_string()])
+        .status();
     let prober_stats = finish_run(prober, &prober_json);
     assert_eq!(prober_stats["totals"]["balanced"], true);
     let consumed = prober_stats["ports"][1]["drops"]["probe_reply_consumed"]

@@ -1,7 +1,7 @@
 //! `make soak`'s short mode: `bench/soak.sh` runs every pipeline at full
-//! rate for 15 s with control updates streaming, sampling every 2 s, and
+//! rate for 10 s with control updates streaming, sampling every 2 s, and
 //! must pass its own checks (rx = tx + drops in every sample and at exit,
-//! flat resident memory after a 5 s warm-up, the pool's in-use count back
+//! flat resident memory after a 4 s warm-up, the pool's in-use count back
 //! to its baseline, every update accepted). Its summary is checked here as
 //! well, so a script that stopped checking would not pass.
 
@@ -9,7 +9,7 @@ use std::process::Command;
 
 use intellinode_tests::*;
 
-const SECS: u64 = 15;
+const SECS: u64 = 10;
 const SAMPLE_SECS: u64 = 2;
 
 #[test]
@@ -20,7 +20,7 @@ fn every_pipeline_soaks_without_leaking_or_losing_count() {
         .arg(workspace_root().join("bench/soak.sh"))
         .env("SOAK_SECS", SECS.to_string())
         .env("SOAK_SAMPLE_SECS", SAMPLE_SECS.to_string())
-        .env("SOAK_WARMUP_SECS", "5")
+        .env("SOAK_WARMUP_SECS", "4")
         .env("SOAK_CONTROL_PORT", free_port().to_string())
         .env("SOAK_OUT", out_dir.path())
         .env("INTELLINODE_BIN", bin_under_test("intellinode"))
