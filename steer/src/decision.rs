@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! net_us        = 2 × (latency_us + jitter_weight × jitter_us)   request out, first token back
-//! compute_us    = max(model.compute_ttft(prompt, queue_len), node est_ttft_us)
+//! compute_us    = model.compute_ttft(prompt, queue_len)
+//!                 (max with the node's est_ttft_us when it reports no queue)
 //! ttft_us       = net_us + compute_us
 //! completion_us = ttft_us + model.decode(output tokens)
 //! ```
@@ -18,6 +19,16 @@
 //! a path has never been measured. Node queue length and estimated TTFT
 //! are the fresh NODE_STATE, or an empty queue while a node has never
 //! reported.
+//!
+//! A node's estimated TTFT is the mean of its recent requests' TTFTs
+//! (what a collector reads from a TTFT histogram), whatever their
+//! prompts: a node that has just prefilled long uncached prompts reports a
+//! high one. As a floor under this request's prediction it would make that
+//! node look slow to a short request that would find a free slot there,
+//! and would give back to a prefix-cache hit the prefill it skips. The
+//! queue length measures the wait itself, so the estimate is the floor
+//! only for a node that reports no queue length, where it is the one sign
+//! of load.
 //!
 //! The queue length is the node's report plus the flows this appliance
 //! steered to it since that report which cannot have found a free batch
@@ -311,6 +322,8 @@ impl Decider<'_> {
 struct Live {
     instance: u8,
     queue_len: f64,
+    /// The node's estimated TTFT, kept only when it reported no queue
+    /// length (see the module's documentation).
     est_ttft_us: Option<f64>,
     kv_util: f64,
     /// Busy batch slots / slots, as reported.
@@ -361,7 +374,7 @@ fn live_instance(
         Freshness::Fresh(m) => Ok(Live {
             instance: ii,
             queue_len: usable(m.queue_len).unwrap_or(0.0),
-            est_ttft_us: usable(m.est_ttft_us),
+            est_ttft_us: usable(m.est_ttft_us).filter(|_| usable(m.queue_len).is_none()),
             kv_util: usable(m.mem_util).map_or(0.0, |u| u.min(1.0)),
             gpu_util: usable(m.gpu_util).map(|u| u.min(1.0)),
             reported: true,

@@ -466,3 +466,35 @@ fn since_report_counts_restart_when_the_node_reports_again() {
     // An instance outside the table is ignored.
     since.steered(u8::MAX);
 }
+
+fn node_ttft(id: u16, queue: Option<f64>, est_ttft_ms: f64) -> Message {
+    let mut metrics = vec![Metric::new(
+        MetricType::EstTtft,
+        Unit::Milliseconds,
+        est_ttft_ms,
+    )];
+    if let Some(q) = queue {
+        metrics.push(Metric::new(MetricType::QueueLength, Unit::Count, q));
+    }
+    NodeState::new(NodeId(id), metrics).into()
+}
+
+/// A collector's estimated TTFT is the mean of the node's recent requests,
+/// long prompts included: with the queue reported empty it must not repel a
+/// short request that would find a free slot; without a queue length it is
+/// the only sign of load and still counts.
+#[test]
+fn the_estimated_ttft_counts_only_when_no_queue_is_reported() {
+    let t = table();
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node_ttft(1, Some(0.0), 600.0), 0);
+    let (c, _) = decide(&t, &state.view(1, 0), short(), 0);
+    let c = c.unwrap();
+    assert_eq!(c.instance, EDGE);
+    assert!(c.predicted.compute_ttft_us < 100_000.0, "{c:?}");
+
+    let mut state = ControlState::new(Thresholds::default());
+    state.apply(1, &node_ttft(1, None, 600.0), 0);
+    let (c, _) = decide(&t, &state.view(1, 0), short(), 0);
+    assert_eq!(c.unwrap().instance, CENTRE);
+}
