@@ -51,7 +51,14 @@
 //! rate) and short queues. Two candidates whose scores and network parts
 //! are both within [`NEAR_TIE`] of each other are a tie: what separates
 //! them is the compute prediction alone, by less than the online model's
-//! error. The less loaded one (queue, then busy batch slots with the flows
+//! error. For interactive work the scores may also differ by up to the
+//! smaller of the two models' mean absolute TTFT error, once both have
+//! [`TIE_ERROR_SAMPLES`] measured requests behind it: two identical
+//! nodes' models drift apart by a few milliseconds of noise, and without
+//! it every short request would go to the one that drifted low while its
+//! batch slots filled. (Bulk scores keep the 2%: a prefix-cache skip is
+//! what separates them, and it must not be lost in a completion model's
+//! larger error.) The less loaded one (queue, then busy batch slots with the flows
 //! steered since the report) wins a tie; equal load keeps configuration
 //! order. Without that, identical nodes would all lose to the first one
 //! until it queued, and the first request of every shared prefix would
@@ -563,7 +570,10 @@ fn decide(
             // otherwise (and on equal load) the earlier candidate stays.
             let near = |a: f64, b: f64| (a - b).abs() <= NEAR_TIE * a.abs().max(b.abs());
             let better = best.as_ref().map_or(true, |(s, l, c)| {
-                let tie = near(score, *s) && near(predicted.net_us, c.predicted.net_us);
+                let within_error = class.is_interactive()
+                    && (score - s).abs() <= ttft_error_between(d, ii, c.instance);
+                let tie = (near(score, *s) || within_error)
+                    && near(predicted.net_us, c.predicted.net_us);
                 if tie {
                     load < *l
                 } else {
@@ -636,6 +646,26 @@ pub struct LlmDWeights {
 /// Relative difference under which two token-aware scores, and their
 /// network parts, are a tie that load decides.
 pub const NEAR_TIE: f64 = 0.02;
+
+/// Measured requests each of two models needs before its TTFT error
+/// widens an interactive tie.
+pub const TIE_ERROR_SAMPLES: u64 = 16;
+
+/// The smaller of two instances' mean absolute TTFT errors, µs, or 0 while
+/// either has fewer than [`TIE_ERROR_SAMPLES`] measurements.
+fn ttft_error_between(d: &Decider<'_>, a: u8, b: u8) -> f64 {
+    let mae = |i: u8| {
+        d.models
+            .get(usize::from(i))
+            .map(|m| m.ttft_error())
+            .filter(|e| e.count >= TIE_ERROR_SAMPLES && e.mae.is_finite())
+            .map(|e| e.mae)
+    };
+    match (mae(a), mae(b)) {
+        (Some(x), Some(y)) => x.min(y),
+        _ => 0.0,
+    }
+}
 
 /// How loaded a candidate looks, for breaking near-ties: queued requests
 /// plus the share of its batch slots busy at the report or taken since.
