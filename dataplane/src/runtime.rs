@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use crate::config::{Config, Pipeline};
 use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
-use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup};
+use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup, Rss, RssOutcome};
 use crate::metrics::MetricsServer;
 use crate::pipeline::steer::SteerShared;
 use crate::pipeline::tensor::TensorShared;
@@ -104,11 +104,27 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
 
+    // Steering owns a flow on the worker whose queue the client address
+    // hashes to: the ports are asked to hash exactly that, under a key
+    // every engine shares (configured, or drawn once per process).
+    let rss_key = match &config.pipeline {
+        Pipeline::Steer(sc) => Some(
+            sc.rss_key()
+                .map_err(|e| anyhow!(e))?
+                .unwrap_or_else(|| {
+                    let mut key = [0u8; flowtab::rss::RSS_KEY_LEN];
+                    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+                    key
+                }),
+        ),
+        _ => None,
+    };
     let setup = PortSetup {
         rx_queues: queues,
         tx_queues: queues,
         rx_descriptors: config.ports.rx_descriptors,
         tx_descriptors: config.ports.tx_descriptors,
+        rss: Rss::Flows,
     };
     let scheduled = match &config.pipeline {
         Pipeline::Forward => 0,
@@ -159,9 +175,21 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     for &p in &used {
         let info = infos[usize::from(p)].clone();
         let label = format!("{} ({})", info.id, info.name);
-        ports.push(
-            Port::start(info, setup, &pool).map_err(|e| anyhow!("{label} cannot start: {e}"))?,
-        );
+        let rss = match (&config.pipeline, rss_key) {
+            (Pipeline::Steer(sc), Some(key)) => Rss::ClientAddress {
+                key,
+                client_is_source: p == sc.agent_port,
+            },
+            _ => Rss::Flows,
+        };
+        let port = Port::start(info, PortSetup { rss, ..setup }, &pool)
+            .map_err(|e| anyhow!("{label} cannot start: {e}"))?;
+        if let RssOutcome::Approximate(why) = port.rss() {
+            eprintln!(
+                "intellinode: {label}: RSS cannot deliver each flow to its owner ({why}); packets of other workers' flows are handed over"
+            );
+        }
+        ports.push(port);
     }
 
     let worker_stop = Arc::new(AtomicBool::new(false));
@@ -258,6 +286,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 usize::from(nb_ports),
                 dpdk::tsc_hz(),
                 table_seed,
+                rss_key.unwrap_or([0; flowtab::rss::RSS_KEY_LEN]),
             )
             .map_err(|e| anyhow!(e))?
             .with_pool(Arc::clone(&pool));
@@ -535,6 +564,7 @@ mod tests {
             tx_queues: 2,
             rx_descriptors: 1024,
             tx_descriptors: 1024,
+            rss: Rss::Flows,
         };
         let n = pool_size(2, &setup, 2, 32);
         assert!((n + 1).is_power_of_two());

@@ -57,6 +57,12 @@ pub struct SteerConfig {
     /// The port agents (clients) are on: requests enter here, responses
     /// leave here.
     pub agent_port: u16,
+    /// The RSS key the steering ports hash the client address with, 80
+    /// hexadecimal digits (colons between byte pairs allowed); unset, one
+    /// is drawn at random per process. Which worker owns a flow is the
+    /// queue this hash selects (`flowtab::rss`).
+    #[serde(default)]
+    pub rss_key: Option<String>,
     /// Flows the affinity tables hold, in all: each of W workers holds
     /// `flow_table_size / W` (rounded up) of the flows it owns; new flows
     /// beyond its share go to their service's overflow instance,
@@ -263,9 +269,20 @@ pub(crate) const MAC_EXPECTED: &str = "a MAC address (a string such as \"02:00:0
 pub const MAX_FLOW_TABLE: usize = 1 << 24;
 
 impl SteerConfig {
+    /// The configured RSS key, if any.
+    pub fn rss_key(&self) -> Result<Option<[u8; flowtab::rss::RSS_KEY_LEN]>, ConfigError> {
+        self.rss_key
+            .as_deref()
+            .map(|k| {
+                flowtab::rss::parse_key(k).map_err(|why| ConfigError(format!("steer.rss_key: {why}")))
+            })
+            .transpose()
+    }
+
     /// Checks what serde cannot and builds the service table.
     pub fn build(&self) -> Result<ServiceTable, ConfigError> {
         let e = |m: String| ConfigError(format!("steer: {m}"));
+        self.rss_key()?;
         if !(1..=MAX_FLOW_TABLE).contains(&self.flow_table_size) {
             return Err(ConfigError::range(
                 "steer.flow_table_size",

@@ -41,6 +41,7 @@ fn sent_mbufs_are_forgotten_and_refused_ones_freed_once() {
             tx_queues: 1,
             rx_descriptors: 512,
             tx_descriptors: 512,
+            rss: dataplane::dpdk::Rss::Flows,
         },
         &pool,
     )

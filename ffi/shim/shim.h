@@ -42,5 +42,9 @@ unsigned int shim_mempool_avail_count(const struct rte_mempool *mp);
 uint64_t shim_rss_hf_ip(void);
 uint64_t shim_rss_hf_udp(void);
 uint64_t shim_rss_hf_tcp(void);
+/* The address-only hash types: IPv4 and IPv6, fragments included. */
+uint64_t shim_rss_hf_l3(void);
+uint64_t shim_rss_hf_l3_src_only(void);
+uint64_t shim_rss_hf_l3_dst_only(void);
 
 #endif

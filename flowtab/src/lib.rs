@@ -43,6 +43,12 @@
 //! are not traffic (a timer, a control message) use `get_mut` and leave the
 //! time alone.
 //!
+//! ## Ownership across workers
+//!
+//! Which worker owns a flow is not a table question: it must be what the
+//! NIC's receive-side scaling computes, so that packets arrive where their
+//! state is. [`rss`] is that computation.
+//!
 //! ## Cost
 //!
 //! Everything is allocated in [`Table::new`]. After that no method
@@ -57,6 +63,8 @@
 #![warn(missing_docs)]
 
 use core::fmt;
+
+pub mod rss;
 
 /// Most entries a table holds (2^24): entry numbers fit the index's 32-bit
 /// slots with room for the empty marker, and the index stays below 2^25

@@ -57,6 +57,17 @@ arguments after `--` go to DPDK's EAL; its first lcore waits, the second runs th
         after_help = "Examples:\n  pktgen send --pcap mix.pcap --tx-port 0 --rx-port 1 --duration 5 -- \\\n      --no-huge -m 512 --no-pci -l 0,1 --file-prefix gen \\\n      --vdev net_af_packet0,iface=vethA --vdev net_af_packet1,iface=vethB"
     )]
     Send(SendArgs),
+    /// Split a pcap over RX queues as a NIC's RSS on one address field would
+    #[command(
+        long_about = "Splits a pcap over N receive queues the way a NIC configured as \
+docs/architecture.md (RSS on a real NIC) spreads it: the Toeplitz hash of one IP address \
+field (the source, or the destination) under --key, read through a redirection table whose \
+entry j names queue (j mod 128) mod N. Frames without an IPv4 or IPv6 header go to queue 0. \
+Writes PREFIX-q0.pcap ... PREFIX-q<N-1>.pcap and prints the packets and distinct addresses \
+per queue.",
+        after_help = "Example:\n  pktgen rss-split agent.pcap --queues 2 --field source \\\n      --key 6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa -o agent"
+    )]
+    RssSplit(RssSplitArgs),
     /// `serve`, `agent` and `wire`: the emulator's subcommands, the same
     /// code as `emulator serve|agent|wire` (kept here for scripts that
     /// call `pktgen serve`)
@@ -122,6 +133,94 @@ pub struct SendArgs {
     pub eal_args: Vec<String>,
 }
 
+/// `pktgen rss-split`.
+#[derive(Debug, Args)]
+pub struct RssSplitArgs {
+    /// The pcap to split
+    #[arg(value_name = "FILE.pcap")]
+    pub input: PathBuf,
+    /// The RSS key: 80 hexadecimal digits (colons between byte pairs allowed)
+    #[arg(long)]
+    pub key: String,
+    /// Receive queues
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub queues: u16,
+    /// The address field hashed
+    #[arg(long, value_enum, default_value_t = AddressField::Source)]
+    pub field: AddressField,
+    /// Output prefix: writes PREFIX-q<i>.pcap
+    #[arg(short, long, value_name = "PREFIX")]
+    pub output: PathBuf,
+}
+
+/// Which IP address RSS hashes (`--field`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AddressField {
+    /// The source address (a steering port facing the agents).
+    Source,
+    /// The destination address (a steering port facing the instances).
+    Destination,
+}
+
+/// The bytes of `frame`'s address `field`, if it has an IPv4 or IPv6
+/// header.
+pub fn address_field(frame: &[u8], field: AddressField) -> Option<&[u8]> {
+    let p = classifier::parse(frame).ok()?;
+    let (offset, len) = match (p.l3_kind, field) {
+        (classifier::L3Kind::Ipv4, AddressField::Source) => (12, 4),
+        (classifier::L3Kind::Ipv4, AddressField::Destination) => (16, 4),
+        (classifier::L3Kind::Ipv6, AddressField::Source) => (8, 16),
+        (classifier::L3Kind::Ipv6, AddressField::Destination) => (24, 16),
+        _ => return None,
+    };
+    let at = usize::from(p.l3_offset) + offset;
+    frame.get(at..at + len)
+}
+
+/// The queue a NIC hashing `field` under `toeplitz` delivers `frame` to
+/// (queue 0 when it has no IP header to hash).
+pub fn rss_queue(
+    toeplitz: &flowtab::rss::Toeplitz,
+    field: AddressField,
+    queues: usize,
+    frame: &[u8],
+) -> usize {
+    address_field(frame, field).map_or(0, |a| flowtab::rss::owner(toeplitz.hash(a), queues))
+}
+
+/// `pktgen rss-split`: one pcap per queue, and a line per queue.
+pub fn run_rss_split(args: &RssSplitArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let key = flowtab::rss::parse_key(&args.key).map_err(|e| Error::Usage(format!("--key: {e}")))?;
+    let toeplitz = flowtab::rss::Toeplitz::new(&key);
+    let queues = usize::from(args.queues);
+    let mut split: Vec<(Vec<crate::Packet>, std::collections::HashSet<Vec<u8>>)> =
+        (0..queues).map(|_| Default::default()).collect();
+    for r in pcap::read_file(&args.input)? {
+        let q = rss_queue(&toeplitz, args.field, queues, &r.data);
+        if let Some((packets, addresses)) = split.get_mut(q) {
+            if let Some(a) = address_field(&r.data, args.field) {
+                addresses.insert(a.to_vec());
+            }
+            packets.push(crate::Packet {
+                ts_ns: r.ts_ns,
+                data: r.data,
+            });
+        }
+    }
+    for (q, (packets, addresses)) in split.iter().enumerate() {
+        let path = PathBuf::from(format!("{}-q{q}.pcap", args.output.display()));
+        pcap::write_file(&path, TsResolution::Micro, packets)?;
+        writeln!(
+            out,
+            "queue {q}: {} packets from {} addresses -> {}",
+            packets.len(),
+            addresses.len(),
+            path.display()
+        )?;
+    }
+    Ok(())
+}
+
 /// `pktgen write`.
 #[derive(Debug, Args)]
 pub struct WriteArgs {
@@ -154,6 +253,10 @@ pub struct WriteArgs {
     /// then one packet per 4 output tokens at 50 tokens per second
     #[arg(long)]
     pub responses: bool,
+    /// agent only: spread the requests over N agent hosts (10.0.1.11–16,
+    /// then 10.1.0.1 onwards) instead of six; IPv4 only
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(agent::MAX_AGENT_HOSTS)))]
+    pub agent_hosts: Option<u32>,
     /// Output pcap file
     #[arg(short, long, value_name = "FILE.pcap")]
     pub output: PathBuf,
@@ -251,7 +354,7 @@ fn generate(
     }
     if *opts != AgentOptions::default() {
         return Err(Error::Usage(format!(
-            "--tlv and --responses apply to the agent workload only, not {kind}"
+            "--tlv, --responses and --agent-hosts apply to the agent workload only, not {kind}"
         )));
     }
     Ok(workload::generate(kind, cfg)?)
@@ -263,6 +366,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), Error> {
         Command::Write(args) => run_write(&args, out),
         Command::Inspect(args) => run_inspect(&args, out),
         Command::Send(args) => run_send(&args, out),
+        Command::RssSplit(args) => run_rss_split(&args, out),
         Command::Emulator(command) => emulator::cli::run(command, out).map_err(Error::from),
     }
 }
@@ -280,6 +384,7 @@ pub fn run_send(args: &SendArgs, out: &mut dyn Write) -> Result<(), Error> {
             let opts = AgentOptions {
                 tlv: args.tlv,
                 responses: args.responses,
+                hosts: None,
             };
             generate(kind, &cfg, &opts)?
                 .into_iter()
@@ -332,9 +437,15 @@ pub fn run_write(args: &WriteArgs, out: &mut dyn Write) -> Result<(), Error> {
         }),
         max_flow_bytes: args.max_flow_bytes,
     };
+    if args.agent_hosts.is_some() && matches!(args.tlv, TlvMode::Ipv6 | TlvMode::Mixed) {
+        return Err(Error::Usage(
+            "--agent-hosts is IPv4 only: use --tlv ipv4 or none".into(),
+        ));
+    }
     let opts = AgentOptions {
         tlv: args.tlv,
         responses: args.responses,
+        hosts: args.agent_hosts,
     };
     let packets = generate(args.workload, &cfg, &opts)?;
     let resolution = if args.nanosecond {
@@ -355,6 +466,9 @@ pub fn run_write(args: &WriteArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     if opts.responses {
         summary.push_str(", with server responses");
+    }
+    if let Some(n) = opts.hosts {
+        summary.push_str(&format!(", from {n} agent hosts"));
     }
     if args.workload == WorkloadKind::EdgeCases {
         summary.push_str(" (a fixed set: --packets and --seed do not apply)");

@@ -186,6 +186,7 @@ pub fn run(frames: Vec<Vec<u8>>, opts: &SendOptions, eal_args: &[String]) -> Res
         tx_queues: 1,
         rx_descriptors: 1024,
         tx_descriptors: 1024,
+        rss: dataplane::dpdk::Rss::Flows,
     };
     let mut ports = vec![
         Port::start(PortInfo::query(PortId(opts.tx_port))?, setup, &pool)

@@ -131,6 +131,7 @@ fn check_tlv(mode: TlvMode, responses: bool) {
     let opts = AgentOptions {
         tlv: mode,
         responses,
+        hosts: None,
     };
     let pkts = generate_with(&cfg(11, 4000), &opts).unwrap();
     assert_eq!(pkts.len(), 4000);
@@ -247,6 +248,7 @@ fn tlv_keeps_the_default_requests() {
             &AgentOptions {
                 tlv: TlvMode::Ipv4,
                 responses: false,
+                hosts: None,
             },
         )
         .unwrap(),
@@ -281,6 +283,7 @@ fn check_responses(tlv: TlvMode) {
     let opts = AgentOptions {
         tlv,
         responses: true,
+        hosts: None,
     };
     let pkts = generate_with(&cfg(5, 6000), &opts).unwrap();
     assert_eq!(pkts.len(), 6000);
@@ -414,4 +417,33 @@ fn cli_write_takes_the_options_and_rejects_them_elsewhere() {
         "{help}"
     );
     assert!(help.contains("mixed"), "{help}");
+}
+
+/// `--agent-hosts`: the same requests, spread over many more source
+/// addresses.
+#[test]
+fn agent_hosts_spread_the_same_requests_over_more_sources() {
+    let c = cfg(4, 3000);
+    let six = generate(WorkloadKind::Agent, &c).unwrap();
+    let many = generate_with(
+        &c,
+        &AgentOptions {
+            hosts: Some(200),
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap();
+    let bodies = |pkts: &[Packet]| {
+        let mut v: Vec<(u64, Vec<u8>)> = requests(pkts).into_values().collect();
+        v.sort();
+        v
+    };
+    assert_eq!(bodies(&six), bodies(&many));
+    let sources = |pkts: &[Packet]| {
+        pkts.iter()
+            .filter_map(|p| p.data.get(26..30).map(|a| [a[0], a[1], a[2], a[3]]))
+            .collect::<std::collections::HashSet<_>>()
+    };
+    assert_eq!(sources(&six).len(), 6);
+    assert!(sources(&many).len() > 100, "{}", sources(&many).len());
 }

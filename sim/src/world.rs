@@ -859,6 +859,7 @@ impl<'a> World<'a> {
                     flow_table_size: 1,
                     flow_idle_ns: u64::MAX,
                     seed: 0,
+                    rss_key: [0x5a; 40],
                     fragments: steer::fragment::FragmentLimits {
                         datagrams: 1,
                         held: 0,

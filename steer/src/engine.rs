@@ -27,8 +27,9 @@
 //! ```
 //!
 //! One engine per worker lcore, so nothing in it is shared or locked. A
-//! worker owns the flows of the clients whose address hashes to it
-//! ([`Engine::owner`] of [`Engine::worker_hash`]): the client address is in
+//! worker owns the flows of the clients whose address the NIC's RSS hash
+//! delivers to its queue ([`Engine::owner`] of [`Engine::worker_hash`],
+//! [`flowtab::rss`]): the client address is in
 //! every packet of both directions and in every fragment, so a request,
 //! its NATed response and all their fragments meet the same engine.
 //! Everything is allocated in [`Engine::new`]; per packet nothing
@@ -44,11 +45,12 @@ use classifier::{
     TokenFeatures, Urgency,
 };
 use control::{DataplaneView, PrefixCacheTotals};
+use flowtab::rss::Toeplitz;
 use predictor::InstanceModel;
 
 use crate::decision::{Choice, Decider, NoChoice, Policy, Predicted, Rejections};
 use crate::feedback::{Measured, Phase};
-use crate::flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
+use crate::flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
 use crate::fragment::{
     self, Follow, FragmentKey, FragmentLimits, Fragments, Nat, Treatment, Unheld,
 };
@@ -81,10 +83,13 @@ pub struct EngineConfig {
     pub flow_table_size: usize,
     /// A flow idle this long is forgotten (and its answer measured).
     pub flow_idle_ns: u64,
-    /// Keys the flow and fragment tables' hashes and the owner hash. Every
-    /// engine of one appliance uses the same seed, so all agree on which
-    /// owns a flow.
+    /// Keys the flow, fragment and prefix tables' hashes, so that senders
+    /// cannot aim collisions.
     pub seed: u64,
+    /// The RSS key the ports hash with ([`flowtab::rss`]): a flow's owner
+    /// is the worker whose queue the NIC delivers its client address to.
+    /// Every engine of one appliance uses the same key, so all agree.
+    pub rss_key: [u8; flowtab::rss::RSS_KEY_LEN],
     /// The fragment table's bounds (see [`crate::fragment`]).
     pub fragments: FragmentLimits,
     /// The prefix record's bounds (see [`crate::prefix`]).
@@ -229,6 +234,8 @@ pub struct Engine {
     counters: Arc<SteerCounters>,
     cost_clock: Option<CostClock>,
     splicer: Option<Splicer>,
+    /// The NIC's hash of a client address ([`Engine::worker_hash`]).
+    rss: Toeplitz,
 }
 
 impl Engine {
@@ -246,6 +253,7 @@ impl Engine {
             .map(|limits| Splicer::new(limits, config.seed, Arc::clone(&counters)));
         Engine {
             splicer,
+            rss: Toeplitz::new(&config.rss_key),
             flows: FlowTable::new(config.flow_table_size, config.seed),
             fragments: Fragments::new(config.fragments, config.seed),
             prefixes: PrefixRecord::new(config.prefixes, table.instances().len(), config.seed),
@@ -294,17 +302,20 @@ impl Engine {
     }
 
     /// Which of `workers` owns what has this worker hash
-    /// ([`Engine::worker_hash`]): the high bits.
+    /// ([`Engine::worker_hash`]): the worker whose queue the redirection
+    /// table names for it ([`flowtab::rss::owner`]).
     #[inline]
     pub fn owner(hash: u32, workers: usize) -> usize {
-        flowtab::owner(hash, workers)
+        flowtab::rss::owner(hash, workers)
     }
 
-    /// The hash that says which worker owns `s`: its client address's, under
-    /// the seed every engine shares. Only needed with more than one worker.
+    /// The hash that says which worker owns `s`: the Toeplitz hash of its
+    /// client address under the RSS key, as a NIC configured as
+    /// `docs/architecture.md` says computes it for both directions. Only
+    /// needed with more than one worker.
     #[inline]
     pub fn worker_hash(&self, s: &Steerable) -> u32 {
-        client_hash(s.client(), self.config.seed)
+        self.rss.hash_address(s.client())
     }
 
     /// What steering handles of a parsed packet: for a request

@@ -57,22 +57,6 @@ impl flowtab::TableKey for ClientKey {
     }
 }
 
-/// The hash of a client address under `seed`: which worker owns the
-/// client's flows and the fragments of their datagrams
-/// ([`crate::Engine::owner`]). Only the address, because it is the one
-/// client-side field every fragment carries, in both directions (the
-/// source of a request, the destination of a response); the ports are only
-/// in a datagram's first fragment.
-#[inline]
-pub fn client_hash(addr: &[u8; 16], seed: u64) -> u32 {
-    let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = *addr;
-    let a = u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
-    let b = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
-    // A different word count from the flow key's hash, so the owner and
-    // the table slot are not the same function of the address.
-    flowtab::hash_words(seed, [a, b])
-}
-
 /// What the table remembers about a flow.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FlowEntry {

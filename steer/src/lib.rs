@@ -54,7 +54,7 @@ pub use class::TrafficClass;
 pub use decision::{Choice, ChoiceReason, Decider, NoChoice, Policy, Predicted, Rejections};
 pub use engine::{Engine, EngineConfig, FragmentKeyed, Keyed, Refusal, Steerable, Verdict};
 pub use feedback::{Measured, RequestTiming};
-pub use flow_table::{client_hash, ClientKey, FlowEntry, FlowTable, InsertError};
+pub use flow_table::{ClientKey, FlowEntry, FlowTable, InsertError};
 pub use prefix::{PrefixLimits, PrefixRecord};
 pub use service::{ServiceError, ServiceTable};
 pub use since_report::SinceReport;

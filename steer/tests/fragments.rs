@@ -134,6 +134,7 @@ fn engine_with(limits: FragmentLimits) -> (Engine, Arc<SteerCounters>) {
             flow_table_size: 64,
             flow_idle_ns: 10_000 * MS,
             seed: 0x5eed,
+            rss_key: [0x5a; 40],
             fragments: limits,
             prefixes: steer::PrefixLimits::default(),
             splice: None,

@@ -164,6 +164,7 @@ fn the_fragment_path_does_not_allocate() {
             flow_table_size: 64,
             flow_idle_ns: 1_000,
             seed: 1,
+            rss_key: [0x5a; 40],
             fragments: FragmentLimits::default(),
             prefixes: steer::PrefixLimits::default(),
             splice: None,

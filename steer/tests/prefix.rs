@@ -256,6 +256,7 @@ fn the_engine_records_where_a_prefix_went_and_takes_scraped_hit_ratios() {
             flow_table_size: 16,
             flow_idle_ns: SEC,
             seed: 3,
+            rss_key: [0x5a; 40],
             fragments: steer::fragment::FragmentLimits::default(),
             prefixes: limits(8.0),
             splice: None,
@@ -349,6 +350,7 @@ fn prefix_cache_counters_in_node_state_correct_the_record_and_change_the_decisio
                 flow_table_size: 16,
                 flow_idle_ns: SEC,
                 seed: 3,
+                rss_key: [0x5a; 40],
                 fragments: steer::fragment::FragmentLimits::default(),
                 prefixes: limits(64.0),
                 splice: None,
@@ -435,4 +437,78 @@ fn prefix_cache_counters_in_node_state_correct_the_record_and_change_the_decisio
     one.decide(0, &f, TrafficClass::Interactive, &v, 10 * MS)
         .unwrap();
     assert!((one.prefixes().scale(A) - 0.5).abs() < 1e-12);
+}
+
+/// Two identical nodes whose models learnt from noisy TTFTs: A's drifted a
+/// little low, by less than either model's error. A short request is a tie
+/// that load decides, so it goes to B, whose slots are freer; a gap larger
+/// than the error is no tie, and bulk work keeps the 2% rule.
+#[test]
+fn interactive_ties_widen_to_the_models_error() {
+    let t = symmetric();
+    let mut m = steer::feedback::instance_models(&t, 20_000.0).unwrap();
+    let teach = |model: &mut predictor::InstanceModel, observed: [f64; 2]| {
+        for i in 0..40 {
+            let p = model.predict(20, 16, 0.0);
+            model.observe(&predictor::Observation {
+                prompt_tokens: 20,
+                output_tokens: 16,
+                queue_len: 0.0,
+                predicted_compute_ttft_us: p.compute_ttft_us,
+                observed_compute_ttft_us: observed[i % 2],
+                predicted_completion_us: None,
+                observed_completion_us: None,
+            });
+        }
+    };
+    // Both alternate ±8 ms around their mean: A's mean is 5 ms lower,
+    // less than the error, but more than 2% of a bulk completion.
+    let (a, b) = m.split_at_mut(1);
+    teach(&mut a[0], [6_000.0, 22_000.0]);
+    teach(&mut b[0], [11_000.0, 27_000.0]);
+    assert!(m[0].ttft_error().mae > 5_000.0, "{:?}", m[0].ttft_error());
+    let mut state = ControlState::new(Thresholds::default());
+    for (id, busy) in [(1, 0.9), (2, 0.1)] {
+        let msg: Message = NodeState::new(
+            NodeId(id),
+            vec![
+                Metric::new(MetricType::QueueLength, Unit::Count, 0.0),
+                Metric::new(MetricType::GpuUtilisation, Unit::Ratio, busy),
+            ],
+        )
+        .into();
+        state.apply(1, &msg, 0);
+    }
+    let v = state.view(1, 0);
+    let short = TokenFeatures {
+        prompt_tokens: 20,
+        output_tokens: 16,
+        task: TaskType::ImmediateControl,
+        urgency: TaskType::ImmediateControl.default_urgency(),
+        explicit_urgency: false,
+        prefix: None,
+    };
+    let choose = |models: &[predictor::InstanceModel], class| {
+        Decider {
+            table: &t,
+            view: &v,
+            models,
+            now_ns: MS,
+            policy: Policy::TokenAware,
+            turn: 0,
+            unreported: &[],
+            prefixes: None,
+        }
+        .decide(0, &short, class, &mut Rejections::default())
+        .unwrap()
+    };
+    let c = choose(&m, TrafficClass::Interactive);
+    assert_eq!(c.instance, B, "{c:?}");
+    // A gap well beyond the error is no tie: B's model 30 ms slower.
+    let mut slow = m.clone();
+    teach(&mut slow[1], [40_000.0, 56_000.0]);
+    assert_eq!(choose(&slow, TrafficClass::Interactive).instance, A);
+    // Bulk work: A is ahead by more than 2%, and the error does not count.
+    let bulk = choose(&m, TrafficClass::BulkChat);
+    assert_eq!(bulk.instance, A, "{bulk:?}");
 }

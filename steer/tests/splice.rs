@@ -154,6 +154,7 @@ fn rig_with(limits: SpliceLimits) -> Rig {
             flow_table_size: 64,
             flow_idle_ns: 60_000 * MS,
             seed: 42,
+            rss_key: [0x5a; 40],
             fragments: FragmentLimits::default(),
             prefixes: steer::PrefixLimits::default(),
             splice: Some(limits),

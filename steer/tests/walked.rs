@@ -42,6 +42,7 @@ fn engine(splice: bool) -> (Engine, Arc<SteerCounters>) {
             flow_table_size: 256,
             flow_idle_ns: 50 * MS,
             seed: 0x5eed,
+            rss_key: [0x5a; 40],
             fragments: FragmentLimits::default(),
             prefixes: steer::PrefixLimits::default(),
             splice: splice.then(|| SpliceLimits {

@@ -34,6 +34,10 @@ pub struct PortInfo {
     pub max_tx_queues: u16,
     /// RSS hash functions the device supports (RTE_ETH_RSS_* bits).
     pub rss_offloads: u64,
+    /// Entries of the device's RSS redirection table (0: none).
+    pub reta_size: u16,
+    /// Bytes of the device's RSS key (0: none).
+    pub hash_key_size: u8,
     pub socket: i32,
     /// The port's own MAC address (source of frames the appliance makes).
     pub mac: [u8; 6],
@@ -46,6 +50,42 @@ pub struct PortSetup {
     pub tx_queues: u16,
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
+    /// How the device spreads packets over the RX queues.
+    pub rss: Rss,
+}
+
+/// The RSS a port is configured with when it has several RX queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rss {
+    /// The device's own key over IP, TCP and UDP fields: flows spread,
+    /// nothing more is promised.
+    Flows,
+    /// Only the client's address, as `steer` owns flows
+    /// (`flowtab::rss`): the source address on the agent-facing port, the
+    /// destination address on the others, under this key, with a
+    /// redirection table whose entry `j` names queue `(j mod 128) mod
+    /// queues`. Then a request, its NATed response and their fragments
+    /// arrive at the queue of the worker that owns them.
+    ClientAddress {
+        key: [u8; flowtab::rss::RSS_KEY_LEN],
+        client_is_source: bool,
+    },
+}
+
+/// What a started port's RSS does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssOutcome {
+    /// One RX queue, or a device that cannot hash: no RSS.
+    None,
+    /// Flows spread by the device's own hash.
+    Flows,
+    /// Packets arrive at their owner's queue, as [`Rss::ClientAddress`]
+    /// asked.
+    ClientAddress,
+    /// [`Rss::ClientAddress`] was asked for but the device cannot do it
+    /// exactly (the reason); it spreads flows by its own hash, and
+    /// packets away from their owner are handed over.
+    Approximate(&'static str),
 }
 
 /// Counters kept by the driver itself. `rx_missed`/`rx_nombuf` are packets the
@@ -66,6 +106,7 @@ pub struct NicStats {
 pub struct Port {
     info: PortInfo,
     started: bool,
+    rss: RssOutcome,
 }
 
 fn c_name(buf: &[c_char]) -> String {
@@ -114,6 +155,8 @@ impl PortInfo {
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             rss_offloads: info.flow_type_rss_offloads,
+            reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
             socket,
             mac: mac.addr_bytes,
         })
@@ -128,14 +171,43 @@ impl Port {
         let id = info.id;
         let subject = id.to_string();
         let mut conf: sys::rte_eth_conf = Default::default();
-        if setup.rx_queues > 1 {
-            // SAFETY: pure functions returning constants.
-            let wanted =
-                unsafe { sys::shim_rss_hf_ip() | sys::shim_rss_hf_udp() | sys::shim_rss_hf_tcp() };
-            let hf = wanted & info.rss_offloads;
-            if hf != 0 {
-                conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
-                conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        // SAFETY (all shim_rss_*): pure functions returning constants.
+        let flows = unsafe { sys::shim_rss_hf_ip() | sys::shim_rss_hf_udp() | sys::shim_rss_hf_tcp() };
+        let mut rss = RssOutcome::None;
+        // Outlives rte_eth_dev_configure, which copies it.
+        let mut key = [0u8; flowtab::rss::RSS_KEY_LEN];
+        if setup.rx_queues > 1 && flows & info.rss_offloads != 0 {
+            conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = flows & info.rss_offloads;
+            rss = RssOutcome::Flows;
+            if let Rss::ClientAddress {
+                key: k,
+                client_is_source,
+            } = setup.rss
+            {
+                let only = if client_is_source {
+                    unsafe { sys::shim_rss_hf_l3_src_only() }
+                } else {
+                    unsafe { sys::shim_rss_hf_l3_dst_only() }
+                };
+                let l3 = unsafe { sys::shim_rss_hf_l3() };
+                rss = if (l3 | only) & info.rss_offloads != l3 | only {
+                    RssOutcome::Approximate("the device cannot hash an address field alone")
+                } else if usize::from(info.hash_key_size) != key.len() {
+                    RssOutcome::Approximate("the device's RSS key is not 40 bytes")
+                } else if info.reta_size == 0
+                    || u32::from(info.reta_size) % flowtab::rss::RETA_ENTRIES != 0
+                {
+                    RssOutcome::Approximate(
+                        "the device's redirection table is not a multiple of 128 entries",
+                    )
+                } else {
+                    key = k;
+                    conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                    conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
+                    conf.rx_adv_conf.rss_conf.rss_hf = l3 | only;
+                    RssOutcome::ClientAddress
+                };
             }
         }
         // SAFETY: conf is fully initialised.
@@ -148,6 +220,7 @@ impl Port {
         let mut port = Port {
             info,
             started: false,
+            rss: RssOutcome::None,
         };
         let mut rxd = setup.rx_descriptors;
         let mut txd = setup.tx_descriptors;
@@ -203,7 +276,48 @@ impl Port {
             return Err(DpdkError::new("rte_eth_dev_start", subject, rc));
         }
         port.started = true;
+        if rss == RssOutcome::ClientAddress {
+            if let Err(e) = port.program_reta(setup.rx_queues) {
+                rss = RssOutcome::Approximate(e);
+            }
+        }
+        port.rss = rss;
         Ok(port)
+    }
+
+    /// Entry `j` of the device's redirection table names queue
+    /// `(j mod 128) mod queues`, so the queue of a hash is
+    /// `flowtab::rss::owner` of it.
+    fn program_reta(&self, queues: u16) -> std::result::Result<(), &'static str> {
+        // RTE_ETH_RETA_GROUP_SIZE entries a group; the largest tables
+        // (ice) have 2048.
+        const GROUP: usize = 64;
+        const MAX_GROUPS: usize = 2048 / GROUP;
+        let size = usize::from(self.info.reta_size);
+        let mut groups: [sys::rte_eth_rss_reta_entry64; MAX_GROUPS] = Default::default();
+        let Some(groups) = groups.get_mut(..size / GROUP) else {
+            return Err("the device's redirection table has more than 2048 entries");
+        };
+        for (g, group) in groups.iter_mut().enumerate() {
+            group.mask = u64::MAX;
+            for (i, entry) in group.reta.iter_mut().enumerate() {
+                let j = (g * GROUP + i) as u32;
+                *entry = flowtab::rss::owner(j, usize::from(queues)) as u16;
+            }
+        }
+        // SAFETY: valid, started port; `groups` holds reta_size entries.
+        let rc = unsafe {
+            sys::rte_eth_dev_rss_reta_update(self.info.id.0, groups.as_mut_ptr(), self.info.reta_size)
+        };
+        if rc != 0 {
+            return Err("the device refused the redirection table");
+        }
+        Ok(())
+    }
+
+    /// What the port's RSS does.
+    pub fn rss(&self) -> RssOutcome {
+        self.rss
     }
 
     pub fn id(&self) -> PortId {

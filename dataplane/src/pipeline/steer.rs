@@ -76,9 +76,11 @@ pub struct SteerShared {
     /// Per port: the shaped port's owner worker and the ring that feeds its
     /// scheduler (`None` for unshaped ports).
     pub shaped: Vec<Option<ShapedPort>>,
-    /// Keys the flow tables' hash (the same in every worker, so all agree
-    /// on which one owns a flow), so agents cannot choose colliding flows.
+    /// Keys the flow tables' hash, so agents cannot choose colliding flows.
     pub seed: u64,
+    /// The RSS key the ports hash client addresses with: every engine
+    /// computes a flow's owner under it ([`EngineConfig::rss_key`]).
+    pub rss_key: [u8; flowtab::rss::RSS_KEY_LEN],
     /// The packet pool the segments the engine builds (delayed binding's
     /// SYN-ACKs, ACKs, SYNs and replays) are allocated from.
     pub pool: Option<Arc<Mempool>>,
@@ -110,6 +112,7 @@ impl SteerShared {
         ports: usize,
         tsc_hz: u64,
         seed: u64,
+        rss_key: [u8; flowtab::rss::RSS_KEY_LEN],
     ) -> Result<SteerShared, String> {
         let table = config.build().map_err(|e| e.to_string())?;
         let models = steer::feedback::instance_models(&table, config.queue_wait_us_per_request)
@@ -138,6 +141,7 @@ impl SteerShared {
             models,
             shaped,
             seed,
+            rss_key,
             pool: None,
         })
     }
@@ -311,6 +315,7 @@ impl<'a> SteerPipeline<'a> {
                 flow_table_size: cfg.flow_table_size.div_ceil(conf.handoff.workers()),
                 flow_idle_ns: cfg.flow_idle_timeout_ms.saturating_mul(1_000_000),
                 seed: shared.seed,
+                rss_key: shared.rss_key,
                 fragments: FragmentLimits::default(),
                 // Like the flows: each worker records the prefixes of the
                 // clients it owns.

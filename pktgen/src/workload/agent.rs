@@ -43,6 +43,13 @@
 //! TCP segments and UDP datagrams shrink to keep 1500-byte IP packets
 //! (1436 / 1412 bytes of TCP payload over IPv4 / IPv6 instead of 1448).
 //!
+//! **`--agent-hosts N`**. The requests come from N agent hosts instead of
+//! six: each request's host is drawn from the second stream among
+//! [`agent_host`]`(0..N)`, so everything else about the requests stays as
+//! without it (the draws of the responses move on the second stream, so
+//! with `--responses` their timing differs). IPv4 only. For traffic that
+//! must spread by client address, as the bench's split by RSS does.
+//!
 //! **`--responses`**. The VIP answers every request with its 5-tuple
 //! reversed (IPv6 when the request was). TCP: a SYN-ACK half an RTT after
 //! the SYN, one ACK half an RTT after the client's FIN, then the response,
@@ -161,6 +168,23 @@ pub struct AgentOptions {
     pub tlv: TlvMode,
     /// Also generate the server's answers.
     pub responses: bool,
+    /// Spread the requests over this many agent hosts instead of the six
+    /// ([`agent_host`]), each request's host drawn from the second stream
+    /// (IPv4 only). `None`: the six.
+    pub hosts: Option<u32>,
+}
+
+/// Most agent hosts `--agent-hosts` takes.
+pub const MAX_AGENT_HOSTS: u32 = 65_000;
+
+/// Agent host `i` of an `--agent-hosts` population: the six hosts first
+/// (10.0.1.11–16), then consecutive addresses from 10.1.0.1.
+pub fn agent_host(i: u32) -> Ipv4Addr {
+    if i < 6 {
+        Ipv4Addr::new(10, 0, 1, 11 + i as u8)
+    } else {
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 1)) + (i - 6))
+    }
 }
 
 /// The inference VIP's IPv6 address (ULA), used by IPv6 requests.
@@ -265,7 +289,10 @@ pub fn generate_with(cfg: &WorkloadConfig, opts: &AgentOptions) -> Result<Vec<Pa
                 break;
             }
         }
-        let agent = agents[rng.gen_range(0..agents.len())];
+        let mut agent = agents[rng.gen_range(0..agents.len())];
+        if let Some(n) = opts.hosts.filter(|&n| n > 0) {
+            agent = Host::new(agent_host(aux.gen_range(0..n.min(MAX_AGENT_HOSTS))));
+        }
         let (kind, http) = request(&mut rng, cfg.max_flow_bytes);
         let mut sport = rng.gen_range(32768..61000);
         if opts.responses {
