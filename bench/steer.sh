@@ -206,18 +206,31 @@ done
 
 # ---------------------------------------------------------------------------
 # 3. Scaling: the same pipelines on two workers (--lcores 0@0,1@1,2@0: the
-#    main lcore shares CPU 0 with worker 2). The traffic is split by flow, as
-#    RSS would split it: queue 0 replays the seed-7 agent pcap, queue 1 a
-#    seed-8 pcap of other flows; with one worker, queue 0 alone. Flows whose
-#    owner is the other worker are handed over (counted in lcores[].handoffs).
+#    main lcore shares CPU 0 with worker 2). The traffic is split by flow,
+#    as RSS would split it on a NIC configured as docs/architecture.md says:
+#    an agent pcap from 64 hosts (seed 7) is split over port 0's two queues
+#    by `pktgen rss-split` (the Toeplitz hash of the source address under
+#    RSS_KEY, the key the steer config is given); with one worker the whole
+#    pcap replays into its one queue. Flows whose owner is the other worker
+#    would be handed over (lcores[].handoffs); with the split by the key
+#    there are none.
 # ---------------------------------------------------------------------------
-PCAP2=$DIR/agent-q1.pcap
-"$PKTGEN" write --workload agent --tlv ipv4 --seed 8 --packets "$PACKETS" -o "$PCAP2" >>"$DIR/pktgen.log" 2>&1 ||
-	bench_die "pktgen write (second queue) failed (see $DIR/pktgen.log)"
-scale_cfg() { # forward|steer -> config with a pool for two replayed pcaps
+RSS_KEY=6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa
+SCALE_PCAP=$DIR/agent-hosts.pcap
+"$PKTGEN" write --workload agent --tlv ipv4 --agent-hosts 64 --seed 7 --packets "$PACKETS" -o "$SCALE_PCAP" >>"$DIR/pktgen.log" 2>&1 ||
+	bench_die "pktgen write --agent-hosts failed (see $DIR/pktgen.log)"
+"$PKTGEN" rss-split --queues 2 --field source --key "$RSS_KEY" -o "$DIR/agent-hosts" "$SCALE_PCAP" >>"$DIR/pktgen.log" 2>&1 ||
+	bench_die "pktgen rss-split failed (see $DIR/pktgen.log)"
+Q0=$DIR/agent-hosts-q0.pcap Q1=$DIR/agent-hosts-q1.pcap
+bench_say "scaling traffic: $(grep '^queue' "$DIR/pktgen.log" | tr '\n' ';' | sed 's/;$//')"
+scale_cfg() { # forward|steer -> config with a pool for the replayed pcaps (and the RSS key)
 	local src=$FWD_CFG
 	[[ $1 == steer ]] && src=$STEER_CFG
 	sed -E "s/^mbufs = .*/mbufs = $((MBUFS * 2 + 1))/" "$src" >"$DIR/$1-scale.toml"
+	if [[ $1 == steer ]]; then
+		grep -q '^\[steer\]' "$DIR/$1-scale.toml" || bench_die "$STEER_TOML has no [steer] section"
+		sed -i "s/^\[steer\]/[steer]\nrss_key = \"$RSS_KEY\"/" "$DIR/$1-scale.toml"
+	fi
 	echo "$DIR/$1-scale.toml"
 }
 run_scaled() { # ROUND forward|steer WORKERS -> mpps handoffs
@@ -226,10 +239,10 @@ run_scaled() { # ROUND forward|steer WORKERS -> mpps handoffs
 	cfg=$(scale_cfg "$mode")
 	if [[ $mode == steer ]]; then nulls=2; else nulls=1; fi
 	if ((w == 1)); then
-		rx="net_pcap0,rx_pcap=$PCAP,infinite_rx=1" lcores=0,1
+		rx="net_pcap0,rx_pcap=$SCALE_PCAP,infinite_rx=1" lcores=0,1
 		local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix" -l "$lcores" --vdev "$rx")
 	else
-		rx="net_pcap0,rx_pcap=$PCAP,rx_pcap=$PCAP2,infinite_rx=1"
+		rx="net_pcap0,rx_pcap=$Q0,rx_pcap=$Q1,infinite_rx=1"
 		local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix" --lcores 0@0,1@1,2@0 --vdev "$rx")
 	fi
 	for ((p = 1; p <= nulls; p++)); do eal+=(--vdev "net_null$p,no-rx=1"); done
