@@ -174,21 +174,30 @@ for ((i = 1; i <= ROUNDS; i++)); do
 	f_mpps+=("$m")
 done
 # ---------------------------------------------------------------------------
-# 3. Scaling: tensor and forward on one and two workers.
+# 3. Scaling: tensor and forward on one and two workers. The traffic is
+#    split by flow as RSS would split it on a NIC configured as
+#    docs/architecture.md says for tensor: the seed-7 RoCEv2 pcap over port
+#    0's two queues by `pktgen rss-split --field ports` (the Toeplitz hash of
+#    the UDP 4-tuple under RSS_KEY, the key the tensor config is given); with
+#    one worker the whole pcap replays into its one queue.
 # ---------------------------------------------------------------------------
-PCAP2=$DIR/roce-q1.pcap
-"$PKTGEN" write --workload roce --seed 8 --packets "$PACKETS" -o "$PCAP2" >>"$DIR/pktgen.log" 2>&1 ||
-	bench_die "pktgen write (second queue) failed (see $DIR/pktgen.log)"
+RSS_KEY=6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa
+"$PKTGEN" rss-split --queues 2 --field ports --key "$RSS_KEY" -o "$DIR/roce" "$PCAP" >>"$DIR/pktgen.log" 2>&1 ||
+	bench_die "pktgen rss-split failed (see $DIR/pktgen.log)"
+Q0=$DIR/roce-q0.pcap Q1=$DIR/roce-q1.pcap
+bench_say "scaling traffic: $(grep '^queue' "$DIR/pktgen.log" | tail -n 2 | tr '\n' ';' | sed 's/;$//')"
 for mode in forward tensor; do
 	sed -E "s/^mbufs = .*/mbufs = $((MBUFS * 2 + 1))/" "$DIR/$mode.toml" >"$DIR/$mode-scale.toml"
 done
+grep -q '^\[tensor\]' "$DIR/tensor-scale.toml" || bench_die "$DIR/tensor.toml has no [tensor] section"
+sed -i "s/^\[tensor\]/[tensor]\nrss_key = \"$RSS_KEY\"/" "$DIR/tensor-scale.toml"
 run_scaled() { # ROUND forward|tensor WORKERS -> mpps handoffs
 	local i=$1 mode=$2 w=$3 prefix="tensor-$$-scale-$2-$3-$1" json="$DIR/scale-$2-$3w-$1.json" log="$DIR/scale-$2-$3w-$1.log" rc=0
 	local eal=(--no-huge -m 512 --no-pci --file-prefix "$prefix")
 	if ((w == 1)); then
 		eal+=(-l 0,1 --vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1")
 	else
-		eal+=(--lcores 0@0,1@1,2@0 --vdev "net_pcap0,rx_pcap=$PCAP,rx_pcap=$PCAP2,infinite_rx=1")
+		eal+=(--lcores 0@0,1@1,2@0 --vdev "net_pcap0,rx_pcap=$Q0,rx_pcap=$Q1,infinite_rx=1")
 	fi
 	eal+=(--vdev "net_null1,no-rx=1")
 	rm -f "$json"

@@ -380,6 +380,16 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A pipeline's `rss_key` (`flowtab::rss::parse_key`'s spelling), if set;
+/// `key` names it in the complaint.
+pub fn rss_key(
+    key: &str,
+    text: Option<&str>,
+) -> Result<Option<[u8; flowtab::rss::RSS_KEY_LEN]>, ConfigError> {
+    text.map(|t| flowtab::rss::parse_key(t).map_err(|why| ConfigError::expected(key, why, format_args!("\"{t}\""))))
+        .transpose()
+}
+
 impl ConfigError {
     /// "`key` must be `expected`, found `found`": the one shape of every
     /// complaint about a value.

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use crate::config::{Config, Pipeline};
 use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
-use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup, Rss, RssOutcome};
+use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup, Rss, RssFields, RssOutcome};
 use crate::metrics::MetricsServer;
 use crate::pipeline::steer::SteerShared;
 use crate::pipeline::tensor::TensorShared;
@@ -104,21 +104,20 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
     }
 
-    // Steering owns a flow on the worker whose queue the client address
-    // hashes to: the ports are asked to hash exactly that, under a key
-    // every engine shares (configured, or drawn once per process).
-    let rss_key = match &config.pipeline {
-        Pipeline::Steer(sc) => Some(
-            sc.rss_key()
-                .map_err(|e| anyhow!(e))?
-                .unwrap_or_else(|| {
-                    let mut key = [0u8; flowtab::rss::RSS_KEY_LEN];
-                    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-                    key
-                }),
-        ),
-        _ => None,
+    // A flow (steer) or QP (tensor) is owned by the worker whose queue
+    // RSS puts it on: the ports are asked to hash exactly the owning
+    // fields, under a key every engine shares (configured, or drawn once
+    // per process).
+    let configured_key = match &config.pipeline {
+        Pipeline::Forward => None,
+        Pipeline::Steer(sc) => sc.rss_key().map_err(|e| anyhow!(e))?,
+        Pipeline::Tensor(tc) => tc.rss_key().map_err(|e| anyhow!(e))?,
     };
+    let rss_key = configured_key.unwrap_or_else(|| {
+        let mut key = [0u8; flowtab::rss::RSS_KEY_LEN];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+        key
+    });
     let setup = PortSetup {
         rx_queues: queues,
         tx_queues: queues,
@@ -175,11 +174,14 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     for &p in &used {
         let info = infos[usize::from(p)].clone();
         let label = format!("{} ({})", info.id, info.name);
-        let rss = match (&config.pipeline, rss_key) {
-            (Pipeline::Steer(sc), Some(key)) => Rss::ClientAddress {
-                key,
-                client_is_source: p == sc.agent_port,
-            },
+        let owner = |fields| Rss::Owner {
+            key: rss_key,
+            fields,
+        };
+        let rss = match &config.pipeline {
+            Pipeline::Steer(sc) if p == sc.agent_port => owner(RssFields::SourceAddress),
+            Pipeline::Steer(_) => owner(RssFields::DestinationAddress),
+            Pipeline::Tensor(tc) if p == tc.host_port => owner(RssFields::Ports),
             _ => Rss::Flows,
         };
         let port = Port::start(info, PortSetup { rss, ..setup }, &pool)
@@ -286,7 +288,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 usize::from(nb_ports),
                 dpdk::tsc_hz(),
                 table_seed,
-                rss_key.unwrap_or([0; flowtab::rss::RSS_KEY_LEN]),
+                rss_key,
             )
             .map_err(|e| anyhow!(e))?
             .with_pool(Arc::clone(&pool));
@@ -295,7 +297,7 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         Pipeline::Tensor(tc) => {
             let (shared, predictor_cfg) =
-                tensor::build_shared(tc, usize::from(nb_ports), workers.len(), table_seed)?;
+                tensor::build_shared(tc, usize::from(nb_ports), workers.len(), table_seed, rss_key)?;
             telemetry.tensor = Some(TensorHandles {
                 counters: shared.counters.clone(),
                 predictor: Arc::clone(&shared.predictor),

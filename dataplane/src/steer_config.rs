@@ -271,12 +271,7 @@ pub const MAX_FLOW_TABLE: usize = 1 << 24;
 impl SteerConfig {
     /// The configured RSS key, if any.
     pub fn rss_key(&self) -> Result<Option<[u8; flowtab::rss::RSS_KEY_LEN]>, ConfigError> {
-        self.rss_key
-            .as_deref()
-            .map(|k| {
-                flowtab::rss::parse_key(k).map_err(|why| ConfigError(format!("steer.rss_key: {why}")))
-            })
-            .transpose()
+        crate::config::rss_key("steer.rss_key", self.rss_key.as_deref())
     }
 
     /// Checks what serde cannot and builds the service table.

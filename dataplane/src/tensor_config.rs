@@ -81,6 +81,12 @@ pub struct TensorConfig {
     /// RoCE NIC checks it anyway).
     #[serde(default = "default_icrc_check_every")]
     pub icrc_check_every: u32,
+    /// The RSS key the host port hashes a QP's UDP 4-tuple with, 80
+    /// hexadecimal digits; unset, one is drawn at random per process.
+    /// Which worker owns a QP is the queue this hash selects
+    /// (`flowtab::rss`).
+    #[serde(default)]
+    pub rss_key: Option<String>,
     /// Decrement the IPv4 TTL (router mode); a TTL that would reach 0 is a
     /// counted drop.
     #[serde(default)]
@@ -262,6 +268,11 @@ fn default_node_capacity() -> f64 {
 pub use tensor::engine::OverlayPath as TensorPath;
 
 impl TensorConfig {
+    /// The configured RSS key, if any.
+    pub fn rss_key(&self) -> Result<Option<[u8; flowtab::rss::RSS_KEY_LEN]>, ConfigError> {
+        crate::config::rss_key("tensor.rss_key", self.rss_key.as_deref())
+    }
+
     /// The QP thresholds, checked.
     pub fn thresholds(&self) -> Result<QpThresholds, ConfigError> {
         let q = &self.qp;

@@ -57,12 +57,12 @@ arguments after `--` go to DPDK's EAL; its first lcore waits, the second runs th
         after_help = "Examples:\n  pktgen send --pcap mix.pcap --tx-port 0 --rx-port 1 --duration 5 -- \\\n      --no-huge -m 512 --no-pci -l 0,1 --file-prefix gen \\\n      --vdev net_af_packet0,iface=vethA --vdev net_af_packet1,iface=vethB"
     )]
     Send(SendArgs),
-    /// Split a pcap over RX queues as a NIC's RSS on one address field would
+    /// Split a pcap over RX queues as a NIC's RSS on an address or the 4-tuple would
     #[command(
         long_about = "Splits a pcap over N receive queues the way a NIC configured as \
 docs/architecture.md (RSS on a real NIC) spreads it: the Toeplitz hash of one IP address \
-field (the source, or the destination) under --key, read through a redirection table whose \
-entry j names queue (j mod 128) mod N. Frames without an IPv4 or IPv6 header go to queue 0. \
+field (the source, or the destination), or of the TCP/UDP 4-tuple, under --key, read through a redirection table whose \
+entry j names queue (j mod 128) mod N. Frames without those fields go to queue 0. \
 Writes PREFIX-q0.pcap ... PREFIX-q<N-1>.pcap and prints the packets and distinct addresses \
 per queue.",
         after_help = "Example:\n  pktgen rss-split agent.pcap --queues 2 --field source \\\n      --key 6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa -o agent"
@@ -146,46 +146,59 @@ pub struct RssSplitArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub queues: u16,
     /// The address field hashed
-    #[arg(long, value_enum, default_value_t = AddressField::Source)]
-    pub field: AddressField,
+    #[arg(long, value_enum, default_value_t = RssField::Source)]
+    pub field: RssField,
     /// Output prefix: writes PREFIX-q<i>.pcap
     #[arg(short, long, value_name = "PREFIX")]
     pub output: PathBuf,
 }
 
-/// Which IP address RSS hashes (`--field`).
+/// What RSS hashes (`--field`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AddressField {
+pub enum RssField {
     /// The source address (a steering port facing the agents).
     Source,
     /// The destination address (a steering port facing the instances).
     Destination,
+    /// The TCP/UDP 4-tuple: source and destination address, source and
+    /// destination port (a tensor host port).
+    Ports,
 }
 
-/// The bytes of `frame`'s address `field`, if it has an IPv4 or IPv6
-/// header.
-pub fn address_field(frame: &[u8], field: AddressField) -> Option<&[u8]> {
+/// The bytes a NIC hashes for `field` in `frame`, in wire order, if it
+/// has them: an address, or the 4-tuple (addresses, then ports).
+pub fn rss_input(frame: &[u8], field: RssField) -> Option<Vec<u8>> {
     let p = classifier::parse(frame).ok()?;
-    let (offset, len) = match (p.l3_kind, field) {
-        (classifier::L3Kind::Ipv4, AddressField::Source) => (12, 4),
-        (classifier::L3Kind::Ipv4, AddressField::Destination) => (16, 4),
-        (classifier::L3Kind::Ipv6, AddressField::Source) => (8, 16),
-        (classifier::L3Kind::Ipv6, AddressField::Destination) => (24, 16),
+    let (src, dst) = match p.l3_kind {
+        classifier::L3Kind::Ipv4 => (12..16, 16..20),
+        classifier::L3Kind::Ipv6 => (8..24, 24..40),
         _ => return None,
     };
-    let at = usize::from(p.l3_offset) + offset;
-    frame.get(at..at + len)
+    let at = usize::from(p.l3_offset);
+    let addr = |r: std::ops::Range<usize>| frame.get(at + r.start..at + r.end);
+    match field {
+        RssField::Source => addr(src).map(<[u8]>::to_vec),
+        RssField::Destination => addr(dst).map(<[u8]>::to_vec),
+        RssField::Ports => {
+            let f = p.flow.filter(|_| !p.is_fragment())?;
+            let mut v = addr(src)?.to_vec();
+            v.extend_from_slice(addr(dst)?);
+            v.extend_from_slice(&f.src_port.to_be_bytes());
+            v.extend_from_slice(&f.dst_port.to_be_bytes());
+            Some(v)
+        }
+    }
 }
 
 /// The queue a NIC hashing `field` under `toeplitz` delivers `frame` to
-/// (queue 0 when it has no IP header to hash).
+/// (queue 0 when it has nothing to hash).
 pub fn rss_queue(
     toeplitz: &flowtab::rss::Toeplitz,
-    field: AddressField,
+    field: RssField,
     queues: usize,
     frame: &[u8],
 ) -> usize {
-    address_field(frame, field).map_or(0, |a| flowtab::rss::owner(toeplitz.hash(a), queues))
+    rss_input(frame, field).map_or(0, |i| flowtab::rss::owner(toeplitz.hash(&i), queues))
 }
 
 /// `pktgen rss-split`: one pcap per queue, and a line per queue.
@@ -198,8 +211,8 @@ pub fn run_rss_split(args: &RssSplitArgs, out: &mut dyn Write) -> Result<(), Err
     for r in pcap::read_file(&args.input)? {
         let q = rss_queue(&toeplitz, args.field, queues, &r.data);
         if let Some((packets, addresses)) = split.get_mut(q) {
-            if let Some(a) = address_field(&r.data, args.field) {
-                addresses.insert(a.to_vec());
+            if let Some(a) = rss_input(&r.data, args.field) {
+                addresses.insert(a);
             }
             packets.push(crate::Packet {
                 ts_ns: r.ts_ns,
@@ -212,7 +225,7 @@ pub fn run_rss_split(args: &RssSplitArgs, out: &mut dyn Write) -> Result<(), Err
         pcap::write_file(&path, TsResolution::Micro, packets)?;
         writeln!(
             out,
-            "queue {q}: {} packets from {} addresses -> {}",
+            "queue {q}: {} packets of {} distinct hash inputs -> {}",
             packets.len(),
             addresses.len(),
             path.display()

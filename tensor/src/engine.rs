@@ -31,6 +31,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
+use flowtab::rss::Toeplitz;
 
 use classifier::ipv4::Ipv4Packet;
 use classifier::ipv6::Ipv6Packet;
@@ -71,12 +72,6 @@ pub const FEATURE_BATCH: usize = 128;
 const COALESCE_SLOTS: usize = 64;
 const _: () = assert!(FEATURE_BATCH < 256, "open record indices are u8");
 
-/// Which of `workers` owns the QP with this key hash: the high bits, so
-/// the choice is independent of the table slot (the low bits).
-#[inline]
-pub fn owner(hash: u32, workers: usize) -> usize {
-    flowtab::owner(hash, workers)
-}
 
 /// An overlay path to the peer appliance, checked.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -182,9 +177,13 @@ pub struct EngineConfig {
     pub reorder_window: usize,
     /// How long a gap is waited for.
     pub reorder_timeout_ns: u64,
-    /// Keys the QP table's hash; the same for every engine of an
-    /// appliance, so all agree on which owns a QP.
+    /// Keys the QP table's hash, so senders cannot aim collisions.
     pub seed: u64,
+    /// The host port's RSS key ([`flowtab::rss`]): a QP belongs to the
+    /// worker whose queue a NIC hashing its UDP 4-tuple under this key
+    /// delivers it to ([`Engine::owner_of`]). The same for every engine
+    /// of an appliance, so all agree.
+    pub rss_key: [u8; flowtab::rss::RSS_KEY_LEN],
 }
 
 /// A RoCEv2 packet's QP: its key and the key's hash.
@@ -367,6 +366,8 @@ pub struct Engine<T> {
     /// hash's low bits; 0 none): a direct-mapped guess, checked, so a
     /// collision only costs a second record.
     open: [u8; COALESCE_SLOTS],
+    /// The NIC's hash of a QP's 4-tuple ([`Engine::owner_of`]).
+    rss: Toeplitz,
 }
 
 impl<T> Engine<T> {
@@ -393,6 +394,7 @@ impl<T> Engine<T> {
             ..OffloadConfig::default()
         };
         Engine {
+            rss: Toeplitz::new(&cfg.rss_key),
             qps: QpTable::new(cfg.qp_table_size, cfg.seed),
             reorder,
             weights,
@@ -438,6 +440,21 @@ impl<T> Engine<T> {
             key,
             hash: self.qps.hash(&key),
         })
+    }
+
+    /// Which of `workers` owns `qp`: the queue a NIC hashing its UDP
+    /// 4-tuple under the RSS key delivers it to (`flowtab::rss`). A QP's
+    /// 5-tuple is fixed, so all its packets, and the slices of its
+    /// messages at the decapsulating appliance (keyed by the inner
+    /// header), meet one engine.
+    #[inline]
+    pub fn owner_of(&self, qp: &Qp, workers: usize) -> usize {
+        if workers < 2 {
+            return 0;
+        }
+        let k = &qp.key;
+        let hash = self.rss.hash_ports(&k.src_addr, &k.dst_addr, k.src_port, k.dst_port);
+        flowtab::rss::owner(hash, workers)
     }
 
     /// The QP of a host-side RoCEv2 packet found by

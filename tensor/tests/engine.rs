@@ -11,7 +11,7 @@ use classifier::{parse, BthOpcode};
 use tensor::egress::QueueMeta;
 use tensor::encap::EncapError;
 use tensor::engine::{
-    class_of, heuristic_semantics, interleave_lanes, is_fresh, owner, phase_of, slice_of, Delivery,
+    class_of, heuristic_semantics, interleave_lanes, is_fresh, phase_of, slice_of, Delivery,
     Engine, EngineConfig, NetworkClass, Node, NodeWeights, OverlayPath, Refusal, Send, Verdict,
     PREDICTION_MAX_AGE_NS,
 };
@@ -131,6 +131,7 @@ fn config(paths: Vec<OverlayPath>, local: Ipv4Addr) -> EngineConfig {
         reorder_window: 512,
         reorder_timeout_ns: 1_000_000_000,
         seed: SEED,
+        rss_key: [0x6d; 40],
     }
 }
 
@@ -465,14 +466,17 @@ fn both_sides_key_a_qp_alike_so_one_worker_owns_it() {
         };
         assert_eq!(net.qp, host_side);
         for workers in 1..=4 {
-            assert!(owner(net.qp.hash, workers) < workers);
+            let owner = egress.owner_of(&net.qp, workers);
+            assert!(owner < workers);
+            assert_eq!(owner, ingress.owner_of(&host_side, workers));
         }
     }
-    // Hashes spread QPs over the workers.
+    // The owner is the queue RSS on the UDP 4-tuple gives (the two ends
+    // share the key): QPs of different 4-tuples spread over the workers.
     let owners: std::collections::HashSet<usize> = (0..64)
         .map(|q| {
-            let f = rocev2(host(1), host(2), q, 0x04, 0, None, 10);
-            owner(ingress.qp_of(&parse(&f).unwrap()).unwrap().hash, 2)
+            let f = rocev2(host(1 + q as u8), host(2), q, 0x04, 0, None, 10);
+            ingress.owner_of(&ingress.qp_of(&parse(&f).unwrap()).unwrap(), 2)
         })
         .collect();
     assert_eq!(owners.len(), 2);

@@ -60,16 +60,25 @@ pub enum Rss {
     /// The device's own key over IP, TCP and UDP fields: flows spread,
     /// nothing more is promised.
     Flows,
-    /// Only the client's address, as `steer` owns flows
-    /// (`flowtab::rss`): the source address on the agent-facing port, the
-    /// destination address on the others, under this key, with a
-    /// redirection table whose entry `j` names queue `(j mod 128) mod
-    /// queues`. Then a request, its NATed response and their fragments
-    /// arrive at the queue of the worker that owns them.
-    ClientAddress {
+    /// Exactly `fields` hashed under `key`, with a redirection table whose
+    /// entry `j` names queue `(j mod 128) mod queues`: the placement
+    /// `flowtab::rss` computes, so a packet arrives at the queue of the
+    /// worker that owns its flow.
+    Owner {
         key: [u8; flowtab::rss::RSS_KEY_LEN],
-        client_is_source: bool,
+        fields: RssFields,
     },
+}
+
+/// What [`Rss::Owner`] hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssFields {
+    /// The source address alone (`steer`'s agent-facing port).
+    SourceAddress,
+    /// The destination address alone (`steer`'s instance-facing ports).
+    DestinationAddress,
+    /// The TCP/UDP 4-tuple (`tensor`'s host port: a QP's 5-tuple is fixed).
+    Ports,
 }
 
 /// What a started port's RSS does.
@@ -79,10 +88,9 @@ pub enum RssOutcome {
     None,
     /// Flows spread by the device's own hash.
     Flows,
-    /// Packets arrive at their owner's queue, as [`Rss::ClientAddress`]
-    /// asked.
-    ClientAddress,
-    /// [`Rss::ClientAddress`] was asked for but the device cannot do it
+    /// Packets arrive at their owner's queue, as [`Rss::Owner`] asked.
+    Owner,
+    /// [`Rss::Owner`] was asked for but the device cannot do it
     /// exactly (the reason); it spreads flows by its own hash, and
     /// packets away from their owner are handed over.
     Approximate(&'static str),
@@ -180,19 +188,18 @@ impl Port {
             conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = flows & info.rss_offloads;
             rss = RssOutcome::Flows;
-            if let Rss::ClientAddress {
-                key: k,
-                client_is_source,
-            } = setup.rss
-            {
-                let only = if client_is_source {
-                    unsafe { sys::shim_rss_hf_l3_src_only() }
-                } else {
-                    unsafe { sys::shim_rss_hf_l3_dst_only() }
+            if let Rss::Owner { key: k, fields } = setup.rss {
+                let wanted = match fields {
+                    RssFields::SourceAddress => unsafe {
+                        sys::shim_rss_hf_l3() | sys::shim_rss_hf_l3_src_only()
+                    },
+                    RssFields::DestinationAddress => unsafe {
+                        sys::shim_rss_hf_l3() | sys::shim_rss_hf_l3_dst_only()
+                    },
+                    RssFields::Ports => unsafe { sys::shim_rss_hf_udp() | sys::shim_rss_hf_tcp() },
                 };
-                let l3 = unsafe { sys::shim_rss_hf_l3() };
-                rss = if (l3 | only) & info.rss_offloads != l3 | only {
-                    RssOutcome::Approximate("the device cannot hash an address field alone")
+                rss = if wanted & info.rss_offloads != wanted {
+                    RssOutcome::Approximate("the device cannot hash exactly those fields")
                 } else if usize::from(info.hash_key_size) != key.len() {
                     RssOutcome::Approximate("the device's RSS key is not 40 bytes")
                 } else if info.reta_size == 0
@@ -205,8 +212,8 @@ impl Port {
                     key = k;
                     conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
                     conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
-                    conf.rx_adv_conf.rss_conf.rss_hf = l3 | only;
-                    RssOutcome::ClientAddress
+                    conf.rx_adv_conf.rss_conf.rss_hf = wanted;
+                    RssOutcome::Owner
                 };
             }
         }
@@ -276,7 +283,7 @@ impl Port {
             return Err(DpdkError::new("rte_eth_dev_start", subject, rc));
         }
         port.started = true;
-        if rss == RssOutcome::ClientAddress {
+        if rss == RssOutcome::Owner {
             if let Err(e) = port.program_reta(setup.rx_queues) {
                 rss = RssOutcome::Approximate(e);
             }

@@ -41,7 +41,7 @@ use classifier::{parse, ParseError, ParsedPacket, RocePacket};
 use crossbeam_queue::ArrayQueue;
 use tensor::egress::{PortQueue, QueueMeta};
 use tensor::engine::{
-    owner, Delivery, Engine, EngineConfig, NetworkClass, Node, NodeWeights, Qp, Refusal, Verdict,
+    Delivery, Engine, EngineConfig, NetworkClass, Node, NodeWeights, Qp, Refusal, Verdict,
 };
 use tensor::metadata::{MetadataKey, MetadataKeys};
 use tensor::stats::{PredictorCounters, TensorCounters};
@@ -257,6 +257,8 @@ impl<'a> TensorWorker<'a> {
         let mut parsed = std::mem::take(&mut self.parsed);
         let mut roce = std::mem::take(&mut self.roce);
         let mut seen = [Seen::Unparsed; MAX_BURST];
+        // Each packet's owner worker (this one for what has no QP).
+        let mut owners = [me; MAX_BURST];
         {
             let packets = burst.as_slice();
             for m in packets.iter().take(PREFETCH_AHEAD) {
@@ -290,13 +292,24 @@ impl<'a> TensorWorker<'a> {
                     Seen::Network(self.engine.classify_network(m.data(), p))
                 };
             }
+            if workers > 1 {
+                for (s, o) in seen.iter().zip(owners.iter_mut()).take(packets.len()) {
+                    match s {
+                        Seen::Host(Some(qp)) => *o = self.engine.owner_of(qp, workers),
+                        Seen::Network(NetworkClass::Overlay(ov)) => {
+                            *o = self.engine.owner_of(&ov.qp, workers)
+                        }
+                        _ => {}
+                    }
+                }
+            }
             // Only this worker's QPs: another worker's are handed over
             // without a lookup here, and warming their lines in this
             // worker's table would only cost misses.
             let mut warm = 0u32;
-            for s in seen.iter().take(packets.len()) {
+            for (s, &o) in seen.iter().zip(&owners).take(packets.len()) {
                 if let Seen::Host(Some(qp)) = s {
-                    if workers < 2 || owner(qp.hash, workers) == me {
+                    if o == me {
                         warm ^= self.engine.warm(qp.hash);
                     }
                 }
@@ -314,6 +327,7 @@ impl<'a> TensorWorker<'a> {
         let handoff = self.handoff;
         burst.drain_into(|mut m| {
             let s = seen.get(i).copied().unwrap_or(Seen::Unparsed);
+            let to = owners.get(i).copied().unwrap_or(me);
             let r = roce.get(i).and_then(Option::as_ref);
             i += 1;
             rx_bytes += u64::from(m.pkt_len());
@@ -324,12 +338,8 @@ impl<'a> TensorWorker<'a> {
                     QueueMeta::BEST_EFFORT,
                     counters,
                 ),
-                Seen::Host(Some(qp)) if owner(qp.hash, workers) != me => {
-                    handoff.send(owner(qp.hash, workers), m, lcore);
-                    Ok(())
-                }
-                Seen::Network(NetworkClass::Overlay(o)) if owner(o.qp.hash, workers) != me => {
-                    handoff.send(owner(o.qp.hash, workers), m, lcore);
+                Seen::Host(Some(_)) | Seen::Network(NetworkClass::Overlay(_)) if to != me => {
+                    handoff.send(to, m, lcore);
                     Ok(())
                 }
                 Seen::Host(qp) => match (qp, r) {
@@ -531,12 +541,14 @@ pub fn run(conf: &WorkerConf, shared: &TensorShared) {
 
 /// Builds what the tensor workers and the predictor thread share, checking
 /// everything that can fail (key file, thresholds, predictor) before EAL
-/// launches anything. `seed` keys the QP tables' hash.
+/// launches anything. `seed` keys the QP tables' hash; `rss_key` is the
+/// host port's RSS key, which places QPs on workers.
 pub fn build_shared(
     cfg: &TensorConfig,
     nb_ports: usize,
     workers: usize,
     seed: u64,
+    rss_key: [u8; flowtab::rss::RSS_KEY_LEN],
 ) -> anyhow::Result<(TensorShared, tensor::predict::PredictorConfig)> {
     let thresholds = cfg.thresholds()?;
     let paths = cfg.paths()?;
@@ -587,6 +599,7 @@ pub fn build_shared(
         reorder_window: cfg.reorder_window,
         reorder_timeout_ns: cfg.reorder_timeout_us.saturating_mul(1000),
         seed,
+        rss_key,
     };
     // A shaped port's ring holds what its scheduler can: its three strict
     // bands and the WDRR stage.
