@@ -386,8 +386,11 @@ pub fn rss_key(
     key: &str,
     text: Option<&str>,
 ) -> Result<Option<[u8; flowtab::rss::RSS_KEY_LEN]>, ConfigError> {
-    text.map(|t| flowtab::rss::parse_key(t).map_err(|why| ConfigError::expected(key, why, format_args!("\"{t}\""))))
-        .transpose()
+    text.map(|t| {
+        flowtab::rss::parse_key(t)
+            .map_err(|why| ConfigError::expected(key, why, format_args!("\"{t}\"")))
+    })
+    .transpose()
 }
 
 impl ConfigError {

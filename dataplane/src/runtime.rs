@@ -19,7 +19,9 @@ use std::sync::OnceLock;
 
 use crate::config::{Config, Pipeline};
 use crate::control_plane::{self, ControlPlane, MonoClock, StatsFn};
-use crate::dpdk::{self, Eal, Mempool, Port, PortId, PortInfo, PortSetup, Rss, RssFields, RssOutcome};
+use crate::dpdk::{
+    self, Eal, Mempool, Port, PortId, PortInfo, PortSetup, Rss, RssFields, RssOutcome,
+};
 use crate::metrics::MetricsServer;
 use crate::pipeline::steer::SteerShared;
 use crate::pipeline::tensor::TensorShared;
@@ -296,8 +298,13 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
             WorkerShared::Steer(Arc::new(shared))
         }
         Pipeline::Tensor(tc) => {
-            let (shared, predictor_cfg) =
-                tensor::build_shared(tc, usize::from(nb_ports), workers.len(), table_seed, rss_key)?;
+            let (shared, predictor_cfg) = tensor::build_shared(
+                tc,
+                usize::from(nb_ports),
+                workers.len(),
+                table_seed,
+                rss_key,
+            )?;
             telemetry.tensor = Some(TensorHandles {
                 counters: shared.counters.clone(),
                 predictor: Arc::clone(&shared.predictor),

@@ -76,10 +76,9 @@ impl Toeplitz {
     /// past [`MAX_INPUT`] are not hashed.
     #[inline]
     pub fn hash(&self, input: &[u8]) -> u32 {
-        self.by_byte
-            .iter()
-            .zip(input)
-            .fold(0, |h, (table, &b)| h ^ table.get(usize::from(b)).copied().unwrap_or(0))
+        self.by_byte.iter().zip(input).fold(0, |h, (table, &b)| {
+            h ^ table.get(usize::from(b)).copied().unwrap_or(0)
+        })
     }
 
     /// The hash of an address as a NIC hashes one address field: the four
@@ -162,7 +161,8 @@ mod tests {
     use super::*;
 
     /// The key of Microsoft's "Verifying the RSS Hash Calculation".
-    const MS_KEY: &str = "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa";
+    const MS_KEY: &str =
+        "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa";
 
     fn v4(a: [u8; 4]) -> [u8; 16] {
         let mut m = [0u8; 16];
@@ -195,10 +195,29 @@ mod tests {
     fn microsofts_ipv4_tcp_vectors_by_ports() {
         let t = Toeplitz::new(&parse_key(MS_KEY).unwrap());
         // (source, source port, destination, destination port, hash).
-        let cases: [([u8; 4], u16, [u8; 4], u16, u32); 3] = [
-            ([66, 9, 149, 187], 2794, [161, 142, 100, 80], 1766, 0x51cc_c178),
-            ([199, 92, 111, 2], 14230, [65, 69, 140, 83], 4739, 0xc626_b0ea),
-            ([24, 19, 198, 95], 12898, [12, 22, 207, 184], 38024, 0x5c2b_394a),
+        type Case = ([u8; 4], u16, [u8; 4], u16, u32);
+        let cases: [Case; 3] = [
+            (
+                [66, 9, 149, 187],
+                2794,
+                [161, 142, 100, 80],
+                1766,
+                0x51cc_c178,
+            ),
+            (
+                [199, 92, 111, 2],
+                14230,
+                [65, 69, 140, 83],
+                4739,
+                0xc626_b0ea,
+            ),
+            (
+                [24, 19, 198, 95],
+                12898,
+                [12, 22, 207, 184],
+                38024,
+                0x5c2b_394a,
+            ),
         ];
         for (src, sport, dst, dport, want) in cases {
             assert_eq!(t.hash_ports(&v4(src), &v4(dst), sport, dport), want);
@@ -246,7 +265,9 @@ mod tests {
             .collect::<Vec<_>>()
             .join(":");
         assert_eq!(parse_key(&colons).unwrap(), k);
-        assert!(parse_key("6d5a").unwrap_err().contains("80 hexadecimal digits"));
+        assert!(parse_key("6d5a")
+            .unwrap_err()
+            .contains("80 hexadecimal digits"));
         let bad = format!("zz{}", &MS_KEY[2..]);
         assert!(parse_key(&bad).unwrap_err().contains("'z'"));
     }

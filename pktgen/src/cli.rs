@@ -203,7 +203,8 @@ pub fn rss_queue(
 
 /// `pktgen rss-split`: one pcap per queue, and a line per queue.
 pub fn run_rss_split(args: &RssSplitArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let key = flowtab::rss::parse_key(&args.key).map_err(|e| Error::Usage(format!("--key: {e}")))?;
+    let key =
+        flowtab::rss::parse_key(&args.key).map_err(|e| Error::Usage(format!("--key: {e}")))?;
     let toeplitz = flowtab::rss::Toeplitz::new(&key);
     let queues = usize::from(args.queues);
     let mut split: Vec<(Vec<crate::Packet>, std::collections::HashSet<Vec<u8>>)> =

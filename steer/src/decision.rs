@@ -572,8 +572,8 @@ fn decide(
             let better = best.as_ref().map_or(true, |(s, l, c)| {
                 let within_error = class.is_interactive()
                     && (score - s).abs() <= ttft_error_between(d, ii, c.instance);
-                let tie = (near(score, *s) || within_error)
-                    && near(predicted.net_us, c.predicted.net_us);
+                let tie =
+                    (near(score, *s) || within_error) && near(predicted.net_us, c.predicted.net_us);
                 if tie {
                     load < *l
                 } else {

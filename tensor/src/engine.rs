@@ -28,10 +28,10 @@
 //! Everything is allocated in [`Engine::new`]; per packet nothing
 //! allocates and nothing panics.
 
+use flowtab::rss::Toeplitz;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
-use flowtab::rss::Toeplitz;
 
 use classifier::ipv4::Ipv4Packet;
 use classifier::ipv6::Ipv6Packet;
@@ -71,7 +71,6 @@ pub const FEATURE_BATCH: usize = 128;
 /// Direct-mapped slots that find a QP's open feature record.
 const COALESCE_SLOTS: usize = 64;
 const _: () = assert!(FEATURE_BATCH < 256, "open record indices are u8");
-
 
 /// An overlay path to the peer appliance, checked.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -453,7 +452,9 @@ impl<T> Engine<T> {
             return 0;
         }
         let k = &qp.key;
-        let hash = self.rss.hash_ports(&k.src_addr, &k.dst_addr, k.src_port, k.dst_port);
+        let hash = self
+            .rss
+            .hash_ports(&k.src_addr, &k.dst_addr, k.src_port, k.dst_port);
         flowtab::rss::owner(hash, workers)
     }
 

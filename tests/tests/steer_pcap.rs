@@ -1301,11 +1301,20 @@ on_one_and_two_workers!(
 /// handed over, and all of it is steered.
 #[test]
 fn traffic_split_by_the_configured_rss_key_reaches_its_owner_without_handoff() {
-    const KEY: &str = "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa";
+    const KEY: &str =
+        "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa";
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("agent.pcap");
     let status = Command::new(bin_under_test("pktgen"))
-        .args(["write", "--workload", "agent", "--seed", "31", "--packets", "3000"])
+        .args([
+            "write",
+            "--workload",
+            "agent",
+            "--seed",
+            "31",
+            "--packets",
+            "3000",
+        ])
         .args(["--tlv", "ipv4", "--agent-hosts", "40", "-o"])
         .arg(&input)
         .stdout(Stdio::null())
@@ -1313,7 +1322,16 @@ fn traffic_split_by_the_configured_rss_key_reaches_its_owner_without_handoff() {
         .expect("spawn pktgen");
     assert!(status.success(), "pktgen write --agent-hosts failed");
     let split = Command::new(bin_under_test("pktgen"))
-        .args(["rss-split", "--queues", "2", "--field", "source", "--key", KEY, "-o"])
+        .args([
+            "rss-split",
+            "--queues",
+            "2",
+            "--field",
+            "source",
+            "--key",
+            KEY,
+            "-o",
+        ])
         .arg(dir.path().join("agents"))
         .arg(&input)
         .output()
@@ -1351,7 +1369,11 @@ fn traffic_split_by_the_configured_rss_key_reaches_its_owner_without_handoff() {
     );
     let json = dir.path().join("stats.json");
     let (out, stats) = run_forward(&config, 2.0, &eal, &json);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stats = stats.expect("stats json");
     assert_eq!(stats["totals"]["balanced"], true, "{}", stats["totals"]);
     assert_eq!(handoffs(&stats), 0, "{}", stats["lcores"]);
@@ -1361,7 +1383,11 @@ fn traffic_split_by_the_configured_rss_key_reaches_its_owner_without_handoff() {
         .iter()
         .map(|l| l["rx_packets"].as_u64().unwrap_or(0))
         .collect();
-    assert!(per_worker.iter().all(|&n| n > 300), "{per_worker:?} {}", stats["lcores"]);
+    assert!(
+        per_worker.iter().all(|&n| n > 300),
+        "{per_worker:?} {}",
+        stats["lcores"]
+    );
     assert_eq!(
         frames_of(&edge).len() + frames_of(&centre).len(),
         frames(&input).len(),

@@ -833,3 +833,79 @@ on_one_and_two_workers!(
     tampered_metadata_tlvs_are_caught_and_buy_nothing,
     a_damaged_overlay_frame_is_a_counted_drop_never_delivered,
 );
+
+/// With the host port's RSS key in the config, a NIC hashing the UDP
+/// 4-tuple as `docs/architecture.md` says delivers every QP to the worker
+/// that owns it: RoCEv2 traffic split that way (`pktgen rss-split --field
+/// ports`, the documented hash computed outside the appliance) is never
+/// handed over, and all of it is forwarded.
+#[test]
+fn qps_split_by_the_configured_rss_key_reach_their_owner_without_handoff() {
+    const KEY: &str =
+        "6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa";
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("roce.pcap");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin_under_test("pktgen"))
+            .args(args)
+            .output()
+            .expect("spawn pktgen");
+        assert!(
+            out.status.success(),
+            "pktgen {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let input_s = input.to_str().unwrap();
+    run(&[
+        "write",
+        "--workload",
+        "roce",
+        "--seed",
+        "5",
+        "--packets",
+        "4000",
+        "-o",
+        input_s,
+    ]);
+    let prefix = dir.path().join("host");
+    run(&[
+        "rss-split",
+        "--queues",
+        "2",
+        "--field",
+        "ports",
+        "--key",
+        KEY,
+        "-o",
+        prefix.to_str().unwrap(),
+        input_s,
+    ]);
+    let workers = Workers::Two;
+    let rx = workers.queue_files(dir.path(), "host");
+    assert!(
+        rx.iter().all(|q| frames(q).len() > 400),
+        "both queues get QPs"
+    );
+    let config = route_config(dir.path(), &RouteKnobs::default());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("[tensor]\n", &format!("[tensor]\nrss_key = \"{KEY}\"\n"), 1),
+    )
+    .unwrap();
+    let (outs, stats) = run_appliance(dir.path(), "rss", &config, &rx, &[], 2, 2.0, workers);
+    assert_eq!(handoffs(&stats), 0, "{}", stats["lcores"]);
+    let per_worker: Vec<u64> = stats["lcores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rx_packets"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(per_worker.iter().all(|&n| n > 400), "{per_worker:?}");
+    assert_eq!(
+        outs[1].len(),
+        frames(&input).len(),
+        "every packet forwarded"
+    );
+}

@@ -16,7 +16,9 @@ pub use error::{DpdkError, Result};
 pub use lcore::{launch, LcoreId};
 pub use mbuf::{Mbuf, MbufBurst, MAX_BURST};
 pub use mempool::{Mempool, DEFAULT_BUF_SIZE, MBUF_DATA_ROOM};
-pub use port::{NicStats, Port, PortId, PortInfo, PortSetup, Rss, RssFields, RssOutcome, MAX_PORTS};
+pub use port::{
+    NicStats, Port, PortId, PortInfo, PortSetup, Rss, RssFields, RssOutcome, MAX_PORTS,
+};
 
 /// Reads the time-stamp counter.
 #[inline]

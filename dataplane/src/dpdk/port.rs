@@ -180,7 +180,8 @@ impl Port {
         let subject = id.to_string();
         let mut conf: sys::rte_eth_conf = Default::default();
         // SAFETY (all shim_rss_*): pure functions returning constants.
-        let flows = unsafe { sys::shim_rss_hf_ip() | sys::shim_rss_hf_udp() | sys::shim_rss_hf_tcp() };
+        let flows =
+            unsafe { sys::shim_rss_hf_ip() | sys::shim_rss_hf_udp() | sys::shim_rss_hf_tcp() };
         let mut rss = RssOutcome::None;
         // Outlives rte_eth_dev_configure, which copies it.
         let mut key = [0u8; flowtab::rss::RSS_KEY_LEN];
@@ -314,7 +315,11 @@ impl Port {
         }
         // SAFETY: valid, started port; `groups` holds reta_size entries.
         let rc = unsafe {
-            sys::rte_eth_dev_rss_reta_update(self.info.id.0, groups.as_mut_ptr(), self.info.reta_size)
+            sys::rte_eth_dev_rss_reta_update(
+                self.info.id.0,
+                groups.as_mut_ptr(),
+                self.info.reta_size,
+            )
         };
         if rc != 0 {
             return Err("the device refused the redirection table");
