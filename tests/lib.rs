@@ -393,6 +393,22 @@ pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
     read_json(stats_json)
 }
 
+/// Stops a run started with [`spawn_until_running`] as an operator would,
+/// with SIGINT, once the test has what it needs from it, then
+/// [`finish_run`]s it: its `--duration` is only the bound for a test that
+/// fails before.
+pub fn interrupt_run(child: Child, stats_json: &Path) -> serde_json::Value {
+    interrupt(&child);
+    finish_run(child, stats_json)
+}
+
+/// Sends SIGINT to `child` (for `ip netns exec`, the program it became).
+pub fn interrupt(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    // It may have exited already (its bound): the wait that follows says.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+}
+
 /// Runs `intellinode ctl` against `127.0.0.1:port` as peer `key_id`
 /// (inside `ns` if given), asserts it succeeded and returns its stdout.
 pub fn ctl(ns: Option<&Netns>, port: u16, key: &Path, key_id: u32, args: &[&str]) -> String {
