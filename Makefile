@@ -87,7 +87,9 @@ $(CFWD): bench/cfwd.c
 # group of .config/nextest.toml (everything that starts DPDK or asserts
 # wall-clock bounds), which runs one at a time alongside the rest. First
 # every test but VENV_TESTS; then, once pyenv is done, VENV_TESTS (nextest
-# profile `venv`: the same settings, its own junit file). nextest does not
+# profile `venv`: the same settings, its own junit file; --workspace too,
+# as `-p intellinode-tests` would resolve features anew and rebuild the
+# crates it shares with the rest, over a minute). nextest does not
 # run doc tests, so `cargo test --doc` runs beside them, at nice 19 so that
 # it only takes CPU the tests leave idle. Without cargo-nextest, plain
 # `cargo test` runs everything once pyenv is done, one binary after another
@@ -103,8 +105,8 @@ VENV_TESTS := package(intellinode-tests) & (binary(agent_library) | binary(splic
 test: deps
 	@mkdir -p target; \
 	 echo "==> scripts/pyenv.sh in the background at nice 19 (target/pyenv.log): only VENV_TESTS need target/venv"; \
-	 ( nice -n 19 bash scripts/pyenv.sh > target/pyenv.log 2>&1 ) & pyenv=$$!; \
-	 pyenv_done() { local rc=0; wait $$pyenv || rc=$$?; cat target/pyenv.log; echo "==> scripts/pyenv.sh done: $${SECONDS} s"; return $$rc; }; \
+	 ( rc=0; nice -n 19 bash scripts/pyenv.sh > target/pyenv.log 2>&1 || rc=$$?; echo "==> scripts/pyenv.sh finished at $${SECONDS} s" >> target/pyenv.log; exit $$rc ) & pyenv=$$!; \
+	 pyenv_done() { local rc=0; wait $$pyenv || rc=$$?; cat target/pyenv.log; return $$rc; }; \
 	 echo "==> cargo test --profile ci-test --workspace --no-run"; \
 	 if ! $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-run --quiet; then \
 	   pyenv_done || true; echo "==> make test: the build failed" >&2; exit 1; \
@@ -118,8 +120,8 @@ test: deps
 	   $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --workspace --no-fail-fast -E 'not ($(VENV_TESTS))' || failed+=("cargo nextest run"); \
 	   echo "==> tests: $${SECONDS} s"; \
 	   if pyenv_done; then \
-	     echo "==> cargo nextest run --cargo-profile ci-test --profile venv -p intellinode-tests -E 'VENV_TESTS'"; \
-	     $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --profile venv -p intellinode-tests --no-fail-fast -E '$(VENV_TESTS)' || failed+=("cargo nextest run (VENV_TESTS)"); \
+	     echo "==> cargo nextest run --cargo-profile ci-test --profile venv --workspace -E 'VENV_TESTS'"; \
+	     $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --profile venv --workspace --no-fail-fast -E '$(VENV_TESTS)' || failed+=("cargo nextest run (VENV_TESTS)"); \
 	   else \
 	     failed+=("scripts/pyenv.sh (so VENV_TESTS did not run)"); \
 	   fi; \
