@@ -78,41 +78,60 @@ $(CFWD): bench/cfwd.c
 # binaries.
 #
 # The steps: scripts/pyenv.sh (pip, and a maturin build of the agent
-# library in its own target dir) runs in the background while the test
-# binaries build, since only the tests need target/venv. Then the tests
-# run under cargo-nextest when it is installed: test binaries run at the
-# same time, one test per CPU, except the `serial` group of
-# .config/nextest.toml (everything that starts DPDK or asserts wall-clock
-# bounds), which runs one at a time alongside the rest. nextest does not
-# run doc tests, so `cargo test --doc` runs beside it, at nice 19 so that it
-# only takes CPU the tests leave idle. Without cargo-nextest, plain `cargo
-# test` runs everything, one binary after another (slower).
+# library in its own target dir) starts in the background at nice 19, and
+# only a few tests need the target/venv it makes (the OpenAI SDK's and the
+# agent library's: VENV_TESTS): the build keeps both CPUs busy, so pyenv
+# mostly runs on the CPU the tests leave idle, rather than lengthening the
+# build. The tests then run under cargo-nextest when it is installed: test
+# binaries run at the same time, one test per CPU, except the `serial`
+# group of .config/nextest.toml (everything that starts DPDK or asserts
+# wall-clock bounds), which runs one at a time alongside the rest. First
+# every test but VENV_TESTS; then, once pyenv is done, VENV_TESTS (nextest
+# profile `venv`: the same settings, its own junit file; --workspace too,
+# as `-p intellinode-tests` would resolve features anew and rebuild the
+# crates it shares with the rest, over a minute). nextest does not
+# run doc tests, so `cargo test --doc` runs beside them, at nice 19 so that
+# it only takes CPU the tests leave idle. Without cargo-nextest, plain
+# `cargo test` runs everything once pyenv is done, one binary after another
+# (slower).
 # Every step runs even when an earlier one failed; the last lines say which
 # failed.
 TEST_BIN_DIR := target/ci-test
 TEST_ENV := INTELLINODE_BIN_DIR=$(abspath $(TEST_BIN_DIR))
 NEXTEST ?= $(shell command -v cargo-nextest 2>/dev/null)
+# The tests that need target/venv (tests/lib.rs venv_python()).
+VENV_TESTS := package(intellinode-tests) & (binary(agent_library) | binary(splice_kernel) | binary(emulator))
 
 test: deps
-	@echo "==> scripts/pyenv.sh (in the background) and cargo test --profile ci-test --workspace --no-run"
-	@mkdir -p target; bash scripts/pyenv.sh > target/pyenv.log 2>&1 & pyenv=$$!; \
-	 build=0; $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-run --quiet || build=$$?; \
+	@mkdir -p target; \
+	 echo "==> scripts/pyenv.sh in the background at nice 19 (target/pyenv.log): only VENV_TESTS need target/venv"; \
+	 ( rc=0; nice -n 19 bash scripts/pyenv.sh > target/pyenv.log 2>&1 || rc=$$?; echo "==> scripts/pyenv.sh finished at $${SECONDS} s" >> target/pyenv.log; exit $$rc ) & pyenv=$$!; \
+	 pyenv_done() { local rc=0; wait $$pyenv || rc=$$?; cat target/pyenv.log; return $$rc; }; \
+	 echo "==> cargo test --profile ci-test --workspace --no-run"; \
+	 if ! $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-run --quiet; then \
+	   pyenv_done || true; echo "==> make test: the build failed" >&2; exit 1; \
+	 fi; \
 	 echo "==> build: $${SECONDS} s"; \
-	 wait $$pyenv || { cat target/pyenv.log; echo "==> make test: scripts/pyenv.sh failed" >&2; exit 1; }; \
-	 cat target/pyenv.log; echo "==> build and pyenv: $${SECONDS} s"; \
-	 [[ $$build == 0 ]] || { echo "==> make test: the build failed" >&2; exit 1; }
-	@failed=(); \
+	 failed=(); \
 	 if [[ -n "$(NEXTEST)" ]]; then \
 	   echo "==> cargo test --doc in the background (nice 19: only the CPU the tests leave idle; target/doctest.log)"; \
 	   ( $(TEST_ENV) nice -n 19 $(CARGO) test --profile ci-test --workspace --doc --no-fail-fast > target/doctest.log 2>&1 ) & doc=$$!; \
-	   echo "==> cargo nextest run --cargo-profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/; .config/nextest.toml)"; \
-	   $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --workspace --no-fail-fast || failed+=("cargo nextest run"); \
+	   echo "==> cargo nextest run --cargo-profile ci-test --workspace -E 'not (VENV_TESTS)' (end-to-end tests drive $(TEST_BIN_DIR)/; .config/nextest.toml)"; \
+	   $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --workspace --no-fail-fast -E 'not ($(VENV_TESTS))' || failed+=("cargo nextest run"); \
+	   echo "==> tests: $${SECONDS} s"; \
+	   if pyenv_done; then \
+	     echo "==> cargo nextest run --cargo-profile ci-test --profile venv --workspace -E 'VENV_TESTS'"; \
+	     $(TEST_ENV) $(CARGO) nextest run --cargo-profile ci-test --profile venv --workspace --no-fail-fast -E '$(VENV_TESTS)' || failed+=("cargo nextest run (VENV_TESTS)"); \
+	   else \
+	     failed+=("scripts/pyenv.sh (so VENV_TESTS did not run)"); \
+	   fi; \
 	   echo "==> tests: $${SECONDS} s"; \
 	   doc_rc=0; wait $$doc || doc_rc=$$?; \
 	   echo "==> cargo test --doc (target/doctest.log)"; cat target/doctest.log; \
 	   (( doc_rc == 0 )) || failed+=("cargo test --doc"); \
 	   echo "==> tests and doc tests: $${SECONDS} s"; \
 	 else \
+	   pyenv_done || { echo "==> make test: scripts/pyenv.sh failed" >&2; exit 1; }; \
 	   echo "==> cargo-nextest not found: plain cargo test, one test binary after another (slower; cargo install cargo-nextest)"; \
 	   echo "==> cargo test --profile ci-test --workspace (end-to-end tests drive $(TEST_BIN_DIR)/)"; \
 	   $(TEST_ENV) $(CARGO) test --profile ci-test --workspace --no-fail-fast || failed+=("cargo test"); \

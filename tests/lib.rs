@@ -124,18 +124,58 @@ pub fn run_forward(
     eal: &[String],
     json: &Path,
 ) -> (Output, Option<serde_json::Value>) {
+    run_with(config, secs, None, eal, json)
+}
+
+/// How long `intellinode run --until-idle` waits with nothing moving and
+/// nothing held before it stops (see `dataplane::runtime`'s `IdleWatch`:
+/// the window closes only once every worker has polled its queues again).
+pub const IDLE_SECS: f64 = 0.2;
+
+/// [`run_forward`] for a replayed capture: the run ends once the capture
+/// has gone through and everything it queued has left or been dropped
+/// (`--until-idle`), and after `bound_secs` at the latest. For checks on
+/// packets and counters, not on what happens with time after the input
+/// ends (an idle timeout needs [`run_forward`]'s fixed duration).
+pub fn run_drained(
+    config: &Path,
+    bound_secs: f64,
+    eal: &[String],
+    json: &Path,
+) -> (Output, Option<serde_json::Value>) {
+    run_with(config, bound_secs, Some(IDLE_SECS), eal, json)
+}
+
+/// Whether a run's output says it stopped because it went idle (rather
+/// than at its bound).
+pub fn stopped_idle(out: &Output) -> bool {
+    String::from_utf8_lossy(&out.stdout).contains("with nothing held, stopping")
+}
+
+fn run_with(
+    config: &Path,
+    secs: f64,
+    until_idle: Option<f64>,
+    eal: &[String],
+    json: &Path,
+) -> (Output, Option<serde_json::Value>) {
     let mut args: Vec<String> = vec![
         "run".into(),
         "--config".into(),
         config.display().to_string(),
         "--duration".into(),
         secs.to_string(),
+    ];
+    if let Some(idle) = until_idle {
+        args.extend(["--until-idle".into(), idle.to_string()]);
+    }
+    args.extend([
         "--stats-interval".into(),
         "0".into(),
         "--stats-json".into(),
         json.display().to_string(),
         "--".into(),
-    ];
+    ]);
     args.extend(eal.iter().cloned());
     let out = intellinode(&args);
     let stats = std::fs::read_to_string(json)
@@ -351,6 +391,22 @@ pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     read_json(stats_json)
+}
+
+/// Stops a run started with [`spawn_until_running`] as an operator would,
+/// with SIGINT, once the test has what it needs from it, then
+/// [`finish_run`]s it: its `--duration` is only the bound for a test that
+/// fails before.
+pub fn interrupt_run(child: Child, stats_json: &Path) -> serde_json::Value {
+    interrupt(&child);
+    finish_run(child, stats_json)
+}
+
+/// Sends SIGINT to `child` (for `ip netns exec`, the program it became).
+pub fn interrupt(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    // It may have exited already (its bound): the wait that follows says.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
 }
 
 /// Runs `intellinode ctl` against `127.0.0.1:port` as peer `key_id`

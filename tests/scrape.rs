@@ -89,8 +89,8 @@ pub fn setup(pipeline: &str, dir: &Path) -> Setup {
 
 /// Starts `pipeline` with `[control]` (one peer allowed everything) and
 /// `[metrics]`, gives it path and node state over the control plane and a
-/// moment to move packets, and returns its `/metrics` text. Holds the DPDK
-/// lock while the appliance runs.
+/// moment to move packets, and returns its `/metrics` text, stopping the
+/// appliance once scraped. Holds the DPDK lock while the appliance runs.
 pub fn scrape(pipeline: &str, dir: &Path) -> String {
     let s = setup(pipeline, dir);
     let _dpdk = dpdk_lock();
@@ -112,7 +112,8 @@ pub fn scrape(pipeline: &str, dir: &Path) -> String {
     let mut cmd = Command::new(bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&config)
-        .args(["--duration", "2", "--stats-interval", "0", "--stats-json"])
+        // The bound; it is stopped once scraped.
+        .args(["--duration", "10", "--stats-interval", "0", "--stats-json"])
         .arg(&json)
         .arg("--")
         .args(eal_args(s.tag, &s.vdevs));
@@ -137,6 +138,6 @@ pub fn scrape(pipeline: &str, dir: &Path) -> String {
         .output()
         .expect("curl is required (make deps installs it)");
     assert!(out.status.success(), "{pipeline}: curl /metrics failed");
-    finish_run(child, &json);
+    interrupt_run(child, &json);
     String::from_utf8(out.stdout).expect("/metrics is UTF-8")
 }

@@ -5,8 +5,9 @@
 //! the appliance (`steer_kernel`, `agent_library`).
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use crate::*;
 
@@ -213,5 +214,67 @@ impl Cluster {
             ("centre", read_json(&self.centre_json)),
         ]);
         (report, served)
+    }
+}
+
+/// The Python clients of `tests/python` (`sdk_agent.py`, `splice_client.py`)
+/// in one interpreter in a namespace (`tests/python/session.py`): each call
+/// is what running the script with those arguments would print, on
+/// connections of its own, without a new interpreter importing the SDK
+/// for every request.
+pub struct PySession {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PySession {
+    /// Starts the session in the namespace `side` of `t` ("agent", ...).
+    pub fn start(t: &Topology, side: &str) -> PySession {
+        let mut child = t
+            .command(side, &venv_python())
+            .arg(workspace_root().join("tests/python/session.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tests/python/session.py");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        PySession {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// `script` with `args`: its JSON result; fails the test with the
+    /// script's traceback if it raised.
+    pub fn call(&mut self, script: &str, args: &[&str]) -> serde_json::Value {
+        let request = serde_json::json!({ "script": script, "args": args });
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{request}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("tests/python/session.py is gone: {e}"));
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{script} {args:?}: session.py answered {line:?}: {e}"));
+        match reply.get("ok") {
+            Some(v) => v.clone(),
+            None => panic!(
+                "{script} {:?}: {}",
+                &args[..args.len().min(3)],
+                reply["error"].as_str().unwrap_or_default()
+            ),
+        }
+    }
+}
+
+impl Drop for PySession {
+    fn drop(&mut self) {
+        // The end of its input ends it.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
     }
 }

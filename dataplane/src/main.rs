@@ -30,7 +30,8 @@ enum Command {
     #[command(
         long_about = "Initialise DPDK's EAL from the arguments after `--`, configure every port named in the \
 config's [[pairs]] with one RX and one TX queue per worker lcore (RSS when there are several), and \
-run the configured pipeline until --duration elapses or SIGINT/SIGTERM arrives. Ports are numbered \
+run the configured pipeline until --duration elapses, the workers have been idle for --until-idle \
+or SIGINT/SIGTERM arrives. Ports are numbered \
 in the order EAL creates them (the order of --vdev arguments for virtual devices). The first EAL \
 lcore runs statistics; every other lcore runs one worker.",
         after_help = "Exit status: 0 on a clean run, 1 on any error (printed as one line)."
@@ -56,6 +57,12 @@ struct RunArgs {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM)
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     duration: Option<Duration>,
+
+    /// Also stop once every worker has been idle for SECS with no packet
+    /// held (rx + generated = tx + drops): a replayed capture has gone
+    /// through and everything it queued has left or been dropped
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    until_idle: Option<Duration>,
 
     /// Print per-port rates every SECS seconds; 0 turns live output off
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         Command::Run(a) => runtime::run(&RunOptions {
             config: a.config,
             duration: a.duration,
+            until_idle: a.until_idle,
             stats_interval: a.stats_interval,
             stats_json: a.stats_json,
             eal_args: a.eal_args,

@@ -43,10 +43,18 @@ impl Live {
         }
     }
 
-    pub fn print_header(&self, duration: Option<Duration>) {
-        let until = match duration {
-            Some(d) => format!("for {:.1} s", d.as_secs_f64()),
-            None => "until SIGINT/SIGTERM".to_owned(),
+    pub fn print_header(&self, duration: Option<Duration>, until_idle: Option<Duration>) {
+        let until = match (duration, until_idle) {
+            (Some(d), None) => format!("for {:.1} s", d.as_secs_f64()),
+            (Some(d), Some(i)) => format!(
+                "for {:.1} s or until idle for {:.1} s",
+                d.as_secs_f64(),
+                i.as_secs_f64()
+            ),
+            (None, Some(i)) => {
+                format!("until idle for {:.1} s or SIGINT/SIGTERM", i.as_secs_f64())
+            }
+            (None, None) => "until SIGINT/SIGTERM".to_owned(),
         };
         println!("{} — running {until}", self.header);
         for (id, name) in &self.ports {

@@ -3,8 +3,9 @@
 //!
 //! Threads: the main lcore (this thread) owns setup, the live statistics and
 //! shutdown; one worker lcore per queue runs the pipeline. Shutdown is
-//! cooperative: SIGINT/SIGTERM or the end of `--duration` sets a flag, the
-//! main lcore tells the workers to stop, waits for them, reads the final
+//! cooperative: SIGINT/SIGTERM sets a flag, and on it, at the end of
+//! `--duration` or once `--until-idle` finds nothing left to do, the main
+//! lcore tells the workers to stop, waits for them, reads the final
 //! counters, then stops the ports (which flushes pcap output) before EAL is
 //! cleaned up.
 
@@ -39,6 +40,9 @@ use crossbeam_queue::ArrayQueue;
 pub struct RunOptions {
     pub config: PathBuf,
     pub duration: Option<Duration>,
+    /// Stop once the workers have been idle this long with nothing held
+    /// (`--until-idle`, see [`IdleWatch`]).
+    pub until_idle: Option<Duration>,
     pub stats_interval: Duration,
     pub stats_json: Option<PathBuf>,
     pub eal_args: Vec<String>,
@@ -373,10 +377,11 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
 
     let tsc_hz = eal.tsc_hz();
     let mut live = Live::new(&config, &ports, &workers, tsc_hz);
-    live.print_header(opts.duration);
+    live.print_header(opts.duration, opts.until_idle);
     let started = Instant::now();
     let mut next_report = started + opts.stats_interval;
     let mut last = Snapshot::take(dpdk::rdtsc(), usize::from(nb_ports), &counters);
+    let mut idle = IdleWatch::new(opts.until_idle);
     loop {
         if stop_requested.load(Ordering::Relaxed) {
             live.note("signal received, stopping");
@@ -384,6 +389,13 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         }
         let now = Instant::now();
         if opts.duration.is_some_and(|d| now >= started + d) {
+            break;
+        }
+        if idle.idle(now, usize::from(nb_ports), &counters) {
+            live.note(&format!(
+                "idle for {:.1} s with nothing held, stopping",
+                opts.until_idle.unwrap_or_default().as_secs_f64()
+            ));
             break;
         }
         if !opts.stats_interval.is_zero() && now >= next_report {
@@ -460,6 +472,76 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     }
     drop(eal);
     Ok(report)
+}
+
+/// `--until-idle`: whether the run is over because nothing is happening
+/// any more, as when a replayed capture has gone through. Idle means, for
+/// the whole window: every worker's loop is running; no packet counter
+/// moved; rx + generated = tx + drops, so no packet is held anywhere (an
+/// egress queue, a reorder buffer, a held fragment, a handoff ring); and
+/// every worker made at least two idle passes (every RX queue polled and
+/// empty, nothing sent, nothing held) since the window began. The last
+/// condition is what makes the wall-clock window safe on a busy machine:
+/// a worker that was not scheduled has not looked, so the window only
+/// closes once each worker has polled its queues after it opened.
+/// Timers that move no packet (a QP or flow idle timeout) are not waited
+/// for.
+struct IdleWatch {
+    window: Option<Duration>,
+    /// rx, tx, drops and generated packets at the previous look.
+    last: Option<[u64; 4]>,
+    /// When the counters stopped moving, and each worker's idle passes
+    /// then.
+    quiet_since: Option<(Instant, Vec<u64>)>,
+}
+
+impl IdleWatch {
+    fn new(window: Option<Duration>) -> IdleWatch {
+        IdleWatch {
+            window,
+            last: None,
+            quiet_since: None,
+        }
+    }
+
+    /// Called every few milliseconds by the main lcore.
+    fn idle(&mut self, now: Instant, nb_ports: usize, counters: &[Arc<LcoreCounters>]) -> bool {
+        let Some(window) = self.window else {
+            return false;
+        };
+        let running = counters
+            .iter()
+            .all(|c| c.loop_start_tsc.load(Ordering::Relaxed) != 0);
+        // Idle passes first: a pass counted after this read began after it.
+        let passes: Vec<u64> = counters
+            .iter()
+            .map(|c| c.idle_polls.load(Ordering::Relaxed))
+            .collect();
+        let snap = Snapshot::take(0, nb_ports, counters);
+        let now_counts = [
+            snap.rx_total(),
+            snap.tx_total(),
+            snap.drops_total(),
+            snap.generated_total(),
+        ];
+        let [rx, tx, drops, generated] = now_counts;
+        let still = running && self.last == Some(now_counts) && rx + generated == tx + drops;
+        self.last = Some(now_counts);
+        if !still {
+            self.quiet_since = None;
+            return false;
+        }
+        match &self.quiet_since {
+            None => {
+                self.quiet_since = Some((now, passes));
+                false
+            }
+            Some((since, at)) => {
+                now.duration_since(*since) >= window
+                    && passes.iter().zip(at).all(|(p, a)| p.wrapping_sub(*a) >= 2)
+            }
+        }
+    }
 }
 
 /// What every worker of the configured pipeline shares: one value per

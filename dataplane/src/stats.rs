@@ -209,6 +209,11 @@ pub struct LcoreCounters {
     /// TSC when the worker loop started and ended (0 while not yet).
     pub loop_start_tsc: AtomicU64,
     pub loop_end_tsc: AtomicU64,
+    /// Idle passes: loop iterations that polled every RX queue and the
+    /// handoff ring, found nothing, sent nothing and held nothing. Counted
+    /// only when idle, so it costs a busy worker nothing; `run
+    /// --until-idle` reads it to know the worker really looked.
+    pub idle_polls: AtomicU64,
     /// Policy decisions, by kind.
     pub decisions: [AtomicU64; Decision::COUNT],
     /// Control-state version this worker last used.
@@ -230,6 +235,7 @@ impl LcoreCounters {
             handoffs: AtomicU64::new(0),
             loop_start_tsc: AtomicU64::new(0),
             loop_end_tsc: AtomicU64::new(0),
+            idle_polls: AtomicU64::new(0),
             decisions: Default::default(),
             seen_version: AtomicU64::new(0),
             visible_us: SampleRing::new(),

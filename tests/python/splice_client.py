@@ -1,6 +1,7 @@
 """Raw-socket clients for the delayed-binding kernel test (splice_kernel).
 
-Runs in the agent namespace and prints one JSON line.
+Runs in the agent namespace and prints one JSON line (or, through
+session.py, returns it from run()).
 
     splice_client.py split    --target 10.0.100.1:8000 --prompt TEXT [--piece N]
         one request written in N-byte pieces (TCP_NODELAY, a pause between
@@ -175,8 +176,9 @@ def stall(args):
     return {"stalled": len(socks), "reset": reset}
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def run(argv):
+    """One client call with these arguments; returns what main prints."""
+    ap = argparse.ArgumentParser(prog="splice_client.py")
     ap.add_argument("mode", choices=["split", "keepalive", "tools", "flood", "stall"])
     ap.add_argument("--target", required=True)
     ap.add_argument("--prompt", action="append", default=[])
@@ -184,10 +186,14 @@ def main():
     ap.add_argument("--tools-kib", type=int, default=200)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--hold-s", type=float, default=8.0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.mode in ("split", "tools"):
         args.prompt = args.prompt[0]
-    print(json.dumps(globals()[args.mode](args)))
+    return globals()[args.mode](args)
+
+
+def main():
+    print(json.dumps(run(sys.argv[1:])))
     return 0
 
 

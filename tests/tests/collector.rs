@@ -297,6 +297,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     let mut cmd = Command::new(bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
+        // The bound; it is stopped once the collector's checks are done.
         .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
         .arg(&json)
         .arg("--");
@@ -493,7 +494,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
         })
         .sum();
     assert_eq!(pushed, scrapes, "{stats}");
-    let stats = finish_run(appliance, &json);
+    let stats = interrupt_run(appliance, &json);
     assert_eq!(
         stats["control"]["accepted"]["node_state"].as_u64(),
         Some(pushed),

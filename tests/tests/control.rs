@@ -46,6 +46,7 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
     let mut cmd = Command::new(bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
         .arg(&cfg)
+        // The bound; it is stopped once the checks are done.
         .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
         .arg(&json)
         .arg("--");
@@ -206,7 +207,7 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
     );
     assert!(text.contains("# TYPE intellinode_port_rx_packets_total counter"));
 
-    let report = finish_run(child, &json);
+    let report = interrupt_run(child, &json);
     assert_eq!(report["control"]["rejected_total"], 8);
 }
 

@@ -3,7 +3,7 @@
 //! jittery lossy path emulated in user space, two `pktgen serve` nodes
 //! whose state the `collector` scrapes), but only FIFO with round robin,
 //! llm_d and IntelliNode, at 80% of capacity on the asymmetric cluster,
-//! for a few seconds of arrivals each.
+//! for 5 s of arrivals each.
 //!
 //! It asserts what the evaluation exists to show, from the agents' own
 //! measurements, the nodes' and the appliance's counters: short requests
@@ -63,7 +63,12 @@ fn short_requests_beat_fifo_on_the_emulated_cluster() {
         .env("EVAL_POLICIES", "fifo llm_d intellinode")
         .env("EVAL_LOADS", "80")
         .env("EVAL_SYMMETRIC", "0")
-        .env("EVAL_SECONDS", "8")
+        // 5 s of arrivals at 80%: 314 requests, 124 of them short (the
+        // load is seeded), so the p99 is the second slowest short request.
+        // Two runs measured: FIFO's short p99 about 1,750 ms,
+        // IntelliNode's about 30 ms (the assertion asks for 3x), hit rates
+        // 0.46 (FIFO) and 0.72 (llm_d, IntelliNode).
+        .env("EVAL_SECONDS", "5")
         .env("EVAL_REPORT", "0")
         .env("EVAL_FAILOVER", "0")
         .env("INTELLINODE_BIN", bin_under_test("intellinode"))

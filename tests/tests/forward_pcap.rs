@@ -82,11 +82,18 @@ fn mixed_pcap_crosses_the_wire_unchanged_and_counters_balance() {
             ),
         ],
     );
-    let (out, stats) = run_forward(&forward_config(), 2.0, &eal, &json);
+    // It stops by itself once the pcap has gone through (`--until-idle`);
+    // the bound is only there for a run that does not.
+    let (out, stats) = run_drained(&forward_config(), 10.0, &eal, &json);
     assert!(
         out.status.success(),
         "intellinode failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stopped_idle(&out),
+        "the run did not end on going idle:\n{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let stats = stats.expect("stats JSON");
 
@@ -148,7 +155,7 @@ fn both_directions_forward_independently() {
             ),
         ],
     );
-    let (out, stats) = run_forward(&forward_config(), 1.5, &eal, &json);
+    let (out, stats) = run_drained(&forward_config(), 1.5, &eal, &json);
     assert!(
         out.status.success(),
         "{}",

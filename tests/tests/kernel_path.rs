@@ -30,6 +30,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
         .command(&bin_under_test("intellinode"))
         .args(["run", "--config"])
         .arg(forward_config())
+        // The bound; it is stopped once pktgen has its frames back.
         .args(["--duration", "6", "--stats-interval", "0", "--stats-json"])
         .arg(&inb_json)
         .arg("--")
@@ -93,6 +94,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
         .args(&gen_eal)
         .output()
         .expect("spawn pktgen");
+    interrupt(&inb);
     let inb_out = inb.wait_with_output().unwrap();
     assert!(
         gen.status.success(),

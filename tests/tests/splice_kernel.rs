@@ -18,7 +18,12 @@
 //! addresses and clients that stall after the handshake are counted,
 //! leave the appliance's splicing state bounded, and do not stop a
 //! well-behaved client from being served.
+//!
+//! The Python clients run in one interpreter (`tests/python/session.py`),
+//! each request on connections of its own, so the SDK is imported once
+//! rather than once per request.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -59,6 +64,8 @@ struct Rig<'a> {
     control_port: u16,
     key_path: std::path::PathBuf,
     dir: &'a Path,
+    /// The SDK and raw-socket clients, one interpreter for all of them.
+    clients: RefCell<PySession>,
 }
 
 impl Rig<'_> {
@@ -122,22 +129,7 @@ impl Rig<'_> {
     }
 
     fn python(&self, script: &str, args: &[&str]) -> serde_json::Value {
-        let out = self
-            .t
-            .command("agent", &venv_python())
-            .arg(workspace_root().join("tests/python").join(script))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script} {:?}: {}",
-            &args[..args.len().min(3)],
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(stdout.lines().last().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{script} printed {stdout:?}: {e}"))
+        self.clients.borrow_mut().call(script, args)
     }
 
     fn sdk(&self, prompt: &str, stream: bool) -> serde_json::Value {
@@ -220,6 +212,7 @@ fn scenario(workers: Workers, tag: &str) {
         control_port: cluster.control_port,
         key_path: cluster.key_path.clone(),
         dir: dir.path(),
+        clients: RefCell::new(PySession::start(&t, "agent")),
     };
     let long = long_code_prompt();
     let reasoning = reasoning_prompt();

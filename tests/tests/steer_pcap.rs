@@ -180,8 +180,10 @@ struct Run {
 
 /// A steering run on `workers` workers. With two, the agents' packets are
 /// split over port 0's two queues by flow, as RSS would split them, so
-/// about half the flows arrive at the worker that does not own them.
-fn run_steer(dir: &Path, config: &Path, input: &Path, secs: f64, workers: Workers) -> Run {
+/// about half the flows arrive at the worker that does not own them. It
+/// ends once the input has gone through and nothing is held (what every
+/// check here is about), within `bound_secs`.
+fn run_steer(dir: &Path, config: &Path, input: &Path, bound_secs: f64, workers: Workers) -> Run {
     let _dpdk = dpdk_lock();
     let rx = match workers {
         Workers::One => vec![input.to_path_buf()],
@@ -201,7 +203,7 @@ fn run_steer(dir: &Path, config: &Path, input: &Path, secs: f64, workers: Worker
         ],
     );
     let json = dir.join("stats.json");
-    let (out, stats) = run_forward(config, secs, &eal, &json);
+    let (out, stats) = run_drained(config, bound_secs, &eal, &json);
     assert!(
         out.status.success(),
         "intellinode failed:\n{}",
@@ -874,7 +876,7 @@ fn responses_from_an_instance_are_translated_back_to_the_vip(workers: Workers) {
         ],
     );
     let json = dir.path().join("stats.json");
-    let (run, stats) = run_forward(&config(dir.path(), &Knobs::default()), 2.0, &eal, &json);
+    let (run, stats) = run_drained(&config(dir.path(), &Knobs::default()), 2.0, &eal, &json);
     assert!(
         run.status.success(),
         "{}",
@@ -1229,7 +1231,7 @@ fn fragmented_responses_are_translated_back_to_the_vip(workers: Workers) {
         ],
     );
     let json = dir.path().join("stats.json");
-    let (run, stats) = run_forward(&config(dir.path(), &Knobs::default()), 2.0, &eal, &json);
+    let (run, stats) = run_drained(&config(dir.path(), &Knobs::default()), 2.0, &eal, &json);
     assert!(
         run.status.success(),
         "{}",

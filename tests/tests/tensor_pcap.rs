@@ -152,6 +152,15 @@ fn route_config(dir: &Path, k: &RouteKnobs) -> PathBuf {
     path
 }
 
+/// When a run ends: after a fixed time, for what happens with time after
+/// the input (QPs going idle), or as soon as the input has gone through
+/// and nothing is held, within a bound (`--until-idle`).
+#[derive(Clone, Copy)]
+enum Stop {
+    After(f64),
+    Drained(f64),
+}
+
 struct Run {
     out: Vec<Vec<u8>>,
     back: Vec<Vec<u8>>,
@@ -170,7 +179,7 @@ fn run_appliance(
     host: &[PathBuf],
     network: &[PathBuf],
     ports: usize,
-    secs: f64,
+    stop: Stop,
     workers: Workers,
 ) -> (Vec<Vec<Vec<u8>>>, serde_json::Value) {
     let _dpdk = dpdk_lock();
@@ -188,7 +197,10 @@ fn run_appliance(
     }
     let eal = workers.eal_args(tag, &vdevs);
     let json = dir.join(format!("{tag}-stats.json"));
-    let (out, stats) = run_forward(config, secs, &eal, &json);
+    let (out, stats) = match stop {
+        Stop::After(secs) => run_forward(config, secs, &eal, &json),
+        Stop::Drained(bound) => run_drained(config, bound, &eal, &json),
+    };
     assert!(
         out.status.success(),
         "intellinode failed:\n{}",
@@ -226,14 +238,14 @@ fn host_queues_alternating(
     workers.split(dir, stem, &frames, |i, _| i)
 }
 
-fn run_route(dir: &Path, k: &RouteKnobs, input: &[Packet], secs: f64, workers: Workers) -> Run {
+fn run_route(dir: &Path, k: &RouteKnobs, input: &[Packet], stop: Stop, workers: Workers) -> Run {
     let rx = host_queues(dir, "in", input, workers);
-    run_route_on(dir, k, &rx, secs, workers)
+    run_route_on(dir, k, &rx, stop, workers)
 }
 
-fn run_route_on(dir: &Path, k: &RouteKnobs, rx: &[PathBuf], secs: f64, workers: Workers) -> Run {
+fn run_route_on(dir: &Path, k: &RouteKnobs, rx: &[PathBuf], stop: Stop, workers: Workers) -> Run {
     let config = route_config(dir, k);
-    let (mut outs, stats) = run_appliance(dir, "route", &config, rx, &[], 2, secs, workers);
+    let (mut outs, stats) = run_appliance(dir, "route", &config, rx, &[], 2, stop, workers);
     let out = outs.remove(1);
     let back = outs.remove(0);
     Run { out, back, stats }
@@ -276,7 +288,14 @@ fn qp_states_follow_bytes_opcodes_and_idleness(workers: Workers) {
     both.extend(p);
     both.push(b.send_only(b"done", end).unwrap());
     let input = interleave(vec![small, large, medium, both]);
-    let run = run_route(dir.path(), &RouteKnobs::default(), &input, 1.5, workers);
+    // A fixed time: the QPs must go idle after the input ends.
+    let run = run_route(
+        dir.path(),
+        &RouteKnobs::default(),
+        &input,
+        Stop::After(1.5),
+        workers,
+    );
 
     let got = transitions(&run.stats);
     let want: BTreeMap<String, u64> = [
@@ -342,7 +361,7 @@ fn icrc_and_ipv4_checksum_survive_ttl_and_ecn_rewrites(workers: Workers) {
     // Nothing here depends on a QP's order, so each QP arrives on both
     // queues: half its packets reach the worker that does not own it.
     let rx = host_queues_alternating(dir.path(), "in", &input, workers);
-    let run = run_route_on(dir.path(), &knobs, &rx, 1.5, workers);
+    let run = run_route_on(dir.path(), &knobs, &rx, Stop::Drained(1.5), workers);
     assert_eq!(run.out.len(), input.len() - broken);
     if workers == Workers::Two {
         assert!(handoffs(&run.stats) > 0, "both QPs arrived on both queues");
@@ -431,7 +450,7 @@ fn large_flows_share_by_compute_weight(workers: Workers) {
         nodes: weights.to_vec(),
         ..RouteKnobs::default()
     };
-    let run = run_route(dir.path(), &knobs, &input, 2.5, workers);
+    let run = run_route(dir.path(), &knobs, &input, Stop::Drained(2.5), workers);
     assert_eq!(run.out.len(), input.len(), "nothing dropped");
     let bytes = shares_while_backlogged(&run.out);
     let normalised: Vec<f64> = weights
@@ -470,7 +489,7 @@ fn small_flow_packets_never_wait_behind_large_ones(workers: Workers) {
         band_limit: 20_000,
         ..RouteKnobs::default()
     };
-    let run = run_route(dir.path(), &knobs, &input, 2.0, workers);
+    let run = run_route(dir.path(), &knobs, &input, Stop::Drained(2.0), workers);
     assert_eq!(run.out.len(), input.len());
     let arrival: HashMap<Vec<u8>, usize> = input
         .iter()
@@ -628,7 +647,16 @@ fn run_ingress(
 ) -> (Vec<Vec<Vec<u8>>>, serde_json::Value) {
     let config = overlay_config(dir, "ingress", "192.0.2.1", "192.0.2.2", key, workers);
     let rx = host_queues(dir, "hosts", input, workers);
-    run_appliance(dir, "ingress", &config, &rx, &[], 3, 1.5, workers)
+    run_appliance(
+        dir,
+        "ingress",
+        &config,
+        &rx,
+        &[],
+        3,
+        Stop::Drained(1.5),
+        workers,
+    )
 }
 
 /// The egress appliance on what the network delivered into its port 1.
@@ -654,7 +682,16 @@ fn run_egress(
             }
         }
     }
-    run_appliance(dir, "egress", &config, &[], &files, 3, 1.5, workers)
+    run_appliance(
+        dir,
+        "egress",
+        &config,
+        &[],
+        &files,
+        3,
+        Stop::Drained(1.5),
+        workers,
+    )
 }
 
 /// Per QP, its frames in order.

@@ -248,6 +248,7 @@ pub fn run(conf: &WorkerConf, pipeline: &mut impl Pipeline) {
         } else {
             &[]
         };
+        let polled_every_queue = routes.len() == conf.routes.len();
         for route in routes {
             let received = burst.rx_burst(route.rx_port, route.queue, conf.burst_size);
             if received > 0 {
@@ -263,10 +264,15 @@ pub fn run(conf: &WorkerConf, pipeline: &mut impl Pipeline) {
             pipeline.housekeeping(tick.now_ns);
         }
         poll_was_busy = moved > 0 || handed > 0 || sent;
-        if !poll_was_busy && !conf.idle_sleep.is_zero() && pipeline.backlog() == 0 {
-            // Only reached when every queue was empty: a syscall per idle
-            // pass, never per packet.
-            std::thread::sleep(conf.idle_sleep);
+        if !poll_was_busy && pipeline.backlog() == 0 {
+            // Only reached when every queue was empty: a counter and a
+            // syscall per idle pass, never per packet.
+            if polled_every_queue {
+                bump(&counters.idle_polls, 1);
+            }
+            if !conf.idle_sleep.is_zero() {
+                std::thread::sleep(conf.idle_sleep);
+            }
         }
     }
     // Drain: keep sending (unshaped) while the ports take packets, then
