@@ -33,28 +33,58 @@ use crate::ip::IpProtocol;
 /// several calls, every call but the last must cover an even number of bytes.
 #[inline]
 pub fn partial_sum(initial: u32, data: &[u8]) -> u32 {
-    let mut acc: u64 = u64::from(initial);
-    let mut words = data.chunks_exact(4);
-    for w in words.by_ref() {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    // Eight bytes a load, summed with end-around carry as one 64-bit word
+    // (2^64 − 1 is a multiple of 2^16 − 1, so the class [`fold`] reads is
+    // the 16-bit words' sum's): an add and a carry per eight bytes, on the
+    // IPv4 header every steered packet has verified. The carry chain also
+    // keeps LLVM from vectorising the loop, which on the baseline x86-64
+    // target byte-swaps lane by lane and costs more than it saves.
+    let mut acc = u64::from(initial);
+    let mut quads = data.chunks_exact(8);
+    for q in quads.by_ref() {
+        acc = add_carry(
+            acc,
+            u64::from_be_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]),
+        );
     }
-    let rest = words.remainder();
-    match *rest {
-        [a, b, c] => acc += u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
-        [a, b] => acc += u64::from(u16::from_be_bytes([a, b])),
-        [a] => acc += u64::from(a) << 8,
-        _ => {}
+    let mut rest = quads.remainder();
+    if let [a, b, c, d, tail @ ..] = rest {
+        acc = add_carry(acc, u64::from(u32::from_be_bytes([*a, *b, *c, *d])));
+        rest = tail;
     }
-    u32::from(fold(acc))
+    let last = match *rest {
+        [a, b, c] => u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a] => u64::from(a) << 8,
+        _ => 0,
+    };
+    u32::from(fold(add_carry(acc, last)))
+}
+
+/// `acc + w` with the carry out of bit 63 added back in (one's complement
+/// addition; cannot overflow again: after a carry the sum is below
+/// 2^64 − 1). A non-zero sum stays non-zero.
+#[inline(always)]
+fn add_carry(acc: u64, w: u64) -> u64 {
+    let (sum, carry) = acc.overflowing_add(w);
+    sum + u64::from(carry)
 }
 
 /// Folds the carries of a wide one's complement accumulator into 16 bits.
+///
+/// Each step keeps the value's class modulo 2^16 − 1 (2^32 ≡ 2^16 ≡ 1),
+/// shrinks anything wider than 16 bits and leaves a 16-bit value as it
+/// is; a non-zero value never becomes 0. So the result is the one value
+/// of 1..=0xffff in the input's class (0 for 0), whatever the order of
+/// the folds: four fixed steps, without a loop's branches, bring any
+/// `u64` there.
 #[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+pub fn fold(acc: u64) -> u16 {
+    let a = (acc & 0xffff_ffff) + (acc >> 32); // < 2^33
+    let a = (a & 0xffff) + (a >> 16); // < 0x30000
+    let a = (a & 0xffff) + (a >> 16); // <= 0x10001
+    let a = (a & 0xffff) + (a >> 16); // <= 0xffff
+    a as u16
 }
 
 /// Combines two partial sums (each from [`partial_sum`] or a pseudo-header).

@@ -45,8 +45,42 @@ fn header(tos: u8, ttl: u8, ident: u16, src: u32, dst: u32, proto: u8, len: usiz
     b
 }
 
+/// Reference fold: the end-around carry repeated until 16 bits remain.
+fn reference_fold(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+#[test]
+fn fold_matches_the_loop_at_the_edges() {
+    for acc in [
+        0,
+        1,
+        0xffff,
+        0x1_0000,
+        0x1_0001,
+        0x1_fffe,
+        0x2_fffd,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_ffff_fffe,
+        u64::MAX - 1,
+        u64::MAX,
+    ] {
+        assert_eq!(checksum::fold(acc), reference_fold(acc), "{acc:#x}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn fold_matches_reference(acc in any::<u64>(), small in 0u64..0x30000) {
+        prop_assert_eq!(checksum::fold(acc), reference_fold(acc));
+        prop_assert_eq!(checksum::fold(small), reference_fold(small));
+    }
 
     #[test]
     fn sum_matches_reference(data in prop::collection::vec(any::<u8>(), 0..300)) {

@@ -223,16 +223,6 @@ impl Layout {
     }
 }
 
-/// Everything the write phase needs, computed without touching the frame.
-struct Plan {
-    mac: Option<(Range<usize>, [u8; 6])>,
-    addr_at: usize,
-    addr: [u8; 16],
-    addr_len: usize,
-    ip_checksum: Option<(usize, u16)>,
-    l4_checksum: Option<(usize, u16)>,
-}
-
 /// Points a request at the chosen instance: Ethernet destination `mac`, IP
 /// destination `ip`, checksums patched (see the module documentation).
 ///
@@ -255,9 +245,7 @@ pub fn rewrite_destination_at(
     mac: [u8; 6],
     ip: IpAddr,
 ) -> Result<(), RewriteError> {
-    let plan = plan(frame, at, Side::Destination, Some(mac), ip)?;
-    apply(frame, &plan);
-    Ok(())
+    rewrite_at(frame, at, Side::Destination, Some(mac), ip)
 }
 
 /// Translates a response back to the VIP: IP source `ip`, and the Ethernet
@@ -282,9 +270,7 @@ pub fn rewrite_source_at(
     mac: Option<[u8; 6]>,
     ip: IpAddr,
 ) -> Result<(), RewriteError> {
-    let plan = plan(frame, at, Side::Source, mac, ip)?;
-    apply(frame, &plan);
-    Ok(())
+    rewrite_at(frame, at, Side::Source, mac, ip)
 }
 
 fn too_short(needed: usize, frame: &[u8]) -> RewriteError {
@@ -301,119 +287,108 @@ fn read16(frame: &[u8], at: usize) -> Result<u16, RewriteError> {
     }
 }
 
-// Inlined into the two callers: the plan then lives in registers instead
-// of being returned through memory, which costs store-forwarding stalls
-// on every packet.
+/// Checks the packet against the new address's family and dispatches to
+/// the rewrite of that IP version. Inlined into the two callers, so the
+/// side and (for a walked packet) the version are known at compile time.
 #[inline(always)]
-fn plan(
-    frame: &[u8],
-    parsed: &Layout,
+fn rewrite_at(
+    frame: &mut [u8],
+    at: &Layout,
     side: Side,
     mac: Option<[u8; 6]>,
     ip: IpAddr,
-) -> Result<Plan, RewriteError> {
-    let version = match parsed.l3_kind {
-        L3Kind::Ipv4 => IpVersion::V4,
-        L3Kind::Ipv6 => IpVersion::V6,
-        L3Kind::Arp | L3Kind::Other => {
-            return Err(RewriteError::NotIp {
-                ethertype: parsed.ethertype,
-            })
-        }
-    };
-    let mut addr = [0u8; 16];
-    let addr_len = match (version, ip) {
-        (IpVersion::V4, IpAddr::V4(a)) => {
-            if let Some(dst) = addr.get_mut(..4) {
-                dst.copy_from_slice(&a.octets());
-            }
-            4
-        }
-        (IpVersion::V6, IpAddr::V6(a)) => {
-            addr = a.octets();
-            16
-        }
-        (packet, IpAddr::V4(_)) => {
-            return Err(RewriteError::FamilyMismatch {
-                packet,
-                address: IpVersion::V4,
-            })
-        }
-        (packet, IpAddr::V6(_)) => {
-            return Err(RewriteError::FamilyMismatch {
-                packet,
-                address: IpVersion::V6,
-            })
-        }
-    };
-    let new = addr.get(..addr_len).unwrap_or(&[]);
+) -> Result<(), RewriteError> {
+    match (at.l3_kind, ip) {
+        (L3Kind::Ipv4, IpAddr::V4(a)) => rewrite_address(frame, at, side, mac, a.octets()),
+        (L3Kind::Ipv6, IpAddr::V6(a)) => rewrite_address(frame, at, side, mac, a.octets()),
+        (L3Kind::Arp | L3Kind::Other, _) => Err(RewriteError::NotIp {
+            ethertype: at.ethertype,
+        }),
+        (L3Kind::Ipv4, IpAddr::V6(_)) => Err(RewriteError::FamilyMismatch {
+            packet: IpVersion::V4,
+            address: IpVersion::V6,
+        }),
+        (L3Kind::Ipv6, IpAddr::V4(_)) => Err(RewriteError::FamilyMismatch {
+            packet: IpVersion::V6,
+            address: IpVersion::V4,
+        }),
+    }
+}
 
-    let l3 = usize::from(parsed.l3_offset);
-    let header_len = match version {
-        IpVersion::V4 => 20,
-        IpVersion::V6 => IPV6_HEADER_LEN,
-    };
+/// The rewrite of an `N`-byte address (4: IPv4, 16: IPv6) in a packet of
+/// that version: every byte to write is worked out and every offset
+/// checked first, then the frame is written. Straight-line code on
+/// fixed-size arrays, with nothing returned through memory in between
+/// (a plan struct and loops over its optional parts cost about as much as
+/// the rewrite itself, on every packet).
+#[inline(always)]
+fn rewrite_address<const N: usize>(
+    frame: &mut [u8],
+    at: &Layout,
+    side: Side,
+    mac: Option<[u8; 6]>,
+    new: [u8; N],
+) -> Result<(), RewriteError> {
+    let v6 = N == 16;
+    let l3 = usize::from(at.l3_offset);
+    let header_len = if v6 { IPV6_HEADER_LEN } else { 20 };
     if frame.len() < l3 + header_len {
         return Err(too_short(l3 + header_len, frame));
     }
-    let expected_nibble = match version {
-        IpVersion::V4 => 4,
-        IpVersion::V6 => 6,
-    };
+    let expected_nibble = if v6 { 6 } else { 4 };
     if frame.get(l3).map(|b| b >> 4) != Some(expected_nibble) {
         return Err(RewriteError::HeaderMismatch { l3_offset: l3 });
     }
-
     let addr_at = l3
-        + match (version, side) {
-            (IpVersion::V4, Side::Source) => IPV4_SRC,
-            (IpVersion::V4, Side::Destination) => IPV4_DST,
-            (IpVersion::V6, Side::Source) => IPV6_SRC,
-            (IpVersion::V6, Side::Destination) => IPV6_DST,
+        + match (v6, side) {
+            (false, Side::Source) => IPV4_SRC,
+            (false, Side::Destination) => IPV4_DST,
+            (true, Side::Source) => IPV6_SRC,
+            (true, Side::Destination) => IPV6_DST,
         };
-    let old = frame
-        .get(addr_at..addr_at + addr_len)
-        .ok_or_else(|| too_short(addr_at + addr_len, frame))?;
+    let old: [u8; N] = *frame
+        .get(addr_at..)
+        .and_then(|tail| tail.first_chunk::<N>())
+        .ok_or_else(|| too_short(addr_at + N, frame))?;
 
-    if version == IpVersion::V6 && side == Side::Destination {
-        refuse_routing_header(frame, parsed)?;
+    if v6 && side == Side::Destination {
+        refuse_routing_header(frame, at)?;
     }
 
     // RFC 1624 eq. 3 as `update_bytes` computes it, with the part that
     // depends only on the addresses (both 4 or 16 bytes) summed once for
     // both checksums: update_bytes(c, old, new) == !fold(!c + delta).
-    let delta = u64::from(!addr_sum(old)) + u64::from(addr_sum(new));
-    let patch = |c: u16| Ok::<u16, RewriteError>(!fold(u64::from(!c) + delta));
+    let delta = u64::from(!addr_sum(&old)) + u64::from(addr_sum(&new));
+    let patch = |c: u16| !fold(u64::from(!c) + delta);
 
-    let ip_checksum = match version {
-        IpVersion::V4 => {
-            let at = l3 + IPV4_CHECKSUM;
-            Some((at, patch(read16(frame, at)?)?))
-        }
-        IpVersion::V6 => None,
+    let ip_checksum = if v6 {
+        None
+    } else {
+        let at = l3 + IPV4_CHECKSUM;
+        Some((at, patch(read16(frame, at)?)))
     };
 
-    let l4_checksum = match (parsed.l4_offset, parsed.ip_protocol) {
+    let l4_checksum = match (at.l4_offset, at.ip_protocol) {
         (Some(l4), Some(proto)) => {
             let l4 = usize::from(l4);
             match proto {
                 IpProtocol::TCP => {
                     let at = l4 + TCP_CHECKSUM;
-                    Some((at, patch(read16(frame, at)?)?))
+                    Some((at, patch(read16(frame, at)?)))
                 }
                 IpProtocol::UDP => {
                     let at = l4 + UDP_CHECKSUM;
                     match read16(frame, at)? {
                         0 => None,
-                        old_sum => match patch(old_sum)? {
+                        old_sum => match patch(old_sum) {
                             0 => Some((at, 0xffff)),
                             c => Some((at, c)),
                         },
                     }
                 }
-                IpProtocol::ICMPV6 if version == IpVersion::V6 => {
+                IpProtocol::ICMPV6 if v6 => {
                     let at = l4 + ICMPV6_CHECKSUM;
-                    Some((at, patch(read16(frame, at)?)?))
+                    Some((at, patch(read16(frame, at)?)))
                 }
                 _ => None,
             }
@@ -428,26 +403,31 @@ fn plan(
     if frame.len() < mac_range.end {
         return Err(too_short(mac_range.end, frame));
     }
-    Ok(Plan {
-        mac: mac.map(|m| (mac_range, m)),
-        addr_at,
-        addr,
-        addr_len,
-        ip_checksum,
-        l4_checksum,
-    })
+
+    // The write phase. Every offset was checked above, so none of these
+    // `put`s can miss; they are written this way so that even a logic
+    // error here cannot panic on the data path.
+    if let Some(mac) = mac {
+        put(frame, mac_range.start, &mac);
+    }
+    put(frame, addr_at, &new);
+    if let Some((at, value)) = ip_checksum {
+        put(frame, at, &value.to_be_bytes());
+    }
+    if let Some((at, value)) = l4_checksum {
+        put(frame, at, &value.to_be_bytes());
+    }
+    Ok(())
 }
 
 /// `partial_sum(0, addr)` folded to 16 bits, for a 4- or 16-byte address:
 /// the same sum, without the general loop's call and tail handling.
 #[inline(always)]
-fn addr_sum(addr: &[u8]) -> u16 {
-    let word = |w: &[u8; 4]| u64::from(u32::from_be_bytes(*w));
-    let acc = match addr.first_chunk::<4>() {
-        Some(w) if addr.len() == 4 => word(w),
-        _ => return partial_sum(0, addr) as u16,
-    };
-    fold(acc)
+fn addr_sum<const N: usize>(addr: &[u8; N]) -> u16 {
+    match addr.first_chunk::<4>() {
+        Some(w) if N == 4 => fold(u64::from(u32::from_be_bytes(*w))),
+        _ => partial_sum(0, addr) as u16,
+    }
 }
 
 /// Refuses a destination rewrite of a packet with an IPv6 Routing header.
@@ -459,25 +439,6 @@ fn refuse_routing_header(frame: &[u8], parsed: &Layout) -> Result<(), RewriteErr
             segments_left: span.slice(frame).get(3).copied().unwrap_or(0),
         }),
         None => Ok(()),
-    }
-}
-
-/// The write phase. Every range was checked against `frame` by [`plan`],
-/// so none of these `get_mut`s can miss; they are written this way so that
-/// even a logic error here cannot panic on the data path.
-#[inline(always)]
-fn apply(frame: &mut [u8], plan: &Plan) {
-    if let Some((range, mac)) = &plan.mac {
-        put(frame, range.start, mac);
-    }
-    // Fixed-size writes: a copy of a length known only at run time is a
-    // call to memcpy per packet, for 4 or 16 bytes.
-    match (plan.addr_len, plan.addr.first_chunk::<4>()) {
-        (4, Some(v4)) => put(frame, plan.addr_at, v4),
-        _ => put(frame, plan.addr_at, &plan.addr),
-    }
-    for (at, value) in [plan.ip_checksum, plan.l4_checksum].into_iter().flatten() {
-        put(frame, at, &value.to_be_bytes());
     }
 }
 
