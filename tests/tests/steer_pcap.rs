@@ -1370,7 +1370,7 @@ fn traffic_split_by_the_configured_rss_key_reaches_its_owner_without_handoff() {
         ],
     );
     let json = dir.path().join("stats.json");
-    let (out, stats) = run_forward(&config, 2.0, &eal, &json);
+    let (out, stats) = run_drained(&config, 2.0, &eal, &json);
     assert!(
         out.status.success(),
         "{}",

@@ -931,7 +931,16 @@ fn qps_split_by_the_configured_rss_key_reach_their_owner_without_handoff() {
         text.replacen("[tensor]\n", &format!("[tensor]\nrss_key = \"{KEY}\"\n"), 1),
     )
     .unwrap();
-    let (outs, stats) = run_appliance(dir.path(), "rss", &config, &rx, &[], 2, 2.0, workers);
+    let (outs, stats) = run_appliance(
+        dir.path(),
+        "rss",
+        &config,
+        &rx,
+        &[],
+        2,
+        Stop::Drained(3.0),
+        workers,
+    );
     assert_eq!(handoffs(&stats), 0, "{}", stats["lcores"]);
     let per_worker: Vec<u64> = stats["lcores"]
         .as_array()
