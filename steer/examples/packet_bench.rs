@@ -77,6 +77,7 @@ fn engine() -> Engine {
             flow_table_size: 65_536,
             flow_idle_ns: 30_000_000_000,
             seed: 0x5eed,
+            rss_key: [0x5a; 40],
             fragments: FragmentLimits::default(),
             prefixes: steer::PrefixLimits::default(),
             splice: Some(SpliceLimits {
