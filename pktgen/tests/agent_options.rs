@@ -404,7 +404,10 @@ fn cli_write_takes_the_options_and_rejects_them_elsewhere() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.starts_with("pktgen: error: --tlv and --responses apply to the agent workload only")
+        err.starts_with(
+            "pktgen: error: --tlv, --responses and --agent-hosts apply to the agent workload only"
+        ),
+        "{err}"
     );
 
     let o = Command::new(env!("CARGO_BIN_EXE_pktgen"))
