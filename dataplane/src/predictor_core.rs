@@ -26,7 +26,7 @@ use crate::tensor_config::{TensorConfig, TensorPath};
 
 /// Records taken from a FIFO before the clock is looked at again.
 const DRAIN_BATCH: usize = 4096;
-/// Sleep when every FIFO was empty: well under one prediction bin.
+/// The shortest sleep when every FIFO was empty (the longest is a bin).
 const IDLE_SLEEP: Duration = Duration::from_micros(20);
 
 pub struct PredictorThread {
@@ -107,6 +107,11 @@ impl PredictorThread {
                     // then still runs, only not isolated.
                     let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
                 }
+                // Workers hand over a window's records when it has ended
+                // (at their next burst, or housekeeping pass when idle), so
+                // the clock closes a bin only this long after its end: by
+                // then every worker has handed over its records for it.
+                let grace_ns = 2 * core.config().bin_ns;
                 let p = &*counters;
                 let publish = |pred: Predictions, core: &PredictorCore| {
                     snapshot.store(Arc::new(pred));
@@ -140,11 +145,23 @@ impl PredictorThread {
                     if took > 0 {
                         p.records.fetch_add(took, Relaxed);
                     }
-                    if let Some(pred) = core.tick(clock.now_ns()) {
+                    if let Some(pred) = core.tick(clock.now_ns().saturating_sub(grace_ns)) {
                         publish(pred, &core);
                     }
                     if took == 0 {
-                        std::thread::sleep(IDLE_SLEEP);
+                        // Nothing to read: wake when the clock closes the
+                        // open bin (records come a window at a time), at
+                        // most a bin from now. On a CPU shared with a
+                        // worker every wake-up is a context switch the
+                        // worker pays for.
+                        let now = clock.now_ns();
+                        let due = core
+                            .next_close_ns()
+                            .map_or(0, |c| c.saturating_add(grace_ns).saturating_sub(now));
+                        let nap = Duration::from_nanos(
+                            due.clamp(IDLE_SLEEP.as_nanos() as u64, core.config().bin_ns),
+                        );
+                        std::thread::sleep(nap);
                     }
                 }
             })

@@ -65,11 +65,18 @@ pub const EXPIRE_BUDGET: usize = 64;
 pub const PREDICTION_MAX_AGE_NS: u64 = 20_000_000;
 /// `node` of a QP whose destination is not a configured node.
 pub const NO_NODE: u16 = u16::MAX;
-/// Feature records an engine holds between two
-/// [`Engine::drain_features`] calls (the data plane drains every burst).
+/// Feature records an engine holds before [`Engine::drain_features`]
+/// hands them over.
 pub const FEATURE_BATCH: usize = 128;
-/// Direct-mapped slots that find a QP's open feature record.
-const COALESCE_SLOTS: usize = 64;
+/// Records past this many are handed over at the next
+/// [`Engine::drain_features`] even within a window, so that a burst of
+/// new QPs (at most a burst's packets) still finds room.
+const FEATURE_BATCH_FLUSH: usize = FEATURE_BATCH / 2;
+/// Slots that find a QP's open feature record (open addressing, at most
+/// half full while the batch is below its flush mark).
+const COALESCE_SLOTS: usize = 256;
+/// Slots probed from a QP's home slot.
+const COALESCE_PROBES: usize = 4;
 const _: () = assert!(FEATURE_BATCH < 256, "open record indices are u8");
 
 /// An overlay path to the peer appliance, checked.
@@ -183,6 +190,13 @@ pub struct EngineConfig {
     /// delivers it to ([`Engine::owner_of`]). The same for every engine
     /// of an appliance, so all agree.
     pub rss_key: [u8; flowtab::rss::RSS_KEY_LEN],
+    /// Feature records sum a QP's packets over windows of this many ns,
+    /// aligned to multiples of it: the predictor's bin width, so that a
+    /// record never straddles a bin and the predictor sees per bin what it
+    /// would have seen packet by packet, in one record per QP instead of
+    /// one per burst. `0` or `1`: a record per QP per
+    /// [`Engine::drain_features`] call.
+    pub feature_window_ns: u64,
 }
 
 /// A RoCEv2 packet's QP: its key and the key's hash.
@@ -354,16 +368,16 @@ pub struct Engine<T> {
     offload_config: OffloadConfig,
     counters: Arc<TensorCounters>,
     /// Records waiting for [`Engine::drain_features`], one per QP (and
-    /// ports and path) seen since, stamped with its first packet's time:
-    /// the data plane drains every burst, whose packets share a time, so
-    /// a record sums every packet its QP had in the burst.
+    /// ports and path) and feature window, stamped with its first
+    /// packet's time.
     batch: [FeatureRecord; FEATURE_BATCH],
     batched: usize,
+    /// The feature window the open records belong to.
+    window: u64,
     /// Host-side RoCEv2 packets until the next ICRC check (0: this one).
     icrc_countdown: u32,
-    /// Where a QP's open record may be in `batch` (index + 1, by the QP
-    /// hash's low bits; 0 none): a direct-mapped guess, checked, so a
-    /// collision only costs a second record.
+    /// Where a QP's open record is in `batch` (index + 1; 0: a free
+    /// slot), found from the QP hash by [`COALESCE_PROBES`] probes.
     open: [u8; COALESCE_SLOTS],
     /// The NIC's hash of a QP's 4-tuple ([`Engine::owner_of`]).
     rss: Toeplitz,
@@ -402,6 +416,7 @@ impl<T> Engine<T> {
             counters,
             batch: [FeatureRecord::default(); FEATURE_BATCH],
             batched: 0,
+            window: 0,
             icrc_countdown: 0,
             open: [0; COALESCE_SLOTS],
             cfg,
@@ -963,15 +978,28 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Hands the feature records of the packets seen since the last call
-    /// to `push` (the feature FIFO), counting what it refused: a full FIFO
-    /// drops a record and never blocks the worker.
-    pub fn drain_features(&mut self, mut push: impl FnMut(FeatureRecord) -> bool) {
+    /// Hands the feature records to `push` (the feature FIFO) once their
+    /// window has ended by `now_ns`, or once the batch is half full; until
+    /// then a QP's packets keep adding to its open record. Called every
+    /// burst and every housekeeping pass, so a window's records leave
+    /// within a housekeeping interval of its end even when no packet
+    /// follows.
+    pub fn drain_features(&mut self, now_ns: u64, push: impl FnMut(FeatureRecord) -> bool) {
+        let w = self.cfg.feature_window_ns;
+        let oldest = self.batch.first().map_or(0, |r| r.t_ns);
+        let open_window = w > 1 && oldest / w == now_ns / w;
+        if self.batched == 0 || (open_window && self.batched <= FEATURE_BATCH_FLUSH) {
+            return;
+        }
+        self.flush_features(push);
+    }
+
+    /// Hands every feature record to `push` now, counting what it
+    /// refused: a full FIFO drops a record and never blocks the worker.
+    pub fn flush_features(&mut self, mut push: impl FnMut(FeatureRecord) -> bool) {
         let (mut pushed, mut full) = (0u64, 0u64);
+        self.open = [0; COALESCE_SLOTS];
         for r in self.batch.iter().take(self.batched) {
-            if let Some(o) = self.open.get_mut(r.qp as usize % COALESCE_SLOTS) {
-                *o = 0;
-            }
             if push(*r) {
                 pushed += 1;
             } else {
@@ -984,13 +1012,28 @@ impl<T> Engine<T> {
     }
 
     /// Adds a packet to its QP's open record (same QP, ports and path,
-    /// however the QPs interleave), or opens one. The predictor sums packets and bytes and keeps the
-    /// deepest queue, so a coalesced record tells it what the packets
-    /// would have one by one.
+    /// however the QPs interleave), or opens one. The predictor sums
+    /// packets and bytes and keeps the deepest queue, so a coalesced
+    /// record tells it what the packets would have one by one.
     fn feature(&mut self, r: FeatureRecord) {
-        let slot = r.qp as usize % COALESCE_SLOTS;
-        let open = self.open.get(slot).map_or(0, |&o| usize::from(o));
-        if let Some(rec) = open.checked_sub(1).and_then(|i| self.batch.get_mut(i)) {
+        let w = self.cfg.feature_window_ns;
+        if w > 1 && r.t_ns / w != self.window {
+            // A new window: its packets open new records.
+            self.window = r.t_ns / w;
+            self.open = [0; COALESCE_SLOTS];
+        }
+        // Open addressing over a few slots from the QP hash: with one slot
+        // per hash, two QPs sharing it would open a record per packet as
+        // they interleave.
+        let home = r.qp as usize;
+        let mut free = None;
+        for probe in 0..COALESCE_PROBES {
+            let slot = (home + probe) % COALESCE_SLOTS;
+            let open = self.open.get(slot).map_or(0, |&o| usize::from(o));
+            let Some(rec) = open.checked_sub(1).and_then(|i| self.batch.get_mut(i)) else {
+                free = Some(slot);
+                break;
+            };
             if rec.qp == r.qp
                 && rec.egress_port == r.egress_port
                 && rec.ingress_port == r.ingress_port
@@ -1009,7 +1052,9 @@ impl<T> Engine<T> {
             Some(rec) => {
                 *rec = r;
                 self.batched += 1;
-                if let Some(o) = self.open.get_mut(slot) {
+                // With every probed slot taken the record still goes out,
+                // only not coalesced.
+                if let Some(o) = free.and_then(|slot| self.open.get_mut(slot)) {
                     // FEATURE_BATCH < 256, so the index fits.
                     *o = self.batched as u8;
                 }

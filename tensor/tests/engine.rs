@@ -13,7 +13,7 @@ use tensor::encap::EncapError;
 use tensor::engine::{
     class_of, heuristic_semantics, interleave_lanes, is_fresh, phase_of, slice_of, Delivery,
     Engine, EngineConfig, NetworkClass, Node, NodeWeights, OverlayPath, Refusal, Send, Verdict,
-    PREDICTION_MAX_AGE_NS,
+    FEATURE_BATCH, PREDICTION_MAX_AGE_NS,
 };
 use tensor::metadata::{MetadataKey, MetadataKeys, TrainingPhase};
 use tensor::plan::{SlicePlan, NO_PATH};
@@ -132,6 +132,7 @@ fn config(paths: Vec<OverlayPath>, local: Ipv4Addr) -> EngineConfig {
         reorder_timeout_ns: 1_000_000_000,
         seed: SEED,
         rss_key: [0x6d; 40],
+        feature_window_ns: 100_000,
     }
 }
 
@@ -517,7 +518,8 @@ fn feature_records_coalesce_per_qp_and_a_full_fifo_is_counted() {
     let mut other = rocev2(host(3), host(2), 12, 0x04, 0, None, 64);
     sent(send(&mut e, &mut other, 20, 0));
     let mut got = Vec::new();
-    e.drain_features(|r| {
+    e.drain_features(99_999, |_| panic!("the window is still open"));
+    e.drain_features(100_000, |r| {
         got.push(r);
         got.len() < 2
     });
@@ -601,4 +603,64 @@ fn the_metadata_key_is_derived_from_the_control_key() {
     assert_ne!(a.cmac(b"x"), b.cmac(b"x"), "each key id its own key");
     let again = tensor::engine::derive_metadata_key(&control, 1);
     assert_eq!(a.cmac(b"x"), again.cmac(b"x"));
+}
+
+#[test]
+fn feature_records_sum_a_qp_over_its_window_and_leave_when_it_ends() {
+    let (mut e, c) = engine::<()>(config(Vec::new(), host(100)));
+    let push_all = |e: &mut Engine<()>, now: u64| {
+        let mut got = Vec::new();
+        e.drain_features(now, |r| {
+            got.push(r);
+            true
+        });
+        got
+    };
+    // Three bursts in one 100 µs window: drained after each, nothing
+    // leaves, and the QP's packets stay in one record.
+    for (i, t) in [1_000u64, 40_000, 99_000].into_iter().enumerate() {
+        let mut f = rocev2(host(1), host(2), 11, 0x04, i as u32, None, 64);
+        sent(send(&mut e, &mut f, t, 0));
+        assert!(push_all(&mut e, t).is_empty(), "window still open at {t}");
+    }
+    // The next window's first packet opens a new record; the end of the
+    // first window hands the old one over, and the new one with it.
+    let mut f = rocev2(host(1), host(2), 11, 0x04, 3, None, 64);
+    sent(send(&mut e, &mut f, 100_500, 0));
+    let got = push_all(&mut e, 100_500);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].t_ns, got[0].packets), (1_000, 3));
+    assert_eq!((got[1].t_ns, got[1].packets), (100_500, 1));
+    assert_eq!(c.get(Event::FifoPushed), 2);
+    // A window that ends with no packet after it leaves at the next drain.
+    let mut f = rocev2(host(1), host(2), 11, 0x04, 4, None, 64);
+    sent(send(&mut e, &mut f, 250_000, 0));
+    assert!(push_all(&mut e, 299_999).is_empty());
+    assert_eq!(push_all(&mut e, 300_000).len(), 1);
+    // More open records than half the batch leave at once, window or not.
+    for qp in 0..(FEATURE_BATCH as u32 / 2 + 1) {
+        let mut f = rocev2(host(1), host(2), 100 + qp, 0x04, 0, None, 64);
+        sent(send(&mut e, &mut f, 400_000, 0));
+    }
+    assert_eq!(push_all(&mut e, 400_000).len(), FEATURE_BATCH / 2 + 1);
+}
+
+#[test]
+fn interleaved_qps_keep_one_record_each_even_when_their_slots_collide() {
+    let (mut e, _) = engine::<()>(config(Vec::new(), host(100)));
+    // 40 QPs: with one slot per hash some would share a slot, and as they
+    // interleave each packet would open a record.
+    for round in 0..3u32 {
+        for qp in 0..40u32 {
+            let mut f = rocev2(host(1), host(2), 200 + qp, 0x04, round, None, 64);
+            sent(send(&mut e, &mut f, 1_000 + u64::from(round), 0));
+        }
+    }
+    let mut got = Vec::new();
+    e.drain_features(100_000, |r| {
+        got.push(r);
+        true
+    });
+    assert_eq!(got.len(), 40);
+    assert!(got.iter().all(|r| r.packets == 3), "{got:?}");
 }

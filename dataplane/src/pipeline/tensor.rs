@@ -419,7 +419,7 @@ impl<'a> TensorWorker<'a> {
         self.parsed = parsed;
         self.roce = roce;
         let fifo = &self.fifo;
-        self.engine.drain_features(|r| fifo.push(r).is_ok());
+        self.engine.drain_features(now_ns, |r| fifo.push(r).is_ok());
         if let Some(rx) = self.lcore.ports.get(rx_port) {
             if arrival == Arrival::Wire {
                 bump(&rx.rx_packets, received);
@@ -512,9 +512,13 @@ impl Pipeline for TensorWorker<'_> {
             .transmit(self.queue, ignore_shaping, self.lcore, &self.counters)
     }
 
-    /// Ages out idle QPs and gives up on reorder gaps that waited too long.
+    /// Ages out idle QPs, gives up on reorder gaps that waited too long,
+    /// and hands the predictor the records of a feature window that ended
+    /// with no packet after it.
     fn housekeeping(&mut self, now_ns: u64) {
         self.with_deliveries(|engine, mut out| engine.housekeeping(now_ns, &mut out));
+        let fifo = &self.fifo;
+        self.engine.drain_features(now_ns, |r| fifo.push(r).is_ok());
     }
 
     /// Packets still queued, pending or held for reordering.
@@ -526,6 +530,8 @@ impl Pipeline for TensorWorker<'_> {
     /// will not be filled any more), then drained with the rest.
     fn stopping(&mut self) {
         self.with_deliveries(|engine, mut out| engine.flush(&mut out));
+        let fifo = &self.fifo;
+        self.engine.flush_features(|r| fifo.push(r).is_ok());
     }
 
     fn finish(&mut self) {
@@ -600,6 +606,7 @@ pub fn build_shared(
         reorder_timeout_ns: cfg.reorder_timeout_us.saturating_mul(1000),
         seed,
         rss_key,
+        feature_window_ns: predictor.bin_ns,
     };
     // A shaped port's ring holds what its scheduler can: its three strict
     // bands and the WDRR stage.
