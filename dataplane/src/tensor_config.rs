@@ -77,9 +77,8 @@ pub struct TensorConfig {
     pub validate_icrc: bool,
     /// With `validate_icrc`, check the ICRC of one RoCEv2 packet in this
     /// many per worker (the first included; default 16); 1 checks every
-    /// packet. A
-    /// packet not checked is forwarded as if it had passed (the receiving
-    /// RoCE NIC checks it anyway).
+    /// packet. A packet not checked is forwarded as if it had passed (the
+    /// receiving RoCE NIC checks it anyway).
     #[serde(default = "default_icrc_check_every")]
     pub icrc_check_every: u32,
     /// The RSS key the host port hashes a QP's UDP 4-tuple with, 80

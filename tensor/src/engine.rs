@@ -372,8 +372,10 @@ pub struct Engine<T> {
     /// packet's time.
     batch: [FeatureRecord; FEATURE_BATCH],
     batched: usize,
-    /// The feature window the open records belong to.
-    window: u64,
+    /// Where the feature window the open records belong to ends, ns
+    /// (0 before the first record): per packet a comparison, not a
+    /// division, finds a window's end.
+    window_end_ns: u64,
     /// Host-side RoCEv2 packets until the next ICRC check (0: this one).
     icrc_countdown: u32,
     /// Where a QP's open record is in `batch` (index + 1; 0: a free
@@ -416,7 +418,7 @@ impl<T> Engine<T> {
             counters,
             batch: [FeatureRecord::default(); FEATURE_BATCH],
             batched: 0,
-            window: 0,
+            window_end_ns: 0,
             icrc_countdown: 0,
             open: [0; COALESCE_SLOTS],
             cfg,
@@ -986,8 +988,12 @@ impl<T> Engine<T> {
     /// follows.
     pub fn drain_features(&mut self, now_ns: u64, push: impl FnMut(FeatureRecord) -> bool) {
         let w = self.cfg.feature_window_ns;
-        let oldest = self.batch.first().map_or(0, |r| r.t_ns);
-        let open_window = w > 1 && oldest / w == now_ns / w;
+        let window_start = self.window_end_ns.saturating_sub(w);
+        // Every record is of the open window (the oldest is first), and
+        // that window has not ended.
+        let open_window = w > 1
+            && now_ns < self.window_end_ns
+            && self.batch.first().is_some_and(|r| r.t_ns >= window_start);
         if self.batched == 0 || (open_window && self.batched <= FEATURE_BATCH_FLUSH) {
             return;
         }
@@ -1017,9 +1023,9 @@ impl<T> Engine<T> {
     /// record tells it what the packets would have one by one.
     fn feature(&mut self, r: FeatureRecord) {
         let w = self.cfg.feature_window_ns;
-        if w > 1 && r.t_ns / w != self.window {
+        if w > 1 && r.t_ns >= self.window_end_ns {
             // A new window: its packets open new records.
-            self.window = r.t_ns / w;
+            self.window_end_ns = (r.t_ns / w).saturating_add(1).saturating_mul(w);
             self.open = [0; COALESCE_SLOTS];
         }
         // Open addressing over a few slots from the QP hash: with one slot
