@@ -36,29 +36,33 @@ pub fn partial_sum(initial: u32, data: &[u8]) -> u32 {
     // Eight bytes a load, summed with end-around carry as one 64-bit word
     // (2^64 − 1 is a multiple of 2^16 − 1, so the class [`fold`] reads is
     // the 16-bit words' sum's): an add and a carry per eight bytes, on the
-    // IPv4 header every steered packet has verified. The carry chain also
-    // keeps LLVM from vectorising the loop, which on the baseline x86-64
-    // target byte-swaps lane by lane and costs more than it saves.
-    let mut acc = u64::from(initial);
+    // IPv4 header every steered packet has verified. The words are read in
+    // the machine's byte order and the folded sum swapped once at the end
+    // (RFC 1071 §2(B): the sum of byte-swapped words is the byte-swapped
+    // sum), so a little-endian CPU swaps nothing per word. The carry chain
+    // also keeps LLVM from vectorising the loop, which on the baseline
+    // x86-64 target costs more than it saves.
+    let mut acc = u64::from(u16::from_be(fold32(initial)));
     let mut quads = data.chunks_exact(8);
     for q in quads.by_ref() {
         acc = add_carry(
             acc,
-            u64::from_be_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]),
+            u64::from_ne_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]),
         );
     }
     let mut rest = quads.remainder();
     if let [a, b, c, d, tail @ ..] = rest {
-        acc = add_carry(acc, u64::from(u32::from_be_bytes([*a, *b, *c, *d])));
+        acc = add_carry(acc, u64::from(u32::from_ne_bytes([*a, *b, *c, *d])));
         rest = tail;
     }
+    // An odd last byte is the high half of a big-endian word: [a, 0].
     let last = match *rest {
-        [a, b, c] => u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
-        [a, b] => u64::from(u16::from_be_bytes([a, b])),
-        [a] => u64::from(a) << 8,
+        [a, b, c] => u64::from(u16::from_ne_bytes([a, b])) + u64::from(u16::from_ne_bytes([c, 0])),
+        [a, b] => u64::from(u16::from_ne_bytes([a, b])),
+        [a] => u64::from(u16::from_ne_bytes([a, 0])),
         _ => 0,
     };
-    u32::from(fold(add_carry(acc, last)))
+    u32::from(u16::from_be(fold(add_carry(acc, last))))
 }
 
 /// `acc + w` with the carry out of bit 63 added back in (one's complement
@@ -82,9 +86,45 @@ fn add_carry(acc: u64, w: u64) -> u64 {
 pub fn fold(acc: u64) -> u16 {
     let a = (acc & 0xffff_ffff) + (acc >> 32); // < 2^33
     let a = (a & 0xffff) + (a >> 16); // < 0x30000
-    let a = (a & 0xffff) + (a >> 16); // <= 0x10001
+    fold32(a as u32)
+}
+
+/// [`fold`] for a sum that fits 32 bits: two steps. After the first the
+/// value is at most 0x1fffe, and when its high half is 1 its low half is
+/// at most 0xfffe, so the second leaves at most 0xffff.
+#[inline(always)]
+pub fn fold32(acc: u32) -> u16 {
+    let a = (acc & 0xffff) + (acc >> 16); // <= 0x1fffe
     let a = (a & 0xffff) + (a >> 16); // <= 0xffff
     a as u16
+}
+
+/// What replacing the field `old` by `new` adds to a one's complement sum
+/// (RFC 1624 eq. 3's `~m + m'`, summed over the field's 16-bit words and
+/// not folded; below 2^21 for any field of up to 16 words). Summed once, it
+/// patches every checksum that covers the field with [`apply_delta`]: a
+/// NAT's address change patches the IPv4 header and the TCP or UDP
+/// checksum (whose pseudo-header holds the address) with one delta. `N`
+/// must be even; an odd last byte is ignored.
+#[inline(always)]
+pub fn replace_delta<const N: usize>(old: &[u8; N], new: &[u8; N]) -> u32 {
+    // Indexed below `N`, so the loop unrolls without bounds checks.
+    let mut delta = 0u32;
+    let mut i = 0;
+    while i + 1 < N {
+        let o = u16::from_be_bytes([old[i], old[i + 1]]);
+        let n = u16::from_be_bytes([new[i], new[i + 1]]);
+        delta += u32::from(!o) + u32::from(n);
+        i += 2;
+    }
+    delta
+}
+
+/// RFC 1624 eq. 3 with a [`replace_delta`]: the checksum once the field
+/// changed. Equal to [`update_bytes`] on the same field, bit for bit.
+#[inline(always)]
+pub fn apply_delta(checksum: u16, delta: u32) -> u16 {
+    !fold32(u32::from(!checksum) + delta)
 }
 
 /// Combines two partial sums (each from [`partial_sum`] or a pseudo-header).
@@ -242,6 +282,52 @@ mod tests {
         h[10..12].copy_from_slice(&updated.to_be_bytes());
         assert_eq!(checksum(&h), 0);
         assert_eq!(update8(0xb861, 0x40, 0x3f, true), updated);
+    }
+
+    /// The delta form patches like `update_bytes` and like a full
+    /// recomputation, for IPv4 and IPv6 addresses, over a seeded mix.
+    #[test]
+    fn a_replace_delta_patches_like_update_bytes_and_a_recomputation() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        fn check<const N: usize>(header: &mut [u8; 40], old: [u8; N], new: [u8; N]) {
+            header[8..8 + N].copy_from_slice(&old);
+            header[6..8].copy_from_slice(&[0, 0]);
+            let c = checksum(header);
+            header[6..8].copy_from_slice(&c.to_be_bytes());
+            let patched = apply_delta(c, replace_delta(&old, &new));
+            assert_eq!(Some(patched), update_bytes(c, &old, &new));
+            header[8..8 + N].copy_from_slice(&new);
+            header[6..8].copy_from_slice(&[0, 0]);
+            assert_eq!(patched, checksum(header), "{old:02x?} -> {new:02x?}");
+        }
+        for round in 0..2000 {
+            let mut header = [0u8; 40];
+            for b in header.iter_mut() {
+                *b = next() as u8;
+            }
+            // All-ones and all-zero words too, where -0 and +0 differ.
+            let fill = |r: u64| match r % 4 {
+                0 => 0x00,
+                1 => 0xff,
+                _ => r as u8,
+            };
+            let (a, b) = (next(), next());
+            let v4_old: [u8; 4] = core::array::from_fn(|i| fill(a >> (8 * i)));
+            let v4_new: [u8; 4] = core::array::from_fn(|i| fill(b >> (8 * i)) | 1);
+            check(&mut header, v4_old, v4_new);
+            let v6_old: [u8; 16] = core::array::from_fn(|i| fill(next() >> (i % 8)));
+            let v6_new: [u8; 16] = core::array::from_fn(|i| fill(next() >> (i % 8)) | 1);
+            check(&mut header, v6_old, v6_new);
+            assert_eq!(fold32(u32::MAX), 0xffff, "round {round}");
+            assert_eq!(fold32(0x1_0000), 1);
+            assert_eq!(fold32(0), 0);
+        }
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub mod rss;
 /// slots.
 pub const MAX_CAPACITY: usize = 1 << 24;
 
+/// Bytes of a cache line: the unit [`Table::prefetch_entry`] names.
+pub const CACHE_LINE: usize = 64;
+
 /// Most 64-bit words [`hash_words`] mixes: each word position has its own
 /// multiplier, rotation and key.
 pub const MAX_WORDS: usize = 8;
@@ -262,25 +265,48 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     }
 
     /// The key's hash under this table's seed: computed once per packet and
-    /// passed to [`Table::warm`] and the `_hashed` methods.
+    /// passed to the prefetch stages and the `_hashed` methods.
     #[inline]
     pub fn hash(&self, key: &K) -> u32 {
         TableKey::hash(key, self.seed)
     }
 
-    /// Touches the index slot and the entry a lookup of `hash` reads first,
-    /// and returns a value derived from them for the caller to `black_box`.
-    /// Called for every packet of a burst before any lookup, the cache
-    /// misses of different packets overlap instead of being paid one after
-    /// another: safe code's stand-in for a prefetch instruction.
+    /// Stage one of a burst's lookups: hands `prefetch` the address of the
+    /// index slot a lookup of `hash` reads first. Called for every key of
+    /// a burst, then [`Table::prefetch_entry`] for every key, then the
+    /// lookups, as DPDK's `rte_hash_lookup_bulk` does: the cache misses of
+    /// a burst overlap instead of being paid one after another. The table
+    /// only computes addresses (it holds no `unsafe`); the caller owns the
+    /// prefetch instruction, which never faults.
     #[inline]
-    pub fn warm(&self, hash: u32) -> u32 {
-        match self.index.get(hash as usize & self.mask) {
-            Some(s) if s.entry != EMPTY => match self.entries.get(s.entry as usize) {
-                Some(Some(e)) => e.hash,
-                _ => 0,
-            },
-            _ => 0,
+    pub fn prefetch_slot(&self, hash: u32, prefetch: impl FnOnce(*const u8)) {
+        let slot = self.index.as_ptr().wrapping_add(hash as usize & self.mask);
+        prefetch(slot.cast());
+    }
+
+    /// Stage two (see [`Table::prefetch_slot`]), once the slot is in the
+    /// cache: hands `prefetch` every cache line of the entry the home slot
+    /// of `hash` points at, if that slot holds this hash. A key displaced
+    /// from its home slot is not prefetched; at the index's load limit
+    /// that is rare.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u32, mut prefetch: impl FnMut(*const u8)) {
+        let Some(s) = self.index.get(hash as usize & self.mask) else {
+            return;
+        };
+        if s.entry == EMPTY || s.hash != hash {
+            return;
+        }
+        let entry = self
+            .entries
+            .as_ptr()
+            .wrapping_add(s.entry as usize)
+            .cast::<u8>();
+        let lead = entry as usize % CACHE_LINE;
+        let lines = (lead + core::mem::size_of::<Option<Entry<K, V>>>()).div_ceil(CACHE_LINE);
+        let first = entry.wrapping_sub(lead);
+        for line in 0..lines {
+            prefetch(first.wrapping_add(line * CACHE_LINE));
         }
     }
 
@@ -366,7 +392,18 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     /// value for further updates. An existing key is refused
     /// ([`InsertError::Exists`]) even when the table is full.
     pub fn insert(&mut self, key: K, value: V, now_ns: u64) -> Result<&mut V, InsertError> {
-        let hash = self.hash(&key);
+        self.insert_hashed(key, self.hash(&key), value, now_ns)
+    }
+
+    /// [`Table::insert`] with the key's [`Table::hash`] already computed.
+    #[inline]
+    pub fn insert_hashed(
+        &mut self,
+        key: K,
+        hash: u32,
+        value: V,
+        now_ns: u64,
+    ) -> Result<&mut V, InsertError> {
         match self.probe(&key, hash) {
             Some(Probe::Found { .. }) => Err(InsertError::Exists),
             Some(Probe::Vacant(slot)) => self.fill(slot, key, hash, value, now_ns),

@@ -53,7 +53,44 @@ fn get_mut_leaves_the_time_and_touch_sets_it() {
     assert_eq!(t.touch_hashed(&k, h, 300).copied(), Some(3));
     assert_eq!(t.last_seen_ns(&k), Some(300));
     assert!(t.touch_hashed(&Key(4), t.hash(&Key(4)), 300).is_none());
-    assert_ne!(t.warm(h), 0, "the home slot of a present key is warmed");
+}
+
+#[test]
+fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
+    use flowtab::CACHE_LINE;
+    let mut t: Table<Key, [u64; 12]> = Table::new(64, 3);
+    let k = Key(11);
+    let h = t.hash(&k);
+    let mut slots = Vec::new();
+    t.prefetch_slot(h, |p| slots.push(p as usize));
+    // The same slot for the same hash, another one's for another hash
+    // (with this seed, key 12 has another home).
+    let mut again = Vec::new();
+    t.prefetch_slot(h, |p| again.push(p as usize));
+    t.prefetch_slot(t.hash(&Key(12)), |p| again.push(p as usize));
+    assert_eq!(slots.len(), 1);
+    assert_eq!(again.first(), slots.first());
+    assert_ne!(again.get(1), slots.first());
+    let mut lines = Vec::new();
+    t.prefetch_entry(h, |p| lines.push(p as usize));
+    assert!(lines.is_empty(), "an absent key has no entry to fetch");
+    t.insert(k, [7; 12], 0).unwrap();
+    t.prefetch_entry(h, |p| lines.push(p as usize));
+    // Twelve words and the key, hash and time: at least two lines, each
+    // aligned, consecutive, and covering the stored value.
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines.iter().all(|l| l % CACHE_LINE == 0));
+    assert!(lines.windows(2).all(|w| w[1] == w[0] + CACHE_LINE));
+    let value = t.get(&k).unwrap() as *const [u64; 12] as usize;
+    let (first, last) = (lines[0], lines[lines.len() - 1] + CACHE_LINE);
+    assert!(
+        first <= value && value + 96 <= last,
+        "{value:#x} outside {first:#x}..{last:#x}"
+    );
+    // A hash that only shares the home slot names nothing.
+    let mut none = Vec::new();
+    t.prefetch_entry(h ^ (1 << 31), |p| none.push(p));
+    assert!(none.is_empty());
 }
 
 #[test]

@@ -202,6 +202,19 @@ pub enum Verdict {
     Consumed,
 }
 
+/// What a request's flow-table lookup found.
+#[derive(Clone, Copy)]
+enum Lookup {
+    /// The flow, of this service: its instance, path and band.
+    Hit((u8, u8, u8)),
+    /// The client's key, held by a flow of another service.
+    Conflict,
+    /// A SYN on a closed connection's key: a new flow, in its entry.
+    Reopened,
+    /// No flow.
+    Miss,
+}
+
 /// Features assumed for a request nobody described.
 const UNKNOWN_FEATURES: TokenFeatures = TokenFeatures {
     prompt_tokens: 0,
@@ -360,8 +373,10 @@ impl Engine {
     }
 
     /// The client-side key of a packet with ports, if it is to a service
-    /// (`from_agents`) or from an instance.
-    #[inline]
+    /// (`from_agents`) or from an instance. Always inlined: returned
+    /// through memory, its key's bytes (stored in pieces) stalled the
+    /// 16-byte load that read them back, on every packet.
+    #[inline(always)]
     fn flow_key(&self, flow: &FlowKey, from_agents: bool) -> Option<Keyed> {
         let (key, owner) = if from_agents {
             let service =
@@ -393,13 +408,26 @@ impl Engine {
         })
     }
 
-    /// Touches the table lines handling `s` will read first (see
-    /// [`flowtab::Table::warm`]).
+    /// Stage one of a burst's table lookups: the index slot handling `s`
+    /// reads first. Call it for every packet of a burst, then
+    /// [`Engine::prefetch_state`] for every packet, then handle them, so
+    /// that the burst's cache misses overlap ([`flowtab::Table::prefetch_slot`]).
+    /// `prefetch` is the caller's prefetch instruction.
     #[inline]
-    pub fn warm(&self, s: &Steerable) -> u32 {
+    pub fn prefetch_slot(&self, s: &Steerable, prefetch: impl FnOnce(*const u8)) {
         match s {
-            Steerable::Flow(k) => self.flows.warm(k.hash),
-            Steerable::Fragment(f) => self.fragments.warm(f.hash),
+            Steerable::Flow(k) => self.flows.prefetch_slot(k.hash, prefetch),
+            Steerable::Fragment(f) => self.fragments.prefetch_slot(f.hash, prefetch),
+        }
+    }
+
+    /// Stage two: the lines of the flow's (or datagram's) entry, once its
+    /// slot is in the cache ([`flowtab::Table::prefetch_entry`]).
+    #[inline]
+    pub fn prefetch_state(&self, s: &Steerable, prefetch: impl FnMut(*const u8)) {
+        match s {
+            Steerable::Flow(k) => self.flows.prefetch_entry(k.hash, prefetch),
+            Steerable::Fragment(f) => self.fragments.prefetch_entry(f.hash, prefetch),
         }
     }
 
@@ -789,20 +817,13 @@ impl Engine {
         let short_tokens = view.thresholds().short_task_tokens;
         let flags = p.flags(frame);
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
-        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
-            // A client port reused after its previous connection closed:
-            // a new flow, decided on today's state.
-            if self
-                .flows
-                .get_mut_hashed(&key, hash)
-                .is_some_and(|e| e.closed)
-            {
-                self.flows.remove(&key);
-            }
-        }
+        let syn = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
         let mut finished = None;
         let hit = match self.flows.touch_hashed(&key, hash, now_ns) {
             None if decline_miss => return None,
+            // A client port reused after its previous connection closed:
+            // a new flow, decided on today's state, in the old one's entry.
+            Some(entry) if syn && entry.closed => Lookup::Reopened,
             Some(entry) if entry.service == service => {
                 entry.closed |= ends;
                 if entry.class == TrafficClass::Other && payload_len > 0 && !entry.spliced {
@@ -821,27 +842,37 @@ impl Engine {
                         finished = Some((*entry, measured));
                     }
                 }
-                Some(Ok((entry.instance, entry.path, entry.class as u8)))
+                Lookup::Hit((entry.instance, entry.path, entry.class as u8))
             }
-            Some(_) => Some(Err(())),
-            None => None,
+            Some(_) => Lookup::Conflict,
+            None => Lookup::Miss,
         };
         if let Some((e, measured)) = finished {
             self.learn_flow(&e, &measured);
         }
         let (instance, path, band) = match hit {
-            Some(Ok(choice)) => choice,
-            Some(Err(())) => {
+            Lookup::Hit(choice) => choice,
+            Lookup::Conflict => {
                 self.counters.flow(FlowEvent::KeyConflict);
                 match self.overflow_choice(service) {
                     Some((i, p)) => (i, p, OTHER_BAND),
                     None => return Some(Treatment::Drop(Refusal::NoInstance)),
                 }
             }
-            None => match self.new_flow(p, frame, key, service, view, now_ns) {
-                Some(choice) => choice,
-                None => return Some(Treatment::Drop(Refusal::NoInstance)),
-            },
+            Lookup::Miss | Lookup::Reopened => {
+                let reopened = matches!(hit, Lookup::Reopened);
+                match self.new_flow(p, frame, keyed, reopened, view, now_ns) {
+                    Some(choice) => choice,
+                    None => {
+                        if reopened {
+                            // The closed connection's entry is not the
+                            // new one's: no instance took it.
+                            self.flows.remove(&key);
+                        }
+                        return Some(Treatment::Drop(Refusal::NoInstance));
+                    }
+                }
+            }
         };
         let Some((mac, ip, port)) = self.target(instance, path) else {
             return Some(Treatment::Drop(Refusal::NoInstance));
@@ -933,16 +964,22 @@ impl Engine {
     }
 
     /// A new flow's features, decision and table entry; `None` when no
-    /// instance can take it.
+    /// instance can take it. `reopened`: the key's entry holds a closed
+    /// connection, which the new flow's entry replaces in place.
     fn new_flow<P: Located>(
         &mut self,
         p: &P,
         frame: &[u8],
-        key: ClientKey,
-        service: u8,
+        keyed: Keyed,
+        reopened: bool,
         view: &DataplaneView,
         now_ns: u64,
     ) -> Option<(u8, u8, u8)> {
+        let Keyed {
+            key,
+            hash,
+            owner: service,
+        } = keyed;
         let short_tokens = view.thresholds().short_task_tokens;
         let (features, class) =
             match features(&self.config, &self.counters, p, frame, key.service_port) {
@@ -962,8 +999,18 @@ impl Engine {
         if p.payload_span().len > 0 {
             entry.timing.on_request_payload(now_ns);
         }
-        match self.flows.insert(key, entry, now_ns) {
-            Ok(_) => {
+        let stored = if reopened {
+            self.flows
+                .touch_hashed(&key, hash, now_ns)
+                .map(|old| *old = entry)
+                .ok_or(InsertError::Full)
+        } else {
+            self.flows
+                .insert_hashed(key, hash, entry, now_ns)
+                .map(|_| ())
+        };
+        match stored {
+            Ok(()) => {
                 self.counters.flow(FlowEvent::New);
                 self.counters.chosen(choice.instance, class);
                 Some((choice.instance, choice.path, class as u8))

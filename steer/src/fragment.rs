@@ -262,10 +262,18 @@ impl Fragments {
         self.table.hash(key)
     }
 
-    /// Touches the table lines a lookup of `hash` reads.
+    /// The index slot a lookup of `hash` reads first
+    /// ([`flowtab::Table::prefetch_slot`]).
     #[inline]
-    pub fn warm(&self, hash: u32) -> u32 {
-        self.table.warm(hash)
+    pub fn prefetch_slot(&self, hash: u32, prefetch: impl FnOnce(*const u8)) {
+        self.table.prefetch_slot(hash, prefetch);
+    }
+
+    /// The lines of the entry that slot names
+    /// ([`flowtab::Table::prefetch_entry`]).
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u32, prefetch: impl FnMut(*const u8)) {
+        self.table.prefetch_entry(hash, prefetch);
     }
 
     /// Records the first fragment's decision for its datagram, and hands

@@ -60,7 +60,7 @@ use core::fmt;
 use core::ops::Range;
 use std::net::IpAddr;
 
-use classifier::checksum::{fold, partial_sum};
+use classifier::checksum::{apply_delta, replace_delta};
 use classifier::{EtherType, FlowPacket, IpProtocol, IpVersion, L3Kind, ParsedPacket, Span};
 
 /// Why a rewrite was refused. The frame is unchanged in every case.
@@ -355,11 +355,10 @@ fn rewrite_address<const N: usize>(
         refuse_routing_header(frame, at)?;
     }
 
-    // RFC 1624 eq. 3 as `update_bytes` computes it, with the part that
-    // depends only on the addresses (both 4 or 16 bytes) summed once for
-    // both checksums: update_bytes(c, old, new) == !fold(!c + delta).
-    let delta = u64::from(!addr_sum(&old)) + u64::from(addr_sum(&new));
-    let patch = |c: u16| !fold(u64::from(!c) + delta);
+    // RFC 1624 eq. 3, with the part that depends only on the addresses
+    // summed once for both checksums.
+    let delta = replace_delta(&old, &new);
+    let patch = |c: u16| apply_delta(c, delta);
 
     let ip_checksum = if v6 {
         None
@@ -418,16 +417,6 @@ fn rewrite_address<const N: usize>(
         put(frame, at, &value.to_be_bytes());
     }
     Ok(())
-}
-
-/// `partial_sum(0, addr)` folded to 16 bits, for a 4- or 16-byte address:
-/// the same sum, without the general loop's call and tail handling.
-#[inline(always)]
-fn addr_sum<const N: usize>(addr: &[u8; N]) -> u16 {
-    match addr.first_chunk::<4>() {
-        Some(w) if N == 4 => fold(u64::from(u32::from_be_bytes(*w))),
-        _ => partial_sum(0, addr) as u16,
-    }
 }
 
 /// Refuses a destination rewrite of a packet with an IPv6 Routing header.

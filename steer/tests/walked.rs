@@ -378,3 +378,58 @@ fn walked_path_agrees_with_full_path_without_delayed_binding() {
         run(false, seed);
     }
 }
+
+/// A SYN from a client port whose connection closed is a new flow, decided
+/// afresh on its own TLV, in the closed connection's table entry; its
+/// later segments follow the new decision, and the client's retransmitted
+/// SYN of a live connection does not decide again.
+#[test]
+fn a_syn_on_a_closed_connections_port_is_decided_afresh_in_its_entry() {
+    use steer::stats::FlowEvent;
+    let (mut e, counters) = engine(false);
+    let client = IpAddr::V4(Ipv4Addr::new(10, 0, 1, 11));
+    let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 100, 1));
+    let seg = |flags: u8, features: Option<TokenFeatures>| Pkt {
+        src: client,
+        dst: vip,
+        sport: 40_000,
+        dport: PORT,
+        tcp: Some(flags),
+        payload: if flags & 0x08 != 0 {
+            b"hello".to_vec()
+        } else {
+            Vec::new()
+        },
+        features,
+        tamper_tlv: false,
+        vlan: false,
+        dest_opts: false,
+    };
+    let (syn, ack, psh_ack, fin_ack) = (0x02, 0x10, 0x18, 0x11);
+    let mut ways = Ways::default();
+    let mut send = |e: &mut Engine, p: Pkt, now_ns: u64| {
+        let mut f = build(&p);
+        match walked(e, &mut f, true, now_ns, &mut ways) {
+            Verdict::Send { band, .. } => band,
+            v => panic!("not sent: {v:?}"),
+        }
+    };
+    let new = |c: &SteerCounters| c.flows[FlowEvent::New as usize].load(Relaxed);
+    let short_band = send(&mut e, seg(syn, Some(short())), MS);
+    assert_eq!(send(&mut e, seg(psh_ack, None), 2 * MS), short_band);
+    // A retransmitted SYN of the live connection follows it.
+    assert_eq!(send(&mut e, seg(syn, Some(long())), 3 * MS), short_band);
+    assert_eq!(new(&counters), 1);
+    assert_eq!(send(&mut e, seg(fin_ack, None), 4 * MS), short_band);
+    // The port reused: decided on the new TLV, in the same entry.
+    let long_band = send(&mut e, seg(syn, Some(long())), 5 * MS);
+    assert_ne!(long_band, short_band, "the new connection's own class");
+    assert_eq!(new(&counters), 2);
+    assert_eq!(e.flows(), 1);
+    assert_eq!(send(&mut e, seg(ack, None), 6 * MS), long_band);
+    assert_eq!(send(&mut e, seg(psh_ack, None), 7 * MS), long_band);
+    // Reused again without a FIN in between: still the live connection.
+    assert_eq!(send(&mut e, seg(syn, Some(short())), 8 * MS), long_band);
+    assert_eq!(new(&counters), 2);
+    assert!(ways.fast >= 8, "the fast path decided them: {ways:?}");
+}

@@ -499,10 +499,19 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Touches the table lines a lookup of `hash` will read.
+    /// Stage one of a burst's QP lookups: the index slot a lookup of
+    /// `hash` reads first ([`flowtab::Table::prefetch_slot`]); `prefetch`
+    /// is the caller's prefetch instruction.
     #[inline]
-    pub fn warm(&self, hash: u32) -> u32 {
-        self.qps.warm(hash)
+    pub fn prefetch_slot(&self, hash: u32, prefetch: impl FnOnce(*const u8)) {
+        self.qps.prefetch_slot(hash, prefetch);
+    }
+
+    /// Stage two, once the slot is in the cache: the lines of the QP's
+    /// entry ([`flowtab::Table::prefetch_entry`]).
+    #[inline]
+    pub fn prefetch_state(&self, hash: u32, prefetch: impl FnMut(*const u8)) {
+        self.qps.prefetch_entry(hash, prefetch);
     }
 
     /// A packet from the GPU hosts: `frame` is its bytes (rewritten in

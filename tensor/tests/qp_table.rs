@@ -38,7 +38,10 @@ fn insert_get_remove() {
     assert_eq!(t.last_seen_ns(&k), Some(200));
     assert!(t.touch_hashed(&k, h, 300).is_some());
     assert_eq!(t.last_seen_ns(&k), Some(300));
-    let _ = t.warm(h);
+    let mut lines = 0;
+    t.prefetch_slot(h, |_| lines += 1);
+    t.prefetch_entry(h, |_| lines += 1);
+    assert!(lines >= 2, "the slot and the entry of a present QP");
     assert_eq!(t.len(), 1);
     assert_eq!(t.remove(&k), Some(8));
     assert_eq!(t.remove(&k), None);

@@ -149,13 +149,12 @@ impl Mbuf {
     /// Hints the CPU to pull the packet's first cache line in.
     #[inline]
     pub fn prefetch_data(&self) {
-        // SAFETY: prefetch of a valid address; never faults.
-        unsafe {
+        // SAFETY: reads the header of a valid mbuf we own.
+        let data = unsafe {
             let m = self.0.as_ptr();
-            sys::shim_prefetch0(
-                ((*m).buf_addr as *const u8).add((*m).data_off as usize) as *const _
-            );
-        }
+            ((*m).buf_addr as *const u8).wrapping_add((*m).data_off as usize)
+        };
+        super::prefetch(data);
     }
 
     /// Hints the CPU to pull the mbuf's own first cache line in (data
@@ -163,8 +162,7 @@ impl Mbuf {
     /// as one handed over, whose header is in that lcore's cache.
     #[inline]
     pub fn prefetch_header(&self) {
-        // SAFETY: prefetch of a valid address; never faults.
-        unsafe { sys::shim_prefetch0(self.0.as_ptr() as *const _) }
+        super::prefetch(self.0.as_ptr().cast());
     }
 
     /// The port that received this mbuf.

@@ -58,7 +58,7 @@ use steer::{ServiceTable, TrafficClass};
 use super::egress::{count_drop, send_pending, Shaper};
 use super::{Arrival, Handoff, Pipeline, QueueRoute, Tick, WorkerConf};
 use crate::control_plane::PublishedView;
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, Mempool, MAX_BURST, MAX_PORTS};
+use crate::dpdk::{prefetch, rdtsc, Mbuf, MbufBurst, Mempool, MAX_BURST, MAX_PORTS};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 use crate::steer_config::SteerConfig;
 
@@ -614,29 +614,33 @@ impl Pipeline for SteerPipeline<'_> {
         let mut lengths = [0u32; MAX_BURST];
         let mut decisions = [0u64; Decision::COUNT];
         let packets = burst.as_mut_slice();
-        // Pass 1: locate every packet's headers and key its flow: the flow
-        // walk for the TCP/UDP packets it covers (no `ParsedPacket` built),
-        // the full parse for the rest; pass 2: touch the flow-table lines
-        // all those lookups will read, so their cache misses overlap
-        // instead of queueing one per packet; pass 3: decide, on the walk's
-        // fast path where the flow decides alone. Results are written
-        // straight into the worker's own arrays (taken and put back, no
-        // allocation).
+        // Pass 1: locate every packet's headers: the flow walk for the
+        // TCP/UDP packets it covers (no `ParsedPacket` built), the full
+        // parse for the rest. Pass 2: key each packet's flow, and prefetch
+        // the flow-table slot of each flow this worker owns. Pass 3:
+        // prefetch the entries those slots name. Pass 4: decide, on the
+        // walk's fast path where the flow decides alone. A burst's table
+        // misses so overlap instead of queueing one per packet (DPDK's
+        // `rte_hash_lookup_bulk` stages); and a walk's result is read back
+        // a whole burst after it was written, by when its stores have left
+        // the store buffer (read at once, its address bytes, written in
+        // pieces, stalled every load that spans them). Results are
+        // written straight into the worker's own arrays (taken and put
+        // back, no allocation).
         let mut parsed = std::mem::take(&mut self.parsed);
         let mut walked = std::mem::take(&mut self.walked);
         let mut keyed: [Option<Steerable>; MAX_BURST] = [None; MAX_BURST];
         // The worker a packet is handed to (`NOT_HANDED`: this one's, or
-        // nobody's), known from its key in pass 1, so that pass 2 warms
-        // only this worker's table lines.
+        // nobody's), known from its key in pass 2, so that only this
+        // worker's table lines are prefetched.
         let mut hand_to = [NOT_HANDED; MAX_BURST];
         for m in packets.iter().take(PREFETCH_AHEAD) {
             m.prefetch_data();
         }
-        for (i, (((slot, w), key), to)) in parsed
+        for (i, ((slot, w), len)) in parsed
             .iter_mut()
             .zip(walked.iter_mut())
-            .zip(keyed.iter_mut())
-            .zip(hand_to.iter_mut())
+            .zip(lengths.iter_mut())
             .enumerate()
             .take(packets.len())
         {
@@ -644,40 +648,49 @@ impl Pipeline for SteerPipeline<'_> {
                 ahead.prefetch_data();
             }
             let Some(m) = packets.get(i) else { continue };
+            // Read while the mbuf's header is in the cache for `data`.
+            *len = m.pkt_len();
             *w = flow_walk::walk(m.data());
+            if w.is_none() {
+                *slot = parse(m.data());
+            }
+        }
+        for (((slot, w), key), to) in parsed
+            .iter()
+            .zip(walked.iter())
+            .zip(keyed.iter_mut())
+            .zip(hand_to.iter_mut())
+            .take(packets.len())
+        {
             *key = match w {
                 Some(w) => self
                     .engine
                     .key_of_walked(w, from_agents)
                     .map(Steerable::Flow),
-                None => {
-                    *slot = parse(m.data());
-                    slot.as_ref()
-                        .ok()
-                        .and_then(|p| self.engine.key_of(p, from_agents))
-                }
+                None => slot
+                    .as_ref()
+                    .ok()
+                    .and_then(|p| self.engine.key_of(p, from_agents)),
             };
-            if let (true, Some(k)) = (workers > 1, key.as_ref()) {
+            let Some(k) = key.as_ref() else { continue };
+            if workers > 1 {
                 let owner = Engine::owner(self.engine.worker_hash(k), workers);
                 if owner != me {
                     *to = owner;
+                    continue;
                 }
             }
+            self.engine.prefetch_slot(k, prefetch);
         }
-        let mut warm = 0u32;
         for (k, to) in keyed.iter().zip(&hand_to) {
             if let (Some(k), NOT_HANDED) = (k, *to) {
-                warm ^= self.engine.warm(k);
+                self.engine.prefetch_state(k, prefetch);
             }
         }
-        core::hint::black_box(warm);
         for i in 0..packets.len() {
-            let (Some(m), Some(fate), Some(len)) =
-                (packets.get_mut(i), fates.get_mut(i), lengths.get_mut(i))
-            else {
+            let (Some(m), Some(fate)) = (packets.get_mut(i), fates.get_mut(i)) else {
                 continue;
             };
-            *len = m.pkt_len();
             // What steering does not handle goes to the default port
             // unchanged: unparsable frames, and anything not to a service
             // (from the agents) or from an instance (towards them), or a

@@ -50,7 +50,7 @@ use tensor::{FeatureRecord, Predictions};
 use super::egress::Shaper;
 use super::port::{Discipline, Ports, SharedPort};
 use super::{Arrival, Handoff, Pipeline, QueueRoute, Tick, WorkerConf};
-use crate::dpdk::{Mbuf, MbufBurst, MAX_BURST};
+use crate::dpdk::{prefetch, Mbuf, MbufBurst, MAX_BURST};
 use crate::stats::{bump, DropReason, LcoreCounters};
 use crate::tensor_config::{TensorConfig, TensorPath};
 
@@ -304,17 +304,24 @@ impl<'a> TensorWorker<'a> {
                 }
             }
             // Only this worker's QPs: another worker's are handed over
-            // without a lookup here, and warming their lines in this
-            // worker's table would only cost misses.
-            let mut warm = 0u32;
-            for (s, &o) in seen.iter().zip(&owners).take(packets.len()) {
-                if let Seen::Host(Some(qp)) = s {
-                    if o == me {
-                        warm ^= self.engine.warm(qp.hash);
-                    }
-                }
+            // without a lookup here, and fetching their lines in this
+            // worker's table would only cost misses. Every slot first,
+            // then every entry, so that a burst's misses overlap.
+            let ours = || {
+                seen.iter()
+                    .zip(&owners)
+                    .take(packets.len())
+                    .filter_map(|(s, &o)| match s {
+                        Seen::Host(Some(qp)) if o == me => Some(qp.hash),
+                        _ => None,
+                    })
+            };
+            for hash in ours() {
+                self.engine.prefetch_slot(hash, prefetch);
             }
-            core::hint::black_box(warm);
+            for hash in ours() {
+                self.engine.prefetch_state(hash, prefetch);
+            }
         }
         // Pass 2: decide and queue, in arrival order.
         let mut dropped = [0u64; DropReason::COUNT];
