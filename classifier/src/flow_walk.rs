@@ -107,6 +107,24 @@ impl FlowPacket {
 /// (the caller then uses [`crate::parse()`]). Never panics, never allocates.
 #[inline]
 pub fn walk(frame: &[u8]) -> Option<FlowPacket> {
+    let mut out = None;
+    walk_into(frame, &mut out);
+    out
+}
+
+/// [`walk`], written into `out`: field by field, where the returned
+/// `Option` is assembled on the stack from the walk's branches and then
+/// copied, a copy whose loads span the pieces just stored and wait for
+/// them (a store-forwarding stall, on every packet of a worker's burst).
+#[inline]
+pub fn walk_into(frame: &[u8], out: &mut Option<FlowPacket>) {
+    if locate(frame, out).is_none() {
+        *out = None;
+    }
+}
+
+#[inline(always)]
+fn locate(frame: &[u8], out: &mut Option<FlowPacket>) -> Option<()> {
     if frame.len() > MAX_FRAME_LEN {
         return None;
     }
@@ -123,15 +141,15 @@ pub fn walk(frame: &[u8]) -> Option<FlowPacket> {
     }
     let l3 = frame.get(l3_offset..)?;
     match ethertype {
-        EtherType::IPV4 => walk_ipv4(l3, l3_offset),
-        EtherType::IPV6 => walk_ipv6(l3, l3_offset),
+        EtherType::IPV4 => walk_ipv4(l3, l3_offset, out),
+        EtherType::IPV6 => walk_ipv6(l3, l3_offset, out),
         // A third tag, ARP, anything else.
         _ => None,
     }
 }
 
 #[inline]
-fn walk_ipv4(l3: &[u8], l3_offset: usize) -> Option<FlowPacket> {
+fn walk_ipv4(l3: &[u8], l3_offset: usize, out: &mut Option<FlowPacket>) -> Option<()> {
     const MIN: usize = Ipv4Packet::<&[u8]>::MIN_HEADER_LEN;
     let ip = Ipv4Packet::new_checked(l3).ok()?;
     if ip.is_fragment() || !ip.verify_checksum() {
@@ -148,11 +166,12 @@ fn walk_ipv4(l3: &[u8], l3_offset: usize) -> Option<FlowPacket> {
         L3Kind::Ipv4,
         key,
         options,
+        out,
     )
 }
 
 #[inline]
-fn walk_ipv6(l3: &[u8], l3_offset: usize) -> Option<FlowPacket> {
+fn walk_ipv6(l3: &[u8], l3_offset: usize, out: &mut Option<FlowPacket>) -> Option<()> {
     const HDR: usize = Ipv6Packet::<&[u8]>::HEADER_LEN;
     let ip = Ipv6Packet::new_checked(l3).ok()?;
     let l3_len = (HDR + usize::from(ip.payload_len())) as u16;
@@ -180,6 +199,7 @@ fn walk_ipv6(l3: &[u8], l3_offset: usize) -> Option<FlowPacket> {
         L3Kind::Ipv6,
         key,
         options,
+        out,
     )
 }
 
@@ -195,7 +215,8 @@ fn transport(
     l3_kind: L3Kind,
     mut key: FlowKey,
     options: Option<Span>,
-) -> Option<FlowPacket> {
+    out: &mut Option<FlowPacket>,
+) -> Option<()> {
     let (payload, tcp_flags) = match key.protocol {
         IpProtocol::TCP => {
             let tcp = TcpPacket::new_checked(l4).ok()?;
@@ -223,7 +244,7 @@ fn transport(
         }
         _ => return None,
     };
-    Some(FlowPacket {
+    *out = Some(FlowPacket {
         key,
         l3_kind,
         l3_offset: l3_offset as u16,
@@ -232,7 +253,8 @@ fn transport(
         payload,
         tcp_flags,
         options,
-    })
+    });
+    Some(())
 }
 
 #[cfg(test)]

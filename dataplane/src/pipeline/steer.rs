@@ -650,7 +650,7 @@ impl Pipeline for SteerPipeline<'_> {
             let Some(m) = packets.get(i) else { continue };
             // Read while the mbuf's header is in the cache for `data`.
             *len = m.pkt_len();
-            *w = flow_walk::walk(m.data());
+            flow_walk::walk_into(m.data(), w);
             if w.is_none() {
                 *slot = parse(m.data());
             }
