@@ -158,16 +158,14 @@ fn walk_ipv4(l3: &[u8], l3_offset: usize, out: &mut Option<FlowPacket>) -> Optio
     let header_len = ip.header_len();
     let options = (header_len > MIN).then(|| Span::new(l3_offset + MIN, header_len - MIN));
     let key = FlowKey::v4(ip.src_addr(), ip.dst_addr(), ip.protocol(), 0, 0);
-    transport(
-        ip.payload(),
+    let ip_layer = IpLayer {
         l3_offset,
-        l3_offset + header_len,
-        ip.total_len(),
-        L3Kind::Ipv4,
-        key,
+        l4_offset: l3_offset + header_len,
+        l3_len: ip.total_len(),
+        l3_kind: L3Kind::Ipv4,
         options,
-        out,
-    )
+    };
+    transport(ip.payload(), &ip_layer, key, out)
 }
 
 #[inline]
@@ -191,32 +189,37 @@ fn walk_ipv6(l3: &[u8], l3_offset: usize, out: &mut Option<FlowPacket>) -> Optio
         _ => return None,
     };
     let key = FlowKey::v6(ip.src_addr(), ip.dst_addr(), protocol, 0, 0);
-    transport(
-        payload.get(upper..)?,
+    let ip_layer = IpLayer {
         l3_offset,
-        l3_offset + HDR + upper,
+        l4_offset: l3_offset + HDR + upper,
         l3_len,
-        L3Kind::Ipv6,
-        key,
+        l3_kind: L3Kind::Ipv6,
         options,
-        out,
-    )
+    };
+    transport(payload.get(upper..)?, &ip_layer, key, out)
 }
 
-/// The TCP or UDP header, the same over either IP version: `l4` is bounded
-/// by the IP length fields and starts at frame offset `l4_offset`; `key`
-/// holds the addresses and protocol (ports 0).
-#[inline(always)]
-fn transport(
-    l4: &[u8],
+/// What the IP header told [`transport`]: where it and the transport
+/// header start, its length, kind and option area.
+struct IpLayer {
     l3_offset: usize,
     l4_offset: usize,
     l3_len: u16,
     l3_kind: L3Kind,
-    mut key: FlowKey,
     options: Option<Span>,
+}
+
+/// The TCP or UDP header, the same over either IP version: `l4` is bounded
+/// by the IP length fields and starts at frame offset `ip.l4_offset`;
+/// `key` holds the addresses and protocol (ports 0).
+#[inline(always)]
+fn transport(
+    l4: &[u8],
+    ip: &IpLayer,
+    mut key: FlowKey,
     out: &mut Option<FlowPacket>,
 ) -> Option<()> {
+    let l4_offset = ip.l4_offset;
     let (payload, tcp_flags) = match key.protocol {
         IpProtocol::TCP => {
             let tcp = TcpPacket::new_checked(l4).ok()?;
@@ -246,13 +249,13 @@ fn transport(
     };
     *out = Some(FlowPacket {
         key,
-        l3_kind,
-        l3_offset: l3_offset as u16,
-        l3_len,
+        l3_kind: ip.l3_kind,
+        l3_offset: ip.l3_offset as u16,
+        l3_len: ip.l3_len,
         l4_offset: l4_offset as u16,
         payload,
         tcp_flags,
-        options,
+        options: ip.options,
     });
     Some(())
 }
