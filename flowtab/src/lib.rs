@@ -22,7 +22,8 @@
 //!
 //! ## Layout
 //!
-//! An array of `capacity` entries (key, hash, last-seen time, value) and an
+//! An array of `capacity` entries (key, hash, last-seen time, value, in
+//! that order, each aligned to a cache line) and an
 //! index of twice as many slots or more, a power of two, each slot holding
 //! an entry number and that entry's hash. A probe reads only the index,
 //! eight bytes a slot, and reads an entry only when the hashes match, to
@@ -71,8 +72,15 @@ pub mod rss;
 /// slots.
 pub const MAX_CAPACITY: usize = 1 << 24;
 
-/// Bytes of a cache line: the unit [`Table::prefetch_entry`] names.
+/// Bytes of a cache line: the unit [`Table::prefetch_entry`] names, and
+/// what entries are aligned to.
 pub const CACHE_LINE: usize = 64;
+
+/// Lines of an entry [`Table::prefetch_entry`] names: the key and time,
+/// and the value's first 88 bytes or so. Whatever lies beyond is what a
+/// lookup rarely reads (steer's features and prediction); fetching it for
+/// every packet would spend memory bandwidth the packets need.
+pub const PREFETCH_LINES: usize = 2;
 
 /// Most 64-bit words [`hash_words`] mixes: each word position has its own
 /// multiplier, rotation and key.
@@ -185,7 +193,12 @@ impl Slot {
     };
 }
 
+/// A stored entry: cache-line aligned, key and time first (`repr(C)`), so
+/// that a lookup's key compare, the time it marks and a value's leading
+/// fields share one line (a value that orders its hot fields first, as
+/// steer's flow entry does, keeps a hit to that line).
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct Entry<K, V> {
     key: K,
     hash: u32,
@@ -285,10 +298,12 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     }
 
     /// Stage two (see [`Table::prefetch_slot`]), once the slot is in the
-    /// cache: hands `prefetch` every cache line of the entry the home slot
-    /// of `hash` points at, if that slot holds this hash. A key displaced
-    /// from its home slot is not prefetched; at the index's load limit
-    /// that is rare.
+    /// cache: hands `prefetch` the first [`PREFETCH_LINES`] cache lines of
+    /// the entry the home slot of `hash` points at (fewer if the entry is
+    /// smaller; and its `Option` tag's line first, if it has one), if that
+    /// slot holds this hash: the key, the time and the value's leading
+    /// fields. A key displaced from its home slot is not
+    /// prefetched; at the index's load limit that is rare.
     #[inline]
     pub fn prefetch_entry(&self, hash: u32, mut prefetch: impl FnMut(*const u8)) {
         let Some(s) = self.index.get(hash as usize & self.mask) else {
@@ -297,16 +312,18 @@ impl<K: TableKey, V: Copy> Table<K, V> {
         if s.entry == EMPTY || s.hash != hash {
             return;
         }
-        let entry = self
+        // Slots are line-aligned. An entry whose value has no niche for
+        // `Option` to use gets a tag, which takes a line of its own (the
+        // entry's alignment) and which every lookup reads too.
+        let slot = self
             .entries
             .as_ptr()
             .wrapping_add(s.entry as usize)
             .cast::<u8>();
-        let lead = entry as usize % CACHE_LINE;
-        let lines = (lead + core::mem::size_of::<Option<Entry<K, V>>>()).div_ceil(CACHE_LINE);
-        let first = entry.wrapping_sub(lead);
-        for line in 0..lines {
-            prefetch(first.wrapping_add(line * CACHE_LINE));
+        let size = core::mem::size_of::<Option<Entry<K, V>>>();
+        let tag_lines = (size - core::mem::size_of::<Entry<K, V>>()) / CACHE_LINE;
+        for line in 0..size.div_ceil(CACHE_LINE).min(tag_lines + PREFETCH_LINES) {
+            prefetch(slot.wrapping_add(line * CACHE_LINE));
         }
     }
 

@@ -76,16 +76,26 @@ fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
     assert!(lines.is_empty(), "an absent key has no entry to fetch");
     t.insert(k, [7; 12], 0).unwrap();
     t.prefetch_entry(h, |p| lines.push(p as usize));
-    // Twelve words and the key, hash and time: at least two lines, each
-    // aligned, consecutive, and covering the stored value.
-    assert!(lines.len() >= 2, "{lines:?}");
+    // Twelve words after the key, hash and time: two lines, after the
+    // line of the `Option`'s tag ([u64; 12] has no niche), aligned and
+    // consecutive, the second holding the value's start.
+    assert_eq!(lines.len(), 1 + flowtab::PREFETCH_LINES, "{lines:?}");
     assert!(lines.iter().all(|l| l % CACHE_LINE == 0));
     assert!(lines.windows(2).all(|w| w[1] == w[0] + CACHE_LINE));
     let value = t.get(&k).unwrap() as *const [u64; 12] as usize;
-    let (first, last) = (lines[0], lines[lines.len() - 1] + CACHE_LINE);
     assert!(
-        first <= value && value + 96 <= last,
-        "{value:#x} outside {first:#x}..{last:#x}"
+        (lines[1]..lines[1] + CACHE_LINE).contains(&value),
+        "{value:#x} not in {lines:x?}"
+    );
+    // A small entry with a niche (its `Option` needs no tag) is one line.
+    let mut small: Table<Key, bool> = Table::new(8, 3);
+    small.insert(Key(1), true, 0).unwrap();
+    let mut one = Vec::new();
+    small.prefetch_entry(small.hash(&Key(1)), |p| one.push(p as usize));
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        one[0],
+        small.get(&Key(1)).unwrap() as *const bool as usize & !(CACHE_LINE - 1)
     );
     // A hash that only shares the home slot names nothing.
     let mut none = Vec::new();

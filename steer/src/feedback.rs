@@ -106,8 +106,11 @@ pub struct Measured {
     pub response_packets: u32,
 }
 
-/// Per-flow timing state.
+/// Per-flow timing state. In declaration order (`repr(C)`): what a request
+/// packet reads and writes first, so that with [`crate::flow_table::FlowEntry`]'s
+/// order it shares the flow-table entry's first cache line with the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct RequestTiming {
     /// Current phase.
     pub phase: Phase,

@@ -57,8 +57,14 @@ impl flowtab::TableKey for ClientKey {
     }
 }
 
-/// What the table remembers about a flow.
+/// What the table remembers about a flow. In declaration order
+/// (`repr(C)`), so that everything a request packet of a known flow
+/// touches (the choice, the close flag, the timing's phase and request
+/// time) sits right after the table's key and time, in the entry's first
+/// cache line; a response's timing is in the second; the features and the
+/// prediction, read when the flow is decided or learnt from, come last.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
 pub struct FlowEntry {
     /// Service index.
     pub service: u8,
@@ -68,14 +74,6 @@ pub struct FlowEntry {
     pub path: u8,
     /// Scheduling class (both directions).
     pub class: TrafficClass,
-    /// The request's features.
-    pub features: TokenFeatures,
-    /// What was predicted when the flow was decided.
-    pub predicted: Predicted,
-    /// When the flow was decided.
-    pub created_ns: u64,
-    /// Passive latency measurement.
-    pub timing: RequestTiming,
     /// A FIN or RST was seen: a later SYN from the same client port is a
     /// new connection, to be decided afresh, not this flow.
     pub closed: bool,
@@ -86,6 +84,14 @@ pub struct FlowEntry {
     /// asked otherwise: every TLV flow). A whole answer's first byte is
     /// its last, so its TTFT is not its first byte's time.
     pub streaming: bool,
+    /// Passive latency measurement.
+    pub timing: RequestTiming,
+    /// The request's features.
+    pub features: TokenFeatures,
+    /// When the flow was decided.
+    pub created_ns: u64,
+    /// What was predicted when the flow was decided.
+    pub predicted: Predicted,
 }
 
 impl FlowEntry {
@@ -154,6 +160,16 @@ mod tests {
             Predicted::default(),
             now,
         )
+    }
+
+    #[test]
+    fn what_a_request_hit_touches_is_in_the_entrys_first_line() {
+        use core::mem::{offset_of, size_of};
+        // flowtab's entry (`repr(C)`): the key, its hash and the time, then
+        // the value; the timing's phase and request time lead it.
+        let before_value = (size_of::<ClientKey>() + 4).next_multiple_of(8) + 8;
+        let hot_end = before_value + offset_of!(FlowEntry, timing) + 16;
+        assert!(hot_end <= flowtab::CACHE_LINE, "{hot_end} bytes");
     }
 
     #[test]
