@@ -30,7 +30,7 @@ use crate::decision::Predicted;
 use crate::feedback::RequestTiming;
 
 /// The client side of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Eq, Hash, Default)]
 pub struct ClientKey {
     /// Agent address (IPv4 in mapped form).
     pub addr: [u8; 16],
@@ -40,6 +40,20 @@ pub struct ClientKey {
     pub service_port: u16,
     /// IP protocol number.
     pub protocol: u8,
+}
+
+impl PartialEq for ClientKey {
+    /// Two words against two: the address as one 128-bit value and the
+    /// rest packed in one, where the derived comparison took every field
+    /// in turn, on every flow-table probe.
+    #[inline]
+    fn eq(&self, other: &ClientKey) -> bool {
+        let rest = |k: &ClientKey| {
+            u64::from(k.port) | u64::from(k.service_port) << 16 | u64::from(k.protocol) << 32
+        };
+        u128::from_ne_bytes(self.addr) == u128::from_ne_bytes(other.addr)
+            && rest(self) == rest(other)
+    }
 }
 
 impl flowtab::TableKey for ClientKey {
