@@ -503,6 +503,9 @@ impl<'a> SteerPipeline<'a> {
     /// Queues a packet for `port`: straight into the pending TX burst when
     /// the port is idle, else into the port's scheduler, here or on its
     /// owner. Returns the drop reason when it was refused (and freed).
+    /// The idle port's push, what nearly every packet does, is inlined;
+    /// the rest is [`SteerPipeline::enqueue_scheduled`].
+    #[inline(always)]
     fn enqueue(
         &mut self,
         port: usize,
@@ -512,19 +515,32 @@ impl<'a> SteerPipeline<'a> {
         tsc: u64,
         idle: bool,
     ) -> Option<DropReason> {
+        let m = match self.egress.get_mut(port) {
+            Some(Some(Egress::Local(e))) if idle => match e.pending.push(m) {
+                Ok(()) => return None,
+                Err(m) => m,
+            },
+            _ => m,
+        };
+        self.enqueue_scheduled(port, band, m, len, tsc)
+    }
+
+    /// [`SteerPipeline::enqueue`] into the port's scheduler, here or on its
+    /// owner.
+    #[inline(never)]
+    fn enqueue_scheduled(
+        &mut self,
+        port: usize,
+        band: u8,
+        m: Mbuf,
+        len: u32,
+        tsc: u64,
+    ) -> Option<DropReason> {
         let class = band;
         let sched_band =
             steer::egress::scheduler_band(self.shared.config.strict_priority, usize::from(band));
         match self.egress.get_mut(port).and_then(|e| e.as_mut()) {
             Some(Egress::Local(e)) => {
-                let m = if idle {
-                    match e.pending.push(m) {
-                        Ok(()) => return None,
-                        Err(m) => m,
-                    }
-                } else {
-                    m
-                };
                 match e.sched.enqueue(sched_band, (m, tsc, class), len) {
                     Ok(()) => None,
                     Err(rejected) => {
@@ -687,28 +703,32 @@ impl Pipeline for SteerPipeline<'_> {
                 self.engine.prefetch_state(k, prefetch);
             }
         }
-        for i in 0..packets.len() {
-            let (Some(m), Some(fate)) = (packets.get_mut(i), fates.get_mut(i)) else {
-                continue;
-            };
-            // What steering does not handle goes to the default port
-            // unchanged: unparsable frames, and anything not to a service
-            // (from the agents) or from an instance (towards them), or a
-            // fragment of neither a VIP's nor an instance's datagram.
-            let pass = Fate::Send {
-                port: default_port,
-                band: OTHER_BAND,
-            };
-            let k = keyed.get(i).copied().flatten();
-            if let Some(&owner) = hand_to.get(i).filter(|&&o| o != NOT_HANDED) {
-                *fate = Fate::HandOff(owner);
+        // What steering does not handle goes to the default port
+        // unchanged: unparsable frames, and anything not to a service
+        // (from the agents) or from an instance (towards them), or a
+        // fragment of neither a VIP's nor an instance's datagram.
+        let pass = Fate::Send {
+            port: default_port,
+            band: OTHER_BAND,
+        };
+        // By reference, in step: the burst's arrays are read in place,
+        // without a copy or a bounds check per packet.
+        for (((((m, fate), slot), w), k), &to) in packets
+            .iter_mut()
+            .zip(fates.iter_mut())
+            .zip(parsed.iter_mut())
+            .zip(walked.iter())
+            .zip(keyed.iter())
+            .zip(hand_to.iter())
+        {
+            if to != NOT_HANDED {
+                *fate = Fate::HandOff(to);
                 continue;
             }
-            let w = walked.get(i).copied().flatten();
             let fast = match (w, k) {
                 (Some(w), Some(Steerable::Flow(kf))) => {
                     self.engine
-                        .handle_walked(m.data_mut(), &w, kf, from_agents, dv, now_ns)
+                        .handle_walked(m.data_mut(), w, *kf, from_agents, dv, now_ns)
                 }
                 _ => None,
             };
@@ -720,22 +740,16 @@ impl Pipeline for SteerPipeline<'_> {
                     // The full path: parsed in pass 1, or now for a walked
                     // packet the fast path declined (the walk and the
                     // parse agree on what they both locate).
-                    let slot = parsed.get_mut(i);
-                    let p = match (walked, slot) {
-                        (Some(_), Some(slot)) => {
-                            *slot = parse(m.data());
-                            slot.as_ref().ok()
-                        }
-                        (None, Some(slot)) => slot.as_ref().ok(),
-                        (_, None) => None,
-                    };
-                    match (p, k) {
+                    if walked.is_some() {
+                        *slot = parse(m.data());
+                    }
+                    match (slot.as_ref().ok(), k) {
                         (None, _) => (pass, Some(Decision::Unparsed)),
                         (Some(p), _) if p.flow.is_none() => (pass, Some(Decision::Unparsed)),
                         (Some(_), None) => (pass, Some(Decision::NoEntry)),
                         (Some(p), Some(k)) => fate_of(
                             self.engine
-                                .handle(m.data_mut(), p, k, from_agents, dv, now_ns),
+                                .handle(m.data_mut(), p, *k, from_agents, dv, now_ns),
                             default_port,
                         ),
                     }
