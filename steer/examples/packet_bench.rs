@@ -108,7 +108,7 @@ fn pass(
         let now = *now_ns;
         let verdict = match flow_walk::walk(frame) {
             Some(w) => match engine.key_of_walked(&w, true) {
-                Some(k) => match engine.handle_walked(frame, &w, k, true, view, now) {
+                Some(k) => match engine.handle_walked(frame, &w, &k, true, view, now) {
                     Some(v) => v,
                     None => full(engine, frame, view, now),
                 },

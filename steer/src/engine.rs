@@ -484,7 +484,7 @@ impl Engine {
         &mut self,
         frame: &mut [u8],
         w: &FlowPacket,
-        k: Keyed,
+        k: &Keyed,
         from_agents: bool,
         view: &DataplaneView,
         now_ns: u64,
@@ -788,7 +788,7 @@ impl Engine {
         view: &DataplaneView,
         now_ns: u64,
     ) -> Treatment {
-        self.request_treatment_of(frame, p, keyed, view, now_ns, false)
+        self.request_treatment_of(frame, p, &keyed, view, now_ns, false)
             .unwrap_or(Treatment::Drop(Refusal::NoInstance))
     }
 
@@ -802,24 +802,25 @@ impl Engine {
         &mut self,
         frame: &[u8],
         p: &P,
-        keyed: Keyed,
+        keyed: &Keyed,
         view: &DataplaneView,
         now_ns: u64,
         decline_miss: bool,
     ) -> Option<Treatment> {
+        // Read through the reference: a copy on the stack, stored in
+        // pieces and loaded whole, made every packet wait on its stores.
         let Keyed {
-            key,
+            ref key,
             hash,
             owner: service,
-            ..
-        } = keyed;
+        } = *keyed;
         let payload_len = p.payload_span().len;
         let short_tokens = view.thresholds().short_task_tokens;
         let flags = p.flags(frame);
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let syn = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
         let mut finished = None;
-        let hit = match self.flows.touch_hashed(&key, hash, now_ns) {
+        let hit = match self.flows.touch_hashed(key, hash, now_ns) {
             None if decline_miss => return None,
             // A client port reused after its previous connection closed:
             // a new flow, decided on today's state, in the old one's entry.
@@ -861,13 +862,13 @@ impl Engine {
             }
             Lookup::Miss | Lookup::Reopened => {
                 let reopened = matches!(hit, Lookup::Reopened);
-                match self.new_flow(p, frame, keyed, reopened, view, now_ns) {
+                match self.new_flow(p, frame, *keyed, reopened, view, now_ns) {
                     Some(choice) => choice,
                     None => {
                         if reopened {
                             // The closed connection's entry is not the
                             // new one's: no instance took it.
-                            self.flows.remove(&key);
+                            self.flows.remove(key);
                         }
                         return Some(Treatment::Drop(Refusal::NoInstance));
                     }
@@ -928,7 +929,7 @@ impl Engine {
                 (t, self.apply(frame, p, t))
             }
             Some(k) => {
-                let t = self.response_treatment(tcp_flags(p, frame), p.payload.len, k, now_ns);
+                let t = self.response_treatment(tcp_flags(p, frame), p.payload.len, &k, now_ns);
                 (t, self.translate(frame, p, t))
             }
             None => (Treatment::Pass, Verdict::Pass),
@@ -1121,7 +1122,7 @@ impl Engine {
         keyed: Keyed,
         now_ns: u64,
     ) -> Verdict {
-        let t = self.response_treatment(tcp_flags(p, frame), p.payload.len, keyed, now_ns);
+        let t = self.response_treatment(tcp_flags(p, frame), p.payload.len, &keyed, now_ns);
         self.translate(frame, p, t)
     }
 
@@ -1148,15 +1149,14 @@ impl Engine {
         &mut self,
         flags: TcpFlags,
         payload_len: u16,
-        keyed: Keyed,
+        keyed: &Keyed,
         now_ns: u64,
     ) -> Treatment {
         let Keyed {
-            key,
+            ref key,
             hash,
             owner: instance,
-            ..
-        } = keyed;
+        } = *keyed;
         let table = &self.table;
         let Some(vip) = table
             .instances()
@@ -1168,7 +1168,7 @@ impl Engine {
         };
         let ends = flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST);
         let mut finished = None;
-        let band = match self.flows.touch_hashed(&key, hash, now_ns) {
+        let band = match self.flows.touch_hashed(key, hash, now_ns) {
             Some(entry) => {
                 if payload_len > 0 {
                     entry.timing.on_response_payload(now_ns);

@@ -196,7 +196,7 @@ fn walked(
         return Verdict::Pass;
     };
     let view = DataplaneView::default();
-    if let Some(v) = e.handle_walked(frame, &w, k, from_agents, &view, now_ns) {
+    if let Some(v) = e.handle_walked(frame, &w, &k, from_agents, &view, now_ns) {
         ways.fast += 1;
         return v;
     }

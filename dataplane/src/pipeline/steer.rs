@@ -540,16 +540,14 @@ impl<'a> SteerPipeline<'a> {
         let sched_band =
             steer::egress::scheduler_band(self.shared.config.strict_priority, usize::from(band));
         match self.egress.get_mut(port).and_then(|e| e.as_mut()) {
-            Some(Egress::Local(e)) => {
-                match e.sched.enqueue(sched_band, (m, tsc, class), len) {
-                    Ok(()) => None,
-                    Err(rejected) => {
-                        self.counters.band_drop(port, usize::from(class));
-                        drop(rejected.item);
-                        Some(DropReason::SchedQueueFull)
-                    }
+            Some(Egress::Local(e)) => match e.sched.enqueue(sched_band, (m, tsc, class), len) {
+                Ok(()) => None,
+                Err(rejected) => {
+                    self.counters.band_drop(port, usize::from(class));
+                    drop(rejected.item);
+                    Some(DropReason::SchedQueueFull)
                 }
-            }
+            },
             Some(Egress::Remote) => {
                 let ring = self.shared.shaped.get(port).and_then(Option::as_ref);
                 let q = Queued {
@@ -698,7 +696,10 @@ impl Pipeline for SteerPipeline<'_> {
             }
             self.engine.prefetch_slot(k, prefetch);
         }
-        for (k, to) in keyed.iter().zip(&hand_to) {
+        // Stage two for the first packets now (their slots were prefetched
+        // early in pass 2); for the rest, `ENTRY_AHEAD` packets before
+        // each is decided, so that every slot has arrived when it is read.
+        for (k, to) in keyed.iter().zip(&hand_to).take(ENTRY_AHEAD) {
             if let (Some(k), NOT_HANDED) = (k, *to) {
                 self.engine.prefetch_state(k, prefetch);
             }
@@ -713,14 +714,20 @@ impl Pipeline for SteerPipeline<'_> {
         };
         // By reference, in step: the burst's arrays are read in place,
         // without a copy or a bounds check per packet.
-        for (((((m, fate), slot), w), k), &to) in packets
+        for (i, (((((m, fate), slot), w), k), &to)) in packets
             .iter_mut()
             .zip(fates.iter_mut())
             .zip(parsed.iter_mut())
             .zip(walked.iter())
             .zip(keyed.iter())
             .zip(hand_to.iter())
+            .enumerate()
         {
+            if let (Some(Some(ahead)), Some(&NOT_HANDED)) =
+                (keyed.get(i + ENTRY_AHEAD), hand_to.get(i + ENTRY_AHEAD))
+            {
+                self.engine.prefetch_state(ahead, prefetch);
+            }
             if to != NOT_HANDED {
                 *fate = Fate::HandOff(to);
                 continue;
@@ -728,7 +735,7 @@ impl Pipeline for SteerPipeline<'_> {
             let fast = match (w, k) {
                 (Some(w), Some(Steerable::Flow(kf))) => {
                     self.engine
-                        .handle_walked(m.data_mut(), w, *kf, from_agents, dv, now_ns)
+                        .handle_walked(m.data_mut(), w, kf, from_agents, dv, now_ns)
                 }
                 _ => None,
             };
@@ -939,6 +946,10 @@ const BUILT_FRAME_ROOM: u16 = 14 + 20 + 60 + 1460;
 
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
+
+/// How many packets ahead of its decision a flow's table entry is
+/// prefetched (stage two): about a DRAM latency of deciding.
+const ENTRY_AHEAD: usize = 8;
 
 /// A packet this worker keeps (see `hand_to` in [`SteerPipeline::process`]).
 const NOT_HANDED: usize = usize::MAX;
