@@ -30,7 +30,7 @@ use crate::decision::Predicted;
 use crate::feedback::RequestTiming;
 
 /// The client side of a flow.
-#[derive(Debug, Clone, Copy, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Eq, Default)]
 pub struct ClientKey {
     /// Agent address (IPv4 in mapped form).
     pub addr: [u8; 16],
@@ -42,17 +42,30 @@ pub struct ClientKey {
     pub protocol: u8,
 }
 
+impl ClientKey {
+    /// The ports and protocol, packed in one word.
+    #[inline(always)]
+    fn rest(&self) -> u64 {
+        u64::from(self.port) | u64::from(self.service_port) << 16 | u64::from(self.protocol) << 32
+    }
+}
+
 impl PartialEq for ClientKey {
     /// Two words against two: the address as one 128-bit value and the
     /// rest packed in one, where the derived comparison took every field
     /// in turn, on every flow-table probe.
     #[inline]
     fn eq(&self, other: &ClientKey) -> bool {
-        let rest = |k: &ClientKey| {
-            u64::from(k.port) | u64::from(k.service_port) << 16 | u64::from(k.protocol) << 32
-        };
         u128::from_ne_bytes(self.addr) == u128::from_ne_bytes(other.addr)
-            && rest(self) == rest(other)
+            && self.rest() == other.rest()
+    }
+}
+
+impl core::hash::Hash for ClientKey {
+    /// The words `eq` compares, so equal keys hash equally.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.addr));
+        state.write_u64(self.rest());
     }
 }
 
