@@ -624,22 +624,22 @@ impl Pipeline for SteerPipeline<'_> {
         let workers = handoff.workers();
         let me = handoff.me;
         let received = burst.len() as u64;
-        let mut fates = [Fate::Drop(DropReason::TxQueueFull); MAX_BURST];
         let mut lengths = [0u32; MAX_BURST];
         let mut decisions = [0u64; Decision::COUNT];
         let packets = burst.as_mut_slice();
         // Pass 1: locate every packet's headers: the flow walk for the
         // TCP/UDP packets it covers (no `ParsedPacket` built), the full
         // parse for the rest. Pass 2: key each packet's flow, and prefetch
-        // the flow-table slot of each flow this worker owns. Pass 3:
-        // prefetch the entries those slots name. Pass 4: decide, on the
-        // walk's fast path where the flow decides alone. A burst's table
-        // misses so overlap instead of queueing one per packet (DPDK's
-        // `rte_hash_lookup_bulk` stages); and a walk's result is read back
-        // a whole burst after it was written, by when its stores have left
-        // the store buffer (read at once, its address bytes, written in
-        // pieces, stalled every load that spans them). Results are
-        // written straight into the worker's own arrays (taken and put
+        // the flow-table slot of each flow this worker owns. Pass 3, as
+        // the burst gives its mbufs up: prefetch the entry of the flow
+        // `ENTRY_AHEAD` packets on, then decide this packet (on the walk's
+        // fast path where the flow decides alone) and queue it. A burst's
+        // table misses so overlap instead of queueing one per packet
+        // (DPDK's `rte_hash_lookup_bulk` stages); and a walk's result is
+        // read back a whole burst after it was written, by when its stores
+        // have left the store buffer (read at once, its address bytes,
+        // written in pieces, stalled every load that spans them). Results
+        // are written straight into the worker's own arrays (taken and put
         // back, no allocation).
         let mut parsed = std::mem::take(&mut self.parsed);
         let mut walked = std::mem::take(&mut self.walked);
@@ -712,64 +712,6 @@ impl Pipeline for SteerPipeline<'_> {
             port: default_port,
             band: OTHER_BAND,
         };
-        // By reference, in step: the burst's arrays are read in place,
-        // without a copy or a bounds check per packet.
-        for (i, (((((m, fate), slot), w), k), &to)) in packets
-            .iter_mut()
-            .zip(fates.iter_mut())
-            .zip(parsed.iter_mut())
-            .zip(walked.iter())
-            .zip(keyed.iter())
-            .zip(hand_to.iter())
-            .enumerate()
-        {
-            if let (Some(Some(ahead)), Some(&NOT_HANDED)) =
-                (keyed.get(i + ENTRY_AHEAD), hand_to.get(i + ENTRY_AHEAD))
-            {
-                self.engine.prefetch_state(ahead, prefetch);
-            }
-            if to != NOT_HANDED {
-                *fate = Fate::HandOff(to);
-                continue;
-            }
-            let fast = match (w, k) {
-                (Some(w), Some(Steerable::Flow(kf))) => {
-                    self.engine
-                        .handle_walked(m.data_mut(), w, kf, from_agents, dv, now_ns)
-                }
-                _ => None,
-            };
-            let (f, d) = match (fast, w, k) {
-                (Some(verdict), _, _) => fate_of(verdict, default_port),
-                // Walked, but not steering's.
-                (None, Some(_), None) => (pass, Some(Decision::NoEntry)),
-                (None, walked, k) => {
-                    // The full path: parsed in pass 1, or now for a walked
-                    // packet the fast path declined (the walk and the
-                    // parse agree on what they both locate).
-                    if walked.is_some() {
-                        *slot = parse(m.data());
-                    }
-                    match (slot.as_ref().ok(), k) {
-                        (None, _) => (pass, Some(Decision::Unparsed)),
-                        (Some(p), _) if p.flow.is_none() => (pass, Some(Decision::Unparsed)),
-                        (Some(_), None) => (pass, Some(Decision::NoEntry)),
-                        (Some(p), Some(k)) => fate_of(
-                            self.engine
-                                .handle(m.data_mut(), p, *k, from_agents, dv, now_ns),
-                            default_port,
-                        ),
-                    }
-                }
-            };
-            *fate = f;
-            if let Some(d) = d {
-                decisions[d as usize] += 1;
-            }
-        }
-        self.walked = walked;
-        self.parsed = parsed;
-
         let enqueue_tsc = rdtsc();
         // A port with nothing queued, nothing refused and no shaper is
         // idle: its packets skip the scheduler and go straight to the TX
@@ -783,14 +725,63 @@ impl Pipeline for SteerPipeline<'_> {
         let mut rx_bytes = 0u64;
         let mut i = 0usize;
         let lcore = self.lcore();
-        burst.drain_into(|m| {
-            let fate = fates
-                .get(i)
-                .copied()
-                .unwrap_or(Fate::Drop(DropReason::TxQueueFull));
-            let len = lengths.get(i).copied().unwrap_or(0);
+        // Pass 3: each packet decided and, at once, queued, handed over,
+        // held or dropped, as the burst gives its mbufs up in order.
+        burst.drain_into(|mut m| {
+            let at = i;
             i += 1;
+            if let (Some(Some(ahead)), Some(&NOT_HANDED)) =
+                (keyed.get(at + ENTRY_AHEAD), hand_to.get(at + ENTRY_AHEAD))
+            {
+                self.engine.prefetch_state(ahead, prefetch);
+            }
+            let len = lengths.get(at).copied().unwrap_or(0);
             rx_bytes += u64::from(len);
+            let (w, k) = (
+                walked.get(at).and_then(Option::as_ref),
+                keyed.get(at).and_then(Option::as_ref),
+            );
+            let fate = match hand_to.get(at) {
+                Some(&to) if to != NOT_HANDED => Fate::HandOff(to),
+                _ => {
+                    let fast = match (w, k) {
+                        (Some(w), Some(Steerable::Flow(kf))) => self
+                            .engine
+                            .handle_walked(m.data_mut(), w, kf, from_agents, dv, now_ns),
+                        _ => None,
+                    };
+                    let (f, d) = match (fast, w, k) {
+                        (Some(verdict), _, _) => fate_of(verdict, default_port),
+                        // Walked, but not steering's.
+                        (None, Some(_), None) => (pass, Some(Decision::NoEntry)),
+                        (None, walked, k) => {
+                            // The full path: parsed in pass 1, or now for a
+                            // walked packet the fast path declined (the walk
+                            // and the parse agree on what they both locate).
+                            let mut slot = parsed.get_mut(at);
+                            if let (Some(_), Some(slot)) = (walked, slot.as_deref_mut()) {
+                                *slot = parse(m.data());
+                            }
+                            match (slot.and_then(|s| s.as_ref().ok()), k) {
+                                (None, _) => (pass, Some(Decision::Unparsed)),
+                                (Some(p), _) if p.flow.is_none() => {
+                                    (pass, Some(Decision::Unparsed))
+                                }
+                                (Some(_), None) => (pass, Some(Decision::NoEntry)),
+                                (Some(p), Some(k)) => fate_of(
+                                    self.engine
+                                        .handle(m.data_mut(), p, *k, from_agents, dv, now_ns),
+                                    default_port,
+                                ),
+                            }
+                        }
+                    };
+                    if let Some(d) = d {
+                        decisions[d as usize] += 1;
+                    }
+                    f
+                }
+            };
             let refused = match fate {
                 Fate::Drop(reason) => {
                     drop(m);
@@ -820,6 +811,8 @@ impl Pipeline for SteerPipeline<'_> {
                 dropped[reason as usize] += 1;
             }
         });
+        self.walked = walked;
+        self.parsed = parsed;
         if let Some(rx) = lcore.ports.get(rx_port) {
             if arrival == Arrival::Wire {
                 bump(&rx.rx_packets, received);
