@@ -360,8 +360,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// True when the header checksum is correct.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::checksum(self.header()) == 0
+        checksum::verifies(self.header())
     }
 
     /// Like [`Self::verify_checksum`] but says what was expected.
