@@ -149,11 +149,13 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// steered packet has.
 #[inline]
 pub fn verifies(data: &[u8]) -> bool {
-    let (words, rest) = data.as_chunks::<4>();
-    if !rest.is_empty() {
+    if data.len() % 4 != 0 {
         return checksum(data) == 0;
     }
-    let sum: u64 = words.iter().map(|w| u64::from(u32::from_ne_bytes(*w))).sum();
+    let sum: u64 = data
+        .chunks_exact(4)
+        .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+        .sum();
     fold(sum) == 0xffff
 }
 
