@@ -76,12 +76,6 @@ pub const MAX_CAPACITY: usize = 1 << 24;
 /// what entries are aligned to.
 pub const CACHE_LINE: usize = 64;
 
-/// Lines of an entry [`Table::prefetch_entry`] names: the key and time,
-/// and the value's first 88 bytes or so. Whatever lies beyond is what a
-/// lookup rarely reads (steer's features and prediction); fetching it for
-/// every packet would spend memory bandwidth the packets need.
-pub const PREFETCH_LINES: usize = 2;
-
 /// Most 64-bit words [`hash_words`] mixes: each word position has its own
 /// multiplier, rotation and key.
 pub const MAX_WORDS: usize = 8;
@@ -298,14 +292,16 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     }
 
     /// Stage two (see [`Table::prefetch_slot`]), once the slot is in the
-    /// cache: hands `prefetch` the first [`PREFETCH_LINES`] cache lines of
-    /// the entry the home slot of `hash` points at (fewer if the entry is
-    /// smaller; and its `Option` tag's line first, if it has one), if that
-    /// slot holds this hash: the key, the time and the value's leading
-    /// fields. A key displaced from its home slot is not
+    /// cache: hands `prefetch` the first `lines` cache lines of the entry
+    /// the home slot of `hash` points at (fewer if the entry is smaller;
+    /// and its `Option` tag's line first, if it has one), if that slot
+    /// holds this hash: the key, the time and the value's leading fields.
+    /// The caller knows what its lookup will read (one line for a value
+    /// that orders what it touches first); every further line is memory
+    /// bandwidth and a fill buffer the packets need. A key displaced from its home slot is not
     /// prefetched; at the index's load limit that is rare.
     #[inline]
-    pub fn prefetch_entry(&self, hash: u32, mut prefetch: impl FnMut(*const u8)) {
+    pub fn prefetch_entry(&self, hash: u32, lines: usize, mut prefetch: impl FnMut(*const u8)) {
         let Some(s) = self.index.get(hash as usize & self.mask) else {
             return;
         };
@@ -322,7 +318,7 @@ impl<K: TableKey, V: Copy> Table<K, V> {
             .cast::<u8>();
         let size = core::mem::size_of::<Option<Entry<K, V>>>();
         let tag_lines = (size - core::mem::size_of::<Entry<K, V>>()) / CACHE_LINE;
-        for line in 0..size.div_ceil(CACHE_LINE).min(tag_lines + PREFETCH_LINES) {
+        for line in 0..size.div_ceil(CACHE_LINE).min(tag_lines + lines) {
             prefetch(slot.wrapping_add(line * CACHE_LINE));
         }
     }

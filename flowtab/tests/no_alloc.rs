@@ -26,7 +26,7 @@ fn lookups_inserts_removals_and_ageing_do_not_allocate() {
             let k = Key(i % 3000);
             let h = t.hash(&k);
             t.prefetch_slot(h, |p| warm ^= p as usize as u32);
-            t.prefetch_entry(h, |p| warm ^= p as usize as u32);
+            t.prefetch_entry(h, 2, |p| warm ^= p as usize as u32);
             // Past the capacity, inserts are refused: Full costs nothing
             // either.
             let _ = t.insert(k, [i; 4], i);

@@ -72,14 +72,14 @@ fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
     assert_eq!(again.first(), slots.first());
     assert_ne!(again.get(1), slots.first());
     let mut lines = Vec::new();
-    t.prefetch_entry(h, |p| lines.push(p as usize));
+    t.prefetch_entry(h, 2, |p| lines.push(p as usize));
     assert!(lines.is_empty(), "an absent key has no entry to fetch");
     t.insert(k, [7; 12], 0).unwrap();
-    t.prefetch_entry(h, |p| lines.push(p as usize));
+    t.prefetch_entry(h, 2, |p| lines.push(p as usize));
     // Twelve words after the key, hash and time: two lines, after the
     // line of the `Option`'s tag ([u64; 12] has no niche), aligned and
     // consecutive, the second holding the value's start.
-    assert_eq!(lines.len(), 1 + flowtab::PREFETCH_LINES, "{lines:?}");
+    assert_eq!(lines.len(), 1 + 2, "{lines:?}");
     assert!(lines.iter().all(|l| l % CACHE_LINE == 0));
     assert!(lines.windows(2).all(|w| w[1] == w[0] + CACHE_LINE));
     let value = t.get(&k).unwrap() as *const [u64; 12] as usize;
@@ -87,11 +87,16 @@ fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
         (lines[1]..lines[1] + CACHE_LINE).contains(&value),
         "{value:#x} not in {lines:x?}"
     );
-    // A small entry with a niche (its `Option` needs no tag) is one line.
+    // Asked for one line: the tag's and the first.
+    let mut one_line = Vec::new();
+    t.prefetch_entry(h, 1, |p| one_line.push(p as usize));
+    assert_eq!(one_line, lines[..2]);
+    // A small entry with a niche (its `Option` needs no tag) is one line,
+    // whatever is asked.
     let mut small: Table<Key, bool> = Table::new(8, 3);
     small.insert(Key(1), true, 0).unwrap();
     let mut one = Vec::new();
-    small.prefetch_entry(small.hash(&Key(1)), |p| one.push(p as usize));
+    small.prefetch_entry(small.hash(&Key(1)), 2, |p| one.push(p as usize));
     assert_eq!(one.len(), 1);
     assert_eq!(
         one[0],
@@ -99,7 +104,7 @@ fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
     );
     // A hash that only shares the home slot names nothing.
     let mut none = Vec::new();
-    t.prefetch_entry(h ^ (1 << 31), |p| none.push(p));
+    t.prefetch_entry(h ^ (1 << 31), 2, |p| none.push(p));
     assert!(none.is_empty());
 }
 

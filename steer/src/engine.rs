@@ -422,11 +422,22 @@ impl Engine {
     }
 
     /// Stage two: the lines of the flow's (or datagram's) entry, once its
-    /// slot is in the cache ([`flowtab::Table::prefetch_entry`]).
+    /// slot is in the cache ([`flowtab::Table::prefetch_entry`]): for a
+    /// request one line, which holds all a known flow's request touches
+    /// ([`crate::flow_table::FlowEntry`]'s order); for a response two,
+    /// the second holding the answer's timing.
     #[inline]
-    pub fn prefetch_state(&self, s: &Steerable, prefetch: impl FnMut(*const u8)) {
+    pub fn prefetch_state(
+        &self,
+        s: &Steerable,
+        from_agents: bool,
+        prefetch: impl FnMut(*const u8),
+    ) {
         match s {
-            Steerable::Flow(k) => self.flows.prefetch_entry(k.hash, prefetch),
+            Steerable::Flow(k) => {
+                let lines = if from_agents { 1 } else { 2 };
+                self.flows.prefetch_entry(k.hash, lines, prefetch)
+            }
             Steerable::Fragment(f) => self.fragments.prefetch_entry(f.hash, prefetch),
         }
     }

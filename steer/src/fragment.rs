@@ -273,7 +273,7 @@ impl Fragments {
     /// ([`flowtab::Table::prefetch_entry`]).
     #[inline]
     pub fn prefetch_entry(&self, hash: u32, prefetch: impl FnMut(*const u8)) {
-        self.table.prefetch_entry(hash, prefetch);
+        self.table.prefetch_entry(hash, 2, prefetch);
     }
 
     /// Records the first fragment's decision for its datagram, and hands

@@ -511,7 +511,8 @@ impl<T> Engine<T> {
     /// entry ([`flowtab::Table::prefetch_entry`]).
     #[inline]
     pub fn prefetch_state(&self, hash: u32, prefetch: impl FnMut(*const u8)) {
-        self.qps.prefetch_entry(hash, prefetch);
+        // The key, the time and the QP state's leading fields.
+        self.qps.prefetch_entry(hash, 2, prefetch);
     }
 
     /// A packet from the GPU hosts: `frame` is its bytes (rewritten in

@@ -40,7 +40,7 @@ fn insert_get_remove() {
     assert_eq!(t.last_seen_ns(&k), Some(300));
     let mut lines = 0;
     t.prefetch_slot(h, |_| lines += 1);
-    t.prefetch_entry(h, |_| lines += 1);
+    t.prefetch_entry(h, 2, |_| lines += 1);
     assert!(lines >= 2, "the slot and the entry of a present QP");
     assert_eq!(t.len(), 1);
     assert_eq!(t.remove(&k), Some(8));

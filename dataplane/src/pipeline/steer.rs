@@ -701,7 +701,7 @@ impl Pipeline for SteerPipeline<'_> {
         // each is decided, so that every slot has arrived when it is read.
         for (k, to) in keyed.iter().zip(&hand_to).take(ENTRY_AHEAD) {
             if let (Some(k), NOT_HANDED) = (k, *to) {
-                self.engine.prefetch_state(k, prefetch);
+                self.engine.prefetch_state(k, from_agents, prefetch);
             }
         }
         // What steering does not handle goes to the default port
@@ -733,7 +733,7 @@ impl Pipeline for SteerPipeline<'_> {
             if let (Some(Some(ahead)), Some(&NOT_HANDED)) =
                 (keyed.get(at + ENTRY_AHEAD), hand_to.get(at + ENTRY_AHEAD))
             {
-                self.engine.prefetch_state(ahead, prefetch);
+                self.engine.prefetch_state(ahead, from_agents, prefetch);
             }
             let len = lengths.get(at).copied().unwrap_or(0);
             rx_bytes += u64::from(len);
@@ -745,9 +745,10 @@ impl Pipeline for SteerPipeline<'_> {
                 Some(&to) if to != NOT_HANDED => Fate::HandOff(to),
                 _ => {
                     let fast = match (w, k) {
-                        (Some(w), Some(Steerable::Flow(kf))) => self
-                            .engine
-                            .handle_walked(m.data_mut(), w, kf, from_agents, dv, now_ns),
+                        (Some(w), Some(Steerable::Flow(kf))) => {
+                            self.engine
+                                .handle_walked(m.data_mut(), w, kf, from_agents, dv, now_ns)
+                        }
                         _ => None,
                     };
                     let (f, d) = match (fast, w, k) {
@@ -769,8 +770,14 @@ impl Pipeline for SteerPipeline<'_> {
                                 }
                                 (Some(_), None) => (pass, Some(Decision::NoEntry)),
                                 (Some(p), Some(k)) => fate_of(
-                                    self.engine
-                                        .handle(m.data_mut(), p, *k, from_agents, dv, now_ns),
+                                    self.engine.handle(
+                                        m.data_mut(),
+                                        p,
+                                        *k,
+                                        from_agents,
+                                        dv,
+                                        now_ns,
+                                    ),
                                     default_port,
                                 ),
                             }
