@@ -191,13 +191,28 @@ impl Slot {
 /// that a lookup's key compare, the time it marks and a value's leading
 /// fields share one line (a value that orders its hot fields first, as
 /// steer's flow entry does, keeps a hit to that line).
+///
+/// `live` is where `Option<Entry>` keeps whether the slot is in use: the
+/// largest niche of the entry (255 spare values of its byte, more than a
+/// `bool` or a small enum of the value has), so the compiler puts the
+/// discriminant there, in the first line, and not in whichever field of
+/// the value offers a niche, whose line a lookup would otherwise have to
+/// read first.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Entry<K, V> {
     key: K,
+    live: Live,
     hash: u32,
     last_seen_ns: u64,
     value: V,
+}
+
+/// The one value of [`Entry::live`].
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum Live {
+    Yes = 1,
 }
 
 /// Where a probe for a key ended.
@@ -293,9 +308,9 @@ impl<K: TableKey, V: Copy> Table<K, V> {
 
     /// Stage two (see [`Table::prefetch_slot`]), once the slot is in the
     /// cache: hands `prefetch` the first `lines` cache lines of the entry
-    /// the home slot of `hash` points at (fewer if the entry is smaller;
-    /// and its `Option` tag's line first, if it has one), if that slot
-    /// holds this hash: the key, the time and the value's leading fields.
+    /// the home slot of `hash` points at (fewer if the entry is smaller),
+    /// if that slot holds this hash: the key, the time and the value's
+    /// leading fields.
     /// The caller knows what its lookup will read (one line for a value
     /// that orders what it touches first); every further line is memory
     /// bandwidth and a fill buffer the packets need. A key displaced from its home slot is not
@@ -308,17 +323,20 @@ impl<K: TableKey, V: Copy> Table<K, V> {
         if s.entry == EMPTY || s.hash != hash {
             return;
         }
-        // Slots are line-aligned. An entry whose value has no niche for
-        // `Option` to use gets a tag, which takes a line of its own (the
-        // entry's alignment) and which every lookup reads too.
+        // Slots are line-aligned, and `Option` keeps its tag inside the
+        // entry (`Entry::live`): the first line is the entry's.
+        const {
+            assert!(
+                core::mem::size_of::<Option<Entry<K, V>>>() == core::mem::size_of::<Entry<K, V>>()
+            )
+        };
         let slot = self
             .entries
             .as_ptr()
             .wrapping_add(s.entry as usize)
             .cast::<u8>();
-        let size = core::mem::size_of::<Option<Entry<K, V>>>();
-        let tag_lines = (size - core::mem::size_of::<Entry<K, V>>()) / CACHE_LINE;
-        for line in 0..size.div_ceil(CACHE_LINE).min(tag_lines + lines) {
+        let size = core::mem::size_of::<Entry<K, V>>();
+        for line in 0..size.div_ceil(CACHE_LINE).min(lines) {
             prefetch(slot.wrapping_add(line * CACHE_LINE));
         }
     }
@@ -470,6 +488,7 @@ impl<K: TableKey, V: Copy> Table<K, V> {
         self.len += 1;
         let stored = stored.insert(Entry {
             key,
+            live: Live::Yes,
             hash,
             last_seen_ns: now_ns,
             value,

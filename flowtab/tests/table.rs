@@ -76,23 +76,25 @@ fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
     assert!(lines.is_empty(), "an absent key has no entry to fetch");
     t.insert(k, [7; 12], 0).unwrap();
     t.prefetch_entry(h, 2, |p| lines.push(p as usize));
-    // Twelve words after the key, hash and time: two lines, after the
-    // line of the `Option`'s tag ([u64; 12] has no niche), aligned and
-    // consecutive, the second holding the value's start.
-    assert_eq!(lines.len(), 1 + 2, "{lines:?}");
+    // Twelve words after the key, hash and time: two lines asked, two
+    // named, aligned and consecutive, the first holding the value's start.
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines.iter().all(|l| l % CACHE_LINE == 0));
     assert!(lines.windows(2).all(|w| w[1] == w[0] + CACHE_LINE));
     let value = t.get(&k).unwrap() as *const [u64; 12] as usize;
     assert!(
-        (lines[1]..lines[1] + CACHE_LINE).contains(&value),
+        (lines[0]..lines[0] + CACHE_LINE).contains(&value),
         "{value:#x} not in {lines:x?}"
     );
-    // Asked for one line: the tag's and the first.
+    // Asked for one line: the first.
     let mut one_line = Vec::new();
     t.prefetch_entry(h, 1, |p| one_line.push(p as usize));
-    assert_eq!(one_line, lines[..2]);
-    // A small entry with a niche (its `Option` needs no tag) is one line,
-    // whatever is asked.
+    assert_eq!(one_line, lines[..1]);
+    // Asked for more than the entry has: its lines only.
+    let mut all = Vec::new();
+    t.prefetch_entry(h, 10, |p| all.push(p as usize));
+    assert_eq!(all, lines, "key, hash, time and 96 bytes: 120 bytes, two lines");
+    // A small entry is one line, whatever is asked.
     let mut small: Table<Key, bool> = Table::new(8, 3);
     small.insert(Key(1), true, 0).unwrap();
     let mut one = Vec::new();
