@@ -192,12 +192,13 @@ impl Slot {
 /// fields share one line (a value that orders its hot fields first, as
 /// steer's flow entry does, keeps a hit to that line).
 ///
-/// `live` is where `Option<Entry>` keeps whether the slot is in use: the
-/// largest niche of the entry (255 spare values of its byte, more than a
-/// `bool` or a small enum of the value has), so the compiler puts the
-/// discriminant there, in the first line, and not in whichever field of
-/// the value offers a niche, whose line a lookup would otherwise have to
-/// read first.
+/// `live` is where `Option<Entry>` keeps whether the slot is in use. The
+/// compiler puts an `Option`'s discriminant in the largest niche it finds,
+/// and `live` is a 32-bit word with one valid value: 2^32 − 1 spare
+/// values, more than a value's `bool`, enum or `Option<u32>` tag offers
+/// (steer's token features have one of those, in the entry's second
+/// line, which every lookup read first before `live` existed). It sits in
+/// the key's padding, in the first line.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Entry<K, V> {
@@ -210,7 +211,7 @@ struct Entry<K, V> {
 
 /// The one value of [`Entry::live`].
 #[derive(Debug, Clone, Copy)]
-#[repr(u8)]
+#[repr(u32)]
 enum Live {
     Yes = 1,
 }
