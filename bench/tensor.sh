@@ -32,7 +32,7 @@
 #       tensor_forward_2w_scaling  forward's, measured in the same run
 #
 # Environment knobs:
-#   BENCH_SECS, BENCH_ROUNDS        as bench/steer.sh (defaults 5 and 3)
+#   BENCH_SECS, BENCH_ROUNDS        as bench/steer.sh (defaults 5 and 5)
 #   BENCH_TENSOR_PACKETS            packets in the roce pcap (default 20000)
 #   BENCH_SCALE_PACKETS             packets in the scaling pcap (default 4000)
 #   BENCH_ENFORCE                   1: fail if a target is missed (default 0)
@@ -43,7 +43,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/lib.sh
 
 SECS=${BENCH_SECS:-5}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 PACKETS=${BENCH_TENSOR_PACKETS:-20000}
 SCALE_PACKETS=${BENCH_SCALE_PACKETS:-4000}
 ENFORCE=${BENCH_ENFORCE:-0}
