@@ -93,7 +93,10 @@ fn prefetch_names_the_home_slot_and_the_lines_of_a_present_entry_only() {
     // Asked for more than the entry has: its lines only.
     let mut all = Vec::new();
     t.prefetch_entry(h, 10, |p| all.push(p as usize));
-    assert_eq!(all, lines, "key, hash, time and 96 bytes: 120 bytes, two lines");
+    assert_eq!(
+        all, lines,
+        "key, hash, time and 96 bytes: 120 bytes, two lines"
+    );
     // A small entry is one line, whatever is asked.
     let mut small: Table<Key, bool> = Table::new(8, 3);
     small.insert(Key(1), true, 0).unwrap();
