@@ -296,9 +296,10 @@ impl<K: TableKey, V: Copy> Table<K, V> {
 
     /// Stage one of a burst's lookups: hands `prefetch` the address of the
     /// index slot a lookup of `hash` reads first. Called for every key of
-    /// a burst, then [`Table::prefetch_entry`] for every key, then the
-    /// lookups, as DPDK's `rte_hash_lookup_bulk` does: the cache misses of
-    /// a burst overlap instead of being paid one after another. The table
+    /// a burst, then [`Table::prefetch_entry`] for each key once its slot
+    /// has had time to arrive, then the lookups, as DPDK's
+    /// `rte_hash_lookup_bulk` does: the cache misses of a burst overlap
+    /// instead of being paid one after another. The table
     /// only computes addresses (it holds no `unsafe`); the caller owns the
     /// prefetch instruction, which never faults.
     #[inline]
@@ -311,11 +312,11 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     /// cache: hands `prefetch` the first `lines` cache lines of the entry
     /// the home slot of `hash` points at (fewer if the entry is smaller),
     /// if that slot holds this hash: the key, the time and the value's
-    /// leading fields.
-    /// The caller knows what its lookup will read (one line for a value
-    /// that orders what it touches first); every further line is memory
-    /// bandwidth and a fill buffer the packets need. A key displaced from its home slot is not
-    /// prefetched; at the index's load limit that is rare.
+    /// leading fields. The caller knows what its lookup will read (one
+    /// line for a value that orders what it touches first); every further
+    /// line is memory bandwidth and a fill buffer the packets need. A key
+    /// displaced from its home slot is not prefetched; at the index's load
+    /// limit that is rare.
     #[inline]
     pub fn prefetch_entry(&self, hash: u32, lines: usize, mut prefetch: impl FnMut(*const u8)) {
         let Some(s) = self.index.get(hash as usize & self.mask) else {

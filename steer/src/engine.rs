@@ -410,8 +410,9 @@ impl Engine {
 
     /// Stage one of a burst's table lookups: the index slot handling `s`
     /// reads first. Call it for every packet of a burst, then
-    /// [`Engine::prefetch_state`] for every packet, then handle them, so
-    /// that the burst's cache misses overlap ([`flowtab::Table::prefetch_slot`]).
+    /// [`Engine::prefetch_state`] for each packet some packets before it
+    /// is handled, so that the burst's cache misses overlap
+    /// ([`flowtab::Table::prefetch_slot`]).
     /// `prefetch` is the caller's prefetch instruction.
     #[inline]
     pub fn prefetch_slot(&self, s: &Steerable, prefetch: impl FnOnce(*const u8)) {

@@ -699,10 +699,13 @@ impl Pipeline for SteerPipeline<'_> {
         // Stage two for the first packets now (their slots were prefetched
         // early in pass 2); for the rest, `ENTRY_AHEAD` packets before
         // each is decided, so that every slot has arrived when it is read.
-        for (k, to) in keyed.iter().zip(&hand_to).take(ENTRY_AHEAD) {
-            if let (Some(k), NOT_HANDED) = (k, *to) {
-                self.engine.prefetch_state(k, from_agents, prefetch);
+        let prefetch_entry = |engine: &Engine, i: usize| {
+            if let (Some(Some(k)), Some(&NOT_HANDED)) = (keyed.get(i), hand_to.get(i)) {
+                engine.prefetch_state(k, from_agents, prefetch);
             }
+        };
+        for i in 0..ENTRY_AHEAD {
+            prefetch_entry(&self.engine, i);
         }
         // What steering does not handle goes to the default port
         // unchanged: unparsable frames, and anything not to a service
@@ -730,11 +733,7 @@ impl Pipeline for SteerPipeline<'_> {
         burst.drain_into(|mut m| {
             let at = i;
             i += 1;
-            if let (Some(Some(ahead)), Some(&NOT_HANDED)) =
-                (keyed.get(at + ENTRY_AHEAD), hand_to.get(at + ENTRY_AHEAD))
-            {
-                self.engine.prefetch_state(ahead, from_agents, prefetch);
-            }
+            prefetch_entry(&self.engine, at + ENTRY_AHEAD);
             let len = lengths.get(at).copied().unwrap_or(0);
             rx_bytes += u64::from(len);
             let (w, k) = (
