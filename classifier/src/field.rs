@@ -7,7 +7,9 @@
 
 #[inline(always)]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    let mut w = [0u8; 2];
+    w.copy_from_slice(&b[at..at + 2]);
+    u16::from_be_bytes(w)
 }
 
 #[inline(always)]
@@ -17,7 +19,9 @@ pub(crate) fn be24(b: &[u8], at: usize) -> u32 {
 
 #[inline(always)]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(w)
 }
 
 #[inline(always)]

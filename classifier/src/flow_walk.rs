@@ -241,7 +241,7 @@ fn transport(
             key.dst_port = udp.dst_port();
             let hdr = UdpPacket::<&[u8]>::HEADER_LEN;
             (
-                Span::new(l4_offset + hdr, udp.payload().len()),
+                Span::new(l4_offset + hdr, udp.payload_len()),
                 TcpFlags::default(),
             )
         }

@@ -29,7 +29,7 @@ use core::fmt;
 use std::net::Ipv4Addr;
 
 use crate::checksum;
-use crate::field::{be16, need, set_be16};
+use crate::field::{be16, be32, need, set_be16};
 use crate::ip::{Ecn, IpProtocol};
 use crate::ipv4_option::Ipv4OptionIter;
 
@@ -319,15 +319,15 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        Ipv4Addr::from(be32(self.buffer.as_ref(), 12))
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        Ipv4Addr::from(be32(self.buffer.as_ref(), 16))
     }
 
     /// The whole header, options included.

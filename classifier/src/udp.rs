@@ -126,16 +126,19 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), 0)
     }
 
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), 2)
     }
 
     /// Header + payload length.
+    #[inline]
     pub fn len(&self) -> u16 {
         be16(self.buffer.as_ref(), 4)
     }
@@ -146,6 +149,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// Checksum field (0 = not computed, IPv4 only).
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), 6)
     }
@@ -155,7 +159,15 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         &self.buffer.as_ref()[..usize::from(self.len())]
     }
 
+    /// Payload bytes, by Length (proven at least the header by
+    /// `new_checked`).
+    #[inline]
+    pub fn payload_len(&self) -> usize {
+        usize::from(self.len()).saturating_sub(Self::HEADER_LEN)
+    }
+
     /// The payload, bounded by Length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[Self::HEADER_LEN..usize::from(self.len())]
     }

@@ -260,6 +260,10 @@ pub struct SteerPipeline<'a> {
     /// The flow walk's results of the burst in hand ([`flow_walk::walk`]),
     /// kept the same way: `Some` for a located TCP/UDP packet.
     walked: Vec<Option<FlowPacket>>,
+    /// Each packet's flow key, from its walk or parse, kept the same way
+    /// (an array of them on the stack was zeroed every burst, for a
+    /// pass that writes every packet's anyway).
+    keyed: Vec<Option<Steerable>>,
     /// Fragments the engine holds until their first fragment comes, by
     /// the slot it named (one per [`Engine::hold_slots`]).
     held: Vec<Option<Mbuf>>,
@@ -357,6 +361,7 @@ impl<'a> SteerPipeline<'a> {
                 MAX_BURST
             ],
             walked: vec![None; MAX_BURST],
+            keyed: vec![None; MAX_BURST],
         }
     }
 
@@ -643,7 +648,8 @@ impl Pipeline for SteerPipeline<'_> {
         // back, no allocation).
         let mut parsed = std::mem::take(&mut self.parsed);
         let mut walked = std::mem::take(&mut self.walked);
-        let mut keyed: [Option<Steerable>; MAX_BURST] = [None; MAX_BURST];
+        // Past the burst's end, `keyed` holds an earlier burst's keys.
+        let mut keyed = std::mem::take(&mut self.keyed);
         // The worker a packet is handed to (`NOT_HANDED`: this one's, or
         // nobody's), known from its key in pass 2, so that only this
         // worker's table lines are prefetched.
@@ -700,6 +706,9 @@ impl Pipeline for SteerPipeline<'_> {
         // early in pass 2); for the rest, `ENTRY_AHEAD` packets before
         // each is decided, so that every slot has arrived when it is read.
         let prefetch_entry = |engine: &Engine, i: usize| {
+            if i as u64 >= received {
+                return;
+            }
             if let (Some(Some(k)), Some(&NOT_HANDED)) = (keyed.get(i), hand_to.get(i)) {
                 engine.prefetch_state(k, from_agents, prefetch);
             }
@@ -819,6 +828,7 @@ impl Pipeline for SteerPipeline<'_> {
         });
         self.walked = walked;
         self.parsed = parsed;
+        self.keyed = keyed;
         if let Some(rx) = lcore.ports.get(rx_port) {
             if arrival == Arrival::Wire {
                 bump(&rx.rx_packets, received);
