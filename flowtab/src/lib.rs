@@ -302,7 +302,7 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     /// instead of being paid one after another. The table
     /// only computes addresses (it holds no `unsafe`); the caller owns the
     /// prefetch instruction, which never faults.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch_slot(&self, hash: u32, prefetch: impl FnOnce(*const u8)) {
         let slot = self.index.as_ptr().wrapping_add(hash as usize & self.mask);
         prefetch(slot.cast());
@@ -317,7 +317,7 @@ impl<K: TableKey, V: Copy> Table<K, V> {
     /// line is memory bandwidth and a fill buffer the packets need. A key
     /// displaced from its home slot is not prefetched; at the index's load
     /// limit that is rare.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch_entry(&self, hash: u32, lines: usize, mut prefetch: impl FnMut(*const u8)) {
         let Some(s) = self.index.get(hash as usize & self.mask) else {
             return;

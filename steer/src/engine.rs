@@ -414,7 +414,7 @@ impl Engine {
     /// is handled, so that the burst's cache misses overlap
     /// ([`flowtab::Table::prefetch_slot`]).
     /// `prefetch` is the caller's prefetch instruction.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch_slot(&self, s: &Steerable, prefetch: impl FnOnce(*const u8)) {
         match s {
             Steerable::Flow(k) => self.flows.prefetch_slot(k.hash, prefetch),
@@ -427,7 +427,7 @@ impl Engine {
     /// request one line, which holds all a known flow's request touches
     /// ([`crate::flow_table::FlowEntry`]'s order); for a response two,
     /// the second holding the answer's timing.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch_state(
         &self,
         s: &Steerable,

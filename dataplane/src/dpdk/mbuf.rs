@@ -281,6 +281,22 @@ impl MbufBurst {
         }
     }
 
+    /// Moves every owned mbuf out, in order, as an iterator: the caller's
+    /// loop body stays in its own function, where [`MbufBurst::drain_into`]
+    /// makes a closure of it that the compiler may call once a packet.
+    /// The burst is empty afterwards; what the caller does not take is
+    /// freed.
+    #[inline]
+    pub fn drain(&mut self) -> Drain<'_> {
+        let n = self.len;
+        // As in `drain_into`: a panic while draining leaks, never frees
+        // twice.
+        self.len = 0;
+        Drain {
+            slots: self.slots[..n].iter(),
+        }
+    }
+
     /// Receives up to `max` (capped at the free space) packets from a queue.
     /// Returns how many arrived.
     #[inline]
@@ -331,6 +347,33 @@ impl MbufBurst {
             self.len = 0;
         }
         n
+    }
+}
+
+/// The mbufs of a burst, moved out in order ([`MbufBurst::drain`]).
+pub struct Drain<'a> {
+    slots: std::slice::Iter<'a, *mut sys::rte_mbuf>,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        loop {
+            let slot = self.slots.next()?;
+            if let Some(raw) = NonNull::new(*slot) {
+                return Some(Mbuf(raw));
+            }
+        }
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        for m in self.by_ref() {
+            drop(m);
+        }
     }
 }
 

@@ -735,13 +735,10 @@ impl Pipeline for SteerPipeline<'_> {
         }
         let mut dropped = [0u64; DropReason::COUNT];
         let mut rx_bytes = 0u64;
-        let mut i = 0usize;
         let lcore = self.lcore();
         // Pass 3: each packet decided and, at once, queued, handed over,
         // held or dropped, as the burst gives its mbufs up in order.
-        burst.drain_into(|mut m| {
-            let at = i;
-            i += 1;
+        for (at, mut m) in burst.drain().enumerate() {
             prefetch_entry(&self.engine, at + ENTRY_AHEAD);
             let len = lengths.get(at).copied().unwrap_or(0);
             rx_bytes += u64::from(len);
@@ -825,7 +822,7 @@ impl Pipeline for SteerPipeline<'_> {
             if let Some(reason) = refused {
                 dropped[reason as usize] += 1;
             }
-        });
+        }
         self.walked = walked;
         self.parsed = parsed;
         self.keyed = keyed;
