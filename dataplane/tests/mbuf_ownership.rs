@@ -120,6 +120,31 @@ fn sent_mbufs_are_forgotten_and_refused_ones_freed_once() {
     assert!(Mbuf::from_bytes(&pool, &big).is_err());
     assert_eq!(pool.available(), start, "a failed append frees its mbuf");
 
+    // A drain moves the mbufs out in order; what the caller does not take
+    // is freed when the drain is dropped, and the burst is left empty.
+    {
+        let mut burst = MbufBurst::new();
+        burst.alloc_from(&pool, MAX_BURST).expect("alloc burst");
+        for (i, m) in burst.as_mut_slice().iter_mut().enumerate() {
+            m.append(&[i as u8; 60]).expect("append");
+        }
+        assert_eq!(pool.available(), start - MAX_BURST as u32);
+        let mut drain = burst.drain();
+        for i in 0..10u8 {
+            let m = drain.next().expect("a drained mbuf");
+            assert_eq!(m.data()[0], i, "drain order");
+        }
+        assert_eq!(
+            pool.available(),
+            start - MAX_BURST as u32 + 10,
+            "each taken mbuf is the caller's, freed when it drops"
+        );
+        drop(drain);
+        assert_eq!(pool.available(), start, "an unfinished drain frees the rest");
+        assert!(burst.is_empty());
+    }
+    assert_eq!(pool.available(), start, "nothing freed twice on the burst's drop");
+
     port.stop().expect("stop");
     drop(port);
     drop(pool);

@@ -14,7 +14,7 @@ mod port;
 pub use eal::{Eal, EalInitError};
 pub use error::{DpdkError, Result};
 pub use lcore::{launch, LcoreId};
-pub use mbuf::{Mbuf, MbufBurst, MAX_BURST};
+pub use mbuf::{Drain, Mbuf, MbufBurst, MAX_BURST};
 pub use mempool::{Mempool, DEFAULT_BUF_SIZE, MBUF_DATA_ROOM};
 pub use port::{
     NicStats, Port, PortId, PortInfo, PortSetup, Rss, RssFields, RssOutcome, MAX_PORTS,
