@@ -159,8 +159,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         &self.buffer.as_ref()[..usize::from(self.len())]
     }
 
-    /// Payload bytes, by Length (proven at least the header by
-    /// `new_checked`).
+    /// The payload's length, from Length (which `new_checked` proved is
+    /// at least the header's).
     #[inline]
     pub fn payload_len(&self) -> usize {
         usize::from(self.len()).saturating_sub(Self::HEADER_LEN)

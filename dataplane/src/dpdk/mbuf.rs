@@ -268,17 +268,8 @@ impl MbufBurst {
     /// Moves every owned mbuf, in order, into `sink`; the burst is empty
     /// afterwards.
     #[inline]
-    pub fn drain_into(&mut self, mut sink: impl FnMut(Mbuf)) {
-        let n = self.len;
-        // Ownership moves out slot by slot; setting len first means a panic
-        // in `sink` (there is none on the fast path) would leak, never
-        // double-free.
-        self.len = 0;
-        for slot in &self.slots[..n] {
-            if let Some(raw) = NonNull::new(*slot) {
-                sink(Mbuf(raw));
-            }
-        }
+    pub fn drain_into(&mut self, sink: impl FnMut(Mbuf)) {
+        self.drain().for_each(sink);
     }
 
     /// Moves every owned mbuf out, in order, as an iterator: the caller's
@@ -289,8 +280,9 @@ impl MbufBurst {
     #[inline]
     pub fn drain(&mut self) -> Drain<'_> {
         let n = self.len;
-        // As in `drain_into`: a panic while draining leaks, never frees
-        // twice.
+        // Ownership moves out slot by slot; setting len first means a
+        // panic while draining (there is none on the fast path) would
+        // leak, never free twice.
         self.len = 0;
         Drain {
             slots: self.slots[..n].iter(),
