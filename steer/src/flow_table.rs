@@ -77,10 +77,7 @@ impl flowtab::TableKey for ClientKey {
         let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = self.addr;
         let a = u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
         let b = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
-        let c = u64::from(self.port)
-            | u64::from(self.service_port) << 16
-            | u64::from(self.protocol) << 32;
-        flowtab::hash_words(seed, [a, b, c])
+        flowtab::hash_words(seed, [a, b, self.rest()])
     }
 }
 
