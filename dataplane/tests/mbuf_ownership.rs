@@ -3,28 +3,13 @@
 //! once. The mempool's free count is the witness: it must return to where it
 //! started. One test function, because EAL initialises once per process.
 
-use dataplane::dpdk::{
-    Eal, Mbuf, MbufBurst, Mempool, Port, PortId, PortInfo, PortSetup, MAX_BURST,
-};
+mod common;
+
+use dataplane::dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortId, PortInfo, MAX_BURST};
 
 #[test]
 fn sent_mbufs_are_forgotten_and_refused_ones_freed_once() {
-    let prefix = format!("t-mbuf-{}", std::process::id());
-    let args = [
-        "mbuf-test",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "-l",
-        "0",
-        "--no-telemetry",
-        "--log-level=warning",
-        "--file-prefix",
-        &prefix,
-        "--vdev",
-        "net_ring0",
-    ];
+    let args = common::eal_args("mbuf-test", &["net_ring0"]);
     let eal = Eal::init(&args).expect("EAL init");
     assert!(
         Eal::init(&args).is_err(),
@@ -36,13 +21,7 @@ fn sent_mbufs_are_forgotten_and_refused_ones_freed_once() {
     let pool = Mempool::new("ownership", 4095, 0, 0).expect("pool");
     let mut port = Port::start(
         PortInfo::query(PortId(0)).expect("info"),
-        PortSetup {
-            rx_queues: 1,
-            tx_queues: 1,
-            rx_descriptors: 512,
-            tx_descriptors: 512,
-            rss: dataplane::dpdk::Rss::Flows,
-        },
+        common::ONE_QUEUE,
         &pool,
     )
     .expect("start net_ring0");
@@ -140,10 +119,18 @@ fn sent_mbufs_are_forgotten_and_refused_ones_freed_once() {
             "each taken mbuf is the caller's, freed when it drops"
         );
         drop(drain);
-        assert_eq!(pool.available(), start, "an unfinished drain frees the rest");
+        assert_eq!(
+            pool.available(),
+            start,
+            "an unfinished drain frees the rest"
+        );
         assert!(burst.is_empty());
     }
-    assert_eq!(pool.available(), start, "nothing freed twice on the burst's drop");
+    assert_eq!(
+        pool.available(),
+        start,
+        "nothing freed twice on the burst's drop"
+    );
 
     port.stop().expect("stop");
     drop(port);
