@@ -50,6 +50,10 @@ pub trait Discipline {
     /// Counts a packet that skipped the scheduler of an idle port.
     fn bypassed(&self, port: usize, meta: &Self::Meta, len: u32, c: &Self::Counters);
 
+    /// Counts a packet the ring to a shaped port's owner refused: it never
+    /// reached a scheduler, so no [`Discipline::enqueue`] counted it.
+    fn feed_refused(port: usize, meta: &Self::Meta, c: &Self::Counters);
+
     /// The next packet to send on `port`, counted as sent (its wait
     /// measured against `now_tsc`).
     fn dequeue(
@@ -70,6 +74,13 @@ pub trait Discipline {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A packet's sojourn in a discipline, in whole microseconds (saturated),
+/// for the disciplines' wait samples.
+pub fn waited_us(now_tsc: u64, queued_tsc: u64, ns_per_cycle: f64) -> u32 {
+    let us = now_tsc.wrapping_sub(queued_tsc) as f64 * ns_per_cycle / 1000.0;
+    us.min(f64::from(u32::MAX)) as u32
 }
 
 /// A shaped port's single scheduler: which worker runs it, and the ring
@@ -179,7 +190,10 @@ impl<'a, D: Discipline> Ports<'a, D> {
     /// idle and unshaped (as a Linux qdisc bypasses an empty queue: nothing
     /// waits, so nothing can be overtaken), else into the port's scheduler,
     /// here or on its owner. A refused packet is freed; the reason is
-    /// returned for the caller to count.
+    /// returned for the caller to count. The idle port's push, what nearly
+    /// every packet of an unshaped port does, is inlined into the caller's
+    /// loop; the rest is [`Ports::enqueue_scheduled`].
+    #[inline(always)]
     pub fn enqueue(
         &mut self,
         port: usize,
@@ -187,21 +201,35 @@ impl<'a, D: Discipline> Ports<'a, D> {
         meta: D::Meta,
         c: &D::Counters,
     ) -> Result<(), DropReason> {
+        let m = match self.egress.get_mut(port) {
+            Some(Some(Egress::Local(e))) if e.shaper.is_none() && e.disc.is_empty() => {
+                let len = m.pkt_len();
+                match e.pending.push(m) {
+                    Ok(()) => {
+                        e.disc.bypassed(port, &meta, len, c);
+                        return Ok(());
+                    }
+                    Err(m) => m,
+                }
+            }
+            _ => m,
+        };
+        self.enqueue_scheduled(port, m, meta, c)
+    }
+
+    /// [`Ports::enqueue`] into the port's scheduler, here or on its owner.
+    #[inline(never)]
+    fn enqueue_scheduled(
+        &mut self,
+        port: usize,
+        m: Mbuf,
+        meta: D::Meta,
+        c: &D::Counters,
+    ) -> Result<(), DropReason> {
         let len = m.pkt_len();
-        let feed = self.feed(port);
+        let feed = self.shared.get(port).and_then(Option::as_ref);
         match self.egress.get_mut(port).and_then(|e| e.as_mut()) {
             Some(Egress::Local(e)) => {
-                let m = if e.shaper.is_none() && e.disc.is_empty() {
-                    match e.pending.push(m) {
-                        Ok(()) => {
-                            e.disc.bypassed(port, &meta, len, c);
-                            return Ok(());
-                        }
-                        Err(m) => m,
-                    }
-                } else {
-                    m
-                };
                 e.disc
                     .enqueue(port, m, meta, len, rdtsc(), c)
                     .map_err(|(m, reason)| {
@@ -221,6 +249,7 @@ impl<'a, D: Discipline> Ports<'a, D> {
                     tsc: rdtsc(),
                 };
                 feed.ring.push(fed).map_err(|f| {
+                    D::feed_refused(port, &f.meta, c);
                     drop(f.m);
                     DropReason::SchedQueueFull
                 })
@@ -265,8 +294,14 @@ impl<'a, D: Discipline> Ports<'a, D> {
 
     /// Sends what each port may send now: its refused packets first, then
     /// its scheduler's order, within its shaper's budget (unless
-    /// `ignore_shaping`, the shutdown drain). Returns whether anything
-    /// was sent.
+    /// `ignore_shaping`, the shutdown drain), a burst at a time for as long
+    /// as the TX ring takes whole bursts. Returns whether anything was
+    /// sent.
+    ///
+    /// One burst per poll would not do: a worker can queue more than a
+    /// burst for a port in one poll (its own receive and what other
+    /// workers hand it, or feed its shaped port), and a scheduler drained
+    /// slower than it fills overflows while the TX ring has room.
     pub fn transmit(
         &mut self,
         queue: u16,
@@ -286,10 +321,13 @@ impl<'a, D: Discipline> Ports<'a, D> {
             if e.pending.is_empty() && e.disc.is_empty() {
                 continue;
             }
-            if e.pending.is_empty() {
-                if let Some(s) = e.shaper.as_mut() {
-                    s.refill(now);
-                }
+            if let Some(s) = e.shaper.as_mut() {
+                s.refill(now);
+            }
+            // Ends: each pass sends a burst or leaves one pending (the TX
+            // ring is full, or the shaper's budget spent), and the
+            // scheduler holds finitely many.
+            loop {
                 while e.pending.len() < MAX_BURST {
                     let budget_left =
                         ignore_shaping || e.shaper.as_ref().map_or(true, |s| s.tokens > 0.0);
@@ -306,8 +344,12 @@ impl<'a, D: Discipline> Ports<'a, D> {
                         drop(m); // cannot happen: bounded by MAX_BURST above
                     }
                 }
+                let sent = send_pending(&mut e.pending, port, queue, lcore);
+                any |= sent;
+                if !sent || !e.pending.is_empty() || e.disc.is_empty() {
+                    break;
+                }
             }
-            any |= send_pending(&mut e.pending, port, queue, lcore);
             if e.fed {
                 if let Some(f) = shared.get(port).and_then(Option::as_ref) {
                     f.depth.store(e.disc.len() as u32, Relaxed);
@@ -315,6 +357,14 @@ impl<'a, D: Discipline> Ports<'a, D> {
             }
         }
         any
+    }
+
+    /// This worker's own disciplines (to retune them).
+    pub fn disciplines_mut(&mut self) -> impl Iterator<Item = &mut D> {
+        self.egress.iter_mut().flatten().filter_map(|e| match e {
+            Egress::Local(e) => Some(&mut e.disc),
+            Egress::Remote => None,
+        })
     }
 
     /// Packets this worker holds for its ports, including what other

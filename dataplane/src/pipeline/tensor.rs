@@ -48,7 +48,7 @@ use tensor::stats::{PredictorCounters, TensorCounters};
 use tensor::{FeatureRecord, Predictions};
 
 use super::egress::Shaper;
-use super::port::{Discipline, Ports, SharedPort};
+use super::port::{waited_us, Discipline, Ports, SharedPort};
 use super::{Arrival, Handoff, Pipeline, QueueRoute, Tick, WorkerConf};
 use crate::dpdk::{prefetch, Mbuf, MbufBurst, MAX_BURST};
 use crate::stats::{bump, DropReason, LcoreCounters};
@@ -123,6 +123,11 @@ impl Discipline for TensorQueue {
         c.sent(port, meta.class, len);
     }
 
+    /// Counted as queued, as a packet a full band refuses is.
+    fn feed_refused(port: usize, meta: &QueueMeta, c: &TensorCounters) {
+        c.queued(port, meta.class);
+    }
+
     fn dequeue(
         &mut self,
         port: usize,
@@ -131,9 +136,8 @@ impl Discipline for TensorQueue {
         c: &TensorCounters,
     ) -> Option<(Mbuf, u32)> {
         let d = self.0.dequeue()?;
-        let waited_us = now_tsc.wrapping_sub(d.queued_at) as f64 * ns_per_cycle / 1000.0;
         if let Some(ring) = c.sojourn_us.get(d.class as usize) {
-            ring.record(waited_us.min(f64::from(u32::MAX)) as u32);
+            ring.record(waited_us(now_tsc, d.queued_at, ns_per_cycle));
         }
         c.sent(port, d.class, d.len);
         Some((d.item, d.len))
