@@ -552,7 +552,12 @@ fn a_full_flow_table_sends_new_flows_to_the_overflow_instance_and_keeps_affinity
             assert!(prev.map_or(true, |s| s == side), "flow split across paths");
         }
     }
-    assert_eq!(run.edge.len() + run.centre.len(), frames(&input).len());
+    assert_eq!(
+        run.edge.len() + run.centre.len(),
+        frames(&input).len(),
+        "every packet leaves: {}",
+        run.stats
+    );
 }
 
 /// A packet's identity across the rewrite: client side, TCP sequence and

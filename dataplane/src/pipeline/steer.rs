@@ -37,7 +37,9 @@
 //! than the workers, where queues build; it has exactly one scheduler, on
 //! its owner worker, which the other workers feed through a bounded ring
 //! (DPDK's `qos_sched` design), so priority and DRR shares hold across all
-//! workers. Allocation happens once, in [`SteerPipeline::new`]; per packet
+//! workers. The ports are [`super::port::Ports`], as the tensor
+//! pipeline's are, with the steering bands as their discipline
+//! ([`SteerQueue`]). Allocation happens once, in [`SteerPipeline::new`]; per packet
 //! there is none, and nothing panics.
 
 use std::sync::Arc;
@@ -45,7 +47,6 @@ use std::sync::Arc;
 use classifier::ethernet::EthernetError;
 use classifier::flow_walk;
 use classifier::{parse, FlowPacket, ParseError, ParsedPacket};
-use crossbeam_queue::ArrayQueue;
 use predictor::InstanceModel;
 use sched::Scheduler;
 use steer::engine::{Engine, EngineConfig, Refusal, Steerable, Verdict, OTHER_BAND};
@@ -55,10 +56,11 @@ use steer::splice::SpliceLimits;
 use steer::stats::SteerCounters;
 use steer::{ServiceTable, TrafficClass};
 
-use super::egress::{count_drop, send_pending, Shaper};
+use super::egress::{count_drop, Shaper};
+use super::port::{waited_us, Discipline, Ports, SharedPort};
 use super::{Arrival, Handoff, Pipeline, QueueRoute, Tick, WorkerConf};
 use crate::control_plane::PublishedView;
-use crate::dpdk::{prefetch, rdtsc, Mbuf, MbufBurst, Mempool, MAX_BURST, MAX_PORTS};
+use crate::dpdk::{prefetch, rdtsc, Mbuf, MbufBurst, Mempool, MAX_BURST};
 use crate::stats::{bump, Decision, DropReason, LcoreCounters};
 use crate::steer_config::SteerConfig;
 
@@ -73,9 +75,10 @@ pub struct SteerShared {
     /// Each instance's latency model as configured; every engine learns on
     /// its own copy.
     pub models: Vec<InstanceModel>,
-    /// Per port: the shaped port's owner worker and the ring that feeds its
-    /// scheduler (`None` for unshaped ports).
-    pub shaped: Vec<Option<ShapedPort>>,
+    /// Per port: the shaped port's single scheduler, its owner worker and
+    /// the ring that feeds it (`None` for unshaped ports). An item's meta
+    /// is its traffic class.
+    pub shaped: Vec<Option<SharedPort<u8>>>,
     /// Keys the flow tables' hash, so agents cannot choose colliding flows.
     pub seed: u64,
     /// The RSS key the ports hash client addresses with: every engine
@@ -84,25 +87,6 @@ pub struct SteerShared {
     /// The packet pool the segments the engine builds (delayed binding's
     /// SYN-ACKs, ACKs, SYNs and replays) are allocated from.
     pub pool: Option<Arc<Mempool>>,
-}
-
-/// A shaped port's single scheduler: which worker runs it, and the ring
-/// every other worker queues to it through.
-pub struct ShapedPort {
-    pub owner: usize,
-    pub ring: ArrayQueue<Queued>,
-}
-
-/// A packet on its way to a port's scheduler.
-pub struct Queued {
-    m: Mbuf,
-    /// Scheduler band.
-    band: u8,
-    /// Traffic class, for the per-class counters.
-    class: u8,
-    len: u32,
-    /// TSC when it was queued (for its sojourn).
-    tsc: u64,
 }
 
 impl SteerShared {
@@ -127,10 +111,7 @@ impl SteerShared {
                     .egress
                     .iter()
                     .any(|e| usize::from(e.port) == p)
-                    .then(|| ShapedPort {
-                        owner: p % workers.max(1),
-                        ring: ArrayQueue::new(bands.max(MAX_BURST)),
-                    })
+                    .then(|| SharedPort::new(p, workers, bands))
             })
             .collect();
         Ok(SteerShared {
@@ -156,9 +137,7 @@ impl SteerShared {
     /// worker has stopped.
     pub fn discard_feeds(&self, lcore: &LcoreCounters) {
         for port in self.shaped.iter().flatten() {
-            while let Some(q) = port.ring.pop() {
-                count_drop(lcore, q.m, DropReason::ShutdownBacklog);
-            }
+            port.discard(lcore);
         }
     }
 
@@ -172,24 +151,65 @@ impl SteerShared {
     }
 }
 
-/// One egress port's queueing on this worker.
-enum Egress {
-    /// This worker's own scheduler for the port: the port's only one when
-    /// it is shaped, else what this worker's TX queue refused.
-    Local(Box<LocalEgress>),
-    /// A shaped port whose scheduler runs on another worker.
-    Remote,
+/// A steering port's queue on one worker: the interactive class a strict
+/// band, the bulk classes sharing by DRR (one FIFO band when strict
+/// priority is off). An item is the packet, its enqueue TSC and its class.
+struct SteerQueue {
+    sched: Scheduler<(Mbuf, u64, u8)>,
+    strict_priority: bool,
 }
 
-struct LocalEgress {
-    /// Items: the packet, its enqueue TSC and its class (the band, except
-    /// in FIFO mode where every class shares band 0).
-    sched: Scheduler<(Mbuf, u64, u8)>,
-    /// Dequeued but refused by the TX ring: sent first next time, in order.
-    pending: MbufBurst,
-    shaper: Option<Shaper>,
-    /// The ring other workers feed this port's scheduler through.
-    feed: Option<usize>,
+impl Discipline for SteerQueue {
+    /// The packet's traffic class.
+    type Meta = u8;
+    type Counters = SteerCounters;
+
+    fn enqueue(
+        &mut self,
+        port: usize,
+        m: Mbuf,
+        class: u8,
+        len: u32,
+        tsc: u64,
+        c: &SteerCounters,
+    ) -> Result<(), (Mbuf, DropReason)> {
+        let band = steer::egress::scheduler_band(self.strict_priority, usize::from(class));
+        self.sched
+            .enqueue(band, (m, tsc, class), len)
+            .map_err(|rejected| {
+                c.band_drop(port, usize::from(class));
+                (rejected.item.0, DropReason::SchedQueueFull)
+            })
+    }
+
+    /// An idle port's packet waited for nothing: no sojourn is recorded.
+    fn bypassed(&self, _port: usize, _class: &u8, _len: u32, _c: &SteerCounters) {}
+
+    fn feed_refused(port: usize, class: &u8, c: &SteerCounters) {
+        c.band_drop(port, usize::from(*class));
+    }
+
+    fn dequeue(
+        &mut self,
+        _port: usize,
+        now_tsc: u64,
+        ns_per_cycle: f64,
+        c: &SteerCounters,
+    ) -> Option<(Mbuf, u32)> {
+        let (_, (m, enqueued, class), len) = self.sched.dequeue()?;
+        if let Some(ring) = c.sojourn_us.get(usize::from(class)) {
+            ring.record(waited_us(now_tsc, enqueued, ns_per_cycle));
+        }
+        Some((m, len))
+    }
+
+    fn discard(&mut self) -> Option<Mbuf> {
+        self.sched.dequeue().map(|(_, (m, _, _), _)| m)
+    }
+
+    fn len(&self) -> usize {
+        self.sched.len()
+    }
 }
 
 /// A packet's fate after the engine.
@@ -249,10 +269,9 @@ pub struct SteerPipeline<'a> {
     shared: &'a SteerShared,
     engine: Engine,
     counters: Arc<SteerCounters>,
-    egress: Vec<Option<Egress>>,
+    ports: Ports<'a, SteerQueue>,
     /// Control view version whose class weights the schedulers use.
     weights_version: u64,
-    ns_per_cycle: f64,
     /// Parse results of the burst in hand, written in place (taken and put
     /// back each burst, never reallocated): for the packets the flow walk
     /// did not locate.
@@ -278,34 +297,29 @@ impl<'a> SteerPipeline<'a> {
             .get(me)
             .or_else(|| shared.counters.first())
             .map_or_else(|| Arc::new(SteerCounters::new(0, 0)), Arc::clone);
-        let egress = (0..conf.started_ports.len())
-            .map(|p| {
-                if !conf.started_ports.get(p).copied().unwrap_or(false) {
-                    return None;
-                }
-                let shaped = shared.shaped.get(p).and_then(Option::as_ref);
-                if shaped.is_some_and(|s| s.owner != me) {
-                    return Some(Egress::Remote);
-                }
-                let sched_config = steer::egress::band_config(
+        let ports = Ports::new(
+            &conf.started_ports,
+            &shared.shaped,
+            me,
+            shared.tsc_hz,
+            |_| {
+                let bands = steer::egress::band_config(
                     cfg.strict_priority,
                     |c| cfg.class_weight(c),
                     cfg.band_limit_packets,
                 );
-                let sched = Scheduler::new(&sched_config).ok()?;
-                let shaper = cfg
-                    .egress
+                Some(SteerQueue {
+                    sched: Scheduler::new(&bands).ok()?,
+                    strict_priority: cfg.strict_priority,
+                })
+            },
+            |p| {
+                cfg.egress
                     .iter()
                     .find(|e| usize::from(e.port) == p)
-                    .map(|e| Shaper::new(e.rate_mbps, shared.tsc_hz));
-                Some(Egress::Local(Box::new(LocalEgress {
-                    sched,
-                    pending: MbufBurst::new(),
-                    shaper,
-                    feed: shaped.map(|_| p),
-                })))
-            })
-            .collect();
+                    .map(|e| Shaper::new(e.rate_mbps, shared.tsc_hz))
+            },
+        );
         let engine = Engine::new(
             Arc::clone(&shared.table),
             EngineConfig {
@@ -351,9 +365,8 @@ impl<'a> SteerPipeline<'a> {
             held,
             engine,
             counters,
-            egress,
+            ports,
             weights_version: u64::MAX,
-            ns_per_cycle: 1e9 / shared.tsc_hz.max(1) as f64,
             parsed: vec![
                 Err(ParseError::Ethernet(EthernetError::Truncated {
                     available: 0
@@ -367,14 +380,6 @@ impl<'a> SteerPipeline<'a> {
 
     fn lcore(&self) -> &'a LcoreCounters {
         &self.conf.counters
-    }
-
-    /// A port with nothing queued, nothing refused and no shaper: its
-    /// packets skip the scheduler and go straight to the TX burst, as a
-    /// Linux qdisc bypasses an empty queue.
-    fn idle(&self, port: usize) -> bool {
-        matches!(self.egress.get(port), Some(Some(Egress::Local(e)))
-            if e.sched.is_empty() && e.pending.is_empty() && e.shaper.is_none())
     }
 
     /// Sends or drops the held fragments the engine hands back: released
@@ -427,9 +432,7 @@ impl<'a> SteerPipeline<'a> {
         if let Some(c) = lcore.decisions.get(decision as usize) {
             bump(c, 1);
         }
-        let len = m.pkt_len();
-        let idle = self.idle(port);
-        if let Some(reason) = self.enqueue(port, band, m, len, rdtsc(), idle) {
+        if let Err(reason) = self.ports.enqueue(port, m, band, &self.counters) {
             if let Some(p) = lcore.ports.get(usize::from(rx.0)) {
                 bump(&p.drops[reason as usize], 1);
             }
@@ -447,7 +450,6 @@ impl<'a> SteerPipeline<'a> {
             return;
         };
         let agent_port = usize::from(self.shared.config.agent_port);
-        let tsc = rdtsc();
         while self.engine.transmit_pending() {
             let Ok(mut m) = Mbuf::alloc(pool) else {
                 // No mbuf now: the segments stay queued in the engine
@@ -462,13 +464,11 @@ impl<'a> SteerPipeline<'a> {
             };
             m.truncate(t.len);
             let port = t.port.map_or(agent_port, usize::from);
-            let len = m.pkt_len();
             let lcore = self.lcore();
             if let Some(p) = lcore.ports.get(port) {
                 bump(&p.generated_packets, 1);
             }
-            let idle = self.idle(port);
-            if let Some(reason) = self.enqueue(port, t.band, m, len, tsc, idle) {
+            if let Err(reason) = self.ports.enqueue(port, m, t.band, &self.counters) {
                 if let Some(p) = self.lcore().ports.get(port) {
                     bump(&p.drops[reason as usize], 1);
                 }
@@ -495,113 +495,10 @@ impl<'a> SteerPipeline<'a> {
                 .view
                 .class_weight(class as u8)
                 .unwrap_or_else(|| self.shared.config.class_weight(class));
-            for e in self.egress.iter_mut().flatten() {
-                if let Egress::Local(e) = e {
-                    let _ = e
-                        .sched
-                        .set_quantum(class.band(), steer::egress::class_quantum(weight));
-                }
-            }
-        }
-    }
-
-    /// Queues a packet for `port`: straight into the pending TX burst when
-    /// the port is idle, else into the port's scheduler, here or on its
-    /// owner. Returns the drop reason when it was refused (and freed).
-    /// The idle port's push, what nearly every packet does, is inlined;
-    /// the rest is [`SteerPipeline::enqueue_scheduled`].
-    #[inline(always)]
-    fn enqueue(
-        &mut self,
-        port: usize,
-        band: u8,
-        m: Mbuf,
-        len: u32,
-        tsc: u64,
-        idle: bool,
-    ) -> Option<DropReason> {
-        let m = match self.egress.get_mut(port) {
-            Some(Some(Egress::Local(e))) if idle => match e.pending.push(m) {
-                Ok(()) => return None,
-                Err(m) => m,
-            },
-            _ => m,
-        };
-        self.enqueue_scheduled(port, band, m, len, tsc)
-    }
-
-    /// [`SteerPipeline::enqueue`] into the port's scheduler, here or on its
-    /// owner.
-    #[inline(never)]
-    fn enqueue_scheduled(
-        &mut self,
-        port: usize,
-        band: u8,
-        m: Mbuf,
-        len: u32,
-        tsc: u64,
-    ) -> Option<DropReason> {
-        let class = band;
-        let sched_band =
-            steer::egress::scheduler_band(self.shared.config.strict_priority, usize::from(band));
-        match self.egress.get_mut(port).and_then(|e| e.as_mut()) {
-            Some(Egress::Local(e)) => match e.sched.enqueue(sched_band, (m, tsc, class), len) {
-                Ok(()) => None,
-                Err(rejected) => {
-                    self.counters.band_drop(port, usize::from(class));
-                    drop(rejected.item);
-                    Some(DropReason::SchedQueueFull)
-                }
-            },
-            Some(Egress::Remote) => {
-                let ring = self.shared.shaped.get(port).and_then(Option::as_ref);
-                let q = Queued {
-                    m,
-                    band: sched_band as u8,
-                    class,
-                    len,
-                    tsc,
-                };
-                match ring.map(|r| r.ring.push(q)) {
-                    Some(Ok(())) => None,
-                    Some(Err(q)) => {
-                        self.counters.band_drop(port, usize::from(class));
-                        drop(q.m);
-                        Some(DropReason::SchedQueueFull)
-                    }
-                    None => Some(DropReason::TxQueueFull),
-                }
-            }
-            None => {
-                drop(m);
-                Some(DropReason::TxQueueFull)
-            }
-        }
-    }
-
-    /// Moves what other workers queued for the shaped ports this worker
-    /// schedules into their schedulers.
-    fn take_feeds(&mut self) {
-        let shared = self.shared;
-        let lcore = self.lcore();
-        let counters = &self.counters;
-        for (port, e) in self.egress.iter_mut().enumerate() {
-            let Some(Egress::Local(e)) = e else { continue };
-            let Some(ring) = e
-                .feed
-                .and_then(|p| shared.shaped.get(p))
-                .and_then(Option::as_ref)
-            else {
-                continue;
-            };
-            while let Some(q) = ring.ring.pop() {
-                if let Err(rejected) =
-                    e.sched
-                        .enqueue(usize::from(q.band), (q.m, q.tsc, q.class), q.len)
-                {
-                    counters.band_drop(port, usize::from(q.class));
-                    count_drop(lcore, rejected.item.0, DropReason::SchedQueueFull);
-                }
+            for q in self.ports.disciplines_mut() {
+                let _ = q
+                    .sched
+                    .set_quantum(class.band(), steer::egress::class_quantum(weight));
             }
         }
     }
@@ -724,15 +621,6 @@ impl Pipeline for SteerPipeline<'_> {
             port: default_port,
             band: OTHER_BAND,
         };
-        let enqueue_tsc = rdtsc();
-        // A port with nothing queued, nothing refused and no shaper is
-        // idle: its packets skip the scheduler and go straight to the TX
-        // burst, as a Linux qdisc bypasses an empty queue. Order among
-        // them cannot matter, since all of them leave now.
-        let mut idle = [false; MAX_PORTS];
-        for (port, flag) in idle.iter_mut().enumerate().take(self.egress.len()) {
-            *flag = self.idle(port);
-        }
         let mut dropped = [0u64; DropReason::COUNT];
         let mut rx_bytes = 0u64;
         let lcore = self.lcore();
@@ -815,8 +703,7 @@ impl Pipeline for SteerPipeline<'_> {
                     }
                 },
                 Fate::Send { port, band } => {
-                    let idle = idle.get(port).copied().unwrap_or(false);
-                    self.enqueue(port, band, m, len, enqueue_tsc, idle)
+                    self.ports.enqueue(port, m, band, &self.counters).err()
                 }
             };
             if let Some(reason) = refused {
@@ -846,51 +733,13 @@ impl Pipeline for SteerPipeline<'_> {
         self.send_built(default_port);
     }
 
-    /// Sends what each egress port may send now: its refused packets first,
-    /// then its scheduler's order, within its shaper's budget.
     fn transmit(&mut self, ignore_shaping: bool) -> bool {
-        self.take_feeds();
-        let mut any = false;
-        let now = rdtsc();
-        let ns_per_cycle = self.ns_per_cycle;
-        let queue = self.conf.queue();
-        let lcore = self.lcore();
-        let counters = &self.counters;
-        for (port, slot) in self.egress.iter_mut().enumerate() {
-            let Some(Egress::Local(e)) = slot.as_mut() else {
-                continue;
-            };
-            if e.pending.is_empty() && e.sched.is_empty() {
-                continue;
-            }
-            if e.pending.is_empty() {
-                if let Some(s) = e.shaper.as_mut() {
-                    s.refill(now);
-                }
-                while e.pending.len() < MAX_BURST {
-                    let budget_left =
-                        ignore_shaping || e.shaper.as_ref().map_or(true, |s| s.tokens > 0.0);
-                    if !budget_left {
-                        break;
-                    }
-                    let Some((_, (m, enqueued, class), len)) = e.sched.dequeue() else {
-                        break;
-                    };
-                    if let Some(s) = e.shaper.as_mut() {
-                        s.tokens -= f64::from(len);
-                    }
-                    let waited_us = now.wrapping_sub(enqueued) as f64 * ns_per_cycle / 1000.0;
-                    if let Some(ring) = counters.sojourn_us.get(usize::from(class)) {
-                        ring.record(waited_us.min(f64::from(u32::MAX)) as u32);
-                    }
-                    if let Err(m) = e.pending.push(m) {
-                        drop(m); // cannot happen: bounded by MAX_BURST above
-                    }
-                }
-            }
-            any |= send_pending(&mut e.pending, port, queue, lcore);
-        }
-        any
+        self.ports.transmit(
+            self.conf.queue(),
+            ignore_shaping,
+            &self.conf.counters,
+            &self.counters,
+        )
     }
 
     fn housekeeping(&mut self, now_ns: u64) {
@@ -900,27 +749,7 @@ impl Pipeline for SteerPipeline<'_> {
     }
 
     fn backlog(&self) -> usize {
-        let local: usize = self
-            .egress
-            .iter()
-            .flatten()
-            .map(|e| match e {
-                Egress::Local(e) => e.sched.len() + e.pending.len(),
-                Egress::Remote => 0,
-            })
-            .sum();
-        let fed: usize = self
-            .egress
-            .iter()
-            .flatten()
-            .filter_map(|e| match e {
-                Egress::Local(e) => e.feed,
-                Egress::Remote => None,
-            })
-            .filter_map(|p| self.shared.shaped.get(p).and_then(Option::as_ref))
-            .map(|s| s.ring.len())
-            .sum();
-        local + fed
+        self.ports.backlog()
     }
 
     /// Whatever could not be sent is freed and counted as a drop on the
@@ -928,20 +757,11 @@ impl Pipeline for SteerPipeline<'_> {
     /// held for a first fragment that never came are not backlog (no
     /// drain would send them); they are counted here.
     fn finish(&mut self) {
-        self.take_feeds();
         let lcore = self.lcore();
         for m in self.held.iter_mut().filter_map(Option::take) {
             count_drop(lcore, m, DropReason::ShutdownBacklog);
         }
-        for e in self.egress.iter_mut().flatten() {
-            if let Egress::Local(e) = e {
-                while let Some((_, (m, _, _), _)) = e.sched.dequeue() {
-                    count_drop(lcore, m, DropReason::ShutdownBacklog);
-                }
-                e.pending
-                    .drain_into(|m| count_drop(lcore, m, DropReason::ShutdownBacklog));
-            }
-        }
+        self.ports.finish(lcore, &self.counters);
     }
 }
 
