@@ -103,6 +103,14 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
             "ctl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out.stdout
+    };
+    // Flows decided with their TLV so far: a TCP flow's first data
+    // segment, which carries it.
+    let decided_with_tlv = || {
+        let stats: serde_json::Value =
+            serde_json::from_slice(&ctl(&["--json", "query", "stats"])).unwrap();
+        stats["steer"]["features"]["tlv"].as_u64().unwrap()
     };
 
     // Phase 1: a mix of short and long requests; no live state yet, so
@@ -126,6 +134,7 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
     // Phase 2: short requests start streaming from the edge; while they
     // stream, the orchestrator reports the edge overloaded; new requests
     // go to the centre, the running ones finish where they are.
+    let before_running = decided_with_tlv();
     let running = spawn_agent(
         &t,
         dir.path(),
@@ -141,7 +150,18 @@ fn real_tcp_requests_are_steered_translated_measured_and_shift_when_the_edge_fai
             "6",
         ],
     );
-    std::thread::sleep(Duration::from_millis(250));
+    // The overload comes once all six are decided (they then stream for
+    // about a second from the edge), however long the agent takes to
+    // start on a busy machine: a fixed wait let a late start be decided
+    // after the overload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while decided_with_tlv() < before_running + 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running requests were not all decided within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     ctl(&["node-state", "--node", "1", "--queue", "100"]);
     let after_overload = agent(
         &t,
