@@ -286,6 +286,9 @@ pub struct SteerPipeline<'a> {
     /// Fragments the engine holds until their first fragment comes, by
     /// the slot it named (one per [`Engine::hold_slots`]).
     held: Vec<Option<Mbuf>>,
+    /// What the engine decides by without a control plane: no reports,
+    /// the configured priors (built once, not per burst).
+    no_view: control::DataplaneView,
 }
 
 impl<'a> SteerPipeline<'a> {
@@ -375,6 +378,7 @@ impl<'a> SteerPipeline<'a> {
             ],
             walked: vec![None; MAX_BURST],
             keyed: vec![None; MAX_BURST],
+            no_view: control::DataplaneView::default(),
         }
     }
 
@@ -516,9 +520,7 @@ impl Pipeline for SteerPipeline<'_> {
             self.apply_class_weights(v);
         }
         let now_ns = tick.now_ns;
-        let empty = control::DataplaneView::default();
-        let view = tick.view;
-        let dv = view.map_or(&empty, |v| &v.view);
+        let dv = tick.view.map_or(&self.no_view, |v| &v.view);
         let rx_port = usize::from(route.rx_port.0);
         let default_port = usize::from(route.tx_port.0);
         let from_agents = route.rx_port.0 == self.shared.config.agent_port;
