@@ -227,7 +227,7 @@ impl<'a, D: Discipline> Ports<'a, D> {
         c: &D::Counters,
     ) -> Result<(), DropReason> {
         let len = m.pkt_len();
-        let feed = self.shared.get(port).and_then(Option::as_ref);
+        let feed = self.feed(port);
         match self.egress.get_mut(port).and_then(|e| e.as_mut()) {
             Some(Egress::Local(e)) => {
                 e.disc
