@@ -77,15 +77,34 @@ pub fn serve(t: &Topology, side: &str, args: &[&str], stats: &Path) -> Child {
     child
 }
 
-/// Which node served each agent source address ("10.0.1.11:port").
-pub fn served_by(stats: &[(&str, serde_json::Value)]) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    for (node, s) in stats {
-        for r in s["requests"].as_array().unwrap() {
-            m.insert(r["peer"].as_str().unwrap().to_owned(), node.to_string());
+/// Which node served each request, as the nodes' `--stats-json` recorded
+/// it: by the agent's source address ("10.0.1.11:port") and, for UDP, the
+/// request id the agent chose (INUD's, which is the agent's `id`). A UDP
+/// socket's ephemeral port is random, so two of one run's sockets can get
+/// the same one; the id tells their requests apart.
+pub struct Served(HashMap<(String, Option<u64>), String>);
+
+impl Served {
+    pub fn from_stats(stats: &[(&str, serde_json::Value)]) -> Served {
+        let mut m = HashMap::new();
+        for (node, s) in stats {
+            for r in s["requests"].as_array().unwrap() {
+                let peer = r["peer"].as_str().unwrap().to_owned();
+                m.insert((peer, r["client_id"].as_u64()), node.to_string());
+            }
         }
+        Served(m)
     }
-    m
+
+    /// The node that served `req`, a request of the agent's report.
+    pub fn node_of(&self, req: &serde_json::Value) -> Option<&str> {
+        let local = req["local"].as_str()?.to_owned();
+        let id = match req["transport"].as_str() {
+            Some("udp") => req["id"].as_u64(),
+            _ => None,
+        };
+        self.0.get(&(local, id)).map(String::as_str)
+    }
 }
 
 /// The cluster of `examples/steer.toml` in the namespaces: the appliance,
@@ -197,8 +216,8 @@ impl Cluster {
     }
 
     /// Stops everything; returns the appliance's final stats and which
-    /// node served each agent source address.
-    pub fn stop(self) -> (serde_json::Value, HashMap<String, String>) {
+    /// node served each request.
+    pub fn stop(self) -> (serde_json::Value, Served) {
         let _ = Command::new("kill")
             .args(["-INT", &self.appliance.id().to_string()])
             .status();
@@ -209,7 +228,7 @@ impl Cluster {
                 .status();
             let _ = node.wait();
         }
-        let served = served_by(&[
+        let served = Served::from_stats(&[
             ("edge", read_json(&self.edge_json)),
             ("centre", read_json(&self.centre_json)),
         ]);

@@ -91,9 +91,8 @@ fn sdk_requests_through_the_agent_library_are_decided_at_the_syn_by_their_tlv() 
         long["features"]["prompt_tokens"].as_u64().unwrap() > 3000,
         "{long}"
     );
-    let node_of = |r: &serde_json::Value| served.get(r["local"].as_str().unwrap()).cloned();
-    assert_eq!(node_of(&short).as_deref(), Some("edge"), "{short}");
-    assert_eq!(node_of(&long).as_deref(), Some("centre"), "{long}");
+    assert_eq!(served.node_of(&short), Some("edge"), "{short}");
+    assert_eq!(served.node_of(&long), Some("centre"), "{long}");
 
     // Both connections were decided from their TLV, at the SYN: nothing was
     // inferred from a payload, and no flow started without features.
