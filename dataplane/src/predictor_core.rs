@@ -26,8 +26,16 @@ use crate::tensor_config::{TensorConfig, TensorPath};
 
 /// Records taken from a FIFO before the clock is looked at again.
 const DRAIN_BATCH: usize = 4096;
-/// The shortest sleep when every FIFO was empty (the longest is a bin).
+/// The shortest sleep when every FIFO was empty (the longest is a bin, or
+/// `SHARED_CPU_SLEEP`).
 const IDLE_SLEEP: Duration = Duration::from_micros(20);
+/// The shortest sleep on a CPU that also runs a worker lcore. Each wake-up
+/// there preempts the worker: waking for every bin (100 µs) took 12% of
+/// the CPU from the two-worker bench's second worker, waking once a
+/// millisecond, the shortest horizon predicted, takes 6%. The bins it
+/// closes late are published together, well within the 20 ms for which a
+/// worker uses a snapshot (`tensor::engine::PREDICTION_MAX_AGE_NS`).
+const SHARED_CPU_SLEEP: Duration = Duration::from_millis(1);
 
 pub struct PredictorThread {
     stop: Arc<AtomicBool>,
@@ -99,6 +107,7 @@ impl PredictorThread {
                 worker_cpus,
             )
         });
+        let on_worker_cpu = target.is_some_and(|c| worker_cpus.contains(&c));
         let handle = std::thread::Builder::new()
             .name("predictor".into())
             .spawn(move || {
@@ -151,17 +160,13 @@ impl PredictorThread {
                     if took == 0 {
                         // Nothing to read: wake when the clock closes the
                         // open bin (records come a window at a time), at
-                        // most a bin from now. On a CPU shared with a
-                        // worker every wake-up is a context switch the
-                        // worker pays for.
+                        // most a bin from now; on a worker's CPU no sooner
+                        // than SHARED_CPU_SLEEP.
                         let now = clock.now_ns();
                         let due = core
                             .next_close_ns()
                             .map_or(0, |c| c.saturating_add(grace_ns).saturating_sub(now));
-                        let nap = Duration::from_nanos(
-                            due.clamp(IDLE_SLEEP.as_nanos() as u64, core.config().bin_ns),
-                        );
-                        std::thread::sleep(nap);
+                        std::thread::sleep(idle_sleep(due, core.config().bin_ns, on_worker_cpu));
                     }
                 }
             })
@@ -170,6 +175,18 @@ impl PredictorThread {
             stop,
             handle: Some(handle),
         })
+    }
+}
+
+/// How long the thread sleeps with every FIFO empty and the next bin due
+/// in `due_ns`: until then, but at least `IDLE_SLEEP` and at most a bin;
+/// on a worker's CPU at least `SHARED_CPU_SLEEP`.
+fn idle_sleep(due_ns: u64, bin_ns: u64, on_worker_cpu: bool) -> Duration {
+    let nap = Duration::from_nanos(due_ns.clamp(IDLE_SLEEP.as_nanos() as u64, bin_ns.max(1)));
+    if on_worker_cpu {
+        nap.max(SHARED_CPU_SLEEP)
+    } else {
+        nap
     }
 }
 
@@ -195,7 +212,9 @@ impl Drop for PredictorThread {
 
 #[cfg(test)]
 mod tests {
-    use super::default_cpu;
+    use std::time::Duration;
+
+    use super::{default_cpu, idle_sleep};
 
     #[test]
     fn the_predictor_avoids_worker_cpus() {
@@ -205,5 +224,18 @@ mod tests {
         assert_eq!(default_cpu(&[0, 1], &[1, 0]), Some(1));
         assert_eq!(default_cpu(&[0, 1, 2, 3], &[1, 2]), Some(3));
         assert_eq!(default_cpu(&[], &[1]), None);
+    }
+
+    #[test]
+    fn on_a_workers_cpu_the_predictor_wakes_at_most_once_a_millisecond() {
+        let bin = 100_000;
+        let us = Duration::from_micros;
+        // On its own CPU: when the next bin is due, within [20 µs, a bin].
+        assert_eq!(idle_sleep(60_000, bin, false), us(60));
+        assert_eq!(idle_sleep(0, bin, false), us(20));
+        assert_eq!(idle_sleep(5_000_000, bin, false), us(100));
+        // On a worker's CPU: never sooner than a millisecond.
+        assert_eq!(idle_sleep(60_000, bin, true), us(1000));
+        assert_eq!(idle_sleep(0, bin, true), us(1000));
     }
 }
