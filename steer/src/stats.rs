@@ -365,7 +365,10 @@ pub struct ModelGauges {
     pub prefix_cache_scale: AtomicU64,
 }
 
-/// Everything the steering worker counts.
+/// Everything the steering worker counts. Line-aligned, as
+/// `LcoreCounters` is: the workers' blocks are allocated one after
+/// another, and no line may hold two workers' counters.
+#[repr(align(64))]
 pub struct SteerCounters {
     pub features: [AtomicU64; 5],
     /// Malformed token-feature TLVs by their code

@@ -206,7 +206,10 @@ pub struct PredictorCounters {
     pub next_burst_ns: AtomicU64,
 }
 
-/// One worker's tensor counters.
+/// One worker's tensor counters. Line-aligned, as `LcoreCounters` is: the
+/// workers' blocks are allocated one after another, and the last line of
+/// one must not be the first of the next, which another worker writes.
+#[repr(align(64))]
 pub struct TensorCounters {
     /// `transitions[from][to]`.
     pub transitions: [[AtomicU64; 4]; 4],
