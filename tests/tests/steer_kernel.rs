@@ -9,9 +9,9 @@
 //! instance only gets segments addressed to it, and a single packet sent
 //! the wrong way would stall the connection. On top of that the test
 //! checks, per request, which node served it (matched by the agent's
-//! source address and, over UDP, its request id), that control-plane overload and staleness move new flows
-//! while flows already running stay, and that the appliance measured each
-//! answer and fed its latency model.
+//! source address and, over UDP, its request id), that control-plane
+//! overload and staleness move new flows while flows already running stay,
+//! and that the appliance measured each answer and fed its latency model.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
