@@ -523,8 +523,9 @@ impl Engine {
                         // A spliced connection's port reused.
                         Some(e) if e.spliced => return None,
                         Some(_) => {}
-                        // A new connection without a TLV: spliced.
-                        None if matches!(w.token_feature(frame), TlvLookup::Absent) => return None,
+                        // A new connection without usable token
+                        // features (no TLV, or a malformed one): spliced.
+                        None if tlv_features(w.token_feature(frame)).is_err() => return None,
                         None => {}
                     }
                 } else {
@@ -574,8 +575,12 @@ impl Engine {
                     self.flows.remove(&keyed.key);
                 }
                 if seg.is_syn() {
-                    if !matches!(classifier::find_token_feature(frame, p), TlvLookup::Absent) {
-                        return None;
+                    // A malformed TLV is no TLV (docs/wire-format.md §5.5),
+                    // counted here, where its SYN is taken.
+                    match tlv_features(classifier::find_token_feature(frame, p)) {
+                        Ok(_) => return None,
+                        Err(Some(why)) => self.counters.tlv_malformed(why),
+                        Err(None) => {}
                     }
                     let splicer = self.splicer.as_mut()?;
                     splicer.answer_syn(frame, &seg, now_ns);
@@ -1291,6 +1296,19 @@ impl Engine {
     }
 }
 
+/// The features a token-feature TLV lookup gives: `Err(None)` for no TLV,
+/// `Err(Some(why))` for one that is malformed or whose ID does not decode,
+/// which is treated as no TLV once counted (docs/wire-format.md §5.5).
+fn tlv_features(lookup: TlvLookup) -> Result<TokenFeatures, Option<TlvMalformed>> {
+    match lookup {
+        TlvLookup::Present { id, .. } => {
+            decode_feature_id(id).map_err(|e| Some(TlvMalformed::of_feature_error(e)))
+        }
+        TlvLookup::Malformed(why) => Err(Some(why)),
+        TlvLookup::Absent => Err(None),
+    }
+}
+
 /// A new flow's features: a valid TLV, else inference where configured.
 fn features<P: Located>(
     config: &EngineConfig,
@@ -1299,16 +1317,13 @@ fn features<P: Located>(
     frame: &[u8],
     service_port: u16,
 ) -> Option<TokenFeatures> {
-    match p.token_feature(frame) {
-        TlvLookup::Present { id, .. } => match decode_feature_id(id) {
-            Ok(f) => {
-                counters.feature(FeatureSource::Tlv);
-                return Some(f);
-            }
-            Err(e) => counters.tlv_malformed(TlvMalformed::of_feature_error(e)),
-        },
-        TlvLookup::Malformed(why) => counters.tlv_malformed(why),
-        TlvLookup::Absent => {}
+    match tlv_features(p.token_feature(frame)) {
+        Ok(f) => {
+            counters.feature(FeatureSource::Tlv);
+            return Some(f);
+        }
+        Err(Some(why)) => counters.tlv_malformed(why),
+        Err(None) => {}
     }
     if p.payload_span().len == 0 {
         // A TCP SYN: nothing to infer from yet.

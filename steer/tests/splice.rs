@@ -826,9 +826,9 @@ fn a_request_over_the_bound_is_decided_on_what_was_read() {
     assert_eq!(r.count(SpliceEvent::RequestBound), 1);
 }
 
-#[test]
-fn a_syn_with_a_tlv_is_decided_at_the_syn() {
-    let mut r = rig();
+/// A SYN from the client carrying `id` in a 12-byte IPv4 token-feature
+/// option.
+fn syn_with_tlv(id: classifier::token_feature::TokenFeatureId) -> Vec<u8> {
     let mut f = frame(&Seg {
         src: CLIENT,
         dst: VIP,
@@ -841,10 +841,9 @@ fn a_syn_with_a_tlv_is_decided_at_the_syn() {
         opts: &[],
         payload: &[],
     });
-    // The TLV as a 12-byte IPv4 option.
     let repr = classifier::token_feature_tlv::TokenFeatureTlvRepr {
         directed: false,
-        feature_id: classifier::token_feature::encode(&short()),
+        feature_id: id,
     };
     let mut opt = [0u8; 12];
     classifier::token_feature_tlv::emit_ipv4_option(&repr, &mut opt).unwrap();
@@ -855,10 +854,39 @@ fn a_syn_with_a_tlv_is_decided_at_the_syn() {
     f[24..26].copy_from_slice(&[0, 0]);
     let c = checksum(&f[14..46]);
     f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[test]
+fn a_syn_with_a_tlv_is_decided_at_the_syn() {
+    let mut r = rig();
+    let f = syn_with_tlv(classifier::token_feature::encode(&short()));
     let (v, _) = r.feed(f, true);
     assert!(matches!(v, Verdict::Send { .. }), "{v:?}");
     assert_eq!(r.count(SpliceEvent::SynAnswered), 0);
     let _ = Ipv4Addr::LOCALHOST;
+}
+
+/// A malformed TLV is treated exactly as no TLV (wire-format §5.5): its
+/// SYN is answered by the appliance, as a TLV-less one is, and the TLV is
+/// counted under its code.
+#[test]
+fn a_syn_with_a_malformed_tlv_is_spliced_and_counted() {
+    let mut r = rig();
+    // Layout version 15: no such layout.
+    let id = classifier::token_feature::TokenFeatureId(0xF000_0000_0000_0000);
+    let (v, _) = r.feed(syn_with_tlv(id), true);
+    assert!(matches!(v, Verdict::Consumed), "{v:?}");
+    assert_eq!(r.count(SpliceEvent::SynAnswered), 1);
+    let sent = r.sent();
+    assert_eq!(sent.len(), 1, "one SYN-ACK");
+    assert_eq!(
+        sent[0].1.flags,
+        TcpFlags::SYN | TcpFlags::ACK,
+        "the VIP answers the SYN"
+    );
+    let version = classifier::TlvMalformed::UnknownVersion(15).index();
+    assert_eq!(r.counters.tlv_malformed[version].load(Relaxed), 1);
 }
 
 #[global_allocator]
