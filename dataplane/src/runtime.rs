@@ -48,6 +48,29 @@ pub struct RunOptions {
     pub eal_args: Vec<String>,
 }
 
+/// Refuses a `tensor.predictor_cpu` the process may not run on. Read
+/// before EAL starts: EAL then narrows the main thread to its own lcore.
+fn check_predictor_cpu(config: &std::path::Path, cpu: Option<usize>) -> Result<()> {
+    let Some(cpu) = cpu else { return Ok(()) };
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    if allowed.is_empty() || allowed.contains(&cpu) {
+        return Ok(());
+    }
+    bail!(
+        "config {}: tensor.predictor_cpu = {cpu} is not a CPU this process may run on (it may run on {})",
+        config.display(),
+        allowed
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Per-lcore mbuf cache: big enough to amortise the shared ring, small enough
 /// not to strand buffers on idle lcores.
 const MEMPOOL_CACHE: u32 = 256;
@@ -67,6 +90,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
         Some(p) => probe::load_key(p)?,
         None => None,
     };
+    if let Pipeline::Tensor(tc) = &config.pipeline {
+        check_predictor_cpu(&opts.config, tc.predictor_cpu)?;
+    }
 
     let stop_requested = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -383,6 +383,7 @@ impl TensorConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.thresholds()?;
         self.local_mac()?;
+        self.rss_key()?;
         let paths = self.paths()?;
         if paths.len() > MAX_PATHS {
             return Err(ConfigError::expected(

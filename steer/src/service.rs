@@ -271,6 +271,10 @@ impl ServiceTable {
         instances: Vec<InstanceSpec>,
         services: Vec<ServiceSpec>,
     ) -> Result<ServiceTable, ServiceError> {
+        if services.is_empty() {
+            // Nothing would be steered: a config that says so is a mistake.
+            return err("no service: at least one [[steer.services]] is needed".to_string());
+        }
         if services.len() > MAX_SERVICES {
             return err(format!(
                 "{} services; at most {MAX_SERVICES}",

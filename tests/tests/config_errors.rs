@@ -20,6 +20,20 @@ fn steer_with(from: &str, to: &str) -> String {
     base.replacen(from, to, 1)
 }
 
+/// The shipped steer example with no service: its `[[steer.services]]`
+/// table cut, and an empty list in its place.
+fn steer_without_services() -> String {
+    let base = steer_example();
+    let cut = base
+        .find("[[steer.services]]")
+        .expect("examples/steer.toml has a [[steer.services]] table");
+    assert!(
+        base.contains("[steer]\n"),
+        "examples/steer.toml has a [steer] line"
+    );
+    base[..cut].replacen("[steer]\n", "[steer]\nservices = []\n", 1)
+}
+
 struct Case {
     text: String,
     /// What the one line must contain: the key's path, then what it must be.
@@ -187,6 +201,17 @@ fn cases() -> Vec<Case> {
             "pipeline = \"steer\"\n[[pairs]]\nports = [0, 1]\n",
             &["pipeline = \"steer\" needs a [steer] section"],
         ),
+        case(
+            steer_without_services(),
+            &["steer: no service: at least one [[steer.services]] is needed"],
+        ),
+        case(
+            steer_with(
+                "instances = [\"edge-small\", \"centre-large\"]",
+                "instances = [\"edge-small\"]",
+            ),
+            &["steer: instance centre-large belongs to no service"],
+        ),
         // [tensor] and its sub-tables
         case(
             format!("{TENSOR}vni = 16777216\n"),
@@ -203,6 +228,14 @@ fn cases() -> Vec<Case> {
         case(
             format!("{TENSOR}host = 0\n"),
             &["unknown key `host` in [tensor]"],
+        ),
+        case(
+            format!("{TENSOR}predictor_cpu = 4096\n"),
+            &["tensor.predictor_cpu = 4096 is not a CPU this process may run on"],
+        ),
+        case(
+            format!("{TENSOR}rss_key = \"6d5a\"\n"),
+            &["`tensor.rss_key` must be", "found \"6d5a\""],
         ),
         case(
             format!("{TENSOR}[tensor.qp]\nexit_ratio = 2.0\n"),
