@@ -121,7 +121,10 @@ impl CollectorConfig {
     pub fn from_file(path: &Path) -> Result<CollectorConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        CollectorConfig::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let dir = path.parent().unwrap_or(Path::new("."));
+        CollectorConfig::from_str(&text)
+            .map(|c| c.relative_to(dir))
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Checks what serde cannot.
@@ -142,20 +145,65 @@ impl CollectorConfig {
             return Err("at least one [[instances]] is needed".into());
         }
         let mut nodes = std::collections::BTreeSet::new();
-        for i in &self.instances {
+        for (n, i) in self.instances.iter().enumerate() {
+            let at = format!("instances[{n}]");
             if !nodes.insert(i.node) {
                 return Err(format!("node {} is listed twice in [[instances]]", i.node));
             }
             if !i.metrics_url.starts_with("http://") {
                 return Err(format!(
-                    "instances.metrics_url {:?} must be an http:// URL",
+                    "{at}.metrics_url {:?} must be an http:// URL",
                     i.metrics_url
                 ));
             }
-            if let Some(c) = &i.capability {
-                control::TaskTypes::from_str(&c.tasks.join(","))
-                    .map_err(|e| format!("node {}: capability.tasks: {e}", i.node))?;
+            if let Some(u) = i.models_url.as_ref().filter(|u| !u.starts_with("http://")) {
+                return Err(format!("{at}.models_url {u:?} must be an http:// URL"));
             }
+            if i.concurrency == Some(0) {
+                return Err(format!("{at}.concurrency must be at least 1"));
+            }
+            if let Some(c) = &i.capability {
+                c.validate(&format!("{at}.capability"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The file with its relative paths (`key_file`) taken from the
+    /// directory of the file that names them, as the appliance's are.
+    fn relative_to(mut self, dir: &Path) -> CollectorConfig {
+        if self.key_file.is_relative() {
+            self.key_file = dir.join(&self.key_file);
+        }
+        self
+    }
+}
+
+impl CapabilityConfig {
+    /// What the appliance would refuse in a CAPABILITY, refused here
+    /// first, so that a bad value is a config error rather than a push
+    /// that fails at every interval. `at` is the table's key path.
+    fn validate(&self, at: &str) -> Result<(), String> {
+        if self.tasks.is_empty() {
+            return Err(format!("{at}.tasks must name at least one task type"));
+        }
+        control::TaskTypes::from_str(&self.tasks.join(","))
+            .map_err(|e| format!("{at}.tasks: {e}"))?;
+        control::capability::check_accelerator(&self.accelerator)
+            .map_err(|e| format!("{at}.accelerator {:?}: {e}", self.accelerator))?;
+        if let Some(m) = &self.model {
+            control::capability::check_model(m).map_err(|e| format!("{at}.model {m:?}: {e}"))?;
+        }
+        for (key, rate) in [
+            ("prefill_tps", self.prefill_tps),
+            ("decode_tps", self.decode_tps),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!("{at}.{key} = {rate} must be a positive number"));
+            }
+        }
+        if self.max_context == Some(0) {
+            return Err(format!("{at}.max_context must be at least 1"));
         }
         Ok(())
     }
@@ -312,5 +360,90 @@ mod tests {
             .parse::<CollectorConfig>()
             .unwrap_err();
         assert!(e.contains("node 1 is listed twice"), "{e}");
+    }
+
+    /// Every range `docs/configuration.md` gives an instance and its
+    /// capability is refused with the key's path, not at the first push.
+    #[test]
+    fn out_of_range_instances_are_refused_by_key() {
+        const BASE: &str = "key_file = \"k\"\nkey_id = 3\nappliances = [\"127.0.0.1:7470\"]\n\
+            [[instances]]\nnode = 1\nmetrics_url = \"http://10.0.2.1:8000/metrics\"\n";
+        const CAPABILITY: &str = "[instances.capability]\nclass = \"edge\"\n";
+        let good =
+            "accelerator = \"L4\"\ntasks = [\"chat\"]\nprefill_tps = 5000.0\ndecode_tps = 50.0\n";
+        let refused = |instance: &str, capability: Option<String>| {
+            let text = match capability {
+                Some(c) => format!("{BASE}{instance}{CAPABILITY}{c}"),
+                None => format!("{BASE}{instance}"),
+            };
+            text.parse::<CollectorConfig>()
+                .map(|_| ())
+                .expect_err("refused")
+        };
+        let with = |from: &str, to: &str| Some(good.replacen(from, to, 1));
+        format!("{BASE}{CAPABILITY}{good}")
+            .parse::<CollectorConfig>()
+            .expect("the base is good");
+        for (e, says) in [
+            (
+                refused("models_url = \"https://a/v1/models\"\n", None),
+                "instances[0].models_url \"https://a/v1/models\" must be an http:// URL",
+            ),
+            (
+                refused("concurrency = 0\n", None),
+                "instances[0].concurrency must be at least 1",
+            ),
+            (
+                refused("", with("\"L4\"", "\"\"")),
+                "instances[0].capability.accelerator \"\": ACCELERATOR is empty",
+            ),
+            (
+                refused("", with("\"L4\"", &format!("\"{}\"", "A".repeat(33)))),
+                "is 33 bytes, more than 32",
+            ),
+            (
+                refused("", Some(format!("{good}model = \"{}\"\n", "m".repeat(65)))),
+                "instances[0].capability.model",
+            ),
+            (
+                refused("", with("tasks = [\"chat\"]", "tasks = []")),
+                "instances[0].capability.tasks must name at least one task type",
+            ),
+            (
+                refused("", with("5000.0", "0.0")),
+                "instances[0].capability.prefill_tps = 0 must be a positive number",
+            ),
+            (
+                refused("", with("50.0", "-1.0")),
+                "instances[0].capability.decode_tps = -1 must be a positive number",
+            ),
+            (
+                refused("", Some(format!("{good}max_context = 0\n"))),
+                "instances[0].capability.max_context must be at least 1",
+            ),
+        ] {
+            assert!(e.contains(says), "{e:?} lacks {says:?}");
+        }
+    }
+
+    /// `key_file` is read relative to the config file's directory, as the
+    /// appliance's key files are; an absolute path is kept.
+    #[test]
+    fn key_file_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |key: &str| {
+            let path = dir.path().join("collector.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "key_file = \"{key}\"\nkey_id = 3\nappliances = [\"127.0.0.1:7470\"]\n\
+                     [[instances]]\nnode = 1\nmetrics_url = \"http://a/metrics\"\n"
+                ),
+            )
+            .unwrap();
+            CollectorConfig::from_file(&path).unwrap().key_file
+        };
+        assert_eq!(write("keys/c.key"), dir.path().join("keys/c.key"));
+        assert_eq!(write("/etc/c.key"), PathBuf::from("/etc/c.key"));
     }
 }

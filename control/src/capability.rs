@@ -21,6 +21,25 @@ pub const MAX_MODEL_LEN: usize = 64;
 /// Longest ACCELERATOR, in bytes.
 pub const MAX_ACCELERATOR_LEN: usize = 32;
 
+/// Checks a MODEL as a receiver does (1 to [`MAX_MODEL_LEN`] bytes of
+/// UTF-8, no control character), for senders that take it from a user.
+pub fn check_model(model: &str) -> Result<(), BodyError> {
+    text(rt::MODEL, "", model.as_bytes(), MAX_MODEL_LEN, false).map(drop)
+}
+
+/// Checks an ACCELERATOR as a receiver does (1 to [`MAX_ACCELERATOR_LEN`]
+/// bytes of UTF-8, no control character).
+pub fn check_accelerator(accelerator: &str) -> Result<(), BodyError> {
+    text(
+        rt::ACCELERATOR,
+        "",
+        accelerator.as_bytes(),
+        MAX_ACCELERATOR_LEN,
+        false,
+    )
+    .map(drop)
+}
+
 /// Size class of a model, which decides where short tasks should go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelClass {
