@@ -18,24 +18,29 @@ use crate::control_plane::realtime_ns;
 #[derive(Args, Debug)]
 pub struct CtlArgs {
     /// The appliance's control address
-    #[arg(long, default_value = "127.0.0.1:7470", value_name = "ADDR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:7470",
+        value_name = "ADDR"
+    )]
     pub server: SocketAddr,
 
     /// File with this peer's key (64 hex characters, mode 0600); required
     /// for everything but keygen
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
     /// This peer's key id, as configured in the appliance's [[control.peers]]
-    #[arg(long, value_name = "ID")]
+    #[arg(long, global = true, value_name = "ID")]
     pub key_id: Option<u32>,
 
     /// Print results as JSON
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// How long to wait for a query's reply
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, global = true, default_value_t = 1000, value_name = "MS")]
     pub timeout_ms: u64,
 
     #[command(subcommand)]
