@@ -20,6 +20,8 @@ use crate::reading::{self, PrefixCacheStats, Reading};
 
 /// Largest page read from an endpoint.
 const MAX_PAGE: u64 = 4 << 20;
+/// Longest a scraping thread sleeps before it looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// What happened to one instance, as `--stats-json` and the exit summary
 /// give it.
@@ -29,14 +31,19 @@ pub struct InstanceStats {
     pub node: u16,
     /// The metrics URL.
     pub metrics_url: String,
-    /// Whose metric names it used last (`vllm`, `sglang`, `trtllm`, `tgi`).
+    /// Whose metric names it used last (`vllm`, `sglang`, `trtllm`, `triton_trtllm`, `tgi`).
     pub server: Option<&'static str>,
     /// Scrapes that gave a reading.
     pub scrapes_ok: u64,
     /// Failed scrapes by reason: `connect` (no connection, timeout),
-    /// `http_status`, `read` (body), `syntax` (not exposition text),
-    /// `unknown_server` (no known names).
+    /// `http_status`, `read` (body), `too_large` (a page over 4 MiB),
+    /// `syntax` (not exposition text), `unknown_server` (no known names).
     pub scrape_failures: BTreeMap<&'static str, u64>,
+    /// Scrapes of a known server whose page held no value a NODE_STATE
+    /// carries (its families named, but no sample yet, as a server that
+    /// has not served a request may write them): the node is up, but
+    /// nothing is pushed for it, so the appliance's state for it ages.
+    pub scrapes_without_state: u64,
     /// Times the node went down (a failure after a success, or first).
     pub went_down: u64,
     /// NODE_STATE messages pushed (down ones included).
@@ -90,20 +97,30 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<String, ScrapeError> {
             reason: "http_status",
             detail: format!("{url}: HTTP {code}"),
         },
+        // Its text names the URL already.
         ureq::Error::Transport(t) => ScrapeError {
             reason: "connect",
-            detail: format!("{url}: {t}"),
+            detail: t.to_string(),
         },
     })?;
+    // One byte past the cap tells a page that fits from one cut short:
+    // a cut page could end inside a number and still parse, as a smaller
+    // number.
     let mut body = String::new();
     std::io::Read::read_to_string(
-        &mut std::io::Read::take(response.into_reader(), MAX_PAGE),
+        &mut std::io::Read::take(response.into_reader(), MAX_PAGE + 1),
         &mut body,
     )
     .map_err(|e| ScrapeError {
         reason: "read",
         detail: format!("{url}: {e}"),
     })?;
+    if body.len() as u64 > MAX_PAGE {
+        return Err(ScrapeError {
+            reason: "too_large",
+            detail: format!("{url}: the page is larger than {MAX_PAGE} bytes"),
+        });
+    }
     Ok(body)
 }
 
@@ -184,6 +201,7 @@ fn run_instance(
     };
     let mut deriver = Deriver::default();
     let mut up = None::<bool>;
+    let mut without_state = false;
     let mut listed = None;
     let mut next_capability = Instant::now();
     let start = Instant::now();
@@ -249,9 +267,31 @@ fn run_instance(
                 up = Some(true);
             }
         }
-        // A reading without any value the protocol carries (a TGI page
-        // gives only counts) still says the node is alive: its queue.
-        if let Ok(mut m) = fields.message() {
+        // A reading with no value a NODE_STATE carries (a recognised page
+        // without samples) is counted, and said once, not pushed: a node
+        // that answers is not down, and its state is not known either.
+        let message = fields.message();
+        if failure.is_none() {
+            let stateless = message.is_err();
+            let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+            if stateless {
+                s.scrapes_without_state += 1;
+            }
+            if stateless != without_state {
+                eprintln!(
+                    "collector: node {}: {} ({})",
+                    inst.node,
+                    if stateless {
+                        "its page holds no queue, KV-cache or TTFT value; nothing is pushed"
+                    } else {
+                        "its page holds state again"
+                    },
+                    inst.metrics_url
+                );
+                without_state = stateless;
+            }
+        }
+        if let Ok(mut m) = message {
             // The prefix cache's increments ride along (PREFIX_CACHE,
             // docs/wire-format.md §3.4) for the appliance to correct its
             // prefix record with.
@@ -267,7 +307,14 @@ fn run_instance(
         let next = start + interval * tick;
         let now = Instant::now();
         if next > now {
-            std::thread::sleep(next - now);
+            // In slices, so that a stop ends a long interval at once.
+            while !stop.load(Ordering::Relaxed) {
+                let left = next.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(STOP_POLL));
+            }
         } else {
             // Behind by more than a tick: skip the missed ones.
             tick = u32::try_from(((now - start).as_nanos() / interval.as_nanos().max(1)) as u64)

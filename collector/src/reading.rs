@@ -7,15 +7,17 @@
 //!
 //! | server | waiting | running | KV-cache use (0–1) | TTFT histogram | prefix cache |
 //! |---|---|---|---|---|---|
-//! | vLLM | `vllm:num_requests_waiting` | `vllm:num_requests_running` | `vllm:kv_cache_usage_perc` (else the deprecated `vllm:gpu_cache_usage_perc`) | `vllm:time_to_first_token_seconds` | `vllm:prefix_cache_queries`, `vllm:prefix_cache_hits` (tokens; `_total` counters) |
+//! | vLLM | `vllm:num_requests_waiting` | `vllm:num_requests_running` | `vllm:kv_cache_usage_perc` (else the deprecated `vllm:gpu_cache_usage_perc`) | `vllm:time_to_first_token_seconds` | `vllm:prefix_cache_queries`, `vllm:prefix_cache_hits` (tokens; `_total` counters), else their names before vLLM 0.10, `vllm:gpu_prefix_cache_queries`, `vllm:gpu_prefix_cache_hits` |
 //! | SGLang | `sglang:num_queue_reqs` | `sglang:num_running_reqs` | `sglang:token_usage` | `sglang:time_to_first_token_seconds` | `sglang:cache_hit_rate` (a ratio), with `sglang:prompt_tokens` (a counter) when present |
-//! | TensorRT-LLM | `trtllm_num_requests_waiting` | `trtllm_num_requests_running` | `trtllm_kv_cache_utilization` | — | — |
+//! | TensorRT-LLM (`trtllm-serve`) | `trtllm_num_requests_waiting` | `trtllm_num_requests_running` | `trtllm_kv_cache_utilization` | `trtllm_time_to_first_token_seconds` | — |
+//! | TensorRT-LLM on Triton | `nv_trt_llm_request_metrics{request_type="waiting"}` (else `nv_inference_pending_request_count`) | `nv_trt_llm_request_metrics{request_type="active"}` | `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}` (else `used` / `max`) | — | — |
 //! | TGI | `tgi_queue_size` | `tgi_batch_current_size` | — | — | — |
 //!
 //! A family with several series (data-parallel engines, several models
 //! on one server) is summed for counts and histograms, and its largest
 //! series is taken for KV-cache use (the fullest engine is the one a new
-//! request may wait on).
+//! request may wait on). SGLang's series of a tensor- or pipeline-parallel
+//! rank other than 0 repeat rank 0's and are left out.
 
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricFamily, PrometheusType, PrometheusValue};
@@ -28,8 +30,11 @@ pub enum Server {
     Vllm,
     /// SGLang (`sglang:` names).
     Sglang,
-    /// TensorRT-LLM (`trtllm_` names).
+    /// TensorRT-LLM's own server, `trtllm-serve` (`trtllm_` names).
     TensorRtLlm,
+    /// TensorRT-LLM behind Triton Inference Server, its `tensorrtllm`
+    /// backend (`nv_trt_llm_` names).
+    TritonTrtLlm,
     /// Text Generation Inference (`tgi_` names).
     Tgi,
 }
@@ -41,6 +46,7 @@ impl Server {
             Server::Vllm => "vllm",
             Server::Sglang => "sglang",
             Server::TensorRtLlm => "trtllm",
+            Server::TritonTrtLlm => "triton_trtllm",
             Server::Tgi => "tgi",
         }
     }
@@ -109,7 +115,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Syntax(e) => write!(f, "not Prometheus text exposition: {e}"),
             ReadError::UnknownServer => {
-                f.write_str("no vLLM, SGLang, TensorRT-LLM or TGI queue metric on the page")
+                f.write_str("no vLLM, SGLang, TensorRT-LLM, Triton TensorRT-LLM or TGI queue metric on the page")
             }
         }
     }
@@ -119,14 +125,49 @@ impl std::error::Error for ReadError {}
 
 type Families = HashMap<String, MetricFamily<PrometheusType, PrometheusValue>>;
 
-/// The plain values (gauge, counter, untyped) of family `name`, or of
-/// `name_total` (a counter as `prometheus_client` names it).
-fn values(families: &Families, name: &str) -> Option<Vec<f64>> {
+/// Which series of a family count.
+#[derive(Debug, Clone, Copy)]
+enum Select<'a> {
+    /// Every series (data-parallel engines, several models).
+    All,
+    /// The series whose label `.0` is `.1` (Triton's request and block
+    /// types, which are different quantities in one family).
+    Label(&'a str, &'a str),
+    /// The scheduler of the first tensor- and pipeline-parallel rank of
+    /// each data-parallel rank: SGLang reports one per rank when asked
+    /// to (`--enable-metrics-for-all-schedulers`), each with the same
+    /// queue, which a plain sum would count once per rank.
+    FirstRanks,
+}
+
+impl Select<'_> {
+    fn keeps<V: openmetrics_parser::RenderableMetricValue + Clone>(
+        self,
+        sample: &openmetrics_parser::Sample<V>,
+    ) -> bool {
+        let labels = sample.get_labelset().ok();
+        let label = |name: &str| labels.as_ref().and_then(|l| l.get_label_value(name));
+        match self {
+            Select::All => true,
+            Select::Label(name, value) => label(name) == Some(value),
+            Select::FirstRanks => ["tp_rank", "pp_rank"]
+                .iter()
+                .all(|rank| label(rank).map_or(true, |r| r == "0")),
+        }
+    }
+}
+
+/// The finite plain values (gauge, counter, untyped) of the series
+/// `select` keeps in family `name`, or in `name_total` (a counter as
+/// `prometheus_client` names it). `+Inf` and `NaN` say nothing about a
+/// queue and are left out.
+fn values(families: &Families, name: &str, select: Select<'_>) -> Option<Vec<f64>> {
     let family = families
         .get(name)
         .or_else(|| families.get(&format!("{name}_total")))?;
     let v: Vec<f64> = family
         .iter_samples()
+        .filter(|s| select.keeps(s))
         .filter_map(|s| match &s.value {
             PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => Some(n.as_f64()),
             PrometheusValue::Counter(c) => Some(c.value.as_f64()),
@@ -137,12 +178,20 @@ fn values(families: &Families, name: &str) -> Option<Vec<f64>> {
     (!v.is_empty()).then_some(v)
 }
 
+fn sum_of(families: &Families, name: &str, select: Select<'_>) -> Option<f64> {
+    values(families, name, select).map(|v| v.iter().sum())
+}
+
+fn max_of(families: &Families, name: &str, select: Select<'_>) -> Option<f64> {
+    values(families, name, select).map(|v| v.iter().copied().fold(f64::MIN, f64::max))
+}
+
 fn sum(families: &Families, name: &str) -> Option<f64> {
-    values(families, name).map(|v| v.iter().sum())
+    sum_of(families, name, Select::All)
 }
 
 fn max(families: &Families, name: &str) -> Option<f64> {
-    values(families, name).map(|v| v.iter().copied().fold(f64::MIN, f64::max))
+    max_of(families, name, Select::All)
 }
 
 /// Histogram family `name`, its series summed bucket by bucket (series
@@ -198,16 +247,24 @@ pub fn read(text: &str) -> Result<Reading, ReadError> {
         &owned
     };
     let families = parse_prometheus(text)
-        .map_err(|e| ReadError::Syntax(e.to_string()))?
+        // The parser's message spans lines; a log line must not.
+        .map_err(|e| {
+            ReadError::Syntax(
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })?
         .families;
     let has = |n: &str| families.contains_key(n);
     let reading = if has("vllm:num_requests_waiting") || has("vllm:num_requests_running") {
-        let prefix_cache = match (
-            sum(&families, "vllm:prefix_cache_queries"),
-            sum(&families, "vllm:prefix_cache_hits"),
-        ) {
-            (Some(queries), Some(hits)) => Some(PrefixCacheStats::Tokens { queries, hits }),
-            _ => None,
+        // The token counters, or their names in vLLM V1 before 0.10.
+        let counters = |prefix: &str| {
+            Some(PrefixCacheStats::Tokens {
+                queries: sum(&families, &format!("{prefix}_queries"))?,
+                hits: sum(&families, &format!("{prefix}_hits"))?,
+            })
         };
         Reading {
             server: Server::Vllm,
@@ -216,19 +273,21 @@ pub fn read(text: &str) -> Result<Reading, ReadError> {
             kv_usage: max(&families, "vllm:kv_cache_usage_perc")
                 .or_else(|| max(&families, "vllm:gpu_cache_usage_perc")),
             ttft: histogram(&families, "vllm:time_to_first_token_seconds"),
-            prefix_cache,
+            prefix_cache: counters("vllm:prefix_cache")
+                .or_else(|| counters("vllm:gpu_prefix_cache")),
         }
     } else if has("sglang:num_queue_reqs") || has("sglang:num_running_reqs") {
+        let ranks = Select::FirstRanks;
         Reading {
             server: Server::Sglang,
-            waiting: sum(&families, "sglang:num_queue_reqs"),
-            running: sum(&families, "sglang:num_running_reqs"),
-            kv_usage: max(&families, "sglang:token_usage"),
+            waiting: sum_of(&families, "sglang:num_queue_reqs", ranks),
+            running: sum_of(&families, "sglang:num_running_reqs", ranks),
+            kv_usage: max_of(&families, "sglang:token_usage", ranks),
             ttft: histogram(&families, "sglang:time_to_first_token_seconds"),
-            prefix_cache: max(&families, "sglang:cache_hit_rate").map(|rate| {
+            prefix_cache: max_of(&families, "sglang:cache_hit_rate", ranks).map(|rate| {
                 PrefixCacheStats::HitRate {
                     rate: rate.clamp(0.0, 1.0),
-                    prompt_tokens: sum(&families, "sglang:prompt_tokens"),
+                    prompt_tokens: sum_of(&families, "sglang:prompt_tokens", ranks),
                 }
             }),
         }
@@ -238,6 +297,42 @@ pub fn read(text: &str) -> Result<Reading, ReadError> {
             waiting: sum(&families, "trtllm_num_requests_waiting"),
             running: sum(&families, "trtllm_num_requests_running"),
             kv_usage: max(&families, "trtllm_kv_cache_utilization"),
+            ttft: histogram(&families, "trtllm_time_to_first_token_seconds"),
+            prefix_cache: None,
+        }
+    } else if has("nv_trt_llm_request_metrics") {
+        let request = |t| {
+            sum_of(
+                &families,
+                "nv_trt_llm_request_metrics",
+                Select::Label("request_type", t),
+            )
+        };
+        let blocks = |t| {
+            sum_of(
+                &families,
+                "nv_trt_llm_kv_cache_block_metrics",
+                Select::Label("kv_cache_block_type", t),
+            )
+        };
+        let block_fraction = || {
+            max_of(
+                &families,
+                "nv_trt_llm_kv_cache_block_metrics",
+                Select::Label("kv_cache_block_type", "fraction"),
+            )
+        };
+        Reading {
+            server: Server::TritonTrtLlm,
+            // The backend's own queue; Triton's, for a backend too old
+            // to report one.
+            waiting: request("waiting")
+                .or_else(|| sum(&families, "nv_inference_pending_request_count")),
+            running: request("active"),
+            kv_usage: block_fraction().or_else(|| match (blocks("used"), blocks("max")) {
+                (Some(used), Some(max)) if max > 0.0 => Some(used / max),
+                _ => None,
+            }),
             ttft: None,
             prefix_cache: None,
         }
@@ -347,19 +442,101 @@ vllm:cache_config_info{block_size="16",engine="0"} 1.0
 
         let trt = "# TYPE trtllm_num_requests_waiting gauge\ntrtllm_num_requests_waiting 1\n\
             # TYPE trtllm_num_requests_running gauge\ntrtllm_num_requests_running 6\n\
-            # TYPE trtllm_kv_cache_utilization gauge\ntrtllm_kv_cache_utilization 0.9\n";
+            # TYPE trtllm_kv_cache_utilization gauge\ntrtllm_kv_cache_utilization 0.9\n\
+            # TYPE trtllm_time_to_first_token_seconds histogram\n\
+            trtllm_time_to_first_token_seconds_bucket{le=\"0.1\",model_name=\"m\"} 2\n\
+            trtllm_time_to_first_token_seconds_bucket{le=\"+Inf\",model_name=\"m\"} 3\n\
+            trtllm_time_to_first_token_seconds_sum{model_name=\"m\"} 0.9\n\
+            trtllm_time_to_first_token_seconds_count{model_name=\"m\"} 3\n";
         let r = read(trt).unwrap();
         assert_eq!(r.server, Server::TensorRtLlm);
         assert_eq!(
             (r.waiting, r.running, r.kv_usage),
             (Some(1.0), Some(6.0), Some(0.9))
         );
+        assert_eq!(r.ttft.map(|h| h.count), Some(3.0));
 
         let tgi = "# TYPE tgi_queue_size gauge\ntgi_queue_size 3\n# TYPE tgi_batch_current_size gauge\ntgi_batch_current_size 8\n";
         let r = read(tgi).unwrap();
         assert_eq!(
             (r.server, r.waiting, r.running),
             (Server::Tgi, Some(3.0), Some(8.0))
+        );
+    }
+
+    /// Triton's TensorRT-LLM backend, as its metrics page writes it: one
+    /// family per kind, the quantity in a label.
+    #[test]
+    fn tensorrt_llm_on_triton_by_its_labels() {
+        let triton = r#"# HELP nv_trt_llm_request_metrics TRT LLM request metrics
+# TYPE nv_trt_llm_request_metrics gauge
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="waiting",version="1"} 3
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="context",version="1"} 1
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="scheduled",version="1"} 4
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="max",version="1"} 512
+nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="active",version="1"} 5
+# HELP nv_trt_llm_kv_cache_block_metrics TRT LLM KV cache block metrics
+# TYPE nv_trt_llm_kv_cache_block_metrics gauge
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="tokens_per",model="tensorrt_llm",version="1"} 64
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="used",model="tensorrt_llm",version="1"} 100
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="free",model="tensorrt_llm",version="1"} 300
+nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="tensorrt_llm",version="1"} 400
+# HELP nv_inference_pending_request_count Instantaneous number of pending requests awaiting execution per-model.
+# TYPE nv_inference_pending_request_count gauge
+nv_inference_pending_request_count{model="tensorrt_llm",version="1"} 0
+nv_inference_pending_request_count{model="ensemble",version="1"} 0
+"#;
+        let r = read(triton).unwrap();
+        assert_eq!(r.server, Server::TritonTrtLlm);
+        assert_eq!(
+            (r.waiting, r.running, r.kv_usage),
+            (Some(3.0), Some(5.0), Some(0.25))
+        );
+        // A newer backend's own fraction wins over used / max; an older
+        // one without a waiting count falls back on Triton's queue.
+        let newer = triton.replace(
+            "# HELP nv_inference_pending",
+            "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"tensorrt_llm\",version=\"1\"} 0.5\n# HELP nv_inference_pending",
+        );
+        assert_eq!(read(&newer).unwrap().kv_usage, Some(0.5));
+        let older = triton
+            .replace("request_type=\"waiting\"", "request_type=\"gone\"")
+            .replace(
+                "{model=\"ensemble\",version=\"1\"} 0",
+                "{model=\"ensemble\",version=\"1\"} 7",
+            );
+        assert_eq!(read(&older).unwrap().waiting, Some(7.0));
+    }
+
+    /// With every scheduler reporting, SGLang repeats the queue on each
+    /// tensor-parallel rank: counted once per data-parallel rank.
+    #[test]
+    fn sglang_counts_each_data_parallel_rank_once() {
+        let mut page = String::from("# TYPE sglang:num_queue_reqs gauge\n");
+        for dp in 0..2 {
+            for tp in 0..4 {
+                page.push_str(&format!(
+                    "sglang:num_queue_reqs{{dp_rank=\"{dp}\",engine_type=\"unified\",model_name=\"m\",pp_rank=\"0\",tp_rank=\"{tp}\"}} {}\n",
+                    3 + dp
+                ));
+            }
+        }
+        let r = read(&page).unwrap();
+        assert_eq!((r.server, r.waiting), (Server::Sglang, Some(7.0)));
+    }
+
+    /// vLLM V1 before 0.10 named its prefix-cache counters `gpu_`.
+    #[test]
+    fn vllm_prefix_cache_counters_by_their_older_names() {
+        let old = VLLM
+            .replace("vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries")
+            .replace("vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits");
+        assert_eq!(
+            read(&old).unwrap().prefix_cache,
+            Some(PrefixCacheStats::Tokens {
+                queries: 1000.0,
+                hits: 640.0
+            })
         );
     }
 
