@@ -68,7 +68,9 @@ pub enum Datagram<'a> {
 pub enum DecodeError {
     /// Shorter than its fixed part.
     Truncated,
-    /// Longer than [`MAX_DATAGRAM`]; the id is readable when the header is.
+    /// Longer than [`MAX_DATAGRAM`]: a request's id, whose sender is owed
+    /// an error datagram; `None` for an answer (tokens or error), which
+    /// nobody is answered for.
     TooLong(Option<u64>),
     /// Not `INUD`.
     BadMagic,
@@ -168,11 +170,16 @@ pub fn decode(d: &[u8]) -> Result<Datagram<'_>, DecodeError> {
     let mut id_bytes = [0u8; 8];
     id_bytes.copy_from_slice(&d[8..16]);
     let id = u64::from_be_bytes(id_bytes);
-    if d.len() > MAX_DATAGRAM {
-        return Err(DecodeError::TooLong(Some(id)));
-    }
     let flags = be_u16(&d[6..8]);
-    match d[5] {
+    let kind = d[5];
+    if d.len() > MAX_DATAGRAM {
+        return Err(match kind {
+            KIND_REQUEST => DecodeError::TooLong(Some(id)),
+            KIND_TOKENS | KIND_ERROR => DecodeError::TooLong(None),
+            k => DecodeError::UnknownKind(k),
+        });
+    }
+    match kind {
         KIND_REQUEST => {
             let body = &d[HEADER_LEN..];
             if body.is_empty() {
@@ -273,6 +280,13 @@ mod tests {
         let mut d = encode_request(77, &body).unwrap();
         d.push(b'x');
         assert_eq!(decode(&d), Err(DecodeError::TooLong(Some(77))));
+        // Only a request is owed an answer: an oversized answer or an
+        // unknown kind is just malformed.
+        let mut answer = d.clone();
+        answer[5] = KIND_TOKENS;
+        assert_eq!(decode(&answer), Err(DecodeError::TooLong(None)));
+        answer[5] = 9;
+        assert_eq!(decode(&answer), Err(DecodeError::UnknownKind(9)));
         assert!(encode_request(1, b"").is_err());
     }
 
