@@ -641,6 +641,15 @@ impl ControlConfig {
         }
         let mut ids = BTreeSet::new();
         for (i, peer) in self.peers.iter().enumerate() {
+            if peer.id == 0 {
+                // The appliance's own: its probe measurements are applied
+                // as peer 0 (docs/wire-format.md §3.1).
+                return Err(ConfigError::expected(
+                    format_args!("control.peers[{i}].id"),
+                    "from 1 to 4294967295 (0 is the appliance's own id)",
+                    0,
+                ));
+            }
             if !ids.insert(peer.id) {
                 return Err(ConfigError(format!(
                     "`control.peers[{i}].id`: control peer id {} is used twice",
@@ -863,6 +872,11 @@ mod tests {
             .unwrap_err()
             .0
             .contains("no [[control.peers]]"));
+        let zero = text.replacen("id = 7", "id = 0", 1);
+        assert!(Config::parse(&zero)
+            .unwrap_err()
+            .0
+            .contains("`control.peers[0].id` must be from 1 to 4294967295 (0 is the appliance's own id), found 0"));
         let dup = format!("{text}[[control.peers]]\nid = 7\nname = \"x\"\nkey_file = \"y\"\nroles = [\"state\"]\n");
         assert!(Config::parse(&dup.replace("[metrics]\n", ""))
             .unwrap_err()
