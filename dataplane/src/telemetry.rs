@@ -441,6 +441,16 @@ impl Telemetry {
         );
         one_label_family(
             e,
+            ("intellinode_tensor_metadata_errors_total", "counter"),
+            "Metadata option blocks refused at decapsulation (delivered best effort), by code.",
+            "code",
+            tensor::metadata::MetadataError::RECEIVE_CODES
+                .iter()
+                .zip(&c.metadata_errors)
+                .map(|(code, n)| (*code, load(n))),
+        );
+        one_label_family(
+            e,
             ("intellinode_tensor_events_total", "counter"),
             "Tensor pipeline events (QP table, feature FIFO, rewrites, overlay, reordering).",
             "event",

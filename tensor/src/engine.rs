@@ -797,7 +797,8 @@ impl<T> Engine<T> {
 
     /// Authenticates an overlay frame's metadata (on the QP's owner, once).
     /// A failed MAC makes the packet's features `Forged` (best effort); a
-    /// malformed but authentic block only loses its TLVs.
+    /// malformed but authentic block only loses its TLVs. Either is counted
+    /// by outcome and under its code (`wire-format.md` §7.5).
     pub fn verify_overlay(&self, frame: &[u8], o: &Opened) -> Verified {
         let options = frame.get(o.options_start..o.header_len).unwrap_or(&[]);
         match MetadataRepr::parse_verified(options, &o.qp.key, &self.cfg.keys) {
@@ -810,6 +811,7 @@ impl<T> Engine<T> {
             }
             Err(e) => {
                 self.counters.metadata(meta_outcome(&e));
+                self.counters.metadata_error(&e);
                 Verified {
                     meta: None,
                     forged: e.is_auth_failure(),

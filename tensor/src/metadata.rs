@@ -181,6 +181,38 @@ pub enum MetadataError {
 }
 
 impl MetadataError {
+    /// The codes [`MetadataRepr::parse_verified`] can fail with, in the
+    /// order of `wire-format.md` §7.5's table (the order it checks them):
+    /// the keys of the per-code metadata error counters.
+    pub const RECEIVE_CODES: [&'static str; 9] = [
+        "meta.truncated",
+        "meta.mac_not_last",
+        "meta.bad_length",
+        "meta.missing_mac",
+        "meta.unknown_key",
+        "meta.bad_mac",
+        "meta.bad_value",
+        "meta.duplicate",
+        "meta.unknown_critical",
+    ];
+
+    /// This error's index in [`Self::RECEIVE_CODES`]; `None` for the
+    /// errors only emitting can produce.
+    pub const fn receive_index(&self) -> Option<usize> {
+        Some(match self {
+            MetadataError::Truncated { .. } => 0,
+            MetadataError::MacNotLast => 1,
+            MetadataError::BadLength { .. } => 2,
+            MetadataError::MissingMac => 3,
+            MetadataError::UnknownKey(_) => 4,
+            MetadataError::BadMac => 5,
+            MetadataError::BadValue { .. } => 6,
+            MetadataError::Duplicate(_) => 7,
+            MetadataError::UnknownCritical(_) => 8,
+            MetadataError::TooLong { .. } | MetadataError::BufferTooSmall { .. } => return None,
+        })
+    }
+
     /// A stable machine-readable reason, used as a counter key.
     pub const fn code(&self) -> &'static str {
         match self {

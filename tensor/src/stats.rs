@@ -8,8 +8,8 @@
 //! own [`PredictorCounters`], separately.
 //!
 //! Named by what happened, VPP-style: QP state transitions, where semantic
-//! features came from, metadata TLVs accepted and refused (by reason),
-//! outer-header failures by their code, the feature FIFO, the overlay
+//! features came from, metadata TLVs accepted and refused (by outcome,
+//! and every refusal by its code too), outer-header failures by their code, the feature FIFO, the overlay
 //! (slices, paths, reordering) and the scheduler's classes.
 
 #![allow(missing_docs)]
@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use counters::{bump, SampleRing};
 
 use crate::encap::EncapError;
+use crate::metadata::MetadataError;
 use crate::{QpState, SemanticSource, TensorType};
 
 /// The four QP states, in table order.
@@ -216,6 +217,10 @@ pub struct TensorCounters {
     pub semantic: [AtomicU64; 3],
     pub tensor_types: [AtomicU64; TensorType::COUNT],
     pub metadata: [AtomicU64; 5],
+    /// Metadata errors at decapsulation, per
+    /// [`MetadataError::RECEIVE_CODES`] (their sum is every
+    /// [`MetaOutcome`] but `Accepted`).
+    pub metadata_errors: [AtomicU64; MetadataError::RECEIVE_CODES.len()],
     /// Overlay frames dropped by an outer-header check, per
     /// [`EncapError::RECEIVE_CODES`] (their sum is the ports'
     /// `overlay_malformed` drops).
@@ -238,6 +243,7 @@ impl TensorCounters {
             semantic: Default::default(),
             tensor_types: Default::default(),
             metadata: Default::default(),
+            metadata_errors: Default::default(),
             overlay_malformed: Default::default(),
             events: Default::default(),
             path_packets: (0..paths).map(|_| AtomicU64::new(0)).collect(),
@@ -280,6 +286,15 @@ impl TensorCounters {
     #[inline]
     pub fn metadata(&self, o: MetaOutcome) {
         bump(&self.metadata[o as usize], 1);
+    }
+
+    /// Metadata refused at decapsulation, under its code (its outcome is
+    /// counted by [`Self::metadata`]).
+    #[inline]
+    pub fn metadata_error(&self, e: &MetadataError) {
+        if let Some(c) = e.receive_index().and_then(|i| self.metadata_errors.get(i)) {
+            bump(c, 1);
+        }
     }
 
     /// An overlay frame that failed an outer-header check.
@@ -340,6 +355,7 @@ impl TensorCounters {
             add(&total.semantic, &part.semantic);
             add(&total.tensor_types, &part.tensor_types);
             add(&total.metadata, &part.metadata);
+            add(&total.metadata_errors, &part.metadata_errors);
             add(&total.overlay_malformed, &part.overlay_malformed);
             add(&total.events, &part.events);
             add(&total.path_packets, &part.path_packets);
@@ -380,6 +396,11 @@ mod tests {
         a.overlay_malformed(&EncapError::BadIpChecksum);
         b.overlay_malformed(&EncapError::BadIpChecksum);
         b.overlay_malformed(&EncapError::NotUdp(6));
+        a.metadata_error(&MetadataError::BadMac);
+        b.metadata_error(&MetadataError::BadMac);
+        b.metadata_error(&MetadataError::Duplicate(3));
+        // Emit-only errors have no receive code and count nowhere.
+        b.metadata_error(&MetadataError::TooLong { len: 96, max: 76 });
         a.transition(QpState::SmallFlow, QpState::LargeFlow);
         b.queued(2, SchedClass::Large);
         a.sojourn_us[0].record(5);
@@ -396,6 +417,22 @@ mod tests {
         assert_eq!(at("bad_ip_checksum"), 2);
         assert_eq!(at("not_udp"), 1);
         assert_eq!(at("truncated"), 0);
+        let meta = |code: &str| {
+            let i = MetadataError::RECEIVE_CODES
+                .iter()
+                .position(|c| *c == code)
+                .unwrap();
+            t.metadata_errors[i].load(Relaxed)
+        };
+        assert_eq!(meta("meta.bad_mac"), 2);
+        assert_eq!(meta("meta.duplicate"), 1);
+        assert_eq!(
+            t.metadata_errors
+                .iter()
+                .map(|c| c.load(Relaxed))
+                .sum::<u64>(),
+            3
+        );
         assert_eq!(t.transitions[1][2].load(Relaxed), 1);
         assert_eq!(
             t.class_packets[2][SchedClass::Large as usize].load(Relaxed),

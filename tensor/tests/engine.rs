@@ -15,7 +15,10 @@ use tensor::engine::{
     Engine, EngineConfig, NetworkClass, Node, NodeWeights, OverlayPath, Refusal, Send, Verdict,
     FEATURE_BATCH, PREDICTION_MAX_AGE_NS,
 };
-use tensor::metadata::{MetadataKey, MetadataKeys, TrainingPhase};
+use tensor::metadata::{
+    flow_key_bytes, option_type, MetadataError, MetadataKey, MetadataKeys, TrainingPhase,
+    OPTION_CLASS,
+};
 use tensor::plan::{SlicePlan, NO_PATH};
 use tensor::stats::{Event, MetaOutcome, SchedClass, TensorCounters};
 use tensor::{
@@ -452,6 +455,179 @@ fn tampered_metadata_is_forged_and_buys_best_effort() {
         1
     );
     assert_eq!(ce.get(Event::UnsequencedDelivered), 1);
+}
+
+/// One Geneve option of `class`.
+fn option(class: u16, option_type: u8, data: &[u8]) -> Vec<u8> {
+    let mut buf = [0u8; 128];
+    let n = tensor::geneve::emit_option(&mut buf, class, option_type, data).unwrap();
+    buf[..n].to_vec()
+}
+
+/// `area` (IntelliNode options only) with a MAC option appended, signed
+/// the way a sender would under `key` for the inner flow of `frame`.
+fn seal(frame: &[u8], area: &[u8], key: &MetadataKey) -> Vec<u8> {
+    let outer = tensor::encap::read_encap(frame).unwrap();
+    let flow = parse(outer.inner(frame)).unwrap().flow.unwrap();
+    let mut msg = flow_key_bytes(&flow).to_vec();
+    msg.extend_from_slice(area);
+    let mut data = vec![key.id(), 0, 0, 0];
+    data.extend_from_slice(&key.cmac(&msg));
+    let mut out = area.to_vec();
+    out.extend(option(OPTION_CLASS, option_type::MAC, &data));
+    out
+}
+
+/// The Geneve options area of an overlay frame.
+fn options_of(frame: &[u8]) -> Vec<u8> {
+    tensor::encap::read_encap(frame).unwrap().options.to_vec()
+}
+
+/// `frame` (untagged, outer IHL 5) with its Geneve options replaced by
+/// `area`, and the outer lengths and IPv4 checksum to match, so that only
+/// the metadata is wrong.
+fn with_options(frame: &[u8], area: &[u8]) -> Vec<u8> {
+    assert_eq!(area.len() % 4, 0);
+    let outer = tensor::encap::read_encap(frame).unwrap();
+    let start = outer.header_len - outer.options.len();
+    let mut f = frame[..start].to_vec();
+    f.extend_from_slice(area);
+    f.extend_from_slice(&frame[outer.header_len..]);
+    f[42] = (f[42] & 0xc0) | (area.len() / 4) as u8;
+    let ip_len = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum = classifier::checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    assert!(
+        tensor::encap::read_encap(&f).is_ok(),
+        "outer headers intact"
+    );
+    f
+}
+
+/// wire-format.md §7.5: every metadata error is counted under its code
+/// (and under its outcome, as before), and the packet is still delivered.
+#[test]
+fn each_metadata_error_is_counted_under_its_own_code() {
+    let (mut ingress, _) = engine::<()>(config(two_paths(host(201)), host(200)));
+    let (mut egress, ce) = engine::<Vec<u8>>(config(two_paths(host(200)), host(201)));
+    let input: Vec<Vec<u8>> = (0..9)
+        .map(|i| rocev2(host(1), host(2), 41, 0x04, i, None, 100))
+        .collect();
+    let overlaid: Vec<Vec<u8>> = overlay_frames(&mut ingress, &input)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    let k = key();
+    let area = options_of(&overlaid[0]);
+    let (covered, mac) = area.split_at(area.len() - 24);
+    assert_eq!(&mac[..4], &[0xff, 0x49, option_type::MAC, 5], "MAC last");
+    let tensor_type = |t: u8| {
+        option(
+            OPTION_CLASS,
+            option_type::TENSOR_TYPE,
+            &[t, 0, 0, 0, 0, 0, 0, 0],
+        )
+    };
+    let phase = option(
+        OPTION_CLASS,
+        option_type::TRAINING_PHASE,
+        &[1, 0, 0, 0, 0, 0, 0, 1],
+    );
+    let f = |i: usize| overlaid[i].as_slice();
+    let cases: Vec<(&str, MetaOutcome, Vec<u8>)> = vec![
+        (
+            "meta.truncated",
+            MetaOutcome::Malformed,
+            // Claims 5 words of data; the area ends after its header.
+            with_options(f(0), &[0xff, 0x49, option_type::TENSOR_TYPE, 5, 0, 0, 0, 0]),
+        ),
+        ("meta.mac_not_last", MetaOutcome::Malformed, {
+            let mut a = area.clone();
+            a.extend(tensor_type(1));
+            with_options(f(1), &a)
+        }),
+        (
+            "meta.bad_length",
+            MetaOutcome::Malformed,
+            with_options(f(2), &option(OPTION_CLASS, option_type::MAC, &[1, 0, 0, 0])),
+        ),
+        (
+            "meta.missing_mac",
+            MetaOutcome::MissingMac,
+            with_options(f(3), covered),
+        ),
+        (
+            "meta.unknown_key",
+            MetaOutcome::UnknownKey,
+            with_options(
+                f(4),
+                &seal(f(4), covered, &MetadataKey::from_bytes(9, [7; 16])),
+            ),
+        ),
+        ("meta.bad_mac", MetaOutcome::BadMac, {
+            let mut a = options_of(f(5));
+            *a.last_mut().unwrap() ^= 1;
+            with_options(f(5), &a)
+        }),
+        (
+            "meta.bad_value",
+            MetaOutcome::Malformed,
+            with_options(f(6), &seal(f(6), &tensor_type(9), &k)),
+        ),
+        ("meta.duplicate", MetaOutcome::Malformed, {
+            let twice = [phase.clone(), phase.clone()].concat();
+            with_options(f(7), &seal(f(7), &twice, &k))
+        }),
+        (
+            "meta.unknown_critical",
+            MetaOutcome::Malformed,
+            with_options(f(8), &seal(f(8), &option(OPTION_CLASS, 0x90, &[0; 4]), &k)),
+        ),
+    ];
+    let codes = |c: &TensorCounters| -> Vec<u64> {
+        c.metadata_errors.iter().map(|n| n.load(Relaxed)).collect()
+    };
+    let outcomes =
+        |c: &TensorCounters| -> Vec<u64> { c.metadata.iter().map(|n| n.load(Relaxed)).collect() };
+    let mut seen = Vec::new();
+    for (code, outcome, frame) in &cases {
+        let i = MetadataError::RECEIVE_CODES
+            .iter()
+            .position(|c| c == code)
+            .unwrap_or_else(|| panic!("{code} is not a receive code"));
+        let (before, before_outcomes) = (codes(&ce), outcomes(&ce));
+        let forged = || ce.semantic[SemanticSource::Forged as usize].load(Relaxed);
+        let forged_before = forged();
+        let (out, refused) = decapsulate(&mut egress, std::slice::from_ref(frame));
+        assert!(refused.is_empty(), "{code}: {refused:?}");
+        assert_eq!(out.len(), 1, "{code}: still delivered");
+        // Authentication failures are Forged and best effort; an authentic
+        // but malformed block only loses its TLVs (heuristic semantics).
+        let auth = *outcome != MetaOutcome::Malformed;
+        assert_eq!(forged() - forged_before, u64::from(auth), "{code}");
+        assert_eq!(out[0].1.class == SchedClass::BestEffort, auth, "{code}");
+        let mut want = before.clone();
+        want[i] += 1;
+        assert_eq!(codes(&ce), want, "{code} and no other code");
+        let mut want = before_outcomes.clone();
+        want[*outcome as usize] += 1;
+        assert_eq!(outcomes(&ce), want, "{code}: outcome {}", outcome.name());
+        seen.push(*code);
+    }
+    assert_eq!(seen, MetadataError::RECEIVE_CODES, "every code, in order");
+    assert_eq!(ce.metadata[MetaOutcome::Accepted as usize].load(Relaxed), 0);
+    // An intact frame counts as accepted and under no code.
+    let fresh = overlay_frames(
+        &mut ingress,
+        &[rocev2(host(1), host(2), 41, 0x04, 9, None, 100)],
+    );
+    let before = codes(&ce);
+    decapsulate(&mut egress, &[fresh[0].1.clone()]);
+    assert_eq!(codes(&ce), before);
+    assert_eq!(ce.metadata[MetaOutcome::Accepted as usize].load(Relaxed), 1);
 }
 
 #[test]

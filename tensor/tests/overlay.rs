@@ -761,6 +761,52 @@ fn emit_refuses_what_a_receiver_would_reject() {
     );
 }
 
+/// The per-code counters' keys: every error a receiver can meet has its
+/// own code, `code()` and the list agree, and emit-only errors have none.
+#[test]
+fn receive_codes_name_every_receivable_error_once() {
+    let received = [
+        MetadataError::Truncated { offset: 0 },
+        MetadataError::MacNotLast,
+        MetadataError::BadLength {
+            option_type: 2,
+            len: 4,
+        },
+        MetadataError::MissingMac,
+        MetadataError::UnknownKey(9),
+        MetadataError::BadMac,
+        MetadataError::BadValue {
+            option_type: 2,
+            field: "tensor_type",
+            value: 9,
+        },
+        MetadataError::Duplicate(3),
+        MetadataError::UnknownCritical(0x90),
+    ];
+    let mut indices: Vec<usize> = received
+        .iter()
+        .map(|e| {
+            let i = e.receive_index().unwrap();
+            assert_eq!(MetadataError::RECEIVE_CODES[i], e.code(), "{e:?}");
+            i
+        })
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(
+        indices,
+        (0..MetadataError::RECEIVE_CODES.len()).collect::<Vec<_>>()
+    );
+    for e in [
+        MetadataError::TooLong { len: 96, max: 76 },
+        MetadataError::BufferTooSmall {
+            needed: 24,
+            available: 0,
+        },
+    ] {
+        assert_eq!(e.receive_index(), None, "{e:?}");
+    }
+}
+
 #[test]
 fn truncated_options_area() {
     let f = flow();

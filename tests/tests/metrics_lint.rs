@@ -80,6 +80,8 @@ fn tensor_metrics_pass_promtool() {
         &[
             "intellinode_drops_total",
             "intellinode_tensor_events_total",
+            "intellinode_tensor_metadata_total",
+            "intellinode_tensor_metadata_errors_total",
             "intellinode_tensor_path_packets_total",
             "intellinode_tensor_class_packets_total",
         ],

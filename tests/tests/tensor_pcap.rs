@@ -751,6 +751,13 @@ fn sliced_messages_arrive_byte_identical_and_in_order(workers: Workers) {
     let meta = &stats_b["tensor"]["metadata"];
     assert_eq!(meta["accepted"], input.len() as u64, "{meta}");
     assert_eq!(meta["bad_mac"], 0);
+    let codes = stats_b["tensor"]["metadata_errors"]
+        .as_object()
+        .expect("tensor.metadata_errors");
+    assert!(
+        codes.values().all(|v| v == 0),
+        "no metadata error: {codes:?}"
+    );
     let ev = &stats_b["tensor"]["events"];
     assert!(ev["reorder_held"].as_u64().unwrap() > 0, "{ev}");
     assert_eq!(ev["reorder_lost"], 0, "{ev}");
@@ -786,6 +793,16 @@ fn tampered_metadata_tlvs_are_caught_and_buy_nothing(workers: Workers) {
         input.len() as u64,
         "{meta}"
     );
+    // wire-format.md §7.5: each error is counted under its code too.
+    let codes = &stats["tensor"]["metadata_errors"];
+    assert_eq!(codes["meta.bad_mac"], tampered, "{codes}");
+    let total: u64 = codes
+        .as_object()
+        .expect("tensor.metadata_errors")
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, tampered, "under no other code: {codes}");
     // A tampered packet's FRAGMENT cannot be trusted either, so it is
     // delivered unsequenced and leaves a hole in its stream; the reorder
     // buffer skips the hole (counted lost) and anything that then arrives

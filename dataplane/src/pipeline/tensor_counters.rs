@@ -54,6 +54,11 @@ fn json_of(c: &TensorCounters, p: &PredictorCounters, path_ids: &[u8]) -> Value 
         .zip(&c.metadata)
         .map(|(o, c)| (o.name().to_owned(), json!(c.load(Relaxed))))
         .collect();
+    let metadata_errors: Map<String, Value> = tensor::metadata::MetadataError::RECEIVE_CODES
+        .iter()
+        .zip(&c.metadata_errors)
+        .map(|(code, n)| ((*code).to_owned(), json!(n.load(Relaxed))))
+        .collect();
     let events: Map<String, Value> = Event::ALL
         .iter()
         .zip(&c.events)
@@ -109,6 +114,7 @@ fn json_of(c: &TensorCounters, p: &PredictorCounters, path_ids: &[u8]) -> Value 
         "semantic_sources": semantic,
         "tensor_types": types,
         "metadata": metadata,
+        "metadata_errors": metadata_errors,
         "overlay_malformed": overlay,
         "events": events,
         "feature_fifo_drop_rate": if offered == 0 { 0.0 } else { full as f64 / offered as f64 },
@@ -126,4 +132,38 @@ fn json_of(c: &TensorCounters, p: &PredictorCounters, path_ids: &[u8]) -> Value 
             "next_burst_ns": p.next_burst_ns.load(Relaxed),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tensor::metadata::MetadataError;
+
+    #[test]
+    fn metadata_errors_are_summed_per_code_next_to_the_outcomes() {
+        let a = Arc::new(TensorCounters::new(0, 2));
+        let b = Arc::new(TensorCounters::new(0, 2));
+        a.metadata(MetaOutcome::BadMac);
+        a.metadata_error(&MetadataError::BadMac);
+        b.metadata(MetaOutcome::BadMac);
+        b.metadata_error(&MetadataError::BadMac);
+        b.metadata(MetaOutcome::Malformed);
+        b.metadata_error(&MetadataError::MacNotLast);
+        let j = to_json(&[a, b], &PredictorCounters::default(), &[]);
+        let outcomes = &j["metadata"];
+        assert_eq!(outcomes["bad_mac"], 2, "{outcomes}");
+        assert_eq!(outcomes["malformed"], 1, "{outcomes}");
+        assert_eq!(outcomes["accepted"], 0, "{outcomes}");
+        let codes = j["metadata_errors"].as_object().expect("metadata_errors");
+        let mut keys: Vec<&str> = codes.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = MetadataError::RECEIVE_CODES.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want, "one key per §7.5 code");
+        assert_eq!(codes["meta.bad_mac"], 2);
+        assert_eq!(codes["meta.mac_not_last"], 1);
+        let total: u64 = codes.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(total, 3, "every error under exactly one code: {codes:?}");
+    }
 }
