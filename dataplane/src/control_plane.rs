@@ -100,6 +100,10 @@ pub struct ControlCounters {
     pub rejected: [AtomicU64; RejectCode::ALL.len()],
     pub replies_sent: AtomicU64,
     pub views_published: AtomicU64,
+    /// PATH_DEFs and FWD_ENTRYs of accepted POLICY messages that found
+    /// their table full (`control::state::MAX_PATH_DEFS`,
+    /// `MAX_FWD_ENTRIES`) and were not stored.
+    pub policy_entries_dropped: AtomicU64,
 }
 
 impl Default for ControlCounters {
@@ -109,6 +113,7 @@ impl Default for ControlCounters {
             rejected: Default::default(),
             replies_sent: AtomicU64::new(0),
             views_published: AtomicU64::new(0),
+            policy_entries_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -248,6 +253,7 @@ impl ControlPlane {
             counters: Arc::clone(&counters),
             clock,
             stats,
+            told_policy_full: false,
         };
         let stop_flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -283,6 +289,9 @@ struct ControlThread {
     counters: Arc<ControlCounters>,
     clock: MonoClock,
     stats: StatsFn,
+    /// Whether the operator was told that a full policy table refused
+    /// entries (once per run; the counter counts them all).
+    told_policy_full: bool,
 }
 
 /// Datagrams handled per batch before publishing, so a flood cannot delay
@@ -333,11 +342,24 @@ impl ControlThread {
         }
         match &accepted.message {
             Message::Query(q) => {
-                let body = self.answer(q);
+                let mut body = self.answer(q).to_string();
+                if body.len() > control::reply::MAX_REPLY_BODY {
+                    // Too big for one reply (a state with a thousand
+                    // policy entries): the querier is told so, not left
+                    // waiting for a reply that never comes.
+                    body = serde_json::json!({
+                        "error": format!(
+                            "the answer is {} bytes, more than the {} one reply carries",
+                            body.len(),
+                            control::reply::MAX_REPLY_BODY
+                        )
+                    })
+                    .to_string();
+                }
                 let reply = self.receiver.seal_reply(
                     accepted.peer_id,
                     accepted.seq,
-                    &body.to_string(),
+                    &body,
                     realtime_ns(),
                     &mut OsRng,
                 );
@@ -349,11 +371,33 @@ impl ControlThread {
                 None
             }
             message => {
-                if let Ok(mut state) = self.state.lock() {
-                    state.apply(accepted.peer_id, message, self.clock.now_ns());
+                let applied = match self.state.lock() {
+                    Ok(mut state) => state.apply(accepted.peer_id, message, self.clock.now_ns()),
+                    Err(_) => return None,
+                };
+                if let control::Applied::Policy(change) = applied {
+                    self.count_dropped_entries(accepted.peer_id, change.dropped_over_limit);
                 }
                 Some(accepted.origin_time_ns)
             }
+        }
+    }
+
+    /// Counts the policy entries a full table refused, and says so once:
+    /// the message was accepted, so nothing else would tell the operator
+    /// that part of it was not stored.
+    fn count_dropped_entries(&mut self, peer: u32, dropped: usize) {
+        if dropped == 0 {
+            return;
+        }
+        bump(&self.counters.policy_entries_dropped, dropped as u64);
+        if !self.told_policy_full {
+            self.told_policy_full = true;
+            eprintln!(
+                "intellinode: control: peer {peer}'s POLICY had {dropped} new path definition(s) or forwarding entr(ies) beyond the {} / {} the appliance keeps; they were not stored (counted as control.policy_entries_dropped; a REPLACE frees room)",
+                control::state::MAX_PATH_DEFS,
+                control::state::MAX_FWD_ENTRIES
+            );
         }
     }
 

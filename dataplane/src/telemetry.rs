@@ -134,6 +134,7 @@ impl Telemetry {
             "rejected_total": rejected.values().sum::<u64>(),
             "replies_sent": load(&c.counters.replies_sent),
             "views_published": load(&c.counters.views_published),
+            "policy_entries_dropped": load(&c.counters.policy_entries_dropped),
             "visible_latency_us": {"samples": n, "p50": p50, "p99": p99},
         })
     }
@@ -688,6 +689,16 @@ impl Telemetry {
             "intellinode_control_views_published_total",
             &[],
             load(&c.counters.views_published),
+        );
+        e.family(
+            "intellinode_control_policy_entries_dropped_total",
+            "counter",
+            "Path definitions and forwarding entries of accepted POLICY messages not stored: their table was full.",
+        );
+        e.sample(
+            "intellinode_control_policy_entries_dropped_total",
+            &[],
+            load(&c.counters.policy_entries_dropped),
         );
 
         e.family(

@@ -170,6 +170,41 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
         "{state}"
     );
 
+    // 1250 new path definitions, 250 a message: the appliance keeps 1024.
+    // Every message is accepted, and the 226 its table had no room for
+    // are counted, not silently lost. (A sender of its own: the ctl runs
+    // since have moved the peer's replay window past `orch`'s sequence.)
+    let mut orch = control::Sender::new(1, orch_key.clone(), realtime_ns() / 1000);
+    for batch in 0..5u16 {
+        let policy = control::Policy {
+            path_defs: (0..250u16)
+                .map(|i| control::PathDef {
+                    id: PathId(100 + batch * 250 + i),
+                    egress_port: 1,
+                    next_hop_mac: [2, 0, 0, 0, 0, 1],
+                    name: String::new(),
+                })
+                .collect(),
+            ..control::Policy::default()
+        };
+        sock.send(&orch.seal(&Message::Policy(policy), realtime_ns()).unwrap())
+            .unwrap();
+        pause();
+    }
+
+    let stats = ctl_json(cport, &orch_path, 1, "stats");
+    assert_eq!(stats["control"]["accepted"]["policy"], 5, "{stats}");
+    assert_eq!(stats["control"]["policy_entries_dropped"], 226, "{stats}");
+    // A state of 1024 path definitions is more than one reply carries:
+    // the querier is told so rather than left without a reply.
+    let state = ctl_json(cport, &orch_path, 1, "state");
+    assert!(
+        state["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("more than the 64914 one reply carries")),
+        "{state}"
+    );
+
     // The same numbers over HTTP, as a Prometheus scraper sees them.
     let scrape = Command::new("curl")
         .args(["-sf", &format!("http://127.0.0.1:{mport}/metrics")])
@@ -195,6 +230,10 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
     assert_eq!(
         value("intellinode_control_accepted_total{kind=\"path_state\"}"),
         2.0
+    );
+    assert_eq!(
+        value("intellinode_control_policy_entries_dropped_total"),
+        226.0
     );
     assert_eq!(
         value("intellinode_state_fresh{kind=\"path\",id=\"7\"}"),
