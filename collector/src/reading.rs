@@ -235,18 +235,32 @@ fn histogram(families: &Families, name: &str) -> Option<Histogram> {
     total
 }
 
+/// The page as the parser's grammar wants it, without changing what the
+/// text format says: blank lines and comments other than `# HELP` and
+/// `# TYPE` are ignored by the format (exporters such as TGI's put a
+/// blank line after every family), a tab separates tokens as a space
+/// does, and every line, the last included, ends in a newline.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        let comment = trimmed.starts_with('#')
+            && !trimmed.starts_with("# HELP ")
+            && !trimmed.starts_with("# TYPE ");
+        if trimmed.is_empty() || comment {
+            continue;
+        }
+        out.extend(line.chars().map(|c| if c == '\t' { ' ' } else { c }));
+        out.push('\n');
+    }
+    out
+}
+
 /// Reads one exposition page.
 pub fn read(text: &str) -> Result<Reading, ReadError> {
-    // The grammar wants every line, the last included, to end in a
-    // newline; servers do not always send one.
-    let owned;
-    let text = if text.ends_with('\n') {
-        text
-    } else {
-        owned = format!("{text}\n");
-        &owned
-    };
-    let families = parse_prometheus(text)
+    let text = normalise(text);
+    let families = parse_prometheus(&text)
         // The parser's message spans lines; a log line must not.
         .map_err(|e| {
             ReadError::Syntax(
@@ -537,6 +551,21 @@ nv_inference_pending_request_count{model="ensemble",version="1"} 0
                 queries: 1000.0,
                 hits: 640.0
             })
+        );
+    }
+
+    /// What the text format allows and some exporters write: blank lines
+    /// between and inside families, tabs between tokens, free comments,
+    /// CRLF line ends, no final newline.
+    #[test]
+    fn blank_lines_tabs_and_comments_are_read_as_the_format_says() {
+        let page = "# TYPE tgi_queue_size gauge\r\ntgi_queue_size\t3\r\n\r\n\
+            # a free comment\n#\n\
+            # TYPE tgi_batch_current_size gauge\n\ntgi_batch_current_size 8";
+        let r = read(page).unwrap();
+        assert_eq!(
+            (r.server, r.waiting, r.running),
+            (Server::Tgi, Some(3.0), Some(8.0))
         );
     }
 
