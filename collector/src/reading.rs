@@ -8,7 +8,7 @@
 //! | server | waiting | running | KV-cache use (0–1) | TTFT histogram | prefix cache |
 //! |---|---|---|---|---|---|
 //! | vLLM | `vllm:num_requests_waiting` | `vllm:num_requests_running` | `vllm:kv_cache_usage_perc` (else the deprecated `vllm:gpu_cache_usage_perc`) | `vllm:time_to_first_token_seconds` | `vllm:prefix_cache_queries`, `vllm:prefix_cache_hits` (tokens; `_total` counters), else their names before vLLM 0.10, `vllm:gpu_prefix_cache_queries`, `vllm:gpu_prefix_cache_hits` |
-//! | SGLang | `sglang:num_queue_reqs` | `sglang:num_running_reqs` | `sglang:token_usage` | `sglang:time_to_first_token_seconds` | `sglang:cache_hit_rate` (a ratio), with `sglang:prompt_tokens` (a counter) when present |
+//! | SGLang | `sglang:num_queue_reqs` | `sglang:num_running_reqs` | `sglang:token_usage` | `sglang:time_to_first_token_seconds` | `sglang:prompt_tokens`, `sglang:cached_tokens` (tokens; `_total` counters, summed over `cache_source`), else `sglang:cache_hit_rate` (a ratio), with `sglang:prompt_tokens` when present |
 //! | TensorRT-LLM (`trtllm-serve`) | `trtllm_num_requests_waiting` | `trtllm_num_requests_running` | `trtllm_kv_cache_utilization` | `trtllm_time_to_first_token_seconds` | — |
 //! | TensorRT-LLM on Triton | `nv_trt_llm_request_metrics{request_type="waiting"}` (else `nv_inference_pending_request_count`) | `nv_trt_llm_request_metrics{request_type="active"}` | `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}` (else `used` / `max`) | — | — |
 //! | TGI | `tgi_queue_size` | `tgi_batch_current_size` | — | — | — |
@@ -298,12 +298,23 @@ pub fn read(text: &str) -> Result<Reading, ReadError> {
             running: sum_of(&families, "sglang:num_running_reqs", ranks),
             kv_usage: max_of(&families, "sglang:token_usage", ranks),
             ttft: histogram(&families, "sglang:time_to_first_token_seconds"),
-            prefix_cache: max_of(&families, "sglang:cache_hit_rate", ranks).map(|rate| {
-                PrefixCacheStats::HitRate {
-                    rate: rate.clamp(0.0, 1.0),
-                    prompt_tokens: sum_of(&families, "sglang:prompt_tokens", ranks),
+            // The token counters when the server has both (exact, as
+            // vLLM's); else its hit rate, which is only the latest
+            // prefill batch's.
+            prefix_cache: match (
+                sum_of(&families, "sglang:prompt_tokens", ranks),
+                sum_of(&families, "sglang:cached_tokens", ranks),
+            ) {
+                (Some(queries), Some(hits)) => Some(PrefixCacheStats::Tokens { queries, hits }),
+                (prompt_tokens, _) => {
+                    max_of(&families, "sglang:cache_hit_rate", ranks).map(|rate| {
+                        PrefixCacheStats::HitRate {
+                            rate: rate.clamp(0.0, 1.0),
+                            prompt_tokens,
+                        }
+                    })
                 }
-            }),
+            },
         }
     } else if has("trtllm_num_requests_waiting") || has("trtllm_num_requests_running") {
         Reading {
@@ -520,6 +531,25 @@ nv_inference_pending_request_count{model="ensemble",version="1"} 0
                 "{model=\"ensemble\",version=\"1\"} 7",
             );
         assert_eq!(read(&older).unwrap().waiting, Some(7.0));
+    }
+
+    /// SGLang's token counters, where it has them, are read as vLLM's
+    /// are: cached prompt tokens summed over where they were cached.
+    #[test]
+    fn sglang_prefix_cache_from_its_token_counters() {
+        let page = "# TYPE sglang:num_queue_reqs gauge\nsglang:num_queue_reqs{model_name=\"m\"} 1\n\
+            # TYPE sglang:cache_hit_rate gauge\nsglang:cache_hit_rate{model_name=\"m\"} 0.0\n\
+            # TYPE sglang:prompt_tokens_total counter\nsglang:prompt_tokens_total{model_name=\"m\"} 1000\n\
+            # TYPE sglang:cached_tokens_total counter\n\
+            sglang:cached_tokens_total{cache_source=\"device\",model_name=\"m\"} 500\n\
+            sglang:cached_tokens_total{cache_source=\"host\",model_name=\"m\"} 100\n";
+        assert_eq!(
+            read(page).unwrap().prefix_cache,
+            Some(PrefixCacheStats::Tokens {
+                queries: 1000.0,
+                hits: 600.0
+            })
+        );
     }
 
     /// With every scheduler reporting, SGLang repeats the queue on each
