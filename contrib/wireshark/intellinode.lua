@@ -8,20 +8,33 @@
 --
 -- Written from docs/wire-format.md; section numbers below refer to it.
 --
+--   intellinode.stamp   §1  pktgen latency stamp (the frame's last 16 bytes)
 --   intellinode.tf      §5  token feature TLV: IPv4 option 0x9E (or 0x1E),
 --                           IPv6 Hop-by-Hop option 0x1E
 --   intellinode.geneve  §7  Geneve options of class 0xFF49 (UDP 6081)
 --   intellinode.incp    §3  control protocol cleartext header (UDP 7470)
 --   intellinode.probe   §4  path probe (UDP 7471)
+--   intellinode.inud    §8  UDP inference datagrams (emulator serve --udp)
 --
 -- How each one is hooked in, and why:
 --
 -- * IPv4 option: Wireshark's IPv4 dissector hands every option whose type
 --   is in its "ip.option" dissector table to that table's dissector, so
 --   the TLV is registered there (0x9E, and 0x1E which receivers also
---   accept) and shows up inside the IPv4 header's Options subtree.
+--   accept) and shows up inside the IPv4 header's Options subtree. But it
+--   does so only for options it can frame itself: an option of our type
+--   with no length byte, a length byte of 0 or 1, or a length running past
+--   the option area never reaches the table (Wireshark shows its own
+--   warning instead), nor does anything after an option Wireshark's
+--   option parser gives up on (a Router Alert of the wrong length, say).
+--   So a postdissector also walks every IPv4 header's option bytes itself,
+--   exactly as the receiver does (§5.5, classifier::token_feature_tlv::
+--   scan_ipv4): it reports what the table never saw (token_tlv.truncated,
+--   token_tlv.option_framing, a TLV behind an option Wireshark refused)
+--   and skips the TLVs the table already decoded, so nothing is reported
+--   twice.
 -- * IPv6 Hop-by-Hop option: Wireshark 4.0 has no dissector table for
---   IPv6 options (it prints 0x1E as "Experimental" with raw bytes), so a
+--   IPv6 options (it prints 0x1E as "Experimental" with raw bytes), so the
 --   postdissector finds every Hop-by-Hop header through the field
 --   ipv6.hopopts.nxt and walks its options itself, as the receiver does
 --   (classifier::token_feature_tlv::scan_ipv6). The TLV's tree comes
@@ -37,6 +50,13 @@
 --   ports, changeable in the protocol preferences. Both check their magic
 --   and give the payload back to Wireshark when it does not match, so a
 --   foreign protocol sharing the port is not mislabelled.
+-- * INUD has no default port (emulator serve --udp takes any address), so
+--   it is a heuristic UDP dissector keyed on its magic "INUD"; it is also
+--   offered in Decode As (UDP port).
+-- * The latency stamp sits after the IP datagram, in what Wireshark shows
+--   as Ethernet padding or trailer, so the postdissector looks at the
+--   frame's last 16 bytes and decodes them when they start with "INLT",
+--   which is all pktgen's receiver checks too.
 --
 -- INCP's payload is encrypted (XChaCha20-Poly1305): the message kind
 -- (PATH_STATE, POLICY, ...) and every record are inside the ciphertext and
@@ -99,26 +119,26 @@ local tf = {
     prefix_tokens = ProtoField.uint32("intellinode.tf.prefix_tokens", "Shared-prefix tokens", base.DEC),
     prefix_hash = ProtoField.uint32("intellinode.tf.prefix_hash", "Shared-prefix hash", base.HEX, nil, 0x0001FFFF),
     value = ProtoField.bytes("intellinode.tf.value", "Value"),
+    unframed = ProtoField.uint8("intellinode.tf.unframed_type",
+        "Type of an option that cannot be framed", base.HEX),
 }
 p_tf.fields = tf
 
 -- Named after the receiver's counters (TlvMalformed::code) so a count in
 -- the stats can be matched to packets in a capture.
+local function tf_expert(code)
+    return ProtoExpert.new("intellinode.tf." .. code, "token_tlv." .. code,
+        expert.group.MALFORMED, expert.severity.ERROR)
+end
 local tf_ex = {
-    bad_length = ProtoExpert.new("intellinode.tf.bad_length", "token_tlv.bad_length",
-        expert.group.MALFORMED, expert.severity.ERROR),
-    truncated = ProtoExpert.new("intellinode.tf.truncated", "token_tlv.truncated",
-        expert.group.MALFORMED, expert.severity.ERROR),
-    unknown_version = ProtoExpert.new("intellinode.tf.unknown_version", "token_feature.unknown_version",
-        expert.group.MALFORMED, expert.severity.ERROR),
-    reserved_task = ProtoExpert.new("intellinode.tf.reserved_task", "token_feature.reserved_task",
-        expert.group.MALFORMED, expert.severity.ERROR),
-    reserved_bits = ProtoExpert.new("intellinode.tf.reserved_bits", "token_feature.reserved_bits",
-        expert.group.MALFORMED, expert.severity.ERROR),
-    bad_prefix = ProtoExpert.new("intellinode.tf.bad_prefix", "token_tlv.bad_prefix",
-        expert.group.MALFORMED, expert.severity.ERROR),
-    duplicate = ProtoExpert.new("intellinode.tf.duplicate", "token_tlv.duplicate",
-        expert.group.MALFORMED, expert.severity.ERROR),
+    bad_length = tf_expert("bad_length"),
+    truncated = tf_expert("truncated"),
+    unknown_version = tf_expert("unknown_version"),
+    reserved_task = tf_expert("reserved_task"),
+    reserved_bits = tf_expert("reserved_bits"),
+    bad_prefix = tf_expert("bad_prefix"),
+    duplicate = tf_expert("duplicate"),
+    option_framing = tf_expert("option_framing"),
 }
 p_tf.experts = tf_ex
 
@@ -130,37 +150,53 @@ local function token_count(code)
 end
 
 -- Decodes one TLV. `opt` spans the whole option as the carrier frames it
--- (type, length, value); `carrier` is 4 or 6. In IPv4 the length byte
--- counts type and length too (12), in IPv6 only the value (10), which is
--- the same 10 value octets either way (§5.3, §5.4). Malformed TLVs are
--- shown but not decoded past the point the receiver stops trusting them.
+-- (type, length, value) or, for an option that cannot be framed, from its
+-- type byte to the end of the option area; `carrier` is 4 or 6. In IPv4
+-- the length byte counts type and length too (12), in IPv6 only the value
+-- (10), which is the same 10 value octets either way (§5.3, §5.4). §5.5:
+-- an option that cannot be framed is token_tlv.truncated whatever its
+-- length says; only a framed one can be token_tlv.bad_length. Malformed
+-- TLVs are shown but not decoded past the point the receiver stops
+-- trusting them.
 local function dissect_tf(opt, tree, carrier, duplicate)
     local label = carrier == 4 and "IPv4 option" or "IPv6 Hop-by-Hop option"
+    local kind = opt(0, 1):uint()
     local t = tree:add(p_tf, opt)
     t:add(tf.carrier, opt(0, 1), carrier):set_generated()
     t:add(tf.type, opt(0, 1))
-    if opt:len() < 2 then
-        t:add_proto_expert_info(tf_ex.truncated, "token_tlv.truncated: no length byte")
-        return
-    end
-    t:add(tf.length, opt(1, 1))
-    local len = opt(1, 1):uint()
-    local value_len = carrier == 4 and len - 2 or len
     if duplicate then
         t:add_proto_expert_info(tf_ex.duplicate,
             "token_tlv.duplicate: a second TLV; the receiver ignores both")
     end
+    local function truncated(why)
+        t:add_proto_expert_info(tf_ex.truncated, "token_tlv.truncated: " .. why)
+        if opt:len() > 2 then t:add(tf.value, opt(2)) end
+        t:set_text(string.format("IntelliNode Token Feature TLV (%s 0x%02X), truncated", label, kind))
+    end
+    if opt:len() < 2 then
+        truncated("the type byte is the last byte of the option area (no length byte)")
+        return
+    end
+    t:add(tf.length, opt(1, 1))
+    local len = opt(1, 1):uint()
+    if carrier == 4 and len < 2 then
+        truncated(string.format("IPv4 length byte %d; it counts the type and length bytes, so at least 2", len))
+        return
+    end
+    local framed = carrier == 4 and len or 2 + len
+    if framed > opt:len() then
+        truncated(string.format("length %d runs past the option area (%d bytes from the type byte to its end)",
+            len, opt:len()))
+        return
+    end
+    local value_len = carrier == 4 and len - 2 or len
     if value_len ~= TF_VALUE_LEN then
         local want = carrier == 4 and 12 or 10
         t:add_proto_expert_info(tf_ex.bad_length, string.format(
             "token_tlv.bad_length: length %d, must be %d in the %s", len, want, label))
-        if opt:len() > 2 then t:add(tf.value, opt(2)) end
+        if framed > 2 then t:add(tf.value, opt(2, framed - 2)) end
         t:set_text(string.format("IntelliNode Token Feature TLV (%s 0x%02X), bad length %d",
-            label, opt(0, 1):uint(), len))
-        return
-    end
-    if opt:len() < 2 + TF_VALUE_LEN then
-        t:add_proto_expert_info(tf_ex.truncated, "token_tlv.truncated: the TLV runs past its option area")
+            label, kind, len))
         return
     end
 
@@ -177,17 +213,19 @@ local function dissect_tf(opt, tree, carrier, duplicate)
     idt:add(tf.version, idr(0, 1))
     if version ~= 1 and version ~= 2 then
         idt:add_proto_expert_info(tf_ex.unknown_version, string.format(
-            "token_feature.unknown_version: layout version %d; only 1 and 2 are defined, the ID is rejected",
+            "token_tlv.unknown_version: layout version %d; only 1 and 2 are defined, the ID is rejected",
             version))
         t:set_text(string.format("IntelliNode Token Feature TLV (%s 0x%02X), unknown layout version %d",
-            label, opt(0, 1):uint(), version))
+            label, kind, version))
         return
     end
     local prompt_code = low(b[0], 4) * 256 + b[1]
     local output_code = b[2] * 16 + shr(b[3], 4)
     local task = low(b[3], 4)
     local urgency = shr(b[4], 6)
-    local explicit = low(shr(b[4], 5), 2) == 1
+    -- Bit 29 alone (0x20 of byte 4); bits 28-24 below it are reserved or
+    -- the prefix code.
+    local explicit = low(shr(b[4], 5), 1) == 1
     local reserved = ((low(b[4], 5) * 256 + b[5]) * 256 + b[6]) * 256 + b[7]
     local prompt, output = token_count(prompt_code), token_count(output_code)
 
@@ -201,7 +239,7 @@ local function dissect_tf(opt, tree, carrier, duplicate)
     idt:add(tf.explicit, idr(4, 1))
     if task > 4 then
         task_item:add_proto_expert_info(tf_ex.reserved_task, string.format(
-            "token_feature.reserved_task: task code %d is reserved, the ID is rejected", task))
+            "token_tlv.reserved_task: task code %d is reserved, the ID is rejected", task))
     end
     -- Version 2 (wire-format §5.2a): bits 28-17 the shared prefix's token
     -- code, bits 16-0 its hash; both 0 is no prefix.
@@ -210,7 +248,7 @@ local function dissect_tf(opt, tree, carrier, duplicate)
         local res_item = idt:add(tf.reserved, idr(4, 4))
         if reserved ~= 0 then
             res_item:add_proto_expert_info(tf_ex.reserved_bits,
-                "token_feature.reserved_bits: must be 0 in version 1, the ID is rejected")
+                "token_tlv.reserved_bits: must be 0 in version 1, the ID is rejected")
         end
     else
         local prefix_code = shr(reserved, 17)
@@ -229,8 +267,23 @@ local function dissect_tf(opt, tree, carrier, duplicate)
 
     t:set_text(string.format(
         "IntelliNode Token Feature TLV (%s 0x%02X): prompt %d, output %d tokens, %s, urgency %s%s%s%s",
-        label, opt(0, 1):uint(), prompt, output, task_names[task], urgency_names[urgency],
+        label, kind, prompt, output, task_names[task], urgency_names[urgency],
         explicit and " (explicit)" or "", directed and ", directed" or "", prefix_text))
+end
+
+-- §5.5: an option of another type that cannot be framed, before any option
+-- of ours. The receiver stops there (a TLV could hide behind it) and
+-- counts token_tlv.option_framing; `rest` runs from its type byte to the
+-- end of the option area.
+local function option_framing(rest, tree, carrier, why)
+    local t = tree:add(p_tf, rest)
+    t:add(tf.carrier, rest(0, 1), carrier):set_generated()
+    t:add(tf.unframed, rest(0, 1))
+    t:add_proto_expert_info(tf_ex.option_framing, string.format(
+        "token_tlv.option_framing: option 0x%02X %s; the receiver stops its scan before any token feature TLV",
+        rest(0, 1):uint(), why))
+    t:set_text(string.format("IntelliNode Token Feature TLV scan (%s area): option 0x%02X cannot be framed",
+        carrier == 4 and "IPv4 option" or "IPv6 Hop-by-Hop", rest(0, 1):uint()))
 end
 
 -- IPv4 option area of the IPv4 header whose hdr_len field was added last:
@@ -264,7 +317,16 @@ local function ipv4_earlier_tlv(opt_tvb)
     return false
 end
 
+-- The IPv4 options the "ip.option" table decoded in the frame being
+-- dissected, by offset, so the postdissector's walk does not decode them
+-- again. Emptied by the postdissector, which runs last for every frame.
+local ipv4_decoded = { frame = nil, at = {} }
+
 function p_tf.dissector(tvb, pinfo, tree)
+    if ipv4_decoded.frame ~= pinfo.number then
+        ipv4_decoded.frame, ipv4_decoded.at = pinfo.number, {}
+    end
+    ipv4_decoded.at[tvb:offset()] = true
     dissect_tf(tvb(), tree, 4, ipv4_earlier_tlv(tvb))
     return tvb:len()
 end
@@ -273,8 +335,61 @@ local ip_option_table = DissectorTable.get("ip.option")
 ip_option_table:add(TF_IPV4_TYPE, p_tf)
 ip_option_table:add(TF_IPV4_TYPE_UNCOPIED, p_tf)
 
--- §5.3: walks one Hop-by-Hop header's options like scan_ipv6: Pad1 is one
--- byte, every other option is type, length, data.
+local function is_ours_v4(kind) return kind == TF_IPV4_TYPE or kind == TF_IPV4_TYPE_UNCOPIED end
+
+-- §5.5 for one IPv4 header at `hdr` of `src` (IHL > 5), like scan_ipv4:
+-- End of Option List (0) ends the scan, No Operation (1) is one byte,
+-- every other option is type, length (counting type and length), data.
+-- An option that cannot be framed (its type byte last in the area, a
+-- length byte of 0 or 1, or a length past the area) ends the scan too:
+-- ours is token_tlv.truncated, another type before any of ours is
+-- token_tlv.option_framing. A second option of ours is token_tlv.duplicate
+-- whatever either gave. Framed TLVs the "ip.option" table already decoded
+-- (with their own bad_length, ID and duplicate checks) are skipped here.
+local function walk_ipv4(src, hdr, tree, decoded)
+    if hdr + 20 > src:len() then return end
+    local first = src(hdr, 1):uint()
+    if shr(first, 4) ~= 4 then return end
+    local stop = hdr + low(first, 4) * 4
+    if stop <= hdr + 20 or stop > src:len() then return end
+    local off, found = hdr + 20, false
+    while off < stop do
+        local kind = src(off, 1):uint()
+        if kind == 0 then return end
+        if kind == 1 then
+            off = off + 1
+        else
+            local why
+            local len = off + 1 < stop and src(off + 1, 1):uint() or nil
+            if len == nil then
+                why = "is the last byte of the option area (no length byte)"
+            elseif len < 2 then
+                why = string.format("has length %d, below 2", len)
+            elseif off + len > stop then
+                why = string.format("has length %d, past the end of the option area", len)
+            end
+            if why then
+                if is_ours_v4(kind) then
+                    dissect_tf(src(off, stop - off), tree, 4, found)
+                elseif not found then
+                    option_framing(src(off, stop - off), tree, 4, why)
+                end
+                return
+            end
+            if is_ours_v4(kind) then
+                if not decoded[off] then dissect_tf(src(off, len), tree, 4, found) end
+                found = true
+            end
+            off = off + len
+        end
+    end
+end
+
+-- §5.3/§5.5: walks one Hop-by-Hop header's options like scan_ipv6: Pad1 is
+-- one byte, every other option is type, length (of the data), data. An
+-- option that cannot be framed (no length byte, or data past the header)
+-- ends the scan: ours is token_tlv.truncated, another type before any of
+-- ours token_tlv.option_framing.
 local function dissect_hbh(src, hdr, tree)
     if hdr + 2 > src:len() then return end
     local stop = math.min(hdr + (src(hdr + 1, 1):uint() + 1) * 8, src:len())
@@ -285,14 +400,20 @@ local function dissect_hbh(src, hdr, tree)
             off = off + 1
         else
             local len = off + 1 < stop and src(off + 1, 1):uint() or nil
-            local whole = len and off + 2 + len <= stop
+            if len == nil or off + 2 + len > stop then
+                if kind == TF_HBH_TYPE then
+                    dissect_tf(src(off, stop - off), tree, 6, found)
+                elseif not found then
+                    option_framing(src(off, stop - off), tree, 6, len == nil
+                        and "is the last byte of the header (no length byte)"
+                        or string.format("has length %d, past the end of the header", len))
+                end
+                return
+            end
             if kind == TF_HBH_TYPE then
-                -- A TLV running past the header is shown as far as it goes.
-                local opt = src(off, whole and 2 + len or stop - off)
-                dissect_tf(opt, tree, 6, found)
+                dissect_tf(src(off, 2 + len), tree, 6, found)
                 found = true
             end
-            if not whole then return end
             off = off + 2 + len
         end
     end
@@ -324,6 +445,7 @@ local phases = {
 }
 local offload_ops = { [1] = "sum", [2] = "max", [3] = "min", [4] = "product" }
 local offload_decisions = { [0] = "host", [1] = "offload to the in-network reducer" }
+local FRAGMENT_MAX_SLICES = 8
 
 local gm = {
     option = ProtoField.bytes("intellinode.geneve.option", "Option"),
@@ -393,9 +515,6 @@ local gm_ex = {
     unknown_type = ProtoExpert.new("intellinode.geneve.unknown_type",
         "unknown non-critical IntelliNode option: covered by the MAC, otherwise ignored",
         expert.group.UNDECODED, expert.severity.NOTE),
-    plan = ProtoExpert.new("intellinode.geneve.fragment.plan",
-        "slice_count above 8, the most the planner uses (tensor::plan::MAX_SLICES)",
-        expert.group.PROTOCOL, expert.severity.WARN),
 }
 p_meta.experts = gm_ex
 
@@ -416,15 +535,14 @@ decode[OPT.FRAGMENT] = function(d, t)
     t:add(gm.frag_path, d(7, 1))
     t:add(gm.frag_stream_seq, d(8, 4))
     local i, n = d(4, 1):uint(), d(5, 1):uint()
-    if n == 0 then
-        bad_value(cnt, "slice_count", n)
-    elseif i >= n then
-        bad_value(idx, "slice_index", i)
-    elseif n > 8 then
-        cnt:add_proto_expert_info(gm_ex.plan)
-    end
+    -- §7.3: slice_count 1 to 8 (tensor::plan::MAX_SLICES), slice_index
+    -- below it; each broken rule is reported. With slice_count 0 there is
+    -- no index to be below, so only the count is.
+    if n == 0 or n > FRAGMENT_MAX_SLICES then bad_value(cnt, "slice_count", n) end
+    if n > 0 and i >= n then bad_value(idx, "slice_index", i) end
+    -- LAST is bit 0 alone; the other flag bits are undefined and ignored.
     return string.format("message %d, slice %d of %d, stream seq %d%s", d(0, 4):uint(), i, n,
-        d(8, 4):uint(), low(d(6, 1):uint(), 2) == 1 and ", last" or "")
+        d(8, 4):uint(), low(d(6, 1):uint(), 1) == 1 and ", last" or "")
 end
 
 decode[OPT.TENSOR_TYPE] = function(d, t)
@@ -487,24 +605,37 @@ decode[OPT.MAC] = function(d, t)
     return "key " .. d(0, 1):uint()
 end
 
--- §7.2/§7.3: walks one Geneve header's options area like
+-- §7.2/§7.3/§7.5: walks one Geneve header's options area like
 -- MetadataRepr::parse_verified's structural pass, minus the MAC check.
 -- Returns the names of the IntelliNode options found (for the Info column).
+--
+-- The IntelliNode subtree is added for every Geneve header, even one
+-- without a single class-0xFF49 option (or with no options at all): the
+-- receiver runs parse_verified on the options of every overlay frame, so
+-- such a frame is counted as meta.missing_mac, and meta.truncated is
+-- counted for an option of any class that runs past the area. Those
+-- errors belong to the frame's options area rather than to any one
+-- IntelliNode option, so they are raised on this subtree, which covers
+-- the area (or the Geneve header when the area is empty), i.e. on the
+-- Geneve frame, and `intellinode.geneve.missing_mac` finds exactly the
+-- frames the counter counts.
 local function dissect_geneve(src, hdr, tree)
     if hdr + 8 > src:len() then return nil end
     local area = hdr + 8
     local stop = area + low(src(hdr, 1):uint(), 6) * 4
-    local t, names, seen, mac_seen, truncated = nil, {}, {}, false, false
-    local function subtree()
-        if t == nil then
-            t = tree:add(p_meta, src(area, math.min(stop, src:len()) - area))
-        end
-        return t
+    local names, seen, mac_seen, truncated = {}, {}, false, false
+    local shown = math.min(stop, src:len()) - area
+    local t
+    if shown > 0 then
+        t = tree:add(p_meta, src(area, shown))
+    else
+        t = tree:add(p_meta, src(hdr, 8))
+        t:append_text(" (no Geneve options)")
     end
     local off = area
     while off < stop do
         if off + 4 > stop or off + 4 > src:len() then
-            if t then t:add_proto_expert_info(gm_ex.truncated, "meta.truncated: an option header runs past the options area") end
+            t:add_proto_expert_info(gm_ex.truncated, "meta.truncated: an option header runs past the options area")
             truncated = true
             break
         end
@@ -514,7 +645,7 @@ local function dissect_geneve(src, hdr, tree)
         local whole = off + 4 + dlen <= stop and off + 4 + dlen <= src:len()
         if class == GENEVE_CLASS then
             local name = opt_names[ty] or string.format("0x%02X", ty)
-            local o = subtree():add(gm.option, src(off, whole and 4 + dlen or math.min(stop, src:len()) - off))
+            local o = t:add(gm.option, src(off, whole and 4 + dlen or math.min(stop, src:len()) - off))
             o:add(gm.class, src(off, 2))
             o:add(gm.type, src(off + 2, 1))
             o:add(gm.critical, src(off + 2, 1))
@@ -523,6 +654,7 @@ local function dissect_geneve(src, hdr, tree)
             if not whole then
                 o:add_proto_expert_info(gm_ex.truncated, "meta.truncated: the option runs past the options area")
                 o:set_text(name .. " (truncated)")
+                names[#names + 1] = name
                 truncated = true
                 break
             end
@@ -555,9 +687,9 @@ local function dissect_geneve(src, hdr, tree)
             if ty == OPT.MAC then mac_seen = true end
             o:set_text(string.format("%s (0x%02X): %s", name, ty, summary))
             names[#names + 1] = name
-        end
-        if not whole then
-            if t then t:add_proto_expert_info(gm_ex.truncated, "meta.truncated: an option runs past the options area") end
+        elseif not whole then
+            t:add_proto_expert_info(gm_ex.truncated, string.format(
+                "meta.truncated: an option of class 0x%04X runs past the options area", class))
             truncated = true
             break
         end
@@ -565,15 +697,42 @@ local function dissect_geneve(src, hdr, tree)
     end
     -- The receiver stops at the first structural error, so a MAC lost in
     -- a truncated area is not reported as missing on top of it.
-    if t and not mac_seen and not truncated then
+    if not mac_seen and not truncated then
         t:add_proto_expert_info(gm_ex.missing_mac, "meta.missing_mac: no MAC option, the metadata is unauthenticated")
     end
-    if t then t:append_text(": " .. table.concat(names, ", ")) end
-    return t and names or nil
+    if #names > 0 then t:append_text(": " .. table.concat(names, ", ")) end
+    return names
 end
 
 ---------------------------------------------------------------------------
--- The postdissector: IPv6 Hop-by-Hop and Geneve
+-- §1 Latency stamp
+---------------------------------------------------------------------------
+
+local p_stamp = Proto("intellinode.stamp", "IntelliNode Latency Stamp")
+local STAMP_LEN, STAMP_MAGIC = 16, 0x494E4C54 -- "INLT"
+local st = {
+    magic = ProtoField.uint32("intellinode.stamp.magic", "Magic", base.HEX),
+    seq = ProtoField.uint32("intellinode.stamp.seq", "Sequence", base.DEC),
+    tsc = ProtoField.uint64("intellinode.stamp.tsc", "TSC at transmit", base.DEC),
+}
+p_stamp.fields = st
+
+-- pktgen::send::Stamp::from_tail: the last 16 bytes of the frame, when
+-- they start with the magic; anything else is an unstamped frame.
+local function dissect_stamp(tvb, pinfo, tree)
+    local n = tvb:len()
+    if n < STAMP_LEN or tvb(n - STAMP_LEN, 4):uint() ~= STAMP_MAGIC then return end
+    local r = tvb(n - STAMP_LEN, STAMP_LEN)
+    local t = tree:add(p_stamp, r)
+    t:add(st.magic, r(0, 4)):append_text(' ("INLT")')
+    t:add(st.seq, r(4, 4))
+    t:add(st.tsc, r(8, 8))
+    t:append_text(string.format(", seq %d, TSC %s", r(4, 4):uint(), tostring(r(8, 8):uint64())))
+    pinfo.cols.info:append(string.format(" [INLT seq %d]", r(4, 4):uint()))
+end
+
+---------------------------------------------------------------------------
+-- The postdissector: IPv4 options, IPv6 Hop-by-Hop, Geneve, latency stamp
 ---------------------------------------------------------------------------
 
 local p_post = Proto("intellinode", "IntelliNode")
@@ -581,17 +740,23 @@ local f_hbh = Field.new("ipv6.hopopts.nxt")
 local f_geneve = Field.new("geneve.version")
 
 function p_post.dissector(tvb, pinfo, tree)
+    local decoded = ipv4_decoded.frame == pinfo.number and ipv4_decoded.at or {}
+    ipv4_decoded.frame, ipv4_decoded.at = nil, {}
+    for _, fi in ipairs({ f_ip_hdr_len() }) do
+        if fi.source then walk_ipv4(fi.source, fi.offset, tree, decoded) end
+    end
     for _, fi in ipairs({ f_hbh() }) do
         if fi.source then dissect_hbh(fi.source, fi.offset, tree) end
     end
     for _, fi in ipairs({ f_geneve() }) do
         if fi.source then
             local names = dissect_geneve(fi.source, fi.offset, tree)
-            if names then
+            if names and #names > 0 then
                 pinfo.cols.info:append(" [IntelliNode " .. table.concat(names, " ") .. "]")
             end
         end
     end
+    dissect_stamp(tvb, pinfo, tree)
 end
 
 register_postdissector(p_post)
@@ -654,7 +819,9 @@ function p_incp.dissector(tvb, pinfo, tree)
         return n
     end
     local flags = tvb(5, 1):uint()
-    local reply = low(flags, 2) == 1
+    -- REPLY is bit 0 alone: flags 0x03 is a reply with an undefined flag
+    -- (malformed_header below), not a request.
+    local reply = low(flags, 1) == 1
     local ft = t:add(incp.flags, tvb(5, 1))
     ft:add(incp.reply, tvb(5, 1))
     ft:add(incp.flags_unknown, tvb(5, 1))
@@ -768,6 +935,150 @@ function p_probe.dissector(tvb, pinfo, tree)
 end
 
 ---------------------------------------------------------------------------
+-- §8 UDP inference datagrams (INUD)
+---------------------------------------------------------------------------
+
+local p_inud = Proto("intellinode.inud", "IntelliNode UDP Inference Datagram")
+local INUD_HEADER, INUD_TOKENS_HEADER, INUD_MAX = 16, 24, 1400
+local INUD_REQUEST, INUD_TOKENS, INUD_ERROR = 1, 2, 3
+
+local inud_kinds = { [1] = "request", [2] = "tokens", [3] = "error" }
+local ud = {
+    magic = ProtoField.string("intellinode.inud.magic", "Magic"),
+    version = ProtoField.uint8("intellinode.inud.version", "Version", base.DEC),
+    kind = ProtoField.uint8("intellinode.inud.kind", "Kind", base.DEC, inud_kinds),
+    flags = ProtoField.uint16("intellinode.inud.flags", "Flags", base.HEX),
+    last = ProtoField.bool("intellinode.inud.flags.last", "LAST (the answer's final datagram)", 16, nil, 0x0001),
+    request_id = ProtoField.uint64("intellinode.inud.request_id", "Request id", base.DEC),
+    body = ProtoField.string("intellinode.inud.body", "Request body (OpenAI chat-completions JSON)"),
+    body_len = ProtoField.uint32("intellinode.inud.body_len", "Body length", base.DEC),
+    seq = ProtoField.uint32("intellinode.inud.seq", "Sequence number", base.DEC),
+    count = ProtoField.uint16("intellinode.inud.count", "Token count", base.DEC),
+    reserved = ProtoField.uint16("intellinode.inud.reserved", "Reserved", base.HEX),
+    text = ProtoField.string("intellinode.inud.text", "Tokens' text"),
+    message = ProtoField.string("intellinode.inud.message", "Error message"),
+}
+p_inud.fields = ud
+
+-- §8.5: what the server ignores and counts as udp_malformed, as far as one
+-- datagram shows it (whether a tokens or error datagram went *to* the
+-- server depends on who the server is); §8.4: a request over 1400 bytes
+-- is answered with an error and counted as udp_oversize, any other
+-- datagram over 1400 bytes is udp_malformed.
+local function inud_expert(name, text)
+    return ProtoExpert.new("intellinode.inud." .. name, text, expert.group.MALFORMED, expert.severity.ERROR)
+end
+local ud_ex = {
+    truncated = inud_expert("truncated", "udp_malformed: shorter than its fixed part"),
+    bad_version = inud_expert("bad_version", "udp_malformed: version other than 1"),
+    unknown_kind = inud_expert("unknown_kind", "udp_malformed: unknown kind"),
+    empty_request = inud_expert("empty_request", "udp_malformed: a request without a body"),
+    oversize = inud_expert("oversize", "over 1400 bytes"),
+}
+p_inud.experts = ud_ex
+
+-- The request body is JSON: shown through Wireshark's JSON dissector too,
+-- when the build has one.
+local json_ok, json_dissector = pcall(Dissector.get, "json")
+if not json_ok then json_dissector = nil end
+
+local function utf8_field(t, field, range)
+    t:add_packet_field(field, range, ENC_UTF_8)
+end
+
+-- Claims any UDP payload that starts with the magic, whatever its version,
+-- so that a bad version or a short datagram is shown with its error; the
+-- four bytes "INUD" are specific enough on their own.
+local function dissect_inud(tvb, pinfo, tree)
+    local n = tvb:len()
+    if n < 4 or tvb(0, 4):string() ~= "INUD" then return 0 end
+    pinfo.cols.protocol = "INUD"
+    local t = tree:add(p_inud, tvb())
+    t:add(ud.magic, tvb(0, 4))
+    local problems = {}
+    local function flag(item, ex, text)
+        item:add_proto_expert_info(ex, text)
+        problems[#problems + 1] = text
+    end
+    if n < INUD_HEADER then
+        flag(t, ud_ex.truncated, string.format(
+            "udp_malformed: %d bytes, shorter than the %d-byte header", n, INUD_HEADER))
+    end
+    local version = n >= 5 and tvb(4, 1):uint() or nil
+    if version then
+        local vi = t:add(ud.version, tvb(4, 1))
+        if version ~= 1 then
+            flag(vi, ud_ex.bad_version, string.format("udp_malformed: version %d, only 1 is defined", version))
+        end
+    end
+    local kind = n >= 6 and tvb(5, 1):uint() or nil
+    if kind then
+        local ki = t:add(ud.kind, tvb(5, 1))
+        if inud_kinds[kind] == nil then
+            flag(ki, ud_ex.unknown_kind, string.format("udp_malformed: unknown kind %d", kind))
+        end
+    end
+    local what = kind and (inud_kinds[kind] or ("kind " .. kind)) or "datagram"
+    if n < INUD_HEADER or version ~= 1 then
+        -- Nothing after the version is trusted (emulator::datagram::decode).
+        pinfo.cols.info = string.format("INUD %s, %d bytes (%s)", what, n, table.concat(problems, "; "))
+        return n
+    end
+    local fi = t:add(ud.flags, tvb(6, 2))
+    if kind == INUD_TOKENS then fi:add(ud.last, tvb(6, 2)) end
+    t:add(ud.request_id, tvb(8, 8))
+    local id = tostring(tvb(8, 8):uint64())
+    local detail = ""
+    if kind == INUD_REQUEST then
+        if n == INUD_HEADER then
+            flag(t, ud_ex.empty_request, "udp_malformed: a request without a body")
+            t:add(ud.body_len, 0):set_generated()
+        else
+            local body = tvb(INUD_HEADER)
+            utf8_field(t, ud.body, body)
+            t:add(ud.body_len, body, n - INUD_HEADER):set_generated()
+            if json_dissector then
+                pcall(function() json_dissector:call(body:tvb(), pinfo, t) end)
+                pinfo.cols.protocol = "INUD"
+            end
+            detail = string.format(", %d bytes of JSON", n - INUD_HEADER)
+        end
+    elseif kind == INUD_TOKENS then
+        if n < INUD_TOKENS_HEADER then
+            flag(t, ud_ex.truncated, string.format(
+                "udp_malformed: %d bytes, shorter than the %d-byte fixed part of a tokens datagram",
+                n, INUD_TOKENS_HEADER))
+        else
+            t:add(ud.seq, tvb(16, 4))
+            t:add(ud.count, tvb(20, 2))
+            t:add(ud.reserved, tvb(22, 2))
+            if n > INUD_TOKENS_HEADER then utf8_field(t, ud.text, tvb(INUD_TOKENS_HEADER)) end
+            detail = string.format(" seq=%d count=%d%s", tvb(16, 4):uint(), tvb(20, 2):uint(),
+                low(tvb(6, 2):uint(), 1) == 1 and " LAST" or "")
+        end
+    elseif kind == INUD_ERROR then
+        if n > INUD_HEADER then utf8_field(t, ud.message, tvb(INUD_HEADER)) end
+    end
+    if n > INUD_MAX then
+        flag(t, ud_ex.oversize, kind == INUD_REQUEST
+            and string.format("udp_oversize: a request of %d bytes, over %d; the server answers with an error datagram", n, INUD_MAX)
+            or string.format("udp_malformed: %d bytes, over %d", n, INUD_MAX))
+    end
+    t:append_text(string.format(", %s, request id %s", what, id))
+    pinfo.cols.info = string.format("INUD %s id=%s%s%s", what, id, detail,
+        #problems > 0 and (" (" .. table.concat(problems, "; ") .. ")") or "")
+    return n
+end
+
+function p_inud.dissector(tvb, pinfo, tree)
+    return dissect_inud(tvb, pinfo, tree)
+end
+
+p_inud:register_heuristic("udp", function(tvb, pinfo, tree)
+    return dissect_inud(tvb, pinfo, tree) > 0
+end)
+
+---------------------------------------------------------------------------
 -- Ports
 ---------------------------------------------------------------------------
 
@@ -789,3 +1100,5 @@ p_incp.prefs_changed = function() register_port(p_incp) end
 p_probe.prefs_changed = function() register_port(p_probe) end
 register_port(p_incp)
 register_port(p_probe)
+-- INUD has no port of its own; Decode As offers it for any.
+udp_port:add_for_decode_as(p_inud)

@@ -30,12 +30,14 @@ use control::{
     ReceiverConfig, Roles, Sender, Unit,
 };
 use intellinode_tests::*;
+use pktgen::send::Stamp;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tensor::encap::{encap_len, write_encap, OverlayEndpoint};
 use tensor::metadata::{
-    ComputeCapabilityTlv, Fragment, MetadataKey, MetadataRepr, OffloadDecision, OffloadDecisionTlv,
-    OffloadOp, PathPredictionTlv, TensorTlv, TrainingPhase, TrainingPhaseTlv, OPTION_CLASS,
+    flow_key_bytes, ComputeCapabilityTlv, Fragment, MetadataKey, MetadataKeys, MetadataRepr,
+    OffloadDecision, OffloadDecisionTlv, OffloadOp, PathPredictionTlv, TensorTlv, TrainingPhase,
+    TrainingPhaseTlv, OPTION_CLASS,
 };
 use tensor::TensorType;
 
@@ -118,6 +120,32 @@ fn dissect(pcap: &Path, fields: &[&str]) -> Vec<Row> {
         "Lua error while dissecting:\n{tree}"
     );
     rows
+}
+
+/// The `-V` tree of every frame, in order (the summaries the dissector
+/// writes with `set_text` are only there).
+fn trees(pcap: &Path) -> Vec<String> {
+    let lua = format!("lua_script:{}", dissector().display());
+    let out = Command::new(tshark())
+        .args(["-n", "-V", "-r"])
+        .arg(pcap)
+        .args(["-X", &lua])
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn tshark");
+    assert!(out.status.success(), "tshark -V failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut frames: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("Frame ") {
+            frames.push(String::new());
+        }
+        if let Some(f) = frames.last_mut() {
+            f.push_str(line);
+            f.push('\n');
+        }
+    }
+    frames
 }
 
 /// `row[field]`, failing with the whole row when absent.
@@ -376,6 +404,70 @@ fn worked_example_and_malformed_tlvs() {
         with_id(0x2477_1001_8801_6789),
         with_id(0x2004_0100_c000_0001),
     ];
+    // From here on, frames the receiver's scan (§5.5) judges; each row of
+    // `judged` is the frame and the dissector's expected experts.
+    let tlv_at = |before: &[u8], after: &[u8]| [before, &v4_area[..], after].concat();
+    let hbh_with = |opts: &[u8]| {
+        let mut h = vec![0x11, 0x01];
+        h.extend_from_slice(opts);
+        assert_eq!(h.len(), 16);
+        udp6_hbh(&h, body)
+    };
+    let light_opt = &hbh[4..];
+    let judged: Vec<(Vec<u8>, Vec<&str>)> = vec![
+        // 9: urgency immediate (3) with X set: X is bit 29 alone.
+        (with_id(0x1004_0100_e000_0000), vec![]),
+        // 10-13: our type, not framable: length past the area, type byte
+        // last, length 1, length 0.
+        (
+            with_v4(&[0x9e, 0x28, 0x80, 0, 0x10, 4, 1, 0, 0xc0, 0, 0, 0]),
+            vec!["intellinode.tf.truncated"],
+        ),
+        (with_v4(&[1, 1, 1, 0x9e]), vec!["intellinode.tf.truncated"]),
+        (with_v4(&[0x9e, 1, 0, 0]), vec!["intellinode.tf.truncated"]),
+        (with_v4(&[0x1e, 0, 0, 0]), vec!["intellinode.tf.truncated"]),
+        // 14: another type that cannot be framed, before ours.
+        (
+            with_v4(&tlv_at(&[0x44, 0x30, 0, 0], &[])),
+            vec!["intellinode.tf.option_framing"],
+        ),
+        // 15: a good TLV, then a second of our type that cannot be framed.
+        (
+            with_v4(&tlv_at(&[], &[0x9e, 1, 0, 0])),
+            vec!["intellinode.tf.duplicate", "intellinode.tf.truncated"],
+        ),
+        // 16: a good TLV behind a Router Alert of the wrong length, which
+        // is framed (§5.5) but makes Wireshark's option parser give up.
+        (with_v4(&tlv_at(&[0x94, 0x02, 1, 1], &[])), vec![]),
+        // 17: behind End of Option List: not read.
+        (with_v4(&tlv_at(&[0, 1, 1, 1], &[])), vec![]),
+        // 18: framed with length 10 in IPv4: bad_length, reported once.
+        (
+            with_v4(&[
+                0x9e, 0x0a, 0x80, 0, 0x10, 4, 1, 0, 0xc0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+            vec!["intellinode.tf.bad_length"],
+        ),
+        // 19: IPv6, Opt Data Len 20 in a 16-byte header: truncated, not
+        // bad_length.
+        (
+            hbh_with(&[1, 0, 0x1e, 0x14, 0x80, 0, 0x10, 4, 1, 0, 0xc0, 0, 0, 0]),
+            vec!["intellinode.tf.truncated"],
+        ),
+        // 20: IPv6, another type running past the header before ours.
+        (
+            hbh_with(&[
+                0x3e, 0x20, 0x1e, 0x0a, 0x80, 0, 0x10, 4, 1, 0, 0xc0, 0, 0, 0,
+            ]),
+            vec!["intellinode.tf.option_framing"],
+        ),
+        // 21: IPv6, the same after ours: the result stays what ours gave.
+        (hbh_with(&[light_opt, &[0x3e, 0x05]].concat()), vec![]),
+    ];
+    let frames: Vec<Vec<u8>> = frames
+        .into_iter()
+        .chain(judged.iter().map(|(f, _)| f.clone()))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("tlv.pcap");
     write_frames(&pcap, &frames);
@@ -386,8 +478,14 @@ fn worked_example_and_malformed_tlvs() {
         "intellinode.tf.duplicate",
         "intellinode.tf.bad_length",
         "intellinode.tf.bad_prefix",
+        "intellinode.tf.truncated",
+        "intellinode.tf.option_framing",
     ];
-    let prefix_fields = ["intellinode.tf.prefix_tokens", "intellinode.tf.prefix_hash"];
+    let prefix_fields = [
+        "intellinode.tf.prefix_tokens",
+        "intellinode.tf.prefix_hash",
+        "_ws.expert.message",
+    ];
     let fields: Vec<&str> = TF_FIELDS
         .iter()
         .chain(&errors)
@@ -438,6 +536,80 @@ fn worked_example_and_malformed_tlvs() {
     assert_eq!(get(&rows[7], "intellinode.tf.prefix_tokens"), "2048");
     assert_eq!(num(&rows[7], "intellinode.tf.prefix_hash"), 0x1_6789);
     assert_eq!(raised(&rows[8]), ["intellinode.tf.bad_prefix"]);
+
+    // The expert texts are the receiver's codes (TlvMalformed::code).
+    for (i, code) in [
+        (2, "token_tlv.unknown_version"),
+        (3, "token_tlv.reserved_task"),
+        (4, "token_tlv.reserved_bits"),
+    ] {
+        let msg = get(&rows[i], "_ws.expert.message");
+        assert!(msg.starts_with(code), "{code}: {msg}");
+    }
+    assert!(rows
+        .iter()
+        .all(|r| !r["_ws.expert.message"].contains("token_feature.")));
+
+    let trees = trees(&pcap);
+    assert_eq!(trees.len(), frames.len());
+    for (i, (frame, want)) in judged.iter().enumerate() {
+        let row = &rows[9 + i];
+        assert_eq!(raised(row), *want, "frame {}: {row:?}", 10 + i);
+        // Each code the dissector raises is the one the receiver counts
+        // (a malformed second TLV is also shown with its own fault).
+        let parsed = parse(frame).expect("test frames parse");
+        match find_token_feature(frame, &parsed) {
+            TlvLookup::Malformed(m) => {
+                let field = m.code().replace("token_tlv.", "intellinode.tf.");
+                assert!(
+                    want.contains(&field.as_str()),
+                    "frame {}: receiver says {}",
+                    10 + i,
+                    m.code()
+                );
+            }
+            _ => assert!(want.is_empty(), "frame {}: receiver accepts it", 10 + i),
+        }
+        for code in want {
+            let text = code.replace("intellinode.tf.", "token_tlv.");
+            assert!(get(row, "_ws.expert.message").contains(&text), "{row:?}");
+        }
+    }
+    let r = &rows[9];
+    assert_eq!(get(r, "intellinode.tf.urgency"), "3");
+    assert_eq!(get(r, "intellinode.tf.explicit_urgency"), "1");
+    assert!(
+        trees[9].contains("urgency immediate (explicit)"),
+        "{}",
+        trees[9]
+    );
+    for r in &rows[10..14] {
+        assert_eq!(
+            r["intellinode.tf.id"], "",
+            "a truncated TLV is not decoded: {r:?}"
+        );
+        assert_eq!(get(r, "intellinode.tf.carrier"), "4");
+    }
+    assert_eq!(
+        rows[14]["intellinode.tf.type"], "",
+        "the TLV behind is not reached"
+    );
+    assert_eq!(get(&rows[15], "intellinode.tf.prompt_tokens"), "4");
+    assert_eq!(get(&rows[15], "intellinode.tf.type"), "0x9e,0x9e");
+    assert_tlv(&rows[16], 4, true, light.feature_id);
+    assert_eq!(
+        rows[17]["intellinode.tf.type"], "",
+        "nothing after End of Option List"
+    );
+    assert_eq!(
+        get(&rows[18], "intellinode.tf.bad_length"),
+        "1",
+        "reported once"
+    );
+    assert_eq!(get(&rows[18], "intellinode.tf.type"), "0x9e");
+    assert_eq!(get(&rows[19], "intellinode.tf.carrier"), "6");
+    assert_eq!(rows[20]["intellinode.tf.type"], "");
+    assert_tlv(&rows[21], 6, true, light.feature_id);
 }
 
 /// Adds Geneve options in front of and behind an overlay frame's own
@@ -445,13 +617,17 @@ fn worked_example_and_malformed_tlvs() {
 /// (the overlay's UDP checksum is 0).
 fn splice_options(frame: &[u8], before: &[u8], after: &[u8]) -> Vec<u8> {
     let opt_len = usize::from(frame[42] & 0x3f) * 4;
+    replace_options(frame, &[before, &frame[50..50 + opt_len], after].concat())
+}
+
+/// An overlay frame with its Geneve options area replaced by `options`,
+/// lengths and the IPv4 checksum fixed as in [`splice_options`].
+fn replace_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    let opt_len = usize::from(frame[42] & 0x3f) * 4;
     let mut f = frame[..50].to_vec();
-    f.extend_from_slice(before);
-    f.extend_from_slice(&frame[50..50 + opt_len]);
-    f.extend_from_slice(after);
+    f.extend_from_slice(options);
     f.extend_from_slice(&frame[50 + opt_len..]);
-    let new_opt_len = opt_len + before.len() + after.len();
-    f[42] = (f[42] & 0xc0) | (new_opt_len / 4) as u8;
+    f[42] = (f[42] & 0xc0) | (options.len() / 4) as u8;
     let ip_total = (f.len() - 14) as u16;
     f[16..18].copy_from_slice(&ip_total.to_be_bytes());
     f[38..40].copy_from_slice(&(ip_total - 20).to_be_bytes());
@@ -542,7 +718,61 @@ fn geneve_metadata_options_are_named_and_decoded() {
     let c = splice_options(&b, &foreign, &late);
     // A second TENSOR_TYPE, after the MAC too.
     let d = splice_options(&a, &[], &late);
-    let frames = vec![a.clone(), b.clone(), c, d];
+
+    // Options written by hand, §7.3, each set with a MAC option that
+    // verifies (§7.4), so the receiver gets as far as the fields.
+    let class = OPTION_CLASS.to_be_bytes();
+    let option = |ty: u8, data: &[u8]| {
+        assert_eq!(data.len() % 4, 0);
+        [&class[..], &[ty, (data.len() / 4) as u8], data].concat()
+    };
+    let sealed = |options: &[u8]| {
+        let tag = key.cmac(&[&flow_key_bytes(&flow)[..], options].concat());
+        let mac = option(0xff, &[&[key.id(), 0, 0, 0][..], &tag].concat());
+        [options, &mac].concat()
+    };
+    let fragment = |index: u8, count: u8, flags: u8| {
+        option(
+            0x81,
+            &[
+                &[0, 0, 0, 9, index, count, flags, 1][..],
+                &7u32.to_be_bytes(),
+            ]
+            .concat(),
+        )
+    };
+    let tensor = option(0x02, &[1, 0, 0, 0, 0, 0, 0, 0]);
+    // Another Geneve user's option whose length runs past the area.
+    let foreign_cut = [0x01, 0x03, 0x00, 0x03, 0xde, 0xad, 0xbe, 0xef];
+    let judged: Vec<(Vec<u8>, Vec<&str>)> = vec![
+        // 5-7: FRAGMENT's slice_count above 8 (with a good index, then
+        // with an index not below it either), and 0.
+        (sealed(&fragment(2, 9, 0x00)), vec!["bad_value"]),
+        (sealed(&fragment(9, 9, 0x03)), vec!["bad_value"]),
+        (sealed(&fragment(0, 0, 0x00)), vec!["bad_value"]),
+        // 8-9: no IntelliNode option at all: no options, a foreign one.
+        (vec![], vec!["missing_mac"]),
+        (foreign.to_vec(), vec!["missing_mac"]),
+        // 10-11: an option of another class running past the area, alone
+        // and after a sealed set.
+        (foreign_cut.to_vec(), vec!["truncated"]),
+        (
+            [sealed(&tensor), foreign_cut.to_vec()].concat(),
+            vec!["truncated"],
+        ),
+    ];
+    let mut keys = MetadataKeys::new();
+    keys.insert(key.clone()).unwrap();
+    for (options, want) in &judged {
+        let code = MetadataRepr::parse_verified(options, &flow, &keys)
+            .expect_err("every judged frame is refused")
+            .code();
+        assert_eq!(format!("meta.{}", want[0]), code, "the receiver's code");
+    }
+    let frames: Vec<Vec<u8>> = [a.clone(), b.clone(), c, d]
+        .into_iter()
+        .chain(judged.iter().map(|(o, _)| replace_options(&a, o)))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("geneve.pcap");
     write_frames(&pcap, &frames);
@@ -582,10 +812,11 @@ fn geneve_metadata_options_are_named_and_decoded() {
         "intellinode.geneve.missing_mac",
         "intellinode.geneve.bad_length",
         "intellinode.geneve.truncated",
+        "intellinode.geneve.bad_value",
         "udp.dstport",
     ];
     let rows = dissect(&pcap, &fields);
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), frames.len());
     let (ra, rb, rc, rd) = (&rows[0], &rows[1], &rows[2], &rows[3]);
 
     for row in [ra, rb] {
@@ -596,6 +827,7 @@ fn geneve_metadata_options_are_named_and_decoded() {
             "missing_mac",
             "bad_length",
             "truncated",
+            "bad_value",
         ] {
             assert_eq!(row[&format!("intellinode.geneve.{e}")], "", "{e}: {row:?}");
         }
@@ -679,6 +911,44 @@ fn geneve_metadata_options_are_named_and_decoded() {
     );
     assert_eq!(get(rd, "intellinode.geneve.duplicate"), "1");
     assert_eq!(get(rd, "intellinode.geneve.mac_not_last"), "1");
+
+    let errors = [
+        "mac_not_last",
+        "duplicate",
+        "missing_mac",
+        "bad_length",
+        "truncated",
+        "bad_value",
+    ];
+    let trees = trees(&pcap);
+    for (i, (_, want)) in judged.iter().enumerate() {
+        let row = &rows[4 + i];
+        let raised: Vec<&str> = errors
+            .iter()
+            .copied()
+            .filter(|e| !row[&format!("intellinode.geneve.{e}")].is_empty())
+            .collect();
+        assert_eq!(raised, *want, "frame {}: {row:?}", 5 + i);
+        assert_eq!(num(row, "geneve.vni"), 0xab_cdef);
+    }
+    assert_eq!(get(&rows[4], "intellinode.geneve.bad_value"), "1");
+    assert_eq!(num(&rows[4], "intellinode.geneve.fragment.slice_count"), 9);
+    assert_eq!(
+        get(&rows[5], "intellinode.geneve.bad_value"),
+        "1,1",
+        "slice_count and slice_index"
+    );
+    // LAST is bit 0 alone: flags 0x03 is the last packet.
+    assert_eq!(num(&rows[5], "intellinode.geneve.fragment.last"), 1);
+    assert!(trees[5].contains("stream seq 7, last"), "{}", trees[5]);
+    assert!(!trees[4].contains("stream seq 7, last"));
+    assert_eq!(get(&rows[6], "intellinode.geneve.bad_value"), "1");
+    assert_eq!(rows[7]["intellinode.geneve.option.type"], "");
+    assert_eq!(rows[8]["intellinode.geneve.option.type"], "");
+    assert_eq!(
+        get(&rows[10], "intellinode.geneve.option.type"),
+        "0x02,0xff"
+    );
 }
 
 #[test]
@@ -735,6 +1005,9 @@ fn control_datagrams_show_their_cleartext_header() {
         .unwrap();
     let mut bad_flags = state.clone();
     bad_flags[5] = 0x80;
+    // REPLY (bit 0) with an undefined flag: a reply, and malformed.
+    let mut reply_and_more = reply.clone();
+    reply_and_more[5] = 0x03;
     let port = control::DEFAULT_PORT;
     let (client, appliance) = (Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 1));
     let to = |d: &[u8]| udp4(client, appliance, (40000, port), &[], d);
@@ -745,6 +1018,7 @@ fn control_datagrams_show_their_cleartext_header() {
         to(&bad_flags),
         to(&state[..50]),
         to(b"not the control protocol at all, only the same port"),
+        udp4(appliance, client, (port, 40000), &[], &reply_and_more),
     ];
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("incp.pcap");
@@ -808,6 +1082,200 @@ fn control_datagrams_show_their_cleartext_header() {
         "another protocol on the port is left alone"
     );
     assert_ne!(rows[5]["_ws.col.Protocol"], "INCP");
+    assert_eq!(num(&rows[6], "intellinode.incp.flags.reply"), 1);
+    assert!(
+        get(&rows[6], "_ws.col.Info").starts_with("INCP reply"),
+        "{:?}",
+        rows[6]
+    );
+    assert_eq!(get(&rows[6], "intellinode.incp.malformed_header"), "1");
+}
+
+/// Builds an INUD datagram (docs/wire-format.md §8.1) by hand: the
+/// emulator crate that encodes them is not a dependency of these tests.
+fn inud(version: u8, kind: u8, flags: u16, id: u64, rest: &[u8]) -> Vec<u8> {
+    let mut d = b"INUD".to_vec();
+    d.push(version);
+    d.push(kind);
+    d.extend_from_slice(&flags.to_be_bytes());
+    d.extend_from_slice(&id.to_be_bytes());
+    d.extend_from_slice(rest);
+    d
+}
+
+#[test]
+fn inference_datagrams_decode_on_any_port() {
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"turn on the light"}],"max_tokens":16}"#;
+    let tokens = |seq: u32, count: u16, text: &str| {
+        [
+            &seq.to_be_bytes()[..],
+            &count.to_be_bytes(),
+            &[0, 0],
+            text.as_bytes(),
+        ]
+        .concat()
+    };
+    let id = 0x0102_0304_0506_0708;
+    let datagrams: Vec<(Vec<u8>, Vec<&str>)> = vec![
+        // §8.2-8.4, well formed.
+        (inud(1, 1, 0, id, body), vec![]),
+        (inud(1, 2, 0, id, &tokens(0, 4, " a b c d")), vec![]),
+        (inud(1, 2, 1, id, &tokens(1, 2, " e f")), vec![]),
+        (inud(1, 3, 0, id, b"not OpenAI JSON"), vec![]),
+        // §8.5 udp_malformed, as one datagram shows them.
+        (b"INUD\x01\x01\x00".to_vec(), vec!["truncated"]),
+        (inud(2, 1, 0, id, body), vec!["bad_version"]),
+        (inud(1, 7, 0, id, b"x"), vec!["unknown_kind"]),
+        (inud(1, 1, 0, id, b""), vec!["empty_request"]),
+        (inud(1, 2, 0, id, &[0, 0, 0, 1]), vec!["truncated"]),
+        // Over 1400 bytes: a request (udp_oversize), tokens (udp_malformed).
+        (inud(1, 1, 0, id, &[b'x'; 1385]), vec!["oversize"]),
+        (
+            inud(1, 2, 0, id, &tokens(0, 1, &"y".repeat(1377))),
+            vec!["oversize"],
+        ),
+        // Exactly 1400 is allowed.
+        (inud(1, 1, 0, id, &[b'x'; 1384]), vec![]),
+        (b"INUX not ours".to_vec(), vec![]),
+    ];
+    let (agent, server) = (Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6));
+    let frames: Vec<Vec<u8>> = datagrams
+        .iter()
+        .enumerate()
+        .map(|(i, (d, _))| {
+            // Ports with no dissector of their own, several of them: the
+            // magic finds the protocol, not the port.
+            let port = [9000, 12345, 40404][i % 3];
+            udp4(agent, server, (40000, port), &[], d)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("inud.pcap");
+    write_frames(&pcap, &frames);
+    let errors = [
+        "truncated",
+        "bad_version",
+        "unknown_kind",
+        "empty_request",
+        "oversize",
+    ];
+    let mut fields = vec![
+        "_ws.col.Protocol",
+        "_ws.expert.message",
+        "intellinode.inud.magic",
+        "intellinode.inud.version",
+        "intellinode.inud.kind",
+        "intellinode.inud.flags",
+        "intellinode.inud.flags.last",
+        "intellinode.inud.request_id",
+        "intellinode.inud.body",
+        "intellinode.inud.seq",
+        "intellinode.inud.count",
+        "intellinode.inud.reserved",
+        "intellinode.inud.text",
+        "intellinode.inud.message",
+    ];
+    let error_fields: Vec<String> = errors
+        .iter()
+        .map(|e| format!("intellinode.inud.{e}"))
+        .collect();
+    fields.extend(error_fields.iter().map(String::as_str));
+    let rows = dissect(&pcap, &fields);
+    assert_eq!(rows.len(), frames.len());
+    for (i, (row, (_, want))) in rows.iter().zip(&datagrams).enumerate() {
+        let raised: Vec<&str> = errors
+            .iter()
+            .copied()
+            .filter(|e| !row[&format!("intellinode.inud.{e}")].is_empty())
+            .collect();
+        assert_eq!(raised, *want, "datagram {i}: {row:?}");
+        if i < datagrams.len() - 1 {
+            assert_eq!(get(row, "_ws.col.Protocol"), "INUD", "datagram {i}");
+            assert_eq!(get(row, "intellinode.inud.magic"), "INUD");
+        }
+    }
+    let r = &rows[0];
+    assert_eq!(num(r, "intellinode.inud.version"), 1);
+    assert_eq!(num(r, "intellinode.inud.kind"), 1);
+    assert_eq!(num(r, "intellinode.inud.request_id"), id);
+    assert_eq!(
+        get(r, "intellinode.inud.body"),
+        std::str::from_utf8(body).unwrap()
+    );
+    let r = &rows[1];
+    assert_eq!(num(r, "intellinode.inud.kind"), 2);
+    assert_eq!(num(r, "intellinode.inud.seq"), 0);
+    assert_eq!(num(r, "intellinode.inud.count"), 4);
+    assert_eq!(num(r, "intellinode.inud.reserved"), 0);
+    assert_eq!(num(r, "intellinode.inud.flags.last"), 0);
+    assert_eq!(get(r, "intellinode.inud.text"), " a b c d");
+    let r = &rows[2];
+    assert_eq!(num(r, "intellinode.inud.flags"), 1);
+    assert_eq!(num(r, "intellinode.inud.flags.last"), 1);
+    assert_eq!(num(r, "intellinode.inud.seq"), 1);
+    assert_eq!(num(r, "intellinode.inud.count"), 2);
+    let r = &rows[3];
+    assert_eq!(num(r, "intellinode.inud.kind"), 3);
+    assert_eq!(get(r, "intellinode.inud.message"), "not OpenAI JSON");
+    assert_eq!(num(&rows[5], "intellinode.inud.version"), 2);
+    assert_eq!(
+        rows[5]["intellinode.inud.body"], "",
+        "a bad version is not decoded"
+    );
+    for i in [4, 5, 6, 7, 8, 10] {
+        assert!(
+            get(&rows[i], "_ws.expert.message").contains("udp_malformed"),
+            "{:?}",
+            rows[i]
+        );
+    }
+    assert!(get(&rows[9], "_ws.expert.message").contains("udp_oversize"));
+    assert_eq!(rows[12]["intellinode.inud.magic"], "");
+}
+
+#[test]
+fn latency_stamps_decode_from_the_frame_tail() {
+    let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let plain = udp4(a, b, (1000, 2000), &[], b"payload");
+    let stamp = Stamp {
+        seq: 0xfffe_0001,
+        tsc: 0x0123_4567_89ab_cdef,
+    };
+    // As pktgen send transmits it: the stamp after the IP datagram.
+    let stamped = [&plain[..], &stamp.to_bytes()].concat();
+    assert_eq!(Stamp::from_tail(&stamped), Some(stamp));
+    // A frame that only has the magic earlier on is not stamped.
+    let not_at_end = [&stamp.to_bytes()[..], &[0u8; 4]].concat();
+    let elsewhere = udp4(a, b, (1000, 2000), &[], &not_at_end);
+    assert_eq!(Stamp::from_tail(&elsewhere), None);
+    let frames = vec![stamped, plain, elsewhere];
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("stamp.pcap");
+    write_frames(&pcap, &frames);
+    let rows = dissect(
+        &pcap,
+        &[
+            "intellinode.stamp.magic",
+            "intellinode.stamp.seq",
+            "intellinode.stamp.tsc",
+            "udp.length",
+        ],
+    );
+    assert_eq!(rows.len(), 3);
+    assert_eq!(num(&rows[0], "intellinode.stamp.magic"), 0x494e_4c54);
+    assert_eq!(num(&rows[0], "intellinode.stamp.seq"), 0xfffe_0001);
+    assert_eq!(
+        num(&rows[0], "intellinode.stamp.tsc"),
+        0x0123_4567_89ab_cdef
+    );
+    assert_eq!(
+        num(&rows[0], "udp.length"),
+        8 + 7,
+        "the datagram is unchanged"
+    );
+    for row in &rows[1..] {
+        assert_eq!(row["intellinode.stamp.magic"], "", "{row:?}");
+    }
 }
 
 #[test]
