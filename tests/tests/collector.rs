@@ -168,6 +168,32 @@ fn sglang(queue: u32, token_usage: f64, prompt_tokens: u32) -> String {
     )
 }
 
+/// Triton's TensorRT-LLM backend: the quantity in a label, the KV cache
+/// in blocks, and Triton's own per-model families beside it.
+fn triton_trtllm(waiting: u32, active: u32, used_blocks: u32) -> String {
+    let l = "model=\"tensorrt_llm\",version=\"1\"";
+    format!(
+        "# HELP nv_inference_pending_request_count Instantaneous number of pending requests awaiting execution per-model.\n\
+         # TYPE nv_inference_pending_request_count gauge\n\
+         nv_inference_pending_request_count{{model=\"ensemble\",version=\"1\"}} 0\n\
+         nv_inference_pending_request_count{{{l}}} 0\n\
+         # HELP nv_trt_llm_request_metrics TRT LLM request metrics\n\
+         # TYPE nv_trt_llm_request_metrics gauge\n\
+         nv_trt_llm_request_metrics{{{l},request_type=\"waiting\"}} {waiting}\n\
+         nv_trt_llm_request_metrics{{{l},request_type=\"context\"}} 1\n\
+         nv_trt_llm_request_metrics{{{l},request_type=\"scheduled\"}} {active}\n\
+         nv_trt_llm_request_metrics{{{l},request_type=\"max\"}} 64\n\
+         nv_trt_llm_request_metrics{{{l},request_type=\"active\"}} {active}\n\
+         # HELP nv_trt_llm_kv_cache_block_metrics TRT LLM KV cache block metrics\n\
+         # TYPE nv_trt_llm_kv_cache_block_metrics gauge\n\
+         nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"tokens_per\",{l}}} 64\n\
+         nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"used\",{l}}} {used_blocks}\n\
+         nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"free\",{l}}} {}\n\
+         nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"max\",{l}}} 1000\n",
+        1000 - used_blocks
+    )
+}
+
 fn trtllm(waiting: u32, kv: f64) -> String {
     format!(
         "# HELP trtllm_num_requests_waiting Number of requests waiting\n\
@@ -271,7 +297,7 @@ fn start_collector(cfg: &std::path::Path, stats: &std::path::Path) -> Child {
         .read_line(&mut line)
         .unwrap();
     assert!(
-        line.starts_with("collector: scraping 3 instances"),
+        line.starts_with("collector: scraping 4 instances"),
         "{line}"
     );
     child
@@ -312,6 +338,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     let vllm_server = Fixture::start(vllm(1, 0.1, 0, 10, 20.0, (1000, 600)));
     let sglang_server = Fixture::start(sglang(1, 0.1, 1000));
     let mut trt_server = Fixture::start(trtllm(1, 0.1));
+    let triton_server = Fixture::start(triton_trtllm(1, 2, 100));
     let collector_cfg = dir.path().join("collector.toml");
     std::fs::write(
         &collector_cfg,
@@ -320,12 +347,14 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
              [[instances]]\nnode = 1\nmetrics_url = \"{}\"\nconcurrency = 8\n\
              [instances.capability]\nclass = \"edge\"\naccelerator = \"L4\"\ntasks = [\"immediate_control\", \"chat\"]\nprefill_tps = 5000.0\ndecode_tps = 50.0\n\
              [[instances]]\nnode = 2\nmetrics_url = \"{}\"\n\
-             [[instances]]\nnode = 3\nmetrics_url = \"{}\"\n",
+             [[instances]]\nnode = 3\nmetrics_url = \"{}\"\n\
+             [[instances]]\nnode = 4\nmetrics_url = \"{}\"\nconcurrency = 8\n",
             INTERVAL.as_millis(),
             collector_key.display(),
             vllm_server.url(),
             sglang_server.url(),
-            trt_server.url()
+            trt_server.url(),
+            triton_server.url()
         ),
     )
     .unwrap();
@@ -344,6 +373,9 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     q.until(3, Instant::now(), Duration::from_secs(5), |n| {
         close(&n["queue_len"], 1.0)
     });
+    q.until(4, Instant::now(), Duration::from_secs(5), |n| {
+        close(&n["queue_len"], 1.0) && close(&n["mem_util"], 0.1) && close(&n["gpu_util"], 0.25)
+    });
 
     // Every server changes; each node follows within two intervals (plus
     // the poll that sees it). Node 1's TTFT becomes that of the two new
@@ -354,6 +386,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     vllm_server.set(vllm(7, 0.5, 2, 10, 20.1, (6000, 3600)));
     sglang_server.set(sglang(3, 0.25, 3000));
     trt_server.set(trtllm(2, 0.75));
+    triton_server.set(triton_trtllm(5, 6, 900));
     let (t1, p1) = q.until(1, changed, Duration::from_secs(2), |n| {
         close(&n["queue_len"], 7.0)
             && close(&n["mem_util"], 0.5)
@@ -365,6 +398,9 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     });
     let (t3, p3) = q.until(3, changed, Duration::from_secs(2), |n| {
         close(&n["queue_len"], 2.0) && close(&n["mem_util"], 0.75)
+    });
+    let (t6, p6) = q.until(4, changed, Duration::from_secs(2), |n| {
+        close(&n["queue_len"], 5.0) && close(&n["mem_util"], 0.9) && close(&n["gpu_util"], 0.75)
     });
     // The prefix counters' increments since the previous scrape reach the
     // appliance's per-node sums (the first scrape, with nothing to compare,
@@ -393,6 +429,7 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
         (3, t3, p3),
         (1, t4, p4),
         (2, t5, p5),
+        (4, t6, p6),
     ] {
         eprintln!("node {node} followed its server after {t:?} (poll {poll:?})");
         assert!(
@@ -465,6 +502,8 @@ fn node_state_follows_the_servers_and_a_dead_endpoint_fails_fast() {
     assert_eq!(inst[0]["server"], "vllm", "{stats}");
     assert_eq!(inst[1]["server"], "sglang", "{stats}");
     assert_eq!(inst[2]["server"], "trtllm", "{stats}");
+    assert_eq!(inst[3]["server"], "triton_trtllm", "{stats}");
+    assert_eq!(inst[3]["went_down"], 0, "{stats}");
     assert_eq!(inst[2]["went_down"], 1, "{stats}");
     assert!(err.contains("collector: node 3 up again"), "{err}");
     assert!(
