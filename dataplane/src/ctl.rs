@@ -491,8 +491,25 @@ fn stream(socket: &UdpSocket, sender: &mut Sender, s: &StreamArgs, json: bool) -
 
 fn keygen(file: &std::path::Path) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let key = Key::generate();
+    // `keygen keys/orch.key` on a fresh checkout: the directory is made
+    // (readable by its owner only, as what it holds).
+    if let Some(dir) = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                anyhow!(
+                    "cannot create directory {} for the key file: {e}",
+                    dir.display()
+                )
+            })?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -287,6 +287,37 @@ fn dpdk_sys_build_script() -> Option<std::path::PathBuf> {
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
 }
 
+/// `ctl keygen` writes a key the appliance accepts, into a directory it
+/// makes if need be (owner-only, like the file), and never over a key.
+#[test]
+fn keygen_makes_its_directory_and_keeps_an_existing_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("keys/new/orch.key");
+    let arg = key.display().to_string();
+    let out = intellinode(&["ctl".into(), "keygen".into(), arg.clone()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    assert!(control::Key::from_file(&key).is_ok());
+    let before = std::fs::read(&key).unwrap();
+    let line = assert_one_line_error(
+        &intellinode(&["ctl".into(), "keygen".into(), arg]),
+        "orch.key",
+    );
+    assert!(line.contains("exists"), "{line}");
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        before,
+        "the key was overwritten"
+    );
+}
+
 /// Control keys come from files the world cannot read; each problem is one
 /// line naming the peer and the file, before EAL even starts.
 #[test]
