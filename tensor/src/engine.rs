@@ -38,6 +38,7 @@ use classifier::ipv6::Ipv6Packet;
 use classifier::{
     parse, BthOpcode, BthSummary, Ecn, FlowKey, IpProtocol, L3Kind, ParsedPacket, RocePacket,
 };
+use control::DataplaneView;
 
 use crate::egress::QueueMeta;
 use crate::encap::{addressed_to_overlay, encap_len, read_encap, write_encap, OverlayEndpoint};
@@ -47,9 +48,11 @@ use crate::metadata::{
     OffloadDecision, OffloadDecisionTlv, OffloadOp, PathPredictionTlv, TensorTlv, TrainingPhase,
     TrainingPhaseTlv,
 };
+use crate::path_state::PathLive;
 use crate::plan::{
     offload_decision, plan_message, MessageInput, OffloadConfig, PathInput, PlanConfig, SlicePlan,
 };
+use crate::prediction::MAX_PREDICTED_PATHS;
 use crate::qp_table::QpTable;
 use crate::reorder::{RefuseReason, ReorderBuffer};
 use crate::stats::{Event, MetaOutcome, SchedClass, TensorCounters};
@@ -378,6 +381,9 @@ pub struct Engine<T> {
     window_end_ns: u64,
     /// Host-side RoCEv2 packets until the next ICRC check (0: this one).
     icrc_countdown: u32,
+    /// The overlay paths as the control plane last reported them
+    /// ([`Engine::observe_paths`]), one slot per configured path.
+    paths_live: [PathLive; MAX_PREDICTED_PATHS],
     /// Where a QP's open record is in `batch` (index + 1; 0: a free
     /// slot), found from the QP hash by [`COALESCE_PROBES`] probes.
     open: [u8; COALESCE_SLOTS],
@@ -421,8 +427,44 @@ impl<T> Engine<T> {
             window_end_ns: 0,
             icrc_countdown: 0,
             open: [0; COALESCE_SLOTS],
+            paths_live: std::array::from_fn(|i| {
+                cfg.paths.get(i).map_or(
+                    PathLive {
+                        usable: false,
+                        latency_ns: 0,
+                        available_bps: 0.0,
+                    },
+                    PathLive::configured,
+                )
+            }),
             cfg,
         }
+    }
+
+    /// Takes the overlay paths' PATH_STATE reports in `view` at `now_ns`
+    /// into the plans of messages that start from now on
+    /// ([`crate::path_state`]); a path going down or coming back is
+    /// counted. The data plane calls it when the view changes and often
+    /// enough that a report going stale is noticed (a report ages with no
+    /// new view).
+    pub fn observe_paths(&mut self, view: &DataplaneView, now_ns: u64) {
+        let mut now = self.paths_live;
+        PathLive::observe(&self.cfg.paths, view, now_ns, &mut now);
+        for (was, is) in self.paths_live.iter().zip(&now).take(self.cfg.paths.len()) {
+            match (was.usable, is.usable) {
+                (true, false) => self.counters.event(Event::PathDown),
+                (false, true) => self.counters.event(Event::PathUp),
+                _ => {}
+            }
+        }
+        self.paths_live = now;
+    }
+
+    /// The overlay paths as plans see them now, one per configured path.
+    pub fn paths_live(&self) -> &[PathLive] {
+        self.paths_live
+            .get(..self.cfg.paths.len())
+            .unwrap_or(&self.paths_live)
     }
 
     /// The counters this engine writes.
@@ -631,6 +673,8 @@ impl<T> Engine<T> {
             if message_start {
                 entry.plan = plan_for(
                     &self.cfg.paths,
+                    &self.paths_live,
+                    &self.counters,
                     predictions,
                     now_ns,
                     entry,
@@ -1326,10 +1370,14 @@ pub fn slice_of(plan: &SlicePlan, offset: u64, slice_bytes: u64) -> (u32, u8) {
 }
 
 /// A message's plan: its paths and slices from the predicted available
-/// bandwidth (or the configured capacity when predictions are stale).
+/// bandwidth (or the configured capacity when predictions are stale),
+/// over the paths the control plane has not reported down (over all of
+/// them, as configured, when it reports every one down).
 #[allow(clippy::too_many_arguments)]
 fn plan_for(
     paths: &[OverlayPath],
+    live: &[PathLive],
+    counters: &TensorCounters,
     predictions: &Predictions,
     now_ns: u64,
     entry: &QpEntry,
@@ -1339,11 +1387,20 @@ fn plan_for(
     large_message_bytes: u64,
 ) -> SlicePlan {
     let fresh = is_fresh(predictions, now_ns);
-    let mut inputs = [PathInput::default(); crate::prediction::MAX_PREDICTED_PATHS];
-    let n = paths.len().min(inputs.len());
-    for (i, (slot, p)) in inputs.iter_mut().zip(paths).enumerate() {
+    let n = paths.len().min(MAX_PREDICTED_PATHS).min(live.len());
+    let any_usable = live.iter().take(n).any(|l| l.usable);
+    if !any_usable && n > 0 {
+        counters.event(Event::PlannedOverDownPaths);
+    }
+    let mut inputs = [PathInput::default(); MAX_PREDICTED_PATHS];
+    for (i, ((slot, p), l)) in inputs.iter_mut().zip(paths).zip(live).enumerate() {
+        let l = if any_usable {
+            *l
+        } else {
+            PathLive::configured(p)
+        };
         let configured = [p.capacity_bps as f32; crate::HORIZONS];
-        let available = if fresh {
+        let mut available = if fresh {
             predictions
                 .paths
                 .get(i)
@@ -1351,13 +1408,16 @@ fn plan_for(
         } else {
             configured
         };
+        for a in &mut available {
+            *a = a.min(l.available_bps as f32);
+        }
         *slot = PathInput {
             id: p.id,
             port: p.port as u8,
-            latency_ns: p.latency_ns,
+            latency_ns: l.latency_ns,
             capacity_bps: p.capacity_bps,
             available_bps: available,
-            usable: true,
+            usable: l.usable,
         };
     }
     let bytes = match (dma_len, entry.flow.state()) {

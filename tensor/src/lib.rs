@@ -11,6 +11,7 @@
 //! * [`predict`] and [`prediction`]: the predictor core (§3.2) and the
 //!   snapshot it publishes; [`trace`] generates traces to measure it on;
 //! * [`plan`]: path sets, slice counts and the offload decision (§3.3);
+//! * [`path_state`]: the overlay paths as PATH_STATE last measured them;
 //! * [`geneve`], [`metadata`] and [`encap`]: the overlay between two
 //!   appliances, with fragment routing and authenticated metadata TLVs
 //!   (§3.4, §4, §5);
@@ -34,6 +35,7 @@ pub mod engine;
 pub mod feature;
 pub mod geneve;
 pub mod metadata;
+pub mod path_state;
 pub mod plan;
 pub mod predict;
 pub mod prediction;

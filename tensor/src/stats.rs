@@ -139,10 +139,13 @@ pub enum Event {
     CapabilityLearned,
     OffloadDecided,
     OffloadDeclined,
+    PathDown,
+    PathUp,
+    PlannedOverDownPaths,
 }
 
 impl Event {
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 23] = [
         Event::QpNew,
         Event::QpTableFull,
         Event::QpExpired,
@@ -163,6 +166,9 @@ impl Event {
         Event::CapabilityLearned,
         Event::OffloadDecided,
         Event::OffloadDeclined,
+        Event::PathDown,
+        Event::PathUp,
+        Event::PlannedOverDownPaths,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -188,6 +194,9 @@ impl Event {
             Event::CapabilityLearned => "capability_learned",
             Event::OffloadDecided => "offload_decided",
             Event::OffloadDeclined => "offload_declined",
+            Event::PathDown => "path_down",
+            Event::PathUp => "path_up",
+            Event::PlannedOverDownPaths => "planned_over_down_paths",
         }
     }
 }

@@ -377,6 +377,59 @@ fn sliced_messages_cross_the_overlay_and_come_out_in_order() {
     assert_eq!(ce.get(Event::ReorderLost), 0);
 }
 
+/// A control state holding `reports` (path id, loss %, when received),
+/// seen at `now_ns`.
+fn view_with(reports: &[(u16, f64, u64)], now_ns: u64) -> control::DataplaneView {
+    use control::{ControlState, Metric, MetricType, PathId, PathState, Thresholds, Unit};
+    let mut state = ControlState::new(Thresholds::default());
+    for &(id, loss, at_ns) in reports {
+        let m = PathState::new(
+            PathId(id),
+            vec![Metric::new(MetricType::PathLoss, Unit::Percent, loss)],
+        );
+        state.apply(1, &m.into(), at_ns);
+    }
+    state.view(1, now_ns)
+}
+
+#[test]
+fn a_path_the_control_plane_reports_down_takes_no_new_message() {
+    const SECOND: u64 = 1_000_000_000;
+    let (mut e, c) = engine::<()>(config(two_paths(host(201)), host(200)));
+    let ports = |e: &mut Engine<()>, qpn: u32, now: u64| {
+        let mut on = [0usize; 3];
+        for mut f in write(host(1), host(2), qpn, 1 << 20) {
+            on[usize::from(sent(send(e, &mut f, now, 0)).port)] += 1;
+        }
+        on
+    };
+    // Both paths as configured: the message is sliced over both.
+    let both = ports(&mut e, 31, SECOND);
+    assert!(both[1] > 100 && both[2] > 100, "{both:?}");
+
+    // Path 1 loses 20 %: new messages avoid it; a lossless report of
+    // path 2 changes nothing.
+    let lossy = view_with(&[(1, 20.0, SECOND), (2, 0.0, SECOND)], SECOND);
+    e.observe_paths(&lossy, SECOND);
+    assert_eq!(c.get(Event::PathDown), 1);
+    assert!(!e.paths_live()[0].usable && e.paths_live()[1].usable);
+    assert_eq!(ports(&mut e, 32, SECOND), [0, 0, 1024]);
+
+    // Path 1 recovers, and path 2's report goes stale (older than the
+    // 1 s max_state_age): messages move to path 1.
+    let late = 2 * SECOND + 1;
+    e.observe_paths(&view_with(&[(1, 0.0, late), (2, 0.0, SECOND)], late), late);
+    assert_eq!(c.get(Event::PathUp), 1);
+    assert_eq!(c.get(Event::PathDown), 2);
+    assert_eq!(ports(&mut e, 33, late), [0, 1024, 0]);
+
+    // Both down: planned over both as configured, and counted.
+    e.observe_paths(&view_with(&[(1, 50.0, late), (2, 50.0, late)], late), late);
+    let fallback = ports(&mut e, 34, late);
+    assert!(fallback[1] > 100 && fallback[2] > 100, "{fallback:?}");
+    assert_eq!(c.get(Event::PlannedOverDownPaths), 1);
+}
+
 #[test]
 fn a_damaged_overlay_frame_is_a_drop_counted_by_its_code_never_a_pass() {
     let (mut ingress, _) = engine::<()>(config(two_paths(host(201)), host(200)));

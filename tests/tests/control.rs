@@ -494,3 +494,200 @@ fn ctl_refuses_a_reply_past_the_age_limit() {
     assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
     assert!(out.stdout.is_empty(), "nothing printed as a result");
 }
+
+/// A tensor appliance reads its overlay paths' PATH_STATE: a path
+/// reported lossy beyond `max_path_loss_ratio` takes no new message, and
+/// messages are sliced over both paths again once it recovers. Both paths
+/// leave port 1, told apart by their next-hop MAC.
+#[test]
+fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
+    use pktgen::workload::flows::{Host, RcConnection};
+    use rand::SeedableRng;
+
+    let _dpdk = dpdk_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (ctl_key, _) = write_key(dir.path(), "orch.key");
+    let (overlay_key, _) = write_key(dir.path(), "overlay.key");
+    let cport = free_port();
+    let cfg = dir.path().join("tensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "pipeline = \"tensor\"\nidle_sleep_us = 20\n[[pairs]]\nports = [0, 1]\n\
+             [tensor]\nhost_port = 0\nlocal_ip = \"192.0.2.1\"\nkey_file = \"{}\"\nmin_slice_bytes = 65536\n\
+             [tensor.qp]\nlarge_rate_mbps = 1e12\n\
+             [[tensor.paths]]\nid = 1\nport = 1\nnext_hop_mac = \"02:00:00:00:01:01\"\nremote_ip = \"192.0.2.2\"\ncapacity_mbps = 10000\nlatency_us = 5\n\
+             [[tensor.paths]]\nid = 2\nport = 1\nnext_hop_mac = \"02:00:00:00:02:01\"\nremote_ip = \"192.0.2.2\"\ncapacity_mbps = 10000\nlatency_us = 8\n\
+             [control]\nlisten = \"127.0.0.1:{cport}\"\nmax_state_age_ms = 600000\n\
+             [[control.peers]]\nid = 1\nname = \"orchestrator\"\nkey_file = \"{}\"\nroles = [\"state\", \"query\"]\n",
+            overlay_key.display(),
+            ctl_key.display()
+        ),
+    )
+    .unwrap();
+    // One 1 MiB RDMA WRITE per phase (a gradient by its size), on a QP of
+    // its own: 1024 frames, sliced in 64 KiB slices.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let phases: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| {
+            let mut qp = RcConnection::new(
+                &mut rng,
+                Host::new(std::net::Ipv4Addr::new(10, 10, 0, 1 + i)),
+                Host::new(std::net::Ipv4Addr::new(10, 10, 0, 9)),
+            );
+            let (packets, _) = qp.write(&mut rng, 1 << 20, 0, 100).unwrap();
+            let path = dir.path().join(format!("phase{i}.pcap"));
+            let frames: Vec<Vec<u8>> = packets.into_iter().map(|p| p.data).collect();
+            write_frames(&path, &frames);
+            path
+        })
+        .collect();
+    const PER_PHASE: usize = 1024;
+
+    let ns = Netns::with_two_veth_pairs(&format!("intt-{}", std::process::id()));
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    let capture = dir.path().join("out.pcap");
+    let mut tcpdump = ns
+        .command(Path::new("tcpdump"))
+        .args(["-i", "gB", "-U", "-n", "-s", "0", "-w"])
+        .arg(&capture)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump is required (make deps installs it)");
+    {
+        use std::io::BufRead;
+        let err = tcpdump.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(err).lines();
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
+            "tcpdump did not start"
+        );
+    }
+    let json = dir.path().join("stats.json");
+    let mut cmd = ns.command(&bin_under_test("intellinode"));
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--stats-interval", "0", "--stats-json"])
+        .arg(&json)
+        .arg("--");
+    cmd.args(eal_args(
+        "ctltensor",
+        &[
+            "net_af_packet0,iface=dA".into(),
+            "net_af_packet1,iface=dB".into(),
+        ],
+    ));
+    let appliance = spawn_until_running(cmd);
+    let c = |args: &[&str]| ctl(Some(&ns), cport, &ctl_key, 1, args);
+    let sent_so_far = |want: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let stats: serde_json::Value =
+                serde_json::from_str(&c(&["--json", "query", "stats"])).unwrap();
+            let tx = stats["ports"][1]["tx_packets"].as_u64().unwrap_or(0);
+            if tx >= want as u64 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port 1 sent {tx} of {want} frames"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let send = |i: usize| {
+        let mut gen_eal = eal_args(&format!("ctltgen{i}"), &["net_af_packet0,iface=gA".into()]);
+        gen_eal.extend(["--main-lcore".into(), "1".into()]);
+        let out = ns
+            .command(&bin_under_test("pktgen"))
+            .args(["send", "--pcap"])
+            .arg(&phases[i])
+            .args(["--tx-port", "0", "--rx-port", "0", "--count"])
+            .arg(PER_PHASE.to_string())
+            .args([
+                "--rate-pps",
+                "10000",
+                "--duration",
+                "5",
+                "--drain-ms",
+                "100",
+                "--",
+            ])
+            .args(&gen_eal)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pktgen phase {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sent_so_far(PER_PHASE * (i + 1));
+    };
+
+    send(0); // no report: both paths
+    c(&[
+        "path-state",
+        "--path",
+        "1",
+        "--latency-us",
+        "5",
+        "--loss",
+        "0.2",
+    ]);
+    send(1); // path 1 loses 20 %: path 2 only
+    c(&[
+        "path-state",
+        "--path",
+        "1",
+        "--latency-us",
+        "5",
+        "--loss",
+        "0",
+    ]);
+    send(2); // recovered: both again
+
+    let report = interrupt_run(appliance, &json);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && pktgen::pcap::read_file(&capture).map_or(0, |r| r.len()) < 3 * PER_PHASE
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &tcpdump.id().to_string()])
+        .status();
+    let _ = tcpdump.wait();
+
+    let out = pktgen::pcap::read_file(&capture).unwrap();
+    let on_path = |phase: usize, mac: [u8; 6]| {
+        out.iter()
+            .skip(phase * PER_PHASE)
+            .take(PER_PHASE)
+            .filter(|r| r.data.get(..6) == Some(&mac[..]))
+            .count()
+    };
+    let (p1, p2) = ([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 2, 1]);
+    assert_eq!(out.len(), 3 * PER_PHASE, "every frame left port 1");
+    assert_eq!(on_path(0, p1) + on_path(0, p2), PER_PHASE);
+    let counts: Vec<(usize, usize)> = (0..3).map(|i| (on_path(i, p1), on_path(i, p2))).collect();
+    assert!(
+        on_path(0, p1) >= 256 && on_path(0, p2) >= 256,
+        "phase 0 on both paths: {counts:?}"
+    );
+    assert_eq!(
+        on_path(1, p2),
+        PER_PHASE,
+        "phase 1 avoids the lossy path: {counts:?}"
+    );
+    assert!(
+        on_path(2, p1) >= 256 && on_path(2, p2) >= 256,
+        "phase 2 on both again: {counts:?}"
+    );
+    assert_eq!(report["tensor"]["events"]["messages_sliced"], 2);
+    let events = &report["tensor"]["events"];
+    assert_eq!(events["path_down"], 1, "{events}");
+    assert_eq!(events["path_up"], 1, "{events}");
+    assert_eq!(events["planned_over_down_paths"], 0, "{events}");
+    assert_eq!(report["totals"]["balanced"], true);
+}

@@ -50,6 +50,7 @@ use tensor::{FeatureRecord, Predictions};
 use super::egress::Shaper;
 use super::port::{waited_us, Discipline, Ports, SharedPort};
 use super::{Arrival, Handoff, Pipeline, QueueRoute, Tick, WorkerConf};
+use crate::control_plane::PublishedView;
 use crate::dpdk::{prefetch, Mbuf, MbufBurst, MAX_BURST};
 use crate::stats::{bump, DropReason, LcoreCounters};
 use crate::tensor_config::{TensorConfig, TensorPath};
@@ -86,6 +87,11 @@ impl TensorShared {
         }
     }
 }
+
+/// How often a worker looks at its paths' reports again when no new view
+/// came: a report's age is checked against `max_state_age` (1 s by
+/// default) to this precision.
+const PATHS_RECHECK_NS: u64 = 1_000_000;
 
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
@@ -181,6 +187,9 @@ pub struct TensorWorker<'a> {
     roce: Vec<Option<RocePacket>>,
     /// This worker's TX queue on every port.
     queue: u16,
+    /// The control-plane view the overlay paths were last observed in,
+    /// and when (`Engine::observe_paths`).
+    paths_seen: (u64, u64),
 }
 
 impl<'a> TensorWorker<'a> {
@@ -234,6 +243,18 @@ impl<'a> TensorWorker<'a> {
             ],
             roce: vec![None; MAX_BURST],
             queue: conf.queue(),
+            paths_seen: (0, 0),
+        }
+    }
+
+    /// Takes the control plane's path reports into new messages' plans
+    /// when the view changed, and at least every [`PATHS_RECHECK_NS`]
+    /// (a report goes stale with no new view).
+    fn observe_paths(&mut self, v: &PublishedView, now_ns: u64) {
+        let (version, at_ns) = self.paths_seen;
+        if v.version != version || now_ns.saturating_sub(at_ns) >= PATHS_RECHECK_NS {
+            self.engine.observe_paths(&v.view, now_ns);
+            self.paths_seen = (v.version, now_ns);
         }
     }
 
@@ -515,6 +536,9 @@ impl Pipeline for TensorWorker<'_> {
         tick: &Tick<'_>,
         arrival: Arrival,
     ) {
+        if let Some(v) = tick.view {
+            self.observe_paths(v, tick.now_ns);
+        }
         self.process_burst(route, burst, tick.now_ns, arrival);
     }
 
