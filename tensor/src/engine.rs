@@ -1206,7 +1206,7 @@ impl<T> Engine<T> {
                     .saturating_mul(u64::from(entry.plan.slices.max(1))),
                 tensor: entry.semantic,
                 node_weight: self.weights.get(entry.node),
-                node_backlog_probability: 0.0,
+                node_backlog_probability: backlog_of(predictions, fresh, entry.node),
             };
             let participants = self.cfg.nodes.len() as u16;
             let d = offload_decision(&msg, risk, participants, &self.offload_config);
@@ -1429,11 +1429,24 @@ fn plan_for(
         bytes,
         tensor: entry.semantic,
         node_weight: 1,
-        node_backlog_probability: 0.0,
+        node_backlog_probability: backlog_of(predictions, fresh, entry.node),
     };
     let mut plan = plan_message(inputs.get(..n).unwrap_or(&[]), &msg, cfg);
     interleave_lanes(&mut plan);
     plan
+}
+
+/// The predicted probability that node `node` (an index into the
+/// configured nodes) is backlogged: 0 for an unknown node or stale
+/// predictions.
+fn backlog_of(predictions: &Predictions, fresh: bool, node: u16) -> f32 {
+    if !fresh {
+        return 0.0;
+    }
+    predictions
+        .nodes
+        .get(usize::from(node))
+        .map_or(0.0, |n| n.backlog_probability)
 }
 
 /// Orders a plan's lanes so that consecutive lanes alternate between its

@@ -824,6 +824,47 @@ fn policy_functions() {
 }
 
 #[test]
+fn a_target_predicted_backlogged_gets_its_message_on_fewer_paths() {
+    // 256 KiB gradients in eight 32 KiB slices over two 10 Gbit/s paths:
+    // worth slicing for a waiting GPU (105 µs saved for 7 × 5 µs of
+    // slicing), not for one predicted backlogged, which would not start on
+    // it sooner (its transfer time weighs 0.2).
+    let mut cfg = config(two_paths(host(201)), host(200));
+    cfg.min_slice_bytes = 32 << 10;
+    cfg.thresholds.large_message_bytes = 256 << 10;
+    let (mut e, c) = engine::<()>(cfg);
+    let now = 1_000_000;
+    let mut p = Predictions {
+        made_at_ns: now,
+        ..Predictions::default()
+    };
+    for path in &mut p.paths[..2] {
+        path.available_bps = [10e9; tensor::HORIZONS];
+    }
+    let mut ports_used = |qpn: u32, backlog: f32| {
+        // host(2) is the first configured node.
+        p.nodes[0].backlog_probability = backlog;
+        let mut on = [0usize; 3];
+        for mut f in write(host(1), host(2), qpn, 256 << 10) {
+            let parsed = parse(&f).unwrap();
+            let qp = e.qp_of(&parsed);
+            let v = e.host(&mut f, &parsed, qp, 0, 1, now, &p, &|_| 0);
+            on[usize::from(sent(v).port)] += 1;
+        }
+        on
+    };
+    let waiting = ports_used(41, 0.0);
+    assert!(waiting[1] > 0 && waiting[2] > 0, "{waiting:?}");
+    let backlogged = ports_used(42, 1.0);
+    assert_eq!(
+        backlogged.iter().filter(|n| **n > 0).count(),
+        1,
+        "{backlogged:?}"
+    );
+    assert_eq!(c.get(Event::MessagesSliced), 1);
+}
+
+#[test]
 fn the_metadata_key_is_derived_from_the_control_key() {
     let control = control::key::Key::from_hex(&"11".repeat(32)).unwrap();
     let a = tensor::engine::derive_metadata_key(&control, 1);
