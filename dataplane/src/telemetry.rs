@@ -515,6 +515,15 @@ impl Telemetry {
                 e.sample(name, &[("path", &id.to_string())], load(n));
             }
         }
+        let name = "intellinode_tensor_path_down_workers";
+        e.family(
+            name,
+            "gauge",
+            "Workers keeping an overlay path out of new plans on the control plane's PATH_STATE (lossy or stale).",
+        );
+        for (id, n) in t.paths.iter().zip(&c.path_down) {
+            e.sample(name, &[("path", &id.to_string())], load(n));
+        }
     }
 
     /// The Prometheus text exposition.

@@ -450,12 +450,18 @@ impl<T> Engine<T> {
     pub fn observe_paths(&mut self, view: &DataplaneView, now_ns: u64) {
         let mut now = self.paths_live;
         PathLive::observe(&self.cfg.paths, view, now_ns, &mut now);
-        for (was, is) in self.paths_live.iter().zip(&now).take(self.cfg.paths.len()) {
+        let slots = self
+            .paths_live
+            .iter()
+            .zip(&now)
+            .zip(&self.counters.path_down);
+        for ((was, is), down) in slots.take(self.cfg.paths.len()) {
             match (was.usable, is.usable) {
                 (true, false) => self.counters.event(Event::PathDown),
                 (false, true) => self.counters.event(Event::PathUp),
                 _ => {}
             }
+            down.store(u64::from(!is.usable), Relaxed);
         }
         self.paths_live = now;
     }

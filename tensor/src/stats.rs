@@ -238,6 +238,10 @@ pub struct TensorCounters {
     /// Packets and bytes per path id slot (index into the configured paths).
     pub path_packets: Vec<AtomicU64>,
     pub path_bytes: Vec<AtomicU64>,
+    /// Per path slot: 1 while this worker's engine keeps the path out of
+    /// new plans on the control plane's reports (summed: how many workers
+    /// do).
+    pub path_down: Vec<AtomicU64>,
     /// Per port and class: packets queued, and bytes sent.
     pub class_packets: Vec<[AtomicU64; SchedClass::COUNT]>,
     pub class_tx_bytes: Vec<[AtomicU64; SchedClass::COUNT]>,
@@ -257,6 +261,7 @@ impl TensorCounters {
             events: Default::default(),
             path_packets: (0..paths).map(|_| AtomicU64::new(0)).collect(),
             path_bytes: (0..paths).map(|_| AtomicU64::new(0)).collect(),
+            path_down: (0..paths).map(|_| AtomicU64::new(0)).collect(),
             class_packets: (0..ports).map(|_| Default::default()).collect(),
             class_tx_bytes: (0..ports).map(|_| Default::default()).collect(),
             sojourn_us: Default::default(),
@@ -369,6 +374,7 @@ impl TensorCounters {
             add(&total.events, &part.events);
             add(&total.path_packets, &part.path_packets);
             add(&total.path_bytes, &part.path_bytes);
+            add(&total.path_down, &part.path_down);
             for (t, p) in total.class_packets.iter().zip(&part.class_packets) {
                 add(t, p);
             }

@@ -636,6 +636,11 @@ fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
         "0.2",
     ]);
     send(1); // path 1 loses 20 %: path 2 only
+    let stats: serde_json::Value = serde_json::from_str(&c(&["--json", "query", "stats"])).unwrap();
+    let paths = &stats["tensor"]["paths"];
+    assert_eq!(paths[0]["id"], 1, "{paths}");
+    assert_eq!(paths[0]["down_in_workers"], 1, "{paths}");
+    assert_eq!(paths[1]["down_in_workers"], 0, "{paths}");
     c(&[
         "path-state",
         "--path",
@@ -689,5 +694,6 @@ fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
     assert_eq!(events["path_down"], 1, "{events}");
     assert_eq!(events["path_up"], 1, "{events}");
     assert_eq!(events["planned_over_down_paths"], 0, "{events}");
+    assert_eq!(report["tensor"]["paths"][0]["down_in_workers"], 0);
     assert_eq!(report["totals"]["balanced"], true);
 }

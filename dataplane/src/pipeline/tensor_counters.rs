@@ -66,8 +66,15 @@ fn json_of(c: &TensorCounters, p: &PredictorCounters, path_ids: &[u8]) -> Value 
         .collect();
     let paths: Vec<Value> = path_ids
         .iter()
-        .zip(c.path_packets.iter().zip(&c.path_bytes))
-        .map(|(id, (p, b))| json!({"id": id, "packets": p.load(Relaxed), "bytes": b.load(Relaxed)}))
+        .zip(c.path_packets.iter().zip(&c.path_bytes).zip(&c.path_down))
+        .map(|(id, ((p, b), down))| {
+            json!({
+                "id": id,
+                "packets": p.load(Relaxed),
+                "bytes": b.load(Relaxed),
+                "down_in_workers": down.load(Relaxed),
+            })
+        })
         .collect();
     let ports: Vec<Value> = c
         .class_packets
