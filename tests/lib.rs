@@ -296,9 +296,38 @@ pub fn free_port() -> u16 {
     udp.local_addr().unwrap().port()
 }
 
+/// An `intellinode run` started by [`spawn_until_running`]. Killed when
+/// dropped unless the test took it back ([`Running::into_child`]): a test
+/// that fails half-way must not leave a busy-polling appliance behind,
+/// which would take a core from every test and benchmark after it.
+pub struct Running(Option<Child>);
+
+impl Running {
+    /// The process id (for signals).
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// The child, to stop and wait for; no longer killed on drop.
+    pub fn into_child(mut self) -> Child {
+        self.0
+            .take()
+            .expect("a Running holds its child until taken")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `cmd` (an `intellinode run`) and returns once it prints that it is
 /// running; panics with its stderr if it exits first.
-pub fn spawn_until_running(mut cmd: Command) -> Child {
+pub fn spawn_until_running(mut cmd: Command) -> Running {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -318,7 +347,7 @@ pub fn spawn_until_running(mut cmd: Command) -> Child {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
-            return child;
+            return Running(Some(child));
         }
         if let Ok(Some(_)) = child.try_wait() {
             let out = child.wait_with_output().unwrap();
@@ -382,8 +411,11 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 
 /// Waits for a run started with [`spawn_until_running`], asserts it exited
 /// cleanly and returns its `--stats-json` report.
-pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
-    let out = child.wait_with_output().expect("wait for intellinode");
+pub fn finish_run(run: Running, stats_json: &Path) -> serde_json::Value {
+    let out = run
+        .into_child()
+        .wait_with_output()
+        .expect("wait for intellinode");
     assert!(
         out.status.success(),
         "intellinode failed ({}):\n{}",
@@ -397,14 +429,15 @@ pub fn finish_run(child: Child, stats_json: &Path) -> serde_json::Value {
 /// with SIGINT, once the test has what it needs from it, then
 /// [`finish_run`]s it: its `--duration` is only the bound for a test that
 /// fails before.
-pub fn interrupt_run(child: Child, stats_json: &Path) -> serde_json::Value {
-    interrupt(&child);
-    finish_run(child, stats_json)
+pub fn interrupt_run(run: Running, stats_json: &Path) -> serde_json::Value {
+    interrupt(run.id());
+    finish_run(run, stats_json)
 }
 
-/// Sends SIGINT to `child` (for `ip netns exec`, the program it became).
-pub fn interrupt(child: &Child) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+/// Sends SIGINT to process `pid` (for `ip netns exec`, the program it
+/// became).
+pub fn interrupt(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
     // It may have exited already (its bound): the wait that follows says.
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
 }

@@ -113,7 +113,7 @@ impl Served {
 pub struct Cluster {
     pub edge: Child,
     pub centre: Child,
-    pub appliance: Child,
+    pub appliance: Running,
     pub edge_json: PathBuf,
     pub centre_json: PathBuf,
     pub stats_json: PathBuf,

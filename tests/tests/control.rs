@@ -395,7 +395,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     let _ = Command::new("kill")
         .args(["-INT", &appliance.id().to_string()])
         .status();
-    let out = appliance.wait_with_output().unwrap();
+    let out = appliance.into_child().wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -94,7 +94,7 @@ fn stamped_frames_cross_two_kernel_veths_and_the_appliance() {
         .args(&gen_eal)
         .output()
         .expect("spawn pktgen");
-    interrupt(&inb);
+    interrupt(inb.id());
     let inb_out = inb.wait_with_output().unwrap();
     assert!(
         gen.status.success(),

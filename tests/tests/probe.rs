@@ -131,7 +131,7 @@ fn probes_measure_a_path_and_notice_when_its_reflector_dies() {
     let _ = Command::new("kill")
         .args(["-INT", &reflector.id().to_string()])
         .status();
-    let r = reflector.wait_with_output().unwrap();
+    let r = reflector.into_child().wait_with_output().unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     std::thread::sleep(Duration::from_millis(1200));
     let p = path1(&query(&ns, cport, &orch_key, "state"));
