@@ -250,11 +250,102 @@ fn bad_datagrams_are_rejected_by_reason_and_change_nothing() {
     assert_eq!(report["control"]["rejected_total"], 8);
 }
 
+/// tcpdump writing what `iface` in `ns` receives into `path`.
+struct Capture {
+    tcpdump: std::process::Child,
+    path: std::path::PathBuf,
+}
+
+impl Capture {
+    /// Returns once tcpdump says it is listening: nothing sent after is
+    /// missed.
+    fn start(ns: &Netns, iface: &str, path: &Path) -> Capture {
+        use std::io::BufRead;
+        let mut tcpdump = ns
+            .command(Path::new("tcpdump"))
+            .args(["-i", iface, "-U", "-n", "-s", "0", "-w"])
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump is required (make deps installs it)");
+        let err = tcpdump.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(err).lines();
+        assert!(
+            lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
+            "tcpdump did not start"
+        );
+        Capture {
+            tcpdump,
+            path: path.to_owned(),
+        }
+    }
+
+    /// Stops tcpdump once the capture holds `want` frames, or after 10 s
+    /// (it may lag behind the port on a busy machine), and returns them.
+    fn finish(mut self, want: usize) -> Vec<pktgen::pcap::Record> {
+        let captured = |p: &Path| pktgen::pcap::read_file(p).map_or(0, |r| r.len());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline && captured(&self.path) < want {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.tcpdump.id().to_string()])
+            .status();
+        let _ = self.tcpdump.wait();
+        pktgen::pcap::read_file(&self.path).unwrap()
+    }
+}
+
+/// Waits until the appliance's port `port` has sent `want` packets (asked
+/// with `ctl query stats` through `ctl`): at the stop flag the workers
+/// drain what they hold, not what still waits in the kernel's socket rings.
+fn wait_for_tx(ctl: impl Fn(&[&str]) -> String, port: usize, want: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats: serde_json::Value =
+            serde_json::from_str(&ctl(&["--json", "query", "stats"])).unwrap();
+        let tx = stats["ports"][port]["tx_packets"].as_u64().unwrap_or(0);
+        if tx >= want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} sent {tx} of {want} packets"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Replays `count` frames of `pcap` into gA of `ns` at `rate_pps` with
+/// `pktgen send` (EAL prefix from `tag`, its main lcore on CPU 1).
+fn replay(ns: &Netns, tag: &str, pcap: &Path, count: usize, rate_pps: u32) {
+    let mut gen_eal = eal_args(tag, &["net_af_packet0,iface=gA".into()]);
+    gen_eal.extend(["--main-lcore".into(), "1".into()]);
+    let out = ns
+        .command(&bin_under_test("pktgen"))
+        .args(["send", "--pcap"])
+        .arg(pcap)
+        .args(["--tx-port", "0", "--rx-port", "0", "--count"])
+        .arg(count.to_string())
+        .arg("--rate-pps")
+        .arg(rate_pps.to_string())
+        .args(["--duration", "5", "--drain-ms", "200", "--"])
+        .args(&gen_eal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pktgen {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Counts the destination MACs of a capture, in order, as runs:
 /// `[(mac, how many in a row), ...]`.
-fn mac_runs(pcap: &Path) -> Vec<([u8; 6], usize)> {
+fn mac_runs(frames: &[pktgen::pcap::Record]) -> Vec<([u8; 6], usize)> {
     let mut runs: Vec<([u8; 6], usize)> = Vec::new();
-    for r in pktgen::pcap::read_file(pcap).unwrap() {
+    for r in frames {
         let Some(mac) = r.data.get(..6).and_then(|m| <[u8; 6]>::try_from(m).ok()) else {
             continue;
         };
@@ -282,25 +373,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
 
     let ns = Netns::with_two_veth_pairs(&format!("intc-{}", std::process::id()));
     ns.exec(&["ip", "link", "set", "lo", "up"]);
-    let capture = dir.path().join("out.pcap");
-    let mut tcpdump = ns
-        .command(Path::new("tcpdump"))
-        .args(["-i", "gB", "-U", "-n", "-s", "0", "-w"])
-        .arg(&capture)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump is required (make deps installs it)");
-    // tcpdump says "listening on gB" once the capture is armed.
-    {
-        use std::io::BufRead;
-        let err = tcpdump.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(err).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
-            "tcpdump did not start"
-        );
-    }
+    let capture = Capture::start(&ns, "gB", &dir.path().join("out.pcap"));
 
     let json = dir.path().join("stats.json");
     let mut cmd = ns.command(&bin_under_test("intellinode"));
@@ -320,40 +393,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     ));
     let appliance = spawn_until_running(cmd);
 
-    let send = |phase: &str| {
-        let mut gen_eal = eal_args(
-            &format!("ctlgen{phase}"),
-            &["net_af_packet0,iface=gA".into()],
-        );
-        gen_eal.extend(["--main-lcore".into(), "1".into()]);
-        let out = ns
-            .command(&bin_under_test("pktgen"))
-            .args(["send", "--pcap"])
-            .arg(&workload)
-            .args([
-                "--tx-port",
-                "0",
-                "--rx-port",
-                "0",
-                "--count",
-                "200",
-                "--rate-pps",
-                "4000",
-                "--duration",
-                "5",
-                "--drain-ms",
-                "200",
-                "--",
-            ])
-            .args(&gen_eal)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pktgen phase {phase}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let send = |phase: &str| replay(&ns, &format!("ctlgen{phase}"), &workload, 200, 4000);
     let c = |args: &[&str]| ctl(Some(&ns), cport, &key_path, 1, args);
 
     // Two paths out of port 1, told apart by next-hop MAC; the agents' VIP
@@ -375,23 +415,8 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     std::thread::sleep(Duration::from_millis(2_000)); // both go stale (1.5 s)
     send("c"); // no fresh state: the entry's first path, counted as a fallback
 
-    // Stop only once all three phases have left port 1: at the stop flag
-    // the workers drain what they hold, not what still waits in the
-    // kernel's socket rings.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let stats: serde_json::Value =
-            serde_json::from_str(&c(&["--json", "query", "stats"])).unwrap();
-        if stats["ports"][1]["tx_packets"].as_u64().unwrap_or(0) >= 600 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port 1 sent {} of 600 packets",
-            stats["ports"][1]["tx_packets"]
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Stop only once all three phases have left port 1.
+    wait_for_tx(c, 1, 600);
     let _ = Command::new("kill")
         .args(["-INT", &appliance.id().to_string()])
         .status();
@@ -401,22 +426,11 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The capture, too, may lag behind the port on a busy machine: stop
-    // tcpdump once it has written all 600 (or after a bound), not at once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline
-        && pktgen::pcap::read_file(&capture).map_or(0, |r| r.len()) < 600
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = Command::new("kill")
-        .args(["-INT", &tcpdump.id().to_string()])
-        .status();
-    let _ = tcpdump.wait();
+    let captured = capture.finish(600);
 
     let edge = [2, 0, 0, 0, 0, 0x0a];
     let centre = [2, 0, 0, 0, 0, 0x0b];
-    let runs = mac_runs(&capture);
+    let runs = mac_runs(&captured);
     assert_eq!(
         runs,
         vec![(edge, 200), (centre, 200), (edge, 200)],
@@ -436,7 +450,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     );
     assert_eq!(report["totals"]["balanced"], true);
     // Rewritten frames are otherwise intact: every IPv4 header still checks.
-    for r in pktgen::pcap::read_file(&capture).unwrap() {
+    for r in &captured {
         let p = classifier::parse(&r.data).expect("captured frame parses");
         assert!(p.flow.is_some());
     }
@@ -546,24 +560,7 @@ fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
 
     let ns = Netns::with_two_veth_pairs(&format!("intt-{}", std::process::id()));
     ns.exec(&["ip", "link", "set", "lo", "up"]);
-    let capture = dir.path().join("out.pcap");
-    let mut tcpdump = ns
-        .command(Path::new("tcpdump"))
-        .args(["-i", "gB", "-U", "-n", "-s", "0", "-w"])
-        .arg(&capture)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump is required (make deps installs it)");
-    {
-        use std::io::BufRead;
-        let err = tcpdump.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(err).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
-            "tcpdump did not start"
-        );
-    }
+    let capture = Capture::start(&ns, "gB", &dir.path().join("out.pcap"));
     let json = dir.path().join("stats.json");
     let mut cmd = ns.command(&bin_under_test("intellinode"));
     cmd.args(["run", "--config"])
@@ -580,49 +577,9 @@ fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
     ));
     let appliance = spawn_until_running(cmd);
     let c = |args: &[&str]| ctl(Some(&ns), cport, &ctl_key, 1, args);
-    let sent_so_far = |want: usize| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let stats: serde_json::Value =
-                serde_json::from_str(&c(&["--json", "query", "stats"])).unwrap();
-            let tx = stats["ports"][1]["tx_packets"].as_u64().unwrap_or(0);
-            if tx >= want as u64 {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "port 1 sent {tx} of {want} frames"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
     let send = |i: usize| {
-        let mut gen_eal = eal_args(&format!("ctltgen{i}"), &["net_af_packet0,iface=gA".into()]);
-        gen_eal.extend(["--main-lcore".into(), "1".into()]);
-        let out = ns
-            .command(&bin_under_test("pktgen"))
-            .args(["send", "--pcap"])
-            .arg(&phases[i])
-            .args(["--tx-port", "0", "--rx-port", "0", "--count"])
-            .arg(PER_PHASE.to_string())
-            .args([
-                "--rate-pps",
-                "10000",
-                "--duration",
-                "5",
-                "--drain-ms",
-                "100",
-                "--",
-            ])
-            .args(&gen_eal)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pktgen phase {i}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        sent_so_far(PER_PHASE * (i + 1));
+        replay(&ns, &format!("ctltgen{i}"), &phases[i], PER_PHASE, 10_000);
+        wait_for_tx(c, 1, (PER_PHASE * (i + 1)) as u64);
     };
 
     send(0); // no report: both paths
@@ -653,18 +610,7 @@ fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
     send(2); // recovered: both again
 
     let report = interrupt_run(appliance, &json);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline
-        && pktgen::pcap::read_file(&capture).map_or(0, |r| r.len()) < 3 * PER_PHASE
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = Command::new("kill")
-        .args(["-INT", &tcpdump.id().to_string()])
-        .status();
-    let _ = tcpdump.wait();
-
-    let out = pktgen::pcap::read_file(&capture).unwrap();
+    let out = capture.finish(3 * PER_PHASE);
     let on_path = |phase: usize, mac: [u8; 6]| {
         out.iter()
             .skip(phase * PER_PHASE)
