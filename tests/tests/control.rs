@@ -317,6 +317,26 @@ fn wait_for_tx(ctl: impl Fn(&[&str]) -> String, port: usize, want: u64) {
     }
 }
 
+/// `intellinode run` of `cfg` in `ns` with port 0 on dA and port 1 on dB,
+/// writing its stats to `json`; it runs until interrupted (phases of
+/// pktgen runs take longer on a busy machine than any fixed duration).
+fn run_between_veths(ns: &Netns, cfg: &Path, json: &Path, tag: &str) -> Running {
+    let mut cmd = ns.command(&bin_under_test("intellinode"));
+    cmd.args(["run", "--config"])
+        .arg(cfg)
+        .args(["--stats-interval", "0", "--stats-json"])
+        .arg(json)
+        .arg("--")
+        .args(eal_args(
+            tag,
+            &[
+                "net_af_packet0,iface=dA".into(),
+                "net_af_packet1,iface=dB".into(),
+            ],
+        ));
+    spawn_until_running(cmd)
+}
+
 /// Replays `count` frames of `pcap` into gA of `ns` at `rate_pps` with
 /// `pktgen send` (EAL prefix from `tag`, its main lcore on CPU 1).
 fn replay(ns: &Netns, tag: &str, pcap: &Path, count: usize, rate_pps: u32) {
@@ -376,22 +396,7 @@ fn ctl_updates_change_where_packets_go_and_stale_state_falls_back() {
     let capture = Capture::start(&ns, "gB", &dir.path().join("out.pcap"));
 
     let json = dir.path().join("stats.json");
-    let mut cmd = ns.command(&bin_under_test("intellinode"));
-    cmd.args(["run", "--config"])
-        .arg(&cfg)
-        // Until interrupted after the last phase: three phases of pktgen
-        // runs take longer on a busy machine than any fixed duration.
-        .args(["--stats-interval", "0", "--stats-json"])
-        .arg(&json)
-        .arg("--");
-    cmd.args(eal_args(
-        "ctlpath",
-        &[
-            "net_af_packet0,iface=dA".into(),
-            "net_af_packet1,iface=dB".into(),
-        ],
-    ));
-    let appliance = spawn_until_running(cmd);
+    let appliance = run_between_veths(&ns, &cfg, &json, "ctlpath");
 
     let send = |phase: &str| replay(&ns, &format!("ctlgen{phase}"), &workload, 200, 4000);
     let c = |args: &[&str]| ctl(Some(&ns), cport, &key_path, 1, args);
@@ -562,20 +567,7 @@ fn path_state_moves_tensor_messages_off_a_lossy_overlay_path() {
     ns.exec(&["ip", "link", "set", "lo", "up"]);
     let capture = Capture::start(&ns, "gB", &dir.path().join("out.pcap"));
     let json = dir.path().join("stats.json");
-    let mut cmd = ns.command(&bin_under_test("intellinode"));
-    cmd.args(["run", "--config"])
-        .arg(&cfg)
-        .args(["--stats-interval", "0", "--stats-json"])
-        .arg(&json)
-        .arg("--");
-    cmd.args(eal_args(
-        "ctltensor",
-        &[
-            "net_af_packet0,iface=dA".into(),
-            "net_af_packet1,iface=dB".into(),
-        ],
-    ));
-    let appliance = spawn_until_running(cmd);
+    let appliance = run_between_veths(&ns, &cfg, &json, "ctltensor");
     let c = |args: &[&str]| ctl(Some(&ns), cport, &ctl_key, 1, args);
     let send = |i: usize| {
         replay(&ns, &format!("ctltgen{i}"), &phases[i], PER_PHASE, 10_000);
