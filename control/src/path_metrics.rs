@@ -34,12 +34,19 @@ impl PathMetrics {
         p
     }
 
+    /// Whether the path loses more than `max_loss`, the POLICY's
+    /// `max_path_loss_ratio`: no pipeline chooses such a path. Unknown
+    /// loss is no evidence of loss.
+    pub fn too_lossy(&self, max_loss: f64) -> bool {
+        self.loss_ratio.is_some_and(|l| l > max_loss)
+    }
+
     /// The path's cost if it may be chosen: latency known and loss not above
     /// `max_loss` (unknown loss counts as no evidence of loss). Unknown
     /// jitter adds nothing.
     pub fn cost(&self, max_loss: f64, jitter_weight: f64) -> Option<f64> {
         let latency = self.latency_us?;
-        if self.loss_ratio.is_some_and(|l| l > max_loss) {
+        if self.too_lossy(max_loss) {
             return None;
         }
         Some(latency + jitter_weight * self.jitter_us.unwrap_or(0.0))

@@ -523,7 +523,7 @@ fn decide(
             };
             let (latency_us, jitter_us) = match view.path_report(path.spec.id, now_ns) {
                 Freshness::Fresh(m) => {
-                    if m.loss_ratio.is_some_and(|l| l > t.max_path_loss_ratio) {
+                    if m.too_lossy(t.max_path_loss_ratio) {
                         rejections.dead_path = rejections.dead_path.saturating_add(1);
                         continue;
                     }

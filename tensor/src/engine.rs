@@ -428,14 +428,9 @@ impl<T> Engine<T> {
             icrc_countdown: 0,
             open: [0; COALESCE_SLOTS],
             paths_live: std::array::from_fn(|i| {
-                cfg.paths.get(i).map_or(
-                    PathLive {
-                        usable: false,
-                        latency_ns: 0,
-                        available_bps: 0.0,
-                    },
-                    PathLive::configured,
-                )
+                cfg.paths
+                    .get(i)
+                    .map_or_else(PathLive::default, PathLive::configured)
             }),
             cfg,
         }
@@ -448,12 +443,12 @@ impl<T> Engine<T> {
     /// enough that a report going stale is noticed (a report ages with no
     /// new view).
     pub fn observe_paths(&mut self, view: &DataplaneView, now_ns: u64) {
-        let mut now = self.paths_live;
-        PathLive::observe(&self.cfg.paths, view, now_ns, &mut now);
+        let mut observed = self.paths_live;
+        PathLive::observe(&self.cfg.paths, view, now_ns, &mut observed);
         let slots = self
             .paths_live
             .iter()
-            .zip(&now)
+            .zip(&observed)
             .zip(&self.counters.path_down);
         for ((was, is), down) in slots.take(self.cfg.paths.len()) {
             match (was.usable, is.usable) {
@@ -463,7 +458,7 @@ impl<T> Engine<T> {
             }
             down.store(u64::from(!is.usable), Relaxed);
         }
-        self.paths_live = now;
+        self.paths_live = observed;
     }
 
     /// The overlay paths as plans see them now, one per configured path.

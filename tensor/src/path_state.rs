@@ -23,8 +23,8 @@ use control::{DataplaneView, Freshness, PathId, PathMetrics};
 
 use crate::engine::OverlayPath;
 
-/// One overlay path as plans see it now.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One overlay path as plans see it now (the default: no path, unusable).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PathLive {
     /// Takes new messages.
     pub usable: bool,
@@ -60,7 +60,7 @@ impl PathLive {
                 ..configured
             },
             Freshness::Fresh(m) => PathLive {
-                usable: !m.loss_ratio.is_some_and(|l| l > max_loss_ratio),
+                usable: !m.too_lossy(max_loss_ratio),
                 // Microseconds to ns; a report is validated finite and
                 // non-negative, and the cast saturates.
                 latency_ns: m
