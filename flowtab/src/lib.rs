@@ -59,6 +59,16 @@
 //! `budget` entries from a rotating cursor, so a worker can call it every
 //! poll for a bounded cost; since entries never move, a full sweep takes
 //! `capacity / budget` calls, rounded up.
+//!
+//! A sweep that visits a fixed number of entries per call passes over the
+//! table as often as it is called, whatever the timeout: 64 entries every
+//! 100 µs sweeps a 65,536-flow table ten times a second to find flows idle
+//! for 30 s, and every visit to an entry nobody touched lately is a cache
+//! miss, taken from the packets' share of the memory system.
+//! [`Table::expire_paced`] paces the sweep by time instead: it visits
+//! the table [`SWEEPS_PER_IDLE`] times per idle timeout, however often it
+//! is called, so an idle entry goes between one and 1 + 1/[`SWEEPS_PER_IDLE`]
+//! timeouts after it was last seen.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -71,6 +81,10 @@ pub mod rss;
 /// slots with room for the empty marker, and the index stays below 2^25
 /// slots.
 pub const MAX_CAPACITY: usize = 1 << 24;
+
+/// Passes over the whole table [`Table::expire_paced`] makes per idle
+/// timeout: an entry is forgotten at most an eighth of a timeout late.
+pub const SWEEPS_PER_IDLE: u64 = 8;
 
 /// Bytes of a cache line: the unit [`Table::prefetch_entry`] names, and
 /// what entries are aligned to.
@@ -237,6 +251,11 @@ pub struct Table<K, V> {
     len: usize,
     /// Next entry the ageing sweep visits.
     cursor: usize,
+    /// Visits [`Table::expire_paced`] owes, times the idle timeout (whole
+    /// visits are made, the fraction carries over).
+    sweep_owed: u128,
+    /// When [`Table::expire_paced`] last ran.
+    swept_at_ns: u64,
     seed: u64,
 }
 
@@ -268,6 +287,8 @@ impl<K: TableKey, V: Copy> Table<K, V> {
             free,
             len: 0,
             cursor: 0,
+            sweep_owed: 0,
+            swept_at_ns: 0,
             seed,
         }
     }
@@ -594,6 +615,30 @@ impl<K: TableKey, V: Copy> Table<K, V> {
         removed
     }
 
+    /// [`Table::expire`] paced by time: visits as many entries as the time
+    /// since the last call earns at [`SWEEPS_PER_IDLE`] passes over the
+    /// table per `idle_ns`, at most `max_visits`. Time that earns more than
+    /// `max_visits` is not owed to later calls, so a late call never stalls
+    /// a poll catching up. A timeout so short that `max_visits` a call cannot
+    /// keep the pace makes the sweep as slow as [`Table::expire`] with that
+    /// budget.
+    pub fn expire_paced(
+        &mut self,
+        now_ns: u64,
+        idle_ns: u64,
+        max_visits: usize,
+        on_expire: impl FnMut(&K, &V),
+    ) -> usize {
+        let idle = u128::from(idle_ns.max(1));
+        let elapsed = u128::from(now_ns.saturating_sub(self.swept_at_ns));
+        self.swept_at_ns = self.swept_at_ns.max(now_ns);
+        let earned = elapsed * self.entries.len() as u128 * u128::from(SWEEPS_PER_IDLE);
+        self.sweep_owed = (self.sweep_owed + earned).min(idle * max_visits as u128);
+        let visits = self.sweep_owed / idle;
+        self.sweep_owed -= visits * idle;
+        self.expire(now_ns, idle_ns, visits as usize, on_expire)
+    }
+
     /// Every entry with when it was last seen, in entry order: for dumps and
     /// diagnostics, not the fast path.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V, u64)> + '_ {
@@ -698,6 +743,61 @@ mod tests {
         let mut t: Table<Key, u8> = Table::new(4, 0xdead_beef);
         t.insert(Key(1), 1, 0).unwrap();
         assert_eq!(format!("{t:?}"), "Table { len: 1, capacity: 4, .. }");
+    }
+
+    /// A full table of `cap` entries last seen at 0, swept by
+    /// `expire_paced` every `tick` ns until `until` or empty: when each
+    /// call ran and how many it removed.
+    fn paced_sweep(cap: usize, idle: u64, tick: u64, max: usize, until: u64) -> Vec<(u64, usize)> {
+        let mut t: Table<Key, u32> = Table::new(cap, 5);
+        for k in 0..cap as u64 {
+            t.insert(Key(k), 0, 0).unwrap();
+        }
+        let mut removed = Vec::new();
+        let mut now = 0;
+        while now <= until && !t.is_empty() {
+            removed.push((now, t.expire_paced(now, idle, max, |_, _| {})));
+            now += tick;
+        }
+        t.check();
+        removed
+    }
+
+    #[test]
+    fn the_paced_sweep_passes_eight_times_per_timeout_however_often_called() {
+        // 1,024 entries, 1 ms timeout, a call every µs: 1024 × 8 / 1000 =
+        // 8.192 visits a call, so the table is swept in 125 calls.
+        let (cap, idle, tick) = (1024, 1_000_000, 1_000);
+        let calls = paced_sweep(cap, idle, tick, 64, 3 * idle);
+        assert!(calls.iter().filter(|c| c.0 < idle).all(|c| c.1 == 0));
+        assert!(calls.iter().all(|c| c.1 <= 9), "never more than the pace");
+        let gone: usize = calls.iter().map(|c| c.1).sum();
+        assert_eq!(gone, cap, "everything idle went");
+        let last = calls.last().map_or(0, |c| c.0);
+        assert!(
+            (idle..=idle + idle / SWEEPS_PER_IDLE + tick).contains(&last),
+            "the last went at {last} ns, within an eighth of a timeout of it"
+        );
+        // Called a tenth as often, it visits ten times as much a call and
+        // ends at the same time (give or take one call).
+        let sparse = paced_sweep(cap, idle, 10 * tick, 640, 3 * idle);
+        let sparse_last = sparse.last().map_or(0, |c| c.0);
+        assert!(sparse_last.abs_diff(last) <= 10 * tick, "{sparse_last} vs {last}");
+    }
+
+    #[test]
+    fn a_late_paced_sweep_does_not_catch_up_beyond_its_cap() {
+        let (cap, idle) = (1024, 1_000);
+        let mut t: Table<Key, u32> = Table::new(cap, 5);
+        for k in 0..cap as u64 {
+            t.insert(Key(k), 0, 0).unwrap();
+        }
+        // A whole timeout's visits earned, many times over: one call makes 16.
+        assert_eq!(t.expire_paced(100 * idle, idle, 16, |_, _| {}), 16);
+        // And nothing more is owed.
+        assert_eq!(t.expire_paced(100 * idle, idle, 16, |_, _| {}), 0);
+        // Time going backwards earns nothing.
+        assert_eq!(t.expire_paced(idle, idle, 16, |_, _| {}), 0);
     }
 
     fn churn<K: TableKey + fmt::Debug + std::hash::Hash>(key: impl Fn(u64) -> K, seed: u64) {

@@ -62,7 +62,9 @@ use crate::splice::{FromClient, FromInstance, Segment, SpliceLimits, Splicer, Ta
 use crate::stats::{FeatureSource, FlowEvent, FragmentEvent, SpliceEvent, SteerCounters};
 use crate::{SinceReport, TrafficClass};
 
-/// Flows the ageing sweep visits per [`Engine::expire`] call.
+/// Most flows, prefixes and fragments the ageing sweeps visit per
+/// [`Engine::expire`] call. The flow sweep visits fewer: as many as keep
+/// its pace ([`flowtab::Table::expire_paced`]).
 pub const EXPIRE_BUDGET: usize = 64;
 
 /// The egress band of what no flow or class applies to (non-service
@@ -1263,7 +1265,7 @@ impl Engine {
         let mut unanswered = 0u64;
         let removed = self
             .flows
-            .expire(now_ns, self.config.flow_idle_ns, EXPIRE_BUDGET, |_, e| {
+            .expire_paced(now_ns, self.config.flow_idle_ns, EXPIRE_BUDGET, |_, e| {
                 let mut timing = e.timing;
                 match timing.on_end() {
                     Some(m) => {

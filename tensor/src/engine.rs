@@ -61,7 +61,9 @@ use crate::{
     TensorType,
 };
 
-/// QP slots the ageing sweep visits per [`Engine::housekeeping`] call.
+/// Most QP slots the ageing sweep visits per [`Engine::housekeeping`]
+/// call; it visits as many as keep its pace
+/// ([`flowtab::Table::expire_paced`]).
 pub const EXPIRE_BUDGET: usize = 64;
 /// Predictions older than this are not used (the plan falls back to the
 /// configured capacities).
@@ -999,7 +1001,7 @@ impl<T> Engine<T> {
         let counters = &self.counters;
         let removed = self
             .qps
-            .expire(now_ns, th.idle_timeout_ns, EXPIRE_BUDGET, |_, e| {
+            .expire_paced(now_ns, th.idle_timeout_ns, EXPIRE_BUDGET, |_, e| {
                 let mut flow = e.flow;
                 if let Some(t) = flow.on_tick(now_ns, &th) {
                     counters.transition(t.from, t.to);
