@@ -782,7 +782,10 @@ mod tests {
         // ends at the same time (give or take one call).
         let sparse = paced_sweep(cap, idle, 10 * tick, 640, 3 * idle);
         let sparse_last = sparse.last().map_or(0, |c| c.0);
-        assert!(sparse_last.abs_diff(last) <= 10 * tick, "{sparse_last} vs {last}");
+        assert!(
+            sparse_last.abs_diff(last) <= 10 * tick,
+            "{sparse_last} vs {last}"
+        );
     }
 
     #[test]

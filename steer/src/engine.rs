@@ -1263,21 +1263,21 @@ impl Engine {
         let mut finished: [Option<(FlowEntry, Measured)>; EXPIRE_BUDGET] = [None; EXPIRE_BUDGET];
         let mut n = 0usize;
         let mut unanswered = 0u64;
-        let removed = self
-            .flows
-            .expire_paced(now_ns, self.config.flow_idle_ns, EXPIRE_BUDGET, |_, e| {
-                let mut timing = e.timing;
-                match timing.on_end() {
-                    Some(m) => {
-                        if let Some(slot) = finished.get_mut(n) {
-                            *slot = Some((*e, m));
-                            n += 1;
+        let removed =
+            self.flows
+                .expire_paced(now_ns, self.config.flow_idle_ns, EXPIRE_BUDGET, |_, e| {
+                    let mut timing = e.timing;
+                    match timing.on_end() {
+                        Some(m) => {
+                            if let Some(slot) = finished.get_mut(n) {
+                                *slot = Some((*e, m));
+                                n += 1;
+                            }
                         }
+                        None if timing.phase == Phase::Requesting => unanswered += 1,
+                        None => {}
                     }
-                    None if timing.phase == Phase::Requesting => unanswered += 1,
-                    None => {}
-                }
-            });
+                });
         self.counters.flows_n(FlowEvent::Expired, removed as u64);
         self.counters.flows_n(FlowEvent::Unanswered, unanswered);
         for (e, m) in finished.iter().take(n).flatten() {
