@@ -695,9 +695,26 @@ impl<T> Engine<T> {
             let Some(path_id) = entry.plan.paths.get(usize::from(lane)).copied() else {
                 return Verdict::Drop(Refusal::NoPath);
             };
-            let Some(slot) = self.cfg.paths.iter().position(|p| p.id == path_id) else {
+            let Some(mut slot) = self.cfg.paths.iter().position(|p| p.id == path_id) else {
                 return Verdict::Drop(Refusal::NoPath);
             };
+            // Its path went down since the message was planned: the rest
+            // of the lane takes a path still up. Slices are sequenced per
+            // QP, not per path, so the far end reorders them as ever.
+            let down = self.paths_live.get(slot).is_some_and(|l| !l.usable);
+            if let Some(to) = down
+                .then(|| detour(&entry.plan, &self.cfg.paths, &self.paths_live))
+                .flatten()
+            {
+                if let (Some(planned), Some(p)) = (
+                    entry.plan.paths.get_mut(usize::from(lane)),
+                    self.cfg.paths.get(to),
+                ) {
+                    *planned = p.id;
+                    slot = to;
+                    self.counters.event(Event::LanesRerouted);
+                }
+            }
             let port = self.cfg.paths.get(slot).map_or(default_port, |p| p.port);
             if entry.plan.slices > 1 && (message_start || slice != entry.slice) {
                 self.counters.event(Event::Slices);
@@ -1437,6 +1454,25 @@ fn plan_for(
     let mut plan = plan_message(inputs.get(..n).unwrap_or(&[]), &msg, cfg);
     interleave_lanes(&mut plan);
     plan
+}
+
+/// Where a lane of a message under way goes when its planned path went
+/// down: another of the message's planned paths that is still up (the
+/// message stays on the paths it was planned over), else the path up with
+/// the least latency; `None` when none is up (the lane stays, as a message
+/// planned over paths all down does).
+fn detour(plan: &SlicePlan, paths: &[OverlayPath], live: &[PathLive]) -> Option<usize> {
+    let up = |slot: &usize| live.get(*slot).is_some_and(|l| l.usable);
+    plan.paths
+        .iter()
+        .take(usize::from(plan.slices))
+        .filter_map(|&id| paths.iter().position(|p| p.id == id))
+        .find(up)
+        .or_else(|| {
+            (0..paths.len())
+                .filter(up)
+                .min_by_key(|&s| live.get(s).map_or(u64::MAX, |l| l.latency_ns))
+        })
 }
 
 /// The predicted probability that node `node` (an index into the

@@ -142,10 +142,11 @@ pub enum Event {
     PathDown,
     PathUp,
     PlannedOverDownPaths,
+    LanesRerouted,
 }
 
 impl Event {
-    pub const ALL: [Event; 23] = [
+    pub const ALL: [Event; 24] = [
         Event::QpNew,
         Event::QpTableFull,
         Event::QpExpired,
@@ -169,6 +170,7 @@ impl Event {
         Event::PathDown,
         Event::PathUp,
         Event::PlannedOverDownPaths,
+        Event::LanesRerouted,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -197,6 +199,7 @@ impl Event {
             Event::PathDown => "path_down",
             Event::PathUp => "path_up",
             Event::PlannedOverDownPaths => "planned_over_down_paths",
+            Event::LanesRerouted => "lanes_rerouted",
         }
     }
 }

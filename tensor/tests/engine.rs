@@ -295,12 +295,21 @@ fn ttl_and_ecn_are_rewritten_in_place_and_the_icrc_still_verifies() {
 /// Encapsulates what `ingress` sends, as the data plane does: the header
 /// the verdict describes, prepended to the (rewritten) inner frame.
 fn overlay_frames(ingress: &mut Engine<()>, frames: &[Vec<u8>]) -> Vec<(u16, Vec<u8>)> {
+    overlay_frames_from(ingress, frames, 1_000)
+}
+
+/// [`overlay_frames`], the `i`th frame sent at `t0 + i` ns.
+fn overlay_frames_from(
+    ingress: &mut Engine<()>,
+    frames: &[Vec<u8>],
+    t0: u64,
+) -> Vec<(u16, Vec<u8>)> {
     frames
         .iter()
         .enumerate()
         .map(|(i, f)| {
             let mut inner = f.clone();
-            let s = sent(send(ingress, &mut inner, 1_000 + i as u64, 0));
+            let s = sent(send(ingress, &mut inner, t0 + i as u64, 0));
             let encap = s.encap.expect("overlaid");
             let mut hdr = vec![0; encap.header_len()];
             ingress.write_encap(&mut hdr, inner.len(), &encap).unwrap();
@@ -428,6 +437,55 @@ fn a_path_the_control_plane_reports_down_takes_no_new_message() {
     let fallback = ports(&mut e, 34, late);
     assert!(fallback[1] > 100 && fallback[2] > 100, "{fallback:?}");
     assert_eq!(c.get(Event::PlannedOverDownPaths), 1);
+}
+
+#[test]
+fn a_message_under_way_leaves_a_path_that_goes_down_and_still_arrives_in_order() {
+    let (mut ingress, ci) = engine::<()>(config(two_paths(host(201)), host(200)));
+    let (mut egress, _) = engine::<Vec<u8>>(config(two_paths(host(200)), host(201)));
+    let mut input = write(host(1), host(2), 41, 1 << 20);
+    input.push(rocev2(host(1), host(2), 41, 0x04, 1024, None, 100));
+    let half = input.len() / 2;
+    let on = |frames: &[(u16, Vec<u8>)], port| frames.iter().filter(|(p, _)| *p == port).count();
+
+    // The first half goes out over both paths, as planned.
+    let mut overlaid = overlay_frames_from(&mut ingress, &input[..half], 1_000);
+    assert!(on(&overlaid, 1) > 50 && on(&overlaid, 2) > 50);
+    // Path 1 loses 20 %: the rest of the message, lanes planned on it
+    // included, goes over path 2.
+    const SECOND: u64 = 1_000_000_000;
+    ingress.observe_paths(&view_with(&[(1, 20.0, SECOND)], SECOND), SECOND);
+    let rest = overlay_frames_from(&mut ingress, &input[half..], 1_000 + half as u64);
+    assert_eq!(on(&rest, 1), 0, "nothing more on the lossy path");
+    assert_eq!(on(&rest, 2), input.len() - half);
+    let rerouted = ci.get(Event::LanesRerouted);
+    assert!(
+        (1..=8).contains(&rerouted),
+        "each lane moved once: {rerouted}"
+    );
+    assert_eq!(ci.get(Event::MessagesSliced), 1, "not planned again");
+    overlaid.extend(rest);
+
+    // The far end puts the slices back in order, whichever path they took.
+    let frames: Vec<Vec<u8>> = overlaid.into_iter().map(|(_, f)| f).collect();
+    let (out, refused) = decapsulate(&mut egress, &frames);
+    assert!(refused.is_empty(), "{refused:?}");
+    let delivered: Vec<&Vec<u8>> = out.iter().map(|(f, _)| f).collect();
+    assert!(
+        delivered == input.iter().collect::<Vec<_>>(),
+        "byte-identical and in order"
+    );
+    assert_eq!(egress.held(), 0);
+
+    // With every path down the lanes stay where they were planned.
+    let before = ci.get(Event::LanesRerouted);
+    ingress.observe_paths(
+        &view_with(&[(1, 50.0, SECOND), (2, 50.0, SECOND)], SECOND),
+        SECOND,
+    );
+    let all_down = overlay_frames_from(&mut ingress, &write(host(1), host(2), 42, 1 << 20), 5_000);
+    assert!(on(&all_down, 1) > 100 && on(&all_down, 2) > 100);
+    assert_eq!(ci.get(Event::LanesRerouted), before);
 }
 
 #[test]
