@@ -38,7 +38,7 @@ use classifier::ipv6::Ipv6Packet;
 use classifier::{
     parse, BthOpcode, BthSummary, Ecn, FlowKey, IpProtocol, L3Kind, ParsedPacket, RocePacket,
 };
-use control::DataplaneView;
+use control::{DataplaneView, NodeId};
 
 use crate::egress::QueueMeta;
 use crate::encap::{addressed_to_overlay, encap_len, read_encap, write_encap, OverlayEndpoint};
@@ -384,8 +384,12 @@ pub struct Engine<T> {
     /// Host-side RoCEv2 packets until the next ICRC check (0: this one).
     icrc_countdown: u32,
     /// The overlay paths as the control plane last reported them
-    /// ([`Engine::observe_paths`]), one slot per configured path.
+    /// ([`Engine::observe_view`]), one slot per configured path.
     paths_live: [PathLive; MAX_PREDICTED_PATHS],
+    /// Each configured node's GPU utilisation as its last fresh
+    /// NODE_STATE reported it, 0–255 for 0–100 % (0 when it has none), for
+    /// the COMPUTE_CAPABILITY the appliance announces for its own nodes.
+    gpu_utilisation: Vec<u8>,
     /// Where a QP's open record is in `batch` (index + 1; 0: a free
     /// slot), found from the QP hash by [`COALESCE_PROBES`] probes.
     open: [u8; COALESCE_SLOTS],
@@ -429,6 +433,7 @@ impl<T> Engine<T> {
             window_end_ns: 0,
             icrc_countdown: 0,
             open: [0; COALESCE_SLOTS],
+            gpu_utilisation: vec![0; cfg.nodes.len()],
             paths_live: std::array::from_fn(|i| {
                 cfg.paths
                     .get(i)
@@ -438,13 +443,21 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Takes the overlay paths' PATH_STATE reports in `view` at `now_ns`
-    /// into the plans of messages that start from now on
-    /// ([`crate::path_state`]); a path going down or coming back is
-    /// counted. The data plane calls it when the view changes and often
-    /// enough that a report going stale is noticed (a report ages with no
-    /// new view).
-    pub fn observe_paths(&mut self, view: &DataplaneView, now_ns: u64) {
+    /// Takes `view`'s reports at `now_ns` into the engine: the overlay
+    /// paths' PATH_STATE into the plans of messages that start from now on
+    /// ([`crate::path_state`]; a path going down or coming back is
+    /// counted), and the configured nodes' NODE_STATE GPU utilisation into
+    /// the COMPUTE_CAPABILITY announced for them (0 once a report is no
+    /// longer fresh). The data plane calls it when the view changes and
+    /// often enough that a report going stale is noticed (a report ages
+    /// with no new view).
+    pub fn observe_view(&mut self, view: &DataplaneView, now_ns: u64) {
+        for (node, gpu) in self.cfg.nodes.iter().zip(self.gpu_utilisation.iter_mut()) {
+            let reported = u16::try_from(node.id)
+                .ok()
+                .and_then(|id| view.node_state(NodeId(id), now_ns).fresh()?.gpu_util);
+            *gpu = reported.map_or(0, |u| (u.clamp(0.0, 1.0) * 255.0).round() as u8);
+        }
         let mut observed = self.paths_live;
         PathLive::observe(&self.cfg.paths, view, now_ns, &mut observed);
         let slots = self
@@ -1250,7 +1263,11 @@ impl<T> Engine<T> {
             meta.capability = Some(ComputeCapabilityTlv {
                 node_id: n.id,
                 compute_weight: n.weight,
-                gpu_utilisation: 0,
+                gpu_utilisation: self
+                    .gpu_utilisation
+                    .get(usize::from(entry.source_node))
+                    .copied()
+                    .unwrap_or(0),
                 flags: 0,
             });
             return meta;

@@ -402,6 +402,43 @@ fn view_with(reports: &[(u16, f64, u64)], now_ns: u64) -> control::DataplaneView
 }
 
 #[test]
+fn the_capability_announced_for_a_local_node_carries_its_reported_gpu_utilisation() {
+    use control::{ControlState, Message, Metric, MetricType, NodeId, NodeState, Thresholds, Unit};
+    const SECOND: u64 = 1_000_000_000;
+    // Node 1 (10.10.0.1) is local: its capability goes out on the first
+    // packet of each message it sends.
+    let (mut e, _) = engine::<()>(config(two_paths(host(201)), host(200)));
+    let announced = |e: &mut Engine<()>, qpn: u32, now: u64| {
+        let mut f = rocev2(host(1), host(2), qpn, 0x04, 0, None, 100);
+        let meta = sent(send(e, &mut f, now, 0)).encap.expect("overlaid").meta;
+        meta.capability.expect("announced").gpu_utilisation
+    };
+    assert_eq!(announced(&mut e, 61, SECOND), 0, "nothing reported yet");
+    let reported = |node: u16, percent: f64| {
+        let mut state = ControlState::new(Thresholds::default());
+        let m = NodeState::new(
+            NodeId(node),
+            vec![Metric::new(
+                MetricType::GpuUtilisation,
+                Unit::Percent,
+                percent,
+            )],
+        );
+        state.apply(1, &Message::NodeState(m), SECOND);
+        state
+    };
+    e.observe_view(&reported(1, 50.0).view(1, SECOND), SECOND);
+    assert_eq!(announced(&mut e, 62, SECOND), 128, "50 % as 0-255");
+    // Another node's report is not this one's.
+    e.observe_view(&reported(2, 90.0).view(1, SECOND), SECOND);
+    assert_eq!(announced(&mut e, 63, SECOND), 0);
+    // Older than max_state_age (1 s): no longer announced.
+    let late = 2 * SECOND + 1;
+    e.observe_view(&reported(1, 50.0).view(1, late), late);
+    assert_eq!(announced(&mut e, 64, late), 0);
+}
+
+#[test]
 fn a_path_the_control_plane_reports_down_takes_no_new_message() {
     const SECOND: u64 = 1_000_000_000;
     let (mut e, c) = engine::<()>(config(two_paths(host(201)), host(200)));
@@ -419,7 +456,7 @@ fn a_path_the_control_plane_reports_down_takes_no_new_message() {
     // Path 1 loses 20 %: new messages avoid it; a lossless report of
     // path 2 changes nothing.
     let lossy = view_with(&[(1, 20.0, SECOND), (2, 0.0, SECOND)], SECOND);
-    e.observe_paths(&lossy, SECOND);
+    e.observe_view(&lossy, SECOND);
     assert_eq!(c.get(Event::PathDown), 1);
     assert!(!e.paths_live()[0].usable && e.paths_live()[1].usable);
     assert_eq!(ports(&mut e, 32, SECOND), [0, 0, 1024]);
@@ -427,13 +464,13 @@ fn a_path_the_control_plane_reports_down_takes_no_new_message() {
     // Path 1 recovers, and path 2's report goes stale (older than the
     // 1 s max_state_age): messages move to path 1.
     let late = 2 * SECOND + 1;
-    e.observe_paths(&view_with(&[(1, 0.0, late), (2, 0.0, SECOND)], late), late);
+    e.observe_view(&view_with(&[(1, 0.0, late), (2, 0.0, SECOND)], late), late);
     assert_eq!(c.get(Event::PathUp), 1);
     assert_eq!(c.get(Event::PathDown), 2);
     assert_eq!(ports(&mut e, 33, late), [0, 1024, 0]);
 
     // Both down: planned over both as configured, and counted.
-    e.observe_paths(&view_with(&[(1, 50.0, late), (2, 50.0, late)], late), late);
+    e.observe_view(&view_with(&[(1, 50.0, late), (2, 50.0, late)], late), late);
     let fallback = ports(&mut e, 34, late);
     assert!(fallback[1] > 100 && fallback[2] > 100, "{fallback:?}");
     assert_eq!(c.get(Event::PlannedOverDownPaths), 1);
@@ -454,7 +491,7 @@ fn a_message_under_way_leaves_a_path_that_goes_down_and_still_arrives_in_order()
     // Path 1 loses 20 %: the rest of the message, lanes planned on it
     // included, goes over path 2.
     const SECOND: u64 = 1_000_000_000;
-    ingress.observe_paths(&view_with(&[(1, 20.0, SECOND)], SECOND), SECOND);
+    ingress.observe_view(&view_with(&[(1, 20.0, SECOND)], SECOND), SECOND);
     let rest = overlay_frames_from(&mut ingress, &input[half..], 1_000 + half as u64);
     assert_eq!(on(&rest, 1), 0, "nothing more on the lossy path");
     assert_eq!(on(&rest, 2), input.len() - half);
@@ -479,7 +516,7 @@ fn a_message_under_way_leaves_a_path_that_goes_down_and_still_arrives_in_order()
 
     // With every path down the lanes stay where they were planned.
     let before = ci.get(Event::LanesRerouted);
-    ingress.observe_paths(
+    ingress.observe_view(
         &view_with(&[(1, 50.0, SECOND), (2, 50.0, SECOND)], SECOND),
         SECOND,
     );

@@ -88,10 +88,10 @@ impl TensorShared {
     }
 }
 
-/// How often a worker looks at its paths' reports again when no new view
-/// came: a report's age is checked against `max_state_age` (1 s by
-/// default) to this precision.
-const PATHS_RECHECK_NS: u64 = 1_000_000;
+/// How often a worker looks at its paths' and nodes' reports again when no
+/// new view came: a report's age is checked against `max_state_age` (1 s
+/// by default) to this precision.
+const VIEW_RECHECK_NS: u64 = 1_000_000;
 
 /// How many packets ahead to prefetch.
 const PREFETCH_AHEAD: usize = 3;
@@ -187,9 +187,9 @@ pub struct TensorWorker<'a> {
     roce: Vec<Option<RocePacket>>,
     /// This worker's TX queue on every port.
     queue: u16,
-    /// The control-plane view the overlay paths were last observed in,
-    /// and when (`Engine::observe_paths`).
-    paths_seen: (u64, u64),
+    /// The control-plane view the overlay paths and nodes were last
+    /// observed in, and when (`Engine::observe_view`).
+    view_seen: (u64, u64),
 }
 
 impl<'a> TensorWorker<'a> {
@@ -243,18 +243,18 @@ impl<'a> TensorWorker<'a> {
             ],
             roce: vec![None; MAX_BURST],
             queue: conf.queue(),
-            paths_seen: (0, 0),
+            view_seen: (0, 0),
         }
     }
 
-    /// Takes the control plane's path reports into new messages' plans
-    /// when the view changed, and at least every [`PATHS_RECHECK_NS`]
+    /// Takes the control plane's path and node reports into the engine
+    /// when the view changed, and at least every [`VIEW_RECHECK_NS`]
     /// (a report goes stale with no new view).
-    fn observe_paths(&mut self, v: &PublishedView, now_ns: u64) {
-        let (version, at_ns) = self.paths_seen;
-        if v.version != version || now_ns.saturating_sub(at_ns) >= PATHS_RECHECK_NS {
-            self.engine.observe_paths(&v.view, now_ns);
-            self.paths_seen = (v.version, now_ns);
+    fn observe_view(&mut self, v: &PublishedView, now_ns: u64) {
+        let (version, at_ns) = self.view_seen;
+        if v.version != version || now_ns.saturating_sub(at_ns) >= VIEW_RECHECK_NS {
+            self.engine.observe_view(&v.view, now_ns);
+            self.view_seen = (v.version, now_ns);
         }
     }
 
@@ -537,7 +537,7 @@ impl Pipeline for TensorWorker<'_> {
         arrival: Arrival,
     ) {
         if let Some(v) = tick.view {
-            self.observe_paths(v, tick.now_ns);
+            self.observe_view(v, tick.now_ns);
         }
         self.process_burst(route, burst, tick.now_ns, arrival);
     }
