@@ -57,15 +57,26 @@ pub struct ModelConfig {
     pub p0: f64,
     /// EWMA smoothing factor of the decode time per token, 0 < α ≤ 1.
     pub ewma_alpha: f64,
+    /// How far each observation moves a TTFT coefficient whose feature it
+    /// holds as 0 back towards the prior, 0 ≤ r < 1
+    /// ([`crate::Rls::with_relaxation`]): the queue term for a request
+    /// that found no queue (and the prompt term for one whose prompt was
+    /// all cached). A node that seldom reports a queue so keeps about the
+    /// prior's `per_queued_request_us` rather than what its few queued
+    /// requests suggested.
+    pub prior_relaxation: f64,
 }
 
 impl Default for ModelConfig {
-    /// λ = 0.99 (≈ 100 requests of memory), p0 = 10, α = 0.05.
+    /// λ = 0.99 (≈ 100 requests of memory), p0 = 10, α = 0.05, prior
+    /// relaxation 0.02 (about 50 queue-less requests to relax the queue
+    /// term).
     fn default() -> Self {
         Self {
             lambda: 0.99,
             p0: 10.0,
             ewma_alpha: 0.05,
+            prior_relaxation: 0.02,
         }
     }
 }
@@ -167,7 +178,8 @@ impl InstanceModel {
         ];
         Ok(Self {
             prior,
-            ttft: Rls::new(config.lambda, theta0, config.p0)?,
+            ttft: Rls::new(config.lambda, theta0, config.p0)?
+                .with_relaxation(config.prior_relaxation)?,
             decode_us_per_token: Ewma::with_initial(config.ewma_alpha, decode_us)?,
             ttft_error: ErrorTracker::new(),
             completion_error: ErrorTracker::new(),

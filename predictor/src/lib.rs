@@ -44,4 +44,4 @@ pub use ewma::{Ewma, EwmaVar};
 pub use instance::{InstanceModel, InstancePrior, ModelConfig, Observation, Prediction};
 pub use param_error::ParamError;
 pub use period::{HistoryError, PeriodDetector};
-pub use rls::{Rls, DEFAULT_TRACE_FACTOR};
+pub use rls::{Rls, DEFAULT_TRACE_FACTOR, RELAX_AFTER_UNEXCITED};

@@ -22,6 +22,8 @@ pub enum ParamError {
     Initial,
     /// The EWMA smoothing factor α must satisfy 0 < α ≤ 1.
     Alpha,
+    /// The relaxation towards the prior must satisfy 0 ≤ r < 1.
+    Relaxation,
     /// A field of an [`InstancePrior`](crate::InstancePrior) is out of range;
     /// the name of the field is given.
     Prior(&'static str),
@@ -37,6 +39,7 @@ impl fmt::Display for ParamError {
             }
             ParamError::Initial => f.write_str("initial values must be finite"),
             ParamError::Alpha => f.write_str("EWMA alpha must be in (0, 1]"),
+            ParamError::Relaxation => f.write_str("relaxation must be in [0, 1)"),
             ParamError::Prior(field) => write!(f, "prior field `{field}` is out of range"),
         }
     }

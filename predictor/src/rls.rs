@@ -34,8 +34,31 @@
 //!   non-positive, `P` is reset to `p0·I`. θ is kept: a reset only means
 //!   "be as open to new data as at the start", it does not forget the fit.
 //!   Resets are counted.
+//! - A coefficient seldom excited rests on its prior
+//!   ([`Rls::with_relaxation`]). Forgetting cannot age out what a few
+//!   samples taught a coefficient whose feature is 0 in every later sample:
+//!   those samples say nothing about it, so it keeps whatever value the few
+//!   left it, however unlike the rest of the data. The steering models'
+//!   queue term is one: a node that seldom reports a queue has it fitted
+//!   from a handful of requests that waited for a batch slot, and between
+//!   two identical nodes it was seen to settle at 133 ms on one and 27 ms on
+//!   the other, so that any queue on the first sent every short request to
+//!   the second. With a relaxation `r`, once a coefficient's feature has
+//!   been 0 in [`RELAX_AFTER_UNEXCITED`] samples in a row, each further such
+//!   sample decouples it from the others in `P` (or the samples would keep
+//!   moving it through its covariance with the coefficients they teach)
+//!   and moves it `r` of the way back to its initial value: stabilised
+//!   forgetting towards a prior. A feature that is 0 only now and then
+//!   (an empty queue among busy ones) never relaxes its coefficient, and
+//!   the first sample that excites it again is fitted as before.
 
 use crate::ParamError;
+
+/// Accepted samples in a row holding a feature as 0 after which its
+/// coefficient relaxes towards its initial value ([`Rls::with_relaxation`]):
+/// long enough that a feature which is 0 only now and then (an empty queue
+/// among busy ones) never triggers it.
+pub const RELAX_AFTER_UNEXCITED: u32 = 16;
 
 /// Default covariance trace bound, as a multiple of the initial trace `N·p0`.
 pub const DEFAULT_TRACE_FACTOR: f64 = 1.0e3;
@@ -50,6 +73,12 @@ pub struct Rls<const N: usize> {
     lambda: f64,
     p0: f64,
     max_trace: f64,
+    /// Where each coefficient relaxes towards (the initial θ), by how much
+    /// per sample once relaxing (0: never), and how many accepted samples
+    /// in a row have held each one's feature as 0.
+    anchor: [f64; N],
+    relaxation: f64,
+    unexcited: [u32; N],
     samples: u64,
     rejected: u64,
     resets: u64,
@@ -100,6 +129,9 @@ impl<const N: usize> Rls<N> {
             lambda,
             p0,
             max_trace,
+            anchor: theta0,
+            relaxation: 0.0,
+            unexcited: [0; N],
             samples: 0,
             rejected: 0,
             resets: 0,
@@ -113,6 +145,18 @@ impl<const N: usize> Rls<N> {
             return Err(ParamError::MaxTrace);
         }
         self.max_trace = max_trace;
+        Ok(self)
+    }
+
+    /// Relaxes a coefficient by `relaxation` (in `[0, 1)`) of the way back
+    /// to its initial value in every accepted sample once its feature has
+    /// been 0 for [`RELAX_AFTER_UNEXCITED`] samples in a row (see the module
+    /// documentation). 0, the default, never does.
+    pub fn with_relaxation(mut self, relaxation: f64) -> Result<Self, ParamError> {
+        if !(0.0..1.0).contains(&relaxation) {
+            return Err(ParamError::Relaxation);
+        }
+        self.relaxation = relaxation;
         Ok(self)
     }
 
@@ -134,11 +178,48 @@ impl<const N: usize> Rls<N> {
                 if reset {
                     self.resets = self.resets.saturating_add(1);
                 }
+                self.relax(x);
                 true
             }
             None => {
                 self.rejected = self.rejected.saturating_add(1);
                 false
+            }
+        }
+    }
+
+    /// Stabilised forgetting, after an accepted sample `x` (see the module
+    /// documentation): a coefficient whose feature the last
+    /// [`RELAX_AFTER_UNEXCITED`] samples all held as 0 is decoupled from
+    /// the others in P, so that the samples saying nothing about it stop
+    /// moving it through its covariance with the coefficients they do
+    /// teach, and moves `relaxation` of the way back to its initial value.
+    /// Finite in, finite out: `relaxation` is in `[0, 1)`.
+    fn relax(&mut self, x: &[f64; N]) {
+        if self.relaxation == 0.0 {
+            return;
+        }
+        for i in 0..N {
+            let (Some(idle), Some(&xi)) = (self.unexcited.get_mut(i), x.get(i)) else {
+                continue;
+            };
+            *idle = if xi == 0.0 { idle.saturating_add(1) } else { 0 };
+            if *idle < RELAX_AFTER_UNEXCITED {
+                continue;
+            }
+            for (j, row) in self.p.iter_mut().enumerate() {
+                if j == i {
+                    for (k, cell) in row.iter_mut().enumerate() {
+                        if k != i {
+                            *cell = 0.0;
+                        }
+                    }
+                } else if let Some(cell) = row.get_mut(i) {
+                    *cell = 0.0;
+                }
+            }
+            if let (Some(t), Some(&anchor)) = (self.theta.get_mut(i), self.anchor.get(i)) {
+                *t += self.relaxation * (anchor - *t);
             }
         }
     }

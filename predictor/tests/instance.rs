@@ -243,4 +243,66 @@ fn constructor_validates_prior_and_config() {
         .unwrap_err(),
         ParamError::Alpha
     );
+    assert_eq!(
+        InstanceModel::new(
+            PRIOR,
+            ModelConfig {
+                prior_relaxation: 1.0,
+                ..cfg
+            }
+        )
+        .unwrap_err(),
+        ParamError::Relaxation
+    );
+}
+
+/// A node that answers as `PRIOR` says, except that a few requests found a
+/// fraction of a queue and waited 60 ms for a batch slot; then 300 found
+/// none. Its queue term afterwards.
+fn queue_term_after_a_few_waits(config: ModelConfig) -> (f64, f64) {
+    let mut m = InstanceModel::new(PRIOR, config).unwrap();
+    let observe = |m: &mut InstanceModel, prompt: u32, queue: f64, extra_us: f64| {
+        let p = m.predict(prompt, 0, queue);
+        let (ttft, _) = analytical(&PRIOR, prompt, 0, 0.0);
+        assert!(m.observe(&Observation {
+            prompt_tokens: prompt,
+            output_tokens: 0,
+            queue_len: queue,
+            predicted_compute_ttft_us: p.compute_ttft_us,
+            observed_compute_ttft_us: ttft + extra_us,
+            predicted_completion_us: None,
+            observed_completion_us: None,
+        }));
+    };
+    for i in 0..10 {
+        observe(&mut m, 100 + 50 * i, 0.5, 60_000.0);
+    }
+    let after_waits = m.ttft_coefficients()[2];
+    for i in 0..300 {
+        observe(&mut m, 100 + 10 * (i % 50), 0.0, 0.0);
+    }
+    (after_waits, m.ttft_coefficients()[2])
+}
+
+#[test]
+fn a_queue_term_taught_by_a_few_waits_returns_to_the_prior_when_queues_stop() {
+    // The waits teach a queue cost above the prior's 30 ms.
+    let without = ModelConfig {
+        prior_relaxation: 0.0,
+        ..ModelConfig::default()
+    };
+    let (taught, kept) = queue_term_after_a_few_waits(without);
+    assert!(taught > 40_000.0, "{taught}");
+    // Without relaxation the queue-less requests, which say nothing about
+    // the queue, drive it further still: as they correct the base the
+    // waits were partly put down to, P's coupling of the two hands the
+    // waits to the queue term (the eval's 133 ms, docs/performance.md).
+    assert!(kept > 100_000.0, "{taught} -> {kept}");
+    // With the default, the same requests bring it back to the prior.
+    let (taught, relaxed) = queue_term_after_a_few_waits(ModelConfig::default());
+    assert!(taught > 40_000.0, "{taught}");
+    assert!(
+        (relaxed - PRIOR.per_queued_request_us).abs() < 1_000.0,
+        "{taught} -> {relaxed}"
+    );
 }

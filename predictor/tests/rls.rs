@@ -120,3 +120,59 @@ fn covariance_wind_up_is_capped_by_a_reset() {
     // After a reset θ is kept, only P goes back to p0·I.
     assert!(rls.theta().iter().all(|t| t.is_finite()));
 }
+
+/// Fits `y = 1 + 10·x₁` from samples that excite x₁, then feeds `n` samples
+/// with x₁ = 0 that say only `y = 1`: θ₁ after them.
+fn theta1_after_unexcited(relaxation: f64, n: usize) -> f64 {
+    let mut rls = Rls::new(0.99, [0.0, 2.0], 10.0)
+        .unwrap()
+        .with_relaxation(relaxation)
+        .unwrap();
+    for i in 0..200 {
+        let x1 = f64::from(i % 5 + 1);
+        assert!(rls.update(&[1.0, x1], 1.0 + 10.0 * x1));
+    }
+    assert!((rls.theta()[1] - 10.0).abs() < 0.01, "{:?}", rls.theta());
+    for _ in 0..n {
+        assert!(rls.update(&[1.0, 0.0], 1.0));
+    }
+    assert!((rls.theta()[0] - 1.0).abs() < 0.01, "{:?}", rls.theta());
+    rls.theta()[1]
+}
+
+#[test]
+fn a_coefficient_no_longer_excited_relaxes_to_its_initial_value() {
+    // Without relaxation nothing moves θ₁ once x₁ is always 0.
+    assert!((theta1_after_unexcited(0.0, 300) - 10.0).abs() < 0.01);
+    // With 2% a sample from the 16th on: (1 − 0.02)^284 ≈ 0.3% of the way
+    // from 10 to the initial 2 is left.
+    let relaxed = theta1_after_unexcited(0.02, 300);
+    assert!((relaxed - 2.0).abs() < 0.05, "{relaxed}");
+    // A coefficient that keeps being excited stays where the data put it.
+    let mut rls = Rls::new(0.99, [0.0, 2.0], 10.0)
+        .unwrap()
+        .with_relaxation(0.02)
+        .unwrap();
+    for i in 0..500 {
+        let x1 = f64::from(i % 5 + 1);
+        assert!(rls.update(&[1.0, x1], 1.0 + 10.0 * x1));
+    }
+    let theta = rls.theta();
+    assert!(
+        (theta[0] - 1.0).abs() < 1e-3 && (theta[1] - 10.0).abs() < 1e-3,
+        "{theta:?}"
+    );
+}
+
+#[test]
+fn relaxation_outside_zero_to_one_is_refused() {
+    for r in [-0.1, 1.0, f64::NAN] {
+        assert_eq!(
+            Rls::new(0.99, [0.0; 2], 1.0)
+                .unwrap()
+                .with_relaxation(r)
+                .unwrap_err(),
+            ParamError::Relaxation
+        );
+    }
+}
