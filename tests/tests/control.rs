@@ -342,18 +342,33 @@ fn run_between_veths(ns: &Netns, cfg: &Path, json: &Path, tag: &str) -> Running 
 fn replay(ns: &Netns, tag: &str, pcap: &Path, count: usize, rate_pps: u32) {
     let mut gen_eal = eal_args(tag, &["net_af_packet0,iface=gA".into()]);
     gen_eal.extend(["--main-lcore".into(), "1".into()]);
-    let out = ns
-        .command(&bin_under_test("pktgen"))
-        .args(["send", "--pcap"])
-        .arg(pcap)
-        .args(["--tx-port", "0", "--rx-port", "0", "--count"])
-        .arg(count.to_string())
-        .arg("--rate-pps")
-        .arg(rate_pps.to_string())
-        .args(["--duration", "5", "--drain-ms", "200", "--"])
-        .args(&gen_eal)
-        .output()
-        .unwrap();
+    let send = || {
+        ns.command(&bin_under_test("pktgen"))
+            .args(["send", "--pcap"])
+            .arg(pcap)
+            .args(["--tx-port", "0", "--rx-port", "0", "--count"])
+            .arg(count.to_string())
+            .arg("--rate-pps")
+            .arg(rate_pps.to_string())
+            .args(["--duration", "5", "--drain-ms", "200", "--"])
+            .args(&gen_eal)
+            .output()
+            .unwrap()
+    };
+    // DPDK's af_packet PMD names its fanout group (pid ^ ifindex) & 0xffff,
+    // and the kernel refuses (EINVAL) a group id that the appliance's own
+    // af_packet ports in this namespace already hold for another device:
+    // a pid a few numbers after the appliance's can collide. A new process
+    // draws a new pid; the failure is at device probe, before any frame.
+    let mut out = send();
+    for _ in 0..3 {
+        if out.status.success()
+            || !String::from_utf8_lossy(&out.stderr).contains("could not set PACKET_FANOUT")
+        {
+            break;
+        }
+        out = send();
+    }
     assert!(
         out.status.success(),
         "pktgen {tag}: {}",
