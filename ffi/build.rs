@@ -110,6 +110,7 @@ fn main() {
         .allowlist_var("RTE_PKTMBUF_HEADROOM")
         .allowlist_var("RTE_ETH_NAME_MAX_LEN")
         .allowlist_var("RTE_ETH_MQ_RX_RSS_FLAG")
+        .allowlist_var("RTE_MBUF_F_RX_IP_CKSUM_.*")
         .allowlist_var("SOCKET_ID_ANY")
         .derive_default(true)
         .derive_debug(false)

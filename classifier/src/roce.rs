@@ -110,6 +110,14 @@ impl RocePacket {
 /// caller then uses [`crate::parse()`]). Never panics, never allocates.
 #[inline]
 pub fn walk(frame: &[u8]) -> Option<RocePacket> {
+    walk_received(frame, false)
+}
+
+/// [`walk`] for a received frame: `nic_verified`, the receiving NIC
+/// verified its IPv4 header checksum (DPDK's
+/// `RTE_MBUF_F_RX_IP_CKSUM_GOOD`), which is then not verified again.
+#[inline]
+pub fn walk_received(frame: &[u8], nic_verified: bool) -> Option<RocePacket> {
     if frame.len() > MAX_FRAME_LEN {
         return None;
     }
@@ -126,7 +134,7 @@ pub fn walk(frame: &[u8]) -> Option<RocePacket> {
     }
     let l3 = frame.get(l3_offset..)?;
     match ethertype {
-        EtherType::IPV4 => walk_ipv4(l3, l3_offset),
+        EtherType::IPV4 => walk_ipv4(l3, l3_offset, nic_verified),
         EtherType::IPV6 => walk_ipv6(l3, l3_offset),
         // A third tag, ARP, anything else.
         _ => None,
@@ -134,13 +142,13 @@ pub fn walk(frame: &[u8]) -> Option<RocePacket> {
 }
 
 #[inline]
-fn walk_ipv4(l3: &[u8], l3_offset: usize) -> Option<RocePacket> {
+fn walk_ipv4(l3: &[u8], l3_offset: usize, nic_verified: bool) -> Option<RocePacket> {
     const HDR: usize = Ipv4Packet::<&[u8]>::MIN_HEADER_LEN;
     let ip = Ipv4Packet::new_checked(l3).ok()?;
     if ip.header_len() != HDR || ip.protocol() != IpProtocol::UDP || ip.is_fragment() {
         return None;
     }
-    if !ip.verify_checksum() {
+    if !(nic_verified || ip.verify_checksum()) {
         return None;
     }
     let addresses = FlowKey::v4(ip.src_addr(), ip.dst_addr(), IpProtocol::UDP, 0, 0);
@@ -299,6 +307,20 @@ mod tests {
             assert_eq!(w.key.dest_qpn, Some(0x42));
             assert!(w.icrc_layout().is_some());
         }
+    }
+
+    /// As for the flow walk: a checksum the NIC verified is not verified
+    /// again.
+    #[test]
+    fn a_checksum_the_nic_verified_is_not_verified_again() {
+        let good = v4_frame(0, 0x06, true, 64);
+        assert_eq!(walk_received(&good, true), walk(&good));
+        assert!(walk(&good).is_some());
+        let mut wrong = good.clone();
+        wrong[25] ^= 0x01; // the IPv4 header checksum's low byte
+        assert_eq!(walk(&wrong), None);
+        assert_eq!(walk_received(&wrong, false), None);
+        assert_eq!(walk_received(&wrong, true), walk(&good));
     }
 
     #[test]

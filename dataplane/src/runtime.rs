@@ -223,6 +223,9 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
                 "intellinode: {label}: RSS cannot deliver each flow to its owner ({why}); packets of other workers' flows are handed over"
             );
         }
+        if port.ip_checksum_offload() {
+            eprintln!("intellinode: {label}: the NIC verifies IPv4 header checksums");
+        }
         ports.push(port);
     }
 
@@ -372,9 +375,15 @@ pub fn run(opts: &RunOptions) -> Result<StatsReport> {
     // count at the end shows what the pipeline kept.
     let mbufs_in_use_at_start = pool.in_use();
     for (q, (&lcore, c)) in workers.iter().zip(&counters).enumerate() {
+        let mut routes = routes_for_queue(&config, q as u16);
+        for r in &mut routes {
+            r.nic_checks_ipv4 = ports
+                .iter()
+                .any(|p| p.id() == r.rx_port && p.ip_checksum_offload());
+        }
         let conf = WorkerConf {
             lcore,
-            routes: routes_for_queue(&config, q as u16),
+            routes,
             burst_size: usize::from(config.burst_size),
             idle_sleep: Duration::from_micros(u64::from(config.idle_sleep_us)),
             counters: Arc::clone(c),
@@ -619,6 +628,7 @@ fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
                     rx_port: PortId(rx),
                     tx_port: PortId(tx),
                     queue,
+                    nic_checks_ipv4: false,
                 })
                 .collect();
         }
@@ -632,6 +642,7 @@ fn routes_for_queue(config: &Config, queue: u16) -> Vec<QueueRoute> {
             rx_port: PortId(rx),
             tx_port: PortId(config.peer_of(rx).unwrap_or(unpaired_to)),
             queue,
+            nic_checks_ipv4: false,
         })
         .collect()
 }

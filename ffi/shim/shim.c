@@ -45,3 +45,4 @@ uint64_t shim_rss_hf_tcp(void) { return RTE_ETH_RSS_TCP; }
 uint64_t shim_rss_hf_l3(void) { return RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 | RTE_ETH_RSS_IPV6 | RTE_ETH_RSS_FRAG_IPV6; }
 uint64_t shim_rss_hf_l3_src_only(void) { return RTE_ETH_RSS_L3_SRC_ONLY; }
 uint64_t shim_rss_hf_l3_dst_only(void) { return RTE_ETH_RSS_L3_DST_ONLY; }
+uint64_t shim_rx_offload_ipv4_cksum(void) { return RTE_ETH_RX_OFFLOAD_IPV4_CKSUM; }

@@ -46,5 +46,7 @@ uint64_t shim_rss_hf_tcp(void);
 uint64_t shim_rss_hf_l3(void);
 uint64_t shim_rss_hf_l3_src_only(void);
 uint64_t shim_rss_hf_l3_dst_only(void);
+/* The receive offload that verifies IPv4 header checksums (an RTE_BIT64() too). */
+uint64_t shim_rx_offload_ipv4_cksum(void);
 
 #endif

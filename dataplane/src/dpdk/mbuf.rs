@@ -171,6 +171,27 @@ impl Mbuf {
         // SAFETY: valid mbuf.
         PortId(unsafe { (*self.0.as_ptr()).port })
     }
+
+    /// The receiving NIC verified the frame's IPv4 header checksum (never,
+    /// on a port without the offload). Not inlined: inlined, the compiler
+    /// read the flags of every packet, offload or not, to spare a branch
+    /// the port's setting makes predictable.
+    #[inline(never)]
+    pub fn rx_ip_checksum_good(&self) -> bool {
+        // SAFETY: valid mbuf.
+        ip_checksum_good(unsafe { (*self.0.as_ptr()).ol_flags })
+    }
+}
+
+/// Whether an mbuf's receive flags say the IPv4 header checksum was
+/// verified: `GOOD` alone. `BAD`, `UNKNOWN` and `NONE` (both bits: the
+/// header is intact but its checksum field is not right, as some virtual
+/// NICs report, which a NAT's incremental update cannot patch into a right
+/// one) leave the check to software, which refuses what is wrong.
+#[inline]
+pub fn ip_checksum_good(ol_flags: u64) -> bool {
+    ol_flags & u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_MASK)
+        == u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
 }
 
 impl Drop for Mbuf {
@@ -372,5 +393,28 @@ impl Drop for Drain<'_> {
 impl Drop for MbufBurst {
     fn drop(&mut self) {
         self.free_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DPDK's two IP checksum bits, as DPDK 22.11 defines them: only
+    /// `GOOD` alone is a verified header; the other receive flags do not
+    /// matter.
+    #[test]
+    fn only_good_receive_flags_are_a_verified_header() {
+        const BAD: u64 = 1 << 4;
+        const GOOD: u64 = 1 << 7;
+        assert_eq!(u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_BAD), BAD);
+        assert_eq!(u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD), GOOD);
+        let other = 1 << 1 | 1 << 3 | 1 << 8; // RSS hash, L4 bad, L4 good
+        for noise in [0, other] {
+            assert!(!ip_checksum_good(noise), "UNKNOWN");
+            assert!(ip_checksum_good(noise | GOOD), "GOOD");
+            assert!(!ip_checksum_good(noise | BAD), "BAD");
+            assert!(!ip_checksum_good(noise | GOOD | BAD), "NONE");
+        }
     }
 }

@@ -47,6 +47,10 @@ pub struct QueueRoute {
     /// The worker's queue index, used on both ports: queue `q` of every port
     /// belongs to worker `q`, so no two workers share a queue.
     pub queue: u16,
+    /// The RX port's NIC verifies IPv4 header checksums: its verdict is in
+    /// each mbuf ([`crate::dpdk::Mbuf::rx_ip_checksum_good`]); without the
+    /// offload there is nothing to read.
+    pub nic_checks_ipv4: bool,
 }
 
 /// Everything a worker lcore needs, built before launch.

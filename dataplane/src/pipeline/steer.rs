@@ -569,7 +569,8 @@ impl Pipeline for SteerPipeline<'_> {
             let Some(m) = packets.get(i) else { continue };
             // Read while the mbuf's header is in the cache for `data`.
             *len = m.pkt_len();
-            flow_walk::walk_into(m.data(), w);
+            let nic_verified = route.nic_checks_ipv4 && m.rx_ip_checksum_good();
+            flow_walk::walk_into(m.data(), nic_verified, w);
             if w.is_none() {
                 *slot = parse(m.data());
             }

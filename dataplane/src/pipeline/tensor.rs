@@ -304,7 +304,8 @@ impl<'a> TensorWorker<'a> {
                     // The RoCEv2 walk; a frame it does not cover gets the
                     // full parse, which decides. Either way a packet
                     // without a QP goes best effort, like an unparsed one.
-                    *r = classifier::roce::walk(m.data()).or_else(|| {
+                    let nic_verified = route.nic_checks_ipv4 && m.rx_ip_checksum_good();
+                    *r = classifier::roce::walk_received(m.data(), nic_verified).or_else(|| {
                         parse(m.data())
                             .ok()
                             .as_ref()
